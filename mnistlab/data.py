@@ -1,0 +1,158 @@
+"""MNIST as the lesson loads it (torchvision + DataLoader) and a fast in-memory path.
+
+The lesson's pipeline decodes every image through PIL, one at a time. The fast path keeps each
+split once as a uint8 tensor and normalizes whole batches at once, giving the same values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+from mnistlab.errors import DataError
+
+MEAN, STD = 0.5, 0.5
+DEFAULT_ROOT = Path("~/.pytorch/MNIST_data/")
+CLASSES = tuple(range(10))
+
+# Exactly the lesson's transform: to [0, 1], then to [-1, 1].
+transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data folder: the argument, else $MNISTLAB_DATA, else the lesson's ~/.pytorch/MNIST_data/."""
+    if root is None:
+        root = os.environ.get("MNISTLAB_DATA") or DEFAULT_ROOT
+    return Path(root).expanduser()
+
+
+def _fix_hint(root: Path) -> str:
+    return (
+        f"Put the four MNIST files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        f"t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) in {root / 'MNIST' / 'raw'}, "
+        f"or set MNISTLAB_DATA to a folder that holds MNIST/raw/, or connect to the internet "
+        f"so they can be downloaded."
+    )
+
+
+def load_dataset(train: bool = True, root=None, download: bool = True) -> datasets.MNIST:
+    """torchvision's MNIST with the lesson's transform; downloads when missing and possible."""
+    root = data_root(root)
+    split = "training" if train else "test"
+    try:
+        ds = datasets.MNIST(root, train=train, download=download, transform=transform)
+    except RuntimeError as e:
+        if "not found" in str(e).lower():
+            raise DataError(f"The MNIST {split} files are not in {root}. {_fix_hint(root)}") from e
+        raise DataError(f"The MNIST {split} files in {root} could not be read ({e}). "
+                        f"Replace them with the original files. {_fix_hint(root)}") from e
+    except (OSError, ValueError, AssertionError) as e:
+        # Download failures (no network) and damaged files both end up here.
+        if not _raw_files_present(root, train):
+            raise DataError(f"The MNIST {split} files are not in {root} and could not be "
+                            f"downloaded ({type(e).__name__}: {e}). {_fix_hint(root)}") from e
+        raise DataError(f"The MNIST {split} files in {root} are damaged ({e or type(e).__name__}). "
+                        f"Replace them with the original files. {_fix_hint(root)}") from e
+    if len(ds.data) != len(ds.targets):
+        raise DataError(f"The MNIST {split} files in {root} disagree: {len(ds.data)} images but "
+                        f"{len(ds.targets)} labels. Replace them with the original files.")
+    return ds
+
+
+def _raw_files(root: Path, train: bool) -> list[Path]:
+    prefix = "train" if train else "t10k"
+    raw = root / "MNIST" / "raw"
+    return [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
+
+
+def _raw_files_present(root: Path, train: bool) -> bool:
+    return all(p.exists() for p in _raw_files(root, train))
+
+
+def trainloader(root=None, batch_size: int = 64, shuffle: bool = True, train: bool = True) -> DataLoader:
+    """The lesson's loader: `DataLoader(trainset, batch_size=64, shuffle=True)`."""
+    return DataLoader(load_dataset(train, root), batch_size=batch_size, shuffle=shuffle)
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split held once in memory: images (N, 28, 28) uint8, labels (N,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    train: bool
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        return f"Split({'train' if self.train else 'test'}, {len(self)} images)"
+
+    def normalized(self, index, device="cpu") -> torch.Tensor:
+        """Images at `index` as the lesson's transform gives them: (B, 1, 28, 28) float in [-1, 1]."""
+        return normalize(self.images[index].to(device))
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=10).tolist()
+
+
+def normalize(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 28, 28) to float (B, 1, 28, 28), computed as ToTensor + Normalize((0.5,), (0.5,))."""
+    x = images_u8.unsqueeze(-3).to(torch.float32).div_(255)
+    return x.sub_(MEAN).div_(STD)
+
+
+def load_split(train: bool = True, root=None, download: bool = True) -> Split:
+    """The fast path's source: torchvision reads the files, we keep its uint8 tensors."""
+    ds = load_dataset(train, root, download)
+    images, labels = ds.data, ds.targets.to(torch.int64)
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (28, 28):
+        raise DataError(f"The MNIST files in {data_root(root)} do not hold 28×28 8-bit images "
+                        f"(found {tuple(images.shape)}, {images.dtype}). Replace them with the originals.")
+    return Split(images.contiguous(), labels.contiguous(), train)
+
+
+class FastLoader:
+    """Batches like the lesson's `trainloader`, from a `Split` in memory.
+
+    Each pass draws a new permutation from its own seeded generator, so the same seed gives the
+    same batches in the same order on every machine, and visitors never share random state.
+    """
+
+    def __init__(self, split: Split, batch_size: int = 64, shuffle: bool = True, seed: int = 0,
+                 device="cpu", drop_last: bool = False):
+        if not 1 <= int(batch_size) <= len(split):
+            raise DataError(f"Batch size must be between 1 and {len(split)}; got {batch_size}.")
+        self.split, self.batch_size, self.shuffle = split, int(batch_size), shuffle
+        self.device, self.drop_last = torch.device(device), drop_last
+        self.generator = torch.Generator().manual_seed(int(seed))
+        # Copy the split to the device once; batches then never cross the bus.
+        if self.device.type == "cpu":
+            self._images, self._labels = split.images, split.labels
+        else:
+            self._images = split.images.to(self.device)
+            self._labels = split.labels.to(self.device)
+
+    def __len__(self) -> int:
+        n = len(self.split)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.split)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+        else:
+            order = None
+        for b in range(len(self)):
+            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            if order is None:
+                images, labels = self._images[lo:hi], self._labels[lo:hi]
+            else:
+                idx = order[lo:hi]
+                images, labels = self._images[idx], self._labels[idx]
+            yield normalize(images), labels
