@@ -33,8 +33,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 def _fix_hint(root: Path) -> str:
     return (
-        f"Put the four MNIST files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-        f"t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) in {root / 'MNIST' / 'raw'}, "
+        f"Put the four MNIST files ({', '.join(RAW_FILES)}) in {root / 'MNIST' / 'raw'}, "
         f"or set MNISTLAB_DATA to a folder that holds MNIST/raw/, or connect to the internet "
         f"so they can be downloaded."
     )
@@ -46,32 +45,28 @@ def load_dataset(train: bool = True, root=None, download: bool = True) -> datase
     split = "training" if train else "test"
     try:
         ds = datasets.MNIST(root, train=train, download=download, transform=transform)
-    except RuntimeError as e:
-        if "not found" in str(e).lower():
-            raise DataError(f"The MNIST {split} files are not in {root}. {_fix_hint(root)}") from e
-        raise DataError(f"The MNIST {split} files in {root} could not be read ({e}). "
-                        f"Replace them with the original files. {_fix_hint(root)}") from e
-    except (OSError, ValueError, AssertionError) as e:
-        # Download failures (no network) and damaged files both end up here.
-        if not _raw_files_present(root, train):
-            raise DataError(f"The MNIST {split} files are not in {root} and could not be "
-                            f"downloaded ({type(e).__name__}: {e}). {_fix_hint(root)}") from e
-        raise DataError(f"The MNIST {split} files in {root} are damaged ({e or type(e).__name__}). "
-                        f"Replace them with the original files. {_fix_hint(root)}") from e
+    except Exception as e:  # torchvision raises RuntimeError, OSError, ValueError... for all of these
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if not _raw_files_present(root):
+            how = "could not be downloaded" if download else "downloading was not allowed"
+            raise DataError(f"The MNIST {split} files are not in {root} and {how} "
+                            f"({reason}). {_fix_hint(root)}") from e
+        raise DataError(f"The MNIST {split} files in {root / 'MNIST' / 'raw'} are damaged "
+                        f"({type(e).__name__}: {reason}). Replace them with the original "
+                        f"files ({', '.join(RAW_FILES)}).") from e
     if len(ds.data) != len(ds.targets):
         raise DataError(f"The MNIST {split} files in {root} disagree: {len(ds.data)} images but "
                         f"{len(ds.targets)} labels. Replace them with the original files.")
     return ds
 
 
-def _raw_files(root: Path, train: bool) -> list[Path]:
-    prefix = "train" if train else "t10k"
-    raw = root / "MNIST" / "raw"
-    return [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def _raw_files_present(root: Path, train: bool) -> bool:
-    return all(p.exists() for p in _raw_files(root, train))
+def _raw_files_present(root: Path) -> bool:
+    """torchvision wants all four files, whichever split is asked for."""
+    return all((root / "MNIST" / "raw" / name).exists() for name in RAW_FILES)
 
 
 def trainloader(root=None, batch_size: int = 64, shuffle: bool = True, train: bool = True) -> DataLoader:
