@@ -1,0 +1,206 @@
+"""Plotly figures for every page: one builder per kind of figure, each returning a `go.Figure`.
+
+Builders take tensors or arrays and never touch Streamlit. Histograms are binned here with numpy,
+so a layer with a million weights sends a few dozen bars to the browser, not a million numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+FONT_SIZE = 16  # readable from the back of a classroom
+BAR = "#4c78a8"
+PREDICTED = "#e45756"
+TRUE = "#2ca02c"
+GRAY = [[0.0, "black"], [1.0, "white"]]  # digits as MNIST stores them: white ink on black
+DIVERGING = "RdBu"
+
+
+def _np(x) -> np.ndarray:
+    """A torch tensor, numpy array or sequence as a float numpy array on the CPU."""
+    if hasattr(x, "detach"):
+        x = x.detach().to("cpu").float().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _as_image(image) -> np.ndarray:
+    """(28, 28) from (1, 28, 28), (1, 1, 28, 28) or a flattened (784,) image."""
+    a = _np(image)
+    if a.size != 784:
+        raise ValueError(f"An MNIST image has 784 pixels; got shape {a.shape}.")
+    return a.reshape(28, 28)
+
+
+def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
+    fig.update_layout(title=dict(text=title) if title else None, height=height, font=dict(size=FONT_SIZE),
+                      margin=dict(l=10, r=10, t=70 if title else 40, b=10), showlegend=False)
+    return fig
+
+
+def _image_axes(fig: go.Figure, row=None, col=None) -> None:
+    """Square pixels, row 0 at the top, no tick clutter."""
+    kw = {} if row is None else {"row": row, "col": col}
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain", **kw)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
+                     scaleanchor="x" if row is None else None, constrain="domain", **kw)
+
+
+# -- the lesson's view_classify -------------------------------------------------------------------
+
+def view_classify(image, probabilities, label: int | None = None, title: str | None = None,
+                  height: int = 380) -> go.Figure:
+    """The lesson's `view_classify`: the digit beside its 10 class-probability bars, as one figure.
+
+    The most probable class is drawn in red; with `label` given, the true class is drawn in green
+    (so a correct prediction is one green bar).
+    """
+    img = _as_image(image)
+    ps = _np(probabilities).reshape(-1)
+    if ps.size != 10:
+        raise ValueError(f"view_classify needs 10 class probabilities; got {ps.size}.")
+    predicted = int(np.argmax(ps))
+    colors = [BAR] * 10
+    colors[predicted] = PREDICTED
+    if label is not None:
+        colors[int(label)] = TRUE
+    image_title = "image" if label is None else f"image (label {int(label)})"
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.08,
+                        subplot_titles=(image_title, f"class probability (predicted {predicted})"))
+    fig.add_trace(go.Heatmap(z=img, colorscale=GRAY, showscale=False,
+                             hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(x=ps, y=[str(c) for c in range(10)], orientation="h", marker_color=colors,
+                         text=[f"{p:.2f}" for p in ps], textposition="outside", cliponaxis=False,
+                         hovertemplate="class %{y}: %{x:.4f}<extra></extra>"), row=1, col=2)
+    _image_axes(fig, row=1, col=1)
+    fig.update_yaxes(scaleanchor="x", row=1, col=1)
+    fig.update_xaxes(range=[0, 1.18], tickvals=[0, 0.25, 0.5, 0.75, 1], row=1, col=2)
+    fig.update_yaxes(type="category", title_text="class", row=1, col=2)
+    return _layout(fig, title, height)
+
+
+# -- images -------------------------------------------------------------------------------------
+
+def _tile(images: np.ndarray, columns: int, gap: int) -> np.ndarray:
+    """(N, 28, 28) laid out `columns` wide, with NaN gaps (drawn as background) between tiles."""
+    n, h, w = images.shape
+    rows = math.ceil(n / columns)
+    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan)
+    for i, im in enumerate(images):
+        r, c = divmod(i, columns)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = im
+    return out
+
+
+def digit_grid(images, labels=None, columns: int = 8, title: str | None = None,
+               predictions=None) -> go.Figure:
+    """A batch of digits in a grid, each with its label above it (and a prediction, when given)."""
+    imgs = _np(images).reshape(-1, 28, 28)
+    n = len(imgs)
+    columns = max(1, min(columns, n))
+    gap = 10  # room for the label above each tile
+    z = _tile(imgs, columns, gap)
+    fig = go.Figure(go.Heatmap(z=z, colorscale=GRAY, showscale=False, hoverongaps=False,
+                               hovertemplate="%{z:.2f}<extra></extra>"))
+    if labels is not None:
+        labels = _np(labels).astype(int).reshape(-1)
+        preds = None if predictions is None else _np(predictions).astype(int).reshape(-1)
+        for i, y in enumerate(labels):
+            r, c = divmod(i, columns)
+            text = str(y) if preds is None else f"{y}→{preds[i]}"
+            color = None if preds is None else (TRUE if preds[i] == y else PREDICTED)
+            fig.add_annotation(x=c * (28 + gap) + 13.5, y=r * (28 + gap) - 1, text=text, showarrow=False,
+                               yanchor="bottom", font=dict(color=color) if color else None)
+    _image_axes(fig)
+    rows = math.ceil(n / columns)
+    fig.update_yaxes(range=[rows * (28 + gap) - gap - 0.5, -gap])
+    return _layout(fig, title, height=max(220, 110 * rows + 60))
+
+
+def pixel_values(image, decimals: int = 0, title: str | None = None, height: int = 720) -> go.Figure:
+    """One digit enlarged, every pixel's value written in its cell."""
+    img = _as_image(image)
+    lo, hi = float(np.min(img)), float(np.max(img))
+    fig = go.Figure(go.Heatmap(
+        z=img, colorscale=GRAY, zmin=min(lo, 0.0), zmax=max(hi, lo + 1e-9),
+        texttemplate=f"%{{z:.{decimals}f}}", textfont=dict(size=9), showscale=True,
+        colorbar=dict(thickness=14), hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:.{max(decimals, 2)}f}}"
+                                                   "<extra></extra>"))
+    _image_axes(fig)
+    fig.update_xaxes(showticklabels=True, dtick=4, tickfont=dict(size=11))
+    fig.update_yaxes(showticklabels=True, dtick=4, tickfont=dict(size=11))
+    return _layout(fig, title, height)
+
+
+def weight_images(weight, max_units: int = 64, columns: int = 8, title: str | None = None) -> go.Figure:
+    """The first layer's weights as 28×28 images, one per hidden unit (the first `max_units`).
+
+    Blue is positive, red negative, white zero, on one symmetric scale for all units.
+    """
+    w = _np(weight)
+    if w.ndim != 2 or w.shape[1] != 784:
+        raise ValueError(f"First-layer weights are (hidden, 784); got shape {w.shape}.")
+    w = w[:max_units].reshape(-1, 28, 28)
+    columns = max(1, min(columns, len(w)))
+    z = _tile(w, columns, gap=3)
+    bound = float(np.max(np.abs(w))) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound, hoverongaps=False,
+                               colorbar=dict(thickness=14), hovertemplate="%{z:.3f}<extra></extra>"))
+    _image_axes(fig)
+    rows = math.ceil(len(w) / columns)
+    return _layout(fig, title, height=max(240, 100 * rows + 60))
+
+
+# -- counts and distributions -------------------------------------------------------------------
+
+def class_counts(counts: Sequence[int], title: str | None = None, height: int = 360) -> go.Figure:
+    """How many images of each digit, 0 to 9."""
+    counts = [int(c) for c in counts]
+    fig = go.Figure(go.Bar(x=[str(c) for c in range(len(counts))], y=counts, marker_color=BAR,
+                           text=[f"{c:,}" for c in counts], textposition="outside", cliponaxis=False,
+                           hovertemplate="digit %{x}: %{y:,}<extra></extra>"))
+    fig.update_xaxes(type="category", title_text="digit")
+    fig.update_yaxes(title_text="images", range=[0, max(counts + [1]) * 1.15])
+    return _layout(fig, title, height)
+
+
+def histogram_counts(values, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """(bin centers, counts) of finite values; a constant tensor gives one spike at its value."""
+    v = _np(values).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.zeros(0), np.zeros(0, dtype=int)
+    lo, hi = float(v.min()), float(v.max())
+    if lo == hi:
+        return np.array([lo]), np.array([v.size])
+    counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    return (edges[:-1] + edges[1:]) / 2, counts
+
+
+def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, title: str | None = None,
+               x_title: str | None = None, panel_height: int = 230) -> go.Figure:
+    """One histogram per named tensor, in a grid: e.g. "fc1.weight", "fc1.bias", ... or activations."""
+    names = list(panels)
+    columns = max(1, min(columns, len(names)))
+    rows = max(1, math.ceil(len(names) / columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, vertical_spacing=min(0.3, 0.5 / rows),
+                        horizontal_spacing=0.08)
+    for i, name in enumerate(names):
+        r, c = divmod(i, columns)
+        centers, counts = histogram_counts(panels[name], bins)
+        width = (centers[1] - centers[0]) if len(centers) > 1 else None
+        fig.add_trace(go.Bar(x=centers, y=counts, width=width, marker_color=BAR, marker_line_width=0,
+                             name=name, hovertemplate="%{x:.3g}: %{y:,}<extra></extra>"),
+                      row=r + 1, col=c + 1)
+        if len(centers) == 1:  # a spike: give it a visible width and some room around it
+            spread = max(abs(centers[0]) * 0.1, 0.05)
+            fig.update_xaxes(range=[centers[0] - spread, centers[0] + spread], row=r + 1, col=c + 1)
+            fig.update_traces(width=spread / 10, selector=dict(name=name))
+        if x_title and r == rows - 1:
+            fig.update_xaxes(title_text=x_title, row=r + 1, col=c + 1)
+    fig.update_layout(bargap=0.02)
+    return _layout(fig, title, height=panel_height * rows + (70 if title else 40))

@@ -1,0 +1,91 @@
+"""The figure builders, without Streamlit: what each figure shows, on real MNIST digits."""
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from mnistlab import plots
+from mnistlab.data import load_split
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    return load_split(train=False)
+
+
+def test_view_classify_is_one_figure_with_the_image_beside_ten_bars(test_split):
+    image = test_split.normalized(slice(0, 1))[0]
+    ps = torch.softmax(torch.arange(10.0), dim=0)
+    fig = plots.view_classify(image, ps, label=int(test_split.labels[0]), title="untrained")
+    assert isinstance(fig, go.Figure)
+    heatmap, bars = fig.data
+    assert heatmap.type == "heatmap" and np.asarray(heatmap.z).shape == (28, 28)
+    assert np.allclose(np.asarray(heatmap.z), image.reshape(28, 28).numpy())
+    assert bars.type == "bar" and bars.orientation == "h"
+    assert list(bars.y) == [str(c) for c in range(10)]
+    assert np.allclose(bars.x, ps.numpy())
+    assert fig.layout.title.text == "untrained"
+
+
+def test_view_classify_marks_the_prediction_and_the_true_label():
+    ps = torch.tensor([0.05] * 9 + [0.55])
+    fig = plots.view_classify(torch.zeros(784), ps, label=3)
+    colors = list(fig.data[1].marker.color)
+    assert colors[9] == plots.PREDICTED and colors[3] == plots.TRUE
+    assert {colors[i] for i in range(10) if i not in (3, 9)} == {plots.BAR}
+    # Correct prediction: the true class's bar is the only highlighted one.
+    colors = list(plots.view_classify(torch.zeros(784), ps, label=9).data[1].marker.color)
+    assert colors[9] == plots.TRUE and plots.PREDICTED not in colors
+
+
+def test_view_classify_refuses_a_wrong_number_of_classes():
+    with pytest.raises(ValueError, match="10 class probabilities"):
+        plots.view_classify(torch.zeros(784), torch.ones(9) / 9)
+
+
+def test_digit_grid_shows_every_digit_with_its_label(test_split):
+    images, labels = test_split.normalized(slice(0, 64)), test_split.labels[:64]
+    fig = plots.digit_grid(images, labels, columns=8)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert np.count_nonzero(~np.isnan(z)) == 64 * 28 * 28
+    assert [a.text for a in fig.layout.annotations] == [str(int(y)) for y in labels]
+    # The first tile is the first image, unchanged.
+    assert np.allclose(z[:28, :28], images[0, 0].numpy())
+
+
+def test_pixel_values_writes_each_pixel_value(test_split):
+    raw = plots.pixel_values(test_split.images[0])
+    assert raw.data[0].texttemplate == "%{z:.0f}"
+    assert np.asarray(raw.data[0].z).max() == 255
+    normalized = plots.pixel_values(test_split.normalized(0), decimals=1)
+    z = np.asarray(normalized.data[0].z)
+    assert z.min() == -1 and z.max() == 1
+
+
+def test_class_counts_shows_ten_bars_summing_to_the_split(test_split):
+    fig = plots.class_counts(test_split.class_counts())
+    assert list(fig.data[0].x) == [str(c) for c in range(10)]
+    assert sum(fig.data[0].y) == len(test_split) == 10_000
+
+
+def test_histogram_of_zero_biases_is_a_spike_at_zero():
+    fig = plots.histograms({"fc1.weight": torch.randn(128, 784), "fc1.bias": torch.zeros(128)})
+    weights, biases = fig.data
+    assert len(weights.x) == 40 and sum(weights.y) == 128 * 784
+    assert list(biases.x) == [0.0] and list(biases.y) == [128]
+    assert [a.text for a in fig.layout.annotations] == ["fc1.weight", "fc1.bias"]
+
+
+def test_histograms_ignore_values_that_are_not_finite():
+    centers, counts = plots.histogram_counts(torch.tensor([0.0, 1.0, float("nan"), float("inf")]), bins=2)
+    assert counts.sum() == 2
+
+
+def test_weight_images_show_one_28x28_tile_per_unit_up_to_the_cap():
+    w = torch.randn(128, 784)
+    fig = plots.weight_images(w, max_units=64, columns=8)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert np.count_nonzero(~np.isnan(z)) == 64 * 784
+    assert np.allclose(z[:28, :28], w[0].reshape(28, 28).numpy(), atol=1e-6)
+    assert fig.data[0].zmid == 0
