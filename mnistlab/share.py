@@ -1,0 +1,115 @@
+"""A Build page network as URL query parameters, and back: a copied link rebuilds the same network.
+
+`?hidden=128,64&act=relu,relu&std=default&bias=default&seed=0`. The seed fixes the weights, so
+the link carries a few characters instead of the weights themselves. Decoding never fails: each
+value that is malformed or out of range falls back to its default, with a notice saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mnistlab.errors import ConfigError
+from mnistlab.network import MAX_SEED, Architecture, Init, check_seed
+
+# Normal-init std values offered on the Build page: a log scale from 0.001 to 10.
+STD_SCALE = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+KEYS = ("hidden", "act", "std", "bias", "seed")
+MAX_VALUE_LENGTH = 100  # a real link's values are short; longer ones are not echoed back
+
+
+@dataclass(frozen=True)
+class BuildState:
+    """What the Build page's link carries: architecture, init and seed (weights follow from them)."""
+
+    arch: Architecture = Architecture()
+    init: Init = Init()
+    seed: int = 0
+
+
+DEFAULT = BuildState()
+
+
+def encode(state: BuildState) -> dict[str, str]:
+    """Query parameters for `state`, every value spelled out so a reader of the link sees the network."""
+    std = state.init.weight_std
+    return {
+        "hidden": ",".join(map(str, state.arch.hidden)),
+        "act": ",".join(state.arch.activations),
+        "std": "default" if std is None else f"{std:g}",
+        "bias": "zero" if state.init.zero_bias else "default",
+        "seed": str(state.seed),
+    }
+
+
+def _last(value) -> str:
+    """A repeated parameter counts by its last value, as `st.query_params` reads it."""
+    if isinstance(value, (list, tuple)):
+        value = value[-1] if value else ""
+    return str(value)
+
+
+def nearest_std(std: float) -> float:
+    """The value on the page's log-scale slider closest to `std`."""
+    return min(STD_SCALE, key=lambda s: abs(math.log(s) - math.log(std)))
+
+
+def decode(params: Mapping[str, object]) -> tuple[BuildState, list[str]]:
+    """The state a link describes, and one notice per value that could not be used.
+
+    Missing parameters take their defaults silently; unknown ones are ignored.
+    """
+    p, notices = {}, []
+    for k in KEYS:
+        if k in params:
+            value = _last(params[k]).strip()
+            if len(value) > MAX_VALUE_LENGTH:
+                notices.append(f"Link value {k}=... was not used: it is {len(value):,} characters long "
+                               f"(at most {MAX_VALUE_LENGTH}). Using the default.")
+            else:
+                p[k] = value
+
+    arch = DEFAULT.arch
+    if "hidden" in p or "act" in p:
+        hidden = p.get("hidden", ",".join(map(str, DEFAULT.arch.hidden)))
+        try:
+            arch = Architecture.parse(hidden, p.get("act") or "relu")
+        except ConfigError as e:
+            try:  # keep the sizes if only the activations were wrong
+                arch = Architecture.parse(hidden, "relu")
+                notices.append(f"Link value act={p.get('act')!r} was not used: {e} Using relu.")
+            except ConfigError:
+                notices.append(f"Link value hidden={hidden!r} was not used: {e} "
+                               f"Using the default {DEFAULT.arch.label()}.")
+
+    std = None
+    raw_std = p.get("std", "default")
+    if raw_std.lower() not in ("default", ""):
+        try:
+            std = float(Init(weight_std=raw_std).weight_std)
+        except ConfigError as e:
+            notices.append(f"Link value std={raw_std!r} was not used: {e} Using PyTorch's default init.")
+        else:
+            if std not in STD_SCALE:
+                snapped = nearest_std(std)
+                notices.append(f"Link value std={raw_std!r} is not on the page's scale "
+                               f"({', '.join(f'{s:g}' for s in STD_SCALE)}); using {snapped:g}.")
+                std = snapped
+
+    raw_bias = p.get("bias", "default").lower()
+    if raw_bias not in ("default", "zero", ""):
+        notices.append(f"Link value bias={p['bias']!r} was not used: bias must be 'default' or 'zero'. "
+                       f"Using the default.")
+    zero_bias = raw_bias == "zero"
+
+    seed = DEFAULT.seed
+    if p.get("seed", "") != "":
+        try:
+            seed = check_seed(p["seed"])
+        except ConfigError:
+            notices.append(f"Link value seed={p['seed']!r} was not used: the seed must be a whole number "
+                           f"from 0 to {MAX_SEED}. Using {DEFAULT.seed}.")
+
+    return BuildState(arch, Init(zero_bias, std), seed), notices
