@@ -1,0 +1,272 @@
+"""A drawing or an uploaded picture turned into a digit the network can read, the way MNIST was made.
+
+MNIST's digits were cropped to their ink, scaled (keeping the aspect ratio, with antialiasing) so
+the longer side is 20 pixels, put in a 28×28 field and shifted so their center of mass is at the
+field's center. `preprocess` does the same to any image and keeps every stage so a page can show
+what the network is given; `naive` just shrinks the whole image, for comparison.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from mnistlab.data import normalize
+from mnistlab.errors import ImageError
+
+SIZE = 28  # the field
+BOX = 20  # the longer side of the digit inside it
+CENTER = 14.0  # where MNIST's centers of mass are (row, column; measured: 13.99, 14.01)
+MIN_CONTRAST = 0.2  # brightest ink minus background, on a 0-1 scale, below which nothing is drawn
+INK_LEVEL = 0.2  # a pixel counts as ink from this level up, once the background is 0 and the ink 1
+MIN_EXTENT = 0.1  # ink spanning less than this fraction of the image's longer side is a dot, not a digit
+
+# Upload limits (also in the README): big enough for a phone photo, small enough for a shared server.
+UPLOAD_FORMATS = ("PNG", "JPEG")
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_SIDE = 4096
+MIN_SIDE = 8
+WORK_SIDE = 1024  # bigger uploads are shrunk to this first: the digit ends up 20 px tall anyway
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step on the way to the network's input: a name for the page and a grayscale image."""
+
+    name: str
+    image: np.ndarray  # (H, W) uint8, white ink on black
+
+    def __repr__(self) -> str:
+        return f"Stage({self.name!r}, {self.image.shape[1]}×{self.image.shape[0]})"
+
+
+@dataclass(frozen=True, eq=False)
+class Preprocessed:
+    """Every stage from the input to the 28×28 digit, and the tensor the network reads.
+
+    `tensor` is None when the image holds no digit (blank, or a speck): there is nothing to predict.
+    """
+
+    stages: tuple[Stage, ...]
+    tensor: torch.Tensor | None  # (1, 1, 28, 28), normalized exactly as in training
+
+    @property
+    def blank(self) -> bool:
+        return self.tensor is None
+
+    @property
+    def image(self) -> np.ndarray:
+        """The last stage: the 28×28 digit (or the grayscale input, when blank)."""
+        return self.stages[-1].image
+
+    def __repr__(self) -> str:
+        steps = " → ".join(s.name for s in self.stages)
+        return f"Preprocessed({'blank: ' if self.blank else ''}{steps})"
+
+
+# -- the stages ----------------------------------------------------------------------------------
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., :3] @ np.array([0.299, 0.587, 0.114])  # ITU-R 601, as PIL's convert("L")
+
+
+def to_grayscale(image) -> np.ndarray:
+    """Any image as (H, W) floats in [0, 1].
+
+    Accepts a PIL image or an array: (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or floats in
+    [0, 1]. Transparent pixels become the opposite of the ink's color: black under the canvas's
+    white strokes (the usual compositing over black), white under dark ink on a transparent PNG.
+    """
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGBA"))  # an opaque image gets alpha 1: the same grays
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        a = a.astype(np.float64) / 255
+    elif np.issubdtype(a.dtype, np.floating) or a.dtype == bool:
+        a = np.clip(np.nan_to_num(a.astype(np.float64)), 0, 1)
+    else:
+        raise ImageError(f"An image must hold 8-bit or 0-1 values; got {a.dtype}.")
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.size == 0:
+        raise ImageError(f"The image has no pixels (shape {a.shape}).")
+    if a.ndim == 2:
+        return a
+    if a.ndim != 3 or a.shape[-1] not in (3, 4):
+        raise ImageError(f"An image must be grayscale, RGB or RGBA; got an array of shape {a.shape}.")
+    gray = _luminance(a)
+    if a.shape[-1] == 3:
+        return gray
+    alpha = a[..., 3]
+    # The ink's color: the mean gray of the opaque pixels, weighted by opacity.
+    ink = (gray * alpha).sum() / alpha.sum() if alpha.sum() > 0 else 1.0
+    under = 0.0 if ink >= 0.5 else 1.0
+    return gray * alpha + under * (1 - alpha)
+
+
+def _background(gray: np.ndarray) -> float:
+    """The paper's level: the median of the image's outermost pixels."""
+    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    return float(np.median(border))
+
+
+def ink_on_black(gray: np.ndarray) -> np.ndarray:
+    """White ink on black, background 0 and brightest ink 1; dark-on-light images are inverted."""
+    if _background(gray) > 0.5:
+        gray = 1 - gray
+    background, top = _background(gray), float(gray.max())
+    if top - background < MIN_CONTRAST:
+        return np.zeros_like(gray)
+    return np.clip((gray - background) / (top - background), 0, 1)
+
+
+def ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) around the pixels at INK_LEVEL or above; None when too little ink."""
+    rows = np.flatnonzero((ink >= INK_LEVEL).any(1))
+    cols = np.flatnonzero((ink >= INK_LEVEL).any(0))
+    if rows.size == 0:
+        return None
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if max(bottom - top, right - left) < MIN_EXTENT * max(ink.shape):
+        return None
+    return int(top), int(left), int(bottom), int(right)
+
+
+def scale_to_box(digit: np.ndarray, box: int = BOX) -> np.ndarray:
+    """The longer side to `box` pixels, keeping the aspect ratio, with Lanczos antialiasing."""
+    h, w = digit.shape
+    size = _fit((w, h), box)
+    if size == (w, h):
+        return digit.copy()
+    resized = Image.fromarray(digit.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    out = np.clip(np.asarray(resized, dtype=np.float64), 0, 1)  # Lanczos rings slightly past 0 and 1
+    return out / out.max() if out.max() > 0 else out  # thin strokes fade when shrunk: ink back to 1
+
+
+def pad(digit: np.ndarray, top: int | None = None, left: int | None = None, size: int = SIZE) -> np.ndarray:
+    """`digit` in a black size×size field at (top, left); centered by its box when not given."""
+    h, w = digit.shape
+    top = (size - h) // 2 if top is None else top
+    left = (size - w) // 2 if left is None else left
+    field = np.zeros((size, size))
+    field[top:top + h, left:left + w] = digit
+    return field
+
+
+def center_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the ink's center of mass, each pixel weighted by its brightness."""
+    total = image.sum()
+    rows, cols = np.indices(image.shape)
+    return float((rows * image).sum() / total), float((cols * image).sum() / total)
+
+
+def center_by_mass(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """`digit` placed in the field so its center of mass lands on MNIST's (whole-pixel shift, as MNIST).
+
+    The digit is never pushed out of the field: a lopsided digit stops at the edge.
+    """
+    h, w = digit.shape
+    row, col = center_of_mass(digit)
+    top = min(max(round(CENTER - row), 0), size - h)
+    left = min(max(round(CENTER - col), 0), size - w)
+    return pad(digit, top, left, size)
+
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def _tensor(field: np.ndarray) -> torch.Tensor:
+    """Stored as MNIST stores it (8 bits), then normalized by the training code's own function."""
+    return normalize(torch.from_numpy(_u8(field))[None])
+
+
+# -- the two ways in -----------------------------------------------------------------------------
+
+def preprocess(image) -> Preprocessed:
+    """The MNIST procedure, one stage at a time: grayscale, crop, scale, pad, center, normalize."""
+    gray = ink_on_black(to_grayscale(image))
+    stages = [Stage("grayscale", _u8(gray))]
+    box = ink_box(gray)
+    if box is None:
+        return Preprocessed(tuple(stages), None)
+    top, left, bottom, right = box
+    cropped = gray[top:bottom, left:right]
+    scaled = scale_to_box(cropped)
+    centered = center_by_mass(scaled)
+    stages += [Stage("cropped to the ink", _u8(cropped)), Stage("scaled to 20 px", _u8(scaled)),
+               Stage("padded to 28×28", _u8(pad(scaled))), Stage("centered by mass", _u8(centered))]
+    return Preprocessed(tuple(stages), _tensor(centered))
+
+
+def naive(image) -> Preprocessed:
+    """The whole image shrunk to 28×28, no cropping or centering: what preprocessing is compared to."""
+    gray = ink_on_black(to_grayscale(image))
+    stages = [Stage("grayscale", _u8(gray))]
+    if ink_box(gray) is None:
+        return Preprocessed(tuple(stages), None)
+    small = Image.fromarray(gray.astype(np.float32)).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+    field = np.clip(np.asarray(small, dtype=np.float64), 0, 1)
+    stages.append(Stage("resized to 28×28", _u8(field)))
+    return Preprocessed(tuple(stages), _tensor(field))
+
+
+# -- uploads -------------------------------------------------------------------------------------
+
+def _limits() -> str:
+    return (f"Upload a PNG or JPEG of at most {MAX_UPLOAD_BYTES // 2**20} MB, from {MIN_SIDE}×{MIN_SIDE} "
+            f"to {MAX_SIDE}×{MAX_SIDE} pixels.")
+
+
+def read_image(data: bytes, name: str = "The file") -> np.ndarray:
+    """An uploaded file's bytes as an image array for `preprocess`, checked before it is decoded.
+
+    Only PNG and JPEG are opened, and their size is read from the header first, so a small file
+    that claims a huge picture (a decompression bomb) is refused without being decompressed.
+    Photos are turned upright by their EXIF orientation and shrunk to at most WORK_SIDE pixels.
+    """
+    if not data:
+        raise ImageError(f"{name} is empty. {_limits()}")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageError(f"{name} is {len(data) / 2**20:.1f} MB, too big. {_limits()}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
+            w, h = img.size
+            if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+                raise ImageError(f"{name} is {w}×{h} pixels. {_limits()}")
+            img.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale when possible
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{name} is not a PNG or JPEG image. {_limits()}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name} claims a picture of far more than {MAX_SIDE}×{MAX_SIDE} pixels; "
+                         f"it was not opened. {_limits()}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated or damaged data
+        raise ImageError(f"{name} could not be read as an image ({e}). {_limits()}") from None
+    if img.mode.startswith("I"):  # 16-bit grayscale: converting to 8 bits would saturate it
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) / 65535).astype(np.float32))
+    elif "A" in img.getbands() or "transparency" in img.info:
+        img = img.convert("RGBA")
+    elif img.mode != "L":
+        img = img.convert("RGB")
+    if max(img.size) > WORK_SIDE:
+        img = img.resize(_fit(img.size, WORK_SIDE), Image.Resampling.LANCZOS)
+    a = np.asarray(img)
+    return np.clip(a, 0, 1) if a.dtype == np.float32 else a
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(w, h) scaled so the longer side is `side`."""
+    w, h = size
+    scale = side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
