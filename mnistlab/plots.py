@@ -47,7 +47,8 @@ def _image_axes(fig: go.Figure, row=None, col=None) -> None:
     kw = {} if row is None else {"row": row, "col": col}
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain", **kw)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
-                     scaleanchor="x" if row is None else None, constrain="domain", **kw)
+                     scaleanchor="x" if row is None else None, constrain="domain", constraintoward="top",
+                     **kw)
 
 
 # -- the lesson's view_classify -------------------------------------------------------------------
@@ -96,13 +97,16 @@ def _tile(images: np.ndarray, columns: int, gap: int) -> np.ndarray:
     return out
 
 
-def digit_grid(images, labels=None, columns: int = 8, title: str | None = None,
-               predictions=None) -> go.Figure:
-    """A batch of digits in a grid, each with its label above it (and a prediction, when given)."""
+def digit_grid(images, labels=None, columns: int | None = None, title: str | None = None,
+               predictions=None, height: int | None = None) -> go.Figure:
+    """A batch of digits in a grid, each with its label above it (and a prediction, when given).
+
+    By default the grid is about twice as wide as tall, the shape of a page's main column.
+    """
     imgs = _np(images).reshape(-1, 28, 28)
     n = len(imgs)
-    columns = max(1, min(columns, n))
-    gap = 10  # room for the label above each tile
+    columns = max(1, min(columns or math.ceil(math.sqrt(2 * n)), n))
+    gap = 12  # room for the label above each tile
     z = _tile(imgs, columns, gap)
     fig = go.Figure(go.Heatmap(z=z, colorscale=GRAY, showscale=False, hoverongaps=False,
                                hovertemplate="%{z:.2f}<extra></extra>"))
@@ -114,11 +118,11 @@ def digit_grid(images, labels=None, columns: int = 8, title: str | None = None,
             text = str(y) if preds is None else f"{y}→{preds[i]}"
             color = None if preds is None else (TRUE if preds[i] == y else PREDICTED)
             fig.add_annotation(x=c * (28 + gap) + 13.5, y=r * (28 + gap) - 1, text=text, showarrow=False,
-                               yanchor="bottom", font=dict(color=color) if color else None)
+                               yanchor="bottom", font=dict(size=FONT_SIZE - 2, color=color or "#111111"))
     _image_axes(fig)
     rows = math.ceil(n / columns)
     fig.update_yaxes(range=[rows * (28 + gap) - gap - 0.5, -gap])
-    return _layout(fig, title, height=max(220, 110 * rows + 60))
+    return _layout(fig, title, height=height or min(560, max(220, 90 * rows + 60)))
 
 
 def pixel_values(image, decimals: int = 0, title: str | None = None, height: int = 720) -> go.Figure:

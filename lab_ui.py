@@ -1,0 +1,101 @@
+"""Streamlit-side helpers shared by every page: cached data, the visitor's Build, errors, sidebar.
+
+The data set is loaded once per server (`st.cache_resource`) and only ever read; each visitor's
+network configuration lives in their own `st.session_state`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import streamlit as st
+import torch
+
+from mnistlab import data, network
+from mnistlab.errors import DataError, LabError
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def split(train: bool = True) -> data.Split:
+    """One split of MNIST in memory, shared by all visitors (read-only)."""
+    return data.load_split(train)
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def dataset(train: bool = True):
+    """torchvision's MNIST with the lesson's transform, shared by all visitors (read-only)."""
+    return data.load_dataset(train)
+
+
+def _files_present() -> bool:
+    raw = data.data_root() / "MNIST" / "raw"
+    return all((raw / name).exists() for name in data.RAW_FILES)
+
+
+def require_data() -> None:
+    """Make sure both splits are loaded; download them on a first visit, with visible progress.
+
+    Without files and without a network the page stops with what to do instead of a traceback.
+    """
+    try:
+        if _files_present():
+            split(True), split(False)
+            return
+        with st.status(f"Downloading MNIST (about 12 MB) to {data.data_root()} …", expanded=True) as status:
+            st.write("This happens once; later visits read the files from disk.")
+            split(True), split(False)
+            status.update(label="MNIST downloaded", state="complete", expanded=False)
+    except DataError as e:
+        st.error(str(e))
+        st.info("To use MNIST files you already have, start the app with the folder that holds "
+                "`MNIST/raw/` in `MNISTLAB_DATA`, e.g.\n\n"
+                "`MNISTLAB_DATA=/path/to/data streamlit run app.py`")
+        st.stop()
+
+
+@contextlib.contextmanager
+def show_errors():
+    """Show an error the user caused (a LabError) as `st.error`; the rest of the page still runs."""
+    try:
+        yield
+    except LabError as e:
+        st.error(str(e))
+
+
+# -- the visitor's Build configuration, read by Train ---------------------------------------------
+
+def default_build() -> dict:
+    return {"arch": network.Architecture(), "init": network.Init(), "seed": 0,
+            "device": network.available_devices()[0]}
+
+
+def current_build() -> dict:
+    """`st.session_state["build"]`: arch (Architecture), init (Init), seed (int), device (str)."""
+    if "build" not in st.session_state:
+        st.session_state["build"] = default_build()
+    return st.session_state["build"]
+
+
+def set_build(arch: network.Architecture, init: network.Init, seed: int, device: str) -> None:
+    st.session_state["build"] = {"arch": arch, "init": init, "seed": seed, "device": device}
+
+
+# -- display -------------------------------------------------------------------------------------
+
+def device_label(device: str) -> str:
+    """E.g. "cuda (NVIDIA H200)" or "cpu"."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name()})"
+    return device
+
+
+def sidebar() -> None:
+    """The device the visitor's network uses and where the data set lives."""
+    with st.sidebar:
+        st.caption(f"**Device:** {device_label(current_build()['device'])}  \n"
+                   f"**Data:** `{data.data_root()}`")
+
+
+def plot(fig, **kwargs) -> None:
+    """A Plotly figure at full width, without Plotly's logo in the toolbar."""
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, **kwargs)
