@@ -1,0 +1,303 @@
+"""Training a built network on MNIST, evaluating it, and the `Run` a page keeps of each training.
+
+The loop is the lesson's: batches from a loader, forward, loss, backward, optimizer step. It reads
+batches from `data.FastLoader` (the split held once in memory) and reports progress to a callback,
+which can also stop it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnistlab import network
+from mnistlab.data import FastLoader, Split
+from mnistlab.errors import ConfigError
+
+OPTIMIZERS = ("adam", "sgd")
+# Caps per run, so one visitor cannot hold a shared server's CPUs for long (also in the README).
+MAX_EPOCHS = 20
+MAX_BATCH_SIZE = 4096
+MAX_LR = 10.0
+MAX_RUNS_KEPT = 8  # runs a session keeps; each holds its weights before and after training
+REPORT_EVERY = 20  # steps between progress reports: often enough for a live curve, cheap enough
+
+
+def _as_int(name: str, value, lo: int, hi: int) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.lstrip("+").isdigit() or not lo <= int(text) <= hi:
+        raise ConfigError(f"{name} must be a whole number from {lo} to {hi}; got {value!r}.")
+    return int(text)
+
+
+def _as_float(name: str, value, lo: float, hi: float, lo_open: bool) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    above = number > lo if lo_open else number >= lo
+    if isinstance(value, bool) or not math.isfinite(number) or not above or number > hi:
+        low = f"above {lo:g}" if lo_open else f"from {lo:g}"
+        raise ConfigError(f"{name} must be a number {low} and at most {hi:g}; got {value!r}.")
+    return number
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimizer ("adam" or "sgd" with momentum), learning rate, batch size, epochs, seed.
+
+    The seed orders the batches; the same seed gives the same batches, so two networks trained with
+    it see the same digits in the same order (an A/B comparison).
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # SGD only
+    batch_size: int = 64
+    epochs: int = 5
+    seed: int = 0
+
+    def __post_init__(self):
+        opt = str(self.optimizer).strip().lower()
+        if opt not in OPTIMIZERS:
+            raise ConfigError(f"Optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}.")
+        object.__setattr__(self, "optimizer", opt)
+        object.__setattr__(self, "lr", _as_float("Learning rate", self.lr, 0, MAX_LR, lo_open=True))
+        object.__setattr__(self, "momentum", _as_float("Momentum", self.momentum, 0, 0.999, lo_open=False))
+        object.__setattr__(self, "batch_size", _as_int("Batch size", self.batch_size, 1, MAX_BATCH_SIZE))
+        object.__setattr__(self, "epochs", _as_int("Epochs", self.epochs, 1, MAX_EPOCHS))
+        object.__setattr__(self, "seed", network.check_seed(self.seed))
+
+    def label(self) -> str:
+        """E.g. "adam lr 0.001, batch 64, 5 epochs"."""
+        opt = self.optimizer if self.optimizer == "adam" else f"sgd momentum {self.momentum:g}"
+        return f"{opt} lr {self.lr:g}, batch {self.batch_size}, {self.epochs} epochs"
+
+    def make_optimizer(self, parameters) -> torch.optim.Optimizer:
+        if self.optimizer == "adam":
+            return torch.optim.Adam(parameters, lr=self.lr)
+        return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum)
+
+    def to_dict(self) -> dict:
+        return {"optimizer": self.optimizer, "lr": self.lr, "momentum": self.momentum,
+                "batch_size": self.batch_size, "epochs": self.epochs, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ConfigError("Training settings must be a mapping of optimizer, lr, momentum, "
+                              "batch_size, epochs and seed.")
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress report shows: where training is, and how it is doing lately."""
+
+    step: int  # steps done so far, over all epochs
+    total_steps: int
+    epoch: int  # 1-based epoch in progress (or just finished)
+    epochs: int
+    loss: float  # mean training loss over the steps since the previous report
+    accuracy: float  # fraction of this epoch's training images classified right so far
+    epoch_end: bool = False
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps
+
+
+@dataclass
+class History:
+    """Training curves: one loss and one batch accuracy per step, and where each epoch ended."""
+
+    steps_per_epoch: int
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    epoch_ends: list[int] = field(default_factory=list)  # step count at the end of each whole epoch
+    stopped_early: bool = False
+
+    @property
+    def steps(self) -> int:
+        return len(self.loss)
+
+    def epochs_axis(self) -> list[float]:
+        """Each step's position in epochs, so runs with different batch sizes share an x axis."""
+        return [(i + 1) / self.steps_per_epoch for i in range(self.steps)]
+
+
+def train(model: nn.Sequential, config: TrainConfig, split: Split, device="cpu",
+          callback=None, stop=None) -> History:
+    """Train `model` in place on `split` and return its curves.
+
+    The loss is cross-entropy on `network.logits`, the scores before the softmax layer: the softmax
+    layer is there to show probabilities, and cross-entropy on logits (log-softmax inside) is the
+    numerically stable form; taking the log of softmax outputs would underflow for confident wrong
+    answers. `callback(progress)` is called every REPORT_EVERY steps and at each epoch's end; training
+    stops early when it returns False or when `stop` (a threading.Event) is set.
+    """
+    device = network.resolve_device(device)
+    loader = FastLoader(split, config.batch_size, shuffle=True, seed=config.seed, device=device)
+    optimizer = config.make_optimizer(model.parameters())
+    history = History(steps_per_epoch=len(loader))
+    total = len(loader) * config.epochs
+    # Per-step values stay on the device until a report, so a GPU is not synchronised every step.
+    losses = torch.zeros(total, device=device)
+    correct = torch.zeros(total, device=device)
+    sizes = torch.zeros(total, device=device)
+    model.train()
+    step = reported = 0
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = step
+        for images, labels in loader:
+            scores = network.logits(model, images)
+            loss = F.cross_entropy(scores, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                losses[step] = loss.detach()
+                correct[step] = (scores.argmax(1) == labels).sum()
+                sizes[step] = len(labels)
+            step += 1
+            end = step - epoch_start == len(loader)
+            stopping = stop is not None and stop.is_set()
+            if step % REPORT_EVERY == 0 or end or stopping:
+                stopping |= not _report(history, losses, correct, sizes, reported, step, epoch_start,
+                                        epoch, config.epochs, total, end, callback)
+                reported = step
+                if stopping:
+                    history.stopped_early = step < total
+                    model.eval()
+                    return history
+                # Torch releases the GIL inside each op; this also hands it over between reports, so
+                # other visitors' pages stay responsive. (Every step would cost ~20% of the speed.)
+                time.sleep(0)
+    model.eval()
+    return history
+
+
+def _report(history, losses, correct, sizes, lo, hi, epoch_start, epoch, epochs, total, end, callback):
+    """Move steps lo..hi into the history and tell the callback; False when it asks to stop."""
+    new_loss = losses[lo:hi].tolist()
+    history.loss += new_loss
+    history.accuracy += (correct[lo:hi] / sizes[lo:hi]).tolist()
+    if end:
+        history.epoch_ends.append(hi)
+    if callback is None:
+        return True
+    seen = sizes[epoch_start:hi].sum().item()
+    progress = Progress(step=hi, total_steps=total, epoch=epoch, epochs=epochs,
+                        loss=sum(new_loss) / len(new_loss),
+                        accuracy=correct[epoch_start:hi].sum().item() / seen, epoch_end=end)
+    return callback(progress) is not False
+
+
+@dataclass
+class Evaluation:
+    """A trained network on the test split: what a user checks after training."""
+
+    loss: float
+    accuracy: float
+    per_class_accuracy: list[float]
+    confusion: torch.Tensor  # (10, 10) int64 counts; row = true digit, column = predicted
+    misclassified: torch.Tensor  # (K,) indices into the test split
+    misclassified_probabilities: torch.Tensor  # (K, 10), the network's probabilities for them
+
+    @property
+    def n_misclassified(self) -> int:
+        return len(self.misclassified)
+
+    def metrics(self) -> dict:
+        """The numbers worth saving with a model."""
+        return {"test_loss": self.loss, "test_accuracy": self.accuracy,
+                "per_class_accuracy": self.per_class_accuracy}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Sequential, split: Split, device=None, batch_size: int = 10_000) -> Evaluation:
+    """Loss, accuracy, per-class accuracy, confusion matrix and every mistake on `split`."""
+    if device is None:
+        device = next(model.parameters()).device
+    model.eval()
+    probs = []
+    total_loss = 0.0
+    for lo in range(0, len(split), batch_size):
+        images = split.normalized(slice(lo, lo + batch_size), device)
+        labels = split.labels[lo:lo + batch_size].to(device)
+        scores = network.logits(model, images)
+        total_loss += F.cross_entropy(scores, labels, reduction="sum").item()
+        probs.append(scores.softmax(1).cpu())
+    probabilities = torch.cat(probs)
+    predicted = probabilities.argmax(1)
+    labels = split.labels
+    confusion = torch.bincount(labels * 10 + predicted, minlength=100).reshape(10, 10)
+    per_class = (confusion.diag() / confusion.sum(1).clamp(min=1)).tolist()
+    wrong = (predicted != labels).nonzero().flatten()
+    return Evaluation(loss=total_loss / len(split), accuracy=(predicted == labels).float().mean().item(),
+                      per_class_accuracy=per_class, confusion=confusion, misclassified=wrong,
+                      misclassified_probabilities=probabilities[wrong])
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+@dataclass
+class Run:
+    """One training in a session: what was trained and how, its curves, its test results and weights."""
+
+    arch: network.Architecture
+    init: network.Init
+    seed: int  # the weights' seed (the batches' seed is config.seed)
+    config: TrainConfig
+    history: History
+    evaluation: Evaluation
+    state: dict[str, torch.Tensor]  # weights after training, on the CPU
+    initial_state: dict[str, torch.Tensor] | None = None  # weights before training (for comparison)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    def model(self, device="cpu") -> nn.Sequential:
+        """The trained network, rebuilt from its weights."""
+        model = network.build(self.arch, self.init, self.seed, device)
+        model.load_state_dict(self.state)
+        return model.eval()
+
+    def initial_model(self) -> nn.Sequential:
+        return network.build(self.arch, self.init, self.seed)
+
+    @property
+    def accuracy(self) -> float:
+        return self.evaluation.accuracy
+
+    def label(self) -> str:
+        """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: 97.6%"."""
+        stopped = f" (stopped at {self.history.steps / self.history.steps_per_epoch:.1f} epochs)" \
+            if self.history.stopped_early else ""
+        return f"{self.arch.label()}, {self.config.label()}{stopped}: {self.accuracy:.1%}"
+
+
+def run(arch: network.Architecture, init: network.Init, seed: int, config: TrainConfig,
+        train_split: Split, test_split: Split, device="cpu", callback=None, stop=None) -> Run:
+    """Build the network, train it, evaluate it on the test split, and keep it all as a `Run`."""
+    device = network.resolve_device(device)
+    model = network.build(arch, init, seed, device)
+    initial = _cpu_state(model)
+    start = time.perf_counter()
+    history = train(model, config, train_split, device, callback, stop)
+    seconds = time.perf_counter() - start
+    return Run(arch=arch, init=init, seed=network.check_seed(seed), config=config, history=history,
+               evaluation=evaluate(model, test_split, device), state=_cpu_state(model),
+               initial_state=initial, seconds=seconds, device=str(device))
+
+
+def keep_run(runs: list[Run], new: Run, limit: int = MAX_RUNS_KEPT) -> list[Run]:
+    """`runs` with `new` added, dropping the oldest beyond `limit` (each run holds its weights)."""
+    return (list(runs) + [new])[-limit:]
