@@ -15,6 +15,20 @@ from mnistlab import data, network
 from mnistlab.errors import DataError, LabError
 
 
+def entry_guard() -> None:
+    """Call first in every page file: makes sure app.py (navigation, sidebar, data check) runs.
+
+    With a pages/ folder beside app.py, a fresh server starts in Streamlit's older multipage mode,
+    and until someone opens the app's root, a deep link (e.g. a shared Build link) runs the page
+    file alone. Leave that mode and rerun: the same URL then goes through app.py's st.navigation.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource(show_spinner="Loading MNIST…")
 def split(train: bool = True) -> data.Split:
     """One split of MNIST in memory, shared by all visitors (read-only)."""

@@ -186,8 +186,11 @@ def histogram_counts(values, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
 
 
 def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, title: str | None = None,
-               x_title: str | None = None, panel_height: int = 230) -> go.Figure:
-    """One histogram per named tensor, in a grid: e.g. "fc1.weight", "fc1.bias", ... or activations."""
+               x_title: str | None = None, panel_height: int = 230, log_y: bool = False) -> go.Figure:
+    """One histogram per named tensor, in a grid: e.g. "fc1.weight", "fc1.bias", ... or activations.
+
+    `log_y` keeps small bars visible beside a tall one (e.g. ReLU's spike of zeros).
+    """
     names = list(panels)
     columns = max(1, min(columns, len(names)))
     rows = max(1, math.ceil(len(names) / columns))
@@ -206,5 +209,7 @@ def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, t
             fig.update_traces(width=spread / 10, selector=dict(name=name))
         if x_title and r == rows - 1:
             fig.update_xaxes(title_text=x_title, row=r + 1, col=c + 1)
+    if log_y:
+        fig.update_yaxes(type="log")
     fig.update_layout(bargap=0.02)
     return _layout(fig, title, height=panel_height * rows + (70 if title else 40))

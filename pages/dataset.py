@@ -9,6 +9,8 @@ from mnistlab.network import MAX_SEED
 
 MAX_BATCH, MAX_SHOWN = 512, 64
 
+lab_ui.entry_guard()
+
 st.title("Dataset")
 st.caption("MNIST through the lesson's `trainloader`: each batch is a tensor of images and one of labels.")
 

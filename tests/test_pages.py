@@ -1,8 +1,14 @@
 """Every page through Streamlit's AppTest, on real MNIST: what a visitor sees, and that it reacts."""
 
+import base64
+import json
+
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+
+from mnistlab.network import Architecture
 
 APP = "../app.py"
 TIMEOUT = 60  # the first run of a test loads MNIST from disk
@@ -17,6 +23,27 @@ def fresh_caches():
     st.cache_resource.clear()
 
 
+@pytest.fixture(autouse=True)
+def navigation_mode(request, monkeypatch):
+    """As on a server where app.py has run once: st.navigation, not the pages/ folder, picks pages.
+
+    AppTest starts every run afresh in Streamlit's older pages/-folder mode, where each page file's
+    entry guard reruns through app.py, and that rerun drops a button click. Tests that ask for
+    `fresh_server` keep that mode, to check the guard itself.
+    """
+    if "fresh_server" in request.fixturenames:
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def navigation_decides(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", navigation_decides)
+
+
 def open_page(page: str | None = None, query_params: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params.update(query_params or {})
@@ -29,6 +56,39 @@ def open_page(page: str | None = None, query_params: dict | None = None) -> AppT
 
 def code_text(at: AppTest) -> str:
     return "\n".join(c.value for c in at.code)
+
+
+def _arrays(obj):
+    """Plotly's JSON packs arrays as base64 {"dtype", "bdata"}; unpack them to numpy."""
+    if isinstance(obj, dict):
+        if "bdata" in obj and "dtype" in obj:
+            a = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
+            shape = obj.get("shape")  # "28, 28" for a 2-D array
+            return a.reshape([int(n) for n in str(shape).split(",")]) if shape else a
+        return {k: _arrays(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_arrays(v) for v in obj]
+    return obj
+
+
+def figures(at: AppTest) -> list[dict]:
+    """Every Plotly figure on the page, as a dict with numpy arrays."""
+    return [_arrays(json.loads(chart.proto.spec)) for chart in at.get("plotly_chart")]
+
+
+def figure_with(at: AppTest, text: str) -> dict:
+    """The figure whose title or a subplot title contains `text`."""
+    for fig in figures(at):
+        layout = fig.get("layout", {})
+        titles = [layout.get("title", {}).get("text") or ""] + [a.get("text", "") for a in
+                                                                 layout.get("annotations", [])]
+        if any(text in t for t in titles):
+            return fig
+    raise AssertionError(f"no figure titled {text!r}")
+
+
+def total_parameters(at: AppTest) -> int:
+    return int(at.metric[0].value.replace(",", ""))
 
 
 # -- Dataset --------------------------------------------------------------------------------------
@@ -49,3 +109,131 @@ def test_dataset_next_batch_and_batch_size():
     at.number_input(key="ds_batch_size").set_value(100).run()
     assert "torch.Size([100, 1, 28, 28])" in code_text(at)
     assert at.subheader[0].value.startswith("Batch 1 of 600")
+
+
+
+# -- every page -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("page", ["pages/dataset.py", "pages/tensors.py", "pages/build.py"])
+def test_every_page_renders_without_error(page):
+    at = open_page(page)
+    assert at.title and not at.error and not at.exception
+    assert "Device:" in at.sidebar.caption[0].value
+
+
+# -- From tensors ---------------------------------------------------------------------------------
+
+def test_tensors_shapes_follow_the_hidden_size():
+    at = open_page("pages/tensors.py")
+    shapes = dict(zip(*at.dataframe[0].value.to_dict("list").values()))
+    assert shapes["W1"] == "torch.Size([784, 256])" and shapes["B2"] == "torch.Size([1, 10])"
+    at.number_input(key="t_hidden").set_value(100).run()
+    shapes = dict(zip(*at.dataframe[0].value.to_dict("list").values()))
+    assert shapes["W1"] == "torch.Size([784, 100])" and shapes["hidden"] == "torch.Size([64, 100])"
+
+
+def test_tensors_probabilities_rows_sum_to_one_and_random_weights_saturate():
+    at = open_page("pages/tensors.py")
+    sums = code_text(at).split(">>> probabilities.sum(dim=1)\n")[1]
+    assert sums.count("1.0000") == 64
+    fig = figure_with(at, "of activations saturated")
+    share = int(fig["layout"]["annotations"][0]["text"].split("hidden: ")[1].split("%")[0])
+    assert share > 50
+    bars = figure_with(at, "through the untrained network")["data"][1]
+    assert abs(sum(bars["x"]) - 1) < 1e-5
+
+
+# -- Build ----------------------------------------------------------------------------------------
+
+def test_build_hidden_sizes_change_the_printed_model_and_parameter_count():
+    at = open_page("pages/build.py")
+    assert "Linear(in_features=784, out_features=128, bias=True)" in at.code[0].value
+    assert total_parameters(at) == Architecture((128, 64)).n_parameters == 109_386
+    at.number_input(key="b_size_0").set_value(256).run()
+    assert "Linear(in_features=784, out_features=256, bias=True)" in at.code[0].value
+    assert "Linear(in_features=256, out_features=64, bias=True)" in at.code[0].value
+    assert total_parameters(at) == Architecture((256, 64)).n_parameters
+
+
+def test_build_adds_and_removes_hidden_layers():
+    at = open_page("pages/build.py")
+    at.button(key="b_add").click().run()
+    assert "(fc3): Linear(in_features=64, out_features=64, bias=True)" in at.code[0].value
+    at.selectbox(key="b_act_2").set_value("tanh").run()
+    assert "(tanh3): Tanh()" in at.code[0].value
+    at.button(key="b_remove_0").click().run()  # the first layer goes; the others move up
+    assert "(fc1): Linear(in_features=784, out_features=64, bias=True)" in at.code[0].value
+    assert "(tanh2): Tanh()" in at.code[0].value and "fc3" not in at.code[0].value
+
+
+def test_build_zero_bias_init_makes_the_bias_histograms_a_spike_at_zero():
+    at = open_page("pages/build.py")
+    biases = [t for t in figure_with(at, "fc1.bias")["data"] if ".bias" in t["name"]]
+    assert all(len(t["x"]) > 1 for t in biases)  # PyTorch's default: spread out
+    at.checkbox(key="b_zero_bias").check().run()
+    biases = [t for t in figure_with(at, "fc1.bias")["data"] if ".bias" in t["name"]]
+    assert [(list(t["x"]), list(t["y"])) for t in biases] == [([0.0], [128]), ([0.0], [64]), ([0.0], [10])]
+    assert at.query_params["bias"] == "zero"
+
+
+def test_build_url_round_trip_restores_the_same_network_and_weights():
+    at = open_page("pages/build.py")
+    at.number_input(key="b_size_0").set_value(200).run()
+    at.selectbox(key="b_act_1").set_value("sigmoid").run()
+    at.radio(key="b_init").set_value("Normal(0, std)").run()
+    at.select_slider(key="b_std").set_value(0.05).run()
+    at.number_input(key="b_seed").set_value(42).run()
+    link = dict(at.query_params)
+    assert link == {"hidden": "200,64", "act": "relu,sigmoid", "std": "0.05", "bias": "default", "seed": "42"}
+
+    st.cache_resource.clear()
+    other = open_page("pages/build.py", link)  # another browser: a new session from the link
+    assert not other.warning
+    assert other.code[0].value == at.code[0].value
+    assert other.number_input(key="b_seed").value == 42 and other.select_slider(key="b_std").value == 0.05
+    for title in ("fc1.weight", "Untrained"):  # weight histograms and the forward pass agree exactly
+        a, b = figure_with(at, title)["data"], figure_with(other, title)["data"]
+        for ta, tb in zip(a, b):
+            np.testing.assert_array_equal(ta.get("x"), tb.get("x"))
+            np.testing.assert_array_equal(ta.get("y"), tb.get("y"))
+    # A different seed gives different weights.
+    other.number_input(key="b_seed").set_value(43).run()
+    assert not np.array_equal(figure_with(other, "Untrained")["data"][1]["x"],
+                              figure_with(at, "Untrained")["data"][1]["x"])
+
+
+def test_build_bad_link_values_fall_back_with_a_visible_notice():
+    at = open_page("pages/build.py", {"hidden": "10000000,abc", "std": "nan", "seed": "-3"})
+    notices = [w.value for w in at.warning]
+    assert len(notices) == 3 and not at.error
+    assert "Linear(in_features=784, out_features=128, bias=True)" in at.code[0].value  # the default
+    assert at.query_params["hidden"] == "128,64" and at.query_params["seed"] == "0"
+    at.number_input(key="b_seed").set_value(1).run()  # the notices go once the visitor moves on
+    assert not at.warning
+
+
+def test_build_too_many_parameters_is_an_error_not_a_traceback():
+    at = open_page("pages/build.py")
+    at.number_input(key="b_size_0").set_value(2048).run()
+    at.number_input(key="b_size_1").set_value(1024).run()
+    at.button(key="b_add").click().run()
+    at.number_input(key="b_size_2").set_value(2048).run()
+    assert not at.exception
+    assert "parameters" in at.error[0].value and "5,000,000" in at.error[0].value
+    at.button(key="b_remove_2").click().run()  # the page stays usable
+    assert not at.error and total_parameters(at) == Architecture((2048, 1024)).n_parameters
+
+
+@pytest.fixture
+def fresh_server():
+    """Streamlit's mode on a server nobody has opened at its root yet (see navigation_mode)."""
+
+
+def test_a_shared_link_opened_first_on_a_fresh_server_still_goes_through_app_py(fresh_server):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"hidden": "30", "act": "tanh", "seed": "9"})
+    at.run()
+    at.switch_page("pages/build.py").run()
+    assert not at.exception and not at.warning
+    assert "Device:" in at.sidebar.caption[0].value  # app.py's sidebar: app.py ran
+    assert "(tanh1): Tanh()" in at.code[0].value and at.number_input(key="b_seed").value == 9

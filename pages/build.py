@@ -1,0 +1,181 @@
+"""Build: put a network together layer by layer and see everything `nn` makes of it.
+
+The architecture, init and seed are mirrored in the address bar, so a copied link rebuilds the
+same network, weight for weight, in another browser.
+"""
+
+import pandas as pd
+import streamlit as st
+import torch
+
+import lab_ui
+from mnistlab import codegen, inspect, plots, share
+from mnistlab.errors import ConfigError
+from mnistlab.network import (
+    ACTIVATIONS,
+    MAX_HIDDEN_LAYERS,
+    MAX_SEED,
+    MAX_WIDTH,
+    Architecture,
+    Init,
+    available_devices,
+    build,
+    parameter_table,
+    probabilities,
+)
+
+DEFAULT_INIT, NORMAL_INIT = "PyTorch default", "Normal(0, std)"
+SHOWN_UNITS = 64  # first-layer weight images: a readable number
+ACTIVATION_BATCH = 256
+
+
+lab_ui.entry_guard()
+
+# -- widget state: the layer list lives in keyed widgets b_size_<i>, b_act_<i> ----------------------
+
+def load(state: share.BuildState, device: str) -> None:
+    """Put a Build state into the page's widgets (before they are drawn)."""
+    ss = st.session_state
+    for i in range(MAX_HIDDEN_LAYERS):
+        ss.pop(f"b_size_{i}", None)
+        ss.pop(f"b_act_{i}", None)
+    for i, (size, act) in enumerate(zip(state.arch.hidden, state.arch.activations)):
+        ss[f"b_size_{i}"], ss[f"b_act_{i}"] = size, act
+    ss["b_layers"] = len(state.arch.hidden)
+    ss["b_init"] = DEFAULT_INIT if state.init.weight_std is None else NORMAL_INIT
+    ss["b_std"] = state.init.weight_std or 0.01
+    ss["b_zero_bias"] = state.init.zero_bias
+    ss["b_seed"] = state.seed
+    ss["b_device"] = device if device in available_devices() else available_devices()[0]
+
+
+def add_layer() -> None:
+    ss, n = st.session_state, st.session_state["b_layers"]
+    ss[f"b_size_{n}"], ss[f"b_act_{n}"] = 64, ss[f"b_act_{n - 1}"]
+    ss["b_layers"] = n + 1
+
+
+def remove_layer(i: int) -> None:
+    ss, n = st.session_state, st.session_state["b_layers"]
+    for j in range(i, n - 1):
+        ss[f"b_size_{j}"], ss[f"b_act_{j}"] = ss[f"b_size_{j + 1}"], ss[f"b_act_{j + 1}"]
+    del ss[f"b_size_{n - 1}"], ss[f"b_act_{n - 1}"]
+    ss["b_layers"] = n - 1
+
+
+# A link's values win when they differ from what this page last wrote (a new link, or an edited
+# address); otherwise the visitor's own Build comes back, e.g. after visiting another page.
+from_url = {k: v for k, v in st.query_params.to_dict().items() if k in share.KEYS}
+if from_url and from_url != st.session_state.get("b_url"):
+    decoded, notices = share.decode(from_url)
+    load(decoded, lab_ui.current_build()["device"])
+    st.session_state["b_notices"] = (share.encode(decoded), notices)
+elif "b_seed" not in st.session_state:
+    b = lab_ui.current_build()
+    load(share.BuildState(b["arch"], b["init"], b["seed"]), b["device"])
+
+st.title("Build a network")
+st.caption("784 inputs → your hidden layers → 10 outputs → softmax, as the lesson's `nn.Sequential`.")
+
+controls, model_view = st.columns([1, 1.35], gap="large")
+with controls:
+    st.subheader("Hidden layers")
+    n_layers = st.session_state["b_layers"]
+    for i in range(n_layers):
+        c = st.columns([1.6, 2.2, 0.8], vertical_alignment="bottom")
+        c[0].number_input(f"fc{i + 1} units", 1, MAX_WIDTH, key=f"b_size_{i}")
+        c[1].selectbox(f"activation {i + 1}", list(ACTIVATIONS), key=f"b_act_{i}")
+        c[2].button("", icon=":material/delete:", key=f"b_remove_{i}", on_click=remove_layer, args=(i,),
+                    disabled=n_layers == 1, help=f"Remove hidden layer {i + 1}")
+    st.button("Add hidden layer", icon=":material/add:", on_click=add_layer, key="b_add",
+              disabled=n_layers >= MAX_HIDDEN_LAYERS,
+              help=f"At most {MAX_HIDDEN_LAYERS} hidden layers")
+
+    st.subheader("Initial weights")
+    init_kind = st.radio("Weights", [DEFAULT_INIT, NORMAL_INIT], key="b_init", horizontal=True)
+    std = st.select_slider("std (log scale)", share.STD_SCALE, key="b_std", format_func=lambda s: f"{s:g}",
+                           disabled=init_kind == DEFAULT_INIT)
+    zero_bias = st.checkbox("Zero biases", key="b_zero_bias")
+    c = st.columns(2)
+    seed = c[0].number_input("Seed", 0, MAX_SEED, key="b_seed")
+    device = c[1].selectbox("Device", available_devices(), key="b_device")
+
+try:
+    arch = Architecture(tuple(st.session_state[f"b_size_{i}"] for i in range(n_layers)),
+                        tuple(st.session_state[f"b_act_{i}"] for i in range(n_layers)))
+    init = Init(zero_bias, std if init_kind == NORMAL_INIT else None)
+except ConfigError as e:
+    model_view.error(str(e))
+    st.stop()
+
+state = share.BuildState(arch, init, int(seed))
+params = share.encode(state)
+lab_ui.set_build(arch, init, int(seed), device)
+if from_url != params:
+    st.query_params.from_dict(params)
+st.session_state["b_url"] = params
+
+link_state, notices = st.session_state.get("b_notices", (None, []))
+if notices and link_state == params:
+    for notice in notices:
+        model_view.warning(notice, icon=":material/link_off:")
+
+model = None
+with model_view, lab_ui.show_errors():
+    model = build(arch, init, int(seed), device)
+    table = parameter_table(model)
+    st.subheader("Parameters")
+    st.dataframe(pd.DataFrame([{**r, "weight": str(r["weight"]), "bias": str(r["bias"])} for r in table]),
+                 hide_index=True, width="stretch",
+                 column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+    st.metric("Total", f"{sum(r['parameters'] for r in table):,}")
+    url = st.context.url
+    st.caption("The address bar holds this network: copy the link to share it"
+               + (f": {url}?{'&'.join(f'{k}={v}' for k, v in params.items())}" if url else "."))
+
+if model is None:
+    st.stop()
+
+st.subheader("print(model)")
+st.code(str(model), language="text")
+
+code_tab, weights_tab, forward_tab, activations_tab = st.tabs(
+    ["Code", "Weights and biases", "Forward pass", "Activations"])
+
+with code_tab:
+    for tab, style in zip(st.tabs(list(codegen.STYLES.values())), codegen.STYLES):
+        tab.code(codegen.generate(arch, init, int(seed), style, device), language="python")
+
+with weights_tab:
+    layers = {name: layer for name, layer in model.named_children() if isinstance(layer, torch.nn.Linear)}
+    panels = {}
+    for name, layer in layers.items():
+        panels[f"{name}.weight {tuple(layer.weight.shape)}"] = layer.weight
+        panels[f"{name}.bias {tuple(layer.bias.shape)}"] = layer.bias
+    lab_ui.plot(plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"))
+    shown = min(SHOWN_UNITS, arch.hidden[0])
+    lab_ui.plot(plots.weight_images(model.fc1.weight, max_units=SHOWN_UNITS,
+                                    title="fc1 weights as 28×28 images, one per hidden unit"
+                                          + (f" (first {shown} of {arch.hidden[0]})"
+                                             if shown < arch.hidden[0] else "")))
+
+test_split = lab_ui.split(False)
+with forward_tab:
+    index = int(st.columns(3)[0].number_input(f"Test image (0 to {len(test_split) - 1})", 0,
+                                               len(test_split) - 1, 0, key="b_image"))
+    image = test_split.normalized([index], device)
+    with torch.no_grad():
+        ps = probabilities(model, image)[0]
+    lab_ui.plot(plots.view_classify(image[0], ps, label=int(test_split.labels[index]),
+                                    title=f"Untrained {arch.label()}, init {init.label()}"))
+
+with activations_tab:
+    hidden = inspect.hidden_activations(model, test_split.normalized(slice(0, ACTIVATION_BATCH), device))
+    st.caption(f"Each hidden layer's outputs for the first {ACTIVATION_BATCH} test images. Saturated: a "
+               f"sigmoid or tanh output where its slope is under {inspect.SATURATION:.0%} of its peak. "
+               f"Dead: a ReLU unit that outputs 0 for every image.")
+    st.dataframe(pd.DataFrame([{"layer": a.name, "units": a.values.shape[1],
+                                "cannot learn much": f"{a.share:.0%} {a.problem}"} for a in hidden]),
+                 hide_index=True, width="stretch")
+    lab_ui.plot(plots.histograms({a.label(): a.values for a in hidden}, columns=2, x_title="activation",
+                                 log_y=True, title="How often each activation value occurs (log scale)"))

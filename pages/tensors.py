@@ -1,0 +1,72 @@
+"""From tensors: the lesson's network by hand — `torch.randn` weights, `torch.mm`, sigmoid, softmax."""
+
+import pandas as pd
+import streamlit as st
+
+import lab_ui
+from mnistlab import plots
+from mnistlab.data import FastLoader
+from mnistlab.inspect import layer_activations
+from mnistlab.lesson import TensorNetwork
+from mnistlab.network import MAX_SEED, MAX_WIDTH
+
+lab_ui.entry_guard()
+
+st.title("A network from tensors")
+st.caption("Before `nn`: weights are plain tensors, a layer is a matrix multiplication plus a bias, "
+           "and the activation is a formula. Each step shows its code, then what it gives.")
+
+c = st.columns(3)
+n_hidden = int(c[0].number_input("Hidden units (n_hidden)", 1, MAX_WIDTH, 256, key="t_hidden"))
+seed = int(c[1].number_input("Seed (torch.manual_seed)", 0, MAX_SEED, 7, key="t_seed"))
+index = int(c[2].slider("Image in the batch", 0, 63, 0, key="t_index"))
+
+images, labels = next(iter(FastLoader(lab_ui.split(True), 64, shuffle=True, seed=seed)))
+net = TensorNetwork.random(n_hidden, seed)
+t = net.forward(images)
+
+
+def step(title: str, code: str):
+    """A numbered step, notebook-like: its code, then a container for what it gives."""
+    st.subheader(title)
+    st.code(code, language="python")
+    return st.container()
+
+
+with step("1. A batch, flattened", "dataiter = iter(trainloader)\nimages, labels = next(dataiter)\n\n"
+          "# 784 inputs per image\ninputs = images.view(images.shape[0], -1)"):
+    st.code(f">>> images.shape\n{t['images'].shape}\n>>> inputs.shape\n{t['inputs'].shape}",
+            language="python")
+
+with step("2. Weights and biases from torch.randn",
+          f"torch.manual_seed({seed})\n\nn_input = 784\nn_hidden = {n_hidden}\nn_output = 10\n\n"
+          "W1 = torch.randn(n_input, n_hidden)\nW2 = torch.randn(n_hidden, n_output)\n"
+          "B1 = torch.randn((1, n_hidden))\nB2 = torch.randn((1, n_output))"):
+    names = ["images", "inputs", "W1", "B1", "hidden", "W2", "B2", "scores", "probabilities"]
+    st.dataframe(pd.DataFrame({"tensor": names, "shape": [str(t[n].shape) for n in names]}),
+                 hide_index=True, width="stretch")
+    st.caption("`torch.mm(inputs, W1)` needs inputs' 784 columns to match W1's 784 rows; "
+               "B1's shape (1, n_hidden) is broadcast over the batch's rows.")
+
+with step("3. Hidden layer: sigmoid of inputs × W1 + B1",
+          "def activation(x):\n    return 1 / (1 + torch.exp(-x))\n\n"
+          "hidden = activation(torch.mm(inputs, W1) + B1)"):
+    hidden = layer_activations(t["hidden"], "sigmoid", "hidden")
+    lab_ui.plot(plots.histograms({f"hidden: {hidden.share:.0%} of activations saturated": t["hidden"]},
+                                 columns=1, x_title="sigmoid output", panel_height=300))
+    st.caption("Each hidden unit adds up 784 inputs times unscaled `randn` weights, so its input is far "
+               "from 0 and the sigmoid sits at 0 or 1, where its slope (and learning) is almost nil. "
+               "That is why `nn.Linear` scales its initial weights by 1/√inputs.")
+
+with step("4. Output scores and softmax",
+          "def softmax(x):\n    return torch.exp(x) / torch.sum(torch.exp(x), dim=1).view(-1, 1)\n\n"
+          "scores = torch.mm(hidden, W2) + B2\nprobabilities = softmax(scores)\n\n"
+          "probabilities.shape\nprobabilities.sum(dim=1)"):
+    ps = t["probabilities"]
+    lab_ui.plot(plots.view_classify(images[index], ps[index], label=int(labels[index]),
+                                    title=f"images[{index}] through the untrained network"))
+    sums = ", ".join(f"{v:.4f}" for v in ps.sum(dim=1).tolist())
+    st.code(f">>> probabilities.shape\n{ps.shape}\n>>> probabilities.sum(dim=1)\ntensor([{sums}])",
+            language="python", wrap_lines=True)
+    st.caption("Every row sums to 1: a probability for each of the 10 classes. With random weights the "
+               "guess means nothing yet.")
