@@ -263,6 +263,7 @@ class Run:
     initial_state: dict[str, torch.Tensor] | None = None  # weights before training (for comparison)
     seconds: float = 0.0
     device: str = "cpu"
+    name: str = ""  # set for a model loaded from a file: its name
 
     def model(self, device="cpu") -> nn.Sequential:
         """The trained network, rebuilt from its weights."""
@@ -279,6 +280,8 @@ class Run:
 
     def label(self) -> str:
         """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: 97.6%"."""
+        if self.name:
+            return f"{self.name} ({self.arch.label()}, loaded): {self.accuracy:.1%}"
         stopped = f" (stopped at {self.history.steps / self.history.steps_per_epoch:.1f} epochs)" \
             if self.history.stopped_early else ""
         return f"{self.arch.label()}, {self.config.label()}{stopped}: {self.accuracy:.1%}"
