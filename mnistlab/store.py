@@ -1,0 +1,273 @@
+"""Saving and loading trained networks, without pickle.
+
+A model is ONE `.safetensors` file: the Linear layers' weights and biases as float32 tensors named as
+in the network (fc1.weight, fc1.bias, ..., output.bias), and under the header's `__metadata__` key
+"mnistlab" a JSON document with the architecture, init, seed, training settings and test metrics.
+One file is easy to download and upload, and safetensors holds only numbers: loading a file never
+runs code from it. Every file is checked (size, header, metadata, names, shapes) before its weights
+are used; a file that fails gives a ModelFileError that says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from mnistlab import network, train
+from mnistlab.errors import ConfigError, ModelFileError
+from mnistlab.train import Run, TrainConfig
+
+FORMAT, VERSION = "mnistlab-model", 1
+SUFFIX = ".safetensors"
+DEFAULT_FOLDER = Path("~/.mnistlab/models")
+MAX_HEADER_BYTES = 64 * 1024
+# The largest network allowed (network.MAX_PARAMETERS float32 numbers) plus its header (also in the README).
+MAX_FILE_BYTES = 4 * network.MAX_PARAMETERS + MAX_HEADER_BYTES + 8
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_ACCEPTED = ("MNIST Lab loads only the .safetensors model files it saves (from the Train page or "
+             "`python -m mnistlab train`).")
+
+
+@dataclass
+class SavedModel:
+    """A trained network as stored: what it is, how it was trained, how well it did, its weights."""
+
+    arch: network.Architecture
+    init: network.Init
+    seed: int
+    state: dict[str, torch.Tensor]  # CPU float32, named as in the network
+    config: TrainConfig | None = None
+    metrics: dict = field(default_factory=dict)  # test_loss, test_accuracy, per_class_accuracy
+    name: str = ""
+
+    @classmethod
+    def from_run(cls, run: Run, name: str = "") -> SavedModel:
+        return cls(run.arch, run.init, run.seed, run.state, run.config, run.evaluation.metrics(), name)
+
+    def model(self, device="cpu") -> nn.Sequential:
+        """The network, rebuilt from the architecture and loaded with the stored weights."""
+        model = network.build(self.arch, self.init, self.seed, device)
+        model.load_state_dict(self.state)
+        return model.eval()
+
+    def label(self) -> str:
+        acc = self.metrics.get("test_accuracy")
+        return f"{self.name or 'model'}: {self.arch.label()}" + (f", {acc:.1%} test accuracy" if acc else "")
+
+
+def expected_shapes(arch: network.Architecture) -> dict[str, tuple[int, ...]]:
+    """Every tensor a model file for `arch` must hold, with its shape."""
+    shapes = {}
+    for name, (n_in, n_out) in zip(arch.linear_names(), zip(arch.sizes, arch.sizes[1:])):
+        shapes[f"{name}.weight"] = (n_out, n_in)
+        shapes[f"{name}.bias"] = (n_out,)
+    return shapes
+
+
+# -- bytes (download / upload) --------------------------------------------------------------------
+
+def to_bytes(saved: SavedModel) -> bytes:
+    """The model file's contents."""
+    meta = {"format": FORMAT, "version": VERSION, "name": saved.name, "arch": saved.arch.to_dict(),
+            "init": saved.init.to_dict(), "seed": saved.seed,
+            "training": saved.config.to_dict() if saved.config else None, "metrics": saved.metrics}
+    tensors = {k: saved.state[k].detach().to("cpu", torch.float32).contiguous()
+               for k in expected_shapes(saved.arch)}
+    return st_save(tensors, metadata={"mnistlab": json.dumps(meta)})
+
+
+def from_bytes(content: bytes, source: str = "The file") -> SavedModel:
+    """A model from a file's contents, checked before anything in it is used; never unpickled."""
+    header = _read_header(content, source)
+    meta = _read_metadata(header, source)
+    arch, init, seed, config = _read_settings(meta, source)
+    _check_tensors(header, arch, source)
+    try:
+        state = st_load(bytes(content))
+    except SafetensorError as e:  # _read_header checks the layout; this catches what is left
+        raise ModelFileError(f"{source} is damaged: {e}. {_ACCEPTED}") from None
+    for k, t in state.items():
+        if not torch.isfinite(t).all():
+            raise ModelFileError(f"{source} holds weights that are not numbers (NaN or infinite) in {k}; "
+                                 f"this network cannot be used.")
+    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    return SavedModel(arch, init, seed, state, config, metrics, name)
+
+
+def _too_big(source: str, size: int) -> str:
+    return (f"{source} is {size:,} bytes; model files are at most {MAX_FILE_BYTES:,} bytes "
+            f"(about {MAX_FILE_BYTES / 1e6:.0f} MB, the largest network allowed).")
+
+
+def _read_header(content: bytes, source: str) -> dict:
+    size = len(content)
+    if size == 0:
+        raise ModelFileError(f"{source} is empty. {_ACCEPTED}")
+    if size > MAX_FILE_BYTES:
+        raise ModelFileError(_too_big(source, size))
+    if content[:1] == b"\x80" or content[:2] == b"PK":
+        raise ModelFileError(f"{source} looks like a PyTorch pickle (torch.save) file. Pickles can run code "
+                             f"when loaded, so MNIST Lab never opens them. {_ACCEPTED}")
+    if size < 8:
+        raise ModelFileError(f"{source} is only {size} bytes, too short to be a model file. {_ACCEPTED}")
+    (n,) = struct.unpack("<Q", content[:8])
+    if n > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{source} is not a MNIST Lab model file: its header claims {n:,} bytes "
+                             f"(at most {MAX_HEADER_BYTES:,} are allowed). {_ACCEPTED}")
+    if 8 + n > size:
+        raise ModelFileError(f"{source} is truncated: its header needs {n:,} bytes but only "
+                             f"{size - 8:,} follow. Download or save it again.")
+    try:
+        header = json.loads(content[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        header = None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{source} is not a model file (its header is not readable). {_ACCEPTED}")
+    data_bytes = size - 8 - n
+    end = max((t.get("data_offsets", [0, 0])[1] for k, t in header.items()
+               if k != "__metadata__" and isinstance(t, dict) and _offsets_ok(t)), default=0)
+    if end > data_bytes:
+        raise ModelFileError(f"{source} is truncated: its weights need {end:,} bytes but only "
+                             f"{data_bytes:,} are there. Download or save it again.")
+    return header
+
+
+def _offsets_ok(t: dict) -> bool:
+    off = t.get("data_offsets")
+    return isinstance(off, list) and len(off) == 2 and all(isinstance(o, int) for o in off)
+
+
+def _read_metadata(header: dict, source: str) -> dict:
+    meta = header.get("__metadata__")
+    text = meta.get("mnistlab") if isinstance(meta, dict) else None
+    if text is None:
+        raise ModelFileError(f"{source} has no MNIST Lab description (architecture and settings), so its "
+                             f"weights cannot be placed in a network. {_ACCEPTED}")
+    try:
+        meta = json.loads(text)
+    except (TypeError, ValueError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{source} has a damaged MNIST Lab description. {_ACCEPTED}")
+    if meta.get("version") != VERSION:
+        raise ModelFileError(f"{source} is in model format version {meta.get('version')!r}; this MNIST Lab "
+                             f"reads version {VERSION}.")
+    return meta
+
+
+def _read_settings(meta: dict, source: str):
+    try:
+        arch = network.Architecture.from_dict(meta.get("arch"))
+    except (ConfigError, TypeError) as e:
+        raise ModelFileError(f"{source} declares an architecture MNIST Lab cannot build: {e}") from None
+    try:
+        init = network.Init.from_dict(meta.get("init") or {})
+        seed = network.check_seed(meta.get("seed", 0))
+        config = TrainConfig.from_dict(meta["training"]) if meta.get("training") else None
+    except (ConfigError, TypeError) as e:
+        raise ModelFileError(f"{source} has settings MNIST Lab does not accept: {e}") from None
+    return arch, init, seed, config
+
+
+def _check_tensors(header: dict, arch: network.Architecture, source: str) -> None:
+    expected = expected_shapes(arch)
+    found = {k: v for k, v in header.items() if k != "__metadata__"}
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    if missing or extra:
+        what = (f"lacks {', '.join(missing)}" if missing else "") + \
+               ("; " if missing and extra else "") + (f"has unexpected {', '.join(extra)}" if extra else "")
+        raise ModelFileError(f"{source} does not match its architecture {arch.label()}: it {what}.")
+    for k, shape in expected.items():
+        t = found[k]
+        if not isinstance(t, dict) or t.get("dtype") != "F32":
+            raise ModelFileError(f"{source}: {k} must hold 32-bit floats (F32); found "
+                                 f"{t.get('dtype') if isinstance(t, dict) else t!r}.")
+        if tuple(t.get("shape") or ()) != shape:
+            raise ModelFileError(f"{source} does not match its architecture {arch.label()}: {k} has shape "
+                                 f"{tuple(t.get('shape') or ())}, expected {shape}.")
+
+
+# -- files in the models folder --------------------------------------------------------------------
+
+def models_dir() -> Path:
+    """$MNISTLAB_MODELS, else ~/.mnistlab/models."""
+    return Path(os.environ.get("MNISTLAB_MODELS") or DEFAULT_FOLDER).expanduser()
+
+
+def check_name(name) -> str:
+    """A model's name: up to 64 letters, digits, '_', '-', '.'; no folders; drops a trailing .safetensors."""
+    text = str(name).strip()
+    if text.endswith(SUFFIX):
+        text = text[: -len(SUFFIX)]
+    if not _NAME.fullmatch(text) or ".." in text:
+        raise ModelFileError(f"A model name is 1 to 64 letters, digits, '_', '-' or '.', starting with a "
+                             f"letter or digit (no folders); got {str(name)!r}.")
+    return text
+
+
+def path_for(name, folder=None) -> Path:
+    return Path(folder or models_dir()) / f"{check_name(name)}{SUFFIX}"
+
+
+def save(saved: SavedModel, name, folder=None) -> Path:
+    """Write the model as NAME.safetensors in the models folder (replacing one of that name)."""
+    path = path_for(name, folder)
+    saved.name = check_name(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(to_bytes(saved))
+    tmp.replace(path)  # readers never see a half-written file
+    return path
+
+
+def load(name, folder=None) -> SavedModel:
+    """The model saved as NAME in the models folder."""
+    path = path_for(name, folder)
+    if not path.is_file():
+        known = list_models(folder)
+        hint = f"Saved models: {', '.join(known)}." if known else f"No models are saved in {path.parent}."
+        raise ModelFileError(f"No model named {check_name(name)!r} in {path.parent}. {hint}")
+    return load_file(path)
+
+
+def load_file(path) -> SavedModel:
+    """A model from any path, checked like an upload; its size is checked before it is read."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelFileError(_too_big(path.name, size))
+        content = path.read_bytes()
+    except OSError as e:
+        raise ModelFileError(f"{path} cannot be read: {e.strerror or e}.") from None
+    saved = from_bytes(content, source=path.name)
+    saved.name = saved.name or path.stem
+    return saved
+
+
+def list_models(folder=None) -> list[str]:
+    folder = Path(folder or models_dir())
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob(f"*{SUFFIX}") if _NAME.fullmatch(p.stem))
+
+
+def as_run(saved: SavedModel, test_split, device="cpu") -> Run:
+    """A loaded model as a session's `Run` (no training curves), evaluated here on `test_split`."""
+    model = saved.model(device)
+    history = train.History(steps_per_epoch=1)
+    return Run(arch=saved.arch, init=saved.init, seed=saved.seed, config=saved.config or TrainConfig(),
+               history=history, evaluation=train.evaluate(model, test_split), state=saved.state,
+               device=str(device), name=saved.name or "uploaded model")

@@ -1,0 +1,186 @@
+"""Saved models: one .safetensors file that loads back to the same network, and every bad file refused."""
+
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save as st_save
+
+from mnistlab import data, network, store, train
+from mnistlab.errors import ModelFileError
+
+ARCH = network.Architecture((128, 64), ("relu", "relu"))
+
+
+@pytest.fixture(scope="module")
+def saved(trained_relu):
+    state = {k: v.clone() for k, v in trained_relu.state_dict().items()}
+    return store.SavedModel(ARCH, network.Init(), 0, state, train.TrainConfig(epochs=10),
+                            {"test_accuracy": 0.975}, "relu")
+
+
+@pytest.fixture(scope="module")
+def good_bytes(saved):
+    return store.to_bytes(saved)
+
+
+def test_save_then_load_gives_the_same_outputs(saved, tmp_path, trained_relu):
+    path = store.save(saved, "lesson-net.v1", folder=tmp_path)
+    assert path == tmp_path / "lesson-net.v1.safetensors"
+    loaded = store.load("lesson-net.v1", folder=tmp_path)
+    assert (loaded.arch, loaded.init, loaded.seed, loaded.config) == (ARCH, network.Init(), 0, saved.config)
+    assert loaded.metrics == {"test_accuracy": 0.975} and loaded.name == "lesson-net.v1"
+    images = data.load_split(train=False).normalized(slice(0, 500))
+    with torch.no_grad():
+        assert torch.equal(loaded.model()(images.flatten(1)), trained_relu(images.flatten(1)))
+    assert store.list_models(tmp_path) == ["lesson-net.v1"]
+
+
+def test_a_downloaded_file_uploads_back_unchanged(saved, good_bytes):
+    loaded = store.from_bytes(good_bytes)
+    assert all(torch.equal(loaded.state[k], saved.state[k]) for k in saved.state)
+    assert store.to_bytes(loaded) == good_bytes
+
+
+def test_the_file_is_plain_safetensors_with_a_json_description(good_bytes):
+    (n,) = struct.unpack("<Q", good_bytes[:8])
+    header = json.loads(good_bytes[8:8 + n])
+    meta = json.loads(header["__metadata__"]["mnistlab"])
+    assert meta["arch"] == {"hidden": [128, 64], "activations": ["relu", "relu"]}
+    assert meta["training"]["optimizer"] == "adam" and meta["metrics"]["test_accuracy"] == 0.975
+    assert (header["fc1.weight"]["dtype"], header["fc1.weight"]["shape"]) == ("F32", [128, 784])
+    assert sorted(header) == ["__metadata__", "fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight",
+                              "output.bias", "output.weight"]
+
+
+def test_a_run_becomes_a_model_and_back(tmp_path):
+    splits = data.load_split(True), data.load_split(False)
+    run = train.run(network.Architecture((16,), ("tanh",)), network.Init(), 5,
+                    train.TrainConfig(epochs=1, batch_size=1000), *splits)
+    saved = store.SavedModel.from_run(run, "tiny")
+    back = store.as_run(store.from_bytes(store.to_bytes(saved)), splits[1])
+    assert back.accuracy == run.accuracy and back.name == "tiny" and back.config == run.config
+    assert back.label().startswith("tiny (784-16-10 tanh, loaded): ")
+
+
+def test_the_models_folder_comes_from_mnistlab_models(monkeypatch, tmp_path):
+    monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path / "models"))
+    assert store.models_dir() == tmp_path / "models"
+    monkeypatch.delenv("MNISTLAB_MODELS")
+    assert store.models_dir() == store.DEFAULT_FOLDER.expanduser()
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "/etc/passwd", "", " ", ".hidden", "x" * 65, "a..b",
+                                  "a\nb", "ümlaut"])
+def test_model_names_cannot_leave_the_models_folder(name, tmp_path):
+    with pytest.raises(ModelFileError, match="A model name is"):
+        store.path_for(name, tmp_path)
+
+
+def test_a_trailing_suffix_is_part_of_no_name(tmp_path):
+    assert store.path_for("run_3.safetensors", tmp_path) == tmp_path / "run_3.safetensors"
+
+
+def test_loading_a_missing_name_lists_the_saved_ones(saved, tmp_path):
+    store.save(saved, "mine", folder=tmp_path)
+    with pytest.raises(ModelFileError, match="No model named 'other'.*Saved models: mine"):
+        store.load("other", folder=tmp_path)
+
+
+# -- bad files, each refused with its own message -----------------------------------------------------
+
+class _RunsCode:
+    """A pickle that would create a file when unpickled: the upload a classroom prankster sends."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _with_meta(tensors, meta):
+    return st_save(tensors, metadata={"mnistlab": json.dumps(meta)} if meta is not None else None)
+
+
+def _meta(**changes):
+    meta = {"format": "mnistlab-model", "version": 1, "name": "x", "arch": ARCH.to_dict(),
+            "init": network.Init().to_dict(), "seed": 0, "training": None, "metrics": {}}
+    return {**meta, **changes}
+
+
+def _tensors(arch=ARCH, dtype=torch.float32):
+    return {k: torch.zeros(shape, dtype=dtype) for k, shape in store.expected_shapes(arch).items()}
+
+
+def _bad_files(good, tmp_path):
+    other = network.Architecture((100,), ("relu",))
+    nan = _tensors()
+    nan["fc2.bias"][3] = float("nan")
+    return {
+        "empty": (b"", "is empty"),
+        "random bytes": (bytes(range(256)) * 40, "header claims"),
+        "short": (b"\x01\x02\x03", "too short"),
+        "torch.save pickle": (pickle.dumps(_RunsCode(str(tmp_path / "pwned"))), "pickle"),
+        "torch.save zip": (b"PK\x03\x04" + bytes(100), "pickle"),
+        "gigabyte header": (struct.pack("<Q", 3 * 2**30) + b"{}", "header claims 3,221,225,472 bytes"),
+        "truncated header": (good[:200], "truncated"),
+        "truncated weights": (good[:-1000], "truncated"),
+        "header not json": (struct.pack("<Q", 4) + b"nope", "header is not readable"),
+        "no metadata": (st_save(_tensors()), "no MNIST Lab description"),
+        "other metadata": (st_save(_tensors(), metadata={"format": "pt"}), "no MNIST Lab description"),
+        "damaged metadata": (st_save(_tensors(), metadata={"mnistlab": "{oops"}),
+                             "damaged MNIST Lab description"),
+        "future version": (_with_meta(_tensors(), _meta(version=9)), "version 9"),
+        "unknown activation": (_with_meta(_tensors(), _meta(arch={"hidden": [128, 64],
+                                                                 "activations": ["relu", "swish"]})),
+                               "architecture MNIST Lab cannot build.*swish"),
+        "huge architecture": (_with_meta(_tensors(), _meta(arch={"hidden": [10**9], "activations": "relu"})),
+                              "architecture MNIST Lab cannot build.*2048"),
+        "no architecture": (_with_meta(_tensors(), _meta(arch=None)), "architecture MNIST Lab cannot build"),
+        "bad settings": (_with_meta(_tensors(), _meta(training={"lr": -1})), "settings.*Learning rate"),
+        "wrong shapes": (_with_meta(_tensors(other), _meta()), "does not match its architecture"),
+        "transposed weight": (_with_meta({**_tensors(), "fc1.weight": torch.zeros(784, 128)}, _meta()),
+                              r"fc1.weight has shape \(784, 128\), expected \(128, 784\)"),
+        "extra tensor": (_with_meta({**_tensors(), "fc9.weight": torch.zeros(1)}, _meta()), "unexpected fc9"),
+        "float64": (_with_meta(_tensors(dtype=torch.float64), _meta()), "32-bit floats"),
+        "nan weights": (_with_meta(nan, _meta()), "not numbers.*fc2.bias"),
+        "too big": (b"\x00" * (store.MAX_FILE_BYTES + 1), "is 20,065,545 bytes; model files are at most"),
+    }
+
+
+BAD_KINDS = ["empty", "random bytes", "short", "torch.save pickle", "torch.save zip", "gigabyte header",
+             "truncated header", "truncated weights", "header not json", "no metadata", "other metadata",
+             "damaged metadata", "future version", "unknown activation", "huge architecture",
+             "no architecture", "bad settings", "wrong shapes", "transposed weight", "extra tensor",
+             "float64", "nan weights", "too big"]
+
+
+def test_the_table_of_bad_files_is_complete(good_bytes, tmp_path):
+    assert sorted(_bad_files(good_bytes, tmp_path)) == sorted(BAD_KINDS)
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_each_bad_model_file_is_refused_with_its_message(kind, good_bytes, tmp_path):
+    content, says = _bad_files(good_bytes, tmp_path)[kind]
+    with pytest.raises(ModelFileError, match=says) as e:
+        store.from_bytes(content, source="upload.safetensors")
+    assert str(e.value).startswith("upload.safetensors")
+    assert not (tmp_path / "pwned").exists()  # nothing in the file ever ran
+
+
+def test_a_real_torch_save_file_is_refused_without_unpickling(trained_relu, tmp_path):
+    path = tmp_path / "model.pth"
+    torch.save(trained_relu.state_dict(), path)
+    with pytest.raises(ModelFileError, match="PyTorch pickle"):
+        store.load_file(path)
+
+
+def test_a_huge_file_on_disk_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.safetensors"
+    with open(path, "wb") as f:
+        f.truncate(8 * 2**30)  # 8 GiB, sparse: reading it would take the server's memory
+    with pytest.raises(ModelFileError, match="huge.safetensors is 8,589,934,592 bytes; model files are"):
+        store.load_file(path)
