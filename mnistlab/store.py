@@ -225,10 +225,14 @@ def save(saved: SavedModel, name, folder=None) -> Path:
     """Write the model as NAME.safetensors in the models folder (replacing one of that name)."""
     path = path_for(name, folder)
     saved.name = check_name(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(to_bytes(saved))
-    tmp.replace(path)  # readers never see a half-written file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(to_bytes(saved))
+        tmp.replace(path)  # readers never see a half-written file
+    except OSError as e:
+        raise ModelFileError(f"Cannot save the model to {path}: {e.strerror or e}. Set MNISTLAB_MODELS "
+                             f"to a folder you can write to.") from None
     return path
 
 

@@ -1,0 +1,131 @@
+"""The command line: train a network and save it, or evaluate a saved one, on MNIST.
+
+    python -m mnistlab train --hidden 128,64 --activation relu --epochs 5 --out lesson
+    python -m mnistlab eval lesson
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from mnistlab import data, network, store, train
+from mnistlab.errors import LabError
+
+DRY_RUN_IMAGES = 1000
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block: the shell shows what was wrong
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mnistlab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = commands.add_parser("train", help="train a network on MNIST and print its test accuracy")
+    t.add_argument("--hidden", default="128,64", help="hidden layer sizes, e.g. 128,64 (default)")
+    t.add_argument("--activation", default="relu",
+                   help="sigmoid, tanh or relu (default), or one per hidden layer, e.g. relu,tanh")
+    t.add_argument("--epochs", default="5", help=f"passes over the 60,000 training images, 1 to "
+                                                 f"{train.MAX_EPOCHS} (default 5)")
+    t.add_argument("--optimizer", default="adam", help="adam (default) or sgd (with momentum)")
+    t.add_argument("--lr", default="0.001", help="learning rate (default 0.001)")
+    t.add_argument("--momentum", default="0.9", help="SGD momentum (default 0.9)")
+    t.add_argument("--batch-size", default="64", help="images per step (default 64, the lesson's)")
+    t.add_argument("--seed", default="0", help="seed for the initial weights and the batch order (default 0)")
+    t.add_argument("--zero-bias", action="store_true", help="start every bias at 0")
+    t.add_argument("--weight-std", default=None, help="draw initial weights from normal(0, std) "
+                                                      "instead of PyTorch's default")
+    t.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    t.add_argument("--out", default=None, help="save the trained model under this name in the models "
+                                               "folder ($MNISTLAB_MODELS or ~/.mnistlab/models)")
+    t.add_argument("--dry-run", action="store_true",
+                   help=f"a quick check: one epoch on the first {DRY_RUN_IMAGES} training images, "
+                        f"evaluated on the first {DRY_RUN_IMAGES} test images")
+
+    e = commands.add_parser("eval", help="print a saved model's test loss, accuracy and per-class accuracy")
+    e.add_argument("name", help="a model name in the models folder, or a path to a .safetensors file")
+    e.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    return parser
+
+
+class _ProgressBar:
+    """One line on stderr, redrawn in place on a terminal; one line per epoch otherwise."""
+
+    def __init__(self, stream=sys.stderr, width=30):
+        self.stream, self.width = stream, width
+        self.live = stream.isatty()
+
+    def __call__(self, p: train.Progress):
+        filled = round(self.width * p.fraction)
+        line = (f"epoch {p.epoch}/{p.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
+                f"{p.fraction:4.0%}  loss {p.loss:.3f}  accuracy {p.accuracy:.1%}")
+        if self.live:
+            self.stream.write("\r" + line + ("\n" if p.epoch_end else ""))
+        elif p.epoch_end:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _subset(split: data.Split, n: int) -> data.Split:
+    return data.Split(split.images[:n], split.labels[:n], split.train)
+
+
+def cmd_train(args) -> None:
+    arch = network.Architecture.parse(args.hidden, args.activation)
+    init = network.Init(args.zero_bias, args.weight_std)
+    config = train.TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+                               batch_size=args.batch_size, epochs=1 if args.dry_run else args.epochs,
+                               seed=args.seed)
+    device = network.resolve_device(args.device)
+    if args.out is not None:
+        store.check_name(args.out)  # before training, not after
+    train_split, test_split = data.load_split(True), data.load_split(False)
+    if args.dry_run:
+        train_split, test_split = _subset(train_split, DRY_RUN_IMAGES), _subset(test_split, DRY_RUN_IMAGES)
+    print(f"Training {arch.label()} ({arch.n_parameters:,} parameters, init {init.label()}) with "
+          f"{config.label()} on {device}", file=sys.stderr)
+    run = train.run(arch, init, config.seed, config, train_split, test_split, device, callback=_ProgressBar())
+    e = run.evaluation
+    print(f"trained in {run.seconds:.1f} s")
+    print(f"test accuracy: {e.accuracy:.2%} (test loss {e.loss:.4f}, {e.n_misclassified} of "
+          f"{len(test_split):,} wrong)")
+    if args.out is not None:
+        path = store.save(store.SavedModel.from_run(run), args.out)
+        print(f"saved to {path}")
+
+
+def cmd_eval(args) -> None:
+    device = network.resolve_device(args.device)
+    path = Path(args.name)
+    saved = store.load_file(path) if path.suffix == store.SUFFIX and path.exists() else store.load(args.name)
+    e = train.evaluate(saved.model(device), data.load_split(False))
+    trained = f", trained with {saved.config.label()}" if saved.config else ""
+    print(f"{saved.name}: {saved.arch.label()}{trained}")
+    print(f"test loss: {e.loss:.4f}")
+    print(f"test accuracy: {e.accuracy:.2%}")
+    print("per-class accuracy:")
+    for digit, acc in enumerate(e.per_class_accuracy):
+        print(f"  {digit}: {acc:.2%}")
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.perf_counter()
+    try:
+        {"train": cmd_train, "eval": cmd_eval}[args.command](args)
+    except LabError as e:
+        print(f"mnistlab: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nmnistlab: interrupted after {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
