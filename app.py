@@ -18,6 +18,9 @@ PAGES = [  # (file, title, icon); a page whose file is not written yet is left o
 ]
 page = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in PAGES
                       if (HERE / path).exists()])
-lab_ui.sidebar()
-lab_ui.require_data()
-page.run()
+sidebar = st.sidebar.empty()
+try:
+    lab_ui.require_data()
+    page.run()
+finally:  # also when the page stops early (st.stop) or reruns
+    lab_ui.sidebar(sidebar)

@@ -103,11 +103,11 @@ def device_label(device: str) -> str:
     return device
 
 
-def sidebar() -> None:
-    """The device the visitor's network uses and where the data set lives."""
-    with st.sidebar:
-        st.caption(f"**Device:** {device_label(current_build()['device'])}  \n"
-                   f"**Data:** `{data.data_root()}`")
+def sidebar(place=None) -> None:
+    """The device the visitor's network uses and where the data set lives (in `place`, e.g. an
+    `st.sidebar.empty()` filled after the page ran, so a device just chosen shows at once)."""
+    (place or st.sidebar).caption(f"**Device:** {device_label(current_build()['device'])}  \n"
+                                  f"**Data:** `{data.data_root()}`")
 
 
 def plot(fig, **kwargs) -> None:

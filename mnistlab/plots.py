@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 FONT_SIZE = 16  # readable from the back of a classroom
+TEXT = "#111111"
 BAR = "#4c78a8"
 PREDICTED = "#e45756"
 TRUE = "#2ca02c"
@@ -37,18 +38,31 @@ def _as_image(image) -> np.ndarray:
 
 
 def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title) if title else None, height=height, font=dict(size=FONT_SIZE),
+    """Shared look: large dark text throughout (Streamlit's chart theme would make it small and grey)."""
+    fig.update_layout(title=dict(text=title, font=dict(size=FONT_SIZE + 2, color=TEXT)) if title else None,
+                      height=height, font=dict(size=FONT_SIZE, color=TEXT),
                       margin=dict(l=10, r=10, t=70 if title else 40, b=10), showlegend=False)
+    axis_fonts = dict(tickfont=dict(size=FONT_SIZE - 2, color=TEXT),
+                      title_font=dict(size=FONT_SIZE, color=TEXT))
+    fig.update_xaxes(**axis_fonts)
+    fig.update_yaxes(**axis_fonts)
+    # Subplot titles and digit labels; a label already coloured (right/wrong) keeps its colour.
+    fig.update_annotations(font_size=FONT_SIZE)
+    fig.update_annotations(font_color=TEXT, selector=lambda a: a.font.color is None)
     return fig
 
 
 def _image_axes(fig: go.Figure, row=None, col=None) -> None:
     """Square pixels, row 0 at the top, no tick clutter."""
     kw = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain", **kw)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
+    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, constrain="domain", **kw)
+    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, autorange="reversed",
                      scaleanchor="x" if row is None else None, constrain="domain", constraintoward="top",
                      **kw)
+
+
+def _colored(text: str, color: str) -> str:
+    return f"<span style='color:{color}'><b>{text}</b></span>"
 
 
 # -- the lesson's view_classify -------------------------------------------------------------------
@@ -70,8 +84,13 @@ def view_classify(image, probabilities, label: int | None = None, title: str | N
     if label is not None:
         colors[int(label)] = TRUE
     image_title = "image" if label is None else f"image (label {int(label)})"
+    bars_title = f"class probability: {_colored(f'predicted {predicted}', PREDICTED)}"
+    if label is not None and int(label) == predicted:
+        bars_title = f"class probability: {_colored(f'predicted {predicted}, correct', TRUE)}"
+    elif label is not None:
+        bars_title += f", {_colored(f'true {int(label)}', TRUE)}"
     fig = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.08,
-                        subplot_titles=(image_title, f"class probability (predicted {predicted})"))
+                        subplot_titles=(image_title, bars_title))
     fig.add_trace(go.Heatmap(z=img, colorscale=GRAY, showscale=False,
                              hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Bar(x=ps, y=[str(c) for c in range(10)], orientation="h", marker_color=colors,
@@ -118,7 +137,7 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
             text = str(y) if preds is None else f"{y}→{preds[i]}"
             color = None if preds is None else (TRUE if preds[i] == y else PREDICTED)
             fig.add_annotation(x=c * (28 + gap) + 13.5, y=r * (28 + gap) - 1, text=text, showarrow=False,
-                               yanchor="bottom", font=dict(size=FONT_SIZE - 2, color=color or "#111111"))
+                               yanchor="bottom", font=dict(color=color))
     _image_axes(fig)
     rows = math.ceil(n / columns)
     fig.update_yaxes(range=[rows * (28 + gap) - gap - 0.5, -gap])
@@ -140,7 +159,8 @@ def pixel_values(image, decimals: int = 0, title: str | None = None, height: int
     return _layout(fig, title, height)
 
 
-def weight_images(weight, max_units: int = 64, columns: int = 8, title: str | None = None) -> go.Figure:
+def weight_images(weight, max_units: int = 64, columns: int | None = None,
+                  title: str | None = None) -> go.Figure:
     """The first layer's weights as 28×28 images, one per hidden unit (the first `max_units`).
 
     Blue is positive, red negative, white zero, on one symmetric scale for all units.
@@ -149,14 +169,14 @@ def weight_images(weight, max_units: int = 64, columns: int = 8, title: str | No
     if w.ndim != 2 or w.shape[1] != 784:
         raise ValueError(f"First-layer weights are (hidden, 784); got shape {w.shape}.")
     w = w[:max_units].reshape(-1, 28, 28)
-    columns = max(1, min(columns, len(w)))
+    columns = max(1, min(columns or math.ceil(math.sqrt(2 * len(w))), len(w)))
     z = _tile(w, columns, gap=3)
     bound = float(np.max(np.abs(w))) or 1.0
     fig = go.Figure(go.Heatmap(z=z, colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound, hoverongaps=False,
                                colorbar=dict(thickness=14), hovertemplate="%{z:.3f}<extra></extra>"))
     _image_axes(fig)
     rows = math.ceil(len(w) / columns)
-    return _layout(fig, title, height=max(240, 100 * rows + 60))
+    return _layout(fig, title, height=min(560, max(240, 90 * rows + 60)))
 
 
 # -- counts and distributions -------------------------------------------------------------------

@@ -237,3 +237,23 @@ def test_a_shared_link_opened_first_on_a_fresh_server_still_goes_through_app_py(
     assert not at.exception and not at.warning
     assert "Device:" in at.sidebar.caption[0].value  # app.py's sidebar: app.py ran
     assert "(tanh1): Tanh()" in at.code[0].value and at.number_input(key="b_seed").value == 9
+
+
+def test_build_device_choice_shows_in_the_sidebar():
+    at = open_page("pages/build.py")
+    devices = at.selectbox(key="b_device").options
+    at.selectbox(key="b_device").set_value(devices[-1]).run()
+    assert f"**Device:** {devices[-1]}" in at.sidebar.caption[0].value
+    assert at.session_state["build"]["device"] == devices[-1]
+
+
+def test_without_files_or_network_the_app_says_how_to_supply_mnist(tmp_path, monkeypatch):
+    from torchvision import datasets
+
+    monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path))
+    monkeypatch.setattr(datasets.MNIST, "mirrors", [])  # as if offline: no server to download from
+    at = open_page()
+    assert not at.exception
+    assert "could not be downloaded" in at.error[0].value
+    assert "MNISTLAB_DATA" in at.info[0].value
+    assert not at.title  # the page itself did not run

@@ -89,3 +89,14 @@ def test_weight_images_show_one_28x28_tile_per_unit_up_to_the_cap():
     assert np.count_nonzero(~np.isnan(z)) == 64 * 784
     assert np.allclose(z[:28, :28], w[0].reshape(28, 28).numpy(), atol=1e-6)
     assert fig.data[0].zmid == 0
+
+
+def test_digit_grid_with_predictions_colours_right_and_wrong(test_split):
+    labels = test_split.labels[:4]
+    predictions = labels.clone()
+    predictions[1] = (labels[1] + 1) % 10
+    fig = plots.digit_grid(test_split.normalized(slice(0, 4)), labels, predictions=predictions)
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts[1] == f"{int(labels[1])}→{int(predictions[1])}"
+    colors = [a.font.color for a in fig.layout.annotations]
+    assert colors == [plots.TRUE, plots.PREDICTED, plots.TRUE, plots.TRUE]
