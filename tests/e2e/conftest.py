@@ -253,10 +253,11 @@ def wait_for_app(page, timeout: float = TIMEOUT_MS) -> None:
     page.wait_for_selector(IDLE, state="attached", timeout=timeout)
 
 
-def open_app(page, base_url: str, path: str = "") -> None:
-    """Loads a URL of the app and waits until its first run has finished and rendered."""
+def open_app(page, url: str, path: str = "") -> None:
+    """Loads the app at `url` (the base URL, or any link into the app) + `path`, and waits until
+    its first run has finished and rendered."""
     mark = page.runs.mark()
-    page.goto(f"{base_url}/{path.lstrip('/')}")
+    page.goto(f"{url.rstrip('/')}/{path.lstrip('/')}" if path else url)
     page.runs.wait(mark)
     wait_for_app(page)
 
@@ -277,8 +278,9 @@ def rerun(page, timeout: float = TIMEOUT_MS):
 
 def goto_page(page, name: str) -> None:
     """Clicks a page in the navigation (sidebar or top) and waits for it to render."""
-    link = page.locator('[data-testid="stSidebarNavLink"], [data-testid="stTopNavLink"]').filter(
-        has_text=re.compile(rf"^\s*{re.escape(name)}\s*$"))
+    label = page.locator('[data-testid="stMarkdownContainer"]').filter(
+        has_text=re.compile(rf"^\s*{re.escape(name)}\s*$"))  # the link's text, without its icon
+    link = page.locator('[data-testid="stSidebarNavLink"], [data-testid="stTopNavLink"]').filter(has=label)
     with rerun(page):
         link.first.click()
 
@@ -290,8 +292,19 @@ def assert_no_exception(page) -> None:
 
 
 def screenshot(page, name: str) -> Path:
-    """Full-page screenshot to screenshots/<name>.png (git-ignored)."""
+    """The whole page to screenshots/<name>.png (git-ignored), for people to look at.
+
+    Streamlit scrolls inside its main container, not the document, so the viewport is made as tall
+    as that container's content for the shot, then put back.
+    """
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
+        '[data-testid="stMain"], [data-testid="stAppViewContainer"]')].map(e => e.scrollHeight))""")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 12_000))})
+    try:
+        page.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(size)
     return path

@@ -1,0 +1,132 @@
+"""The Dataset, From tensors, Build and Train pages in a real browser, as a learner uses them."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import assert_no_exception, goto_page, open_app, rerun, screenshot
+
+PAGES = ["Dataset", "From tensors", "Build"]
+
+# What a rendered Plotly chart shows: its title, the texts drawn on it (e.g. a grid's labels), and a
+# checksum of each trace's pixel values (z) and bar lengths (x), as the browser holds them.
+FIGURE = """([el, title]) => {
+  const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')];
+  const p = charts.find(c => (c.querySelector('.gtitle')?.textContent || '').includes(title));
+  if (!p || !p._fullData) return null;
+  const sum = (a) => { let s = 0, i = 0; for (const v of (a || [])) {
+      s += typeof v === 'number' ? v * (++i % 97 + 1) : sum(v); } return s; };
+  return {title: p.querySelector('.gtitle').textContent,
+          texts: [...p.querySelectorAll('.annotation-text')].map(t => t.textContent),
+          traces: p._fullData.map(t => ({type: t.type, z: sum(t.z),
+                                         x: t.type === 'bar' ? Array.from(t.x, Number) : []}))};
+}"""
+
+
+def figure(page, title: str) -> dict:
+    """The rendered Plotly chart whose title contains `title` (waits until Plotly has drawn it)."""
+    return page.wait_for_function(FIGURE, arg=[None, title]).json_value()
+
+
+def set_number(page, label: str, value) -> None:
+    """Types into a number input and commits it with Enter, as a user does; waits for the rerun."""
+    box = page.get_by_label(label, exact=True)
+    with rerun(page):
+        box.fill(str(value))
+        box.press("Enter")
+
+
+def choose(page, label: str, option: str) -> None:
+    """Picks an option of a selectbox; waits for the rerun."""
+    page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_text(label, exact=True)).locator('[role="combobox"]').click()
+    with rerun(page):
+        page.get_by_role("option", name=option, exact=True).click()
+
+
+def printed_model(page):
+    """The Build page's `print(model)` block."""
+    return page.locator('[data-testid="stCode"]').filter(has_text="(fc1): Linear(")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_loads_without_errors(page, base_url, name):
+    open_app(page, base_url)
+    goto_page(page, name)
+    expect(page.locator("h1").first).to_be_visible()
+    assert page.locator('[data-testid="stPlotlyChart"], [data-testid="stCode"]').count() > 0
+    assert_no_exception(page)
+    screenshot(page, f"page-{name.lower().replace(' ', '-')}")
+
+
+def test_dataset_next_batch_changes_the_grid(page, base_url):
+    open_app(page, base_url)
+    goto_page(page, "Dataset")
+    title = "The batch's digits with their labels"
+    first = figure(page, title)
+    assert len(first["texts"]) == 64 and set(first["texts"]) <= set("0123456789")
+    expect(page.get_by_text(re.compile(r"^Batch 1 of 938"))).to_be_visible()
+
+    with rerun(page):
+        page.get_by_role("button", name="Next batch").click()
+    expect(page.get_by_text(re.compile(r"^Batch 2 of 938"))).to_be_visible()
+    page.wait_for_function(f"""() => {{ const f = ({FIGURE})([null, {title!r}]);
+                                       return f && f.texts.join() !== {",".join(first["texts"])!r}; }}""")
+    second = figure(page, title)
+    assert second["texts"] != first["texts"], "the labels above the digits did not change"
+    assert second["traces"][0]["z"] != first["traces"][0]["z"], "the digits' pixels did not change"
+    assert_no_exception(page)
+
+
+def test_from_tensors_hidden_units_change_the_weights(page, base_url):
+    open_app(page, base_url)
+    goto_page(page, "From tensors")
+    expect(page.locator('[data-testid="stCode"]').filter(has_text="n_hidden = 256")).to_be_visible()
+    set_number(page, "Hidden units (n_hidden)", 32)
+    expect(page.locator('[data-testid="stCode"]').filter(has_text="n_hidden = 32")).to_be_visible()
+    expect(page.locator('[data-testid="stCode"]').filter(has_text="n_hidden = 256")).to_have_count(0)
+    assert_no_exception(page)
+
+
+def test_build_hidden_size_updates_the_printed_model(page, base_url):
+    open_app(page, base_url)
+    goto_page(page, "Build")
+    expect(printed_model(page)).to_contain_text("(fc1): Linear(in_features=784, out_features=128, bias=True)")
+
+    set_number(page, "fc1 units", 32)
+    expect(printed_model(page)).to_contain_text("(fc1): Linear(in_features=784, out_features=32, bias=True)")
+    expect(printed_model(page)).to_contain_text("(fc2): Linear(in_features=32, out_features=64, bias=True)")
+    # 784·32+32 + 32·64+64 + 64·10+10
+    expect(page.locator('[data-testid="stMetricValue"]')).to_have_text("27,882")
+
+    with rerun(page):
+        page.get_by_role("button", name="Add hidden layer").click()
+    model = printed_model(page)
+    expect(model).to_contain_text("(fc3): Linear(in_features=64, out_features=64, bias=True)")
+    expect(model).to_contain_text("(output): Linear(in_features=64, out_features=10, bias=True)")
+    assert_no_exception(page)
+    screenshot(page, "build-three-layers")
+
+
+def test_share_url_restores_the_same_network(page, open_page, base_url):
+    open_app(page, base_url)
+    goto_page(page, "Build")
+    set_number(page, "fc1 units", 48)
+    choose(page, "activation 2", "tanh")
+    set_number(page, "Seed", 7)
+    expect(page).to_have_url(re.compile(r"seed=7"))
+    shared = page.url
+    page.get_by_role("tab", name="Forward pass").click()  # tabs switch in the browser, no rerun
+    model_text = printed_model(page).inner_text()
+    forward = figure(page, "Untrained")
+
+    other = open_page()  # a fresh context: no cookies, no session of the first visitor
+    open_app(other, shared)
+    expect(printed_model(other)).to_have_text(model_text)
+    assert "out_features=48" in model_text and "(tanh2): Tanh()" in model_text
+    other.get_by_role("tab", name="Forward pass").click()
+    assert figure(other, "Untrained") == forward, "same link, different weights"
+    assert_no_exception(other)
+    screenshot(other, "build-from-shared-link")
+
