@@ -1,7 +1,5 @@
 """Architectures, the lesson's named Sequential, init strategies and devices."""
 
-import math
-
 import pytest
 import torch
 from torch import nn
@@ -98,22 +96,6 @@ def test_zero_bias_and_normal_weights_combine():
     assert abs(model.fc1.weight.std().item() - 0.01) < 0.0005
 
 
-@pytest.mark.parametrize("hidden, message", [
-    ("", "at least one hidden layer"),
-    ("128,,64", "separated by single commas"),
-    ("0", "from 1 to 2048"),
-    ("-5", "whole number"),
-    ("1000000000", "from 1 to 2048"),
-    ("abc", "whole number"),
-    ("12.5", "whole number"),
-    (",".join(["16"] * 9), "At most 8 hidden layers"),
-    ("2048,2048,2048", "parameters"),
-])
-def test_bad_hidden_sizes_are_refused_with_what_is_allowed(hidden, message):
-    with pytest.raises(ConfigError, match=message):
-        Architecture.parse(hidden, "relu")
-
-
 def test_unknown_activation_names_what_is_allowed():
     with pytest.raises(ConfigError, match="sigmoid, tanh, relu; got 'gelu'"):
         Architecture.parse("128", "gelu")
@@ -126,12 +108,6 @@ def test_an_architecture_round_trips_through_a_dict():
     assert Architecture.from_dict(arch.to_dict()) == arch
     with pytest.raises(ConfigError):
         Architecture.from_dict({"hidden": "lots"})
-
-
-@pytest.mark.parametrize("std", [0, -1, math.nan, math.inf, 1e6, "wide"])
-def test_std_must_be_finite_and_positive(std):
-    with pytest.raises(ConfigError, match="std"):
-        Init(weight_std=std)
 
 
 @pytest.mark.parametrize("seed", [-1, 2**31, "x", 1.5])
