@@ -233,3 +233,81 @@ def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, t
         fig.update_yaxes(type="log")
     fig.update_layout(bargap=0.02)
     return _layout(fig, title, height=panel_height * rows + (70 if title else 40))
+
+
+# -- training (Train page) --------------------------------------------------------------------------
+
+RUN_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#9d755d", "#bab0ac"]
+
+
+def training_curves(curves: Mapping[str, tuple], title: str | None = None, height: int = 400) -> go.Figure:
+    """Training loss and accuracy against epochs, one line per run: {label: (epochs, loss, accuracy)}.
+
+    Epochs on the x axis let runs with different batch sizes share it (an A/B comparison).
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "training accuracy"),
+                        horizontal_spacing=0.1)
+    for i, (label, (x, loss, acc)) in enumerate(curves.items()):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        fig.add_trace(go.Scatter(x=list(x), y=list(loss), mode="lines", name=label, legendgroup=label,
+                                 line=dict(color=color, width=2),
+                                 hovertemplate="epoch %{x:.2f}: loss %{y:.3f}<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=list(x), y=list(acc), mode="lines", name=label, legendgroup=label,
+                                 showlegend=False, line=dict(color=color, width=2),
+                                 hovertemplate="epoch %{x:.2f}: accuracy %{y:.1%}<extra></extra>"),
+                      row=1, col=2)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    _layout(fig, title, height)
+    fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+    return fig
+
+
+def confusion_matrix(confusion, title: str | None = None, height: int = 560) -> go.Figure:
+    """Test digits by true class (rows) and predicted class (columns), with every count written in.
+
+    The diagonal (right answers) and the mistakes have their own colour scales, so a handful of
+    mistakes still shows beside a thousand right answers.
+    """
+    counts = _np(confusion).astype(int)
+    diagonal = np.where(np.eye(10, dtype=bool), counts, np.nan)
+    mistakes = np.where(np.eye(10, dtype=bool), np.nan, counts)
+    digits = [str(d) for d in range(10)]
+    hover = "true %{y}, predicted %{x}: %{z:,}<extra></extra>"
+    fig = go.Figure([
+        go.Heatmap(z=diagonal, x=digits, y=digits, colorscale="Greens", showscale=False, hoverongaps=False,
+                   texttemplate="%{z:,}", hovertemplate=hover),
+        go.Heatmap(z=mistakes, x=digits, y=digits, colorscale=[[0, "#ffffff"], [1, PREDICTED]], zmin=0,
+                   zmax=max(1, np.nanmax(mistakes)), showscale=False, hoverongaps=False,
+                   texttemplate="%{z:,}", hovertemplate=hover)])
+    fig.update_xaxes(type="category", title_text="predicted", side="top")
+    fig.update_yaxes(type="category", title_text="true digit", autorange="reversed", scaleanchor="x")
+    return _layout(fig, title, height)
+
+
+def histograms_before_after(before: Mapping[str, object], after: Mapping[str, object], columns: int = 2,
+                            bins: int = 40, title: str | None = None, panel_height: int = 230) -> go.Figure:
+    """Each named tensor's histogram before (grey) and after (blue) training, on shared bins."""
+    names = list(after)
+    columns = max(1, min(columns, len(names)))
+    rows = max(1, math.ceil(len(names) / columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, vertical_spacing=min(0.3, 0.5 / rows),
+                        horizontal_spacing=0.08)
+    for i, name in enumerate(names):
+        r, c = divmod(i, columns)
+        a, b = _np(before[name]).reshape(-1), _np(after[name]).reshape(-1)
+        lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+        edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+        centers = (edges[:-1] + edges[1:]) / 2
+        for values, label, color in ((a, "before", "#9e9e9e"), (b, "after", BAR)):
+            fig.add_trace(go.Bar(x=centers, y=np.histogram(values, bins=edges)[0], width=edges[1] - edges[0],
+                                 marker_color=color, opacity=0.65, marker_line_width=0, name=label,
+                                 legendgroup=label, showlegend=i == 0,
+                                 hovertemplate=f"{label} %{{x:.3g}}: %{{y:,}}<extra></extra>"),
+                          row=r + 1, col=c + 1)
+    fig.update_layout(barmode="overlay", bargap=0)
+    _layout(fig, title, height=panel_height * rows + (90 if title else 60))
+    fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1,
+                                                   xanchor="right"))
+    return fig

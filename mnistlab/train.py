@@ -8,6 +8,8 @@ which can also stop it.
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -106,11 +108,23 @@ class Progress:
     epochs: int
     loss: float  # mean training loss over the steps since the previous report
     accuracy: float  # fraction of this epoch's training images classified right so far
+    recent_accuracy: float  # the same over the steps since the previous report (a curve's point)
+    steps_per_epoch: int
     epoch_end: bool = False
 
     @property
     def fraction(self) -> float:
         return self.step / self.total_steps
+
+    @property
+    def epochs_done(self) -> float:
+        """Where this report sits on a curve's x axis, in epochs."""
+        return self.step / self.steps_per_epoch
+
+
+def progress_curve(reports: list[Progress]) -> tuple[list[float], list[float], list[float]]:
+    """(epochs, loss, accuracy) from the reports so far: the live curve while a run trains."""
+    return ([p.epochs_done for p in reports], [p.loss for p in reports], [p.recent_accuracy for p in reports])
 
 
 @dataclass
@@ -130,6 +144,20 @@ class History:
     def epochs_axis(self) -> list[float]:
         """Each step's position in epochs, so runs with different batch sizes share an x axis."""
         return [(i + 1) / self.steps_per_epoch for i in range(self.steps)]
+
+    def curve(self, every: int = REPORT_EVERY) -> tuple[list[float], list[float], list[float]]:
+        """(epochs, loss, accuracy) averaged between progress reports: the live curve, once done.
+
+        Single steps are noisy (one batch each); these means are what the progress reports showed.
+        """
+        ends = sorted(set(range(every, self.steps + 1, every)) | set(self.epoch_ends) | {self.steps} - {0})
+        x, loss, acc, lo = [], [], [], 0
+        for hi in ends:
+            x.append(hi / self.steps_per_epoch)
+            loss.append(sum(self.loss[lo:hi]) / (hi - lo))
+            acc.append(sum(self.accuracy[lo:hi]) / (hi - lo))
+            lo = hi
+        return x, loss, acc
 
 
 def train(model: nn.Sequential, config: TrainConfig, split: Split, device="cpu",
@@ -195,7 +223,9 @@ def _report(history, losses, correct, sizes, lo, hi, epoch_start, epoch, epochs,
     seen = sizes[epoch_start:hi].sum().item()
     progress = Progress(step=hi, total_steps=total, epoch=epoch, epochs=epochs,
                         loss=sum(new_loss) / len(new_loss),
-                        accuracy=correct[epoch_start:hi].sum().item() / seen, epoch_end=end)
+                        accuracy=correct[epoch_start:hi].sum().item() / seen,
+                        recent_accuracy=(correct[lo:hi].sum() / sizes[lo:hi].sum()).item(),
+                        steps_per_epoch=history.steps_per_epoch, epoch_end=end)
     return callback(progress) is not False
 
 
@@ -304,3 +334,66 @@ def run(arch: network.Architecture, init: network.Init, seed: int, config: Train
 def keep_run(runs: list[Run], new: Run, limit: int = MAX_RUNS_KEPT) -> list[Run]:
     """`runs` with `new` added, dropping the oldest beyond `limit` (each run holds its weights)."""
     return (list(runs) + [new])[-limit:]
+
+
+# Trainings at once per server; more wait their turn. Each uses all of torch's threads, and two
+# sharing the cores go slower together than one after the other (threads spin, waiting for each other).
+MAX_TRAINING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
+_slots = threading.BoundedSemaphore(MAX_TRAINING_AT_ONCE)
+
+
+class TrainingJob:
+    """A `run` in a background thread, so a page can draw its progress, stop it, and stay responsive.
+
+    `reports` grows as training goes (read it from any thread); when `done`, `result` holds the Run
+    or `error` what went wrong. Jobs beyond MAX_TRAINING_AT_ONCE wait (`waiting`) until one ends.
+    """
+
+    def __init__(self, arch: network.Architecture, init: network.Init, seed: int, config: TrainConfig,
+                 train_split: Split, test_split: Split, device="cpu"):
+        self.args = (arch, init, network.check_seed(seed), config, train_split, test_split,
+                     network.resolve_device(device))
+        self.arch, self.config = arch, config
+        self.reports: list[Progress] = []
+        self.result: Run | None = None
+        self.error: Exception | None = None
+        self.waiting = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="mnistlab-training", daemon=True)
+
+    def start(self) -> TrainingJob:
+        self._thread.start()
+        return self
+
+    def _work(self) -> None:
+        try:
+            while not _slots.acquire(timeout=0.2):
+                if self._stop.is_set():
+                    self.error = ConfigError("Training was stopped before it started.")
+                    return
+            try:
+                self.waiting = False
+                self.result = run(*self.args, callback=self.reports.append, stop=self._stop)
+            finally:
+                _slots.release()
+        except Exception as e:  # shown to the user by whoever started the job
+            self.error = e
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._thread.ident is not None and not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+    @property
+    def latest(self) -> Progress | None:
+        return self.reports[-1] if self.reports else None
