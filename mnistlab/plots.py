@@ -125,7 +125,7 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
     imgs = _np(images).reshape(-1, 28, 28)
     n = len(imgs)
     columns = max(1, min(columns or math.ceil(math.sqrt(2 * n)), n))
-    gap = 12  # room for the label above each tile
+    gap = 16  # room for the label above each tile
     z = _tile(imgs, columns, gap)
     fig = go.Figure(go.Heatmap(z=z, colorscale=GRAY, showscale=False, hoverongaps=False,
                                hovertemplate="%{z:.2f}<extra></extra>"))
@@ -141,7 +141,7 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
     _image_axes(fig)
     rows = math.ceil(n / columns)
     fig.update_yaxes(range=[rows * (28 + gap) - gap - 0.5, -gap])
-    return _layout(fig, title, height=height or min(560, max(220, 90 * rows + 60)))
+    return _layout(fig, title, height=height or min(540, max(220, 78 * rows + 70)))
 
 
 def pixel_values(image, decimals: int = 0, title: str | None = None, height: int = 720) -> go.Figure:
