@@ -1,0 +1,165 @@
+"""Draw: a digit drawn (or uploaded) goes through MNIST's own preprocessing, then through trained networks."""
+
+import numpy as np
+import streamlit as st
+import torch
+from streamlit_drawable_canvas import st_canvas
+
+import lab_ui
+from mnistlab import network, plots, preprocess, store, train
+
+lab_ui.entry_guard()
+
+CANVAS = 280
+QUICK = train.TrainConfig(epochs=1)  # the one-click default network: one epoch, a few seconds
+FIGURE_PX = 440  # one network's prediction; as many side by side as the page has room for
+STAGE_PX = 100  # each preprocessing stage is shown with its longer side this big
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def saved_model(name: str, stamp: tuple) -> store.SavedModel:
+    """A saved model, read once per server while its file is unchanged (`stamp`: mtime and size)."""
+    return store.load(name)
+
+
+def file_stamp(name: str) -> tuple:
+    stat = store.path_for(name).stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def enlarged(image: np.ndarray) -> np.ndarray:
+    """A small image enlarged by whole pixels, so the browser shows squares, not a blur."""
+    k = max(1, STAGE_PX // max(image.shape))
+    return np.kron(image, np.ones((k, k), np.uint8))
+
+
+def quick_train() -> None:
+    """Trains the lesson's network for one epoch, with a progress bar, and keeps it as a session run."""
+    bar = st.progress(0.0, text="Training 784-128-64-10 relu for one epoch…")
+
+    def report(p: train.Progress):
+        bar.progress(p.fraction, text=f"Training: step {p.step} of {p.total_steps}, loss {p.loss:.3f}, "
+                                      f"accuracy so far {p.accuracy:.1%}")
+
+    run = train.run(network.Architecture(), network.Init(), 0, QUICK, lab_ui.split(True), lab_ui.split(False),
+                    device=lab_ui.current_build()["device"], callback=report)
+    st.session_state["runs"] = train.keep_run(st.session_state.get("runs", []), run)
+    st.session_state["draw_models"] = [run_label(len(st.session_state["runs"]), run)]
+
+
+def run_label(number: int, run: train.Run) -> str:
+    return f"Run {number}: {run.label()}"
+
+
+st.title("Draw a digit")
+st.caption("Your digit is prepared as MNIST's were (cropped to its ink, scaled to 20 px, padded to 28×28, "
+           "centered by mass), then each network you choose gives its 10 class probabilities.")
+
+# Canvas and predictions side by side; on a narrow screen the predictions wrap below the canvas.
+top = st.container(horizontal=True, gap="large")
+left, right = top.container(width=CANVAS + 24), top.container(width="stretch")
+
+# -- input ---------------------------------------------------------------------------------------
+
+image = None
+with left:
+    source = st.segmented_control("Input", ["Draw", "Upload"], default="Draw", required=True,
+                                  key="draw_source", label_visibility="collapsed")
+    if source == "Draw":
+        st.space(40)  # the canvas's toolbar (undo, redo, clear) appears in this gap above it
+        canvas = st_canvas(stroke_width=st.session_state.get("draw_stroke", 20), stroke_color="#FFFFFF",
+                           background_color="#000000", width=CANVAS, height=CANVAS, drawing_mode="freedraw",
+                           update_streamlit=True, return_image_data=True, key="draw_canvas")
+        st.caption("Hover over the canvas for undo, redo and the bin that clears it.")
+        st.slider("Stroke width", 5, 40, 20, key="draw_stroke")
+        image = canvas.image_data
+    else:
+        upload = st.file_uploader("A PNG or JPEG of one digit", type=["png", "jpg", "jpeg"],
+                                  key="draw_upload",
+                                  help=f"White on black or dark on light; at most "
+                                       f"{preprocess.MAX_UPLOAD_BYTES // 2**20} MB and "
+                                       f"{preprocess.MAX_SIDE}×{preprocess.MAX_SIDE} pixels.")
+        if upload is not None:
+            with lab_ui.show_errors():
+                image = preprocess.read_image(upload.getvalue(), upload.name)
+                st.image(image, caption=upload.name, width=CANVAS, clamp=True)
+    compare = st.toggle("Compare with a naive resize", key="draw_naive",
+                        help="Shrink the whole image to 28×28, with no cropping or centering.")
+
+digit = preprocess.preprocess(image) if image is not None else None
+naive = preprocess.naive(image) if image is not None and compare else None
+
+# -- the networks --------------------------------------------------------------------------------
+
+runs = {run_label(i, run): run for i, run in enumerate(st.session_state.get("runs", []), 1)}
+saved = {f"Saved: {name}": name for name in store.list_models()}
+choices = list(runs) + list(saved)
+build = lab_ui.current_build()
+
+with right:
+    if choices:
+        if "draw_models" not in st.session_state:  # first visit: the latest run, else the first saved model
+            st.session_state["draw_models"] = [list(runs)[-1] if runs else choices[0]]
+        st.session_state["draw_models"] = [c for c in st.session_state["draw_models"] if c in choices]
+        chosen = st.multiselect("Networks", choices, key="draw_models",
+                                help="This session's training runs and the saved models. Choose several "
+                                     "to compare them on the same drawing.")
+    else:
+        chosen = []
+        st.info("No trained network yet. Train one on the Train page, or train the lesson's "
+                "784-128-64-10 network here for one epoch.")
+        if st.button("Train a default network", type="primary", icon=":material/bolt:", key="draw_train"):
+            with lab_ui.show_errors():
+                quick_train()
+                st.rerun()
+
+    models = [(label, runs[label].model()) for label in chosen if label in runs]
+    for label in chosen:
+        if label in saved:
+            with lab_ui.show_errors():  # e.g. a damaged file in the models folder
+                model = saved_model(saved[label], file_stamp(saved[label]))
+                models.append((model.label(), model.model()))
+    if st.session_state.get("draw_untrained"):
+        models.append((f"UNTRAINED {build['arch'].label()}: random weights, so its guess means nothing",
+                       network.build(build["arch"], build["init"], build["seed"])))
+
+    if digit is None or digit.blank:
+        if source == "Draw":
+            st.info("**Draw a digit** on the canvas: the class probabilities appear as you draw.")
+        elif image is None:
+            st.info("**Upload a picture of a digit** to see what each network predicts.")
+        else:
+            st.warning("No digit found in this picture: it looks blank.")
+    elif not models:
+        if choices:
+            st.info("Choose a network above to see what it predicts.")
+    else:
+        inputs = [(None, digit)]
+        if naive is not None and not naive.blank:
+            inputs.append(("naive resize", naive))
+        figures = st.container(horizontal=True, gap="medium")
+        for i, (label, model) in enumerate(models):
+            with figures.container(width=FIGURE_PX):
+                st.markdown(f"**{label}**")
+                for how, prepared in inputs:
+                    with torch.no_grad():
+                        ps = network.probabilities(model, prepared.tensor)[0]
+                    lab_ui.plot(plots.view_classify(prepared.image, ps, title=how, height=280),
+                                key=f"draw_fig_{i}_{how}")
+    st.checkbox(f"Also show an untrained network ({build['arch'].label()}, random weights)",
+                key="draw_untrained")
+
+# -- what the network sees -----------------------------------------------------------------------
+
+if digit is not None:
+    st.subheader("What the network sees")
+    rows = [("MNIST preprocessing", digit)] + ([("Naive resize", naive)] if naive is not None else [])
+    for name, prepared in rows:
+        st.markdown(f"**{name}**")
+        with st.container(horizontal=True, gap="medium"):
+            for stage in prepared.stages:
+                h, w = stage.image.shape
+                shown = max(1, round(STAGE_PX * w / max(h, w)))  # the longer side STAGE_PX, aspect kept
+                with st.container(width=STAGE_PX + 16, horizontal_alignment="center"):
+                    st.image(enlarged(stage.image), width=shown, alt=stage.name)
+                    st.caption(f"{stage.name}  \n{w}×{h}", text_alignment="center")

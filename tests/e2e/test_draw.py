@@ -1,0 +1,62 @@
+"""Draw page in a real browser: draw with the mouse on the canvas, see the 10 class probabilities."""
+
+import re
+
+from conftest import assert_no_exception, open_app, rerun, screenshot, wait_for_app
+
+TRAIN_TIMEOUT_MS = 300_000  # one epoch on a busy 2-core CI machine
+CHART = '[data-testid="stPlotlyChart"]'
+
+
+def draw(page, strokes) -> None:
+    """Each stroke is a list of (x, y) canvas pixels, drawn with the mouse button held down."""
+    box = page.locator("canvas.upper-canvas").bounding_box()  # fabric.js's canvas that takes the mouse
+    for points in strokes:
+        (x, y), rest = points[0], points[1:]
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
+        page.mouse.up()
+
+
+def probabilities(page) -> list[float]:
+    """The numbers written at the end of the first chart's 10 bars, class 0 first."""
+    page.wait_for_function(f"document.querySelectorAll('{CHART} .bartext').length >= 10")
+    texts = page.locator(f"{CHART} .bartext").all_text_contents()[:10]
+    return [float(t) for t in texts]
+
+
+def predicted(page) -> int:
+    title = page.locator(CHART).first.get_by_text(re.compile(r"predicted \d")).text_content()
+    return int(re.search(r"predicted (\d)", title).group(1))
+
+
+def test_draw_a_digit_and_see_ten_class_probabilities(page, base_url):
+    open_app(page, base_url, "draw")
+    assert page.get_by_text("Draw a digit on the canvas").is_visible()
+    assert page.locator(CHART).count() == 0
+
+    # No network yet: one click trains the default one, and the page then offers it.
+    page.get_by_role("button", name="Train a default network").click()
+    page.get_by_text(re.compile(r"Run 1: 784-128-64-10 relu")).first.wait_for(timeout=TRAIN_TIMEOUT_MS)
+    wait_for_app(page)
+
+    with rerun(page):  # the canvas sends the drawing when the mouse button is released
+        draw(page, [[(95, 60), (205, 60), (190, 110), (150, 190), (125, 245)]])  # a 7
+    ps = probabilities(page)
+    assert len(ps) == 10 and abs(sum(ps) - 1) < 0.06  # written with two decimals
+    assert predicted(page) == 7 == max(range(10), key=ps.__getitem__)
+    stages = page.get_by_test_id("stImage")
+    assert stages.count() == 5  # every preprocessing stage, grayscale to centered
+    assert_no_exception(page)
+    screenshot(page, "draw-7-1280x800")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    screenshot(page, "draw-7-1920x1080")
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    with rerun(page):  # the toolbar's bin clears the canvas: back to asking for a digit
+        page.locator(".dc-root").hover()
+        page.get_by_role("button", name="Reset canvas & history").click()
+    page.get_by_text("Draw a digit on the canvas").wait_for()
+    assert page.locator(CHART).count() == 0

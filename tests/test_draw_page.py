@@ -1,0 +1,161 @@
+"""The Draw page through Streamlit's AppTest: what a visitor sees before drawing, and the upload path.
+
+Drawing itself happens in the browser (tests/e2e/test_draw.py); here the canvas sends nothing, so
+it is blank, and uploads bring real MNIST digits in.
+"""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from mnistlab import data, network, store, train
+
+APP = "../app.py"
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path / "models"))  # no saved models unless a test saves one
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    return data.load_split(train=False)
+
+
+@pytest.fixture(scope="module")
+def lesson_run(trained_relu, test_split):
+    """The trained 784-128-64-10 network as a session's training run."""
+    return train.Run(arch=network.Architecture(), init=network.Init(), seed=0, config=train.TrainConfig(),
+                     history=train.History(steps_per_epoch=938),
+                     evaluation=train.evaluate(trained_relu, test_split),
+                     state={k: v.clone() for k, v in trained_relu.state_dict().items()})
+
+
+def open_draw(runs=()) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["runs"] = list(runs)
+    at.run()
+    at.switch_page("pages/draw.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload(at: AppTest, name: str, content: bytes) -> AppTest:
+    at.segmented_control(key="draw_source").set_value("Upload").run()
+    at.file_uploader(key="draw_upload").upload(name, content, "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def dark_on_light(test_split, index: int) -> bytes:
+    """An MNIST test digit as a person might photograph it: black ink on white, 200×200."""
+    big = Image.fromarray(255 - test_split.images[index].numpy()).resize((200, 200))
+    return png(np.asarray(big))
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def bars(figure: dict) -> list[float]:
+    """The 10 class probabilities of a view_classify figure."""
+    (bar,) = [t for t in figure["data"] if t["type"] == "bar"]
+    x = bar["x"]
+    if isinstance(x, dict):  # Plotly sends numeric arrays as base64 typed arrays
+        x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
+    return [float(v) for v in x]
+
+
+def texts(at: AppTest) -> str:
+    shown = [*at.markdown, *at.info, *at.warning]
+    return "\n".join(e.value for e in shown)
+
+
+def test_before_drawing_it_asks_for_a_digit_and_offers_a_quick_network():
+    at = open_draw()
+    assert "Draw a digit" in texts(at)
+    assert not charts(at) and not at.error
+    assert [b.label for b in at.button if b.key == "draw_train"] == ["Train a default network"]
+
+
+def test_an_uploaded_digit_is_read_by_the_chosen_network(test_split, lesson_run):
+    at = open_draw([lesson_run])
+    assert at.multiselect(key="draw_models").value == [f"Run 1: {lesson_run.label()}"]
+    right = 0
+    for index in range(5):
+        upload(at, f"digit{index}.png", dark_on_light(test_split, index))
+        (figure,) = charts(at)
+        ps = bars(figure)
+        assert len(ps) == 10 and sum(ps) == pytest.approx(1, abs=1e-4)
+        right += int(np.argmax(ps)) == int(test_split.labels[index])
+        assert "What the network sees" in [h.value for h in at.subheader]
+        at.file_uploader(key="draw_upload").clear().run()
+    assert right >= 4
+
+    at.multiselect(key="draw_models").set_value([]).run()  # no network chosen: nothing predicts
+    upload(at, "digit0.png", dark_on_light(test_split, 0))
+    assert not charts(at) and "Choose a network" in texts(at)
+
+
+def test_every_stage_and_the_naive_resize_are_shown(test_split, lesson_run):
+    at = upload(open_draw([lesson_run]), "seven.png", dark_on_light(test_split, 0))
+    assert len(at.get("image")) == 6  # the upload itself and the five stages
+    at.toggle(key="draw_naive").set_value(True).run()
+    assert len(charts(at)) == 2  # the same network on the preprocessed and the naively resized digit
+    assert "Naive resize" in texts(at)
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("notes.png", b"these are my notes, not a picture", "not a PNG or JPEG"),
+    ("empty.png", b"", "empty"),
+    ("dot.png", png(np.zeros((1, 1), np.uint8)), "1×1 pixels"),
+])
+def test_a_bad_upload_gets_a_message_and_the_page_stays_usable(test_split, lesson_run, name, content, says):
+    at = upload(open_draw([lesson_run]), name, content)
+    assert len(at.error) == 1 and says in at.error[0].value and name in at.error[0].value
+    assert not charts(at)
+    at.file_uploader(key="draw_upload").clear().upload("seven.png", dark_on_light(test_split, 0)).run()
+    assert not at.error and len(charts(at)) == 1
+
+
+def test_a_blank_upload_says_no_digit_was_found(lesson_run):
+    at = upload(open_draw([lesson_run]), "white.png", png(np.full((100, 100), 255, np.uint8)))
+    assert "No digit found" in texts(at) and not charts(at)
+
+
+def test_saved_models_are_offered_and_compared_side_by_side(tmp_path, test_split, lesson_run):
+    saved = store.SavedModel(lesson_run.arch, lesson_run.init, lesson_run.seed, lesson_run.state,
+                             lesson_run.config, lesson_run.evaluation.metrics())
+    store.save(saved, "lesson")
+    at = open_draw([lesson_run])
+    assert "Saved: lesson" in at.multiselect(key="draw_models").options
+    at.multiselect(key="draw_models").select("Saved: lesson").run()
+    upload(at, "seven.png", dark_on_light(test_split, 0))
+    first, second = charts(at)
+    assert bars(first) == pytest.approx(bars(second))  # the same weights, read from the file
+
+
+def test_an_untrained_network_is_labelled_as_such(test_split):
+    at = open_draw()
+    at.checkbox(key="draw_untrained").check().run()
+    upload(at, "seven.png", dark_on_light(test_split, 0))
+    assert len(charts(at)) == 1
+    assert any("UNTRAINED" in m.value and "means nothing" in m.value for m in at.markdown)
