@@ -257,3 +257,15 @@ def test_without_files_or_network_the_app_says_how_to_supply_mnist(tmp_path, mon
     assert "could not be downloaded" in at.error[0].value
     assert "MNISTLAB_DATA" in at.info[0].value
     assert not at.title  # the page itself did not run
+
+
+def test_build_comes_back_as_the_visitor_left_it_after_another_page():
+    at = open_page("pages/build.py")
+    at.number_input(key="b_size_1").set_value(32).run()
+    at.number_input(key="b_seed").set_value(5).run()
+    at.switch_page("pages/dataset.py").run()
+    at.query_params.clear()  # the browser's address for the Dataset page carries no Build link
+    at.switch_page("pages/build.py").run()
+    assert "(fc2): Linear(in_features=128, out_features=32, bias=True)" in at.code[0].value
+    assert at.number_input(key="b_seed").value == 5
+    assert at.query_params["hidden"] == "128,32" and at.query_params["seed"] == "5"
