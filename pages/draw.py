@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 import lab_ui
@@ -14,6 +15,7 @@ CANVAS = 280
 QUICK = train.TrainConfig(epochs=1)  # the one-click default network: one epoch, a few seconds
 FIGURE_PX = 440  # one network's prediction; as many side by side as the page has room for
 STAGE_PX = 100  # each preprocessing stage is shown with its longer side this big
+FRAME_GRAY = 110
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -27,10 +29,21 @@ def file_stamp(name: str) -> tuple:
     return stat.st_mtime_ns, stat.st_size
 
 
-def enlarged(image: np.ndarray) -> np.ndarray:
-    """A small image enlarged by whole pixels, so the browser shows squares, not a blur."""
-    k = max(1, STAGE_PX // max(image.shape))
-    return np.kron(image, np.ones((k, k), np.uint8))
+def framed(image: np.ndarray) -> np.ndarray:
+    """A stage for display: its longer side STAGE_PX (small ones enlarged by whole pixels, so the
+    browser shows squares, not a blur), centered on a gray square so a crop's edges stay visible."""
+    h, w = image.shape
+    if max(h, w) <= STAGE_PX:
+        k = STAGE_PX // max(h, w)
+        image = np.kron(image, np.ones((k, k), np.uint8))
+    else:
+        size = (max(1, round(w * STAGE_PX / max(h, w))), max(1, round(h * STAGE_PX / max(h, w))))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+    h, w = image.shape
+    frame = np.full((STAGE_PX, STAGE_PX), FRAME_GRAY, np.uint8)
+    top, left = (STAGE_PX - h) // 2, (STAGE_PX - w) // 2
+    frame[top:top + h, left:left + w] = image
+    return frame
 
 
 def quick_train() -> None:
@@ -159,7 +172,6 @@ if digit is not None:
         with st.container(horizontal=True, gap="medium"):
             for stage in prepared.stages:
                 h, w = stage.image.shape
-                shown = max(1, round(STAGE_PX * w / max(h, w)))  # the longer side STAGE_PX, aspect kept
                 with st.container(width=STAGE_PX + 16, horizontal_alignment="center"):
-                    st.image(enlarged(stage.image), width=shown, alt=stage.name)
+                    st.image(framed(stage.image), alt=stage.name)
                     st.caption(f"{stage.name}  \n{w}×{h}", text_alignment="center")
