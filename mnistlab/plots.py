@@ -99,7 +99,8 @@ def view_classify(image, probabilities, label: int | None = None, title: str | N
     _image_axes(fig, row=1, col=1)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
     fig.update_xaxes(range=[0, 1.18], tickvals=[0, 0.25, 0.5, 0.75, 1], row=1, col=2)
-    fig.update_yaxes(type="category", title_text="class", row=1, col=2)
+    # No axis title: in a narrow figure it would be drawn over the image; the digits say "class".
+    fig.update_yaxes(type="category", row=1, col=2)
     return _layout(fig, title, height)
 
 
