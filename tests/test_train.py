@@ -194,3 +194,56 @@ def test_sigmoid_256_reaches_95_percent_in_5_epochs(train_split, test_split):
     r = train.run(network.Architecture((256,), ("sigmoid",)), network.Init(), 0, config,
                   train_split, test_split)
     assert r.accuracy >= 0.95
+
+
+# -- in the background (the Train page) ------------------------------------------------------------
+
+def test_a_background_job_reports_as_it_goes_and_gives_its_run(train_split, test_split):
+    config = train.TrainConfig(epochs=2, batch_size=600)
+    job = train.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
+    assert job.wait(120) and job.error is None and not job.waiting
+    assert [p.step for p in job.reports] == list(range(20, 201, 20))
+    direct = train.run(SMALL, network.Init(), 0, config, train_split, test_split)
+    assert all(torch.equal(job.result.state[k], direct.state[k]) for k in direct.state)  # same run
+
+
+def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_split):
+    job = train.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=2, batch_size=1000),
+                            train_split, test_split).start()
+    job.wait(120)
+    live, done = train.progress_curve(job.reports), job.result.history.curve()
+    assert live[0] == done[0] == [20 / 60, 40 / 60, 1, 80 / 60, 100 / 60, 2]
+    assert live[1] == pytest.approx(done[1]) and live[2] == pytest.approx(done[2])
+
+
+def test_jobs_beyond_the_cap_wait_their_turn(train_split, test_split, monkeypatch):
+    monkeypatch.setattr(train, "_slots", threading.BoundedSemaphore(1))
+    config = train.TrainConfig(epochs=20, batch_size=16)
+    first = train.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
+    second = train.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
+    while first.waiting:
+        first.wait(0.05)
+    assert not second.wait(0.5) and second.waiting and not second.reports
+    first.stop()
+    assert first.wait(60) and first.result.history.stopped_early
+    while second.waiting:
+        second.wait(0.05)
+    second.stop()
+    assert second.wait(60) and second.result.history.stopped_early
+
+
+def test_a_job_stopped_while_waiting_never_trains(train_split, test_split, monkeypatch):
+    monkeypatch.setattr(train, "_slots", threading.BoundedSemaphore(1))
+    train._slots.acquire()  # another visitor's training holds the only slot
+    job = train.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(), train_split, test_split).start()
+    job.stop()
+    assert job.wait(10) and job.result is None and "stopped before it started" in str(job.error)
+
+
+def test_the_training_code_shown_is_python_with_the_chosen_settings():
+    code = train.training_code(train.TrainConfig(optimizer="sgd", lr=0.01, momentum=0.5, batch_size=32,
+                                                 epochs=3))
+    compile(code, "training_code", "exec")
+    assert "optim.SGD(model.parameters(), lr=0.01, momentum=0.5)" in code
+    assert "batch_size=32" in code and "for e in range(3):" in code
+    assert "model[:-1](images)" in code  # cross-entropy on the scores, not on the softmax

@@ -1,0 +1,269 @@
+"""Train: the network from Build learns MNIST while you watch; then what it gets right and wrong.
+
+Training runs in a background thread (`train.TrainingJob`); a fragment redraws its progress twice a
+second, so the page (and every other visitor's) stays responsive and Stop works at once.
+"""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+import lab_ui
+from mnistlab import network, plots, store, train
+from mnistlab.errors import LabError
+
+lab_ui.entry_guard()
+
+LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]
+BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+MISTAKES_GRID = 40  # misclassified digits in the overview grid
+GALLERY = 6  # misclassified digits shown with their probability bars, per page
+SHOWN_UNITS = 64
+REFRESH_S = 0.5
+
+ss = st.session_state
+ss.setdefault("runs", [])
+
+
+def run_label(number: int, run: train.Run) -> str:
+    return f"Run {number}: {run.label()}"  # as the Draw page names runs
+
+
+def labelled_runs() -> dict[str, train.Run]:
+    return {run_label(i, r): r for i, r in enumerate(ss["runs"], 1)}
+
+
+def add_run(run: train.Run) -> None:
+    ss["runs"] = train.keep_run(ss["runs"], run)
+    newest = run_label(len(ss["runs"]), run)
+    ss["tr_show"] = newest
+    kept = [label for label in ss.get("tr_compare", []) if label in labelled_runs()]
+    ss["tr_compare"] = kept[-2:] + [newest]
+
+
+def start_training(build: dict) -> None:
+    try:
+        config = train.TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
+                                   batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], seed=ss["tr_seed"])
+        ss["train_job"] = train.TrainingJob(build["arch"], build["init"], build["seed"], config,
+                                            lab_ui.split(True), lab_ui.split(False), build["device"]).start()
+        ss.pop("tr_error", None)
+    except LabError as e:
+        ss["tr_error"] = str(e)
+
+
+def finish(job: train.TrainingJob) -> None:
+    del ss["train_job"]
+    if isinstance(job.error, LabError):
+        ss["tr_error"] = str(job.error)
+    elif job.error is not None:
+        ss["tr_error"] = f"Training failed ({type(job.error).__name__}: {job.error})."
+    else:
+        add_run(job.result)
+
+
+def upload_model() -> None:
+    """Turn an uploaded model file into a session run; nothing in it is executed (see store)."""
+    f = ss.get("tr_upload")
+    ss.pop("tr_upload_error", None)
+    if f is None:
+        return
+    try:
+        saved = store.from_bytes(f.getvalue(), source=f.name)
+        saved.name = saved.name or f.name.removesuffix(store.SUFFIX)
+        add_run(store.as_run(saved, lab_ui.split(False), lab_ui.current_build()["device"]))
+    except LabError as e:
+        ss["tr_upload_error"] = str(e)
+
+
+def use_network_here() -> None:
+    try:
+        arch = network.Architecture.parse(ss["tr_hidden"], ss["tr_activation"])
+        b = lab_ui.current_build()
+        lab_ui.set_build(arch, b["init"], b["seed"], b["device"])
+        ss.pop("tr_build_error", None)
+    except LabError as e:
+        ss["tr_build_error"] = str(e)
+
+
+# -- what to train ---------------------------------------------------------------------------------
+
+st.title("Train")
+st.caption("Cross-entropy loss on the network's scores, an optimizer step per batch of the 60,000 training "
+           "images; then the 10,000 test images it has never seen.")
+
+build = lab_ui.current_build()
+default = lab_ui.default_build()
+is_default = all(build[k] == default[k] for k in ("arch", "init", "seed"))
+job = ss.get("train_job")
+busy = job is not None
+
+network_col, settings_col = st.columns([1, 1.3], gap="large")
+with network_col:
+    st.subheader("Network")
+    st.markdown(f"**{build['arch'].label()}**  \n{build['arch'].n_parameters:,} parameters · init "
+                f"{build['init'].label()} · seed {build['seed']} · {lab_ui.device_label(build['device'])}")
+    if is_default:
+        st.info("This is the lesson's network, the default. Build another on the Build page, or change "
+                "it here.", icon=":material/info:")
+    st.page_link("pages/build.py", label="Change it on Build", icon=":material/account_tree:")
+    with st.expander("Change it here"):
+        ss.setdefault("tr_hidden", ",".join(map(str, build["arch"].hidden)))
+        ss.setdefault("tr_activation", ",".join(dict.fromkeys(build["arch"].activations)))
+        st.text_input("Hidden sizes", key="tr_hidden", help="e.g. 128,64")
+        st.text_input("Activations", key="tr_activation", help="sigmoid, tanh or relu; one, or one per layer")
+        st.button("Use this network", key="tr_use", on_click=use_network_here, disabled=busy)
+        if "tr_build_error" in ss:
+            st.error(ss["tr_build_error"])
+
+with settings_col:
+    st.subheader("Training")
+    c = st.columns(2)
+    optimizer = c[0].radio("Optimizer", train.OPTIMIZERS, key="tr_optimizer", horizontal=True,
+                           format_func={"adam": "Adam", "sgd": "SGD + momentum"}.get, disabled=busy)
+    c[1].number_input("Momentum", 0.0, 0.99, 0.9, 0.05, key="tr_momentum",
+                      disabled=busy or optimizer != "sgd")
+    c = st.columns(2)
+    c[0].select_slider("Learning rate", LR_SCALE, 1e-3, key="tr_lr", format_func=lambda v: f"{v:g}",
+                       disabled=busy)
+    c[1].select_slider("Batch size", BATCH_SIZES, 64, key="tr_batch", disabled=busy)
+    c = st.columns(2)
+    c[0].slider("Epochs", 1, train.MAX_EPOCHS, 5, key="tr_epochs", disabled=busy)
+    c[1].number_input("Batch order seed", 0, network.MAX_SEED, 0, key="tr_seed", disabled=busy,
+                      help="The same seed gives the same batches: compare two networks on equal terms.")
+    st.button("Train", key="tr_train", type="primary", icon=":material/play_arrow:", disabled=busy,
+              on_click=start_training, args=(build,))
+
+if "tr_error" in ss:
+    st.error(ss["tr_error"])
+
+
+# -- while it trains -------------------------------------------------------------------------------
+
+if job is not None:
+    @st.fragment(run_every=REFRESH_S)
+    def live() -> None:
+        job = ss.get("train_job")
+        if job is None:
+            return
+        if job.done:
+            finish(job)
+            st.rerun()
+        p = job.latest
+        if job.waiting:
+            st.progress(0.0, text="Waiting for the server: other visitors' networks are training. "
+                                  "Yours starts when one finishes.")
+        elif p is None:
+            st.progress(0.0, text="Starting…")
+        else:
+            st.progress(p.fraction, text=f"Epoch {p.epoch} of {p.epochs} · step {p.step:,} of "
+                                         f"{p.total_steps:,} · loss {p.loss:.3f} · accuracy this epoch "
+                                         f"{p.accuracy:.1%}")
+        st.button("Stop", key="tr_stop", icon=":material/stop:", on_click=job.stop, disabled=job.stopping)
+        curves = {f"Training: {job.arch.label()}, {job.config.label()}": train.progress_curve(job.reports)}
+        for label, run in labelled_runs().items():
+            if label in ss.get("tr_compare", []) and run.history.steps:
+                curves[label] = run.history.curve()
+        lab_ui.plot(plots.training_curves(curves, title="While it trains"), key="tr_live_curves")
+
+    live()
+
+
+# -- runs and their results ------------------------------------------------------------------------
+
+runs = labelled_runs()
+if runs:
+    st.header("Runs")
+    st.dataframe(pd.DataFrame([{
+        "run": label.split(":")[0], "network": r.name or r.arch.label(), "init": r.init.label(),
+        "training": r.config.label() if r.history.steps else "loaded from a file",
+        "stopped early": r.history.stopped_early, "test accuracy": r.accuracy,
+        "seconds": round(r.seconds, 1)} for label, r in runs.items()]),
+        hide_index=True, width="stretch",
+        column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+
+    trained = [label for label, r in runs.items() if r.history.steps]
+    ss["tr_compare"] = [label for label in ss.get("tr_compare", trained[-2:]) if label in trained]
+    compare = st.multiselect("Compare training curves", trained, key="tr_compare",
+                             help="Pick two or more runs, e.g. sigmoid vs ReLU with the same seeds.")
+    if compare:
+        lab_ui.plot(plots.training_curves({label: runs[label].history.curve() for label in compare},
+                                          title="Training curves"))
+
+    if ss.get("tr_show") not in runs:
+        ss["tr_show"] = list(runs)[-1]
+    shown = st.selectbox("Results of", list(runs), key="tr_show")
+    run = runs[shown]
+    e = run.evaluation
+    c = st.columns(4)
+    c[0].metric("Test accuracy", f"{e.accuracy:.2%}")
+    c[1].metric("Test loss", f"{e.loss:.4f}")
+    c[2].metric("Mistakes", f"{e.n_misclassified:,} of 10,000")
+    c[3].metric("Training time", f"{run.seconds:.1f} s" if run.history.steps else "—")
+
+    test_split = lab_ui.split(False)
+    confusion_tab, mistakes_tab, weights_tab, code_tab, file_tab = st.tabs(
+        ["Confusion matrix", "Mistakes", "Weights", "Training code", "Model file"])
+
+    with confusion_tab:
+        lab_ui.plot(plots.confusion_matrix(e.confusion, title="True digit (rows) and prediction (columns)"))
+        st.dataframe(pd.DataFrame([[f"{a:.1%}" for a in e.per_class_accuracy]], index=["accuracy"],
+                                  columns=[f"digit {d}" for d in range(10)]), width="stretch")
+
+    with mistakes_tab:
+        if e.n_misclassified == 0:
+            st.success("No mistakes on the test set.")
+        else:
+            grid = e.misclassified[:MISTAKES_GRID]
+            lab_ui.plot(plots.digit_grid(test_split.normalized(grid), test_split.labels[grid],
+                                         predictions=e.misclassified_probabilities[:MISTAKES_GRID].argmax(1),
+                                         title=f"The first {len(grid)} of {e.n_misclassified:,} mistakes: "
+                                               f"true → predicted"))
+            pages = math.ceil(e.n_misclassified / GALLERY)
+            page = st.number_input(f"Mistakes page (1 to {pages})", 1, pages, 1, key="tr_gallery")
+            cols = st.columns(2)
+            for k in range((page - 1) * GALLERY, min(page * GALLERY, e.n_misclassified)):
+                i = int(e.misclassified[k])
+                with cols[k % 2]:
+                    lab_ui.plot(plots.view_classify(test_split.normalized([i])[0],
+                                                    e.misclassified_probabilities[k],
+                                                    label=int(test_split.labels[i]),
+                                                    title=f"Test image {i}", height=300))
+
+    with weights_tab:
+        names = [n for n in run.state if n.endswith((".weight", ".bias"))]
+        after = {f"{n} {tuple(run.state[n].shape)}": run.state[n] for n in names}
+        if run.initial_state is not None:
+            before = {f"{n} {tuple(run.state[n].shape)}": run.initial_state[n] for n in names}
+            lab_ui.plot(plots.histograms_before_after(before, after, title="Weights and biases before and "
+                                                                           "after training"))
+        else:
+            lab_ui.plot(plots.histograms(after, title="Weights and biases (loaded: no 'before')"))
+        units = min(SHOWN_UNITS, run.arch.hidden[0])
+        more = f" (first {units} of {run.arch.hidden[0]})" if units < run.arch.hidden[0] else ""
+        lab_ui.plot(plots.weight_images(run.state["fc1.weight"], max_units=SHOWN_UNITS,
+                                        title=f"fc1 weights after training, one 28×28 image per unit{more}"))
+
+    with code_tab:
+        st.code(train.training_code(run.config), language="python")
+
+    with file_tab:
+        st.markdown("A model file is one `.safetensors` file: the weights, and the architecture, settings "
+                    "and test results as text. It holds no code, so it is safe to share.")
+        name = st.text_input("File name", f"run{shown.split(':')[0].split()[-1]}-"
+                             f"{run.arch.label().replace(' ', '-').replace('/', '-')}", key="tr_file_name")
+        try:
+            name = store.check_name(name)
+            saved = store.SavedModel.from_run(run, name)
+            st.download_button("Download model", data=lambda: store.to_bytes(saved),
+                               file_name=name + store.SUFFIX, mime="application/octet-stream",
+                               icon=":material/download:", key="tr_download", on_click="ignore")
+        except LabError as err:
+            st.error(str(err))
+
+st.subheader("Load a model file")
+st.file_uploader("A .safetensors file saved by MNIST Lab", type=["safetensors"], key="tr_upload",
+                 on_change=upload_model, max_upload_size=math.ceil(store.MAX_FILE_BYTES / 2**20))
+if "tr_upload_error" in ss:
+    st.error(ss["tr_upload_error"])

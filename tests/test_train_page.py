@@ -1,0 +1,193 @@
+"""The Train page through Streamlit's AppTest, on real MNIST: train, stop, compare, download, upload."""
+
+import base64
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from mnistlab import data, network, store, train
+
+APP = "../app.py"
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def navigation_mode(monkeypatch):
+    """As on a server where app.py has run once: st.navigation picks pages (see test_pages.py)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def navigation_decides(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", navigation_decides)
+
+
+def open_train() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    ok(at)
+    return at
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def use_network(at: AppTest, hidden: str, activation: str) -> AppTest:
+    at.text_input(key="tr_hidden").set_value(hidden)
+    at.text_input(key="tr_activation").set_value(activation)
+    return ok(at.button(key="tr_use").click().run())
+
+
+def train_once(at: AppTest, epochs=1, batch=256) -> train.Run:
+    """Press Train, wait for the background job, and let the page pick up the finished run."""
+    at.slider(key="tr_epochs").set_value(epochs)
+    at.select_slider(key="tr_batch").set_value(batch)
+    ok(at.button(key="tr_train").click().run())
+    assert at.session_state["train_job"].wait(120)
+    ok(at.run())
+    assert "train_job" not in at.session_state
+    return at.session_state["runs"][-1]
+
+
+def _arrays(obj):
+    if isinstance(obj, dict):
+        if "bdata" in obj and "dtype" in obj:
+            a = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
+            shape = obj.get("shape")
+            return a.reshape([int(n) for n in str(shape).split(",")]) if shape else a
+        return {k: _arrays(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_arrays(v) for v in obj]
+    return obj
+
+
+def figure_with(at: AppTest, text: str) -> dict:
+    for chart in at.get("plotly_chart"):
+        fig = _arrays(json.loads(chart.proto.spec))
+        layout = fig.get("layout", {})
+        titles = [layout.get("title", {}).get("text") or ""] + [a.get("text", "") for a in
+                                                                 layout.get("annotations", [])]
+        if any(text in t for t in titles):
+            return fig
+    raise AssertionError(f"no figure titled {text!r}")
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+# -- before training -------------------------------------------------------------------------------
+
+def test_the_page_offers_the_lessons_network_by_default():
+    at = open_train()
+    assert "784-128-64-10 relu" in at.markdown[0].value and "109,386 parameters" in at.markdown[0].value
+    assert "lesson's network" in at.info[0].value
+    assert not at.error and not at.get("plotly_chart")  # nothing trained yet
+
+
+def test_a_network_changed_here_is_the_one_trained_and_a_bad_one_is_an_error():
+    at = open_train()
+    use_network(at, "0", "relu")
+    assert "Hidden layer 1 size must be from 1 to 2048" in at.error[0].value
+    use_network(at, "30,20", "tanh")
+    assert not at.error and "784-30-20-10 tanh" in at.markdown[0].value and not at.info
+    assert at.session_state["build"]["arch"] == network.Architecture((30, 20), ("tanh", "tanh"))
+
+
+# -- a short run -------------------------------------------------------------------------------------
+
+def test_a_short_run_shows_accuracy_confusion_mistakes_and_weights():
+    at = open_train()
+    use_network(at, "32", "relu")
+    run = train_once(at)
+    assert run.arch.label() == "784-32-10 relu" and run.config.epochs == 1 and run.config.batch_size == 256
+    assert run.accuracy > 0.85 and metric(at, "Test accuracy") == f"{run.accuracy:.2%}"
+    assert metric(at, "Mistakes") == f"{run.evaluation.n_misclassified:,} of 10,000"
+
+    confusion = figure_with(at, "True digit (rows)")
+    right, wrong = (np.nan_to_num(np.asarray(t["z"], dtype=float)) for t in confusion["data"])
+    assert right.sum() + wrong.sum() == 10_000 and right.sum() == round(run.accuracy * 10_000)
+
+    grid = figure_with(at, "mistakes: true → predicted")
+    labels = [a["text"] for a in grid["layout"]["annotations"]]
+    assert len(labels) == 40 and all(t.split("→")[0] != t.split("→")[1] for t in labels)
+    gallery = [c for c in at.get("plotly_chart") if "Test image" in c.proto.spec]
+    assert len(gallery) == 6  # one page of mistakes, each with its probability bars
+
+    weights = figure_with(at, "before and after training")
+    assert {t["name"] for t in weights["data"]} == {"before", "after"}
+    assert len(weights["data"]) == 2 * 4  # fc1/output weight and bias, before and after
+    images = np.asarray(figure_with(at, "fc1 weights after training")["data"][0]["z"], dtype=float)
+    assert np.isfinite(images).sum() == 32 * 784  # one 28×28 image per hidden unit
+    assert "optim.Adam(model.parameters(), lr=0.001)" in at.code[0].value
+    download = at.get("download_button")[0]
+    assert download.proto.label == "Download model"
+
+
+def test_stop_ends_the_run_early_and_keeps_what_it_learned():
+    at = open_train()
+    use_network(at, "16", "relu")
+    at.slider(key="tr_epochs").set_value(20)
+    at.select_slider(key="tr_batch").set_value(8)  # 150,000 steps: far more than the test waits for
+    ok(at.button(key="tr_train").click().run())
+    job = at.session_state["train_job"]
+    assert at.button(key="tr_stop")  # shown while it trains
+    assert not job.wait(1.0)  # still training
+    ok(at.button(key="tr_stop").click().run())
+    assert job.wait(60)
+    ok(at.run())
+    run = at.session_state["runs"][-1]
+    assert run.history.stopped_early and 0 < run.history.steps < 150_000
+    assert "stopped at" in at.selectbox(key="tr_show").value
+    # what it learned before the stop is kept, and is what the page reports
+    assert not torch.equal(run.state["fc1.weight"], run.initial_state["fc1.weight"])
+    assert train.evaluate(run.model(), data.load_split(False)).accuracy == run.accuracy
+
+
+def test_two_runs_on_the_same_batches_are_compared_on_one_chart():
+    at = open_train()
+    use_network(at, "32", "sigmoid")
+    sigmoid = train_once(at)
+    use_network(at, "32", "relu")
+    relu = train_once(at)
+    assert sigmoid.config == relu.config  # same batch order seed: the same batches in the same order
+    chosen = at.multiselect(key="tr_compare").value
+    assert len(chosen) == 2 and "sigmoid" in chosen[0] and "relu" in chosen[1]
+    curves = figure_with(at, "Training curves")
+    lines = [t for t in curves["data"] if t.get("showlegend") is not False]
+    assert [t["name"] for t in lines] == chosen
+    # 235 steps of 256 images: a point every 20 steps, and one at the end of the epoch
+    assert all(len(t["x"]) == 12 and t["x"][-1] == 1.0 for t in curves["data"])
+    at.multiselect(key="tr_compare").unselect(chosen[0]).run()
+    assert len(figure_with(at, "Training curves")["data"]) == 2
+
+
+# -- model files -------------------------------------------------------------------------------------
+
+def test_an_uploaded_model_becomes_a_run_and_a_pickle_is_refused(trained_relu):
+    state = {k: v.clone() for k, v in trained_relu.state_dict().items()}
+    content = store.to_bytes(store.SavedModel(network.Architecture(), network.Init(), 0, state,
+                                              train.TrainConfig(epochs=10), name="lesson"))
+    at = open_train()
+    ok(at.file_uploader(key="tr_upload").upload("lesson.safetensors", content, "application/octet-stream")
+       .run())
+    assert not at.error
+    run = at.session_state["runs"][-1]
+    assert run.name == "lesson" and run.accuracy >= 0.97
+    assert at.selectbox(key="tr_show").value.startswith("Run 1: lesson (784-128-64-10 relu, loaded): ")
+    assert metric(at, "Training time") == "—"
+
+    prank = pickle.dumps({"weights": [1, 2, 3]})
+    ok(at.file_uploader(key="tr_upload").upload("model.safetensors", prank, "application/octet-stream").run())
+    assert "PyTorch pickle" in at.error[0].value and "never opens them" in at.error[0].value
+    assert len(at.session_state["runs"]) == 1
