@@ -1,0 +1,117 @@
+"""MNIST Lab's benchmarks: what users feel, against the lesson's pipeline and the hardware's limit.
+
+    python -m bench            # the full run (about 10 minutes on 2 cores)
+    python -m bench --quick    # a smoke check: parts of epochs, 1 repetition; the ratios are rough
+
+Every figure is a ratio within one run (cases interleaved, median of the repetitions after a
+warm-up), printed as a table and written as JSON to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench import app_start, drawing, pipelines
+from bench.measure import load_average, machine
+
+RESULTS = Path(__file__).parent / "results"
+ITEMS = ("pipelines", "drawing", "app")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke check: parts of epochs, 1 repetition")
+    parser.add_argument("--reps", type=int, help="repetitions after the warm-up (default 3; 1 with --quick)")
+    parser.add_argument("--only", choices=ITEMS, action="append", help="run only these groups")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
+    args = parser.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 3)
+    only = args.only or ITEMS
+
+    report = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "quick": args.quick, "reps": reps,
+              "machine": machine(), "load_average_before": load_average()}
+    start = time.perf_counter()
+    if "pipelines" in only:
+        report.update(pipelines.run(reps, args.quick))
+    if "drawing" in only:
+        print("5. drawing to prediction")
+        report["drawing"] = drawing.run(reps, args.quick)
+    if "app" in only:
+        print("6. app start, 7. server memory")
+        report.update(app_start.run(reps, args.quick))
+    report["load_average_after"] = load_average()
+    report["seconds"] = time.perf_counter() - start
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print()
+    print(table(report))
+    print(f"\nJSON: {args.out}")
+    return 0
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def table(r: dict) -> str:
+    """The results as a Markdown table (the README shows the latest one)."""
+    rows = []
+    for key, what in (("epoch", "1. training epoch, batch 64"), ("data", "2. data only, one epoch"),
+                      ("eval", "3. test-set evaluation")):
+        if key in r:
+            x = r[key]
+            rows.append((what, f"{x['lesson_s']:.2f} s", f"{x['fast_s']:.3f} s", f"1/{1 / x['ratio']:.0f}",
+                         f"≤ 1/{1 / x['goal']:.0f}", _met(x["ratio"] <= x["goal"])))
+    for batch in (64, 1024):
+        x = r.get(f"hardware_{batch}")
+        if x:
+            rows.append((f"4. epoch ÷ matmul time at batch {batch}",
+                         f"ideal {x['ideal_s']:.2f} s ({x['measured_gflops']:.0f} GFLOP/s)",
+                         f"{x['epoch_s']:.2f} s ({x['achieved_gflops']:.0f} GFLOP/s)",
+                         f"{x['ratio']:.1f}", f"≤ {x['goal']}", _met(x["ratio"] <= x["goal"])))
+    d = r.get("drawing")
+    if d and "skipped" not in d:
+        for name in ("alone", "training"):
+            x = d[name]
+            rows.append((f"5. draw → prediction, {'alone' if name == 'alone' else 'while training'}",
+                         f"p50 {x['p50_ms']:.2f} ms", f"p99 {x['p99_ms']:.2f} ms", "",
+                         f"p99 ≤ {x['goal_p99_ms']} ms", _met(x["p99_ms"] <= x["goal_p99_ms"])))
+    elif d:
+        rows.append(("5. draw → prediction", d["skipped"], "", "", "", ""))
+    if "start" in r:
+        x = r["start"]
+        rows.append(("6. app start to first page drawn", f"import torch {x['import_torch_s']:.2f} s",
+                     f"app {x['app_s']:.2f} s", f"{x['ratio']:.1f}", f"≤ {x['goal']}",
+                     _met(x["ratio"] <= x["goal"])))
+    if "memory" in r:
+        x = r["memory"]
+        rows.append(("7. server peak RSS", f"data loaded {x['peak_mb_first_page']:.0f} MB",
+                     f"every page {x['peak_mb_every_page']:.0f} MB", "", f"≤ {x['goal_mb']} MB",
+                     _met(max(x["peak_mb_first_page"], x["peak_mb_every_page"]) <= x["goal_mb"])))
+    if "accuracy_guard" in r:
+        x = r["accuracy_guard"]
+        lesson = ", ".join(f"{a:.2%}" for a in x["lesson"])
+        fast = ", ".join(f"{a:.2%}" for a in x["fast"])
+        rows.append(("accuracy after 1 epoch (seeds " + ",".join(map(str, x["seeds"])) + ")",
+                     f"lesson {lesson}", f"fast {fast}", f"{x['difference_points']:+.2f} pt",
+                     f"± {x['goal_points']} pt",
+                     _met(abs(x["difference_points"]) <= x["goal_points"]) if x["meaningful"] else "(quick)"))
+    head = ("what", "lesson / reference", "MNIST Lab", "ratio", "goal", "met")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    m = r["machine"]
+    lines.append("")
+    quick = " (quick)" if r["quick"] else ""
+    lines.append(f"{r['date']}, {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
+                 f"({m['torch_threads']} threads), {r['reps']} repetitions after a warm-up{quick}; "
+                 f"load average {r['load_average_before']} before, {r['load_average_after']} after.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
