@@ -241,10 +241,12 @@ def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, t
 RUN_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#9d755d", "#bab0ac"]
 
 
-def training_curves(curves: Mapping[str, tuple], title: str | None = None, height: int = 400) -> go.Figure:
+def training_curves(curves: Mapping[str, tuple], title: str | None = None, height: int = 400,
+                    epochs: float | None = None) -> go.Figure:
     """Training loss and accuracy against epochs, one line per run: {label: (epochs, loss, accuracy)}.
 
-    Epochs on the x axis let runs with different batch sizes share it (an A/B comparison).
+    Epochs on the x axis let runs with different batch sizes share it (an A/B comparison). With
+    `epochs`, the x axis spans the whole run from the start, so a live curve grows into it.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "training accuracy"),
                         horizontal_spacing=0.1)
@@ -257,9 +259,12 @@ def training_curves(curves: Mapping[str, tuple], title: str | None = None, heigh
                                  showlegend=False, line=dict(color=color, width=2),
                                  hovertemplate="epoch %{x:.2f}: accuracy %{y:.1%}<extra></extra>"),
                       row=1, col=2)
-    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_xaxes(title_text="epoch", rangemode="tozero", range=[0, epochs] if epochs else None)
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    if not any(len(c[0]) for c in curves.values()):  # nothing yet: sensible empty axes
+        fig.update_yaxes(range=[0, 2.5], row=1, col=1)
+        fig.update_yaxes(range=[0, 1], row=1, col=2)
     _layout(fig, title, height)
     fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
     return fig

@@ -46,9 +46,13 @@ def start_training(build: dict) -> None:
     try:
         config = train.TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
                                    batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], seed=ss["tr_seed"])
+        # The job ends itself if this session goes away: the owner token lives only in its state.
+        owner = ss.setdefault("tr_owner", train.Owner())
         ss["train_job"] = train.TrainingJob(build["arch"], build["init"], build["seed"], config,
-                                            lab_ui.split(True), lab_ui.split(False), build["device"]).start()
+                                            lab_ui.split(True), lab_ui.split(False), build["device"],
+                                            owner=owner).start()
         ss.pop("tr_error", None)
+        ss.pop("tr_notice", None)
     except LabError as e:
         ss["tr_error"] = str(e)
 
@@ -61,6 +65,10 @@ def finish(job: train.TrainingJob) -> None:
         ss["tr_error"] = f"Training failed ({type(job.error).__name__}: {job.error})."
     else:
         add_run(job.result)
+        if job.stop_reason == "time limit":
+            ss["tr_notice"] = (f"Training stopped at this server's limit of {job.time_limit / 60:g} minutes "
+                               f"per run; what the network learned until then is kept below. Use fewer "
+                               f"epochs or a larger batch.")
 
 
 def upload_model() -> None:
@@ -137,6 +145,8 @@ with settings_col:
 
 if "tr_error" in ss:
     st.error(ss["tr_error"])
+if "tr_notice" in ss:
+    st.warning(ss["tr_notice"], icon=":material/timer:")
 
 
 # -- while it trains -------------------------------------------------------------------------------
@@ -165,7 +175,8 @@ if job is not None:
         for label, run in labelled_runs().items():
             if label in ss.get("tr_compare", []) and run.history.steps:
                 curves[label] = run.history.curve()
-        lab_ui.plot(plots.training_curves(curves, title="While it trains"), key="tr_live_curves")
+        lab_ui.plot(plots.training_curves(curves, title="While it trains", epochs=job.config.epochs),
+                    key="tr_live_curves")
 
     live()
 

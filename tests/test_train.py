@@ -1,5 +1,6 @@
 """Training: settings a user can type, a deterministic loop that can be stopped, and the test-set report."""
 
+import gc
 import math
 import threading
 
@@ -247,3 +248,21 @@ def test_the_training_code_shown_is_python_with_the_chosen_settings():
     assert "optim.SGD(model.parameters(), lr=0.01, momentum=0.5)" in code
     assert "batch_size=32" in code and "for e in range(3):" in code
     assert "model[:-1](images)" in code  # cross-entropy on the scores, not on the softmax
+
+
+def test_a_job_stops_at_its_time_limit_and_keeps_what_it_learned(train_split, test_split):
+    job = train.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8),
+                            train_split, test_split, time_limit=0.5).start()
+    assert job.wait(60) and job.stop_reason == "time limit"
+    assert job.result.history.stopped_early and job.result.history.steps < 150_000
+
+
+def test_a_job_whose_owner_is_gone_stops(train_split, test_split):
+    owner = train.Owner()  # e.g. kept in a visitor's session state
+    job = train.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8),
+                            train_split, test_split, owner=owner).start()
+    while not job.reports:
+        job.wait(0.05)
+    del owner  # the visitor closed the tab and the session was dropped
+    gc.collect()
+    assert job.wait(60) and job.stop_reason == "abandoned" and job.result.history.stopped_early

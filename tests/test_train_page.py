@@ -154,6 +154,16 @@ def test_stop_ends_the_run_early_and_keeps_what_it_learned():
     assert train.evaluate(run.model(), data.load_split(False)).accuracy == run.accuracy
 
 
+def test_a_run_at_the_servers_time_limit_stops_with_a_notice(monkeypatch):
+    monkeypatch.setattr(train, "MAX_RUN_SECONDS", 0.5)
+    at = open_train()
+    use_network(at, "16", "relu")
+    run = train_once(at, epochs=20, batch=8)
+    assert run.history.stopped_early
+    assert "limit of 0.00833333 minutes per run" in at.warning[0].value  # 0.5 s, as this test set it
+    assert "kept below" in at.warning[0].value
+
+
 def test_two_runs_on_the_same_batches_are_compared_on_one_chart():
     at = open_train()
     use_network(at, "32", "sigmoid")
