@@ -294,7 +294,10 @@ def confusion_matrix(confusion, title: str | None = None, height: int = 560) -> 
 
 def histograms_before_after(before: Mapping[str, object], after: Mapping[str, object], columns: int = 2,
                             bins: int = 40, title: str | None = None, panel_height: int = 230) -> go.Figure:
-    """Each named tensor's histogram before (grey) and after (blue) training, on shared bins."""
+    """Each named tensor's histogram before (grey) and after (blue) training, on shared bins.
+
+    No legend (it would sit on a panel's title): say "before (grey) and after (blue)" in `title`.
+    """
     names = list(after)
     columns = max(1, min(columns, len(names)))
     rows = max(1, math.ceil(len(names) / columns))
@@ -313,7 +316,4 @@ def histograms_before_after(before: Mapping[str, object], after: Mapping[str, ob
                                  hovertemplate=f"{label} %{{x:.3g}}: %{{y:,}}<extra></extra>"),
                           row=r + 1, col=c + 1)
     fig.update_layout(barmode="overlay", bargap=0)
-    _layout(fig, title, height=panel_height * rows + (90 if title else 60))
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1,
-                                                   xanchor="right"))
-    return fig
+    return _layout(fig, title, height=panel_height * rows + (70 if title else 40))  # title names the colours

@@ -18,7 +18,7 @@ lab_ui.entry_guard()
 LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 MISTAKES_GRID = 40  # misclassified digits in the overview grid
-GALLERY = 6  # misclassified digits shown with their probability bars, per page
+GALLERY = 4  # misclassified digits shown with their probability bars, per page
 SHOWN_UNITS = 64
 REFRESH_S = 0.5
 
@@ -187,10 +187,10 @@ runs = labelled_runs()
 if runs:
     st.header("Runs")
     st.dataframe(pd.DataFrame([{
-        "run": label.split(":")[0], "network": r.name or r.arch.label(), "init": r.init.label(),
+        "run": label.split(":")[0], "network": r.name or r.arch.label(), "test accuracy": r.accuracy,
         "training": r.config.label() if r.history.steps else "loaded from a file",
-        "stopped early": r.history.stopped_early, "test accuracy": r.accuracy,
-        "seconds": round(r.seconds, 1)} for label, r in runs.items()]),
+        "seconds": round(r.seconds, 1), "stopped early": r.history.stopped_early, "init": r.init.label()}
+        for label, r in runs.items()]),
         hide_index=True, width="stretch",
         column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
 
@@ -210,7 +210,7 @@ if runs:
     c = st.columns(4)
     c[0].metric("Test accuracy", f"{e.accuracy:.2%}")
     c[1].metric("Test loss", f"{e.loss:.4f}")
-    c[2].metric("Mistakes", f"{e.n_misclassified:,} of 10,000")
+    c[2].metric(f"Mistakes of {len(lab_ui.split(False)):,}", f"{e.n_misclassified:,}")
     c[3].metric("Training time", f"{run.seconds:.1f} s" if run.history.steps else "—")
 
     test_split = lab_ui.split(False)
@@ -233,22 +233,19 @@ if runs:
                                                f"true → predicted"))
             pages = math.ceil(e.n_misclassified / GALLERY)
             page = st.number_input(f"Mistakes page (1 to {pages})", 1, pages, 1, key="tr_gallery")
-            cols = st.columns(2)
             for k in range((page - 1) * GALLERY, min(page * GALLERY, e.n_misclassified)):
                 i = int(e.misclassified[k])
-                with cols[k % 2]:
-                    lab_ui.plot(plots.view_classify(test_split.normalized([i])[0],
-                                                    e.misclassified_probabilities[k],
-                                                    label=int(test_split.labels[i]),
-                                                    title=f"Test image {i}", height=300))
+                image, probs = test_split.normalized([i])[0], e.misclassified_probabilities[k]
+                lab_ui.plot(plots.view_classify(image, probs, label=int(test_split.labels[i]),
+                                                title=f"Test image {i}", height=320))
 
     with weights_tab:
         names = [n for n in run.state if n.endswith((".weight", ".bias"))]
         after = {f"{n} {tuple(run.state[n].shape)}": run.state[n] for n in names}
         if run.initial_state is not None:
             before = {f"{n} {tuple(run.state[n].shape)}": run.initial_state[n] for n in names}
-            lab_ui.plot(plots.histograms_before_after(before, after, title="Weights and biases before and "
-                                                                           "after training"))
+            lab_ui.plot(plots.histograms_before_after(before, after, title="Weights and biases before (grey) "
+                                                                           "and after (blue) training"))
         else:
             lab_ui.plot(plots.histograms(after, title="Weights and biases (loaded: no 'before')"))
         units = min(SHOWN_UNITS, run.arch.hidden[0])

@@ -112,7 +112,7 @@ def test_a_short_run_shows_accuracy_confusion_mistakes_and_weights():
     run = train_once(at)
     assert run.arch.label() == "784-32-10 relu" and run.config.epochs == 1 and run.config.batch_size == 256
     assert run.accuracy > 0.85 and metric(at, "Test accuracy") == f"{run.accuracy:.2%}"
-    assert metric(at, "Mistakes") == f"{run.evaluation.n_misclassified:,} of 10,000"
+    assert metric(at, "Mistakes of 10,000") == f"{run.evaluation.n_misclassified:,}"
 
     confusion = figure_with(at, "True digit (rows)")
     right, wrong = (np.nan_to_num(np.asarray(t["z"], dtype=float)) for t in confusion["data"])
@@ -122,9 +122,9 @@ def test_a_short_run_shows_accuracy_confusion_mistakes_and_weights():
     labels = [a["text"] for a in grid["layout"]["annotations"]]
     assert len(labels) == 40 and all(t.split("→")[0] != t.split("→")[1] for t in labels)
     gallery = [c for c in at.get("plotly_chart") if "Test image" in c.proto.spec]
-    assert len(gallery) == 6  # one page of mistakes, each with its probability bars
+    assert len(gallery) == 4  # one page of mistakes, each with its probability bars
 
-    weights = figure_with(at, "before and after training")
+    weights = figure_with(at, "before (grey) and after (blue) training")
     assert {t["name"] for t in weights["data"]} == {"before", "after"}
     assert len(weights["data"]) == 2 * 4  # fc1/output weight and bias, before and after
     images = np.asarray(figure_with(at, "fc1 weights after training")["data"][0]["z"], dtype=float)
