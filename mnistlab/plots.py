@@ -47,8 +47,11 @@ def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
     fig.update_xaxes(**axis_fonts)
     fig.update_yaxes(**axis_fonts)
     # Subplot titles and digit labels; a label already coloured (right/wrong) keeps its colour.
-    fig.update_annotations(font_size=FONT_SIZE)
-    fig.update_annotations(font_color=TEXT, selector=lambda a: a.font.color is None)
+    # Rewritten as plain dicts in one go: update_annotations walks Plotly's objects, ~7 ms a label.
+    notes = [a.to_plotly_json() for a in fig.layout.annotations]
+    for a in notes:
+        a["font"] = {"color": TEXT, **a.get("font", {}), "size": FONT_SIZE}
+    fig.layout.annotations = notes
     return fig
 
 
@@ -110,7 +113,8 @@ def _tile(images: np.ndarray, columns: int, gap: int) -> np.ndarray:
     """(N, 28, 28) laid out `columns` wide, with NaN gaps (drawn as background) between tiles."""
     n, h, w = images.shape
     rows = math.ceil(n / columns)
-    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan)
+    # float32: Plotly sends it as compact binary; float64 with NaN falls back to slow, big JSON lists.
+    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, dtype=np.float32)
     for i, im in enumerate(images):
         r, c = divmod(i, columns)
         out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = im
@@ -133,12 +137,14 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
     if labels is not None:
         labels = _np(labels).astype(int).reshape(-1)
         preds = None if predictions is None else _np(predictions).astype(int).reshape(-1)
-        for i, y in enumerate(labels):
-            r, c = divmod(i, columns)
-            text = str(y) if preds is None else f"{y}→{preds[i]}"
-            color = None if preds is None else (TRUE if preds[i] == y else PREDICTED)
-            fig.add_annotation(x=c * (28 + gap) + 13.5, y=r * (28 + gap) - 1, text=text, showarrow=False,
-                               yanchor="bottom", font=dict(color=color))
+        # One text trace rather than an annotation per digit: Plotly builds 64 annotations slowly.
+        rc = [divmod(i, columns) for i in range(len(labels))]
+        text = [str(y) if preds is None else f"{y}→{preds[i]}" for i, y in enumerate(labels)]
+        colors = TEXT if preds is None else [TRUE if p == y else PREDICTED for p, y in zip(preds, labels)]
+        fig.add_trace(go.Scatter(x=[c * (28 + gap) + 13.5 for _, c in rc],
+                                 y=[r * (28 + gap) - 1 for r, _ in rc], text=text, mode="text",
+                                 textposition="top center", hoverinfo="skip",
+                                 textfont=dict(size=FONT_SIZE, color=colors)))
     _image_axes(fig)
     rows = math.ceil(n / columns)
     fig.update_yaxes(range=[rows * (28 + gap) - gap - 0.5, -gap])

@@ -49,7 +49,7 @@ def test_digit_grid_shows_every_digit_with_its_label(test_split):
     fig = plots.digit_grid(images, labels, columns=8)
     z = np.asarray(fig.data[0].z, dtype=float)
     assert np.count_nonzero(~np.isnan(z)) == 64 * 28 * 28
-    assert [a.text for a in fig.layout.annotations] == [str(int(y)) for y in labels]
+    assert list(fig.data[1].text) == [str(int(y)) for y in labels]
     # The first tile is the first image, unchanged.
     assert np.allclose(z[:28, :28], images[0, 0].numpy())
 
@@ -96,7 +96,5 @@ def test_digit_grid_with_predictions_colours_right_and_wrong(test_split):
     predictions = labels.clone()
     predictions[1] = (labels[1] + 1) % 10
     fig = plots.digit_grid(test_split.normalized(slice(0, 4)), labels, predictions=predictions)
-    texts = [a.text for a in fig.layout.annotations]
-    assert texts[1] == f"{int(labels[1])}→{int(predictions[1])}"
-    colors = [a.font.color for a in fig.layout.annotations]
-    assert colors == [plots.TRUE, plots.PREDICTED, plots.TRUE, plots.TRUE]
+    assert fig.data[1].text[1] == f"{int(labels[1])}→{int(predictions[1])}"
+    assert list(fig.data[1].textfont.color) == [plots.TRUE, plots.PREDICTED, plots.TRUE, plots.TRUE]
