@@ -14,6 +14,11 @@ import torch
 from mnistlab import data, network
 from mnistlab.errors import DataError, LabError
 
+# One server, a whole classroom: each training run gets one core (mnistlab.train runs at most one
+# per two cores at once), leaving the rest to everyone else's pages. At these layer sizes one
+# thread trains about as fast as two: the matrices are too small to split well.
+torch.set_num_threads(1)
+
 
 def entry_guard() -> None:
     """Call first in every page file: makes sure app.py (navigation, sidebar, data check) runs.
