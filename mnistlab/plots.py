@@ -212,6 +212,15 @@ def histogram_counts(values, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
     return (edges[:-1] + edges[1:]) / 2, counts
 
 
+def _panel_grid(names: list[str], columns: int) -> tuple[go.Figure, int, int]:
+    """Subplots for named panels, `columns` wide (fewer if there are fewer panels): (fig, rows, columns)."""
+    columns = max(1, min(columns, len(names)))
+    rows = max(1, math.ceil(len(names) / columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, vertical_spacing=min(0.3, 0.5 / rows),
+                        horizontal_spacing=0.08)
+    return fig, rows, columns
+
+
 def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, title: str | None = None,
                x_title: str | None = None, panel_height: int = 230, log_y: bool = False) -> go.Figure:
     """One histogram per named tensor, in a grid: e.g. "fc1.weight", "fc1.bias", ... or activations.
@@ -219,10 +228,7 @@ def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, t
     `log_y` keeps small bars visible beside a tall one (e.g. ReLU's spike of zeros).
     """
     names = list(panels)
-    columns = max(1, min(columns, len(names)))
-    rows = max(1, math.ceil(len(names) / columns))
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, vertical_spacing=min(0.3, 0.5 / rows),
-                        horizontal_spacing=0.08)
+    fig, rows, columns = _panel_grid(names, columns)
     for i, name in enumerate(names):
         r, c = divmod(i, columns)
         centers, counts = histogram_counts(panels[name], bins)
@@ -305,10 +311,7 @@ def histograms_before_after(before: Mapping[str, object], after: Mapping[str, ob
     No legend (it would sit on a panel's title): say "before (grey) and after (blue)" in `title`.
     """
     names = list(after)
-    columns = max(1, min(columns, len(names)))
-    rows = max(1, math.ceil(len(names) / columns))
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, vertical_spacing=min(0.3, 0.5 / rows),
-                        horizontal_spacing=0.08)
+    fig, rows, columns = _panel_grid(names, columns)
     for i, name in enumerate(names):
         r, c = divmod(i, columns)
         a, b = _np(before[name]).reshape(-1), _np(after[name]).reshape(-1)
