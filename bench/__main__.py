@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from bench import app_start, drawing, pipelines
 from bench.measure import load_average, machine
 
@@ -27,10 +29,15 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke check: parts of epochs, 1 repetition")
     parser.add_argument("--reps", type=int, help="repetitions after the warm-up (default 3; 1 with --quick)")
     parser.add_argument("--only", choices=ITEMS, action="append", help="run only these groups")
+    parser.add_argument("--threads", type=int,
+                        help="torch intra-op threads here (default: torch's choice); 1 keeps timings stable "
+                             "on a machine that other jobs keep busy")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
     only = args.only or ITEMS
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     report = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "quick": args.quick, "reps": reps,
               "machine": machine(), "load_average_before": load_average()}
@@ -54,6 +61,10 @@ def main(argv=None) -> int:
     return 0
 
 
+def _fraction(ratio: float) -> str:
+    return f"1/{1 / ratio:.0f}" if ratio < 1 else f"{ratio:.1f}× (slower)"
+
+
 def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -65,7 +76,7 @@ def table(r: dict) -> str:
                       ("eval", "3. test-set evaluation")):
         if key in r:
             x = r[key]
-            rows.append((what, f"{x['lesson_s']:.2f} s", f"{x['fast_s']:.3f} s", f"1/{1 / x['ratio']:.0f}",
+            rows.append((what, f"{x['lesson_s']:.2f} s", f"{x['fast_s']:.3f} s", _fraction(x["ratio"]),
                          f"≤ 1/{1 / x['goal']:.0f}", _met(x["ratio"] <= x["goal"])))
     for batch in (64, 1024):
         x = r.get(f"hardware_{batch}")
@@ -107,8 +118,9 @@ def table(r: dict) -> str:
     m = r["machine"]
     lines.append("")
     quick = " (quick)" if r["quick"] else ""
+    threads = f"{m['torch_threads']} thread" + ("s" if m["torch_threads"] != 1 else "")
     lines.append(f"{r['date']}, {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
-                 f"({m['torch_threads']} threads), {r['reps']} repetitions after a warm-up{quick}; "
+                 f"({threads}), {r['reps']} repetitions after a warm-up{quick}; "
                  f"load average {r['load_average_before']} before, {r['load_average_after']} after.")
     return "\n".join(lines)
 

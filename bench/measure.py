@@ -11,23 +11,27 @@ from collections.abc import Callable
 import torch
 
 
+class Seconds(float):
+    """What a case returns when it times only part of itself (e.g. not its untimed evaluation)."""
+
+
 def interleaved(cases: dict[str, Callable[[int], object]], reps: int, warmup: int = 1,
                 log=print) -> dict[str, list[float]]:
     """Seconds per call of each case, for `reps` rounds after `warmup` rounds.
 
     A round calls every case once, in order, with the round's index (a seed), so slow drift of the
-    machine's load hits all cases alike. A case may return a float: the seconds to record, when it
-    times only part of itself (e.g. not its untimed evaluation).
+    machine's load hits all cases alike. A case may return `Seconds`: the time to record instead of
+    the call's own.
     """
     times: dict[str, list[float]] = {name: [] for name in cases}
     for r in range(warmup + reps):
         for name, case in cases.items():
             start = time.perf_counter()
             result = case(r)
-            took = result if isinstance(result, float) else time.perf_counter() - start
+            took = float(result) if isinstance(result, Seconds) else time.perf_counter() - start
             if r >= warmup:
                 times[name].append(took)
-            log(f"  {'warm-up' if r < warmup else f'rep {r - warmup + 1}/{reps}'} {name}: {took:.3f} s")
+            log(f"  {'warm-up' if r < warmup else f'rep {r - warmup + 1}/{reps}'} {name}: {took:.4g} s")
     return times
 
 

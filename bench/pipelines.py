@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from bench.measure import interleaved, median
+from bench.measure import Seconds, interleaved, median
 from mnistlab import data, network, train
 
 ARCH = network.Architecture((128, 64), ("relu", "relu"))
@@ -171,21 +171,21 @@ def run(reps: int, quick: bool, log=print) -> dict:
     def lesson_case(seed):
         start = time.perf_counter()
         models["lesson"] = lesson_epoch(d, seed, steps64)
-        took = time.perf_counter() - start
+        took = Seconds(time.perf_counter() - start)
         accuracy["lesson"].append((seed, train.evaluate(models["lesson"], d.test_split).accuracy))
         return took
 
     def fast_case(seed):
         start = time.perf_counter()
         models["fast"] = fast_epoch(d, seed, 64, steps64)
-        took = time.perf_counter() - start
+        took = Seconds(time.perf_counter() - start)
         accuracy["fast"].append((seed, train.evaluate(models["fast"], d.test_split).accuracy))
         return took
 
     t = interleaved({"lesson": lesson_case, "fast": fast_case,
-                     "matmuls64": lambda _: matmul_seconds(64),
+                     "matmuls64": lambda _: Seconds(matmul_seconds(64)),
                      "fast1024": lambda s: _time(lambda: fast_epoch(d, s, 1024, steps1024)),
-                     "matmuls1024": lambda _: matmul_seconds(1024)}, reps, log=log)
+                     "matmuls1024": lambda _: Seconds(matmul_seconds(1024))}, reps, log=log)
     steps = steps64 or _steps_per_epoch(64)
     steps_big = steps1024 or _steps_per_epoch(1024)
     results["epoch"] = _ratio(t["lesson"], t["fast"], goal=1 / 10, steps=steps)
@@ -227,10 +227,10 @@ def _head(split: data.Split, n: int = 1280) -> data.Split:
     return data.Split(split.images[:n], split.labels[:n], split.train)
 
 
-def _time(fn) -> float:
+def _time(fn) -> Seconds:
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    return Seconds(time.perf_counter() - start)
 
 
 def _ratio(lesson: list[float], fast: list[float], goal: float, **extra) -> dict:
