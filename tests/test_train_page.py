@@ -119,7 +119,7 @@ def test_a_short_run_shows_accuracy_confusion_mistakes_and_weights():
     assert right.sum() + wrong.sum() == 10_000 and right.sum() == round(run.accuracy * 10_000)
 
     grid = figure_with(at, "mistakes: true → predicted")
-    labels = [a["text"] for a in grid["layout"]["annotations"]]
+    labels = list(next(t for t in grid["data"] if t.get("mode") == "text")["text"])
     assert len(labels) == 40 and all(t.split("→")[0] != t.split("→")[1] for t in labels)
     gallery = [c for c in at.get("plotly_chart") if "Test image" in c.proto.spec]
     assert len(gallery) == 4  # one page of mistakes, each with its probability bars
