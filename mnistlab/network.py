@@ -167,10 +167,11 @@ def build(arch: Architecture, init: Init = Init(), seed: int = 0, device="cpu") 
     seed = check_seed(seed)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     sizes = arch.sizes
+    # skip_init: no weights drawn from the global RNG here; they are all drawn from g below.
     for i, act in enumerate(arch.activations, 1):
-        layers[f"fc{i}"] = nn.Linear(sizes[i - 1], sizes[i])
+        layers[f"fc{i}"] = nn.utils.skip_init(nn.Linear, sizes[i - 1], sizes[i])
         layers[f"{act}{i}"] = ACTIVATIONS[act]()
-    layers["output"] = nn.Linear(sizes[-2], sizes[-1])
+    layers["output"] = nn.utils.skip_init(nn.Linear, sizes[-2], sizes[-1])
     layers["softmax"] = nn.Softmax(dim=1)
     model = nn.Sequential(layers)
     g = torch.Generator().manual_seed(seed)

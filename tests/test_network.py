@@ -127,3 +127,11 @@ def test_devices_auto_picks_one_that_exists_and_absent_ones_are_named():
             network.resolve_device(name)
     with pytest.raises(ConfigError, match="Device must be"):
         network.resolve_device("tpu")
+
+
+def test_building_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    network.build(Architecture.parse("256,128"), Init(zero_bias=True, weight_std=0.1), seed=5)
+    assert torch.equal(torch.rand(3), expected)
