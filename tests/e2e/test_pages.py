@@ -18,7 +18,7 @@ FIGURE = """([el, title]) => {
   const sum = (a) => { let s = 0, i = 0; for (const v of (a || [])) {
       s += typeof v === 'number' ? v * (++i % 97 + 1) : sum(v); } return s; };
   return {title: p.querySelector('.gtitle').textContent,
-          texts: [...p.querySelectorAll('.annotation-text')].map(t => t.textContent),
+          texts: [...p.querySelectorAll('.annotation-text, .textpoint text')].map(t => t.textContent),
           traces: p._fullData.map(t => ({type: t.type, z: sum(t.z),
                                          x: t.type === 'bar' ? Array.from(t.x, Number) : []}))};
 }"""
