@@ -24,6 +24,7 @@ BOX = 20  # the longer side of the digit inside it
 CENTER = 14.0  # where MNIST's centers of mass are (row, column; measured: 13.99, 14.01)
 MIN_CONTRAST = 0.2  # brightest ink minus background, on a 0-1 scale, below which nothing is drawn
 INK_LEVEL = 0.2  # a pixel counts as ink from this level up, once the background is 0 and the ink 1
+MIN_STROKE = 2.0  # MNIST's pen is about 2-3 px wide in the 20 px box; thinner drawings are thickened
 MIN_EXTENT = 0.1  # ink spanning less than this fraction of the image's longer side is a dot, not a digit
 
 # Upload limits (also in the README): big enough for a phone photo, small enough for a shared server.
@@ -137,6 +138,33 @@ def ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(top), int(left), int(bottom), int(right)
 
 
+def stroke_width(ink: np.ndarray) -> float:
+    """About how many pixels wide the pen was: a stroke of width w and length L has area wL and
+    about 2L pixels on its edge."""
+    mask = ink >= INK_LEVEL
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    edge = int(mask.sum() - inner.sum())
+    return 2 * float(mask.sum()) / max(edge, 1)
+
+
+def thicken(digit: np.ndarray, box: int = BOX) -> np.ndarray:
+    """Strokes too thin to survive the shrink to `box` pixels widened (a max filter), so a fine pen
+    still gives a digit with MNIST's stroke width instead of a faint hairline."""
+    needed = MIN_STROKE * max(digit.shape) / box  # the pen width, in this image's pixels, MNIST would show
+    grow = int(round(needed - stroke_width(digit)))
+    if grow < 1:
+        return digit
+    r = (grow | 1) // 2  # an odd window, 2r+1 wide, centred on each pixel
+    h, w = digit.shape
+    padded = np.pad(digit, r)
+    wide = np.max([padded[:, r + dx:r + dx + w] for dx in range(-r, r + 1)], axis=0)  # rows, then
+    return np.max([wide[r + dy:r + dy + h] for dy in range(-r, r + 1)], axis=0)  # columns: a square
+
+
 def scale_to_box(digit: np.ndarray, box: int = BOX) -> np.ndarray:
     """The longer side to `box` pixels, keeping the aspect ratio, with Lanczos antialiasing."""
     h, w = digit.shape
@@ -196,7 +224,7 @@ def preprocess(image) -> Preprocessed:
     if box is None:
         return Preprocessed(tuple(stages), None)
     top, left, bottom, right = box
-    cropped = gray[top:bottom, left:right]
+    cropped = thicken(gray[top:bottom, left:right])
     scaled = scale_to_box(cropped)
     centered = center_by_mass(scaled)
     stages += [Stage("cropped to the ink", _u8(cropped)), Stage("scaled to 20 px", _u8(scaled)),

@@ -252,3 +252,9 @@ def test_a_16_bit_png_keeps_its_gray_levels():
     image = pp.read_image(png(deep))
     assert 0.55 < image.max() < 0.65
     assert not pp.preprocess(image).blank
+
+
+def test_a_fine_pen_gives_mnists_stroke_width_not_a_hairline():
+    thin, usual = (pp.preprocess(strokes(7, width)).image.astype(float) for width in (3, 20))
+    assert 0.6 < thin.sum() / usual.sum() < 1.6  # about as much ink; unthickened, a third
+    assert pp.stroke_width(strokes(7, 3) / 255) < 4 < pp.stroke_width(pp.thicken(strokes(7, 3) / 255))
