@@ -166,7 +166,7 @@ def test_a_run_keeps_settings_curves_results_and_both_weights(train_split, test_
     assert (before.fc1.bias == 0).all()
     assert not torch.equal(r.state["fc1.weight"], r.initial_state["fc1.weight"])
     assert train.evaluate(r.model(), test_split).accuracy == r.accuracy
-    assert r.label().startswith("784-32-10 relu, adam lr 0.001, batch 512, 1 epochs: ")
+    assert r.label().startswith("784-32-10 relu, adam lr 0.001, batch 512, 1 epoch: ")
 
 
 def test_a_session_keeps_only_its_latest_runs():
@@ -183,9 +183,14 @@ def test_relu_128_64_adam_batch_64_reaches_the_bar_in_5_epochs(train_split, test
     config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, seed=0)
     r = train.run(network.Architecture((128, 64), ("relu", "relu")), network.Init(), 0, config,
                   train_split, test_split)
-    # Issue 4 asks 97.0%. With the lesson's [-1, 1] inputs this gives 96.3-97.0% over seeds 0-4
-    # (96.4% for seed 0); 10 epochs give 97.1-97.5% (the trained_relu fixture). See the report.
+    # The goal was 97.0%. With the lesson's [-1, 1] inputs 5 epochs give 95.8-97.0% over seeds 0-4
+    # (96.7% for seed 0); [0, 1] inputs would give ~97.5%. Ten epochs pass 97%: the next test.
     assert r.accuracy >= 0.96
+
+
+@pytest.mark.slow
+def test_relu_128_64_adam_batch_64_passes_97_percent_in_10_epochs(trained_relu, test_split):
+    assert train.evaluate(trained_relu, test_split).accuracy >= 0.97
 
 
 @pytest.mark.slow
@@ -245,7 +250,7 @@ def test_the_training_code_shown_is_python_with_the_chosen_settings():
     code = train.training_code(train.TrainConfig(optimizer="sgd", lr=0.01, momentum=0.5, batch_size=32,
                                                  epochs=3))
     compile(code, "training_code", "exec")
-    assert "optim.SGD(model.parameters(), lr=0.01, momentum=0.5)" in code
+    assert "optim.SGD(model.parameters(), lr=0.01, momentum=0.5, fused=True)" in code
     assert "batch_size=32" in code and "for e in range(3):" in code
     assert "model[:-1](images)" in code  # cross-entropy on the scores, not on the softmax
 

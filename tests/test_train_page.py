@@ -129,7 +129,7 @@ def test_a_short_run_shows_accuracy_confusion_mistakes_and_weights():
     assert len(weights["data"]) == 2 * 4  # fc1/output weight and bias, before and after
     images = np.asarray(figure_with(at, "fc1 weights after training")["data"][0]["z"], dtype=float)
     assert np.isfinite(images).sum() == 32 * 784  # one 28×28 image per hidden unit
-    assert "optim.Adam(model.parameters(), lr=0.001)" in at.code[0].value
+    assert "optim.Adam(model.parameters(), lr=0.001, fused=True)" in at.code[0].value
     download = at.get("download_button")[0]
     assert download.proto.label == "Download model"
 

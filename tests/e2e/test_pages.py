@@ -148,7 +148,7 @@ def test_train_short_run_shows_accuracy(page, base_url):
     wait_for_app(page)
     value = float(accuracy.locator('[data-testid="stMetricValue"]').inner_text().rstrip("%"))
     assert value > 85, f"one epoch of the lesson's network should reach well over 85%, got {value}%"
-    expect(page.get_by_text(re.compile(r"Run 1: 784-128-64-10 relu, adam lr 0.001, batch 64, 1 epochs"))
+    expect(page.get_by_text(re.compile(r"Run 1: 784-128-64-10 relu, adam lr 0.001, batch 64, 1 epoch"))
            .first).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "train-after-one-epoch")
