@@ -46,18 +46,13 @@ def dataset(train: bool = True):
     return data.load_dataset(train)
 
 
-def _files_present() -> bool:
-    raw = data.data_root() / "MNIST" / "raw"
-    return all((raw / name).exists() for name in data.RAW_FILES)
-
-
 def require_data() -> None:
     """Make sure both splits are loaded; download them on a first visit, with visible progress.
 
     Without files and without a network the page stops with what to do instead of a traceback.
     """
     try:
-        if _files_present():
+        if data.files_present():
             split(True), split(False)
             return
         with st.status(f"Downloading MNIST (about 12 MB) to {data.data_root()} …", expanded=True) as status:

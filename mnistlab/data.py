@@ -47,7 +47,7 @@ def load_dataset(train: bool = True, root=None, download: bool = True) -> datase
         ds = datasets.MNIST(root, train=train, download=download, transform=transform)
     except Exception as e:  # torchvision raises RuntimeError, OSError, ValueError... for all of these
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if not _raw_files_present(root):
+        if not files_present(root):
             how = "could not be downloaded" if download else "downloading was not allowed"
             raise DataError(f"The MNIST {split} files are not in {root} and {how} "
                             f"({reason}). {_fix_hint(root)}") from e
@@ -64,9 +64,10 @@ RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def _raw_files_present(root: Path) -> bool:
-    """torchvision wants all four files, whichever split is asked for."""
-    return all((root / "MNIST" / "raw" / name).exists() for name in RAW_FILES)
+def files_present(root=None) -> bool:
+    """All four raw files are there (torchvision wants all four, whichever split is asked for)."""
+    raw = data_root(root) / "MNIST" / "raw"
+    return all((raw / name).exists() for name in RAW_FILES)
 
 
 def trainloader(root=None, batch_size: int = 64, shuffle: bool = True, train: bool = True) -> DataLoader:
