@@ -6,10 +6,14 @@ network configuration lives in their own `st.session_state`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 
+import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 from mnistlab import data, network
 from mnistlab.errors import DataError, LabError
@@ -108,6 +112,18 @@ def sidebar(place=None) -> None:
     `st.sidebar.empty()` filled after the page ran, so a device just chosen shows at once)."""
     (place or st.sidebar).caption(f"**Device:** {device_label(current_build()['device'])}  \n"
                                   f"**Data:** `{data.data_root()}`")
+
+
+def inline_image(image) -> str:
+    """A small image as a PNG data URL for `st.image`.
+
+    Streamlit serves array images from a per-run media store and drops them when the session's next
+    run starts; a browser still fetching them then gets 404s (a classroom clicking fast sees broken
+    images). A data URL travels with the page itself.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def plot(fig, **kwargs) -> None:

@@ -173,5 +173,5 @@ if digit is not None:
             for stage in prepared.stages:
                 h, w = stage.image.shape
                 with st.container(width=STAGE_PX + 16, horizontal_alignment="center"):
-                    st.image(framed(stage.image), alt=stage.name)
+                    st.image(lab_ui.inline_image(framed(stage.image)), alt=stage.name)
                     st.caption(f"{stage.name}  \n{w}×{h}", text_alignment="center")
