@@ -1,13 +1,12 @@
 """The Train page through Streamlit's AppTest, on real MNIST: train, stop, compare, download, upload."""
 
-import base64
-import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
+from test_app_pages import figure_with
 
 from mnistlab import data, network, store, train
 
@@ -57,29 +56,6 @@ def train_once(at: AppTest, epochs=1, batch=256) -> train.Run:
     ok(at.run())
     assert "train_job" not in at.session_state
     return at.session_state["runs"][-1]
-
-
-def _arrays(obj):
-    if isinstance(obj, dict):
-        if "bdata" in obj and "dtype" in obj:
-            a = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
-            shape = obj.get("shape")
-            return a.reshape([int(n) for n in str(shape).split(",")]) if shape else a
-        return {k: _arrays(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_arrays(v) for v in obj]
-    return obj
-
-
-def figure_with(at: AppTest, text: str) -> dict:
-    for chart in at.get("plotly_chart"):
-        fig = _arrays(json.loads(chart.proto.spec))
-        layout = fig.get("layout", {})
-        titles = [layout.get("title", {}).get("text") or ""] + [a.get("text", "") for a in
-                                                                 layout.get("annotations", [])]
-        if any(text in t for t in titles):
-            return fig
-    raise AssertionError(f"no figure titled {text!r}")
 
 
 def metric(at: AppTest, label: str) -> str:
