@@ -59,7 +59,9 @@ with step("3. Hidden layer: sigmoid of inputs × W1 + B1",
                "That is why `nn.Linear` scales its initial weights by 1/√inputs.")
 
 with step("4. Output scores and softmax",
-          "def softmax(x):\n    return torch.exp(x) / torch.sum(torch.exp(x), dim=1).view(-1, 1)\n\n"
+          "def softmax(x):\n    # minus each row's max: the same result, and exp cannot overflow\n"
+          "    e = torch.exp(x - x.max(dim=1, keepdim=True).values)\n"
+          "    return e / torch.sum(e, dim=1).view(-1, 1)\n\n"
           "scores = torch.mm(hidden, W2) + B2\nprobabilities = softmax(scores)\n\n"
           "probabilities.shape\nprobabilities.sum(dim=1)"):
     ps = t["probabilities"]
