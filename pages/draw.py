@@ -57,11 +57,7 @@ def quick_train() -> None:
     run = train.run(network.Architecture(), network.Init(), 0, QUICK, lab_ui.split(True), lab_ui.split(False),
                     device=lab_ui.current_build()["device"], callback=report)
     st.session_state["runs"] = train.keep_run(st.session_state.get("runs", []), run)
-    st.session_state["draw_models"] = [run_label(len(st.session_state["runs"]), run)]
-
-
-def run_label(number: int, run: train.Run) -> str:
-    return f"Run {number}: {run.label()}"
+    st.session_state["draw_models"] = [lab_ui.run_label(len(st.session_state["runs"]), run)]
 
 
 st.title("Draw a digit")
@@ -104,7 +100,7 @@ naive = preprocess.naive(image) if image is not None and compare else None
 
 # -- the networks --------------------------------------------------------------------------------
 
-runs = {run_label(i, run): run for i, run in enumerate(st.session_state.get("runs", []), 1)}
+runs = {lab_ui.run_label(i, run): run for i, run in enumerate(st.session_state.get("runs", []), 1)}
 saved = {f"Saved: {name}": name for name in store.list_models()}
 choices = list(runs) + list(saved)
 build = lab_ui.current_build()

@@ -26,17 +26,13 @@ ss = st.session_state
 ss.setdefault("runs", [])
 
 
-def run_label(number: int, run: train.Run) -> str:
-    return f"Run {number}: {run.label()}"  # as the Draw page names runs
-
-
 def labelled_runs() -> dict[str, train.Run]:
-    return {run_label(i, r): r for i, r in enumerate(ss["runs"], 1)}
+    return {lab_ui.run_label(i, r): r for i, r in enumerate(ss["runs"], 1)}
 
 
 def add_run(run: train.Run) -> None:
     ss["runs"] = train.keep_run(ss["runs"], run)
-    newest = run_label(len(ss["runs"]), run)
+    newest = lab_ui.run_label(len(ss["runs"]), run)
     ss["tr_show"] = newest
     kept = [label for label in ss.get("tr_compare", []) if label in labelled_runs()]
     ss["tr_compare"] = kept[-2:] + [newest]
