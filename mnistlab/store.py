@@ -116,12 +116,15 @@ def _read_header(content: bytes, source: str) -> dict:
         raise ModelFileError(f"{source} is empty. {_ACCEPTED}")
     if size > MAX_FILE_BYTES:
         raise ModelFileError(_too_big(source, size))
-    if content[:1] == b"\x80" or content[:2] == b"PK":
+    # A pickle starts with 0x80, a torch.save zip with "PK"; but so can a safetensors file, whose first
+    # 8 bytes are its header's length (one in 256 lengths starts with 0x80), and its header is JSON.
+    n = struct.unpack("<Q", content[:8])[0] if size >= 8 else None
+    safetensors_like = n is not None and n <= min(MAX_HEADER_BYTES, size - 8) and content[8:9] == b"{"
+    if (content[:1] == b"\x80" or content[:2] == b"PK") and not safetensors_like:
         raise ModelFileError(f"{source} looks like a PyTorch pickle (torch.save) file. Pickles can run code "
                              f"when loaded, so MNIST Lab never opens them. {_ACCEPTED}")
     if size < 8:
         raise ModelFileError(f"{source} is only {size} bytes, too short to be a model file. {_ACCEPTED}")
-    (n,) = struct.unpack("<Q", content[:8])
     if n > MAX_HEADER_BYTES:
         raise ModelFileError(f"{source} is not a MNIST Lab model file: its header claims {n:,} bytes "
                              f"(at most {MAX_HEADER_BYTES:,} are allowed). {_ACCEPTED}")

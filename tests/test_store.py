@@ -171,6 +171,16 @@ def test_each_bad_model_file_is_refused_with_its_message(kind, good_bytes, tmp_p
     assert not (tmp_path / "pwned").exists()  # nothing in the file ever ran
 
 
+def test_a_model_file_whose_header_length_starts_like_a_pickle_still_loads(saved):
+    # The first 8 bytes are the header's length: one name in 256 makes it start with 0x80, a pickle's mark.
+    for extra in range(256):
+        content = store.to_bytes(store.SavedModel(**{**vars(saved), "name": "m" * (1 + extra)}))
+        if content[0] == 0x80:
+            break
+    assert content[0] == 0x80
+    assert store.from_bytes(content).name == "m" * (1 + extra)
+
+
 def test_a_real_torch_save_file_is_refused_without_unpickling(trained_relu, tmp_path):
     path = tmp_path / "model.pth"
     torch.save(trained_relu.state_dict(), path)
