@@ -43,7 +43,7 @@ class Architecture:
     """784 inputs, hidden layers of the given sizes each with its activation, 10 outputs, softmax."""
 
     hidden: tuple[int, ...] = (128, 64)
-    activations: tuple[str, ...] = ("relu", "relu")
+    activations: tuple[str, ...] | str = "relu"  # one name for every layer, or one per layer
 
     def __post_init__(self):
         hidden = self.hidden if isinstance(self.hidden, (tuple, list)) else (self.hidden,)
@@ -54,8 +54,8 @@ class Architecture:
         if len(hidden) > MAX_HIDDEN_LAYERS:
             raise ConfigError(f"At most {MAX_HIDDEN_LAYERS} hidden layers are allowed; got {len(hidden)}.")
         if len(acts) != len(hidden):
-            raise ConfigError(f"Give one activation per hidden layer: {len(hidden)} layers but "
-                              f"{len(acts)} activations.")
+            raise ConfigError(f"Give one activation per hidden layer, or one for all: {len(hidden)} "
+                              f"layer{'s' * (len(hidden) != 1)} but {len(acts)} activations.")
         object.__setattr__(self, "hidden", tuple(_as_size(h, i) for i, h in enumerate(hidden, 1)))
         object.__setattr__(self, "activations", tuple(_as_activation(a, i) for i, a in enumerate(acts, 1)))
         if self.n_parameters > MAX_PARAMETERS:

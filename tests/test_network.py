@@ -99,8 +99,14 @@ def test_zero_bias_and_normal_weights_combine():
 def test_unknown_activation_names_what_is_allowed():
     with pytest.raises(ConfigError, match="sigmoid, tanh, relu; got 'gelu'"):
         Architecture.parse("128", "gelu")
-    with pytest.raises(ConfigError, match="one activation per hidden layer"):
+    with pytest.raises(ConfigError, match="one activation per hidden layer, or one for all: 2 layers but 3"):
         Architecture((128, 64), ("relu", "tanh", "relu"))
+
+
+def test_one_activation_serves_every_hidden_layer():
+    assert Architecture((32,)).label() == "784-32-10 relu"
+    assert Architecture((30, 20), "tanh") == Architecture((30, 20), ("tanh", "tanh"))
+    assert Architecture() == Architecture((128, 64), ("relu", "relu"))
 
 
 def test_an_architecture_round_trips_through_a_dict():
