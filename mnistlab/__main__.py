@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--zero-bias", action="store_true", help="start every bias at 0")
     t.add_argument("--weight-std", default=None, help="draw initial weights from normal(0, std) "
                                                       "instead of PyTorch's default")
+    t.add_argument("--normalize", default="lesson",
+                   help="input normalization: lesson (default, Normalize((0.5,), (0.5,)): [-1, 1]), "
+                        "mnist (MNIST's mean 0.1307 and std 0.3081) or none (ToTensor alone: [0, 1])")
     t.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     t.add_argument("--out", default=None, help="save the trained model under this name in the models "
                                                "folder ($MNISTLAB_MODELS or ~/.mnistlab/models)")
@@ -80,7 +83,7 @@ def cmd_train(args) -> None:
     init = network.Init(args.zero_bias, args.weight_std)
     config = train.TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
                                batch_size=args.batch_size, epochs=1 if args.dry_run else args.epochs,
-                               seed=args.seed)
+                               seed=args.seed, normalization=args.normalize)
     device = network.resolve_device(args.device)
     if args.out is not None:
         store.check_name(args.out)  # before training, not after
@@ -103,7 +106,7 @@ def cmd_eval(args) -> None:
     device = network.resolve_device(args.device)
     path = Path(args.name)
     saved = store.load_file(path) if path.suffix == store.SUFFIX and path.exists() else store.load(args.name)
-    e = train.evaluate(saved.model(device), data.load_split(False))
+    e = train.evaluate(saved.model(device), data.load_split(False), normalization=saved.normalization)
     trained = f", trained with {saved.config.label()}" if saved.config else ""
     print(f"{saved.name}: {saved.arch.label()}{trained}")
     print(f"test loss: {e.loss:.4f}")

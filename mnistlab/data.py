@@ -14,14 +14,42 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from mnistlab.errors import DataError
+from mnistlab.errors import ConfigError, DataError
 
-MEAN, STD = 0.5, 0.5
 DEFAULT_ROOT = Path("~/.pytorch/MNIST_data/")
 CLASSES = tuple(range(10))
 
+# How pixels reach a network: ToTensor (to [0, 1]) then Normalize((mean,), (std,)). A network must
+# read at prediction time what it was trained on, so a trained model keeps the name of its choice.
+NORMALIZATIONS = {
+    "lesson": (0.5, 0.5),  # the lesson's: [-1, 1], the background at -1
+    "mnist": (0.1307, 0.3081),  # MNIST's own pixel mean and std (pytorch/examples): mean 0, std 1
+    "none": (0.0, 1.0),  # ToTensor alone: [0, 1], the background at 0
+}
+NORMALIZATION_TEXT = {
+    "lesson": "the lesson's Normalize((0.5,), (0.5,)): pixels in [-1, 1]",
+    "mnist": "MNIST's mean and std, Normalize((0.1307,), (0.3081,)): pixels with mean 0, std 1",
+    "none": "ToTensor alone: pixels in [0, 1]",
+}
+MEAN, STD = NORMALIZATIONS["lesson"]
+
+
+def check_normalization(name) -> str:
+    """One of NORMALIZATIONS' names, or a ConfigError saying which exist."""
+    key = str(name).strip().lower()
+    if key not in NORMALIZATIONS:
+        raise ConfigError(f"Input normalization must be one of {', '.join(NORMALIZATIONS)}; got {name!r}.")
+    return key
+
+
+def make_transform(normalization: str = "lesson") -> transforms.Compose:
+    """ToTensor then Normalize with the named mean and std, as torchvision's datasets take it."""
+    mean, std = NORMALIZATIONS[check_normalization(normalization)]
+    return transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+
+
 # Exactly the lesson's transform: to [0, 1], then to [-1, 1].
-transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
+transform = make_transform("lesson")
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -89,18 +117,19 @@ class Split:
     def __repr__(self) -> str:
         return f"Split({'train' if self.train else 'test'}, {len(self)} images)"
 
-    def normalized(self, index, device="cpu") -> torch.Tensor:
-        """Images at `index` as the lesson's transform gives them: (B, 1, 28, 28) float in [-1, 1]."""
-        return normalize(self.images[index].to(device))
+    def normalized(self, index, device="cpu", normalization: str = "lesson") -> torch.Tensor:
+        """Images at `index` as the transform gives them: (B, 1, 28, 28) float, [-1, 1] for the lesson's."""
+        return normalize(self.images[index].to(device), normalization)
 
     def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=10).tolist()
 
 
-def normalize(images_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 28, 28) to float (B, 1, 28, 28), computed as ToTensor + Normalize((0.5,), (0.5,))."""
+def normalize(images_u8: torch.Tensor, normalization: str = "lesson") -> torch.Tensor:
+    """uint8 (B, 28, 28) to float (B, 1, 28, 28), computed as ToTensor + Normalize (default: the lesson's)."""
+    mean, std = NORMALIZATIONS[normalization]
     x = images_u8.unsqueeze(-3).to(torch.float32).div_(255)
-    return x.sub_(MEAN).div_(STD)
+    return x.sub_(mean).div_(std)
 
 
 def load_split(train: bool = True, root=None, download: bool = True) -> Split:
@@ -121,11 +150,12 @@ class FastLoader:
     """
 
     def __init__(self, split: Split, batch_size: int = 64, shuffle: bool = True, seed: int = 0,
-                 device="cpu", drop_last: bool = False):
+                 device="cpu", drop_last: bool = False, normalization: str = "lesson"):
         if not 1 <= int(batch_size) <= len(split):
             raise DataError(f"Batch size must be between 1 and {len(split)}; got {batch_size}.")
         self.split, self.batch_size, self.shuffle = split, int(batch_size), shuffle
         self.device, self.drop_last = torch.device(device), drop_last
+        self.normalization = check_normalization(normalization)
         self.generator = torch.Generator().manual_seed(int(seed))
         # Copy the split to the device once; batches then never cross the bus.
         if self.device.type == "cpu":
@@ -152,4 +182,4 @@ class FastLoader:
                 idx = order[lo:hi]
                 # index_select: the same rows as self._images[idx], in half the time on a CPU
                 images, labels = self._images.index_select(0, idx), self._labels.index_select(0, idx)
-            yield normalize(images), labels
+            yield normalize(images, self.normalization), labels

@@ -48,17 +48,25 @@ class Stage:
 
 @dataclass(frozen=True, eq=False)
 class Preprocessed:
-    """Every stage from the input to the 28×28 digit, and the tensor the network reads.
+    """Every stage from the input to the 28×28 digit the network reads.
 
-    `tensor` is None when the image holds no digit (blank, or a speck): there is nothing to predict.
+    `blank` when the image holds no digit (blank, or a speck): there is nothing to predict.
     """
 
     stages: tuple[Stage, ...]
-    tensor: torch.Tensor | None  # (1, 1, 28, 28), normalized exactly as in training
+    blank: bool
+
+    def input(self, normalization: str = "lesson") -> torch.Tensor | None:
+        """The (1, 1, 28, 28) tensor a network reads: the 28×28 digit stored as MNIST stores it
+        (8 bits), then normalized by the training code's own function, as the network was trained."""
+        if self.blank:
+            return None
+        return normalize(torch.from_numpy(self.image)[None], normalization)
 
     @property
-    def blank(self) -> bool:
-        return self.tensor is None
+    def tensor(self) -> torch.Tensor | None:
+        """The input with the lesson's normalization."""
+        return self.input()
 
     @property
     def image(self) -> np.ndarray:
@@ -209,11 +217,6 @@ def _u8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def _tensor(field: np.ndarray) -> torch.Tensor:
-    """Stored as MNIST stores it (8 bits), then normalized by the training code's own function."""
-    return normalize(torch.from_numpy(_u8(field))[None])
-
-
 # -- the two ways in -----------------------------------------------------------------------------
 
 def preprocess(image) -> Preprocessed:
@@ -222,14 +225,14 @@ def preprocess(image) -> Preprocessed:
     stages = [Stage("grayscale", _u8(gray))]
     box = ink_box(gray)
     if box is None:
-        return Preprocessed(tuple(stages), None)
+        return Preprocessed(tuple(stages), blank=True)
     top, left, bottom, right = box
     cropped = thicken(gray[top:bottom, left:right])
     scaled = scale_to_box(cropped)
     centered = center_by_mass(scaled)
     stages += [Stage("cropped to the ink", _u8(cropped)), Stage("scaled to 20 px", _u8(scaled)),
                Stage("padded to 28×28", _u8(pad(scaled))), Stage("centered by mass", _u8(centered))]
-    return Preprocessed(tuple(stages), _tensor(centered))
+    return Preprocessed(tuple(stages), blank=False)
 
 
 def naive(image) -> Preprocessed:
@@ -237,11 +240,11 @@ def naive(image) -> Preprocessed:
     gray = ink_on_black(to_grayscale(image))
     stages = [Stage("grayscale", _u8(gray))]
     if ink_box(gray) is None:
-        return Preprocessed(tuple(stages), None)
+        return Preprocessed(tuple(stages), blank=True)
     small = Image.fromarray(gray.astype(np.float32)).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
     field = np.clip(np.asarray(small, dtype=np.float64), 0, 1)
     stages.append(Stage("resized to 28×28", _u8(field)))
-    return Preprocessed(tuple(stages), _tensor(field))
+    return Preprocessed(tuple(stages), blank=False)
 
 
 # -- uploads -------------------------------------------------------------------------------------

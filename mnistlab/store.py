@@ -60,6 +60,11 @@ class SavedModel:
         model.load_state_dict(self.state)
         return model.eval()
 
+    @property
+    def normalization(self) -> str:
+        """How the network reads images (data.NORMALIZATIONS); the lesson's if the file has no settings."""
+        return self.config.normalization if self.config else "lesson"
+
     def label(self) -> str:
         acc = self.metrics.get("test_accuracy")
         return f"{self.name or 'model'}: {self.arch.label()}" + (f", {acc:.1%} test accuracy" if acc else "")
@@ -276,5 +281,5 @@ def as_run(saved: SavedModel, test_split, device="cpu") -> Run:
     model = saved.model(device)
     history = train.History(steps_per_epoch=1)
     return Run(arch=saved.arch, init=saved.init, seed=saved.seed, config=saved.config or TrainConfig(),
-               history=history, evaluation=train.evaluate(model, test_split), state=saved.state,
-               device=str(device), name=saved.name or "uploaded model")
+               history=history, state=saved.state, device=str(device), name=saved.name or "uploaded model",
+               evaluation=train.evaluate(model, test_split, normalization=saved.normalization))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnistlab import network
-from mnistlab.data import FastLoader, Split
+from mnistlab.data import NORMALIZATIONS, FastLoader, Split, check_normalization
 from mnistlab.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -52,10 +52,12 @@ def _as_float(name: str, value, lo: float, hi: float, lo_open: bool) -> float:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train: optimizer ("adam" or "sgd" with momentum), learning rate, batch size, epochs, seed.
+    """How to train: optimizer ("adam" or "sgd" with momentum), learning rate, batch size, epochs, seed,
+    and the input normalization (a name in data.NORMALIZATIONS; the lesson's by default).
 
     The seed orders the batches; the same seed gives the same batches, so two networks trained with
-    it see the same digits in the same order (an A/B comparison).
+    it see the same digits in the same order (an A/B comparison). The normalization stays with the
+    trained network: it must read drawings and test images the way it read its training images.
     """
 
     optimizer: str = "adam"
@@ -64,6 +66,7 @@ class TrainConfig:
     batch_size: int = 64
     epochs: int = 5
     seed: int = 0
+    normalization: str = "lesson"
 
     def __post_init__(self):
         opt = str(self.optimizer).strip().lower()
@@ -75,11 +78,14 @@ class TrainConfig:
         object.__setattr__(self, "batch_size", _as_int("Batch size", self.batch_size, 1, MAX_BATCH_SIZE))
         object.__setattr__(self, "epochs", _as_int("Epochs", self.epochs, 1, MAX_EPOCHS))
         object.__setattr__(self, "seed", network.check_seed(self.seed))
+        object.__setattr__(self, "normalization", check_normalization(self.normalization))
 
     def label(self) -> str:
         """E.g. "adam lr 0.001, batch 64, 5 epochs"."""
         opt = self.optimizer if self.optimizer == "adam" else f"sgd momentum {self.momentum:g}"
-        return f"{opt} lr {self.lr:g}, batch {self.batch_size}, {self.epochs} epoch{'s' * (self.epochs != 1)}"
+        inputs = "" if self.normalization == "lesson" else f", inputs {self.normalization}"
+        epochs = f"{self.epochs} epoch{'s' * (self.epochs != 1)}"
+        return f"{opt} lr {self.lr:g}, batch {self.batch_size}, {epochs}{inputs}"
 
     def make_optimizer(self, parameters) -> torch.optim.Optimizer:
         # fused: one kernel updates every tensor. Fewer ops than per-tensor updates: ~20% faster per
@@ -90,13 +96,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return {"optimizer": self.optimizer, "lr": self.lr, "momentum": self.momentum,
-                "batch_size": self.batch_size, "epochs": self.epochs, "seed": self.seed}
+                "batch_size": self.batch_size, "epochs": self.epochs, "seed": self.seed,
+                "normalization": self.normalization}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         if not isinstance(d, dict):
             raise ConfigError("Training settings must be a mapping of optimizer, lr, momentum, "
-                              "batch_size, epochs and seed.")
+                              "batch_size, epochs, seed and normalization.")
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -105,9 +112,13 @@ def training_code(config: TrainConfig) -> str:
     """The lesson's training loop with these settings: what `train` does, step for step."""
     opt = (f"optim.Adam(model.parameters(), lr={config.lr:g}, fused=True)" if config.optimizer == "adam" else
            f"optim.SGD(model.parameters(), lr={config.lr:g}, momentum={config.momentum:g}, fused=True)")
-    return f"""criterion = nn.CrossEntropyLoss()  # takes scores (logits), applies log-softmax itself
-optimizer = {opt}
+    mean, std = NORMALIZATIONS[config.normalization]
+    return f"""transform = transforms.Compose([transforms.ToTensor(),
+                                transforms.Normalize(({mean:g},), ({std:g},))])
+trainset = datasets.MNIST("~/.pytorch/MNIST_data/", download=True, train=True, transform=transform)
 trainloader = DataLoader(trainset, batch_size={config.batch_size}, shuffle=True)  # seeded: {config.seed}
+criterion = nn.CrossEntropyLoss()  # takes scores (logits), applies log-softmax itself
+optimizer = {opt}
 
 for e in range({config.epochs}):
     for images, labels in trainloader:
@@ -193,7 +204,8 @@ def train(model: nn.Sequential, config: TrainConfig, split: Split, device="cpu",
     stops early when it returns False or when `stop` (a threading.Event) is set.
     """
     device = network.resolve_device(device)
-    loader = FastLoader(split, config.batch_size, shuffle=True, seed=config.seed, device=device)
+    loader = FastLoader(split, config.batch_size, shuffle=True, seed=config.seed, device=device,
+                        normalization=config.normalization)
     optimizer = config.make_optimizer(model.parameters())
     history = History(steps_per_epoch=len(loader))
     total = len(loader) * config.epochs
@@ -264,15 +276,17 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Sequential, split: Split, device=None, batch_size: int = 10_000) -> Evaluation:
-    """Loss, accuracy, per-class accuracy, confusion matrix and every mistake on `split`."""
+def evaluate(model: nn.Sequential, split: Split, device=None, batch_size: int = 10_000,
+             normalization: str = "lesson") -> Evaluation:
+    """Loss, accuracy, per-class accuracy, confusion matrix and every mistake on `split`, its images
+    normalized as the network was trained (`normalization`)."""
     if device is None:
         device = next(model.parameters()).device
     model.eval()
     probs = []
     total_loss = 0.0
     for lo in range(0, len(split), batch_size):
-        images = split.normalized(slice(lo, lo + batch_size), device)
+        images = split.normalized(slice(lo, lo + batch_size), device, normalization)
         labels = split.labels[lo:lo + batch_size].to(device)
         scores = network.logits(model, images)
         total_loss += F.cross_entropy(scores, labels, reduction="sum").item()
@@ -318,6 +332,11 @@ class Run:
         return network.build(self.arch, self.init, self.seed)
 
     @property
+    def normalization(self) -> str:
+        """How the network reads images: the name in data.NORMALIZATIONS it was trained with."""
+        return self.config.normalization
+
+    @property
     def accuracy(self) -> float:
         return self.evaluation.accuracy
 
@@ -340,7 +359,8 @@ def run(arch: network.Architecture, init: network.Init, seed: int, config: Train
     history = train(model, config, train_split, device, callback, stop)
     seconds = time.perf_counter() - start
     return Run(arch=arch, init=init, seed=network.check_seed(seed), config=config, history=history,
-               evaluation=evaluate(model, test_split, device), state=_cpu_state(model),
+               evaluation=evaluate(model, test_split, device, normalization=config.normalization),
+               state=_cpu_state(model),
                initial_state=initial, seconds=seconds, device=str(device))
 
 

@@ -122,15 +122,16 @@ with right:
                 quick_train()
                 st.rerun()
 
-    models = [(label, runs[label].model()) for label in chosen if label in runs]
+    # (label, network, how it reads images): each network gets the digit normalized as it was trained
+    models = [(label, runs[label].model(), runs[label].normalization) for label in chosen if label in runs]
     for label in chosen:
         if label in saved:
             with lab_ui.show_errors():  # e.g. a damaged file in the models folder
                 model = saved_model(saved[label], file_stamp(saved[label]))
-                models.append((model.label(), model.model()))
+                models.append((model.label(), model.model(), model.normalization))
     if st.session_state.get("draw_untrained"):
         models.append((f"UNTRAINED {build['arch'].label()}: random weights, so its guess means nothing",
-                       network.build(build["arch"], build["init"], build["seed"])))
+                       network.build(build["arch"], build["init"], build["seed"]), "lesson"))
 
     if digit is None or digit.blank:
         if source == "Draw":
@@ -147,12 +148,12 @@ with right:
         if naive is not None and not naive.blank:
             inputs.append(("naive resize", naive))
         figures = st.container(horizontal=True, gap="medium")
-        for i, (label, model) in enumerate(models):
+        for i, (label, model, normalization) in enumerate(models):
             with figures.container(width=FIGURE_PX):
                 st.markdown(f"**{label}**")
                 for how, prepared in inputs:
                     with torch.no_grad():
-                        ps = network.probabilities(model, prepared.tensor)[0]
+                        ps = network.probabilities(model, prepared.input(normalization))[0]
                     lab_ui.plot(plots.view_classify(prepared.image, ps, title=how, height=280),
                                 key=f"draw_fig_{i}_{how}")
     st.checkbox(f"Also show an untrained network ({build['arch'].label()}, random weights)",

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import network, plots, store, train
+from mnistlab import data, network, plots, store, train
 from mnistlab.errors import LabError
 
 lab_ui.entry_guard()
@@ -41,7 +41,8 @@ def add_run(run: train.Run) -> None:
 def start_training(build: dict) -> None:
     try:
         config = train.TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
-                                   batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], seed=ss["tr_seed"])
+                                   batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], seed=ss["tr_seed"],
+                                   normalization=ss["tr_normalization"])
         # The job ends itself if this session goes away: the owner token lives only in its state.
         owner = ss.setdefault("tr_owner", train.Owner())
         ss["train_job"] = train.TrainingJob(build["arch"], build["init"], build["seed"], config,
@@ -136,6 +137,13 @@ with settings_col:
     c[0].slider("Epochs", 1, train.MAX_EPOCHS, 5, key="tr_epochs", disabled=busy)
     c[1].number_input("Batch order seed", 0, network.MAX_SEED, 0, key="tr_seed", disabled=busy,
                       help="The same seed gives the same batches: compare two networks on equal terms.")
+    st.selectbox("Input normalization", list(data.NORMALIZATIONS), key="tr_normalization",
+                 format_func=data.NORMALIZATION_TEXT.get, disabled=busy,
+                 help="How pixels are scaled before the network reads them; the trained network keeps it, "
+                      "and reads drawings the same way. With the lesson's [-1, 1] the black background is "
+                      "-1, so Adam moves the weights of every always-black pixel together, like hundreds "
+                      "of extra biases: the same network learns more slowly. Train both with the same "
+                      "seeds and compare the curves.")
     st.button("Train", key="tr_train", type="primary", icon=":material/play_arrow:", disabled=busy,
               on_click=start_training, args=(build,))
 

@@ -21,18 +21,19 @@ def _cli(*args, models):
 
 def test_train_saves_a_model_that_eval_reports_on(tmp_path):
     trained = _cli("train", "--hidden", "64", "--activation", "tanh", "--dry-run", "--seed", "3",
-                   "--out", "smoke", models=tmp_path)
+                   "--normalize", "none", "--out", "smoke", models=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert "Training 784-64-10 tanh" in trained.stderr and "epoch 1/1 [" in trained.stderr
     assert "test accuracy: " in trained.stdout
     assert f"saved to {tmp_path / 'smoke.safetensors'}" in trained.stdout
     saved = store.load("smoke", tmp_path)
-    assert saved.arch.label() == "784-64-10 tanh" and saved.seed == 3
+    assert saved.arch.label() == "784-64-10 tanh" and saved.seed == 3 and saved.normalization == "none"
 
     evaluated = _cli("eval", "smoke", models=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     lines = evaluated.stdout.splitlines()
     assert lines[0].startswith("smoke: 784-64-10 tanh, trained with adam lr 0.001")
+    assert lines[0].endswith("inputs none")
     assert lines[1].startswith("test loss: ") and lines[2].startswith("test accuracy: ")
     assert lines[3] == "per-class accuracy:" and [line.split(":")[0].strip() for line in lines[4:]] == \
         [str(d) for d in range(10)]
@@ -61,6 +62,7 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
     (["train", "--optimizer", "rmsprop"], "Optimizer"), (["train", "--seed", "-5"], "Seed"),
     (["train", "--weight-std", "0"], "Weight std"), (["train", "--weight-std", "inf"], "Weight std"),
     (["train", "--device", "tpu"], "Device must be"), (["train", "--out", "../../etc/x"], "A model name is"),
+    (["train", "--normalize", "max"], "Input normalization must be one of lesson, mnist, none"),
     (["eval", "../secret"], "A model name is"),
 ])
 def test_each_bad_argument_is_refused_with_its_reason(args, says, capsys, tmp_path, monkeypatch):

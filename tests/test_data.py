@@ -47,6 +47,20 @@ def test_fast_path_equals_the_lesson_transform_on_real_images(test_split):
     assert torch.equal(test_split.labels[index], torch.tensor([lesson[int(i)][1] for i in index]))
 
 
+@pytest.mark.parametrize("normalization, low, high", [
+    ("lesson", -1.0, 1.0), ("mnist", -0.1307 / 0.3081, (1 - 0.1307) / 0.3081), ("none", 0.0, 1.0)])
+def test_each_input_normalization_equals_its_torchvision_transform(test_split, normalization, low, high):
+    index = torch.arange(0, 10000, 331)
+    ds = data.load_dataset(train=False)
+    ds.transform = data.make_transform(normalization)
+    expected = torch.stack([ds[int(i)][0] for i in index])
+    got = test_split.normalized(index, normalization=normalization)
+    assert (got - expected).abs().max() <= 1e-6
+    assert got.min().item() == pytest.approx(low) and got.max().item() == pytest.approx(high)
+    batch, _ = next(iter(data.FastLoader(test_split, 64, normalization=normalization)))
+    assert batch.min().item() == pytest.approx(low)  # the background
+
+
 def test_fast_loader_batches_like_the_trainloader(test_split):
     loader = data.FastLoader(test_split, batch_size=64, shuffle=True, seed=0)
     images, labels = next(iter(loader))

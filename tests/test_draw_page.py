@@ -11,10 +11,11 @@ import json
 import numpy as np
 import pytest
 import streamlit as st
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from mnistlab import data, network, store, train
+from mnistlab import data, network, preprocess, store, train
 
 APP = "../app.py"
 TIMEOUT = 60
@@ -151,6 +152,22 @@ def test_saved_models_are_offered_and_compared_side_by_side(tmp_path, test_split
     upload(at, "seven.png", dark_on_light(test_split, 0))
     first, second = charts(at)
     assert bars(first) == pytest.approx(bars(second))  # the same weights, read from the file
+
+
+def test_each_network_reads_the_digit_as_it_was_trained_to(test_split, lesson_run):
+    splits = data.load_split(True), test_split
+    zero_one = train.run(network.Architecture((32,)), network.Init(), 0,
+                         train.TrainConfig(epochs=1, batch_size=128, normalization="none"), *splits)
+    at = open_draw([lesson_run, zero_one])
+    at.multiselect(key="draw_models").set_value([f"Run {i}: {r.label()}" for i, r in
+                                                 enumerate([lesson_run, zero_one], 1)]).run()
+    content = dark_on_light(test_split, 0)
+    upload(at, "seven.png", content)
+    digit = preprocess.preprocess(preprocess.read_image(content))
+    with torch.no_grad():
+        expected = [network.probabilities(run.model(), digit.input(run.normalization))[0].tolist()
+                    for run in (lesson_run, zero_one)]
+    assert [bars(c) for c in charts(at)] == [pytest.approx(ps, abs=1e-6) for ps in expected]
 
 
 def test_an_untrained_network_is_labelled_as_such(test_split):

@@ -115,6 +115,9 @@ def test_the_network_sees_the_training_normalization(test_split):
     tensor = pp.preprocess(digit.numpy()).tensor
     assert torch.equal(tensor, test_split.normalized([0]))
     assert torch.equal(tensor, data.transform(Image.fromarray(digit.numpy()))[None])  # the lesson's transform
+    for normalization in data.NORMALIZATIONS:  # and each other choice a network may have been trained on
+        assert torch.equal(pp.preprocess(digit.numpy()).input(normalization),
+                           test_split.normalized([0], normalization=normalization))
 
 
 def test_each_stage_is_kept_for_the_page():

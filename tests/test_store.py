@@ -58,11 +58,19 @@ def test_the_file_is_plain_safetensors_with_a_json_description(good_bytes):
 def test_a_run_becomes_a_model_and_back(tmp_path):
     splits = data.load_split(True), data.load_split(False)
     run = train.run(network.Architecture((16,), ("tanh",)), network.Init(), 5,
-                    train.TrainConfig(epochs=1, batch_size=1000), *splits)
+                    train.TrainConfig(epochs=1, batch_size=1000, normalization="mnist"), *splits)
     saved = store.SavedModel.from_run(run, "tiny")
     back = store.as_run(store.from_bytes(store.to_bytes(saved)), splits[1])
-    assert back.accuracy == run.accuracy and back.name == "tiny" and back.config == run.config
+    assert back.config == run.config and back.normalization == "mnist"  # it reads images as it learned to
+    assert back.accuracy == run.accuracy and back.name == "tiny"
     assert back.label().startswith("tiny (784-16-10 tanh, loaded): ")
+
+
+def test_a_file_saved_before_normalization_was_a_choice_reads_the_lessons_inputs():
+    training = {"optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64, "epochs": 5, "seed": 0}
+    loaded = store.from_bytes(_with_meta(_tensors(), _meta(training=training)))
+    assert loaded.config == train.TrainConfig() and loaded.normalization == "lesson"
+    assert store.from_bytes(_with_meta(_tensors(), _meta())).normalization == "lesson"  # no settings at all
 
 
 def test_the_models_folder_comes_from_mnistlab_models(monkeypatch, tmp_path):
@@ -141,6 +149,8 @@ def _bad_files(good, tmp_path):
                               "architecture MNIST Lab cannot build.*2048"),
         "no architecture": (_with_meta(_tensors(), _meta(arch=None)), "architecture MNIST Lab cannot build"),
         "bad settings": (_with_meta(_tensors(), _meta(training={"lr": -1})), "settings.*Learning rate"),
+        "unknown normalization": (_with_meta(_tensors(), _meta(training={"normalization": "zscore"})),
+                                  "settings.*Input normalization must be one of lesson, mnist, none"),
         "wrong shapes": (_with_meta(_tensors(other), _meta()), "does not match its architecture"),
         "transposed weight": (_with_meta({**_tensors(), "fc1.weight": torch.zeros(784, 128)}, _meta()),
                               r"fc1.weight has shape \(784, 128\), expected \(128, 784\)"),
@@ -154,8 +164,8 @@ def _bad_files(good, tmp_path):
 BAD_KINDS = ["empty", "random bytes", "short", "torch.save pickle", "torch.save zip", "gigabyte header",
              "truncated header", "truncated weights", "header not json", "no metadata", "other metadata",
              "damaged metadata", "future version", "unknown activation", "huge architecture",
-             "no architecture", "bad settings", "wrong shapes", "transposed weight", "extra tensor",
-             "float64", "nan weights", "too big"]
+             "no architecture", "bad settings", "unknown normalization", "wrong shapes", "transposed weight",
+             "extra tensor", "float64", "nan weights", "too big"]
 
 
 def test_the_table_of_bad_files_is_complete(good_bytes, tmp_path):

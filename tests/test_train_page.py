@@ -158,6 +158,21 @@ def test_two_runs_on_the_same_batches_are_compared_on_one_chart():
     assert len(figure_with(at, "Training curves")["data"]) == 2
 
 
+def test_the_lessons_inputs_against_0_1_inputs_same_network_same_batches():
+    at = open_train()
+    use_network(at, "64", "relu")
+    lesson = train_once(at)
+    at.selectbox(key="tr_normalization").set_value("none")
+    zero_one = train_once(at)
+    assert (lesson.normalization, zero_one.normalization) == ("lesson", "none")
+    assert zero_one.config == train.TrainConfig(epochs=1, batch_size=256, normalization="none")
+    chosen = at.multiselect(key="tr_compare").value
+    assert chosen[-1].endswith(f"inputs none: {zero_one.accuracy:.1%}")
+    assert [t["name"] for t in figure_with(at, "Training curves")["data"]
+            if t.get("showlegend") is not False][-2:] == chosen[-2:]
+    assert "transforms.Normalize((0, ), (1, ))".replace(" ", "") in at.code[0].value.replace(" ", "")
+
+
 # -- model files -------------------------------------------------------------------------------------
 
 def test_an_uploaded_model_becomes_a_run_and_a_pickle_is_refused(trained_relu):
