@@ -129,11 +129,15 @@ def _matmul(what: str, batch: int, fan_in: int, fan_out: int):
     return lambda: g.mm(w)
 
 
-def matmul_seconds(batch: int, chunk_time: float = 0.02, chunks: int = 3) -> float:
-    """Seconds for one step's matmuls alone, each timed at its own shape (fp32, this CPU): the
-    fastest of a few chunks, since the limit is what the hardware can do, not what it did while busy."""
+def matmul_seconds(batch: int, chunk_time: float = 0.02, chunks: int = 3,
+                   forward_only: bool = False) -> float:
+    """Seconds for one step's matmuls alone (or the forward pass's), each timed at its own shape (fp32,
+    this CPU): the fastest of a few chunks, since the limit is what the hardware can do, not what it
+    did while busy."""
     total = 0.0
     for spec in step_matmuls(batch):
+        if forward_only and spec[0] != "fwd":
+            continue
         fn = _matmul(*spec)
         for _ in range(3):
             fn()
@@ -189,6 +193,8 @@ def run(reps: int, quick: bool, log=print) -> dict:
     steps = steps64 or _steps_per_epoch(64)
     steps_big = steps1024 or _steps_per_epoch(1024)
     results["epoch"] = _ratio(t["lesson"], t["fast"], goal=1 / 10, steps=steps)
+    # The floor: the step's matmuls alone at the measured rate, with no other work at all.
+    results["epoch"]["floor_s"] = median(t["matmuls64"]) * steps
 
     for batch, epoch_times, mm_times, n_steps in ((64, t["fast"], t["matmuls64"], steps),
                                                   (1024, t["fast1024"], t["matmuls1024"], steps_big)):
@@ -218,8 +224,11 @@ def run(reps: int, quick: bool, log=print) -> dict:
     model = models["fast"]
     test_split = _head(d.test_split) if quick else d.test_split
     t = interleaved({"lesson": lambda _: lesson_accuracy(model, d, 20 if quick else None),
-                     "fast": lambda _: train.evaluate(model, test_split)}, reps, log=log)
+                     "fast": lambda _: train.evaluate(model, test_split),
+                     "matmuls": lambda _: Seconds(matmul_seconds(len(test_split), forward_only=True))},
+                    reps, log=log)
     results["eval"] = _ratio(t["lesson"], t["fast"], goal=1 / 30)
+    results["eval"]["floor_s"] = median(t["matmuls"])  # the forward pass's matmuls alone
     return results
 
 
