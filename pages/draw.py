@@ -46,6 +46,15 @@ def framed(image: np.ndarray) -> np.ndarray:
     return frame
 
 
+def preview(image: np.ndarray) -> np.ndarray:
+    """An upload as shown beside the canvas: 8 bits, at most CANVAS pixels a side (a small data URL)."""
+    if image.dtype != np.uint8:  # 16-bit pictures arrive as floats in [0, 1]
+        image = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    small = Image.fromarray(image)
+    small.thumbnail((CANVAS, CANVAS), Image.Resampling.LANCZOS)
+    return np.asarray(small)
+
+
 def quick_train() -> None:
     """Trains the lesson's network for one epoch, with a progress bar, and keeps it as a session run."""
     bar = st.progress(0.0, text="Training 784-128-64-10 relu for one epoch…")
@@ -91,7 +100,7 @@ with left:
         if upload is not None:
             with lab_ui.show_errors():
                 image = preprocess.read_image(upload.getvalue(), upload.name)
-                st.image(image, caption=upload.name, width=CANVAS, clamp=True)
+                st.image(lab_ui.inline_image(preview(image)), caption=upload.name, width=CANVAS)
     compare = st.toggle("Compare with a naive resize", key="draw_naive",
                         help="Shrink the whole image to 28×28, with no cropping or centering.")
 

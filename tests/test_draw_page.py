@@ -119,6 +119,9 @@ def test_an_uploaded_digit_is_read_by_the_chosen_network(test_split, lesson_run)
 def test_every_stage_and_the_naive_resize_are_shown(test_split, lesson_run):
     at = upload(open_draw([lesson_run]), "seven.png", dark_on_light(test_split, 0))
     assert len(at.get("image")) == 6  # the upload itself and the five stages
+    # All travel inside the page: Streamlit's media files vanish when the next run starts, and a
+    # browser still fetching them would show broken images.
+    assert all(i.proto.imgs[0].url.startswith("data:image/png;base64,") for i in at.get("image"))
     at.toggle(key="draw_naive").set_value(True).run()
     assert len(charts(at)) == 2  # the same network on the preprocessed and the naively resized digit
     assert "Naive resize" in texts(at)
