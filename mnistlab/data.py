@@ -31,6 +31,7 @@ NORMALIZATION_TEXT = {
     "mnist": "MNIST's mean and std, Normalize((0.1307,), (0.3081,)): pixels with mean 0, std 1",
     "none": "ToTensor alone: pixels in [0, 1]",
 }
+NORMALIZATION_RANGE = {"lesson": "[-1, 1]", "mnist": "mean 0, std 1", "none": "[0, 1]"}  # for labels
 MEAN, STD = NORMALIZATIONS["lesson"]
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnistlab import network
-from mnistlab.data import NORMALIZATIONS, FastLoader, Split, check_normalization
+from mnistlab.data import NORMALIZATION_RANGE, NORMALIZATIONS, FastLoader, Split, check_normalization
 from mnistlab.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -81,9 +81,10 @@ class TrainConfig:
         object.__setattr__(self, "normalization", check_normalization(self.normalization))
 
     def label(self) -> str:
-        """E.g. "adam lr 0.001, batch 64, 5 epochs"."""
+        """E.g. "adam lr 0.001, batch 64, 5 epochs" (", inputs [0, 1]" when not the lesson's)."""
         opt = self.optimizer if self.optimizer == "adam" else f"sgd momentum {self.momentum:g}"
-        inputs = "" if self.normalization == "lesson" else f", inputs {self.normalization}"
+        scale = NORMALIZATION_RANGE[self.normalization]
+        inputs = "" if self.normalization == "lesson" else f", inputs {scale}"
         epochs = f"{self.epochs} epoch{'s' * (self.epochs != 1)}"
         return f"{opt} lr {self.lr:g}, batch {self.batch_size}, {epochs}{inputs}"
 

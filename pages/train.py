@@ -190,13 +190,19 @@ if job is not None:
 runs = labelled_runs()
 if runs:
     st.header("Runs")
+    # Five columns fit a projector's 1280 px without scrolling sideways.
     st.dataframe(pd.DataFrame([{
-        "run": label.split(":")[0], "network": r.name or r.arch.label(), "test accuracy": r.accuracy,
-        "training": r.config.label() if r.history.steps else "loaded from a file",
-        "seconds": round(r.seconds, 1), "stopped early": r.history.stopped_early, "init": r.init.label()}
+        "run": label.split(":")[0], "network": f"{r.name or r.arch.label()} · init {r.init.label()}",
+        "training": (r.config.label() + (" · stopped early" if r.history.stopped_early else "")
+                     if r.history.steps else "loaded from a file"),
+        "test accuracy": r.accuracy, "seconds": round(r.seconds, 1)}
         for label, r in runs.items()]),
         hide_index=True, width="stretch",
-        column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+        column_config={"run": st.column_config.TextColumn(width=60),
+                       "network": st.column_config.TextColumn(width=210),
+                       "training": st.column_config.TextColumn(width=300),
+                       "test accuracy": st.column_config.NumberColumn(format="percent", width=95),
+                       "seconds": st.column_config.NumberColumn(width=65)})
 
     trained = [label for label, r in runs.items() if r.history.steps]
     ss["tr_compare"] = [label for label in ss.get("tr_compare", trained[-2:]) if label in trained]

@@ -33,7 +33,7 @@ def test_train_saves_a_model_that_eval_reports_on(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     lines = evaluated.stdout.splitlines()
     assert lines[0].startswith("smoke: 784-64-10 tanh, trained with adam lr 0.001")
-    assert lines[0].endswith("inputs none")
+    assert lines[0].endswith("inputs [0, 1]")
     assert lines[1].startswith("test loss: ") and lines[2].startswith("test accuracy: ")
     assert lines[3] == "per-class accuracy:" and [line.split(":")[0].strip() for line in lines[4:]] == \
         [str(d) for d in range(10)]

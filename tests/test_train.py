@@ -279,7 +279,7 @@ def test_the_training_code_shown_is_python_with_the_chosen_settings():
 def test_a_network_is_evaluated_with_the_inputs_it_was_trained_on(train_split, test_split):
     config = train.TrainConfig(epochs=1, batch_size=128, normalization="none")
     r = train.run(SMALL, network.Init(), 0, config, train_split, test_split)
-    assert r.normalization == "none" and "inputs none" in r.label()
+    assert r.normalization == "none" and "inputs [0, 1]" in r.label()
     model = r.model()
     as_trained = train.evaluate(model, test_split, normalization="none")
     assert as_trained.accuracy == r.accuracy > 0.9

@@ -152,3 +152,14 @@ def test_train_short_run_shows_accuracy(page, base_url):
            .first).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "train-after-one-epoch")
+
+    # The same network on [0, 1] inputs: a second run, compared with the first on one chart.
+    choose(page, "Input normalization", "ToTensor alone: pixels in [0, 1]")
+    with rerun(page):
+        page.get_by_role("button", name="Train", exact=True).click()
+    second = re.compile(r"Run 2: 784-128-64-10 relu, adam lr 0.001, batch 64, 1 epoch, inputs \[0, 1\]")
+    expect(page.get_by_text(second).first).to_be_visible(timeout=300_000)
+    wait_for_app(page)
+    assert len(figure(page, "Training curves")["traces"]) >= 2
+    assert_no_exception(page)
+    screenshot(page, "train-two-runs")
