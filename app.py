@@ -1,12 +1,13 @@
-"""MNIST Lab: `streamlit run app.py`."""
+"""MNIST Lab: `streamlit run app.py`.
+
+This file has two parts. `streamlit run app.py` first imports it as a module and finds `app`, an
+`st.App` whose lifespan starts importing torch as soon as the server starts (lab_server.py); then
+Streamlit runs it as the script of every visit (as `__main__`): navigation, data check, sidebar.
+"""
 
 from pathlib import Path
 
 import streamlit as st
-
-import lab_ui
-
-st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
 
 HERE = Path(__file__).parent
 PAGES = [  # (file, title, icon); a page whose file is not written yet is left out
@@ -16,11 +17,26 @@ PAGES = [  # (file, title, icon); a page whose file is not written yet is left o
     ("pages/train.py", "Train", ":material/model_training:"),
     ("pages/draw.py", "Draw", ":material/draw:"),
 ]
-page = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in PAGES
-                      if (HERE / path).exists()])
-sidebar = st.sidebar.empty()
-try:
-    lab_ui.require_data()
-    page.run()
-finally:  # also when the page stops early (st.stop) or reruns
-    lab_ui.sidebar(sidebar)
+
+
+def main() -> None:
+    """One run of a visitor's page, with the navigation and sidebar around it."""
+    import lab_ui  # torch: imported here, not when the server imports this file to start
+
+    st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
+    page = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in PAGES
+                          if (HERE / path).exists()])
+    sidebar = st.sidebar.empty()
+    try:
+        lab_ui.require_data()
+        page.run()
+    finally:  # also when the page stops early (st.stop) or reruns
+        lab_ui.sidebar(sidebar)
+
+
+if __name__ == "__main__":
+    main()
+else:
+    import lab_server
+
+    app = st.App(__file__, lifespan=lab_server.lifespan)
