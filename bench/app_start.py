@@ -33,6 +33,11 @@ RENDERED = """(page) => {
   // The first page (Dataset) must show its figures; other pages may have none before training.
   return page ? true : charts.length > 0 && !document.querySelector('[data-testid="stSkeleton"]');
 }"""
+# The browser has the first script run's whole output (its figures may still be drawing).
+SCRIPT_DONE = """() => {
+  const state = document.querySelector('[data-testid="stApp"]')?.dataset || {};
+  return state.testScriptState === 'notRunning' && state.testConnectionState === 'CONNECTED';
+}"""
 
 
 def _free_port() -> int:
@@ -58,8 +63,8 @@ def import_torch() -> float:
 
 
 def app_start(browser, models_dir: str, visit_pages: bool) -> dict:
-    """Seconds from launching the server to the first page drawn; then its memory, after visiting
-    every page when `visit_pages`."""
+    """Seconds from launching the server to the first page drawn, with the moments between (where
+    the time goes); then the server's memory, after visiting every page when `visit_pages`."""
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
@@ -78,8 +83,12 @@ def app_start(browser, models_dir: str, visit_pages: bool) -> dict:
                     break
             except OSError:
                 time.sleep(0.05)
+        phases = {"server_answers": time.perf_counter() - start}
         page = context.new_page()
         page.goto(url)
+        phases["page_loaded"] = time.perf_counter() - start
+        page.wait_for_function(SCRIPT_DONE, timeout=180_000)
+        phases["script_done"] = time.perf_counter() - start
         page.wait_for_function(RENDERED, arg=None, timeout=180_000)
         seconds = time.perf_counter() - start
         memory = {"first_page": _peak_rss_mb(proc.pid)}
@@ -89,7 +98,7 @@ def app_start(browser, models_dir: str, visit_pages: bool) -> dict:
                 links.filter(has_text=name).first.click()
                 page.wait_for_function(RENDERED, arg=name.strip(), timeout=180_000)
             memory["every_page"] = _peak_rss_mb(proc.pid)
-        return {"seconds": seconds, "memory": memory}
+        return {"seconds": seconds, "phases": phases, "memory": memory}
     finally:
         context.close()
         proc.terminate()
@@ -103,7 +112,7 @@ def app_start(browser, models_dir: str, visit_pages: bool) -> dict:
 def run(reps: int, quick: bool, log=print) -> dict:
     from playwright.sync_api import sync_playwright
 
-    torch_times, app_times, memory = [], [], []
+    torch_times, app_times, phases, memory = [], [], [], []
     with tempfile.TemporaryDirectory() as models, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -112,11 +121,14 @@ def run(reps: int, quick: bool, log=print) -> dict:
                 a = app_start(browser, models, visit_pages=r > 0)
                 label = "warm-up" if r == 0 else f"rep {r}/{reps}"
                 peak = a["memory"].get("every_page", a["memory"]["first_page"])["peak_mb"]
-                log(f"  {label} import torch: {t:.2f} s, app start: {a['seconds']:.2f} s, "
-                    f"server peak RSS {peak:.0f} MB")
+                p = a["phases"]
+                log(f"  {label} import torch: {t:.2f} s, app start: {a['seconds']:.2f} s (server answers "
+                    f"{p['server_answers']:.2f}, page loaded {p['page_loaded']:.2f}, script done "
+                    f"{p['script_done']:.2f}), server peak RSS {peak:.0f} MB")
                 if r > 0:
                     torch_times.append(t)
                     app_times.append(a["seconds"])
+                    phases.append(p)
                     memory.append(a["memory"])
         finally:
             browser.close()
@@ -124,6 +136,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
     peak_first = max(m["first_page"]["peak_mb"] for m in memory)
     peak_all = max(m["every_page"]["peak_mb"] for m in memory)
     return {"start": {"app_s": median(app_times), "import_torch_s": median(torch_times), "ratio": ratio,
-                      "goal": 2, "app_times": app_times, "import_torch_times": torch_times},
+                      "goal": 2, "app_times": app_times, "import_torch_times": torch_times,
+                      "phases_s": {k: median([p[k] for p in phases]) for k in phases[0]}},
             "memory": {"peak_mb_first_page": peak_first, "peak_mb_every_page": peak_all, "goal_mb": 1500,
                        "rounds": memory}}
