@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from mnistlab.network import Architecture
 
 APP = "../app.py"
+pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
 TIMEOUT = 60  # the first run of a test loads MNIST from disk
 
 
@@ -21,27 +22,6 @@ def fresh_caches():
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
-
-
-@pytest.fixture(autouse=True)
-def navigation_mode(request, monkeypatch):
-    """As on a server where app.py has run once: st.navigation, not the pages/ folder, picks pages.
-
-    AppTest starts every run afresh in Streamlit's older pages/-folder mode, where each page file's
-    entry guard reruns through app.py, and that rerun drops a button click. Tests that ask for
-    `fresh_server` keep that mode, to check the guard itself.
-    """
-    if "fresh_server" in request.fixturenames:
-        return
-    from streamlit.runtime.pages_manager import PagesManager
-
-    init = PagesManager.__init__
-
-    def navigation_decides(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", navigation_decides)
 
 
 def open_page(page: str | None = None, query_params: dict | None = None) -> AppTest:

@@ -2,9 +2,12 @@
 
 import hashlib
 
-from test_train_page import navigation_mode, open_train, train_once, use_network  # noqa: F401
+import pytest
+from test_train_page import open_train, train_once, use_network
 
 import lab_ui
+
+pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
 
 
 def digest(split) -> str:

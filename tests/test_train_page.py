@@ -11,21 +11,8 @@ from test_app_pages import figure_with
 from mnistlab import data, network, store, train
 
 APP = "../app.py"
+pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
 TIMEOUT = 60
-
-
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """As on a server where app.py has run once: st.navigation picks pages (see test_pages.py)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    init = PagesManager.__init__
-
-    def navigation_decides(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", navigation_decides)
 
 
 def open_train() -> AppTest:
