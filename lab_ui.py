@@ -6,14 +6,10 @@ network configuration lives in their own `st.session_state`.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import io
 
-import numpy as np
 import streamlit as st
 import torch
-from PIL import Image
 
 from mnistlab import data, network
 from mnistlab.errors import DataError, LabError
@@ -117,18 +113,6 @@ def sidebar(place=None) -> None:
 def run_label(number: int, run) -> str:
     """How every page names a session's training run: "Run 3: 784-128-64-10 relu, adam ...: 97.1%"."""
     return f"Run {number}: {run.label()}"
-
-
-def inline_image(image) -> str:
-    """A small image as a PNG data URL for `st.image`.
-
-    Streamlit serves array images from a per-run media store and drops them when the session's next
-    run starts; a browser still fetching them then gets 404s (a classroom clicking fast sees broken
-    images). A data URL travels with the page itself.
-    """
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image)).save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def plot(fig, **kwargs) -> None:

@@ -100,7 +100,7 @@ with left:
         if upload is not None:
             with lab_ui.show_errors():
                 image = preprocess.read_image(upload.getvalue(), upload.name)
-                st.image(lab_ui.inline_image(preview(image)), caption=upload.name, width=CANVAS)
+                st.image(plots.png_data_url(preview(image)), caption=upload.name, width=CANVAS)
     compare = st.toggle("Compare with a naive resize", key="draw_naive",
                         help="Shrink the whole image to 28×28, with no cropping or centering.")
 
@@ -179,5 +179,5 @@ if digit is not None:
             for stage in prepared.stages:
                 h, w = stage.image.shape
                 with st.container(width=STAGE_PX + 16, horizontal_alignment="center"):
-                    st.image(lab_ui.inline_image(framed(stage.image)), alt=stage.name)
+                    st.image(plots.png_data_url(framed(stage.image)), alt=stage.name)
                     st.caption(f"{stage.name}  \n{w}×{h}", text_alignment="center")

@@ -10,7 +10,8 @@ from tests.e2e.conftest import assert_no_exception, goto_page, open_app, rerun, 
 PAGES = ["Dataset", "From tensors", "Build", "Train"]
 
 # What a rendered Plotly chart shows: its title, the texts drawn on it (e.g. a grid's labels), and a
-# checksum of each trace's pixel values (z) and bar lengths (x), as the browser holds them.
+# checksum of each trace's pixel values (z), bar lengths (x) and picture (an image trace's PNG), as
+# the browser holds them.
 FIGURE = """([el, title]) => {
   const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')];
   const p = charts.find(c => (c.querySelector('.gtitle')?.textContent || '').includes(title));
@@ -19,7 +20,7 @@ FIGURE = """([el, title]) => {
       s += typeof v === 'number' ? v * (++i % 97 + 1) : sum(v); } return s; };
   return {title: p.querySelector('.gtitle').textContent,
           texts: [...p.querySelectorAll('.annotation-text, .textpoint text')].map(t => t.textContent),
-          traces: p._fullData.map(t => ({type: t.type, z: sum(t.z),
+          traces: p._fullData.map(t => ({type: t.type, z: sum(t.z), image: t.source || null,
                                          x: t.type === 'bar' ? Array.from(t.x, Number) : []}))};
 }"""
 
@@ -74,7 +75,11 @@ def test_dataset_next_batch_changes_the_grid(page, base_url):
                                        return f && f.texts.join() !== {",".join(first["texts"])!r}; }}""")
     second = figure(page, title)
     assert second["texts"] != first["texts"], "the labels above the digits did not change"
-    assert second["traces"][0]["z"] != first["traces"][0]["z"], "the digits' pixels did not change"
+    assert first["traces"][0]["image"].startswith("data:image/png;base64,")
+    assert second["traces"][0]["image"] != first["traces"][0]["image"], "the digits' pixels did not change"
+    # The browser drew the PNG: an <image> in the chart with the same picture.
+    drawn = page.locator('[data-testid="stPlotlyChart"]').filter(has_text=title).locator("image").first
+    assert drawn.get_attribute("href") == second["traces"][0]["image"]
     assert_no_exception(page)
 
 
