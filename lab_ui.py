@@ -40,12 +40,6 @@ def split(train: bool = True) -> data.Split:
     return data.load_split(train)
 
 
-@st.cache_resource(show_spinner="Loading MNIST…")
-def dataset(train: bool = True):
-    """torchvision's MNIST with the lesson's transform, shared by all visitors (read-only)."""
-    return data.load_dataset(train)
-
-
 def require_data() -> None:
     """Make sure both splits are loaded; download them on a first visit, with visible progress.
 
