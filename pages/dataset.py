@@ -8,6 +8,7 @@ from mnistlab.data import MEAN, STD, FastLoader
 from mnistlab.network import MAX_SEED
 
 MAX_BATCH, MAX_SHOWN = 512, 64
+BEFORE, AFTER = "Before Normalize (0 to 255)", "After Normalize (−1 to 1)"
 
 lab_ui.entry_guard()
 
@@ -56,17 +57,25 @@ lab_ui.plot(plots.digit_grid(images[:shown], labels[:shown],
                              title="The batch's digits with their labels"
                                    + (f" (first {shown} of {n})" if shown < n else "")))
 
-st.subheader("One image, pixel by pixel")
-index = st.slider("Image in the batch", 0, n - 1, 0) if n > 1 else 0
-image = images[index]
-raw = (image * STD + MEAN) * 255  # undo Normalize: the stored 8-bit values
-before, after = st.tabs(["Before Normalize (0 to 255)", "After Normalize (−1 to 1)"])
-with before:
-    lab_ui.plot(plots.pixel_values(raw.round(), decimals=0,
-                                   title=f"images[{index}], label {int(labels[index])}: stored 8-bit values"))
-with after:
-    lab_ui.plot(plots.pixel_values(
-        image, decimals=1, title=f"images[{index}] after ToTensor (÷255) and Normalize((0.5,), (0.5,))"))
+
+@st.fragment
+def one_image() -> None:
+    """One image's 784 values. A fragment: picking another image or view redraws only this part, and
+    only one 784-number figure is drawn at a time (each takes the browser about a quarter second)."""
+    st.subheader("One image, pixel by pixel")
+    index = st.slider("Image in the batch", 0, n - 1, 0, key="ds_index") if n > 1 else 0
+    view = st.segmented_control("Pixel values", [BEFORE, AFTER], default=BEFORE, required=True, key="ds_view")
+    image, label = images[min(index, n - 1)], int(labels[min(index, n - 1)])
+    if view == BEFORE:
+        raw = (image * STD + MEAN) * 255  # undo Normalize: the stored 8-bit values
+        lab_ui.plot(plots.pixel_values(raw.round(), decimals=0,
+                                       title=f"images[{index}], label {label}: stored 8-bit values"))
+    else:
+        lab_ui.plot(plots.pixel_values(
+            image, decimals=1, title=f"images[{index}] after ToTensor (÷255) and Normalize((0.5,), (0.5,))"))
+
+
+one_image()
 
 st.subheader(f"Class counts in the {split_name} split")
 lab_ui.plot(plots.class_counts(lab_ui.split(split_name == "train").class_counts(),

@@ -92,6 +92,23 @@ def test_dataset_next_batch_and_batch_size():
 
 
 
+def test_dataset_shows_one_image_pixel_by_pixel_before_and_after_normalize():
+    at = open_page("pages/dataset.py")
+    images, labels = at.session_state["ds_batch"]
+    stored = ((images[5, 0] * 0.5 + 0.5) * 255).round()
+    at.slider(key="ds_index").set_value(5).run()
+    raw = figure_with(at, "images[5], label")
+    assert raw["layout"]["title"]["text"].startswith(f"images[5], label {int(labels[5])}: stored 8-bit")
+    assert np.array_equal(np.asarray(raw["data"][0]["z"], dtype=float), stored.numpy())
+    at.segmented_control(key="ds_view").set_value("After Normalize (−1 to 1)").run()
+    after = figure_with(at, "Normalize((0.5,), (0.5,))")
+    assert np.allclose(np.asarray(after["data"][0]["z"], dtype=float), images[5, 0].numpy())
+    assert not any("stored 8-bit" in c.proto.spec for c in at.get("plotly_chart"))  # one view at a time
+    at.slider(key="ds_index").set_value(60).run()
+    at.number_input(key="ds_batch_size").set_value(10).run()  # image 60 is gone: back to the first
+    assert not at.exception and at.slider(key="ds_index").value == 0 and at.slider(key="ds_index").max == 9
+
+
 # -- every page -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("page", ["pages/dataset.py", "pages/tensors.py", "pages/build.py"])
