@@ -7,12 +7,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
+import torch
+
 from mnistlab import data, network, store, train
-from mnistlab.errors import LabError
+from mnistlab.errors import ConfigError, LabError
+
+THREADS_HELP = ("CPU threads for torch (default 1: at these layer sizes more threads gain little on an "
+                "idle machine, and on a busy one they wait for each other and can make an epoch 10-100 "
+                "times slower)")
 
 DRY_RUN_IMAGES = 1000
 
@@ -44,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="input normalization: lesson (default, Normalize((0.5,), (0.5,)): [-1, 1]), "
                         "mnist (MNIST's mean 0.1307 and std 0.3081) or none (ToTensor alone: [0, 1])")
     t.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    t.add_argument("--threads", default="1", help=THREADS_HELP)
     t.add_argument("--out", default=None, help="save the trained model under this name in the models "
                                                "folder ($MNISTLAB_MODELS or ~/.mnistlab/models)")
     t.add_argument("--dry-run", action="store_true",
@@ -53,7 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     e = commands.add_parser("eval", help="print a saved model's test loss, accuracy and per-class accuracy")
     e.add_argument("name", help="a model name in the models folder, or a path to a .safetensors file")
     e.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    e.add_argument("--threads", default="1", help=THREADS_HELP)
     return parser
+
+
+def _use_threads(value: str) -> None:
+    cores = os.cpu_count() or 1
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= cores:
+        raise ConfigError(f"Threads must be a whole number from 1 to {cores} (this machine's cores); "
+                          f"got {value!r}.")
+    torch.set_num_threads(int(text))
 
 
 class _ProgressBar:
@@ -85,6 +103,7 @@ def cmd_train(args) -> None:
                                batch_size=args.batch_size, epochs=1 if args.dry_run else args.epochs,
                                seed=args.seed, normalization=args.normalize)
     device = network.resolve_device(args.device)
+    _use_threads(args.threads)
     if args.out is not None:
         store.check_name(args.out)  # before training, not after
     train_split, test_split = data.load_split(True), data.load_split(False)
@@ -104,6 +123,7 @@ def cmd_train(args) -> None:
 
 def cmd_eval(args) -> None:
     device = network.resolve_device(args.device)
+    _use_threads(args.threads)
     path = Path(args.name)
     saved = store.load_file(path) if path.suffix == store.SUFFIX and path.exists() else store.load(args.name)
     e = train.evaluate(saved.model(device), data.load_split(False), normalization=saved.normalization)

@@ -63,6 +63,8 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
     (["train", "--weight-std", "0"], "Weight std"), (["train", "--weight-std", "inf"], "Weight std"),
     (["train", "--device", "tpu"], "Device must be"), (["train", "--out", "../../etc/x"], "A model name is"),
     (["train", "--normalize", "max"], "Input normalization must be one of lesson, mnist, none"),
+    (["train", "--threads", "0"], "Threads must be a whole number from 1 to"),
+    (["eval", "x", "--threads", "many"], "Threads must be a whole number from 1 to"),
     (["eval", "../secret"], "A model name is"),
 ])
 def test_each_bad_argument_is_refused_with_its_reason(args, says, capsys, tmp_path, monkeypatch):
