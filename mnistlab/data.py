@@ -147,7 +147,9 @@ class FastLoader:
     """Batches like the lesson's `trainloader`, from a `Split` in memory.
 
     Each pass draws a new permutation from its own seeded generator, so the same seed gives the
-    same batches in the same order on every machine, and visitors never share random state.
+    same batches in the same order on every machine, and visitors never share random state: the
+    very batches of `DataLoader(dataset, batch_size, shuffle=True,
+    generator=torch.Generator().manual_seed(seed))`, pass after pass.
     """
 
     def __init__(self, split: Split, batch_size: int = 64, shuffle: bool = True, seed: int = 0,
@@ -171,10 +173,13 @@ class FastLoader:
 
     def __iter__(self):
         n = len(self.split)
+        order = None
         if self.shuffle:
+            # What DataLoader(shuffle=True, generator=g) draws from g in a pass: a seed for its
+            # workers, the order, and, once the pass is over, a permutation its sampler throws away.
+            # Drawing the same keeps the two in step (tests/test_data.py checks it against DataLoader).
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
             order = torch.randperm(n, generator=self.generator).to(self.device)
-        else:
-            order = None
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
             if order is None:
@@ -184,3 +189,5 @@ class FastLoader:
                 # index_select: the same rows as self._images[idx], in half the time on a CPU
                 images, labels = self._images.index_select(0, idx), self._labels.index_select(0, idx)
             yield normalize(images, self.normalization), labels
+        if self.shuffle:
+            torch.randperm(n, generator=self.generator)

@@ -117,7 +117,8 @@ def training_code(config: TrainConfig) -> str:
     return f"""transform = transforms.Compose([transforms.ToTensor(),
                                 transforms.Normalize(({mean:g},), ({std:g},))])
 trainset = datasets.MNIST("~/.pytorch/MNIST_data/", download=True, train=True, transform=transform)
-trainloader = DataLoader(trainset, batch_size={config.batch_size}, shuffle=True)  # seeded: {config.seed}
+trainloader = DataLoader(trainset, batch_size={config.batch_size}, shuffle=True,
+                         generator=torch.Generator().manual_seed({config.seed}))  # the batch order
 criterion = nn.CrossEntropyLoss()  # takes scores (logits), applies log-softmax itself
 optimizer = {opt}
 

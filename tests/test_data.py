@@ -5,6 +5,7 @@ import struct
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from mnistlab import data
 from mnistlab.errors import DataError
@@ -76,6 +77,18 @@ def test_fast_loader_is_reproducible_from_its_seed_and_differs_between_seeds(tes
     other = [labels for _, labels in data.FastLoader(test_split, 64, seed=6)]
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not torch.equal(first[0], other[0])
+
+
+def test_fast_loader_gives_the_very_batches_of_a_seeded_dataloader(test_split):
+    # What the training code shown on the Train page says: DataLoader(..., shuffle=True,
+    # generator=torch.Generator().manual_seed(seed)). Two passes, so the order of every epoch agrees.
+    lesson = DataLoader(data.load_dataset(train=False), batch_size=100, shuffle=True,
+                        generator=torch.Generator().manual_seed(7))
+    fast = data.FastLoader(test_split, 100, shuffle=True, seed=7)
+    for _ in range(2):
+        for (images, labels), (fast_images, fast_labels) in zip(lesson, fast, strict=True):
+            assert torch.equal(labels, fast_labels)
+            assert (images - fast_images).abs().max() <= 1e-6
 
 
 def test_each_pass_of_a_shuffled_loader_draws_a_new_order(test_split):

@@ -171,7 +171,7 @@ def test_an_uploaded_model_becomes_a_run_and_a_pickle_is_refused(trained_relu):
        .run())
     assert not at.error
     run = at.session_state["runs"][-1]
-    assert run.name == "lesson" and run.accuracy >= 0.97
+    assert run.name == "lesson" and run.accuracy >= 0.96
     assert at.selectbox(key="tr_show").value.startswith("Run 1: lesson (784-128-64-10 relu, loaded): ")
     assert metric(at, "Training time") == "—"
 
