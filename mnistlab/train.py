@@ -114,7 +114,12 @@ def training_code(config: TrainConfig) -> str:
     opt = (f"optim.Adam(model.parameters(), lr={config.lr:g}, fused=True)" if config.optimizer == "adam" else
            f"optim.SGD(model.parameters(), lr={config.lr:g}, momentum={config.momentum:g}, fused=True)")
     mean, std = NORMALIZATIONS[config.normalization]
-    return f"""transform = transforms.Compose([transforms.ToTensor(),
+    return f"""import torch
+from torch import nn, optim
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+transform = transforms.Compose([transforms.ToTensor(),
                                 transforms.Normalize(({mean:g},), ({std:g},))])
 trainset = datasets.MNIST("~/.pytorch/MNIST_data/", download=True, train=True, transform=transform)
 trainloader = DataLoader(trainset, batch_size={config.batch_size}, shuffle=True,
@@ -126,7 +131,7 @@ for e in range({config.epochs}):
     for images, labels in trainloader:
         images = images.view(images.shape[0], -1)
         optimizer.zero_grad()
-        logits = model[:-1](images)  # every layer but the softmax
+        logits = model[:-1](images)  # every layer but the softmax (model: the nn.Sequential from Build)
         loss = criterion(logits, labels)
         loss.backward()
         optimizer.step()
