@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from mnistlab import data, network, train
+from mnistlab import codegen, data, network, train
 from mnistlab.errors import ConfigError
 
 SMALL = network.Architecture((32,), ("relu",))
@@ -270,13 +270,16 @@ def test_the_training_code_shown_is_python_with_the_chosen_settings():
 
 @pytest.mark.slow
 def test_the_training_code_shown_trains_the_very_same_weights(train_split):
-    """Run the Train page's code, as a learner would paste it, and train.train: identical weights."""
+    """The Build page's nn.Sequential code, then the Train page's code, run as a learner pastes them,
+    against what the app trains: identical weights."""
     config = train.TrainConfig(epochs=1, batch_size=256, seed=3, normalization="mnist")
-    shown = network.build(SMALL, network.Init(), seed=5)
     code = train.training_code(config)
     # The code reads MNIST from the lesson's folder; here it comes from the tests' data folder.
     code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())), 1)
-    exec(code, {"model": shown})
+    learner = {}
+    exec(codegen.generate(SMALL, network.Init(), 5, "sequential"), learner)
+    exec(code, learner)
+    shown = learner["model"]
     ours = network.build(SMALL, network.Init(), seed=5)
     train.train(ours, config, train_split)
     assert all(torch.equal(a, b) for a, b in zip(shown.state_dict().values(), ours.state_dict().values()))
