@@ -1,14 +1,18 @@
 """Dataset: browse MNIST batch by batch, as `images, labels = next(iter(trainloader))` gives them."""
 
 import streamlit as st
+import torch
 
 import lab_ui
 from mnistlab import plots
-from mnistlab.data import MEAN, STD, FastLoader
+from mnistlab.data import MEAN, NORMALIZATIONS, STD, FastLoader, normalize
 from mnistlab.network import MAX_SEED
 
 MAX_BATCH, MAX_SHOWN = 512, 64
-BEFORE, AFTER = "Before Normalize (0 to 255)", "After Normalize (−1 to 1)"
+BEFORE = "0 to 255 (stored)"
+# The lesson's Normalize first; the others are what the Train page also offers (see its help).
+VIEWS = {"−1 to 1 (the lesson's Normalize)": "lesson", "MNIST's mean and std": "mnist",
+         "0 to 1 (ToTensor alone)": "none"}
 
 lab_ui.entry_guard()
 
@@ -64,15 +68,21 @@ def one_image() -> None:
     only one 784-number figure is drawn at a time (each takes the browser about a quarter second)."""
     st.subheader("One image, pixel by pixel")
     index = st.slider("Image in the batch", 0, n - 1, 0, key="ds_index") if n > 1 else 0
-    view = st.segmented_control("Pixel values", [BEFORE, AFTER], default=BEFORE, required=True, key="ds_view")
+    view = st.segmented_control(
+        "Pixel values", [BEFORE, *VIEWS], default=BEFORE, required=True, key="ds_view",
+        help="What the network reads. With the lesson's Normalize the black background is −1; ToTensor "
+             "alone leaves it at 0.")
     image, label = images[min(index, n - 1)], int(labels[min(index, n - 1)])
+    stored = ((image * STD + MEAN) * 255).round()  # undo the lesson's Normalize: the stored 8-bit values
     if view == BEFORE:
-        raw = (image * STD + MEAN) * 255  # undo Normalize: the stored 8-bit values
-        lab_ui.plot(plots.pixel_values(raw.round(), decimals=0,
+        lab_ui.plot(plots.pixel_values(stored, decimals=0,
                                        title=f"images[{index}], label {label}: stored 8-bit values"))
     else:
-        lab_ui.plot(plots.pixel_values(
-            image, decimals=1, title=f"images[{index}] after ToTensor (÷255) and Normalize((0.5,), (0.5,))"))
+        name = VIEWS[view]
+        mean, std = NORMALIZATIONS[name]
+        how = "ToTensor (÷255)" + (f" and Normalize(({mean:g},), ({std:g},))" if name != "none" else "")
+        lab_ui.plot(plots.pixel_values(normalize(stored.to(torch.uint8)[0], name), decimals=1,
+                                       title=f"images[{index}] after {how}"))
 
 
 one_image()

@@ -100,9 +100,12 @@ def test_dataset_shows_one_image_pixel_by_pixel_before_and_after_normalize():
     raw = figure_with(at, "images[5], label")
     assert raw["layout"]["title"]["text"].startswith(f"images[5], label {int(labels[5])}: stored 8-bit")
     assert np.array_equal(np.asarray(raw["data"][0]["z"], dtype=float), stored.numpy())
-    at.segmented_control(key="ds_view").set_value("After Normalize (−1 to 1)").run()
+    at.segmented_control(key="ds_view").set_value("−1 to 1 (the lesson's Normalize)").run()
     after = figure_with(at, "Normalize((0.5,), (0.5,))")
     assert np.allclose(np.asarray(after["data"][0]["z"], dtype=float), images[5, 0].numpy())
+    at.segmented_control(key="ds_view").set_value("0 to 1 (ToTensor alone)").run()
+    zero_one = figure_with(at, "images[5] after ToTensor (÷255)")
+    assert np.allclose(np.asarray(zero_one["data"][0]["z"], dtype=float), stored.numpy() / 255)
     assert not any("stored 8-bit" in c.proto.spec for c in at.get("plotly_chart"))  # one view at a time
     at.slider(key="ds_index").set_value(60).run()
     at.number_input(key="ds_batch_size").set_value(10).run()  # image 60 is gone: back to the first
