@@ -141,9 +141,9 @@ with settings_col:
                  format_func=data.NORMALIZATION_TEXT.get, disabled=busy,
                  help="How pixels are scaled before the network reads them; the trained network keeps it, "
                       "and reads drawings the same way. With the lesson's [-1, 1] the black background is "
-                      "-1, so Adam moves the weights of every always-black pixel together, like hundreds "
-                      "of extra biases: the same network learns more slowly. Train both with the same "
-                      "seeds and compare the curves.")
+                      "-1, so Adam moves the weights of the hundreds of pixels that are black in a whole "
+                      "batch together, like hundreds of extra biases: the same network learns more "
+                      "slowly. Train both with the same seeds and compare the curves.")
     st.button("Train", key="tr_train", type="primary", icon=":material/play_arrow:", disabled=busy,
               on_click=start_training, args=(build,))
 

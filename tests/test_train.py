@@ -195,8 +195,8 @@ def test_relu_128_64_on_the_lessons_inputs_reaches_96_percent_in_5_epochs(traine
 
 
 def test_0_1_inputs_learn_faster_than_the_lessons_minus_1_to_1(train_split, test_split):
-    # With the background at -1, Adam moves every always-black pixel's weight in step, like hundreds
-    # of extra biases; at 0 they get no gradient. Same network, same seeds, one epoch each.
+    # With the background at -1, Adam moves the weights of the pixels black in the whole batch in step,
+    # like hundreds of extra biases; at 0 they get no gradient. Same network, same seeds, one epoch each.
     arch = network.Architecture((128, 64), ("relu", "relu"))
     lesson, zero_one = (train.run(arch, network.Init(), 0, train.TrainConfig(epochs=1, normalization=n),
                                   train_split, test_split) for n in ("lesson", "none"))
