@@ -37,7 +37,7 @@ def latencies(model, drawing: np.ndarray, n: int) -> list[float]:
         start = time.perf_counter()
         prepared = preprocess.preprocess(drawing)
         with torch.no_grad():
-            network.probabilities(model, prepared.tensor)
+            network.probabilities(model, prepared.input())
         out.append(time.perf_counter() - start)
     return out
 

@@ -64,11 +64,6 @@ class Preprocessed:
         return normalize(torch.from_numpy(self.image)[None], normalization)
 
     @property
-    def tensor(self) -> torch.Tensor | None:
-        """The input with the lesson's normalization."""
-        return self.input()
-
-    @property
     def image(self) -> np.ndarray:
         """The last stage: the 28×28 digit (or the grayscale input, when blank)."""
         return self.stages[-1].image

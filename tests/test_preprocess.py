@@ -78,9 +78,9 @@ def test_digits_redrawn_big_anywhere_on_the_canvas_are_read_right(trained_relu, 
     labels = test_split.labels[picks]
 
     processed = [pp.preprocess(c) for c in canvases]
-    assert all(p.tensor.shape == (1, 1, 28, 28) for p in processed)
-    accuracy = (predict(trained_relu, [p.tensor for p in processed]) == labels).float().mean().item()
-    naive = [pp.naive(c).tensor for c in canvases]
+    assert all(p.input().shape == (1, 1, 28, 28) for p in processed)
+    accuracy = (predict(trained_relu, [p.input() for p in processed]) == labels).float().mean().item()
+    naive = [pp.naive(c).input() for c in canvases]
     naive_accuracy = (predict(trained_relu, naive) == labels).float().mean().item()
 
     assert accuracy >= 0.95, f"preprocessed canvases: {accuracy:.1%} right"
@@ -105,14 +105,14 @@ def test_an_mnist_digit_is_changed_little(trained_relu, test_split):
     assert change.max() < 0.05, f"largest change {change.max():.3f} of the 0-1 range"
 
     as_trained = predict(trained_relu, [test_split.normalized(picks)])
-    same = (predict(trained_relu, [pp.preprocess(d).tensor for d in originals]) == as_trained).float().mean()
+    same = (predict(trained_relu, [pp.preprocess(d).input() for d in originals]) == as_trained).float().mean()
     assert same >= 0.99, f"the prediction changed for {1 - same:.1%} of the digits"
 
 
 def test_the_network_sees_the_training_normalization(test_split):
     """An unchanged MNIST digit gives exactly the tensor training gives it."""
     digit = test_split.images[0]
-    tensor = pp.preprocess(digit.numpy()).tensor
+    tensor = pp.preprocess(digit.numpy()).input()
     assert torch.equal(tensor, test_split.normalized([0]))
     assert torch.equal(tensor, data.transform(Image.fromarray(digit.numpy()))[None])  # the lesson's transform
     for normalization in data.NORMALIZATIONS:  # and each other choice a network may have been trained on
@@ -151,7 +151,7 @@ def test_the_digit_is_20px_and_its_center_of_mass_is_mnists(test_split):
 ], ids=["black", "transparent", "white", "gray", "faint-noise"])
 def test_a_blank_canvas_asks_for_a_digit(image):
     for result in (pp.preprocess(image), pp.naive(image)):
-        assert result.blank and result.tensor is None
+        assert result.blank and result.input() is None
         assert result.image.shape == image.shape[:2]  # the grayscale stage is still there to show
 
 
@@ -166,7 +166,7 @@ def test_a_single_dot_is_not_a_digit(radius):
 @pytest.mark.parametrize("width", [3, 20, 40], ids=["thin", "usual", "thick"])
 def test_drawn_digits_are_read_whatever_the_stroke_width(trained_relu, digit, width):
     result = pp.preprocess(strokes(digit, width))
-    assert predict(trained_relu, [result.tensor]).item() == digit
+    assert predict(trained_relu, [result.input()]).item() == digit
 
 
 def test_a_stroke_touching_the_border(trained_relu):
@@ -176,22 +176,22 @@ def test_a_stroke_touching_the_border(trained_relu):
     pen.line((220, 0, 130, 279), fill=255, width=20)  # its stem down to the bottom edge
     result = pp.preprocess(np.asarray(canvas))
     assert result.stages[1].image.shape[0] == CANVAS  # cropped to the whole height
-    assert predict(trained_relu, [result.tensor]).item() == 7
+    assert predict(trained_relu, [result.input()]).item() == 7
 
 
 def test_transparent_background_is_the_same_as_black():
     """streamlit-drawable-canvas returns RGBA: white strokes, transparent elsewhere."""
     rgba = strokes(4, 20, rgba=True)
     assert rgba[0, 0, 3] == 0 and rgba.shape == (CANVAS, CANVAS, 4)
-    assert torch.equal(pp.preprocess(rgba).tensor, pp.preprocess(strokes(4, 20)).tensor)
+    assert torch.equal(pp.preprocess(rgba).input(), pp.preprocess(strokes(4, 20)).input())
 
 
 def test_dark_ink_is_read_like_white_ink():
-    white_on_black = pp.preprocess(strokes(0, 20)).tensor
-    black_on_white = pp.preprocess(strokes(0, 20, ink=0, paper=255)).tensor
+    white_on_black = pp.preprocess(strokes(0, 20)).input()
+    black_on_white = pp.preprocess(strokes(0, 20, ink=0, paper=255)).input()
     black_on_transparent = strokes(0, 20, rgba=True, ink=0)
     assert torch.equal(black_on_white, white_on_black)
-    assert torch.equal(pp.preprocess(black_on_transparent).tensor, white_on_black)
+    assert torch.equal(pp.preprocess(black_on_transparent).input(), white_on_black)
 
 
 # -- uploads -------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_a_dark_on_light_photo_is_inverted_and_read_right(trained_relu, test_spl
     assert all(u[0, 0].mean() > 200 for u in uploads)
     results = [pp.preprocess(u) for u in uploads]
     assert all(r.image[0, 0] == 0 and r.image.max() == 255 for r in results)  # white ink on black now
-    predicted = predict(trained_relu, [r.tensor for r in results])
+    predicted = predict(trained_relu, [r.input() for r in results])
     assert (predicted == test_split.labels[list(picks)]).sum().item() >= 19
 
 
