@@ -26,13 +26,21 @@ NORMALIZATIONS = {
     "mnist": (0.1307, 0.3081),  # MNIST's own pixel mean and std (pytorch/examples): mean 0, std 1
     "none": (0.0, 1.0),  # ToTensor alone: [0, 1], the background at 0
 }
-NORMALIZATION_TEXT = {
-    "lesson": "the lesson's Normalize((0.5,), (0.5,)): pixels in [-1, 1]",
-    "mnist": "MNIST's mean and std, Normalize((0.1307,), (0.3081,)): pixels with mean 0, std 1",
-    "none": "ToTensor alone: pixels in [0, 1]",
-}
 NORMALIZATION_RANGE = {"lesson": "[-1, 1]", "mnist": "mean 0, std 1", "none": "[0, 1]"}  # for labels
 MEAN, STD = NORMALIZATIONS["lesson"]
+
+
+def normalize_code(normalization: str = "lesson") -> str:
+    """The Normalize step as the lesson writes it, e.g. "Normalize((0.5,), (0.5,))"."""
+    mean, std = NORMALIZATIONS[normalization]
+    return f"Normalize(({mean:g},), ({std:g},))"
+
+
+NORMALIZATION_TEXT = {  # for a menu
+    "lesson": f"the lesson's {normalize_code('lesson')}: pixels in [-1, 1]",
+    "mnist": f"MNIST's mean and std, {normalize_code('mnist')}: pixels with mean 0, std 1",
+    "none": "ToTensor alone: pixels in [0, 1]",
+}
 
 
 def check_normalization(name) -> str:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnistlab import network
-from mnistlab.data import NORMALIZATION_RANGE, NORMALIZATIONS, FastLoader, Split, check_normalization
+from mnistlab.data import NORMALIZATION_RANGE, FastLoader, Split, check_normalization, normalize_code
 from mnistlab.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -113,14 +113,13 @@ def training_code(config: TrainConfig) -> str:
     """The lesson's training loop with these settings: what `train` does, step for step."""
     opt = (f"optim.Adam(model.parameters(), lr={config.lr:g}, fused=True)" if config.optimizer == "adam" else
            f"optim.SGD(model.parameters(), lr={config.lr:g}, momentum={config.momentum:g}, fused=True)")
-    mean, std = NORMALIZATIONS[config.normalization]
     return f"""import torch
 from torch import nn, optim
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 transform = transforms.Compose([transforms.ToTensor(),
-                                transforms.Normalize(({mean:g},), ({std:g},))])
+                                transforms.{normalize_code(config.normalization)}])
 trainset = datasets.MNIST("~/.pytorch/MNIST_data/", download=True, train=True, transform=transform)
 trainloader = DataLoader(trainset, batch_size={config.batch_size}, shuffle=True,
                          generator=torch.Generator().manual_seed({config.seed}))  # the batch order

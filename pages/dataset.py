@@ -5,7 +5,7 @@ import torch
 
 import lab_ui
 from mnistlab import plots
-from mnistlab.data import MEAN, NORMALIZATIONS, STD, FastLoader, normalize
+from mnistlab.data import MEAN, STD, FastLoader, normalize, normalize_code
 from mnistlab.network import MAX_SEED
 
 MAX_BATCH, MAX_SHOWN = 512, 64
@@ -79,8 +79,7 @@ def one_image() -> None:
                                        title=f"images[{index}], label {label}: stored 8-bit values"))
     else:
         name = VIEWS[view]
-        mean, std = NORMALIZATIONS[name]
-        how = "ToTensor (÷255)" + (f" and Normalize(({mean:g},), ({std:g},))" if name != "none" else "")
+        how = "ToTensor (÷255)" + (f" and {normalize_code(name)}" if name != "none" else "")
         lab_ui.plot(plots.pixel_values(normalize(stored.to(torch.uint8)[0], name), decimals=1,
                                        title=f"images[{index}] after {how}"))
 
