@@ -8,9 +8,22 @@ TRAIN_TIMEOUT_MS = 300_000  # one epoch on a busy 2-core CI machine
 CHART = '[data-testid="stPlotlyChart"]'
 
 
+# Resolves once the element has kept its place for 5 frames: a busy page may still move it (the
+# columns beside it filling in), and a stroke aimed at the old place would miss the canvas.
+SETTLED = """(el) => new Promise(done => {
+  let last = '', same = 0;
+  const tick = () => { const r = JSON.stringify(el.getBoundingClientRect());
+                       same = r === last ? same + 1 : 0; last = r;
+                       same >= 5 ? done(true) : requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+})"""
+
+
 def draw(page, strokes) -> None:
     """Each stroke is a list of (x, y) canvas pixels, drawn with the mouse button held down."""
-    box = page.locator("canvas.upper-canvas").bounding_box()  # fabric.js's canvas that takes the mouse
+    canvas = page.locator("canvas.upper-canvas")  # fabric.js's canvas that takes the mouse
+    canvas.evaluate(SETTLED)
+    box = canvas.bounding_box()
     for points in strokes:
         (x, y), rest = points[0], points[1:]
         page.mouse.move(box["x"] + x, box["y"] + y)
