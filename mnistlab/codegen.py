@@ -1,4 +1,4 @@
-"""PyTorch source for an architecture in the lesson's three styles.
+"""PyTorch source for an architecture in the lesson's four styles.
 
 The code seeds torch's global RNG and builds the layers in the same order as `network.build`, so
 running it gives exactly the weights the app shows for that seed.
@@ -6,11 +6,17 @@ running it gives exactly the weights the app shows for that seed.
 
 from __future__ import annotations
 
-from mnistlab.network import Architecture, Init, check_seed
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from mnistlab.network import ACTIVATIONS, Architecture, Init, check_seed
 
 STYLES = {
     "module": "nn.Module class",
     "functional": "torch.nn.functional",
+    "indexed": "nn.Sequential, indexed",
     "sequential": "nn.Sequential + OrderedDict",
 }
 _MODULE = {"sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()", "relu": "nn.ReLU()"}
@@ -57,27 +63,84 @@ def _sequential_source(arch: Architecture) -> list[str]:
     return lines
 
 
-_SOURCES = {"module": _module_source, "functional": _functional_source, "sequential": _sequential_source}
+def _indexed_source(arch: Architecture) -> list[str]:
+    lines = ["model = nn.Sequential("]
+    for (_, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
+        lines.append(f"    nn.Linear({n_in}, {n_out}),")
+        if act:
+            lines.append(f"    {_MODULE[act]},")
+    lines += ["    nn.Softmax(dim=1),", ")"]
+    return lines
+
+
+_SOURCES = {"module": _module_source, "functional": _functional_source, "indexed": _indexed_source,
+            "sequential": _sequential_source}
+
+
+def _check_style(style: str) -> str:
+    if style not in _SOURCES:
+        raise ValueError(f"style must be one of {', '.join(_SOURCES)}; got {style!r}")
+    return style
+
+
+def layer_refs(arch: Architecture, style: str = "sequential") -> dict[str, str]:
+    """How the style's code names each Linear layer: {"fc1": "model[0]", ...} when indexed, else
+    {"fc1": "model.fc1", ...} (network.build's names)."""
+    if _check_style(style) == "indexed":
+        return {name: f"model[{2 * i}]" for i, name in enumerate(arch.linear_names())}
+    return {name: f"model.{name}" for name in arch.linear_names()}
+
+
+def state_dict_for(state: dict[str, torch.Tensor], arch: Architecture, style: str) -> dict[str, torch.Tensor]:
+    """`network.build`'s state_dict (fc1.weight, ..., output.bias) with the style's keys, e.g.
+    0.weight for the indexed `nn.Sequential`, so its model loads the app's weights."""
+    prefixes = {name: ref.removeprefix("model").strip(".[]").replace("][", ".")
+                for name, ref in layer_refs(arch, style).items()}
+    return {prefixes[key.split(".")[0]] + "." + key.split(".", 1)[1]: value for key, value in state.items()}
+
+
+class Network(nn.Module):
+    """Stands for the class the module and functional styles define, to print it."""
+
+
+def printed(arch: Architecture, style: str = "sequential") -> str:
+    """What the style's code prints with `print(model)`, without drawing any weights."""
+    layers: list[tuple[str, nn.Module]] = []
+    with torch.device("meta"):  # shapes only
+        for (name, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
+            layers.append((name, nn.Linear(n_in, n_out)))
+            if act and _check_style(style) != "functional":
+                layers.append((f"{act}{name[2:]}", ACTIVATIONS[act]()))
+        if style != "functional":
+            layers.append(("softmax", nn.Softmax(dim=1)))
+    if style == "indexed":
+        return repr(nn.Sequential(*(layer for _, layer in layers)))
+    if style == "sequential":
+        return repr(nn.Sequential(OrderedDict(layers)))
+    model = Network()
+    for name, layer in layers:
+        model.add_module(name, layer)
+    return repr(model)
 
 
 def generate(arch: Architecture, init: Init = Init(), seed: int = 0, style: str = "module",
              device: str = "cpu") -> str:
     """Runnable source that builds `model` from `seed` and applies `init`, as `network.build` does."""
-    if style not in _SOURCES:
-        raise ValueError(f"style must be one of {', '.join(_SOURCES)}; got {style!r}")
     seed_line = f"torch.manual_seed({check_seed(seed)})"
-    if style == "sequential":  # built inline, as the lesson does
+    if _check_style(style) == "sequential":  # built inline, as the lesson does
         lines = ["from collections import OrderedDict", "", "import torch", "from torch import nn", "",
                  seed_line, *_sequential_source(arch)]
+    elif style == "indexed":
+        lines = ["import torch", "from torch import nn", "", seed_line, *_indexed_source(arch)]
     else:
         lines = [*_SOURCES[style](arch), "", "", seed_line, "model = Network()"]
     if init.zero_bias or init.weight_std is not None:
         lines += ["", f"# Init: {init.label()}"]
-        for name in arch.linear_names():
+        for ref in layer_refs(arch, style).values():
             if init.zero_bias:
-                lines.append(f"model.{name}.bias.data.fill_(0)")
+                lines.append(f"{ref}.bias.data.fill_(0)")
             if init.weight_std is not None:
-                lines.append(f"model.{name}.weight.data.normal_(std={init.weight_std!r})")
+                lines.append(f"{ref}.weight.data.normal_(std={init.weight_std!r})")
     if device != "cpu":
         lines.append(f"model = model.to({device!r})")
     lines += ["print(model)", ""]

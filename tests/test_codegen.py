@@ -31,7 +31,7 @@ def test_generated_code_loads_the_state_dict_and_gives_identical_outputs(arch, i
                                                                          capsys):
     built = network.build(arch, init, seed)
     generated = run(codegen.generate(arch, init, seed, style))
-    generated.load_state_dict(built.state_dict())
+    generated.load_state_dict(codegen.state_dict_for(built.state_dict(), arch, style))
     inputs = images.view(images.shape[0], -1)
     assert torch.equal(generated(inputs), built(inputs))
 
@@ -41,7 +41,7 @@ def test_generated_code_loads_the_state_dict_and_gives_identical_outputs(arch, i
 def test_generated_code_draws_the_same_weights_from_the_seed(arch, init, seed, style, capsys):
     built = network.build(arch, init, seed)
     generated = run(codegen.generate(arch, init, seed, style))
-    for name, tensor in built.state_dict().items():
+    for name, tensor in codegen.state_dict_for(built.state_dict(), arch, style).items():
         assert torch.equal(generated.state_dict()[name], tensor), name
 
 
@@ -51,9 +51,31 @@ def test_sequential_code_prints_like_the_built_model(capsys):
     assert capsys.readouterr().out.strip() == repr(network.build(arch))
 
 
-def test_the_three_styles_read_like_the_lesson():
+@pytest.mark.parametrize("style", list(codegen.STYLES))
+@pytest.mark.parametrize("arch, init, seed", CASES)
+def test_print_model_shown_for_each_style_is_what_its_code_prints(arch, init, seed, style, capsys):
+    run(codegen.generate(arch, init, seed, style))
+    assert capsys.readouterr().out.strip() == codegen.printed(arch, style)
+
+
+def test_the_indexed_style_prints_layers_0_to_5_like_the_lesson(capsys):
     arch = Architecture.parse("128,64", "relu")
-    module, functional, sequential = (codegen.generate(arch, Init(True, 0.01), 0, s) for s in codegen.STYLES)
+    model = run(codegen.generate(arch, Init(), 0, "indexed"))
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "Sequential(",
+        "  (0): Linear(in_features=784, out_features=128, bias=True)", "  (1): ReLU()",
+        "  (2): Linear(in_features=128, out_features=64, bias=True)", "  (3): ReLU()",
+        "  (4): Linear(in_features=64, out_features=10, bias=True)", "  (5): Softmax(dim=1)", ")"]
+    assert repr(model[0]) == "Linear(in_features=784, out_features=128, bias=True)"
+    assert torch.equal(model[0].weight, network.build(arch).fc1.weight)  # the same weights for the seed
+
+
+def test_the_four_styles_read_like_the_lesson():
+    arch = Architecture.parse("128,64", "relu")
+    module, functional, indexed, sequential = (codegen.generate(arch, Init(True, 0.01), 0, s)
+                                               for s in codegen.STYLES)
+    assert "nn.Sequential(\n    nn.Linear(784, 128),\n    nn.ReLU()," in indexed
+    assert "model[4].weight.data.normal_(std=0.01)" in indexed
     assert "class Network(nn.Module):" in module and "self.relu1 = nn.ReLU()" in module
     assert "F.relu(self.fc1(x))" in functional and "F.softmax(self.output(x), dim=1)" in functional
     assert "nn.Sequential(OrderedDict([" in sequential and "('output', nn.Linear(64, 10))," in sequential
