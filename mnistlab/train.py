@@ -20,6 +20,7 @@ from torch import nn
 
 from mnistlab import network
 from mnistlab.data import NORMALIZATION_RANGE, FastLoader, Split, check_normalization, normalize_code
+from mnistlab.dynamics import Dynamics, Recorder
 from mnistlab.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -150,6 +151,7 @@ class Progress:
     recent_accuracy: float  # the same over the steps since the previous report (a curve's point)
     steps_per_epoch: int
     epoch_end: bool = False
+    dynamics: tuple = ()  # the dynamics rows recorded since the previous report (see mnistlab.dynamics)
 
     @property
     def fraction(self) -> float:
@@ -200,14 +202,16 @@ class History:
 
 
 def train(model: nn.Sequential, config: TrainConfig, split: Split, device="cpu",
-          callback=None, stop=None) -> History:
+          callback=None, stop=None, recorder=None) -> History:
     """Train `model` in place on `split` and return its curves.
 
     The loss is cross-entropy on `network.logits`, the scores before the softmax layer: the softmax
     layer is there to show probabilities, and cross-entropy on logits (log-softmax inside) is the
     numerically stable form; taking the log of softmax outputs would underflow for confident wrong
     answers. `callback(progress)` is called every REPORT_EVERY steps and at each epoch's end; training
-    stops early when it returns False or when `stop` (a threading.Event) is set.
+    stops early when it returns False or when `stop` (a threading.Event) is set. A `recorder`
+    (`dynamics.Recorder`) gathers each layer's learning dynamics as it goes, without changing
+    what is trained.
     """
     device = network.resolve_device(device)
     loader = FastLoader(split, config.batch_size, shuffle=True, seed=config.seed, device=device,
@@ -220,6 +224,8 @@ def train(model: nn.Sequential, config: TrainConfig, split: Split, device="cpu",
     # synchronised every step (and a CPU runs 2 small ops a step for them, not 5).
     losses, rights, sizes = [], [], []
     model.train()
+    if recorder is not None:
+        recorder.start(model, config.normalization, len(loader), config.epochs)
     step = 0
     for epoch in range(1, config.epochs + 1):
         seen = right = 0  # this epoch's images so far, and how many were classified right
@@ -228,11 +234,18 @@ def train(model: nn.Sequential, config: TrainConfig, split: Split, device="cpu",
             loss = F.cross_entropy(scores, labels)
             optimizer.zero_grad()
             loss.backward()
+            recording = recorder is not None and recorder.due(step)
+            if recording:
+                recorder.before_step()
             optimizer.step()
+            if recording:
+                recorder.after_step(step)
             losses.append(loss.detach())
             rights.append((scores.argmax(1) == labels).sum())
             sizes.append(len(labels))
             step += 1
+            if recorder is not None and recorder.snapshot_due(step):
+                recorder.snapshot(step)
             end = step % len(loader) == 0
             stopping = stop is not None and stop.is_set()
             if step % REPORT_EVERY == 0 or end or stopping:
@@ -242,20 +255,26 @@ def train(model: nn.Sequential, config: TrainConfig, split: Split, device="cpu",
                 if end:
                     history.epoch_ends.append(step)
                 seen, right = seen + sum(sizes), right + sum(new_right)
+                rows = tuple(recorder.flush()) if recorder is not None else ()
                 if callback is not None:
                     progress = Progress(step=step, total_steps=total, epoch=epoch, epochs=config.epochs,
                                         loss=sum(new_loss) / len(new_loss), accuracy=right / seen,
                                         recent_accuracy=sum(new_right) / sum(sizes),
-                                        steps_per_epoch=len(loader), epoch_end=end)
+                                        steps_per_epoch=len(loader), epoch_end=end, dynamics=rows)
                     stopping |= callback(progress) is False
                 losses, rights, sizes = [], [], []
                 if stopping:
                     history.stopped_early = step < total
-                    model.eval()
-                    return history
+                    return _done(model, history, recorder, step)
                 # Torch releases the GIL inside each op; this also hands it over between reports, so
                 # other visitors' pages stay responsive. (Every step would cost ~20% of the speed.)
                 time.sleep(0)
+    return _done(model, history, recorder, step)
+
+
+def _done(model: nn.Sequential, history: History, recorder, step: int) -> History:
+    if recorder is not None:
+        recorder.finish(step)  # the last rows, and a snapshot of the weights as trained
     model.eval()
     return history
 
@@ -327,6 +346,7 @@ class Run:
     seconds: float = 0.0
     device: str = "cpu"
     name: str = ""  # set for a model loaded from a file: its name
+    dynamics: Dynamics | None = None  # each layer's learning dynamics, when recorded (mnistlab.dynamics)
 
     def model(self, device="cpu") -> nn.Sequential:
         """The trained network, rebuilt from its weights."""
@@ -356,18 +376,26 @@ class Run:
 
 
 def run(arch: network.Architecture, init: network.Init, seed: int, config: TrainConfig,
-        train_split: Split, test_split: Split, device="cpu", callback=None, stop=None) -> Run:
-    """Build the network, train it, evaluate it on the test split, and keep it all as a `Run`."""
+        train_split: Split, test_split: Split, device="cpu", callback=None, stop=None,
+        recorder: Recorder | None = None, record_dynamics: bool = False) -> Run:
+    """Build the network, train it, evaluate it on the test split, and keep it all as a `Run`.
+
+    With `record_dynamics` (or a `recorder` of one's own), the Run keeps each layer's learning
+    dynamics, probed on `test_split`'s first images.
+    """
     device = network.resolve_device(device)
     model = network.build(arch, init, seed, device)
     initial = _cpu_state(model)
+    if recorder is None and record_dynamics:
+        recorder = Recorder(test_split)
     start = time.perf_counter()
-    history = train(model, config, train_split, device, callback, stop)
+    history = train(model, config, train_split, device, callback, stop, recorder)
     seconds = time.perf_counter() - start
     return Run(arch=arch, init=init, seed=network.check_seed(seed), config=config, history=history,
                evaluation=evaluate(model, test_split, device, normalization=config.normalization),
                state=_cpu_state(model),
-               initial_state=initial, seconds=seconds, device=str(device))
+               initial_state=initial, seconds=seconds, device=str(device),
+               dynamics=recorder.result if recorder is not None else None)
 
 
 def keep_run(runs: list[Run], new: Run, limit: int = MAX_RUNS_KEPT) -> list[Run]:
