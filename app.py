@@ -11,6 +11,7 @@ import streamlit as st
 
 HERE = Path(__file__).parent
 PAGES = [  # (file, title, icon); a page whose file is not written yet is left out
+    ("pages/lesson.py", "Lesson", ":material/school:"),
     ("pages/dataset.py", "Dataset", ":material/grid_view:"),
     ("pages/tensors.py", "From tensors", ":material/functions:"),
     ("pages/build.py", "Build", ":material/account_tree:"),

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import assert_no_exception, goto_page, open_app, rerun, screenshot, wait_for_app
 
-PAGES = ["Dataset", "From tensors", "Build", "Train"]
+PAGES = ["Lesson", "Dataset", "From tensors", "Build", "Train"]
 
 # What a rendered Plotly chart shows: its title, the texts drawn on it (e.g. a grid's labels), and a
 # checksum of each trace's pixel values (z), bar lengths (x) and picture (an image trace's PNG), as

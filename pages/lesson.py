@@ -1,0 +1,189 @@
+"""Lesson: the lesson's 14 steps in order, one at a time, at /lesson?step=N, with a presenter mode.
+
+The steps (their code, what it printed, the notes on the 2018 code) are `mnistlab.steps`; this page
+lays them out. The step, presenter mode and any changed value live in the address bar, so a refresh,
+a bookmark or a second screen shows the same step.
+"""
+
+from dataclasses import replace
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import lab_ui
+from mnistlab import notebook, plots, share, steps
+from mnistlab.errors import ConfigError
+from mnistlab.network import MAX_SEED, MAX_WIDTH
+
+lab_ui.entry_guard()
+ss = st.session_state
+
+PRESENTER_CSS = """<style>
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
+[data-testid="stExpandSidebarButton"], [data-testid="stSidebarCollapseButton"] { display: none !important; }
+[data-testid="stMain"] [data-testid="stCode"] code { font-size: 1.45rem !important; line-height: 1.45 !important; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p { font-size: 1.5rem; }
+[data-testid="stMain"] h2 { font-size: 2.6rem !important; }
+[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; max-width: 100%; }
+</style>"""
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the lesson's code…")
+def lesson_outputs(values: steps.LessonValues) -> list[steps.Output]:
+    """Every step's output for these values, shared by all visitors (only ever read)."""
+    outputs = steps.run(values)
+    outputs[-1].namespace = {}  # the data set and models: not kept in the cache
+    return outputs
+
+
+# -- where we are: the address bar, else this visitor's last place ---------------------------------
+
+params = st.query_params.to_dict()
+if "step" in params:
+    number, notice = steps.parse_step(params["step"])
+    if notice:
+        ss["l_step_notice"] = notice
+else:
+    number = ss.get("l_step", 1)
+ss["l_step"] = number
+present = steps.parse_present(params.get("present"))
+
+link_values = {k: v for k, v in params.items() if k in steps.VALUE_KEYS}
+if link_values and link_values != ss.get("l_written"):  # a link's values, or an edited address
+    decoded, notices = steps.decode_values(link_values)
+    ss["l_values"], ss["l_value_notices"] = decoded, (decoded, notices)
+values: steps.LessonValues = ss.setdefault("l_values", steps.DEFAULT)
+
+
+def write_url() -> None:
+    """The step, presenter mode and the values that differ from the lesson's, in the address bar."""
+    changed = {k: v for k, v in steps.encode_values(ss["l_values"]).items()
+               if v != steps.encode_values(steps.DEFAULT)[k]}
+    wanted = {"step": str(ss["l_step"]), **({"present": "1"} if ss.get("l_present") else {}), **changed}
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+    ss["l_written"] = changed
+
+
+def go_to(n: int) -> None:
+    ss["l_step"] = min(max(n, 1), steps.N_STEPS)
+    ss.pop("l_step_notice", None)
+    write_url()
+
+
+def set_present(on: bool) -> None:
+    ss["l_present"] = on
+    write_url()
+
+
+def edit(field: str, key: str | tuple[str, str]) -> None:
+    """A value widget changed: the new LessonValues, and the address bar."""
+    new = tuple(ss[k] for k in key) if isinstance(key, tuple) else ss[key]
+    try:
+        ss["l_values"] = replace(ss["l_values"], **{field: new})
+    except ConfigError as e:
+        ss["l_edit_error"] = str(e)
+    write_url()
+
+
+ss["l_present"] = present
+write_url()
+step = steps.step(number)
+
+if present:
+    st.html(PRESENTER_CSS)
+
+
+def navigation(where: str) -> None:
+    """Previous, the step's place, Next (and, outside presenter mode, the tools)."""
+    cols = st.columns([1, 1.3, 1, 3.2], vertical_alignment="center")
+    cols[0].button("Previous", icon=":material/arrow_back:", key=f"l_prev_{where}", on_click=go_to,
+                   args=(number - 1,), disabled=number == 1, width="stretch")
+    cols[1].markdown(f"**Step {number} of {steps.N_STEPS}**", width="stretch", text_alignment="center")
+    cols[2].button("Next", icon=":material/arrow_forward:", key=f"l_next_{where}", on_click=go_to,
+                   args=(number + 1,), disabled=number == steps.N_STEPS, width="stretch")
+    if where != "top":
+        return
+    if present:
+        cols[3].button("Leave presenter mode", icon=":material/fullscreen_exit:", key="l_leave",
+                       on_click=set_present, args=(False,))
+        return
+    tools = cols[3].columns([1.1, 1.4], vertical_alignment="center")
+    tools[0].toggle("Presenter mode", key="l_present_toggle",
+                    on_change=lambda: set_present(ss["l_present_toggle"]),
+                    help="For a projector: no sidebar or editing, larger code and figures. "
+                         "Bookmark the address to come back to it.")
+    tools[1].download_button("Download as Jupyter notebook", icon=":material/download:",
+                             data=lambda: notebook.to_bytes(notebook.lesson(values)),
+                             file_name="mnist-lab-lesson.ipynb", mime="application/x-ipynb+json",
+                             key="l_notebook", on_click="ignore")
+
+
+if not present:
+    st.title("The lesson, step by step")
+    st.caption("PyTorch's `nn` on MNIST, in the lesson's order: each step's code, then what running it "
+               "printed here. Change a value where it appears; every later step follows.")
+navigation("top")
+
+if ss.get("l_step_notice"):
+    st.warning(ss["l_step_notice"], icon=":material/link_off:")
+link_notices = ss.get("l_value_notices")
+if link_notices and link_notices[0] == values:
+    for text in link_notices[1]:
+        st.warning(text, icon=":material/link_off:")
+if ss.get("l_edit_error"):
+    st.error(ss.pop("l_edit_error"))
+
+st.header(f"{number}. {step.title}", divider="gray")
+st.markdown(step.text)
+
+# -- the values this step introduces, editable in place (not in presenter mode) --------------------
+
+if step.edits and not present:
+    cols = st.columns(4)
+    widgets = iter(cols)
+    for field in step.edits:
+        if field == "seed":
+            ss["l_seed"] = values.seed
+            next(widgets).number_input("Seed (torch.manual_seed)", 0, MAX_SEED, key="l_seed",
+                                       on_change=edit, args=("seed", "l_seed"))
+        elif field == "index":
+            ss["l_index"] = values.index
+            next(widgets).slider("Image in the batch", 0, steps.BATCH - 1, key="l_index",
+                                 on_change=edit, args=("index", "l_index"))
+        elif field == "n_hidden":
+            ss["l_units"] = values.n_hidden
+            next(widgets).number_input("Hidden units (n_hidden)", 1, MAX_WIDTH, key="l_units",
+                                       on_change=edit, args=("n_hidden", "l_units"))
+        elif field == "hidden":
+            ss["l_fc1"], ss["l_fc2"] = values.hidden
+            for i, key in enumerate(("l_fc1", "l_fc2"), 1):
+                next(widgets).number_input(f"fc{i} units", 1, MAX_WIDTH, key=key,
+                                           on_change=edit, args=("hidden", ("l_fc1", "l_fc2")))
+        elif field == "std":
+            ss["l_std"] = values.std
+            next(widgets).select_slider("Weight std (normal_)", share.STD_SCALE, key="l_std",
+                                        format_func=lambda s: f"{s:g}", on_change=edit, args=("std", "l_std"))
+
+st.code(step.source(values), language="python", line_numbers=False)
+if step.note:
+    st.info(f"**Changed since the 2018 lesson.** {step.note}", icon=":material/update:")
+
+with lab_ui.show_errors():
+    output = lesson_outputs(values)[number - 1]
+    if output.text:
+        st.code(output.text, language="text")
+    if output.figure is not None:
+        fig = go.Figure(output.figure)  # a copy: the cached one is shared
+        fig.update_layout(height=640 if present else 420, font=dict(size=24 if present else plots.FONT_SIZE),
+                          margin=dict(l=10, r=10, t=50, b=10))
+        lab_ui.plot(fig)
+
+if number in (8, 9, 11, 14) and not present:
+    build_state = values.sigmoid_network() if number in (8, 9) else values.relu_network()
+    st.page_link("pages/build.py", label=f"Open this network on Build ({build_state.arch.label()}, "
+                                         f"seed {build_state.seed}: the same weights)",
+                 icon=":material/account_tree:", query_params=share.encode(build_state))
+
+st.divider()
+navigation("bottom")
