@@ -1,0 +1,127 @@
+"""Jupyter notebooks to take home: the lesson with the visitor's values, a Build network, a Train run.
+
+Written with nbformat, without outputs: run top to bottom, each prints what the app showed (the
+lesson's steps are `steps.STEPS`, the code is `codegen` and `train.training_code`, all shared with
+the pages). MNIST is read where the app found it ($MNISTLAB_DATA or the lesson's folder), and
+downloaded when it is not there.
+"""
+
+from __future__ import annotations
+
+import nbformat
+from nbformat import v4
+
+from mnistlab import codegen, steps, train
+from mnistlab.network import Architecture, Init
+
+LESSON_FOLDER = '"~/.pytorch/MNIST_data/"'  # how train.training_code names the data folder
+
+# The lesson's helper.view_classify, drawn with Plotly (the app draws its own, plots.view_classify).
+VIEW_CLASSIFY = '''import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def view_classify(img, ps):
+    """The lesson's helper: an image and its 10 class probabilities, side by side."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
+                        subplot_titles=("image", "class probability"))
+    fig.add_trace(go.Heatmap(z=img.view(28, 28).numpy(), colorscale="gray", showscale=False),
+                  row=1, col=1)
+    fig.add_trace(go.Bar(x=ps.detach().view(10).numpy(), y=[str(c) for c in range(10)],
+                         orientation="h"), row=1, col=2)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", row=1, col=1)
+    fig.update_xaxes(range=[0, 1.1], row=1, col=2)
+    fig.update_layout(showlegend=False, height=380)
+    return fig'''
+
+ONE_THREAD = ("torch.set_num_threads(1)  # as MNIST Lab's server: the same arithmetic, in the same order, "
+              "so the same weights")
+
+
+def _notebook(cells: list) -> nbformat.NotebookNode:
+    nb = v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def to_bytes(nb: nbformat.NotebookNode) -> bytes:
+    """The .ipynb file's contents."""
+    nbformat.validate(nb)
+    return nbformat.writes(nb).encode()
+
+
+def _values_line(values: steps.LessonValues) -> str:
+    return (f"hidden units {values.n_hidden} (steps 5-9), hidden layers {values.hidden[0]} and "
+            f"{values.hidden[1]} (steps 11-14), seed {values.seed}, init std {values.std:g}, "
+            f"image {values.index} of the batch")
+
+
+def lesson(values: steps.LessonValues = steps.DEFAULT) -> nbformat.NotebookNode:
+    """The lesson's 14 steps with these values, each a markdown cell (what it shows, what changed
+    since 2018) and its code cell, after a cell with the lesson's `view_classify` helper."""
+    cells = [v4.new_markdown_cell(
+                 "# Neural Network Architecture: PyTorch's `nn` on MNIST\n\n"
+                 f"The lesson as MNIST Lab shows it, with {_values_line(values)}. Run the cells in order: "
+                 "each prints what the app's Lesson page showed."),
+             v4.new_code_cell(VIEW_CLASSIFY)]
+    for s in steps.STEPS:
+        text = f"## {s.number}. {s.title}\n\n{s.text}"
+        if s.note:
+            text += f"\n\n> **Changed since the 2018 lesson:** {s.note}"
+        cells += [v4.new_markdown_cell(text), v4.new_code_cell(s.source(values))]
+    return _notebook(cells)
+
+
+def _network_cells(arch: Architecture, init: Init, seed: int, style: str) -> list:
+    return [v4.new_markdown_cell(f"## The network: {arch.label()}, init {init.label()}, seed {seed}\n\n"
+                                 f"Written as {codegen.STYLES[style]}; it draws exactly the weights "
+                                 f"MNIST Lab shows for this seed."),
+            v4.new_code_cell(codegen.generate(arch, init, seed, style).rstrip("\n")),
+            v4.new_code_cell("print(f\"{sum(p.numel() for p in model.parameters()):,} parameters\")")]
+
+
+def build(arch: Architecture, init: Init = Init(), seed: int = 0,
+          style: str = "sequential") -> nbformat.NotebookNode:
+    """The Build page's network as code in the chosen style, and its parameter count."""
+    return _notebook([v4.new_markdown_cell(f"# MNIST Lab: a {arch.label()} network\n\n"
+                                           "The network from MNIST Lab's Build page."),
+                      *_network_cells(arch, init, seed, style)])
+
+
+def training_source(config: train.TrainConfig) -> str:
+    """The Train page's training code, reading MNIST where this app does."""
+    code = train.training_code(config)
+    folder = repr(steps.data_folder_text())
+    if LESSON_FOLDER not in code:
+        raise RuntimeError("train.training_code no longer names the lesson's data folder as expected")
+    return code.replace(LESSON_FOLDER, folder.replace("'", '"'), 1).rstrip("\n")
+
+
+def evaluation_source(config: train.TrainConfig) -> str:
+    return """testset = datasets.MNIST(trainset.root, download=True, train=False, transform=transform)
+testloader = DataLoader(testset, batch_size=1000)
+model.eval()
+correct = 0
+with torch.no_grad():
+    for images, labels in testloader:
+        ps = model(images.view(images.shape[0], -1))
+        correct += (ps.argmax(dim=1) == labels).sum().item()
+print(f"Test accuracy: {correct / len(testset):.2%}")"""
+
+
+def trained(arch: Architecture, init: Init, seed: int, config: train.TrainConfig,
+            accuracy: float | None = None) -> nbformat.NotebookNode:
+    """A Train page run: the network (OrderedDict `nn.Sequential`), the training code as the page
+    shows it, and an evaluation cell that prints the test accuracy the app measured."""
+    measured = "" if accuracy is None else f" MNIST Lab measured **{accuracy:.2%}**."
+    return _notebook([
+        v4.new_markdown_cell(f"# MNIST Lab: training {arch.label()}\n\n{config.label()}. Run every cell: "
+                             f"the last prints the test accuracy.{measured}"),
+        v4.new_code_cell(f"import torch\n\n{ONE_THREAD}"),
+        *_network_cells(arch, init, seed, "sequential"),
+        v4.new_markdown_cell("## Training, as the Train page shows it"),
+        v4.new_code_cell(training_source(config)),
+        v4.new_markdown_cell("## Evaluation on the 10,000 test images"),
+        v4.new_code_cell(evaluation_source(config)),
+    ])
