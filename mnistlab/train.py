@@ -8,10 +8,7 @@ which can also stop it.
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -402,92 +399,3 @@ def keep_run(runs: list[Run], new: Run, limit: int = MAX_RUNS_KEPT) -> list[Run]
     """`runs` with `new` added, dropping the oldest beyond `limit` (each run holds its weights)."""
     return (list(runs) + [new])[-limit:]
 
-
-# Trainings at once per server; more wait their turn. Each uses all of torch's threads, and two
-# sharing the cores go slower together than one after the other (threads spin, waiting for each other).
-MAX_TRAINING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
-MAX_RUN_SECONDS = 300  # a server's runs stop after 5 minutes, so nobody holds the queue for long
-_slots = threading.BoundedSemaphore(MAX_TRAINING_AT_ONCE)
-
-
-class Owner:
-    """Whoever waits for a job's result (e.g. kept in a visitor's session); when it is gone, so is the job."""
-
-
-class TrainingJob:
-    """A `run` in a background thread, so a page can draw its progress, stop it, and stay responsive.
-
-    `reports` grows as training goes (read it from any thread); when `done`, `result` holds the Run
-    or `error` what went wrong. Jobs beyond MAX_TRAINING_AT_ONCE wait (`waiting`) until one ends.
-    A job stops early when stopped, after `time_limit` seconds, or once its `owner` is garbage (the
-    visitor left: nobody will ever look at the result); `stop_reason` says which.
-    """
-
-    def __init__(self, arch: network.Architecture, init: network.Init, seed: int, config: TrainConfig,
-                 train_split: Split, test_split: Split, device="cpu", owner: Owner | None = None,
-                 time_limit: float | None = None):
-        self.args = (arch, init, network.check_seed(seed), config, train_split, test_split,
-                     network.resolve_device(device))
-        self.arch, self.config = arch, config
-        self.time_limit = MAX_RUN_SECONDS if time_limit is None else time_limit
-        self._owner = weakref.ref(owner) if owner is not None else None
-        self.reports: list[Progress] = []
-        self.result: Run | None = None
-        self.error: Exception | None = None
-        self.stop_reason = ""  # "stopped", "time limit" or "abandoned" when it ended early
-        self.waiting = True
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="mnistlab-training", daemon=True)
-
-    def start(self) -> TrainingJob:
-        self._thread.start()
-        return self
-
-    def _abandoned(self) -> bool:
-        return self._owner is not None and self._owner() is None
-
-    def _work(self) -> None:
-        try:
-            while not _slots.acquire(timeout=0.2):
-                if self._stop.is_set() or self._abandoned():
-                    self.stop_reason = "abandoned" if self._abandoned() else "stopped"
-                    self.error = ConfigError("Training was stopped before it started.")
-                    return
-            try:
-                self.waiting = False
-                self._started = time.monotonic()
-                self.result = run(*self.args, callback=self._report, stop=self._stop)
-            finally:
-                _slots.release()
-        except Exception as e:  # shown to the user by whoever started the job
-            self.error = e
-
-    def _report(self, progress: Progress) -> bool:
-        self.reports.append(progress)
-        if self._stop.is_set():
-            self.stop_reason = self.stop_reason or "stopped"
-        elif self._abandoned():
-            self.stop_reason = "abandoned"
-        elif time.monotonic() - self._started > self.time_limit:
-            self.stop_reason = "time limit"
-        return not self.stop_reason
-
-    def stop(self) -> None:
-        self.stop_reason = self.stop_reason or "stopped"
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def done(self) -> bool:
-        return self._thread.ident is not None and not self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return self.done
-
-    @property
-    def latest(self) -> Progress | None:
-        return self.reports[-1] if self.reports else None

@@ -7,7 +7,7 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 import lab_ui
-from mnistlab import network, plots, preprocess, store, train
+from mnistlab import jobs, network, plots, preprocess, store, train
 
 lab_ui.entry_guard()
 
@@ -63,8 +63,20 @@ def quick_train() -> None:
         bar.progress(p.fraction, text=f"Training: step {p.step} of {p.total_steps}, loss {p.loss:.3f}, "
                                       f"accuracy so far {p.accuracy:.1%}")
 
-    run = train.run(network.Architecture(), network.Init(), 0, QUICK, lab_ui.split(True), lab_ui.split(False),
-                    device=lab_ui.current_build()["device"], callback=report)
+    # A job in the server's queue like every training, so it takes its turn with the others.
+    owner = st.session_state.setdefault("tr_owner", jobs.Owner())
+    job = jobs.TrainingJob(network.Architecture(), network.Init(), 0, QUICK, lab_ui.split(True),
+                           lab_ui.split(False), lab_ui.current_build()["device"], owner=owner).start()
+    shown = 0
+    while not job.wait(0.2):
+        if job.waiting:
+            bar.progress(0.0, text="Waiting for the server: other visitors' networks are training.")
+        for p in job.reports[shown:]:
+            report(p)
+        shown = len(job.reports)
+    if job.error is not None:
+        raise job.error
+    run = job.result
     st.session_state["runs"] = train.keep_run(st.session_state.get("runs", []), run)
     st.session_state["draw_models"] = [lab_ui.run_label(len(st.session_state["runs"]), run)]
 

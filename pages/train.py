@@ -1,7 +1,7 @@
 """Train: the network from Build learns MNIST while you watch; then what it gets right and wrong.
 
-Training runs in a background thread (`train.TrainingJob`); a fragment redraws its progress twice a
-second, so the page (and every other visitor's) stays responsive and Stop works at once.
+Training runs as a job in the server's queue (`jobs.TrainingJob`); a fragment redraws its progress
+twice a second, so the page (and every other visitor's) stays responsive and Stop works at once.
 """
 
 import math
@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import data, network, plots, store, train
+from mnistlab import data, jobs, network, plots, store, train
 from mnistlab.errors import LabError
 
 lab_ui.entry_guard()
@@ -44,17 +44,17 @@ def start_training(build: dict) -> None:
                                    batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], seed=ss["tr_seed"],
                                    normalization=ss["tr_normalization"])
         # The job ends itself if this session goes away: the owner token lives only in its state.
-        owner = ss.setdefault("tr_owner", train.Owner())
-        ss["train_job"] = train.TrainingJob(build["arch"], build["init"], build["seed"], config,
-                                            lab_ui.split(True), lab_ui.split(False), build["device"],
-                                            owner=owner).start()
+        owner = ss.setdefault("tr_owner", jobs.Owner())
+        ss["train_job"] = jobs.TrainingJob(build["arch"], build["init"], build["seed"], config,
+                                           lab_ui.split(True), lab_ui.split(False), build["device"],
+                                           owner=owner).start()
         ss.pop("tr_error", None)
         ss.pop("tr_notice", None)
     except LabError as e:
         ss["tr_error"] = str(e)
 
 
-def finish(job: train.TrainingJob) -> None:
+def finish(job: jobs.TrainingJob) -> None:
     del ss["train_job"]
     if isinstance(job.error, LabError):
         ss["tr_error"] = str(job.error)

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from mnistlab import codegen, data, network, train
+from mnistlab import codegen, data, jobs, network, train
 from mnistlab.errors import ConfigError
 
 SMALL = network.Architecture((32,), ("relu",))
@@ -216,7 +216,7 @@ def test_sigmoid_256_reaches_95_percent_in_5_epochs(train_split, test_split):
 
 def test_a_background_job_reports_as_it_goes_and_gives_its_run(train_split, test_split):
     config = train.TrainConfig(epochs=2, batch_size=600)
-    job = train.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
+    job = jobs.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
     assert job.wait(120) and job.error is None and not job.waiting
     assert [p.step for p in job.reports] == list(range(20, 201, 20))
     direct = train.run(SMALL, network.Init(), 0, config, train_split, test_split)
@@ -224,7 +224,7 @@ def test_a_background_job_reports_as_it_goes_and_gives_its_run(train_split, test
 
 
 def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_split):
-    job = train.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=2, batch_size=1000),
+    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=2, batch_size=1000),
                             train_split, test_split).start()
     job.wait(120)
     live, done = train.progress_curve(job.reports), job.result.history.curve()
@@ -233,10 +233,10 @@ def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_spli
 
 
 def test_jobs_beyond_the_cap_wait_their_turn(train_split, test_split, monkeypatch):
-    monkeypatch.setattr(train, "_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(jobs, "_default", {"queue": jobs.Queue(1)})
     config = train.TrainConfig(epochs=20, batch_size=16)
-    first = train.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
-    second = train.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
+    first = jobs.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
+    second = jobs.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
     while first.waiting:
         first.wait(0.05)
     assert not second.wait(0.5) and second.waiting and not second.reports
@@ -249,9 +249,9 @@ def test_jobs_beyond_the_cap_wait_their_turn(train_split, test_split, monkeypatc
 
 
 def test_a_job_stopped_while_waiting_never_trains(train_split, test_split, monkeypatch):
-    monkeypatch.setattr(train, "_slots", threading.BoundedSemaphore(1))
-    train._slots.acquire()  # another visitor's training holds the only slot
-    job = train.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(), train_split, test_split).start()
+    monkeypatch.setattr(jobs, "_default", {"queue": jobs.Queue(1)})
+    jobs.default_queue().acquire("another visitor")  # their training holds the only slot
+    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(), train_split, test_split).start()
     job.stop()
     assert job.wait(10) and job.result is None and "stopped before it started" in str(job.error)
 
@@ -297,15 +297,15 @@ def test_a_network_is_evaluated_with_the_inputs_it_was_trained_on(train_split, t
 
 
 def test_a_job_stops_at_its_time_limit_and_keeps_what_it_learned(train_split, test_split):
-    job = train.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8),
+    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8),
                             train_split, test_split, time_limit=0.5).start()
     assert job.wait(60) and job.stop_reason == "time limit"
     assert job.result.history.stopped_early and job.result.history.steps < 150_000
 
 
 def test_a_job_whose_owner_is_gone_stops(train_split, test_split):
-    owner = train.Owner()  # e.g. kept in a visitor's session state
-    job = train.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8),
+    owner = jobs.Owner()  # e.g. kept in a visitor's session state
+    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8),
                             train_split, test_split, owner=owner).start()
     while not job.reports:
         job.wait(0.05)

@@ -8,7 +8,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 from test_app_pages import figure_with
 
-from mnistlab import data, network, store, train
+from mnistlab import data, jobs, network, store, train
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
@@ -118,7 +118,7 @@ def test_stop_ends_the_run_early_and_keeps_what_it_learned():
 
 
 def test_a_run_at_the_servers_time_limit_stops_with_a_notice(monkeypatch):
-    monkeypatch.setattr(train, "MAX_RUN_SECONDS", 0.5)
+    monkeypatch.setattr(jobs, "MAX_RUN_SECONDS", 0.5)
     at = open_train()
     use_network(at, "16", "relu")
     run = train_once(at, epochs=20, batch=8)

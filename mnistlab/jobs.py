@@ -1,0 +1,278 @@
+"""The app's one job queue: every training (a Train-page run, Draw's quick training, a sweep's
+trials) is a job that waits for one of the server's slots, then runs on an engine.
+
+Slots are shared fairly between owners: when one frees, the next job comes from the owner with the
+fewest jobs running (the one served longest ago on a tie), first come first served within an owner.
+So a student's single run never waits behind a whole sweep, at most behind the trial running now.
+
+Engines run the work: `LocalEngine` in this process's threads (the default; nothing to install),
+`mnistlab.ray_engine.RayEngine` on a Ray cluster, imported only when chosen: with
+MNISTLAB_RAY_ADDRESS (or Ray's own RAY_ADDRESS) set, the app's trainings all go to that cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import weakref
+
+from mnistlab import network, train
+from mnistlab.data import Split
+from mnistlab.errors import ConfigError
+
+# Trainings at once per server; more wait their turn. Each uses all of torch's threads, and two
+# sharing the cores go slower together than one after the other (threads spin, waiting for each other).
+MAX_TRAINING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
+MAX_RUN_SECONDS = 300  # a server's runs stop after 5 minutes, so nobody holds the queue for long
+POLL_S = 0.2  # how often a waiting job checks whether it was stopped or abandoned
+
+_keys = itertools.count()
+
+
+class Owner:
+    """Whoever waits for a job's result (e.g. kept in a visitor's session); when it is gone, so is the job.
+
+    It is also the unit of fairness: each owner's jobs take their turns against other owners' jobs.
+    """
+
+    def __init__(self):
+        self.key = next(_keys)
+
+    def __repr__(self) -> str:
+        return f"Owner({self.key})"
+
+
+class Queue:
+    """`slots` jobs run at once; the others wait, and a freed slot goes to the least-served owner."""
+
+    def __init__(self, slots: int = MAX_TRAINING_AT_ONCE):
+        self.slots = max(1, int(slots))
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[object, object]] = []  # (owner key, ticket), in arrival order
+        self._granted: set[object] = set()
+        self._running: dict[object, int] = {}
+        self._served: dict[object, int] = {}  # owner key -> turn of its latest start
+        self._turns = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"Queue({self.slots} slots, {self.running} running, {self.waiting} waiting)"
+
+    @property
+    def running(self) -> int:
+        return sum(self._running.values())
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def acquire(self, key, cancelled=lambda: False) -> bool:
+        """Wait for a slot for owner `key`; False (and no slot) when `cancelled()` turns true first."""
+        ticket = object()
+        with self._cond:
+            self._waiting.append((key, ticket))
+            self._dispatch()
+            while ticket not in self._granted:
+                if cancelled():
+                    self._waiting.remove((key, ticket))
+                    return False
+                self._cond.wait(POLL_S)
+            self._granted.discard(ticket)
+        return True
+
+    def release(self, key) -> None:
+        with self._cond:
+            self._running[key] -= 1
+            if not self._running[key]:
+                del self._running[key]
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._waiting and self.running < self.slots:
+            # the owner with the fewest running jobs, then the one served longest ago (never: first)
+            rank = {}
+            for i, (key, _) in enumerate(self._waiting):
+                rank.setdefault(key, (self._running.get(key, 0), self._served.get(key, -1), i))
+            key = min(rank, key=rank.get)
+            index = rank[key][2]
+            _, ticket = self._waiting.pop(index)
+            self._running[key] = self._running.get(key, 0) + 1
+            self._served[key] = next(self._turns)
+            self._granted.add(ticket)
+            self._cond.notify_all()
+
+
+class LocalEngine:
+    """Trains in the calling thread, on this machine."""
+
+    name = "local"
+
+    @property
+    def slots(self) -> int:
+        return MAX_TRAINING_AT_ONCE
+
+    def train(self, args: tuple, callback, stop, **run_kwargs) -> train.Run:
+        return train.run(*args, callback=callback, stop=stop, **run_kwargs)
+
+    def train_group(self, group, train_split: Split, test_split: Split, callback, stop):
+        from mnistlab import stacked
+
+        return stacked.train_group(group, train_split, test_split, callback=callback, stop=stop)
+
+    def close(self) -> None:
+        pass
+
+
+def ray_address() -> str | None:
+    """The Ray cluster the app sends its trainings to, if one is configured."""
+    return os.environ.get("MNISTLAB_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
+
+
+def make_engine(name: str = "local", address: str | None = None):
+    """The engine called `name` ("local" or "ray"); ray connects to `address`, or starts a local instance."""
+    name = str(name).strip().lower()
+    if name == "local":
+        return LocalEngine()
+    if name == "ray":
+        from mnistlab import ray_engine  # Ray is imported only here: the default never pays for it
+
+        return ray_engine.RayEngine(address)
+    raise ConfigError(f"Engine must be local or ray; got {name!r}.")
+
+
+_default: dict = {}
+_default_lock = threading.Lock()
+
+
+def default_engine():
+    """The app's engine: Ray when MNISTLAB_RAY_ADDRESS or RAY_ADDRESS is set, else local."""
+    with _default_lock:
+        if "engine" not in _default:
+            address = ray_address()
+            _default["engine"] = make_engine("ray", address) if address else LocalEngine()
+        return _default["engine"]
+
+
+def default_queue() -> Queue:
+    """The app's one queue, as many slots as its engine has."""
+    with _default_lock:
+        if "queue" not in _default:
+            _default["queue"] = Queue(MAX_TRAINING_AT_ONCE)
+        return _default["queue"]
+
+
+def _set_default(queue: Queue | None = None, engine=None) -> None:
+    """Replace the app's queue or engine (the server's start, and tests)."""
+    with _default_lock:
+        if queue is not None:
+            _default["queue"] = queue
+        if engine is not None:
+            _default["engine"] = engine
+
+
+class Job:
+    """Work that waits for a slot in a background thread, so a page can draw its progress, stop it,
+    and stay responsive.
+
+    `reports` grows as it goes (read it from any thread); when `done`, `result` holds what it made
+    or `error` what went wrong. A job waits (`waiting`) while the queue's slots are taken. It stops
+    early when stopped, after `time_limit` seconds, or once its `owner` is garbage (the visitor left:
+    nobody will ever look at the result); `stop_reason` says which.
+    """
+
+    name = "mnistlab-job"
+
+    def __init__(self, owner: Owner | None = None, time_limit: float | None = None,
+                 queue: Queue | None = None, engine=None, fair_key=None):
+        self.time_limit = MAX_RUN_SECONDS if time_limit is None else time_limit
+        self._owner = weakref.ref(owner) if owner is not None else None
+        # Fairness: by owner, unless the caller names its own stream of jobs (a sweep does).
+        self._key = fair_key if fair_key is not None else (owner.key if owner is not None else object())
+        self._queue, self._engine = queue, engine
+        self.reports: list[train.Progress] = []
+        self.result = None
+        self.error: Exception | None = None
+        self.stop_reason = ""  # "stopped", "time limit" or "abandoned" when it ended early
+        self.waiting = True
+        self._started = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self, engine):  # the work itself, in a slot
+        raise NotImplementedError
+
+    def _abandoned(self) -> bool:
+        return self._owner is not None and self._owner() is None
+
+    def _work(self) -> None:
+        try:
+            queue = self._queue or default_queue()
+            engine = self._engine or default_engine()
+            if not queue.acquire(self._key, lambda: self._stop.is_set() or self._abandoned()):
+                self.stop_reason = "abandoned" if self._abandoned() else "stopped"
+                self.error = ConfigError("Training was stopped before it started.")
+                return
+            try:
+                self.waiting = False
+                self._started = time.monotonic()
+                self.result = self._run(engine)
+            finally:
+                queue.release(self._key)
+        except Exception as e:  # shown to the user by whoever started the job
+            self.error = e
+
+    def _report(self, progress: train.Progress) -> bool:
+        self.reports.append(progress)
+        if self._stop.is_set():
+            self.stop_reason = self.stop_reason or "stopped"
+        elif self._abandoned():
+            self.stop_reason = "abandoned"
+        elif time.monotonic() - self._started > self.time_limit:
+            self.stop_reason = "time limit"
+        return not self.stop_reason
+
+    def stop(self) -> None:
+        self.stop_reason = self.stop_reason or "stopped"
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._thread.ident is not None and not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+    @property
+    def latest(self) -> train.Progress | None:
+        return self.reports[-1] if self.reports else None
+
+
+class TrainingJob(Job):
+    """A `train.run` as a job: the Train page's runs and Draw's quick training. `result` is the Run.
+
+    `run_kwargs` go on to `train.run` as they are (e.g. what to record as it trains).
+    """
+
+    name = "mnistlab-training"
+
+    def __init__(self, arch: network.Architecture, init: network.Init, seed: int, config: train.TrainConfig,
+                 train_split: Split, test_split: Split, device="cpu", owner: Owner | None = None,
+                 time_limit: float | None = None, queue: Queue | None = None, engine=None, **run_kwargs):
+        super().__init__(owner, time_limit, queue, engine)
+        self.args = (arch, init, network.check_seed(seed), config, train_split, test_split,
+                     network.resolve_device(device))
+        self.arch, self.config = arch, config
+        self.run_kwargs = run_kwargs
+
+    def _run(self, engine) -> train.Run:
+        return engine.train(self.args, self._report, self._stop, **self.run_kwargs)
