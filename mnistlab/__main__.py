@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import data, network, store, train
+from mnistlab import data, dynamics, network, store, train
 from mnistlab.errors import ConfigError, LabError
 
 THREADS_HELP = ("CPU threads for torch (default 1: at these layer sizes more threads gain little on an "
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", default="1", help=THREADS_HELP)
     t.add_argument("--out", default=None, help="save the trained model under this name in the models "
                                                "folder ($MNISTLAB_MODELS or ~/.mnistlab/models)")
+    t.add_argument("--history", default=None, metavar="FILE.json",
+                   help="write the training curves and each layer's learning dynamics (update ratios, "
+                        "saturated or dead shares, loss at step 0) to this JSON file")
     t.add_argument("--dry-run", action="store_true",
                    help=f"a quick check: one epoch on the first {DRY_RUN_IMAGES} training images, "
                         f"evaluated on the first {DRY_RUN_IMAGES} test images")
@@ -106,19 +110,50 @@ def cmd_train(args) -> None:
     _use_threads(args.threads)
     if args.out is not None:
         store.check_name(args.out)  # before training, not after
+    history_path = _history_path(args.history)
     train_split, test_split = data.load_split(True), data.load_split(False)
     if args.dry_run:
         train_split, test_split = _subset(train_split, DRY_RUN_IMAGES), _subset(test_split, DRY_RUN_IMAGES)
     print(f"Training {arch.label()} ({arch.n_parameters:,} parameters, init {init.label()}) with "
           f"{config.label()} on {device}", file=sys.stderr)
-    run = train.run(arch, init, config.seed, config, train_split, test_split, device, callback=_ProgressBar())
+    run = train.run(arch, init, config.seed, config, train_split, test_split, device, callback=_ProgressBar(),
+                    record_dynamics=history_path is not None)
     e = run.evaluation
     print(f"trained in {run.seconds:.1f} s")
     print(f"test accuracy: {e.accuracy:.2%} (test loss {e.loss:.4f}, {e.n_misclassified} of "
           f"{len(test_split):,} wrong)")
+    verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, config.lr)
+    if run.dynamics is not None:
+        print(f"loss at step 0: {run.dynamics.init_loss:.3f} (ten equal guesses: {dynamics.EXPECTED_INIT_LOSS:.3f})")
+    if verdict:
+        print(verdict)
+    if history_path is not None:
+        history_path.write_text(json.dumps(dynamics.json_safe(_history(run, verdict)), allow_nan=False))
+        print(f"history written to {history_path}")
     if args.out is not None:
         path = store.save(store.SavedModel.from_run(run), args.out)
         print(f"saved to {path}")
+
+
+def _history_path(name: str | None) -> Path | None:
+    if name is None:
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir() or not path.parent.is_dir():
+        raise ConfigError(f"--history needs a file name in an existing folder, e.g. run.json; got {name!r}.")
+    return path
+
+
+def _history(run: train.Run, verdict: str | None) -> dict:
+    """The run's curves, per step, and its learning dynamics: what --history writes."""
+    h = run.history
+    return {"network": run.arch.label(), "architecture": run.arch.to_dict(), "init": run.init.to_dict(),
+            "seed": run.seed, "training": run.config.to_dict(), "steps_per_epoch": h.steps_per_epoch,
+            "epoch_ends": h.epoch_ends, "stopped_early": h.stopped_early,
+            "loss": h.loss, "accuracy": h.accuracy,  # one per step: the batch's
+            "test_loss": run.evaluation.loss, "test_accuracy": run.evaluation.accuracy,
+            "dynamics": run.dynamics.to_json() if run.dynamics is not None else None,
+            "diagnosis": verdict}
 
 
 def cmd_eval(args) -> None:

@@ -58,8 +58,9 @@ def snapshot_steps(steps_per_epoch: int, epochs: int) -> list[int]:
 
 
 def replay_digits(labels: torch.Tensor) -> list[int]:
-    """Indices of the first test image of each digit 0-9: the fixed row the replay predicts."""
-    return [int((labels == d).nonzero()[0]) for d in range(10)]
+    """Indices of the first test image of each digit 0-9 (of those present): the fixed row the replay
+    predicts."""
+    return [int(hits[0]) for d in range(10) if len(hits := (labels == d).nonzero())]
 
 
 def kind_of(activation: str) -> str:
@@ -129,10 +130,10 @@ class Dynamics:
 
     def to_json(self) -> dict:
         """The rows and the step-0 check as JSON-ready values (non-finite numbers become null)."""
-        return {"expected_init_loss": EXPECTED_INIT_LOSS, "init_loss": _finite(self.init_loss),
+        return {"expected_init_loss": EXPECTED_INIT_LOSS, "init_loss": json_safe(self.init_loss),
                 "healthy_update_ratio_log10": HEALTHY_UPDATE, "probe_images": PROBE_IMAGES,
                 "layers": self.layers, "activations": self.activations,
-                "rows": _finite(self.rows())}
+                "rows": json_safe(self.rows())}
 
 
 def as_rows(steps, steps_per_epoch: int, columns, values) -> list[dict]:
@@ -172,11 +173,12 @@ def memory_bound(n_layers: int, epochs: int) -> int:
     return MAX_ROWS * (4 * columns + 8) + snapshots * per_snapshot
 
 
-def _finite(value):
+def json_safe(value):
+    """`value` with every non-finite float (in dicts and lists too) as None, which JSON writes as null."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
