@@ -185,23 +185,42 @@ def pixel_values(image, decimals: int = 0, title: str | None = None, height: int
 
 
 def weight_images(weight, max_units: int = 64, columns: int | None = None,
-                  title: str | None = None) -> go.Figure:
+                  title: str | None = None, shared_scale: bool = False) -> go.Figure:
     """The first layer's weights as 28×28 images, one per hidden unit (the first `max_units`).
 
-    Blue is positive, red negative, white zero, on one symmetric scale for all units.
+    Blue is positive, red negative, white zero. By default each unit has its own symmetric scale
+    (its largest |weight| is full colour), so a unit with small weights still shows its pattern
+    beside strong ones; `shared_scale` puts every unit on one scale, to compare their sizes.
+    Hovering shows the weight itself either way.
     """
     w = _np(weight)
     if w.ndim != 2 or w.shape[1] != 784:
         raise ValueError(f"First-layer weights are (hidden, 784); got shape {w.shape}.")
     w = w[:max_units].reshape(-1, 28, 28)
     columns = max(1, min(columns or math.ceil(math.sqrt(2 * len(w))), len(w)))
-    z = _tile(w, columns, gap=3)
-    bound = float(np.max(np.abs(w))) or 1.0
-    fig = go.Figure(go.Heatmap(z=z, colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound, hoverongaps=False,
-                               colorbar=dict(thickness=14), hovertemplate="%{z:.3f}<extra></extra>"))
-    _image_axes(fig)
+    actual = _tile(w, columns, gap=3)
     rows = math.ceil(len(w) / columns)
+    if shared_scale:
+        bound = float(np.nanmax(np.abs(w))) if np.isfinite(w).any() else 1.0
+        trace = go.Heatmap(z=actual, colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound, hoverongaps=False,
+                           colorbar=dict(thickness=14), hovertemplate="%{z:.3f}<extra></extra>")
+    else:
+        z = _tile(_per_unit(w), columns, gap=3)
+        trace = go.Heatmap(z=z, customdata=actual, colorscale=DIVERGING, zmid=0, zmin=-1, zmax=1,
+                           hoverongaps=False, hovertemplate="%{customdata:.3f}<extra></extra>",
+                           colorbar=dict(thickness=14, tickvals=[-1, 0, 1],
+                                         ticktext=["−max", "0", "+max"], title=dict(text="per unit")))
+    fig = go.Figure(trace)
+    _image_axes(fig)
     return _layout(fig, title, height=min(560, max(240, 90 * rows + 60)))
+
+
+def _per_unit(w: np.ndarray) -> np.ndarray:
+    """Each (28, 28) unit divided by its own largest |weight|: -1 to 1, as float32."""
+    bound = np.nanmax(np.abs(np.where(np.isfinite(w), w, np.nan)), axis=(1, 2), keepdims=True) \
+        if np.isfinite(w).any() else np.ones((len(w), 1, 1))
+    bound = np.where(np.isfinite(bound) & (bound > 0), bound, 1.0)
+    return (w / bound).astype(np.float32)
 
 
 # -- counts and distributions -------------------------------------------------------------------
@@ -228,6 +247,11 @@ def histogram_counts(values, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
         return np.array([lo]), np.array([v.size])
     counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
     return (edges[:-1] + edges[1:]) / 2, counts
+
+
+def _log_counts(fig: go.Figure) -> None:
+    """Log-scale count axes ticked at clean powers of ten (1, 10, 100, 1,000, ...) and nothing between."""
+    fig.update_yaxes(type="log", dtick=1, tickformat=",d", minor=dict(showgrid=False, ticks=""))
 
 
 def _panel_grid(names: list[str], columns: int) -> tuple[go.Figure, int, int]:
@@ -261,7 +285,7 @@ def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, t
         if x_title and r == rows - 1:
             fig.update_xaxes(title_text=x_title, row=r + 1, col=c + 1)
     if log_y:
-        fig.update_yaxes(type="log")
+        _log_counts(fig)
     fig.update_layout(bargap=0.02)
     return _layout(fig, title, height=panel_height * rows + (70 if title else 40))
 
@@ -344,3 +368,180 @@ def histograms_before_after(before: Mapping[str, object], after: Mapping[str, ob
                           row=r + 1, col=c + 1)
     fig.update_layout(barmode="overlay", bargap=0)
     return _layout(fig, title, height=panel_height * rows + (70 if title else 40))  # title names the colours
+
+
+# -- learning dynamics (Train page) -----------------------------------------------------------------
+
+LAYER_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#eeca3b",
+                "#bab0ac"]
+RUN_DASHES = ["solid", "dash", "dot", "dashdot"]
+DYNAMICS_PANELS = (("update_ratio_log10", "update ÷ weight, log10 (std)"),
+                   ("grad_ratio_log10", "gradient ÷ weight, log10 (std)"),
+                   ("share", "saturated or dead, probe batch"))
+
+
+def layer_dynamics(runs: Mapping[str, Mapping[tuple[str, str], tuple]], title: str | None = None,
+                   epochs: float | None = None, height: int = 420) -> go.Figure:
+    """Each layer's learning dynamics against epochs: {run label: {(layer, what): (epochs, values)}}.
+
+    Three panels: the update-to-data ratio per Linear layer (with the healthy 1e-3 line), the
+    gradient's size against the weight's, and each hidden activation's saturated or dead share.
+    A colour per layer; with several runs, a dash style per run (an A/B comparison).
+    """
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in DYNAMICS_PANELS], horizontal_spacing=0.07)
+    layers = list(dict.fromkeys(layer for series in runs.values() for layer, _ in series))
+    several = len(runs) > 1
+    for r, (label, series) in enumerate(runs.items()):
+        dash = RUN_DASHES[r % len(RUN_DASHES)]
+        for (layer, key), (x, y) in series.items():
+            col = 1 if key == "update_ratio_log10" else 2 if key == "grad_ratio_log10" else 3
+            color = LAYER_COLORS[layers.index(layer) % len(LAYER_COLORS)]
+            name = f"{layer}{f' ({key})' if col == 3 else ''}"
+            shown = f"%{{y:.0%}} {key}" if col == 3 else "%{y:.2f}"
+            fig.add_trace(go.Scatter(
+                x=list(x), y=[v if v is not None and math.isfinite(v) else None for v in y], mode="lines",
+                name=f"{label.split(':')[0]} · {name}" if several else name,
+                legendgroup=f"{label}{layer}", showlegend=col != 2,
+                line=dict(color=color, width=2, dash=dash),
+                hovertemplate=f"{name}, epoch %{{x:.2f}}: {shown}<extra>{label.split(':')[0]}</extra>"),
+                row=1, col=col)
+    fig.add_hline(y=-3, line=dict(color="#555555", dash="dot", width=1.5), row=1, col=1,
+                  annotation_text="1e-3", annotation_position="bottom right")
+    fig.update_xaxes(title_text="epoch", rangemode="tozero", range=[0, epochs] if epochs else None)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=3)
+    if not any(series for series in runs.values()):
+        fig.update_yaxes(range=[-5, 0], row=1, col=1)
+        fig.update_yaxes(range=[-4, 1], row=1, col=2)
+    _layout(fig, title, height)
+    fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+    return fig
+
+
+def _digit_column(images) -> str:
+    """Digits stacked top to bottom, as one gray PNG data URL."""
+    a = _np(images).reshape(-1, 28, 28)
+    a = np.concatenate(list(a))
+    lo, hi = float(a.min()), float(a.max())
+    return png_data_url(np.round((a - lo) / max(hi - lo, 1e-9) * 255).astype(np.uint8))
+
+
+def _diverging_png(z: np.ndarray) -> str:
+    """Values in [-1, 1] (NaN: a gap, transparent) as an RGBA PNG in the DIVERGING colours."""
+    from plotly.colors import diverging, unlabel_rgb
+
+    stops = np.array([unlabel_rgb(c) for c in getattr(diverging, DIVERGING)], dtype=np.float64)
+    t = (np.clip(np.nan_to_num(z, nan=0.0), -1, 1) + 1) / 2 * (len(stops) - 1)
+    lo = np.floor(t).astype(int).clip(0, len(stops) - 2)
+    frac = (t - lo)[..., None]
+    rgb = stops[lo] * (1 - frac) + stops[lo + 1] * frac
+    alpha = np.where(np.isnan(z), 0, 255)[..., None]
+    return png_data_url(np.round(np.concatenate([rgb, alpha], axis=-1)).astype(np.uint8))
+
+
+def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
+           frame_ms: int = 700) -> go.Figure:
+    """The run's snapshots as an animation: a slider over them and a play button, played in the
+    browser (Plotly frames), with no round-trip to the server per frame.
+
+    Each frame shows fc1's first units (each on its own symmetric scale), the class probabilities
+    for one test image of each digit (`digit_images`, in `dynamics.replay_digits` order), and each
+    Linear layer's weight histogram. `dynamics` is a `mnistlab.dynamics.Dynamics`.
+    """
+    snaps, spe, layers = dynamics.snapshots, dynamics.steps_per_epoch, dynamics.layers
+    hist_cols = min(3, len(layers))
+    hist_rows = math.ceil(len(layers) / hist_cols)
+    cols = hist_cols * 2  # the digits' column is one half of a histogram column
+    specs = [[{"colspan": cols}] + [None] * (cols - 1),
+             [{}] + [{"colspan": cols - 1}] + [None] * (cols - 2)]
+    titles = [f"fc1: the first {len(snaps[0].templates)} units, each on its own scale", "",
+              "class probabilities (columns 0-9) for one test image of each digit"]
+    for r in range(hist_rows):
+        row = []
+        for c in range(hist_cols):
+            i = r * hist_cols + c
+            row += [{"colspan": 2}, None] if i < len(layers) else [None, None]
+            if i < len(layers):
+                titles.append(f"{layers[i]}.weight")
+        specs.append(row)
+    heights = [1.2, 1.7] + [1.0] * hist_rows
+    fig = make_subplots(rows=2 + hist_rows, cols=cols, specs=specs, subplot_titles=titles,
+                        row_heights=heights, vertical_spacing=0.1 / (1 + hist_rows / 2),
+                        horizontal_spacing=0.05)
+
+    units = len(snaps[0].templates)
+    tile_cols = max(1, min(columns, units))
+
+    # Frames carry plain lists and PNGs: Plotly.js does not decode 2-D binary arrays inside frames.
+    def templates(s):
+        return _diverging_png(_tile(_per_unit(_np(s.templates).reshape(-1, 28, 28)), tile_cols, gap=3))
+
+    def probabilities(s):
+        p = _np(s.probabilities)
+        return ([[round(v, 4) if np.isfinite(v) else None for v in row] for row in p.tolist()],
+                [[f"{v:.2f}" if np.isfinite(v) else "" for v in row] for row in p])
+
+    def histogram(s, name):
+        lo, hi, counts = s.histograms[name]
+        counts = _np(counts)
+        if not len(counts):
+            return np.zeros(0), counts, 1.0
+        width = (hi - lo) / len(counts)
+        return lo + width * (np.arange(len(counts)) + 0.5), counts, width
+
+    first = snaps[0]
+    fig.add_trace(go.Image(source=templates(first), hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Image(source=_digit_column(digit_images), hoverinfo="skip"), row=2, col=1)
+    p, text = probabilities(first)
+    digits = [str(d) for d in range(len(p))]  # the replay digits are one of each, 0 to 9
+    fig.add_trace(go.Heatmap(z=p, x=digits, y=digits, text=text, texttemplate="%{text}", colorscale="Blues",
+                             zmin=0, zmax=1, showscale=False,
+                             hovertemplate="a %{y}: class %{x} %{z:.3f}<extra></extra>"), row=2, col=2)
+    for i, name in enumerate(layers):
+        x, y, width = histogram(first, name)
+        fig.add_trace(go.Bar(x=x, y=y, width=width, marker_color=BAR, marker_line_width=0,
+                             hovertemplate="%{x:.3g}: %{y:,}<extra></extra>"),
+                      row=3 + i // hist_cols, col=1 + 2 * (i % hist_cols))
+        # One x range over every frame, so the histogram's spread is seen to change.
+        edges = [v for s in snaps for v in s.histograms[name][:2] if math.isfinite(v)]
+        tops = [int(_np(s.histograms[name][2]).max()) for s in snaps if len(s.histograms[name][2])]
+        if edges:
+            fig.update_xaxes(range=[min(edges), max(edges)], row=3 + i // hist_cols, col=1 + 2 * (i % hist_cols))
+        if tops:
+            fig.update_yaxes(range=[0, max(tops) * 1.08], row=3 + i // hist_cols, col=1 + 2 * (i % hist_cols))
+
+    _image_axes(fig, row=1, col=1)
+    fig.update_yaxes(scaleanchor="x", row=1, col=1)
+    _image_axes(fig, row=2, col=1)
+    fig.update_xaxes(type="category", row=2, col=2)
+    fig.update_yaxes(type="category", autorange="reversed", showticklabels=False, row=2, col=2)
+
+    def label(s):
+        return f"step {s.step:,} · epoch {s.step / spe:.2f}"
+
+    animated = [0] + list(range(2, 3 + len(layers)))  # every trace but the digits' image
+    frames = []
+    for s in snaps:
+        p, text = probabilities(s)
+        data = [go.Image(source=templates(s)), go.Heatmap(z=p, text=text)]
+        for name in layers:
+            x, y, width = histogram(s, name)
+            data.append(go.Bar(x=x, y=y, width=width))
+        frames.append(go.Frame(data=data, traces=animated, name=label(s)))
+    fig.frames = frames
+    play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
+    fig.update_layout(
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.045, xanchor="left", yanchor="top",
+                          pad=dict(t=8, r=10), showactive=False,
+                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ Pause", method="animate",
+                                        args=[[None], dict(frame=dict(duration=0, redraw=False),
+                                                           mode="immediate")])])],
+        sliders=[dict(active=0, x=0.17, len=0.83, y=-0.045, yanchor="top", pad=dict(t=8),
+                      currentvalue=dict(prefix="epoch ", font=dict(size=FONT_SIZE, color=TEXT)),
+                      steps=[dict(label=f"{s.step / spe:.2f}", method="animate",
+                                  args=[[label(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                         transition=dict(duration=0))])
+                             for s in snaps])])
+    _layout(fig, title, height=300 + 260 + 230 * hist_rows + 80)
+    fig.update_layout(margin=dict(b=130))
+    return fig
