@@ -307,7 +307,8 @@ def _finite_values(values) -> list[float]:
     return [v for v in values if math.isfinite(v)]
 
 
-def diagnosis(dyn: Dynamics | None, losses: list[float], accuracy: float, lr: float | None = None) -> str | None:
+def diagnosis(dyn: Dynamics | None, losses: list[float], accuracy: float,
+              lr: float | None = None) -> str | None:
     """A plain-words verdict for a run that failed (test accuracy at chance, or a loss that stopped
     being finite) with the likely cause the dynamics show; None for a run that learned."""
     bad_step = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)

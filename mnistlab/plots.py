@@ -388,7 +388,8 @@ def layer_dynamics(runs: Mapping[str, Mapping[tuple[str, str], tuple]], title: s
     gradient's size against the weight's, and each hidden activation's saturated or dead share.
     A colour per layer; with several runs, a dash style per run (an A/B comparison).
     """
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in DYNAMICS_PANELS], horizontal_spacing=0.07)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in DYNAMICS_PANELS],
+                        horizontal_spacing=0.07)
     layers = list(dict.fromkeys(layer for series in runs.values() for layer, _ in series))
     several = len(runs) > 1
     for r, (label, series) in enumerate(runs.items()):
@@ -498,16 +499,16 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
                              hovertemplate="a %{y}: class %{x} %{z:.3f}<extra></extra>"), row=2, col=2)
     for i, name in enumerate(layers):
         x, y, width = histogram(first, name)
+        at = dict(row=3 + i // hist_cols, col=1 + 2 * (i % hist_cols))
         fig.add_trace(go.Bar(x=x, y=y, width=width, marker_color=BAR, marker_line_width=0,
-                             hovertemplate="%{x:.3g}: %{y:,}<extra></extra>"),
-                      row=3 + i // hist_cols, col=1 + 2 * (i % hist_cols))
+                             hovertemplate="%{x:.3g}: %{y:,}<extra></extra>"), **at)
         # One x range over every frame, so the histogram's spread is seen to change.
         edges = [v for s in snaps for v in s.histograms[name][:2] if math.isfinite(v)]
         tops = [int(_np(s.histograms[name][2]).max()) for s in snaps if len(s.histograms[name][2])]
         if edges:
-            fig.update_xaxes(range=[min(edges), max(edges)], row=3 + i // hist_cols, col=1 + 2 * (i % hist_cols))
+            fig.update_xaxes(range=[min(edges), max(edges)], **at)
         if tops:
-            fig.update_yaxes(range=[0, max(tops) * 1.08], row=3 + i // hist_cols, col=1 + 2 * (i % hist_cols))
+            fig.update_yaxes(range=[0, max(tops) * 1.08], **at)
 
     _image_axes(fig, row=1, col=1)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
@@ -529,6 +530,7 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
         frames.append(go.Frame(data=data, traces=animated, name=label(s)))
     fig.frames = frames
     play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
+    jump = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     fig.update_layout(
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.045, xanchor="left", yanchor="top",
                           pad=dict(t=8, r=10), showactive=False,
@@ -538,9 +540,7 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
                                                            mode="immediate")])])],
         sliders=[dict(active=0, x=0.17, len=0.83, y=-0.045, yanchor="top", pad=dict(t=8),
                       currentvalue=dict(prefix="epoch ", font=dict(size=FONT_SIZE, color=TEXT)),
-                      steps=[dict(label=f"{s.step / spe:.2f}", method="animate",
-                                  args=[[label(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                                         transition=dict(duration=0))])
+                      steps=[dict(label=f"{s.step / spe:.2f}", method="animate", args=[[label(s)], jump])
                              for s in snaps])])
     _layout(fig, title, height=300 + 260 + 230 * hist_rows + 80)
     fig.update_layout(margin=dict(b=130))

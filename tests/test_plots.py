@@ -113,7 +113,8 @@ def test_weight_images_give_each_unit_its_own_symmetric_scale_by_default():
     w[1] *= 0.01  # a weak unit beside a strong one: on a shared scale it would look blank
     fig = plots.weight_images(w, columns=2)
     z = np.asarray(fig.data[0].z, dtype=float)
-    assert np.nanmax(np.abs(z[:, :28])) == pytest.approx(1) and np.nanmax(np.abs(z[:, 31:])) == pytest.approx(1)
+    assert np.nanmax(np.abs(z[:, :28])) == pytest.approx(1)
+    assert np.nanmax(np.abs(z[:, 31:])) == pytest.approx(1)
     hover = np.asarray(fig.data[0].customdata, dtype=float)  # the weights themselves
     assert np.allclose(hover[:28, 31:], w[1].reshape(28, 28).numpy(), atol=1e-6)
     shared = np.asarray(plots.weight_images(w, columns=2, shared_scale=True).data[0].z, dtype=float)
@@ -122,7 +123,8 @@ def test_weight_images_give_each_unit_its_own_symmetric_scale_by_default():
 
 def test_log_scale_histograms_tick_only_powers_of_ten():
     fig = plots.histograms({"relu1": torch.relu(torch.randn(20_000))}, log_y=True)
-    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1  # 1, 10, 100, ... and nothing between
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.dtick == 1  # 1, 10, 100, ... and nothing between
 
 
 def test_digit_grid_with_predictions_colours_right_and_wrong(test_split):
