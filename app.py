@@ -18,6 +18,9 @@ PAGES = [  # (file, title, icon); a page whose file is not written yet is left o
     ("pages/train.py", "Train", ":material/model_training:"),
     ("pages/draw.py", "Draw", ":material/draw:"),
 ]
+# Streamlit serves the default page at the root only (its own path, e.g. /lesson, is "not found"), so
+# the Lesson, listed first, is not the default: its steps stay addressable as /lesson?step=N.
+DEFAULT_PAGE = "pages/dataset.py"
 
 
 def main() -> None:
@@ -25,8 +28,8 @@ def main() -> None:
     import lab_ui  # torch: imported here, not when the server imports this file to start
 
     st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
-    page = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in PAGES
-                          if (HERE / path).exists()])
+    page = st.navigation([st.Page(path, title=title, icon=icon, default=path == DEFAULT_PAGE)
+                          for path, title, icon in PAGES if (HERE / path).exists()])
     sidebar = st.sidebar.empty()
     try:
         lab_ui.require_data()

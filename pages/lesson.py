@@ -95,34 +95,41 @@ if present:
 
 
 def navigation(where: str) -> None:
-    """Previous, the step's place, Next (and, outside presenter mode, the tools)."""
-    cols = st.columns([1, 1.3, 1, 3.2], vertical_alignment="center")
+    """Previous, the step's place, Next; in presenter mode, the way out."""
+    cols = st.columns([1, 1, 1, 1.6] if present else [1, 1, 1], vertical_alignment="center")
     cols[0].button("Previous", icon=":material/arrow_back:", key=f"l_prev_{where}", on_click=go_to,
                    args=(number - 1,), disabled=number == 1, width="stretch")
-    cols[1].markdown(f"**Step {number} of {steps.N_STEPS}**", width="stretch", text_alignment="center")
+    cols[1].markdown(f"**Step {number} of {steps.N_STEPS}**", text_alignment="center")
     cols[2].button("Next", icon=":material/arrow_forward:", key=f"l_next_{where}", on_click=go_to,
                    args=(number + 1,), disabled=number == steps.N_STEPS, width="stretch")
-    if where != "top":
-        return
-    if present:
+    if present and where == "top":
         cols[3].button("Leave presenter mode", icon=":material/fullscreen_exit:", key="l_leave",
-                       on_click=set_present, args=(False,))
-        return
-    tools = cols[3].columns([1.1, 1.4], vertical_alignment="center")
-    tools[0].toggle("Presenter mode", key="l_present_toggle",
-                    on_change=lambda: set_present(ss["l_present_toggle"]),
-                    help="For a projector: no sidebar or editing, larger code and figures. "
-                         "Bookmark the address to come back to it.")
-    tools[1].download_button("Download as Jupyter notebook", icon=":material/download:",
-                             data=lambda: notebook.to_bytes(notebook.lesson(values)),
-                             file_name="mnist-lab-lesson.ipynb", mime="application/x-ipynb+json",
-                             key="l_notebook", on_click="ignore")
+                       on_click=set_present, args=(False,), width="stretch")
+
+
+def tools() -> None:
+    """Jump to a step, presenter mode, the notebook."""
+    cols = st.columns([1.5, 1.2, 1.9], vertical_alignment="bottom")
+    ss["l_jump"] = number
+    cols[0].selectbox("Go to step", range(1, steps.N_STEPS + 1), key="l_jump",
+                      format_func=lambda n: f"{n}. {steps.step(n).title}",
+                      on_change=lambda: go_to(ss["l_jump"]))
+    cols[1].toggle("Presenter mode", key="l_present_toggle",
+                   on_change=lambda: set_present(ss["l_present_toggle"]),
+                   help="For a projector: no sidebar or editing, larger code and figures. "
+                        "Bookmark the address to come back to it.")
+    cols[2].download_button("Download as Jupyter notebook", icon=":material/download:",
+                            data=lambda: notebook.to_bytes(notebook.lesson(values)),
+                            file_name="mnist-lab-lesson.ipynb", mime="application/x-ipynb+json",
+                            key="l_notebook", on_click="ignore", width="stretch",
+                            help="The 14 steps with your values, to run in Jupyter.")
 
 
 if not present:
     st.title("The lesson, step by step")
     st.caption("PyTorch's `nn` on MNIST, in the lesson's order: each step's code, then what running it "
                "printed here. Change a value where it appears; every later step follows.")
+    tools()
 navigation("top")
 
 if ss.get("l_step_notice"):
@@ -174,9 +181,13 @@ with lab_ui.show_errors():
     if output.text:
         st.code(output.text, language="text")
     if output.figure is not None:
+        size = 24 if present else plots.FONT_SIZE  # read from the back of the room when presenting
         fig = go.Figure(output.figure)  # a copy: the cached one is shared
-        fig.update_layout(height=640 if present else 420, font=dict(size=24 if present else plots.FONT_SIZE),
-                          margin=dict(l=10, r=10, t=50, b=10))
+        fig.update_layout(height=680 if present else 420, font_size=size, margin=dict(l=10, r=10, t=50, b=10))
+        fig.update_annotations(font_size=size)
+        fig.update_xaxes(tickfont_size=size - 2)
+        fig.update_yaxes(tickfont_size=size - 2)
+        fig.update_traces(textfont_size=size, selector=dict(type="bar"))
         lab_ui.plot(fig)
 
 if number in (8, 9, 11, 14) and not present:
