@@ -154,7 +154,10 @@ with weights_tab:
         panels[f"{name}.bias {tuple(layer.bias.shape)}"] = layer.bias
     lab_ui.plot(plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"))
     shown = min(SHOWN_UNITS, arch.hidden[0])
-    lab_ui.plot(plots.weight_images(model.fc1.weight, max_units=SHOWN_UNITS,
+    shared = st.toggle("One colour scale for all units", key="b_shared_scale",
+                       help="Off: each unit on its own scale, so every unit's pattern shows. On: one scale, "
+                            "to compare the units' sizes.")
+    lab_ui.plot(plots.weight_images(model.fc1.weight, max_units=SHOWN_UNITS, shared_scale=shared,
                                     title="fc1 weights as 28×28 images, one per hidden unit"
                                           + (f" (first {shown} of {arch.hidden[0]})"
                                              if shown < arch.hidden[0] else "")))
