@@ -108,6 +108,10 @@ class Dynamics:
         """(epochs, values) of one number, e.g. ("fc1", "update_ratio_log10") or ("relu1", "dead")."""
         return [s / self.steps_per_epoch for s in self.steps], self.column(layer, key)
 
+    def all_series(self) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
+        """{(layer, what): (epochs, values)} for every column: what `plots.layer_dynamics` draws."""
+        return {c: self.series(*c) for c in self.columns}
+
     @property
     def init_loss(self) -> float:
         """The probe batch's loss before any update (step 0)."""
@@ -156,12 +160,28 @@ def live_series(reports) -> dict[tuple[str, str], tuple[list[float], list[float]
     for p in reports:
         for row in p.dynamics:
             for layer, values in row.items():
+                if layer == "loss":
+                    layer, values = "probe", {"loss": values}
                 if isinstance(values, dict):
                     for key, v in values.items():
                         x, y = series.setdefault((layer, key), ([], []))
                         x.append(row["epoch"])
                         y.append(v)
     return series
+
+
+def init_loss_note(loss: float) -> str:
+    """The "verify loss at init" check in words, e.g. for 2.31: near the 2.303 of ten equal guesses."""
+    text = (f"Loss at step 0 on the probe images: **{loss:.3f}**; ten equal guesses give "
+            f"−ln(1/10) = {EXPECTED_INIT_LOSS:.3f}")
+    if not math.isfinite(loss):
+        return text + ". It is not even a finite number: the network's outputs overflow from the start."
+    if abs(loss - EXPECTED_INIT_LOSS) <= 0.1 * EXPECTED_INIT_LOSS:
+        return text + ": the network starts unsure, as it should."
+    if loss > EXPECTED_INIT_LOSS:
+        return text + (": it starts confidently wrong, a sign that the initial weights are too large "
+                       "(the scores spread far apart before it has learned anything).")
+    return text + "."
 
 
 def memory_bound(n_layers: int, epochs: int) -> int:

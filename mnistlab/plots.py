@@ -382,7 +382,8 @@ DYNAMICS_PANELS = (("update_ratio_log10", "update ÷ weight, log10 (std)"),
 
 def layer_dynamics(runs: Mapping[str, Mapping[tuple[str, str], tuple]], title: str | None = None,
                    epochs: float | None = None, height: int = 420) -> go.Figure:
-    """Each layer's learning dynamics against epochs: {run label: {(layer, what): (epochs, values)}}.
+    """Each layer's learning dynamics against epochs: {run label: {(layer, what): (epochs, values)}}
+    (`Dynamics.all_series()` or, while training, `dynamics.live_series(reports)`).
 
     Three panels: the update-to-data ratio per Linear layer (with the healthy 1e-3 line), the
     gradient's size against the weight's, and each hidden activation's saturated or dead share.
@@ -390,11 +391,13 @@ def layer_dynamics(runs: Mapping[str, Mapping[tuple[str, str], tuple]], title: s
     """
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in DYNAMICS_PANELS],
                         horizontal_spacing=0.07)
-    layers = list(dict.fromkeys(layer for series in runs.values() for layer, _ in series))
+    layers = list(dict.fromkeys(layer for series in runs.values() for layer, _ in series if layer != "probe"))
     several = len(runs) > 1
     for r, (label, series) in enumerate(runs.items()):
         dash = RUN_DASHES[r % len(RUN_DASHES)]
         for (layer, key), (x, y) in series.items():
+            if layer == "probe":  # the probe batch's loss: the page states it at step 0
+                continue
             col = 1 if key == "update_ratio_log10" else 2 if key == "grad_ratio_log10" else 3
             color = LAYER_COLORS[layers.index(layer) % len(LAYER_COLORS)]
             name = f"{layer}{f' ({key})' if col == 3 else ''}"

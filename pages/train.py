@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import data, jobs, network, plots, store, train
+from mnistlab import data, dynamics, jobs, network, plots, store, train
 from mnistlab.errors import LabError
 
 lab_ui.entry_guard()
@@ -47,7 +47,7 @@ def start_training(build: dict) -> None:
         owner = ss.setdefault("tr_owner", jobs.Owner())
         ss["train_job"] = jobs.TrainingJob(build["arch"], build["init"], build["seed"], config,
                                            lab_ui.split(True), lab_ui.split(False), build["device"],
-                                           owner=owner).start()
+                                           owner=owner, record_dynamics=True).start()
         ss.pop("tr_error", None)
         ss.pop("tr_notice", None)
     except LabError as e:
@@ -181,6 +181,11 @@ if job is not None:
                 curves[label] = run.history.curve()
         lab_ui.plot(plots.training_curves(curves, title="While it trains", epochs=job.config.epochs),
                     key="tr_live_curves")
+        series = dynamics.live_series(job.reports)
+        lab_ui.plot(plots.layer_dynamics({"Training": series}, epochs=job.config.epochs,
+                                         title="Each layer while it trains"), key="tr_live_dynamics")
+        if ("probe", "loss") in series:
+            st.caption(dynamics.init_loss_note(series["probe", "loss"][1][0]))
 
     live()
 
@@ -211,6 +216,11 @@ if runs:
     if compare:
         lab_ui.plot(plots.training_curves({label: runs[label].history.curve() for label in compare},
                                           title="Training curves"))
+        recorded = {label: runs[label].dynamics.all_series() for label in compare if runs[label].dynamics}
+        if recorded:
+            dashes = ", ".join(f"{label.split(':')[0]} {dash}" for label, dash in zip(recorded, plots.RUN_DASHES))
+            lab_ui.plot(plots.layer_dynamics(recorded, title=f"Each layer's dynamics ({dashes})"),
+                        key="tr_compare_dynamics")
 
     if ss.get("tr_show") not in runs:
         ss["tr_show"] = list(runs)[-1]
@@ -222,10 +232,30 @@ if runs:
     c[1].metric("Test loss", f"{e.loss:.4f}")
     c[2].metric(f"Mistakes of {len(lab_ui.split(False)):,}", f"{e.n_misclassified:,}")
     c[3].metric("Training time", f"{run.seconds:.1f} s" if run.history.steps else "—")
+    verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, run.config.lr) \
+        if run.history.steps else None
+    if verdict:
+        st.error(verdict, icon=":material/troubleshoot:")
 
     test_split = lab_ui.split(False)
-    confusion_tab, mistakes_tab, weights_tab, code_tab, file_tab = st.tabs(
-        ["Confusion matrix", "Mistakes", "Weights", "Training code", "Model file"])
+    dynamics_tab, confusion_tab, mistakes_tab, weights_tab, code_tab, file_tab = st.tabs(
+        ["Learning dynamics", "Confusion matrix", "Mistakes", "Weights", "Training code", "Model file"])
+
+    with dynamics_tab:
+        d = run.dynamics
+        if d is None:
+            st.info("No learning dynamics for this run: they are recorded while the app trains a network, "
+                    "not kept in a model file.", icon=":material/info:")
+        else:
+            st.caption(f"Update ratio: how much a step changed a layer's weights, log10(std of the change ÷ "
+                       f"std of the weights); near −3 (1e-3) is healthy, far below the layer barely learns, "
+                       f"far above training is unstable. Saturated or dead: on the first "
+                       f"{dynamics.PROBE_IMAGES} test images, as on Build's Activations tab.")
+            st.markdown(dynamics.init_loss_note(d.init_loss))
+            lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
+                        key="tr_dynamics")
+            lab_ui.plot(plots.replay(d, test_split.normalized(d.replay_digits),
+                                     title="Replay: press play, or drag the slider (epochs)"), key="tr_replay")
 
     with confusion_tab:
         lab_ui.plot(plots.confusion_matrix(e.confusion, title="True digit (rows) and prediction (columns)"))
@@ -260,7 +290,10 @@ if runs:
             lab_ui.plot(plots.histograms(after, title="Weights and biases (loaded: no 'before')"))
         units = min(SHOWN_UNITS, run.arch.hidden[0])
         more = f" (first {units} of {run.arch.hidden[0]})" if units < run.arch.hidden[0] else ""
-        lab_ui.plot(plots.weight_images(run.state["fc1.weight"], max_units=SHOWN_UNITS,
+        shared = st.toggle("One colour scale for all units", key="tr_shared_scale",
+                           help="Off: each unit on its own scale, so weak units still show their pattern. "
+                                "On: one scale, to compare the units' sizes.")
+        lab_ui.plot(plots.weight_images(run.state["fc1.weight"], max_units=SHOWN_UNITS, shared_scale=shared,
                                         title=f"fc1 weights after training, one 28×28 image per unit{more}"))
 
     with code_tab:
