@@ -218,9 +218,8 @@ if runs:
                                           title="Training curves"))
         recorded = {label: runs[label].dynamics.all_series() for label in compare if runs[label].dynamics}
         if recorded:
-            dashes = ", ".join(f"{label.split(':')[0]} {dash}" for label, dash in zip(recorded, plots.RUN_DASHES))
-            lab_ui.plot(plots.layer_dynamics(recorded, title=f"Each layer's dynamics ({dashes})"),
-                        key="tr_compare_dynamics")
+            lab_ui.plot(plots.layer_dynamics(recorded, title="Each layer's dynamics: a colour per layer, a "
+                                                             "line style per run"), key="tr_compare_dynamics")
 
     if ss.get("tr_show") not in runs:
         ss["tr_show"] = list(runs)[-1]
@@ -255,7 +254,8 @@ if runs:
             lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
                         key="tr_dynamics")
             lab_ui.plot(plots.replay(d, test_split.normalized(d.replay_digits),
-                                     title="Replay: press play, or drag the slider (epochs)"), key="tr_replay")
+                                     title="Replay: press play, or drag the slider (epochs)"),
+                        key="tr_replay")
 
     with confusion_tab:
         lab_ui.plot(plots.confusion_matrix(e.confusion, title="True digit (rows) and prediction (columns)"))
