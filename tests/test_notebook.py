@@ -1,0 +1,106 @@
+"""The downloaded notebooks, executed top to bottom by nbclient in a real ipykernel, on real MNIST:
+they print what the app showed, draw the same weights, and train to the same test accuracy."""
+
+import base64
+import json
+
+import nbclient
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from mnistlab import codegen, data, network, notebook, steps, train
+from mnistlab.network import Architecture, Init
+
+OTHER = steps.LessonValues(n_hidden=100, hidden=(200, 50), seed=3, std=0.1, index=9)
+
+
+def execute(nb, tmp_path, extra: str | None = None) -> nbformat.NotebookNode:
+    """Runs every cell in a fresh kernel (the venv's python3), in tmp_path; `extra` is appended as
+    one more cell (e.g. to save the weights for the test to compare)."""
+    nb = nbformat.reads(notebook.to_bytes(nb).decode(), as_version=4)  # the downloaded file itself
+    if extra:
+        nb.cells.append(nbformat.v4.new_code_cell(extra))
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return nb
+
+
+def text_of(cell) -> str:
+    """A code cell's outputs as the page shows them: what it printed, then its Out[] repr."""
+    printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+    result = [o.data["text/plain"] for o in cell.outputs if o.output_type == "execute_result"]
+    return "\n".join(t for t in (printed.rstrip("\n"), *result) if t)
+
+
+def figure_of(cell) -> dict:
+    (shown,) = [o for o in cell.outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    return shown.data["application/vnd.plotly.v1+json"]
+
+
+def values(trace: dict, key: str) -> np.ndarray:
+    v = trace[key]
+    if isinstance(v, dict):  # Plotly's packed arrays
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v, dtype=np.float64)
+
+
+@pytest.mark.slow
+def test_the_lesson_notebook_prints_what_the_lesson_page_shows(tmp_path):
+    nb = execute(notebook.lesson(OTHER), tmp_path)
+    cells = [c for c in nb.cells if c.cell_type == "code"][1:]  # after the view_classify helper
+    app = steps.run(OTHER)
+    assert len(cells) == len(app) == 14
+    for step, cell, output in zip(steps.STEPS, cells, app):
+        assert not [o for o in cell.outputs if o.output_type == "error"], step.title
+        assert cell.source == step.source(OTHER)
+        assert text_of(cell) == output.text, f"step {step.number}"
+    image = values(figure_of(cells[2])["data"][0], "z")  # step 3: the same pixels
+    assert np.allclose(image, np.asarray(app[2].figure.data[0].z, dtype=np.float64))
+    bars = values(figure_of(cells[12])["data"][1], "x")  # step 13: the same probabilities
+    assert np.allclose(bars, np.asarray(app[12].figure.data[1].x), atol=1e-6)
+
+
+@pytest.mark.parametrize("style", list(codegen.STYLES))
+def test_the_build_notebook_prints_the_model_and_draws_builds_weights(style, tmp_path):
+    arch, init, seed = Architecture.parse("96,32", "tanh,relu"), Init(zero_bias=True, weight_std=0.05), 11
+    nb = execute(notebook.build(arch, init, seed, style), tmp_path,
+                 "torch.save(model.state_dict(), 'weights.pt')")
+    network_cell, count_cell = [c for c in nb.cells if c.cell_type == "code"][:2]
+    assert text_of(network_cell) == codegen.printed(arch, style)
+    assert text_of(count_cell) == f"{arch.n_parameters:,} parameters"
+    saved = torch.load(tmp_path / "weights.pt")
+    expected = codegen.state_dict_for(network.build(arch, init, seed).state_dict(), arch, style)
+    assert saved.keys() == expected.keys()
+    assert all(torch.equal(saved[k], expected[k]) for k in expected)
+
+
+@pytest.mark.slow
+def test_the_train_notebook_trains_the_apps_weights_to_the_apps_test_accuracy(tmp_path):
+    arch, init, seed = Architecture.parse("64", "relu"), Init(), 4
+    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=1, seed=2,
+                               normalization="none")
+    torch.set_num_threads(1)  # as the app's server
+    run = train.run(arch, init, seed, config, data.load_split(True), data.load_split(False))
+    nb = execute(notebook.trained(arch, init, seed, config, run.accuracy), tmp_path,
+                 "torch.save(model.state_dict(), 'trained.pt')")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert train.training_code(config).split("trainset =")[0] in code[3].source  # as the Train page shows it
+    assert text_of(code[-2]) == f"Test accuracy: {run.accuracy:.2%}"
+    trained = torch.load(tmp_path / "trained.pt")
+    assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"
+    assert f"**{run.accuracy:.2%}**" in nb.cells[0].source
+
+
+def test_notebooks_are_valid_and_read_mnist_where_the_app_does(monkeypatch):
+    monkeypatch.setenv("MNISTLAB_DATA", "/some/where")
+    lesson = notebook.lesson()
+    nbformat.validate(lesson)
+    assert "datasets.MNIST('/some/where'" in lesson.cells[3].source
+    config = train.TrainConfig()
+    assert 'datasets.MNIST("/some/where"' in notebook.training_source(config)
+    monkeypatch.delenv("MNISTLAB_DATA")
+    assert "datasets.MNIST('~/.pytorch/MNIST_data/'" in notebook.lesson().cells[3].source
+    assert json.loads(notebook.to_bytes(lesson))["metadata"]["kernelspec"]["name"] == "python3"
