@@ -19,9 +19,15 @@ MAX_WIDTH = 2048
 MAX_PARAMETERS = 5_000_000
 
 
+def whole_number(text: str) -> bool:
+    """Digits 0-9 only, at most 12: what int() reads as typed (str.isdigit also passes '²', which
+    int() refuses, and 5,000 digits, which it refuses too)."""
+    return text.isascii() and text.isdigit() and len(text) <= 12
+
+
 def _as_size(value, position: int) -> int:
     text = str(value).strip()
-    if isinstance(value, bool) or not text.lstrip("+").isdigit():
+    if isinstance(value, bool) or not whole_number(text.removeprefix("+")):
         raise ConfigError(f"Hidden layer {position} size must be a whole number from 1 to "
                           f"{MAX_WIDTH}; got {text!r}.")
     size = int(text)
@@ -153,7 +159,7 @@ MAX_SEED = 2**31 - 1
 
 
 def check_seed(seed) -> int:
-    if isinstance(seed, bool) or not str(seed).strip().isdigit() or int(seed) > MAX_SEED:
+    if isinstance(seed, bool) or not whole_number(str(seed).strip()) or int(seed) > MAX_SEED:
         raise ConfigError(f"Seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}.")
     return int(seed)
 

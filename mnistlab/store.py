@@ -10,10 +10,13 @@ are used; a file that fails gives a ModelFileError that says what is wrong with 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
 import struct
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from mnistlab.train import Run, TrainConfig
 
 FORMAT, VERSION = "mnistlab-model", 1
 SUFFIX = ".safetensors"
+TEMP_SUFFIX = ".tmp"  # a save in progress (see _write_atomically); never a model
 DEFAULT_FOLDER = Path("~/.mnistlab/models")
 MAX_HEADER_BYTES = 64 * 1024
 # The largest network allowed (network.MAX_PARAMETERS float32 numbers) plus its header (also in the README).
@@ -105,9 +109,28 @@ def from_bytes(content: bytes, source: str = "The file") -> SavedModel:
         if not torch.isfinite(t).all():
             raise ModelFileError(f"{source} holds weights that are not numbers (NaN or infinite) in {k}; "
                                  f"this network cannot be used.")
-    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
-    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
-    return SavedModel(arch, init, seed, state, config, metrics, name)
+    name = meta.get("name") if isinstance(meta.get("name"), str) and _NAME.fullmatch(meta["name"]) else ""
+    return SavedModel(arch, init, seed, state, config, _read_metrics(meta.get("metrics")), name)
+
+
+def _fraction(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
+
+
+def _read_metrics(metrics) -> dict:
+    """The test metrics a file states, each kept only if it is a number that can be one (they are
+    shown, never computed with): a damaged or hand-edited value is dropped, not displayed."""
+    if not isinstance(metrics, dict):
+        return {}
+    kept = {}
+    loss, acc, per_class = (metrics.get(k) for k in ("test_loss", "test_accuracy", "per_class_accuracy"))
+    if isinstance(loss, (int, float)) and not isinstance(loss, bool) and math.isfinite(loss) and loss >= 0:
+        kept["test_loss"] = float(loss)
+    if _fraction(acc):
+        kept["test_accuracy"] = float(acc)
+    if isinstance(per_class, list) and len(per_class) == network.OUTPUTS and all(map(_fraction, per_class)):
+        kept["per_class_accuracy"] = [float(a) for a in per_class]
+    return kept
 
 
 def _too_big(source: str, size: int) -> str:
@@ -202,9 +225,13 @@ def _check_tensors(header: dict, arch: network.Architecture, source: str) -> Non
         if not isinstance(t, dict) or t.get("dtype") != "F32":
             raise ModelFileError(f"{source}: {k} must hold 32-bit floats (F32); found "
                                  f"{t.get('dtype') if isinstance(t, dict) else t!r}.")
-        if tuple(t.get("shape") or ()) != shape:
+        found_shape = t.get("shape")
+        if not isinstance(found_shape, list) or not all(isinstance(d, int) for d in found_shape):
+            raise ModelFileError(f"{source} is damaged: {k}'s shape must be a list of whole numbers; "
+                                 f"found {found_shape!r:.40}. {_ACCEPTED}")
+        if tuple(found_shape) != shape:
             raise ModelFileError(f"{source} does not match its architecture {arch.label()}: {k} has shape "
-                                 f"{tuple(t.get('shape') or ())}, expected {shape}.")
+                                 f"{tuple(found_shape)}, expected {shape}.")
 
 
 # -- files in the models folder --------------------------------------------------------------------
@@ -235,13 +262,36 @@ def save(saved: SavedModel, name, folder=None) -> Path:
     saved.name = check_name(name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(to_bytes(saved))
-        tmp.replace(path)  # readers never see a half-written file
+        _write_atomically(path, to_bytes(saved))
     except OSError as e:
         raise ModelFileError(f"Cannot save the model to {path}: {e.strerror or e}. Set MNISTLAB_MODELS "
                              f"to a folder you can write to.") from None
     return path
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    """`path` holds either its old contents or all of `content`, even if the process is killed or the
+    machine loses power mid-write: the bytes go to a temporary file of its own in the same folder
+    (".NAME.<random>.tmp", which `list_models` never lists), reach the disk (fsync), then replace
+    `path` in one rename. Two saves of one name at once cannot mix: each has its own temporary file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_SUFFIX)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the model from others sharing the folder
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself reaches the disk (not possible everywhere)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def load(name, folder=None) -> SavedModel:

@@ -31,7 +31,8 @@ REPORT_EVERY = 20  # steps between progress reports: often enough for a live cur
 
 def _as_int(name: str, value, lo: int, hi: int) -> int:
     text = str(value).strip()
-    if isinstance(value, bool) or not text.lstrip("+").isdigit() or not lo <= int(text) <= hi:
+    if (isinstance(value, bool) or not network.whole_number(text.removeprefix("+"))
+            or not lo <= int(text) <= hi):
         raise ConfigError(f"{name} must be a whole number from {lo} to {hi}; got {value!r}.")
     return int(text)
 
