@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 import lab_ui
-from mnistlab import codegen, inspect, plots, share
+from mnistlab import codegen, inspect, notebook, plots, share
 from mnistlab.errors import ConfigError
 from mnistlab.network import (
     ACTIVATIONS,
@@ -137,14 +137,22 @@ if model is None:
     st.stop()
 
 st.subheader("print(model)")
-st.code(str(model), language="text")
+style = st.radio("Code style", list(codegen.STYLES), format_func=codegen.STYLES.get, horizontal=True,
+                 key="b_style", index=list(codegen.STYLES).index("sequential"),
+                 help="How the code below writes this network; the indexed nn.Sequential numbers its "
+                      "layers (0) to (n), the others name them.")
+st.code(codegen.printed(arch, style), language="text")
 
 code_tab, weights_tab, forward_tab, activations_tab = st.tabs(
     ["Code", "Weights and biases", "Forward pass", "Activations"])
 
 with code_tab:
-    for tab, style in zip(st.tabs(list(codegen.STYLES.values())), codegen.STYLES):
-        tab.code(codegen.generate(arch, init, int(seed), style, device), language="python")
+    st.code(codegen.generate(arch, init, int(seed), style, device), language="python")
+    st.download_button("Download as Jupyter notebook", icon=":material/download:", key="b_notebook",
+                       data=lambda: notebook.to_bytes(notebook.build(arch, init, int(seed), style)),
+                       file_name=f"mnist-lab-{arch.label().replace(' ', '-').replace('/', '-')}.ipynb",
+                       mime="application/x-ipynb+json", on_click="ignore",
+                       help="This code as a notebook: it prints the same model and draws the same weights.")
 
 with weights_tab:
     layers = {name: layer for name, layer in model.named_children() if isinstance(layer, torch.nn.Linear)}

@@ -269,3 +269,16 @@ def test_build_comes_back_as_the_visitor_left_it_after_another_page():
     assert "(fc2): Linear(in_features=128, out_features=32, bias=True)" in at.code[0].value
     assert at.number_input(key="b_seed").value == 5
     assert at.query_params["hidden"] == "128,32" and at.query_params["seed"] == "5"
+
+
+def test_build_code_style_changes_print_model_and_the_code():
+    at = open_page("pages/build.py")
+    assert at.code[0].value.startswith("Sequential(\n  (fc1): Linear(")  # the OrderedDict style
+    at.radio(key="b_style").set_value("indexed").run()
+    assert "  (0): Linear(in_features=784, out_features=128, bias=True)" in at.code[0].value
+    assert "  (5): Softmax(dim=1)" in at.code[0].value
+    assert "nn.Sequential(\n    nn.Linear(784, 128)," in at.code[1].value
+    at.radio(key="b_style").set_value("module").run()
+    assert at.code[0].value.startswith("Network(\n  (fc1): Linear(")
+    assert "class Network(nn.Module):" in at.code[1].value
+    assert at.get("download_button")
