@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from mnistlab import data, plots
 from mnistlab.errors import ConfigError
-from mnistlab.network import MAX_SEED, MAX_WIDTH, Architecture, Init, check_seed
+from mnistlab.network import MAX_WIDTH, Architecture, Init, check_seed
 from mnistlab.share import STD_SCALE, BuildState
 
 BATCH = 64  # the lesson's batch size: the image index runs over one batch
@@ -449,7 +449,7 @@ def _run_cell(source: str, namespace: dict) -> Output:
     namespace["print"] = lambda *args, **kw: builtins.print(*args, **{**kw, "file": out})
     tree = ast.parse(source)
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    exec(compile(tree, f"<lesson>", "exec"), namespace)  # noqa: S102 - the lesson's own code
+    exec(compile(tree, "<lesson>", "exec"), namespace)  # noqa: S102 - the lesson's own code
     value = None if last is None else eval(compile(ast.Expression(last.value), "<lesson>", "eval"), namespace)
     result = Output(out.getvalue())
     if value is not None and hasattr(value, "to_plotly_json"):

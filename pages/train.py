@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import data, dynamics, jobs, network, plots, store, train
+from mnistlab import data, dynamics, jobs, network, notebook, plots, store, train
 from mnistlab.errors import LabError
 
 lab_ui.entry_guard()
@@ -298,6 +298,13 @@ if runs:
 
     with code_tab:
         st.code(train.training_code(run.config), language="python")
+        st.download_button("Download as Jupyter notebook", icon=":material/download:", key="tr_notebook",
+                           data=lambda: notebook.to_bytes(notebook.trained(run.arch, run.init, run.seed,
+                                                                           run.config, run.accuracy)),
+                           file_name=f"mnist-lab-{run.arch.label().replace(' ', '-').replace('/', '-')}"
+                                     "-training.ipynb", mime="application/x-ipynb+json", on_click="ignore",
+                           help="The network's code, this training code and an evaluation cell: run on a "
+                                "CPU, it trains these very weights to this test accuracy.")
 
     with file_tab:
         st.markdown("A model file is one `.safetensors` file: the weights, and the architecture, settings "

@@ -93,8 +93,8 @@ def test_a_short_run_shows_accuracy_confusion_mistakes_and_weights():
     images = np.asarray(figure_with(at, "fc1 weights after training")["data"][0]["z"], dtype=float)
     assert np.isfinite(images).sum() == 32 * 784  # one 28×28 image per hidden unit
     assert "optim.Adam(model.parameters(), lr=0.001, fused=True)" in at.code[0].value
-    download = at.get("download_button")[0]
-    assert download.proto.label == "Download model"
+    buttons = [b.proto.label for b in at.get("download_button")]
+    assert "Download model" in buttons and "Download as Jupyter notebook" in buttons  # the code's notebook
 
 
 def test_stop_ends_the_run_early_and_keeps_what_it_learned():
