@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from bench import app_start, drawing, pipelines
+from bench import app_start, drawing, dynamics, pipelines
 from bench.measure import load_average, machine
 
 RESULTS = Path(__file__).parent / "results"
-ITEMS = ("pipelines", "drawing", "app")
+ITEMS = ("pipelines", "drawing", "app", "dynamics")
 
 
 def main(argv=None) -> int:
@@ -47,6 +47,9 @@ def main(argv=None) -> int:
     if "drawing" in only:
         print("5. drawing to prediction")
         report["drawing"] = drawing.run(reps, args.quick)
+    if "dynamics" in only:
+        print("8. an epoch with each layer's dynamics recorded, and without")
+        report["dynamics"] = dynamics.run(reps, args.quick)
     if "app" in only:
         print("6. app start, 7. server memory")
         report.update(app_start.run(reps, args.quick))
@@ -108,6 +111,11 @@ def table(r: dict) -> str:
         rows.append(("7. server peak RSS", f"data loaded {x['peak_mb_first_page']:.0f} MB",
                      f"every page {x['peak_mb_every_page']:.0f} MB", "", f"≤ {x['goal_mb']} MB",
                      _met(max(x["peak_mb_first_page"], x["peak_mb_every_page"]) <= x["goal_mb"])))
+    if "dynamics" in r:
+        x = r["dynamics"]
+        rows.append(("8. epoch with dynamics recorded ÷ without, batch 64", f"without {x['without_s']:.3f} s",
+                     f"with {x['with_s']:.3f} s", f"{x['ratio']:.2f}", f"≤ {x['goal']:.2f}",
+                     _met(x["ratio"] <= x["goal"])))
     if "accuracy_guard" in r:
         x = r["accuracy_guard"]
         lesson = ", ".join(f"{a:.2%}" for a in x["lesson"])
