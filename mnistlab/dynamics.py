@@ -370,7 +370,9 @@ def diagnosis(dyn: Dynamics | None, losses: list[float], accuracy: float,
             causes.append(f"The loss at step 0 was {init:.1f}, against {EXPECTED_INIT_LOSS:.3f} for ten "
                           f"equal guesses: the network started confidently wrong, a sign of initial "
                           f"weights that are too large.")
-    if not causes:
+    if dyn is None:
+        causes.append("Its learning dynamics were not recorded, so they cannot say why.")
+    elif not causes:
         causes.append("The dynamics show no single cause; compare its update ratios and activation "
                       "shares with a run that learned.")
     return " ".join([head, *causes])
