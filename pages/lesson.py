@@ -172,14 +172,14 @@ if step.edits and not present:
             next(widgets).select_slider("Weight std (normal_)", share.STD_SCALE, key="l_std",
                                         format_func=lambda s: f"{s:g}", on_change=edit, args=("std", "l_std"))
 
-st.code(step.source(values), language="python", line_numbers=False)
+st.code(step.source(values), language="python", wrap_lines=present)  # no sideways scrolling on a projector
 if step.note:
     st.info(f"**Changed since the 2018 lesson.** {step.note}", icon=":material/update:")
 
 with lab_ui.show_errors():
     output = lesson_outputs(values)[number - 1]
     if output.text:
-        st.code(output.text, language="text")
+        st.code(output.text, language="text", wrap_lines=present)
     if output.figure is not None:
         size = 24 if present else plots.FONT_SIZE  # read from the back of the room when presenting
         fig = go.Figure(output.figure)  # a copy: the cached one is shared

@@ -1,0 +1,80 @@
+"""The Lesson page in a real browser: every /lesson?step=N, Previous/Next in the address bar, and
+presenter mode as a teacher uses it on a projector (it hides the controls and survives a refresh)."""
+
+import re
+
+from playwright.sync_api import expect
+
+from mnistlab import steps
+from tests.e2e.conftest import assert_no_exception, open_app, rerun, screenshot, wait_for_app
+
+SIDEBAR = '[data-testid="stSidebar"]'
+
+
+def heading(page):
+    return page.locator('[data-testid="stMain"] h2').first
+
+
+def test_every_step_renders_from_its_address(page, base_url):
+    for number in range(1, steps.N_STEPS + 1):
+        open_app(page, base_url, f"lesson?step={number}")
+        expect(heading(page)).to_have_text(re.compile(rf"^{number}\. {re.escape(steps.step(number).title)}"))
+        first_line = steps.step(number).source().splitlines()[0]
+        expect(page.locator('[data-testid="stCode"]').filter(has_text=first_line).first).to_be_visible()
+        assert_no_exception(page)
+        if number in (3, 13):
+            expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
+            screenshot(page, f"lesson-step-{number}")
+
+
+def test_next_and_previous_keep_the_step_in_the_address_bar(page, base_url):
+    open_app(page, base_url, "lesson?step=4")
+    with rerun(page):
+        page.get_by_role("button", name="Next").first.click()
+    expect(heading(page)).to_have_text(re.compile(r"^5\. "))
+    page.wait_for_url(re.compile(r"/lesson\?step=5$"))
+    with rerun(page):
+        page.get_by_role("button", name="Previous").first.click()
+    page.wait_for_url(re.compile(r"/lesson\?step=4$"))
+    expect(page.locator(SIDEBAR)).to_be_visible()
+
+
+def test_presenter_mode_hides_the_controls_and_survives_a_refresh(page, base_url):
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    open_app(page, base_url, "lesson?step=5")
+    expect(page.get_by_label("Hidden units (n_hidden)")).to_be_visible()
+    screenshot(page, "lesson-step-5-1920")
+    with rerun(page):
+        page.get_by_text("Presenter mode", exact=True).click()
+    page.wait_for_url(re.compile(r"step=5&present=1"))
+    for shown in (False, True):  # as switched on, then after a refresh
+        if shown:
+            mark = page.runs.mark()
+            page.reload()
+            page.runs.wait(mark)
+            wait_for_app(page)
+        expect(heading(page)).to_have_text(re.compile(r"^5\. "))
+        expect(page.locator(SIDEBAR)).to_be_hidden()
+        expect(page.get_by_label("Hidden units (n_hidden)")).to_have_count(0)
+        expect(page.get_by_text("Download as Jupyter notebook")).to_have_count(0)
+        expect(page.get_by_role("button", name="Next").first).to_be_visible()
+        size = page.locator('[data-testid="stCode"] code').first.evaluate("e => getComputedStyle(e).fontSize")
+        assert float(size.removesuffix("px")) >= 22, size  # readable from the back of the room
+    screenshot(page, "lesson-step-5-presenter-1920")
+    with rerun(page):
+        page.get_by_role("button", name="Next").first.click()
+    page.wait_for_url(re.compile(r"step=6&present=1"))
+    expect(page.locator(SIDEBAR)).to_be_hidden()
+    with rerun(page):
+        page.get_by_role("button", name="Leave presenter mode").click()
+    page.wait_for_url(re.compile(r"/lesson\?step=6$"))
+    expect(page.locator(SIDEBAR)).to_be_visible()
+
+
+def test_presenter_mode_at_1280_by_800_from_a_bookmark(page, base_url):
+    open_app(page, base_url, "lesson?step=13&present=1")
+    expect(page.locator(SIDEBAR)).to_be_hidden()
+    expect(page.locator('[data-testid="stSlider"]')).to_have_count(0)
+    expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "lesson-step-13-presenter-1280")
