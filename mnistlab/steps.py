@@ -399,8 +399,9 @@ STEPS: tuple[Step, ...] = (
          "names each operation, and `forward` chains them.", _module),
     Step(9, "With torch.nn.functional", "The activations as functions: only the layers with weights stay "
          "modules.", _functional,
-         note="The lesson's `F.sigmoid` is deprecated (a warning since PyTorch 0.4.1); `torch.sigmoid` is "
-              "the function to use."),
+         note="The lesson's `F.sigmoid` printed a deprecation warning from PyTorch 0.4.1 on, telling "
+              "to use `torch.sigmoid`; today it is `torch.sigmoid` under another name, so the code "
+              "calls `torch.sigmoid` itself."),
     Step(10, "Activation functions", "Any non-linear function can be an activation; sigmoid, tanh and "
          "ReLU are the usual ones. ReLU is the most used for hidden layers.", _activations),
     Step(11, "A deeper network with ReLU", "784 inputs, two hidden layers with ReLU, 10 outputs with a "
