@@ -469,7 +469,7 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
         specs.append(row)
     heights = [1.2, 1.7] + [1.0] * hist_rows
     fig = make_subplots(rows=2 + hist_rows, cols=cols, specs=specs, subplot_titles=titles,
-                        row_heights=heights, vertical_spacing=0.1 / (1 + hist_rows / 2),
+                        row_heights=heights, vertical_spacing=0.3 / (2 + hist_rows),
                         horizontal_spacing=0.05)
 
     units = len(snaps[0].templates)
@@ -541,7 +541,7 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False),
                                                            mode="immediate")])])],
-        sliders=[dict(active=0, x=0.17, len=0.83, y=-0.045, yanchor="top", pad=dict(t=8),
+        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.045, yanchor="top", pad=dict(t=8),
                       currentvalue=dict(prefix="epoch ", font=dict(size=FONT_SIZE, color=TEXT)),
                       steps=[dict(label=f"{s.step / spe:.2f}", method="animate", args=[[label(s)], jump])
                              for s in snaps])])

@@ -217,7 +217,7 @@ if runs:
         lab_ui.plot(plots.training_curves({label: runs[label].history.curve() for label in compare},
                                           title="Training curves"))
         recorded = {label: runs[label].dynamics.all_series() for label in compare if runs[label].dynamics}
-        if recorded:
+        if len(recorded) > 1:  # one run's dynamics are on its Learning dynamics tab
             lab_ui.plot(plots.layer_dynamics(recorded, title="Each layer's dynamics: a colour per layer, a "
                                                              "line style per run"), key="tr_compare_dynamics")
 
