@@ -14,15 +14,16 @@ CHART = """(title) => {
   const p = charts.find(c => (c.querySelector('.gtitle')?.textContent || '').includes(title));
   if (!p || !p._fullData) return null;
   return {points: p._fullData.reduce((n, t) => n + (t.type === 'scatter' ? t.x.length : 0), 0),
-          slider: p._fullLayout.sliders?.[0]?.active ?? null, frames: (p._transitionData?._frames || []).length,
-          picture: p._fullData[0].source || null};
+          slider: p._fullLayout.sliders?.[0]?.active ?? null,
+          frames: (p._transitionData?._frames || []).length,
+          picture: p._fullData[0]?.source || null};
 }"""
 
 
 def chart(page, title: str, condition: str = "true") -> dict:
     """The chart titled `title` once `condition` (JS, on the dict CHART returns, as `c`) holds."""
-    return page.wait_for_function(f"(title) => {{ const c = ({CHART})(title); return c && ({condition}) && c; }}",
-                                  arg=title).json_value()
+    js = f"(title) => {{ const c = ({CHART})(title); return c && ({condition}) && c; }}"
+    return page.wait_for_function(js, arg=title).json_value()
 
 
 def slider(page, label: str, key: str, presses: int = 1) -> None:
@@ -45,7 +46,8 @@ def test_each_layer_fills_in_while_it_trains_and_the_replay_plays(page, base_url
     later = chart(page, "Each layer while it trains", f"c.points > {first}")["points"]
     expect(progress).to_be_visible()  # still training: the charts grew while it ran
     assert later > first
-    expect(page.get_by_text(re.compile(r"Loss at step 0 on the probe images: 2\.3\d\d")).first).to_be_visible()
+    init_loss = re.compile(r"Loss at step 0 on the probe images: 2\.3\d\d")
+    expect(page.get_by_text(init_loss).first).to_be_visible()
     screenshot(page, "train-dynamics-live")
 
     with rerun(page):
@@ -58,9 +60,11 @@ def test_each_layer_fills_in_while_it_trains_and_the_replay_plays(page, base_url
 
     replay = chart(page, "Replay", "c.frames > 2")
     assert replay["slider"] == 0 and replay["picture"].startswith("data:image/png")
+    mark = page.runs.mark()
     page.locator('[data-testid="stPlotlyChart"] .updatemenu-button').filter(has_text="Play").click()
-    played = chart(page, "Replay", "c.slider > 0")  # the frames play in the browser, no server round-trip
+    played = chart(page, "Replay", "c.slider > 0")
     assert played["picture"] != replay["picture"]  # fc1's units changed between the frames
+    assert not [e for e in page.runs.events[mark:] if e[0] == "request"]  # played in the browser alone
     screenshot(page, "train-dynamics-replay")
 
 
