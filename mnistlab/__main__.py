@@ -1,7 +1,8 @@
-"""The command line: train a network and save it, or evaluate a saved one, on MNIST.
+"""The command line: train a network and save it, evaluate a saved one, or sweep many, on MNIST.
 
     python -m mnistlab train --hidden 128,64 --activation relu --epochs 5 --out lesson
     python -m mnistlab eval lesson
+    python -m mnistlab sweep --depth 1,2 --hidden 16,64,256 --activation relu,sigmoid --seeds 2 --epochs 1
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import data, dynamics, network, store, train
+from mnistlab import data, dynamics, jobs, network, store, sweep, train
 from mnistlab.errors import ConfigError, LabError
 
 THREADS_HELP = ("CPU threads for torch (default 1: at these layer sizes more threads gain little on an "
@@ -66,7 +67,36 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("name", help="a model name in the models folder, or a path to a .safetensors file")
     e.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     e.add_argument("--threads", default="1", help=THREADS_HELP)
+
+    _sweep_parser(commands)
     return parser
+
+
+def _sweep_parser(commands) -> None:
+    s = commands.add_parser("sweep", help="train a grid (or random sample) of networks and compare them")
+    s.add_argument("--depth", default="1,2", help=f"numbers of hidden layers, 1 to {sweep.MAX_DEPTH} (default 1,2)")
+    s.add_argument("--hidden", default="16,64,256", help="layer widths (default 16,64,256)")
+    s.add_argument("--width-rule", default="same", help="how a deeper network uses a width: same (default: "
+                                                        "64-64-64) or halving (64-32-16)")
+    s.add_argument("--activation", default="relu,sigmoid", help="sigmoid, tanh, relu (default relu,sigmoid)")
+    s.add_argument("--init", default="default", help="weight inits: default (PyTorch's) and/or normal "
+                                                     "stds from Build's scale, e.g. default,0.1")
+    s.add_argument("--lr", default="0.001", help="learning rates (default 0.001)")
+    s.add_argument("--seeds", default="1", help=f"weight seeds per config, 1 to {sweep.MAX_SEEDS} (default 1)")
+    s.add_argument("--epochs", default="1", help=f"epochs per trial, 1 to {sweep.MAX_TRIAL_EPOCHS} (default 1)")
+    s.add_argument("--sample", default=None, help="train a random sample of this many configs, not the grid")
+    s.add_argument("--sample-seed", default="0", help="which random sample (default 0)")
+    s.add_argument("--optimizer", default="adam", help="adam (default) or sgd")
+    s.add_argument("--batch-size", default="64", help="images per step (default 64)")
+    s.add_argument("--normalize", default="lesson", help="input normalization: lesson (default), mnist or none")
+    s.add_argument("--batch-seed", default="0", help="the batch order every trial reads (default 0)")
+    s.add_argument("--train-images", default=None,
+                   help=f"train on the first N training images only ({sweep.MIN_TRAIN_IMAGES:,} to 60,000; "
+                        f"default all): a quick look")
+    s.add_argument("--engine", default="local", help="local (default: this machine) or ray (MNISTLAB_RAY_ADDRESS "
+                                                     "or RAY_ADDRESS, else a Ray instance started here)")
+    s.add_argument("--json", default=None, help="write one record per trial to this file")
+    s.add_argument("--threads", default="1", help=THREADS_HELP)
 
 
 def _use_threads(value: str) -> None:
@@ -171,11 +201,82 @@ def cmd_eval(args) -> None:
         print(f"  {digit}: {acc:.2%}")
 
 
+def cmd_sweep(args) -> None:
+    settings = sweep.SweepSettings(
+        depths=args.depth, widths=args.hidden, width_rule=args.width_rule, activations=args.activation,
+        inits=args.init.split(","), lrs=args.lr, seeds=args.seeds, epochs=args.epochs, sample=args.sample,
+        sample_seed=args.sample_seed, optimizer=args.optimizer, batch_size=args.batch_size,
+        normalization=args.normalize, batch_seed=args.batch_seed, train_images=args.train_images)
+    _use_threads(args.threads)
+    out = Path(args.json) if args.json else None
+    if out is not None and not out.parent.is_dir():
+        raise ConfigError(f"--json: the folder {out.parent} does not exist.")
+    train_split, test_split = data.load_split(True), data.load_split(False)
+    engine = jobs.make_engine(args.engine, jobs.ray_address())
+    sweep_store = sweep.SweepStore()
+    try:
+        bar = _SweepBar(settings.n_trials)
+        run = sweep.Sweep(settings, train_split, test_split, sweep_store, queue=jobs.Queue(engine.slots),
+                          engine=engine, on_trial=lambda record: bar(run))
+        print(f"Sweep {run.id}: {settings.label()}, on the {engine.name} engine ({engine.slots} at once); "
+              f"stored in {sweep_store.path}", file=sys.stderr)
+        if run.resumed:
+            print(f"{run.resumed} of {settings.n_trials} trials were trained before; training the "
+                  f"{len(run.missing)} missing", file=sys.stderr)
+        bar(run)
+        try:
+            run.start()
+            while not run.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            run.stop()
+            run.wait()
+            raise
+        if run.error is not None:
+            raise run.error
+    finally:
+        engine.close()
+        sweep_store.close()
+    rows = run.summary()
+    print(_sweep_table(rows, settings.seeds))
+    if out is not None:
+        out.write_text(json.dumps([{k: v for k, v in r.items() if k != "key"} for r in run.records], indent=1))
+        print(f"{len(run.records)} trials written to {out}")
+
+
+class _SweepBar:
+    """"17 of 36 trained, about 40 s left" on stderr, redrawn in place on a terminal."""
+
+    def __init__(self, total: int, stream=sys.stderr, width=30):
+        self.total, self.stream, self.width, self.live = total, stream, width, stream.isatty()
+
+    def __call__(self, run) -> None:
+        p = run.progress()
+        filled = round(self.width * p.finished / max(1, p.total))
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {p.text()}"
+        self.stream.write(("\r" + line + ("\n" if p.finished == p.total else "")) if self.live else line + "\n")
+        self.stream.flush()
+
+
+def _sweep_table(rows: list[dict], seeds: int) -> str:
+    """Best first; * marks the Pareto front (no config is more accurate with as few parameters)."""
+    spread = seeds > 1
+    head = f"{'':2}{'network':<28}{'init':<18}{'lr':>8}{'parameters':>12}{'test accuracy':>16}{'seconds':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        acc = f"{r['test_accuracy']:.2%}" + (f" ±{r['accuracy_std']:.2%}" if spread else "")
+        lines.append(f"{'*' if r['pareto'] else ' ':2}{r['network']:<28}{r['init']:<18}{r['lr']:>8g}"
+                     f"{r['parameters']:>12,}{acc:>16}{r['seconds']:>9.2f}")
+    lines.append("* the Pareto front: no other network is more accurate with as few parameters"
+                 + (f"; ± the standard deviation over {seeds} seeds" if spread else ""))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        {"train": cmd_train, "eval": cmd_eval}[args.command](args)
+        {"train": cmd_train, "eval": cmd_eval, "sweep": cmd_sweep}[args.command](args)
     except LabError as e:
         print(f"mnistlab: error: {e}", file=sys.stderr)
         return 1

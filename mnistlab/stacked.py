@@ -1,0 +1,177 @@
+"""Training several networks of one shape at once: a sweep's seeds and inits stacked into batched matmuls.
+
+At batch 64 a small network's step costs about what its ~40 operations cost to launch, not what
+their arithmetic costs; K networks stacked into `torch.baddbmm` run the same ~40 operations on
+K times the numbers, so K trials take little longer than one.
+
+A stack's members share their architecture and training settings (so the batches too: a sweep
+trains every trial on the same digits in the same order) and differ in their initial weights
+(init, seed). Each member is the trial `train.run` would train: it starts from
+`network.build(arch, init, seed)`'s weights, reads the very batches of `FastLoader(seed=
+config.seed)` and is updated by the same optimizer (`config.make_optimizer`, fused Adam or SGD:
+both elementwise, so one optimizer over the stacked tensors does each member's update exactly).
+What differs: the stacked matmuls may add up in another order than `nn.Linear`'s, and the loss is
+computed for all members in one call; so weights can drift apart by float rounding, and test
+accuracies by a few hundredths of a point (tests/test_stacked.py holds the bar: 0.3 points).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mnistlab import network, train
+from mnistlab.data import FastLoader, Split
+
+MAX_STACK = 8  # members per stack: more gain little once the arithmetic dominates, and cost memory
+ACTIVATION_FUNCTIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One member's outcome: its test results and its share of the stack's training time."""
+
+    test_accuracy: float
+    test_loss: float
+    per_class_accuracy: list[float]
+    train_loss: float  # mean training loss over its last epoch
+    seconds: float  # the stack's training time divided by its members
+    stacked: int  # how many networks trained together
+
+
+def stack_key(trial) -> tuple:
+    """Trials with equal keys train in one stack: the same shape and settings (so the same batches);
+    only their initial weights (init and seed) differ."""
+    return trial.arch, trial.config
+
+
+def stacks(trials: list, max_size: int = MAX_STACK) -> list[list]:
+    """`trials` grouped into stacks of at most `max_size`, in the order of their first trial."""
+    by_key: dict[tuple, list] = defaultdict(list)
+    for t in trials:
+        by_key[stack_key(t)].append(t)
+    return [members[i:i + max_size] for members in by_key.values() for i in range(0, len(members), max_size)]
+
+
+class Stack:
+    """K networks of one architecture as stacked tensors: fc1 as one (K*h1, 784) matrix (the members
+    read the same batch, so their first layers are one matmul), later layers as (K, in, out) for bmm."""
+
+    def __init__(self, models, arch: network.Architecture, device):
+        self.arch, self.k = arch, len(models)
+        names = arch.linear_names()
+        first = [getattr(m, names[0]) for m in models]
+        self.w1 = torch.cat([lay.weight.detach() for lay in first]).to(device)
+        self.b1 = torch.cat([lay.bias.detach() for lay in first]).to(device)
+        self.weights, self.biases = [], []
+        for name in names[1:]:
+            layers = [getattr(m, name) for m in models]
+            # (K, in, out): h @ W for each member, as nn.Linear computes h @ weight.T
+            self.weights.append(torch.stack([lay.weight.detach().t() for lay in layers]).contiguous().to(device))
+            self.biases.append(torch.stack([lay.bias.detach() for lay in layers]).unsqueeze(1).to(device))
+        for p in self.parameters():
+            p.requires_grad_(True)
+        self.activations = [ACTIVATION_FUNCTIONS[a] for a in arch.activations]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.w1, self.b1, *self.weights, *self.biases]
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 784) images, read by every member: (K, B, 10) scores."""
+        h = self.activations[0](F.linear(images, self.w1, self.b1))  # (B, K*h1)
+        h = h.view(len(images), self.k, -1).transpose(0, 1)  # (K, B, h1)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases), 1):
+            h = torch.baddbmm(b, h, w)
+            if i < len(self.activations):
+                h = self.activations[i](h)
+        return h
+
+    def copy_into(self, model, m: int):
+        """Member `m`'s weights into `model` (built with the same architecture)."""
+        names = self.arch.linear_names()
+        rows = self.w1.shape[0] // self.k
+        with torch.no_grad():
+            first = getattr(model, names[0])
+            first.weight.copy_(self.w1[m * rows:(m + 1) * rows])
+            first.bias.copy_(self.b1[m * rows:(m + 1) * rows])
+            for name, w, b in zip(names[1:], self.weights, self.biases):
+                getattr(model, name).weight.copy_(w[m].t())
+                getattr(model, name).bias.copy_(b[m, 0])
+        return model
+
+
+def train_group(trials: list, train_split: Split, test_split: Split, device="cpu", callback=None,
+                stop=None) -> list[Trained] | None:
+    """Train `trials` (one stack: see `stacks`) together; each one's `Trained`, in order.
+
+    `callback(progress)` is called every train.REPORT_EVERY steps and at each epoch's end (loss:
+    the members' mean) and may return False to stop; stopped (also by `stop`, a threading.Event),
+    it returns None: an unfinished trial has no result.
+    """
+    if not trials:
+        return []
+    arch, config = trials[0].arch, trials[0].config
+    if any(stack_key(t) != stack_key(trials[0]) for t in trials):
+        raise ValueError("A stack's trials must share their architecture and training settings.")
+    device = network.resolve_device(device)
+    k = len(trials)
+    if k == 1:  # nothing to stack: the one-by-one loop is the faster one
+        return _train_one(trials[0], train_split, test_split, device, callback, stop)
+    models = [network.build(t.arch, t.init, t.seed) for t in trials]
+    stack = Stack(models, arch, device)
+    optimizer = config.make_optimizer(stack.parameters())
+    loader = FastLoader(train_split, config.batch_size, shuffle=True, seed=config.seed, device=device,
+                        normalization=config.normalization)
+    total = len(loader) * config.epochs
+    start = time.perf_counter()
+    step, last_epoch = 0, []
+    for epoch in range(1, config.epochs + 1):
+        losses = []
+        for images, labels in loader:
+            scores = stack.logits(images.flatten(1))  # (K, B, 10)
+            # (B, 10, K) against (B, K): every member's per-image losses in one call
+            loss = F.cross_entropy(scores.permute(1, 2, 0), labels.unsqueeze(1).expand(-1, k),
+                                   reduction="none").mean(0)
+            optimizer.zero_grad()
+            loss.sum().backward()  # each member's gradient is that of its own mean loss
+            optimizer.step()
+            losses.append(loss.detach())
+            step += 1
+            end = step % len(loader) == 0
+            stopping = stop is not None and stop.is_set()
+            if step % train.REPORT_EVERY == 0 or end or stopping:
+                if callback is not None:
+                    recent = torch.stack(losses[-train.REPORT_EVERY:]).mean().item()
+                    right = (scores.detach().argmax(2) == labels).float().mean().item()  # this batch
+                    stopping |= callback(train.Progress(
+                        step=step, total_steps=total, epoch=epoch, epochs=config.epochs, loss=recent,
+                        accuracy=right, recent_accuracy=right, steps_per_epoch=len(loader),
+                        epoch_end=end)) is False
+                if stopping:
+                    return None
+                time.sleep(0)  # hand the GIL over between reports, as train.train does
+        last_epoch = torch.stack(losses).mean(0).tolist()
+    seconds = (time.perf_counter() - start) / k
+
+    results = []
+    for m, model in enumerate(models):
+        stack.copy_into(model.to(device), m)
+        e = train.evaluate(model, test_split, device, normalization=config.normalization)
+        results.append(Trained(test_accuracy=e.accuracy, test_loss=e.loss,
+                               per_class_accuracy=e.per_class_accuracy, train_loss=last_epoch[m],
+                               seconds=seconds, stacked=k))
+    return results
+
+
+def _train_one(trial, train_split: Split, test_split: Split, device, callback, stop) -> list[Trained] | None:
+    run = train.run(trial.arch, trial.init, trial.seed, trial.config, train_split, test_split, device,
+                    callback=callback, stop=stop)
+    if run.history.stopped_early:
+        return None
+    steps, e = run.history.steps_per_epoch, run.evaluation
+    return [Trained(test_accuracy=e.accuracy, test_loss=e.loss, per_class_accuracy=e.per_class_accuracy,
+                    train_loss=sum(run.history.loss[-steps:]) / steps, seconds=run.seconds, stacked=1)]

@@ -1,0 +1,67 @@
+"""The one job queue: slots shared fairly, so a student's single run never waits behind a whole sweep."""
+
+import threading
+
+import pytest
+
+from mnistlab import data, jobs, network, sweep, train
+
+SMALL = network.Architecture((16,), ("relu",))
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return data.load_split(True), data.load_split(False)
+
+
+def _served(queue: jobs.Queue, waiting: list[str], running: str = "x") -> list[str]:
+    """Queue jobs of owners `waiting` (in that order) behind a job of `running`, then let each job
+    run and end in turn: the order the owners were served in."""
+    queue.acquire(running)
+    order, threads = [], []
+    for key in waiting:
+        threads.append(threading.Thread(target=lambda k=key: (queue.acquire(k), order.append(k))))
+        threads[-1].start()
+        while queue.waiting < len(threads):  # arrived, in this order
+            threads[-1].join(0.01)
+    queue.release(running)
+    for n in range(len(waiting)):
+        while len(order) <= n:
+            threads[0].join(0.01)
+        queue.release(order[n])
+    return order
+
+
+def test_a_freed_slot_goes_to_the_student_not_to_the_rest_of_the_sweep():
+    # a sweep's trial trains, three more are queued, then a student submits a single run
+    assert _served(jobs.Queue(1), ["sweep", "sweep", "sweep", "student"], running="sweep") == \
+        ["student", "sweep", "sweep", "sweep"]
+
+
+def test_owners_take_turns_and_each_owners_jobs_keep_their_order():
+    assert _served(jobs.Queue(1), ["a", "a", "b", "b", "c"]) == ["a", "b", "c", "a", "b"]
+
+
+def test_the_owner_with_fewest_running_jobs_goes_first():
+    queue = jobs.Queue(2)
+    queue.acquire("sweep")  # one of the sweep's trials holds a slot beside "x"
+    assert _served(queue, ["sweep", "student"])[0] == "student"
+
+
+def test_a_single_run_submitted_while_a_sweep_is_queued_starts_within_one_trial(splits, tmp_path):
+    queue = jobs.Queue(1)
+    settings = sweep.SweepSettings(depths=1, widths="16,24,32,48", activations="relu", seeds=1, epochs=1,
+                                   train_images=5000)
+    sweep_store = sweep.SweepStore(tmp_path)
+    student = jobs.Owner()
+    run = sweep.Sweep(settings, *splits, sweep_store, owner=jobs.Owner(), queue=queue,
+                      engine=jobs.LocalEngine()).start()
+    while queue.running == 0:  # the sweep's first trial has the only slot
+        run.wait(0.01)
+    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=1, batch_size=600),
+                           *splits, owner=student, queue=queue).start()
+    assert job.wait(120) and job.error is None
+    finished_before = len(run.records)
+    assert finished_before <= 1  # it waited for at most the trial that was training
+    assert run.wait(120) and run.error is None and len(run.records) == 4
+    sweep_store.close()

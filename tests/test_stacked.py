@@ -1,0 +1,45 @@
+"""Several networks of one shape trained at once: each the very trial `train.run` trains, within 0.3 pt."""
+
+import pytest
+
+from mnistlab import data, network, stacked, sweep, train
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return data.load_split(True), data.load_split(False)
+
+
+def test_each_stacked_network_is_the_network_trained_alone(splits):
+    # seeds and inits of one shape, one epoch on a fifth of MNIST: the same batches for each
+    config = train.TrainConfig(epochs=1, seed=4)
+    arch = network.Architecture((32, 32), "sigmoid")
+    trials = [sweep.Trial(arch, init, seed, config)
+              for seed in (0, 1, 2) for init in (network.Init(), network.Init(weight_std=0.1))]
+    train_split = data.Split(splits[0].images[:12_000], splits[0].labels[:12_000], True)
+    together = stacked.train_group(trials, train_split, splits[1])
+    alone = [train.run(t.arch, t.init, t.seed, t.config, train_split, splits[1]) for t in trials]
+    assert [r.stacked for r in together] == [6] * 6
+    for r, a in zip(together, alone):
+        assert abs(r.test_accuracy - a.accuracy) <= 0.003
+        assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-2)
+    # the members did not train into one another: the inits and seeds still tell apart
+    assert len({round(r.test_loss, 6) for r in together}) == 6
+
+
+def test_trials_stack_by_shape_and_settings_not_by_seed_or_init():
+    settings = sweep.SweepSettings(depths="1,2", widths="16,32", activations="relu", inits="default,0.1",
+                                   lrs="0.001,0.01", seeds=3)
+    groups = stacked.stacks(settings.trials())
+    assert len(groups) == 2 * 2 * 2  # depth × width × lr
+    assert all(len(g) == 6 for g in groups)  # 2 inits × 3 seeds share the shape and the batches
+    assert all(len({stacked.stack_key(t) for t in g}) == 1 for g in groups)
+    assert sum(len(g) for g in stacked.stacks(settings.trials(), max_size=4)) == settings.n_trials
+
+
+def test_a_stopped_stack_has_no_results(splits):
+    arch = network.Architecture((16,), "relu")
+    trials = [sweep.Trial(arch, network.Init(), s, train.TrainConfig(epochs=3)) for s in (0, 1)]
+    reports = []
+    out = stacked.train_group(trials, *splits, callback=lambda p: reports.append(p) or len(reports) < 3)
+    assert out is None and len(reports) == 3 and reports[-1].step == 60
