@@ -31,6 +31,51 @@ ACTIVATION_BATCH = 256
 
 lab_ui.entry_guard()
 
+
+# -- what the page shows of a network: the same for every visitor with the same (arch, init, seed) ----
+# Built once per server and shared (read-only), so a rerun that changes nothing else (another tab, a
+# code style, a classmate with the default network) only sends them again. CPU weights: the page's
+# device draws the very same numbers.
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def untrained(arch: Architecture, init: Init, seed: int) -> torch.nn.Sequential:
+    return build(arch, init, seed).requires_grad_(False)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def weight_figures(arch: Architecture, init: Init, seed: int, shared_scale: bool) -> tuple:
+    model = untrained(arch, init, seed)
+    panels = {}
+    for name, layer in model.named_children():
+        if isinstance(layer, torch.nn.Linear):
+            panels[f"{name}.weight {tuple(layer.weight.shape)}"] = layer.weight
+            panels[f"{name}.bias {tuple(layer.bias.shape)}"] = layer.bias
+    shown = min(SHOWN_UNITS, arch.hidden[0])
+    first = f" (first {shown} of {arch.hidden[0]})" if shown < arch.hidden[0] else ""
+    images = plots.weight_images(model.fc1.weight, max_units=SHOWN_UNITS, shared_scale=shared_scale,
+                                 title=f"fc1 weights as 28×28 images, one per hidden unit{first}")
+    return plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"), images
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def forward_figure(arch: Architecture, init: Init, seed: int, index: int):
+    test_split = lab_ui.split(False)
+    image = test_split.normalized([index])
+    ps = probabilities(untrained(arch, init, seed), image)[0]
+    return plots.view_classify(image[0], ps, label=int(test_split.labels[index]),
+                               title=f"Untrained {arch.label()}, init {init.label()}")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def activation_view(arch: Architecture, init: Init, seed: int) -> tuple:
+    hidden = inspect.hidden_activations(untrained(arch, init, seed),
+                                        lab_ui.split(False).normalized(slice(0, ACTIVATION_BATCH)))
+    rows = pd.DataFrame([{"layer": a.name, "units": a.values.shape[1],
+                          "cannot learn much": f"{a.share:.0%} {a.problem}"} for a in hidden])
+    return rows, plots.histograms({a.label(): a.values for a in hidden}, columns=2, x_title="activation",
+                                  log_y=True, title="How often each activation value occurs (log scale)")
+
+
 # -- widget state: the layer list lives in keyed widgets b_size_<i>, b_act_<i> ----------------------
 
 def load(state: share.BuildState, device: str) -> None:
@@ -122,7 +167,7 @@ if notices and link_state == params:
 
 model = None
 with model_view, lab_ui.show_errors():
-    model = build(arch, init, int(seed), device)
+    model = build(arch, init, int(seed), device)  # the visitor's device: an unavailable one is an error
     table = parameter_table(model)
     st.subheader("Parameters")
     st.dataframe(pd.DataFrame([{**r, "weight": str(r["weight"]), "bias": str(r["bias"])} for r in table]),
@@ -143,50 +188,44 @@ style = st.radio("Code style", list(codegen.STYLES), format_func=codegen.STYLES.
                       "layers (0) to (n), the others name them.")
 st.code(codegen.printed(arch, style), language="text")
 
+# Only the open tab's content runs (on_change="rerun"): an edit on the Code tab builds no figures.
 code_tab, weights_tab, forward_tab, activations_tab = st.tabs(
-    ["Code", "Weights and biases", "Forward pass", "Activations"])
+    ["Code", "Weights and biases", "Forward pass", "Activations"], key="b_tab", on_change="rerun")
+for key in ("b_shared_scale", "b_image"):  # a closed tab's widgets keep their values meanwhile
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key]
 
-with code_tab:
-    st.code(codegen.generate(arch, init, int(seed), style, device), language="python")
-    st.download_button("Download as Jupyter notebook", icon=":material/download:", key="b_notebook",
-                       data=lambda: notebook.to_bytes(notebook.build(arch, init, int(seed), style)),
-                       file_name=f"mnist-lab-{arch.label().replace(' ', '-').replace('/', '-')}.ipynb",
-                       mime="application/x-ipynb+json", on_click="ignore",
-                       help="This code as a notebook: it prints the same model and draws the same weights.")
+if code_tab.open:
+    code_tab.code(codegen.generate(arch, init, int(seed), style, device), language="python")
+    code_tab.download_button("Download as Jupyter notebook", icon=":material/download:", key="b_notebook",
+                             data=lambda: notebook.to_bytes(notebook.build(arch, init, int(seed), style)),
+                             file_name=f"mnist-lab-{arch.label().replace(' ', '-').replace('/', '-')}.ipynb",
+                             mime="application/x-ipynb+json", on_click="ignore",
+                             help="This code as a notebook: it prints the same model and draws the same "
+                                  "weights.")
 
-with weights_tab:
-    layers = {name: layer for name, layer in model.named_children() if isinstance(layer, torch.nn.Linear)}
-    panels = {}
-    for name, layer in layers.items():
-        panels[f"{name}.weight {tuple(layer.weight.shape)}"] = layer.weight
-        panels[f"{name}.bias {tuple(layer.bias.shape)}"] = layer.bias
-    lab_ui.plot(plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"))
-    shown = min(SHOWN_UNITS, arch.hidden[0])
-    shared = st.toggle("One colour scale for all units", key="b_shared_scale",
-                       help="Off: each unit on its own scale, so every unit's pattern shows. On: one scale, "
-                            "to compare the units' sizes.")
-    lab_ui.plot(plots.weight_images(model.fc1.weight, max_units=SHOWN_UNITS, shared_scale=shared,
-                                    title="fc1 weights as 28×28 images, one per hidden unit"
-                                          + (f" (first {shown} of {arch.hidden[0]})"
-                                             if shown < arch.hidden[0] else "")))
+if weights_tab.open:
+    with weights_tab:
+        histograms = st.empty()
+        shared = st.toggle("One colour scale for all units", key="b_shared_scale",
+                           help="Off: each unit on its own scale, so every unit's pattern shows. On: one "
+                                "scale, to compare the units' sizes.")
+        histogram_figure, images_figure = weight_figures(arch, init, int(seed), shared)
+        with histograms:
+            lab_ui.plot(histogram_figure)
+        lab_ui.plot(images_figure)
 
-test_split = lab_ui.split(False)
-with forward_tab:
-    index = int(st.columns(3)[0].number_input(f"Test image (0 to {len(test_split) - 1})", 0,
-                                               len(test_split) - 1, 0, key="b_image"))
-    image = test_split.normalized([index], device)
-    with torch.no_grad():
-        ps = probabilities(model, image)[0]
-    lab_ui.plot(plots.view_classify(image[0], ps, label=int(test_split.labels[index]),
-                                    title=f"Untrained {arch.label()}, init {init.label()}"))
+if forward_tab.open:
+    with forward_tab:
+        last = len(lab_ui.split(False)) - 1
+        index = int(st.columns(3)[0].number_input(f"Test image (0 to {last})", 0, last, key="b_image"))
+        lab_ui.plot(forward_figure(arch, init, int(seed), index))
 
-with activations_tab:
-    hidden = inspect.hidden_activations(model, test_split.normalized(slice(0, ACTIVATION_BATCH), device))
-    st.caption(f"Each hidden layer's outputs for the first {ACTIVATION_BATCH} test images. Saturated: a "
-               f"sigmoid or tanh output where its slope is under {inspect.SATURATION:.0%} of its peak. "
-               f"Dead: a ReLU unit that outputs 0 for every image.")
-    st.dataframe(pd.DataFrame([{"layer": a.name, "units": a.values.shape[1],
-                                "cannot learn much": f"{a.share:.0%} {a.problem}"} for a in hidden]),
-                 hide_index=True, width="stretch")
-    lab_ui.plot(plots.histograms({a.label(): a.values for a in hidden}, columns=2, x_title="activation",
-                                 log_y=True, title="How often each activation value occurs (log scale)"))
+if activations_tab.open:
+    with activations_tab:
+        rows, figure = activation_view(arch, init, int(seed))
+        st.caption(f"Each hidden layer's outputs for the first {ACTIVATION_BATCH} test images. Saturated: "
+                   f"a sigmoid or tanh output where its slope is under {inspect.SATURATION:.0%} of its "
+                   f"peak. Dead: a ReLU unit that outputs 0 for every image.")
+        st.dataframe(rows, hide_index=True, width="stretch")
+        lab_ui.plot(figure)

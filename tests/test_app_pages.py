@@ -166,8 +166,22 @@ def test_build_adds_and_removes_hidden_layers():
     assert "(tanh2): Tanh()" in at.code[0].value and "fc3" not in at.code[0].value
 
 
-def test_build_zero_bias_init_makes_the_bias_histograms_a_spike_at_zero():
+def open_tab(at: AppTest, tab: str) -> AppTest:
+    """Clicks one of Build's tabs: only the open tab's content runs, so this reruns the page."""
+    at.session_state["b_tab"] = tab
+    return at.run()
+
+
+def test_build_draws_only_the_open_tabs_figures():
     at = open_page("pages/build.py")
+    assert not figures(at)  # the Code tab is open
+    assert len(figures(open_tab(at, "Weights and biases"))) == 2
+    assert [f["layout"]["title"]["text"] for f in figures(open_tab(at, "Forward pass"))] == [
+        "Untrained 784-128-64-10 relu, init default"]
+
+
+def test_build_zero_bias_init_makes_the_bias_histograms_a_spike_at_zero():
+    at = open_tab(open_page("pages/build.py"), "Weights and biases")
     biases = [t for t in figure_with(at, "fc1.bias")["data"] if ".bias" in t["name"]]
     assert all(len(t["x"]) > 1 for t in biases)  # PyTorch's default: spread out
     at.checkbox(key="b_zero_bias").check().run()
@@ -185,14 +199,16 @@ def test_build_url_round_trip_restores_the_same_network_and_weights():
     at.number_input(key="b_seed").set_value(42).run()
     link = dict(at.query_params)
     assert link == {"hidden": "200,64", "act": "relu,sigmoid", "std": "0.05", "bias": "default", "seed": "42"}
+    tabs = {"Weights and biases": "fc1.weight", "Forward pass": "Untrained"}
+    seen = {tab: figure_with(open_tab(at, tab), title)["data"] for tab, title in tabs.items()}
 
-    st.cache_resource.clear()
+    st.cache_resource.clear()  # the figures are drawn afresh for the other browser
     other = open_page("pages/build.py", link)  # another browser: a new session from the link
     assert not other.warning
     assert other.code[0].value == at.code[0].value
     assert other.number_input(key="b_seed").value == 42 and other.select_slider(key="b_std").value == 0.05
-    for title in ("fc1.weight", "Untrained"):  # weight histograms and the forward pass agree exactly
-        a, b = figure_with(at, title)["data"], figure_with(other, title)["data"]
+    for tab, title in tabs.items():  # weight histograms and the forward pass agree exactly
+        a, b = seen[tab], figure_with(open_tab(other, tab), title)["data"]
         for ta, tb in zip(a, b):
             np.testing.assert_array_equal(ta.get("x"), tb.get("x"))
             np.testing.assert_array_equal(ta.get("y"), tb.get("y"))

@@ -121,7 +121,7 @@ def test_share_url_restores_the_same_network(page, open_page, base_url):
     set_number(page, "Seed", 7)
     expect(page).to_have_url(re.compile(r"seed=7"))
     shared = page.url
-    page.get_by_role("tab", name="Forward pass").click()  # tabs switch in the browser, no rerun
+    page.get_by_role("tab", name="Forward pass").click()  # a rerun draws the open tab; figure() waits
     model_text = printed_model(page).inner_text()
     forward = figure(page, "Untrained")
 
