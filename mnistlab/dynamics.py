@@ -347,7 +347,8 @@ def diagnosis(dyn: Dynamics | None, losses: list[float], accuracy: float,
         dead = {n: dyn.last(n, k) for n, k in dyn.activations.items() if k == "dead"}
         lr_text = f" ({lr:g})" if lr is not None else ""
         if updates and max(updates) > HEALTHY_UPDATE + 1.5:
-            causes.append(f"The update ratios reached 10^{max(updates):.1f}, far above the healthy 10^-3: "
+            causes.append(f"The update ratios reached {10 ** max(updates):.2g} (10^{max(updates):.1f}), far "
+                          f"above the healthy 0.001 (10^-3): "
                           f"each step changed the weights by a large part of their size. The learning "
                           f"rate{lr_text} is too high; try one 10 to 100 times smaller.")
         big_sat = {n: s for n, s in saturated.items() if math.isfinite(s) and s > 0.5}
@@ -362,7 +363,8 @@ def diagnosis(dyn: Dynamics | None, losses: list[float], accuracy: float,
             causes.append(f"Most ReLU units ended dead ({layers} output 0 for every probe image): a "
                           f"large update pushed them below zero for good. Lower the learning rate.")
         if updates and max(updates) < HEALTHY_UPDATE - 2 and not causes:
-            causes.append(f"The update ratios stayed below 10^{max(updates):.1f}, far under 10^-3: the "
+            causes.append(f"The update ratios stayed below {10 ** max(updates):.1g} (10^{max(updates):.1f}), "
+                          f"far under 0.001 (10^-3): the "
                           f"weights barely moved. The learning rate{lr_text} is too small, or the "
                           f"gradients vanish on the way back (look at the saturated shares).")
         init = dyn.init_loss

@@ -315,7 +315,7 @@ def training_curves(curves: Mapping[str, tuple], title: str | None = None, heigh
                       row=1, col=2)
     fig.update_xaxes(title_text="epoch", rangemode="tozero", range=[0, epochs] if epochs else None)
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)  # accuracy: a share, whatever the run
     if not any(len(c[0]) for c in curves.values()):  # nothing yet: sensible empty axes
         fig.update_yaxes(range=[0, 2.5], row=1, col=1)
         fig.update_yaxes(range=[0, 1], row=1, col=2)
@@ -542,7 +542,8 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
                                         args=[[None], dict(frame=dict(duration=0, redraw=False),
                                                            mode="immediate")])])],
         sliders=[dict(active=0, x=0.2, len=0.8, y=-0.045, yanchor="top", pad=dict(t=8),
-                      currentvalue=dict(prefix="epoch ", font=dict(size=FONT_SIZE, color=TEXT)),
+                      currentvalue=dict(prefix="epoch ", xanchor="right",
+                                        font=dict(size=FONT_SIZE, color=TEXT)),
                       steps=[dict(label=f"{s.step / spe:.2f}", method="animate", args=[[label(s)], jump])
                              for s in snaps])])
     _layout(fig, title, height=300 + 260 + 230 * hist_rows + 80)
