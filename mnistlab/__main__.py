@@ -154,7 +154,8 @@ def cmd_train(args) -> None:
           f"{len(test_split):,} wrong)")
     verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, config.lr)
     if run.dynamics is not None:
-        print(f"loss at step 0: {run.dynamics.init_loss:.3f} (ten equal guesses: {dynamics.EXPECTED_INIT_LOSS:.3f})")
+        print(f"loss at step 0: {run.dynamics.init_loss:.3f} "
+              f"(ten equal guesses: {dynamics.EXPECTED_INIT_LOSS:.3f})")
     if verdict:
         print(verdict)
     if history_path is not None:
