@@ -12,6 +12,27 @@ from mnistlab.network import MAX_SEED, MAX_WIDTH
 
 lab_ui.entry_guard()
 
+
+# The lesson's network for one (n_hidden, seed) and its figures: built once per server and shared, so
+# moving the image slider or coming back to the page rebuilds nothing but the chosen image's figure.
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def lesson_network(n_hidden: int, seed: int) -> tuple:
+    images, labels = next(iter(FastLoader(lab_ui.split(True), 64, shuffle=True, seed=seed)))
+    t = TensorNetwork.random(n_hidden, seed).forward(images)
+    hidden = layer_activations(t["hidden"], "sigmoid", "hidden")
+    figure = plots.histograms({f"hidden: {hidden.share:.0%} of activations saturated": t["hidden"]},
+                              columns=1, x_title="sigmoid output", panel_height=300)
+    return images, labels, t, figure
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def image_figure(n_hidden: int, seed: int, index: int):
+    images, labels, t, _ = lesson_network(n_hidden, seed)
+    return plots.view_classify(images[index], t["probabilities"][index], label=int(labels[index]),
+                               title=f"images[{index}] through the untrained network")
+
+
 st.title("A network from tensors")
 st.caption("Before `nn`: weights are plain tensors, a layer is a matrix multiplication plus a bias, "
            "and the activation is a formula. Each step shows its code, then what it gives.")
@@ -21,9 +42,7 @@ n_hidden = int(c[0].number_input("Hidden units (n_hidden)", 1, MAX_WIDTH, 256, k
 seed = int(c[1].number_input("Seed (torch.manual_seed)", 0, MAX_SEED, 7, key="t_seed"))
 index = int(c[2].slider("Image in the batch", 0, 63, 0, key="t_index"))
 
-images, labels = next(iter(FastLoader(lab_ui.split(True), 64, shuffle=True, seed=seed)))
-net = TensorNetwork.random(n_hidden, seed)
-t = net.forward(images)
+images, labels, t, hidden_figure = lesson_network(n_hidden, seed)
 
 
 def step(title: str, code: str):
@@ -51,9 +70,7 @@ with step("2. Weights and biases from torch.randn",
 with step("3. Hidden layer: sigmoid of inputs × W1 + B1",
           "def activation(x):\n    return 1 / (1 + torch.exp(-x))\n\n"
           "hidden = activation(torch.mm(inputs, W1) + B1)"):
-    hidden = layer_activations(t["hidden"], "sigmoid", "hidden")
-    lab_ui.plot(plots.histograms({f"hidden: {hidden.share:.0%} of activations saturated": t["hidden"]},
-                                 columns=1, x_title="sigmoid output", panel_height=300))
+    lab_ui.plot(hidden_figure)
     st.caption("Each hidden unit adds up 784 inputs times unscaled `randn` weights, so its input is far "
                "from 0 and the sigmoid sits at 0 or 1, where its slope (and learning) is almost nil. "
                "That is why `nn.Linear` scales its initial weights by 1/√inputs.")
@@ -65,8 +82,7 @@ with step("4. Output scores and softmax",
           "scores = torch.mm(hidden, W2) + B2\nprobabilities = softmax(scores)\n\n"
           "probabilities.shape\nprobabilities.sum(dim=1)"):
     ps = t["probabilities"]
-    lab_ui.plot(plots.view_classify(images[index], ps[index], label=int(labels[index]),
-                                    title=f"images[{index}] through the untrained network"))
+    lab_ui.plot(image_figure(n_hidden, seed, index))
     sums = ", ".join(f"{v:.4f}" for v in ps.sum(dim=1).tolist())
     st.code(f">>> probabilities.shape\n{ps.shape}\n>>> probabilities.sum(dim=1)\ntensor([{sums}])",
             language="python", wrap_lines=True)
