@@ -16,6 +16,7 @@ PAGES = [  # (file, title, icon); a page whose file is not written yet is left o
     ("pages/tensors.py", "From tensors", ":material/functions:"),
     ("pages/build.py", "Build", ":material/account_tree:"),
     ("pages/train.py", "Train", ":material/model_training:"),
+    ("pages/explore.py", "Explore", ":material/travel_explore:"),
     ("pages/draw.py", "Draw", ":material/draw:"),
 ]
 # Streamlit serves the default page at the root only (its own path, e.g. /lesson, is "not found"), so
