@@ -157,7 +157,8 @@ from torchvision import datasets, transforms
 transform = transforms.Compose([transforms.ToTensor(),
                                 transforms.{data.normalize_code('lesson')}])
 # Download (or find) and load the training data
-trainset = datasets.MNIST({data_folder_text()!r}, download=True, train=True, transform=transform)
+trainset = datasets.MNIST({data_folder_text()!r}, download=True, train=True,
+                          transform=transform)
 trainloader = torch.utils.data.DataLoader(trainset, batch_size={BATCH}, shuffle=True,
                                           generator=torch.Generator().manual_seed({v.seed}))
 print(trainset)"""
@@ -179,7 +180,7 @@ px.imshow(images[{v.index}].numpy().squeeze(), color_continuous_scale="gray")"""
 
 
 def _flatten(v: LessonValues) -> str:
-    return """# (64, 1, 28, 28) to (64, 784): each image a row of 784 inputs; -1 lets torch work out 784
+    return """# (64, 1, 28, 28) to (64, 784): one row of 784 inputs per image (-1: torch works it out)
 inputs = images.view(images.shape[0], -1)
 print(inputs.shape)
 print(images.shape)  # unchanged"""
@@ -192,17 +193,17 @@ def _tensors(v: LessonValues) -> str:
 
 torch.manual_seed({v.seed})  # set the random seed so things are predictable
 
-n_input = 784        # the number of input units, must match the number of input features
-n_hidden = {v.n_hidden}       # the number of hidden units
-n_output = 10        # the number of output units, one per digit
+n_input = 784   # input units: one per pixel
+n_hidden = {v.n_hidden:<4}  # hidden units
+n_output = 10   # output units: one per digit
 
-W1 = torch.randn(n_input, n_hidden)   # weights from the inputs to the hidden layer
-W2 = torch.randn(n_hidden, n_output)  # weights from the hidden layer to the output layer
-B1 = torch.randn((1, n_hidden))       # biases of the hidden and output layers
-B2 = torch.randn((1, n_output))
+W1 = torch.randn(n_input, n_hidden)   # inputs to the hidden layer
+W2 = torch.randn(n_hidden, n_output)  # hidden layer to the outputs
+B1 = torch.randn((1, n_hidden))       # biases of the hidden layer
+B2 = torch.randn((1, n_output))       # and of the output layer
 
 hidden = activation(torch.mm(inputs, W1) + B1)
-output = torch.mm(hidden, W2) + B2  # scores: no sigmoid here, the softmax comes next
+output = torch.mm(hidden, W2) + B2  # scores, no sigmoid: the softmax comes next
 print(output.shape)
 print(output[:2])"""
 
@@ -215,7 +216,7 @@ def _shapes(v: LessonValues) -> str:
 
 def _softmax(v: LessonValues) -> str:
     return """def softmax(x):
-    # minus each row's max first: the same probabilities, and exp can no longer overflow
+    # minus each row's max: the same probabilities, and exp cannot overflow
     e = torch.exp(x - x.max(dim=1, keepdim=True).values)
     return e / torch.sum(e, dim=1).view(-1, 1)
 
@@ -224,7 +225,8 @@ print(probabilities.shape)  # should be (64, 10)
 print(probabilities.sum(dim=1))  # each row should sum to 1
 
 big = torch.tensor([[100.0, 0.0]])
-print(torch.exp(big) / torch.sum(torch.exp(big), dim=1).view(-1, 1))  # the 2018 formula: nan
+# the 2018 formula, without the max: exp(100) is inf in float32, inf / inf is nan
+print(torch.exp(big) / torch.sum(torch.exp(big), dim=1).view(-1, 1))
 print(softmax(big))"""
 
 
@@ -283,8 +285,11 @@ def _activations(v: LessonValues) -> str:
     return """import plotly.graph_objects as go
 
 x = torch.linspace(-5, 5, 201)
-go.Figure([go.Scatter(x=x.numpy(), y=f(x).numpy(), name=name)
-           for name, f in [("sigmoid", torch.sigmoid), ("tanh", torch.tanh), ("ReLU", torch.relu)]])"""
+curves = {"sigmoid": torch.sigmoid(x), "tanh": torch.tanh(x), "ReLU": torch.relu(x)}
+fig = go.Figure()
+for name, y in curves.items():
+    fig.add_trace(go.Scatter(x=x.numpy(), y=y.numpy(), name=name))
+fig"""
 
 
 def _relu(v: LessonValues) -> str:
@@ -325,7 +330,7 @@ print(model.fc1.weight.data.normal_(std={v.std!r}))"""
 
 def _forward(v: LessonValues) -> str:
     return f"""img = images[{v.index}]            # the image of step 3: (1, 28, 28)
-ps = model(img.view(1, 784))  # a batch of one flattened image: (1, 10) probabilities
+ps = model(img.view(1, 784))  # a batch of one flattened image: (1, 10)
 print(ps)
 view_classify(img, ps)"""
 
