@@ -237,14 +237,13 @@ class SweepSettings:
 
     def label(self) -> str:
         """E.g. "1-2 layers × widths 16,64,256 × relu,sigmoid, 2 seeds, 1 epoch: 24 trials"."""
-        depth = "-".join(map(str, (min(self.depths), max(self.depths)))) if len(self.depths) > 1 \
-            else str(self.depths[0])
+        depth = ",".join(map(str, self.depths)) + f" layer{'s' * (self.depths != (1,))}"
         inits = ",".join("default" if s is None else f"std {s:g}" for s in self.inits)
         lrs = ",".join(f"{lr:g}" for lr in self.lrs)
         sample = f", random {self.sample} of {self.grid_size} configs" if self.sample else ""
         if self.train_images:
             sample += f", first {self.train_images:,} training images"
-        return (f"{depth} layers ({self.width_rule}) × widths {','.join(map(str, self.widths))} × "
+        return (f"{depth} ({self.width_rule} width) × widths {','.join(map(str, self.widths))} × "
                 f"{','.join(self.activations)} × init {inits} × lr {lrs}, {self.seeds} seed"
                 f"{'s' * (self.seeds != 1)}, {self.epochs} epoch{'s' * (self.epochs != 1)}{sample}: "
                 f"{self.n_trials} trials")

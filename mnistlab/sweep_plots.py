@@ -1,0 +1,122 @@
+"""Plotly figures of a sweep's results, as sweep tools show them; each point carries its config's index
+(`customdata`) so a page can tell which network was clicked.
+
+Builders take `sweep.summarize` rows (one per config: mean accuracy over its seeds and their spread)
+and never touch Streamlit. The look (fonts, margins) is plots.py's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mnistlab.plots import FONT_SIZE, TEXT, _layout
+
+ACTIVATION_COLORS = {"relu": "#4c78a8", "sigmoid": "#e45756", "tanh": "#54a24b"}
+DEPTH_SYMBOLS = {1: "circle", 2: "square", 3: "diamond", 4: "triangle-up"}
+FRONT = "#222222"
+
+
+def _hover(r: dict) -> str:
+    spread = f" ± {r['accuracy_std']:.2%} over {r['seeds']} seeds" if r["seeds"] > 1 else ""
+    return (f"<b>{r['network']}</b><br>init {r['init']} · lr {r['lr']:g}<br>{r['parameters']:,} parameters"
+            f"<br>test accuracy {r['test_accuracy']:.2%}{spread}<br>{r['seconds']:.1f} s per trial")
+
+
+def _scatter(rows: list[dict], x: str, x_title: str, log_x: bool, title: str | None, height: int,
+             front: bool) -> go.Figure:
+    fig = go.Figure()
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault((r["activation"], r["depth"]), []).append(i)
+    for (act, depth), idx in sorted(groups.items()):
+        pts = [rows[i] for i in idx]
+        errors = [p["accuracy_std"] * 100 for p in pts] if any(p["seeds"] > 1 for p in pts) else None
+        fig.add_trace(go.Scatter(
+            x=[p[x] for p in pts], y=[p["test_accuracy"] * 100 for p in pts], mode="markers",
+            name=f"{act}, {depth} layer{'s' * (depth != 1)}", customdata=idx,
+            marker=dict(color=ACTIVATION_COLORS.get(act, "#888"), symbol=DEPTH_SYMBOLS.get(depth, "x"),
+                        size=13, line=dict(width=1, color="white")),
+            error_y=dict(type="data", array=errors, visible=True, thickness=1.2) if errors else None,
+            hovertext=[_hover(p) for p in pts], hoverinfo="text"))
+    if front:
+        pareto = sorted((r for r in rows if r.get("pareto")), key=lambda r: r[x])
+        if pareto:
+            fig.add_trace(go.Scatter(x=[r[x] for r in pareto], y=[r["test_accuracy"] * 100 for r in pareto],
+                                     mode="lines", line=dict(color=FRONT, width=1.5, dash="dot", shape="hv"),
+                                     name="Pareto front", hoverinfo="skip"))
+    _layout(fig, title, height)
+    fig.update_layout(showlegend=True, legend=dict(font=dict(size=FONT_SIZE - 2, color=TEXT)),
+                      clickmode="event+select", dragmode="pan")
+    fig.update_xaxes(title=x_title, type="log" if log_x else "linear")
+    fig.update_yaxes(title="test accuracy (%)")
+    return fig
+
+
+def accuracy_vs_parameters(rows: list[dict], title: str | None = None, height: int = 460) -> go.Figure:
+    """Test accuracy against parameter count (log x): colour by activation, marker by depth, the Pareto
+    front dotted (the most accurate network for each budget of parameters)."""
+    return _scatter(rows, "parameters", "parameters (log scale)", True, title, height, front=True)
+
+
+def accuracy_vs_time(rows: list[dict], title: str | None = None, height: int = 460) -> go.Figure:
+    """Test accuracy against training time per trial: what each point of accuracy costs in seconds."""
+    return _scatter(rows, "seconds", "training seconds per trial", False, title, height, front=False)
+
+
+def width_depth_heatmaps(rows: list[dict], title: str | None = None, height: int = 380) -> go.Figure:
+    """Mean test accuracy by first-layer width (x) and depth (y), one panel per activation; the best of
+    the configs in a cell (over inits and learning rates)."""
+    acts = list(dict.fromkeys(r["activation"] for r in rows))
+    widths = sorted({r["width"] for r in rows})
+    depths = sorted({r["depth"] for r in rows})
+    fig = make_subplots(rows=1, cols=len(acts), subplot_titles=acts, horizontal_spacing=0.06,
+                        shared_yaxes=True)
+    lo = min(r["test_accuracy"] for r in rows) * 100
+    hi = max(r["test_accuracy"] for r in rows) * 100
+    for c, act in enumerate(acts, 1):
+        best = {}
+        for r in rows:
+            if r["activation"] == act:
+                key = (r["depth"], r["width"])
+                best[key] = max(best.get(key, -math.inf), r["test_accuracy"] * 100)
+        z = [[best.get((d, w)) for w in widths] for d in depths]
+        text = [[f"{v:.1f}" if v is not None else "" for v in row] for row in z]
+        fig.add_trace(go.Heatmap(z=z, x=[str(w) for w in widths], y=[str(d) for d in depths], text=text,
+                                 texttemplate="%{text}", zmin=lo, zmax=hi, colorscale="Viridis",
+                                 showscale=c == len(acts), colorbar=dict(title="%"),
+                                 hovertemplate="width %{x}, %{y} layers: %{z:.2f}%<extra></extra>"),
+                      row=1, col=c)
+        fig.update_xaxes(title="width", type="category", row=1, col=c)
+    fig.update_yaxes(title="hidden layers", type="category", row=1, col=1)
+    return _layout(fig, title, height)
+
+
+def parallel_coordinates(rows: list[dict], title: str | None = None, height: int = 440) -> go.Figure:
+    """Every swept setting as an axis, one line per config coloured by its test accuracy."""
+    acts = list(dict.fromkeys(r["activation"] for r in rows))
+    stds = sorted({r["weight_std"] or 0 for r in rows})
+    lrs = sorted({r["lr"] for r in rows})
+    dims = [
+        dict(label="layers", values=[r["depth"] for r in rows], tickvals=sorted({r["depth"] for r in rows})),
+        dict(label="width", values=[math.log2(r["width"]) for r in rows],
+             tickvals=[math.log2(w) for w in sorted({r["width"] for r in rows})],
+             ticktext=[str(w) for w in sorted({r["width"] for r in rows})]),
+        dict(label="activation", values=[acts.index(r["activation"]) for r in rows],
+             tickvals=list(range(len(acts))), ticktext=acts),
+        dict(label="init std", values=[stds.index(r["weight_std"] or 0) for r in rows],
+             tickvals=list(range(len(stds))), ticktext=["default" if s == 0 else f"{s:g}" for s in stds]),
+        dict(label="learning rate", values=[lrs.index(r["lr"]) for r in rows], tickvals=list(range(len(lrs))),
+             ticktext=[f"{lr:g}" for lr in lrs]),
+        dict(label="parameters (log10)", values=[math.log10(r["parameters"]) for r in rows]),
+        dict(label="test accuracy %", values=[r["test_accuracy"] * 100 for r in rows]),
+    ]
+    fig = go.Figure(go.Parcoords(line=dict(color=[r["test_accuracy"] * 100 for r in rows], colorscale="Viridis",
+                                           showscale=True, colorbar=dict(title="%")),
+                                 dimensions=dims, labelfont=dict(size=FONT_SIZE, color=TEXT),
+                                 tickfont=dict(size=FONT_SIZE - 3, color=TEXT)))
+    _layout(fig, title, height)
+    fig.update_layout(margin=dict(l=60, r=40, t=90 if title else 60, b=20))
+    return fig

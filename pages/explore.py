@@ -1,0 +1,256 @@
+"""Explore: sweep many architectures on equal terms and see which shapes win, by how much, at what cost.
+
+The sweep itself (its trials, the queue's turns, storage, the Pareto front) is `mnistlab.sweep`;
+this page lays out its settings and draws its records, live while it runs. `?sweep=<id>` opens
+a saved sweep.
+"""
+
+import pandas as pd
+import streamlit as st
+
+import lab_ui
+from mnistlab import jobs, network, share, sweep, sweep_plots
+from mnistlab.errors import LabError
+
+lab_ui.entry_guard()
+
+WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
+LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1]
+INITS = ["default", *share.STD_SCALE]
+REFRESH_S = 0.5
+
+ss = st.session_state
+
+
+@st.cache_resource(show_spinner=False)
+def sweep_store(path: str) -> sweep.SweepStore:
+    """The server's sweeps file (one connection per server; SQLite in WAL mode)."""
+    return sweep.SweepStore(path)
+
+
+def store() -> sweep.SweepStore:
+    return sweep_store(str(sweep.db_path()))
+
+
+def settings_from_widgets() -> sweep.SweepSettings:
+    return sweep.SweepSettings(
+        depths=ss["ex_depths"], widths=ss["ex_widths"], width_rule=ss["ex_rule"],
+        activations=ss["ex_activations"], inits=[None if i == "default" else i for i in ss["ex_inits"]],
+        lrs=ss["ex_lrs"], seeds=ss["ex_seeds"], epochs=ss["ex_epochs"],
+        sample=ss["ex_sample"] if ss["ex_search"] == "random" else None)
+
+
+def start(settings: sweep.SweepSettings) -> None:
+    try:
+        owner = ss.setdefault("tr_owner", jobs.Owner())  # the visitor: the sweep ends if they leave
+        ss["ex_sweep"] = sweep.Sweep(settings, lab_ui.split(True), lab_ui.split(False), store(),
+                                     owner=owner).start()
+        show(ss["ex_sweep"].id)
+        ss.pop("ex_error", None)
+    except LabError as e:
+        ss["ex_error"] = str(e)
+
+
+def show(sweep_id: str) -> None:
+    ss["ex_shown"] = sweep_id
+    ss.pop("ex_pick", None)
+    st.query_params["sweep"] = sweep_id
+
+
+def finish(run: sweep.Sweep) -> None:
+    del ss["ex_sweep"]
+    if run.error is not None:
+        ss["ex_error"] = str(run.error) if isinstance(run.error, LabError) else \
+            f"The sweep failed ({type(run.error).__name__}: {run.error})."
+    elif run.stop_reason == "time limit":
+        ss["ex_error"] = (f"A trial reached this server's limit of {jobs.MAX_RUN_SECONDS / 60:g} minutes per "
+                          f"run; the sweep stopped. Its finished trials are kept below.")
+
+
+def picked_from_chart(key: str) -> None:
+    points = ss[key].selection.points if ss.get(key) else []
+    if points and "customdata" in points[0]:
+        ss["ex_pick"] = int(points[0]["customdata"])
+
+
+def picked_from_table() -> None:
+    chosen = ss["ex_table"].selection.rows if ss.get("ex_table") else []
+    if chosen:
+        ss["ex_pick"] = chosen[0]  # rows are numbered as summarize() gave them, whatever the sort
+
+
+def train_fully(row: dict) -> None:
+    arch = network.Architecture(tuple(row["hidden"]), tuple(row["activations"]))
+    lab_ui.set_build(arch, network.Init(weight_std=row["weight_std"]), 0, lab_ui.current_build()["device"])
+    ss["ex_goto_train"] = True
+
+
+def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> None:
+    """The charts, the table and the selected network's links, for the records so far."""
+    rows = sweep.summarize(records)
+    if not rows:
+        return
+    suffix = "_live" if live else ""
+    plots = st.columns(2)
+    with plots[0]:
+        lab_ui.plot(sweep_plots.accuracy_vs_parameters(rows, title="Test accuracy against size"),
+                    key="ex_params" + suffix, on_select=lambda: picked_from_chart("ex_params" + suffix),
+                    selection_mode="points")
+    with plots[1]:
+        lab_ui.plot(sweep_plots.accuracy_vs_time(rows, title="Test accuracy against training time"),
+                    key="ex_time" + suffix, on_select=lambda: picked_from_chart("ex_time" + suffix),
+                    selection_mode="points")
+    seeds = f"mean of {settings.seeds} seeds; " if settings.seeds > 1 else ""
+    st.caption(f"Each point is one network ({seeds}error bars: ± one standard deviation). The dotted line "
+               f"is the Pareto front: no network is more accurate with as few parameters. Click a point "
+               f"to open it.")
+    if live:
+        return
+    lab_ui.plot(sweep_plots.width_depth_heatmaps(rows, title="Best test accuracy (%) by width and depth"))
+    if len(rows) > 1:
+        lab_ui.plot(sweep_plots.parallel_coordinates(rows, title="Every setting at once (drag along an axis "
+                                                                 "to filter)"))
+
+    st.subheader("All networks")
+    table = pd.DataFrame([{
+        "network": r["network"], "init": r["init"], "lr": r["lr"], "parameters": r["parameters"],
+        "test accuracy": r["test_accuracy"] * 100, "± (seeds)": r["accuracy_std"] * 100,
+        "seconds": round(r["seconds"], 2), "Pareto": "★" if r["pareto"] else ""} for r in rows])
+    st.dataframe(table, hide_index=True, key="ex_table", on_select=picked_from_table,
+                 selection_mode="single-row",
+                 column_config={"test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
+                                "± (seeds)": st.column_config.NumberColumn(format="%.2f"),
+                                "parameters": st.column_config.NumberColumn(format="localized"),
+                                "lr": st.column_config.NumberColumn(format="%g")})
+
+    labels = [f"{r['network']} · init {r['init']} · lr {r['lr']:g}: {r['test_accuracy']:.2%}" for r in rows]
+    if ss.get("ex_pick") is not None and ss["ex_pick"] < len(rows):
+        ss["ex_open"] = labels[ss.pop("ex_pick")]
+    if ss.get("ex_open") not in labels:
+        ss["ex_open"] = labels[0]
+    choice = st.selectbox("Open a network (or click a point or a row)", labels, key="ex_open")
+    row = rows[labels.index(choice)]
+    state = share.BuildState(network.Architecture(tuple(row["hidden"]), tuple(row["activations"])),
+                             network.Init(weight_std=row["weight_std"]), 0)
+    c = st.columns([1, 1, 2])
+    c[0].page_link("pages/build.py", label="Open it on Build", icon=":material/account_tree:",
+                   query_params=share.encode(state))
+    c[1].button("Train it fully", key="ex_train", icon=":material/model_training:", on_click=train_fully,
+                args=(row,))
+    c[2].caption("Build shows its layers and weights (seed 0) and a link to share; Train trains it with "
+                 "the settings you choose, then Draw can test it on your own digits.")
+
+
+# -- the page --------------------------------------------------------------------------------------
+
+if ss.pop("ex_goto_train", False):
+    st.switch_page("pages/train.py")
+
+st.title("Explore")
+st.caption("Train many networks on equal terms (the same digits in the same order) and see which shapes win, "
+           "by how much, and at what cost.")
+
+running = ss.get("ex_sweep")
+url_sweep = st.query_params.get("sweep")
+if url_sweep and url_sweep != ss.get("ex_shown") and running is None:
+    if any(s["id"] == url_sweep for s in store().sweeps()):
+        ss["ex_shown"] = url_sweep
+    else:
+        st.error(f"The link asks for sweep {url_sweep[:40]!r}, which this server has not saved. Choose a saved "
+                 f"sweep below or start a new one.")
+
+settings_col, saved_col = st.columns([2.2, 1], gap="large")
+with settings_col:
+    st.subheader("What to try")
+    c = st.columns(3)
+    c[0].multiselect("Hidden layers", list(range(1, sweep.MAX_DEPTH + 1)), [1, 2], key="ex_depths")
+    c[1].multiselect("Widths", WIDTHS, [16, 64, 256], key="ex_widths")
+    c[2].radio("A deeper network uses its width", list(sweep.WIDTH_RULES), key="ex_rule",
+               format_func=sweep.WIDTH_RULES.get)
+    c = st.columns(3)
+    c[0].multiselect("Activations", list(network.ACTIVATIONS), ["relu", "sigmoid"], key="ex_activations")
+    c[1].multiselect("Weight init", INITS, ["default"], key="ex_inits",
+                     format_func=lambda v: "PyTorch's default" if v == "default" else f"normal, std {v:g}",
+                     help="PyTorch's default (Kaiming uniform), or normal(0, std) with a std from Build's scale.")
+    c[2].multiselect("Learning rates (Adam)", LR_SCALE, [1e-3], key="ex_lrs", format_func=lambda v: f"{v:g}")
+    c = st.columns(3)
+    c[0].slider("Seeds per config", 1, sweep.MAX_SEEDS, 1, key="ex_seeds",
+                help="Each config trained with this many weight seeds: the spread shows how much is luck.")
+    c[1].slider("Epochs per trial", 1, sweep.MAX_TRIAL_EPOCHS, 1, key="ex_epochs")
+    search = c[2].radio("Search", ["grid", "random"], key="ex_search", horizontal=True,
+                        format_func={"grid": "Full grid", "random": "Random sample"}.get,
+                        help="A random sample of the grid finds the good regions with fewer trials.")
+    c[2].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, 8, key="ex_sample",
+                      disabled=search != "random")
+    try:
+        settings = settings_from_widgets()
+        trials = settings.trials()
+        seconds = sweep.estimate_seconds(trials, jobs.default_queue().slots)
+        st.markdown(f"**{settings.n_trials} trials** ({settings.n_configs} configs × {settings.seeds} seed"
+                    f"{'s' * (settings.seeds != 1)}), {settings.epochs} epoch{'s' * (settings.epochs != 1)} "
+                    f"each: about {sweep._duration(seconds)} on this server when nobody else trains.")
+    except LabError as e:
+        settings = None
+        st.error(str(e))
+    st.button("Start the sweep", key="ex_start", type="primary", icon=":material/play_arrow:",
+              disabled=settings is None or running is not None, on_click=start, args=(settings,))
+    if "ex_error" in ss:
+        st.error(ss["ex_error"])
+
+with saved_col:
+    st.subheader("Saved sweeps")
+    saved = store().sweeps()
+    if not saved:
+        st.caption("None yet. Every trial is saved as it finishes, so a sweep that was interrupted can "
+                   "be resumed.")
+    else:
+        by_id = {s["id"]: s for s in saved}
+        ids = list(by_id)
+        if ss.get("ex_shown") in by_id:
+            ss["ex_saved"] = ss["ex_shown"]
+        st.selectbox("Sweep", ids, key="ex_saved", format_func=lambda i: f"{by_id[i]['label']} "
+                                                                         f"({by_id[i]['finished']} done)")
+        st.button("Open", key="ex_open_saved", on_click=show, args=(ss["ex_saved"],), disabled=running is not None)
+
+
+# -- while it runs ---------------------------------------------------------------------------------
+
+if running is not None:
+    @st.fragment(run_every=REFRESH_S)
+    def live() -> None:
+        run = ss.get("ex_sweep")
+        if run is None:
+            return
+        if run.done:
+            finish(run)
+            st.rerun()
+        p = run.progress()
+        text = p.text()
+        if run.waiting:
+            text += " · waiting for a free slot: other visitors' networks are training"
+        st.progress(p.finished / max(1, p.total), text=text)
+        st.button("Stop", key="ex_stop", icon=":material/stop:", on_click=run.stop,
+                  help="Keeps every trial that has finished.")
+        results(run.records, run.settings, live=True)
+
+    live()
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+shown = ss.get("ex_shown")
+if shown is not None and running is None:
+    try:
+        shown_settings = store().settings(shown)
+    except LabError as e:
+        st.error(str(e))
+    else:
+        records = store().records(shown)
+        st.header("Results")
+        missing = shown_settings.n_trials - len({r["key"] for r in records})
+        st.markdown(f"**{shown_settings.label()}** · {len(records)} trained"
+                    + (f", {missing} missing" if missing else ""))
+        if missing:
+            st.button(f"Resume: train the {missing} missing", key="ex_resume", on_click=start,
+                      args=(shown_settings,), icon=":material/replay:")
+        results(records, shown_settings, live=False)
