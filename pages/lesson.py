@@ -22,7 +22,7 @@ PRESENTER_CSS = """<style>
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 [data-testid="stExpandSidebarButton"], [data-testid="stSidebarCollapseButton"] { display: none !important; }
 [data-testid="stMain"] [data-testid="stCode"] code { font-size: 1.45rem !important; line-height: 1.45; }
-[data-testid="stMain"] [data-testid="stMarkdownContainer"] p { font-size: 1.5rem; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p { font-size: 1.45rem !important; }
 [data-testid="stMain"] h2 { font-size: 2.6rem !important; }
 [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; max-width: 100%; }
 </style>"""
