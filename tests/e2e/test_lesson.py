@@ -78,3 +78,17 @@ def test_presenter_mode_at_1280_by_800_from_a_bookmark(page, base_url):
     expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "lesson-step-13-presenter-1280")
+
+
+def test_download_as_jupyter_notebook_gives_the_steps_with_the_visitors_values(page, base_url):
+    import nbformat
+
+    open_app(page, base_url, "lesson?step=5&units=64&seed=3")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download as Jupyter notebook").click()
+    assert download.value.suggested_filename == "mnist-lab-lesson.ipynb"
+    nb = nbformat.read(download.value.path(), as_version=4)
+    nbformat.validate(nb)
+    values = steps.LessonValues(n_hidden=64, seed=3)
+    code = [c.source for c in nb.cells if c.cell_type == "code"][1:]
+    assert code == [s.source(values) for s in steps.STEPS]
