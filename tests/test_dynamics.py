@@ -7,6 +7,7 @@ import math
 import pickle
 import statistics
 
+import numpy as np
 import pytest
 import torch
 
@@ -159,3 +160,37 @@ def test_the_cli_writes_the_curves_and_each_layers_dynamics(tmp_path, capsys):
     assert set(rows[0]["relu1"]) == {"dead"} and set(rows[0]["sigmoid2"]) == {"saturated"}
     assert cli.main(["train", "--dry-run", "--history", str(tmp_path / "missing" / "h.json")]) == 1
     assert "--history needs a file name in an existing folder" in capsys.readouterr().err
+
+
+# -- the Train page (AppTest), on the run it trains ----------------------------------------------------
+
+@pytest.mark.usefixtures("navigation_mode")
+def test_the_train_page_shows_a_runs_dynamics_its_replay_and_a_scale_toggle():
+    from streamlit.testing.v1 import AppTest
+    from test_app_pages import figure_with
+
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    at.text_input(key="tr_hidden").set_value("32")
+    at.button(key="tr_use").click().run()
+    at.select_slider(key="tr_batch").set_value(256)
+    at.slider(key="tr_epochs").set_value(1)
+    at.button(key="tr_train").click().run()
+    assert at.session_state["train_job"].wait(120)
+    at.run()
+    assert not at.exception
+    run = at.session_state["runs"][-1]
+    assert run.dynamics is not None and run.dynamics.steps[0] == 0
+    assert any(m.value.startswith("Loss at step 0 on the probe images: **2.3") for m in at.markdown)
+    dyn = figure_with(at, "Each layer over training")
+    assert {t["name"] for t in dyn["data"]} == {"fc1", "output", "relu1 (dead)"}
+    replay = figure_with(at, "Replay")
+    assert len(replay["frames"]) == len(run.dynamics.snapshots)
+    assert not at.error  # a run that learned gets no diagnosis
+
+    per_unit = np.asarray(figure_with(at, "fc1 weights after training")["data"][0]["z"], dtype=float)
+    assert np.nanmax(np.abs(per_unit)) == pytest.approx(1)
+    at.toggle(key="tr_shared_scale").set_value(True).run()
+    shared = np.asarray(figure_with(at, "fc1 weights after training")["data"][0]["z"], dtype=float)
+    assert np.allclose(shared[:28, :28], run.state["fc1.weight"][0].reshape(28, 28).numpy(), atol=1e-6)
