@@ -52,6 +52,8 @@ def parse_list(name: str, text, convert=str) -> tuple:
     for p in parts:
         try:
             out.append(convert(p))
+        except ConfigError:
+            raise
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: {p!r} is not a valid value.") from None
     return tuple(dict.fromkeys(out))  # in the order given, each once
@@ -523,3 +525,33 @@ class Sweep:
 
     def summary(self) -> list[dict]:
         return summarize(self.records)
+
+
+# -- as a link -------------------------------------------------------------------------------------
+
+PARAMS = {"depths": "depths", "widths": "widths", "rule": "width_rule", "act": "activations",
+          "init": "inits", "lr": "lrs", "seeds": "seeds", "epochs": "epochs", "sample": "sample"}
+
+
+def from_params(params) -> SweepSettings | None:
+    """The settings a link's query parameters give (`?depths=1,2&widths=16,64&act=relu&seeds=2`),
+    None when it has none; a ConfigError saying what was wrong otherwise. Unknown keys are ignored."""
+    given = {field_: str(params[k][-1] if isinstance(params[k], list) else params[k])[:200]
+             for k, field_ in PARAMS.items() if k in params}
+    if not given:
+        return None
+    if "inits" in given:
+        given["inits"] = given["inits"].split(",")
+    return SweepSettings(**given)
+
+
+def to_params(settings: SweepSettings) -> dict[str, str]:
+    """Query parameters for `settings` (the inverse of from_params for what a page can choose)."""
+    params = {"depths": ",".join(map(str, settings.depths)), "widths": ",".join(map(str, settings.widths)),
+              "rule": settings.width_rule, "act": ",".join(settings.activations),
+              "init": ",".join("default" if s is None else f"{s:g}" for s in settings.inits),
+              "lr": ",".join(f"{lr:g}" for lr in settings.lrs), "seeds": str(settings.seeds),
+              "epochs": str(settings.epochs)}
+    if settings.sample:
+        params["sample"] = str(settings.sample)
+    return params

@@ -18,6 +18,9 @@ WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1]
 INITS = ["default", *share.STD_SCALE]
 REFRESH_S = 0.5
+DEFAULTS = {"ex_depths": [1, 2], "ex_widths": [16, 64, 256], "ex_rule": "same", "ex_activations": ["relu", "sigmoid"],
+            "ex_inits": ["default"], "ex_lrs": [1e-3], "ex_seeds": 1, "ex_epochs": 1, "ex_search": "grid",
+            "ex_sample": 8}
 
 ss = st.session_state
 
@@ -159,28 +162,44 @@ if url_sweep and url_sweep != ss.get("ex_shown") and running is None:
         st.error(f"The link asks for sweep {url_sweep[:40]!r}, which this server has not saved. Choose a saved "
                  f"sweep below or start a new one.")
 
+if "ex_depths" not in ss:  # first run: a link's settings (?depths=1,2&widths=16,64&act=relu...) if any
+    try:
+        linked = sweep.from_params(st.query_params.to_dict())
+    except LabError as e:
+        linked = None
+        st.error(f"The link's sweep settings were not used: {e}")
+    if linked is not None:
+        ss.update(ex_depths=list(linked.depths), ex_widths=list(linked.widths), ex_rule=linked.width_rule,
+                  ex_activations=list(linked.activations),
+                  ex_inits=["default" if s is None else s for s in linked.inits], ex_lrs=list(linked.lrs),
+                  ex_seeds=linked.seeds, ex_epochs=linked.epochs,
+                  ex_search="random" if linked.sample else "grid", ex_sample=linked.sample or 8)
+for key, value in DEFAULTS.items():
+    ss.setdefault(key, value)
+
 settings_col, saved_col = st.columns([2.2, 1], gap="large")
 with settings_col:
     st.subheader("What to try")
     c = st.columns(3)
-    c[0].multiselect("Hidden layers", list(range(1, sweep.MAX_DEPTH + 1)), [1, 2], key="ex_depths")
-    c[1].multiselect("Widths", WIDTHS, [16, 64, 256], key="ex_widths")
+    c[0].multiselect("Hidden layers", list(range(1, sweep.MAX_DEPTH + 1)), key="ex_depths")
+    c[1].multiselect("Widths", sorted({*WIDTHS, *ss["ex_widths"]}), key="ex_widths")
     c[2].radio("A deeper network uses its width", list(sweep.WIDTH_RULES), key="ex_rule",
                format_func=sweep.WIDTH_RULES.get)
     c = st.columns(3)
-    c[0].multiselect("Activations", list(network.ACTIVATIONS), ["relu", "sigmoid"], key="ex_activations")
-    c[1].multiselect("Weight init", INITS, ["default"], key="ex_inits",
+    c[0].multiselect("Activations", list(network.ACTIVATIONS), key="ex_activations")
+    c[1].multiselect("Weight init", INITS, key="ex_inits",
                      format_func=lambda v: "PyTorch's default" if v == "default" else f"normal, std {v:g}",
                      help="PyTorch's default (Kaiming uniform), or normal(0, std) with a std from Build's scale.")
-    c[2].multiselect("Learning rates (Adam)", LR_SCALE, [1e-3], key="ex_lrs", format_func=lambda v: f"{v:g}")
+    c[2].multiselect("Learning rates (Adam)", sorted({*LR_SCALE, *ss["ex_lrs"]}), key="ex_lrs",
+                     format_func=lambda v: f"{v:g}")
     c = st.columns(3)
-    c[0].slider("Seeds per config", 1, sweep.MAX_SEEDS, 1, key="ex_seeds",
+    c[0].slider("Seeds per config", 1, sweep.MAX_SEEDS, key="ex_seeds",
                 help="Each config trained with this many weight seeds: the spread shows how much is luck.")
-    c[1].slider("Epochs per trial", 1, sweep.MAX_TRIAL_EPOCHS, 1, key="ex_epochs")
+    c[1].slider("Epochs per trial", 1, sweep.MAX_TRIAL_EPOCHS, key="ex_epochs")
     search = c[2].radio("Search", ["grid", "random"], key="ex_search", horizontal=True,
                         format_func={"grid": "Full grid", "random": "Random sample"}.get,
                         help="A random sample of the grid finds the good regions with fewer trials.")
-    c[2].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, 8, key="ex_sample",
+    c[2].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, key="ex_sample",
                       disabled=search != "random")
     try:
         settings = settings_from_widgets()

@@ -1,0 +1,102 @@
+"""The Explore page through Streamlit's AppTest, on real MNIST: a small sweep from start to a network on Build."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mnistlab import share, sweep
+
+APP = "../app.py"
+pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def models(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
+    return tmp_path
+
+
+def open_explore(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page("pages/explore.py").run()
+    return ok(at)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def run_sweep(at: AppTest, button: str = "ex_start") -> AppTest:
+    """Press Start (or Resume), wait for the sweep, and let the page pick up its results."""
+    ok(at.button(key=button).click().run())
+    assert at.session_state["ex_sweep"].wait(180)
+    ok(at.run())
+    assert "ex_sweep" not in at.session_state
+    return at
+
+
+def test_a_small_sweep_from_a_link_trains_shows_its_networks_and_opens_one_on_build():
+    at = open_explore(depths="1", widths="16,32", act="relu,tanh", seeds="1", epochs="1")
+    assert at.multiselect(key="ex_widths").value == [16, 32]
+    assert at.markdown[0].value.startswith("**4 trials** (4 configs × 1 seed), 1 epoch each: about ")
+    run_sweep(at)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4  # size, time, heatmap, parallel coordinates
+    records = sweep.SweepStore().records(at.session_state["ex_shown"])
+    assert len(records) == 4 and all(r["test_accuracy"] > 0.85 for r in records)
+    assert at.query_params["sweep"] == at.session_state["ex_shown"]  # a link to these results
+    best = max(records, key=lambda r: r["test_accuracy"])
+    choice = at.selectbox(key="ex_open")
+    assert len(choice.options) == 4 and choice.value.startswith(best["network"])  # best first
+    link = at.get("page_link")[0].proto
+    assert link.page.endswith("build") or "build" in link.page
+    expected = share.encode(share.BuildState(
+        __import__("mnistlab").network.Architecture(tuple(best["hidden"]), tuple(best["activations"]))))
+    assert dict(p.split("=") for p in link.query_string.split("&")) == expected
+
+    at.button(key="ex_train").click().run()  # "Train it fully": the Train page, with this network
+    assert at.session_state["build"]["arch"].hidden == tuple(best["hidden"])
+
+
+def test_bad_settings_on_the_page_say_what_is_allowed_and_cannot_start():
+    at = open_explore()
+    ok(at.multiselect(key="ex_widths").set_value([]).run())
+    assert at.error[0].value == "Widths: give at least one value."
+    assert at.button(key="ex_start").disabled
+    at.multiselect(key="ex_widths").set_value([8, 16, 32, 64, 128, 256, 512, 1024])
+    at.multiselect(key="ex_depths").set_value([1, 2, 3, 4])
+    at.multiselect(key="ex_activations").set_value(["sigmoid", "tanh", "relu"])
+    ok(at.slider(key="ex_seeds").set_value(5).run())
+    assert f"at most {sweep.MAX_TRIALS}" in at.error[0].value and "480 trials" in at.error[0].value
+    assert at.button(key="ex_start").disabled
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"widths": "16,abc"}, "The link's sweep settings were not used: A width must be a whole number"),
+    ({"seeds": "9"}, "Seeds per config must be a whole number from 1 to 5"),
+    ({"act": "softmax"}, "Activations must be among sigmoid, tanh, relu"),
+    ({"sweep": "not-a-sweep"}, "The link asks for sweep 'not-a-sweep', which this server has not saved"),
+])
+def test_a_link_with_bad_settings_says_what_was_wrong_and_keeps_the_defaults(params, message):
+    at = open_explore(**params)
+    assert message in at.error[0].value and len(at.error) == 1
+    assert at.multiselect(key="ex_widths").value == [16, 64, 256]
+
+
+def test_a_saved_sweep_reopens_in_a_new_session_and_resumes_only_what_is_missing(models):
+    settings = sweep.SweepSettings(depths="1", widths="16,32", activations="relu")
+    store = sweep.SweepStore()
+    store.add_sweep(settings)
+    first = settings.trials()[0]
+    store.add_trial(settings.id, first.record(sweep.stacked.Trained(0.9, 0.3, [0.9] * 10, 0.4, 1.0, 1), "local"))
+    at = open_explore()
+    assert at.selectbox(key="ex_saved").value == settings.id
+    ok(at.button(key="ex_open_saved").click().run())
+    assert "1 trained, 1 missing" in at.markdown[1].value
+    run_sweep(at, "ex_resume")  # trains the other one only
+    records = store.records(settings.id)
+    assert len(records) == 2 and records[0]["test_accuracy"] == 0.9  # the first is the one kept
