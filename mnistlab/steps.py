@@ -82,12 +82,13 @@ def _shown(text: str) -> str:
 def parse_step(value) -> tuple[int, str | None]:
     """The step a URL's `step` asks for (1 to 14), and a notice when it cannot be used.
 
-    A missing or empty `step` is step 1 without a notice (the Lesson page's own address); anything
-    else that is not a whole number from 1 to 14 is step 1 with a notice saying so.
+    A missing or empty `step` is step 1 with a notice saying how to address a step; anything else
+    that is not a whole number from 1 to 14 is step 1 with a notice saying what is allowed.
     """
     text = _last(value).strip()
     if text == "":
-        return 1, None
+        return 1, f"No step in the address: showing step 1. Each step has its own, from " \
+                  f"/lesson?step=1 to /lesson?step={N_STEPS}."
     if text.isascii() and text.isdigit() and 1 <= int(text) <= N_STEPS:
         return int(text), None
     return 1, f"The link's step {_shown(text)} is not a step of this lesson: steps are 1 to {N_STEPS}. " \
