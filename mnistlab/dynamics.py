@@ -327,6 +327,40 @@ def _finite_values(values) -> list[float]:
     return [v for v in values if math.isfinite(v)]
 
 
+def _over_half(shares: dict[str, float]) -> str:
+    """E.g. "relu1 99%, relu2 77%": the layers with more than half their units saturated or dead."""
+    return ", ".join(f"{n} {s:.0%}" for n, s in shares.items() if math.isfinite(s) and s > 0.5)
+
+
+def _causes(dyn: Dynamics, lr: float | None) -> list[str]:
+    """What the recorded dynamics point at, most telling first."""
+    causes = []
+    updates = _finite_values(v for n in dyn.layers for v in dyn.column(n, "update_ratio_log10"))
+    lr_text = f" ({lr:g})" if lr is not None else ""
+    if updates and max(updates) > HEALTHY_UPDATE + 1.5:
+        causes.append(f"The update ratios reached {10 ** max(updates):.2g} (10^{max(updates):.1f}), far "
+                      f"above the healthy 0.001 (10^-3): each step changed the weights by a large part of "
+                      f"their size. The learning rate{lr_text} is too high; try one 10 to 100 times smaller.")
+    saturated = _over_half({n: dyn.first(n, k) for n, k in dyn.activations.items() if k == "saturated"})
+    if saturated:
+        causes.append(f"The activations were saturated from the start ({saturated} of the probe images' "
+                      f"activations), so their gradients were near zero: the init's std is too large. Try "
+                      f"PyTorch's default init, or a std near 1/√784 ≈ 0.036 for fc1 (e.g. 0.02 or 0.05).")
+    dead = _over_half({n: dyn.last(n, k) for n, k in dyn.activations.items() if k == "dead"})
+    if dead:
+        causes.append(f"Most ReLU units ended dead ({dead} output 0 for every probe image): a large "
+                      f"update pushed them below zero for good. Lower the learning rate.")
+    if updates and max(updates) < HEALTHY_UPDATE - 2 and not causes:
+        causes.append(f"The update ratios stayed below {10 ** max(updates):.1g} (10^{max(updates):.1f}), far "
+                      f"under 0.001 (10^-3): the weights barely moved. The learning rate{lr_text} is too "
+                      f"small, or the gradients vanish on the way back (look at the saturated shares).")
+    if math.isfinite(dyn.init_loss) and dyn.init_loss > 2 * EXPECTED_INIT_LOSS:
+        causes.append(f"The loss at step 0 was {dyn.init_loss:.1f}, against {EXPECTED_INIT_LOSS:.3f} for ten "
+                      f"equal guesses: the network started confidently wrong, a sign of initial weights "
+                      f"that are too large.")
+    return causes
+
+
 def diagnosis(dyn: Dynamics | None, losses: list[float], accuracy: float,
               lr: float | None = None) -> str | None:
     """A plain-words verdict for a run that failed (test accuracy at chance, or a loss that stopped
@@ -340,38 +374,7 @@ def diagnosis(dyn: Dynamics | None, losses: list[float], accuracy: float,
     else:
         head = (f"This run ends at chance accuracy ({accuracy:.0%} on the test set; ten guesses give 10%): "
                 f"the network learned nothing useful.")
-    causes = []
-    if dyn is not None and dyn.steps:
-        updates = _finite_values(v for n in dyn.layers for v in dyn.column(n, "update_ratio_log10"))
-        saturated = {n: dyn.first(n, k) for n, k in dyn.activations.items() if k == "saturated"}
-        dead = {n: dyn.last(n, k) for n, k in dyn.activations.items() if k == "dead"}
-        lr_text = f" ({lr:g})" if lr is not None else ""
-        if updates and max(updates) > HEALTHY_UPDATE + 1.5:
-            causes.append(f"The update ratios reached {10 ** max(updates):.2g} (10^{max(updates):.1f}), far "
-                          f"above the healthy 0.001 (10^-3): "
-                          f"each step changed the weights by a large part of their size. The learning "
-                          f"rate{lr_text} is too high; try one 10 to 100 times smaller.")
-        big_sat = {n: s for n, s in saturated.items() if math.isfinite(s) and s > 0.5}
-        if big_sat:
-            layers = ", ".join(f"{n} {s:.0%}" for n, s in big_sat.items())
-            causes.append(f"The activations were saturated from the start ({layers} of the probe images' "
-                          f"activations), so their gradients were near zero: the init's std is too "
-                          f"large. Try PyTorch's default init or a std near 1/√(inputs), e.g. 0.05.")
-        big_dead = {n: s for n, s in dead.items() if math.isfinite(s) and s > 0.5}
-        if big_dead:
-            layers = ", ".join(f"{n} {s:.0%}" for n, s in big_dead.items())
-            causes.append(f"Most ReLU units ended dead ({layers} output 0 for every probe image): a "
-                          f"large update pushed them below zero for good. Lower the learning rate.")
-        if updates and max(updates) < HEALTHY_UPDATE - 2 and not causes:
-            causes.append(f"The update ratios stayed below {10 ** max(updates):.1g} (10^{max(updates):.1f}), "
-                          f"far under 0.001 (10^-3): the "
-                          f"weights barely moved. The learning rate{lr_text} is too small, or the "
-                          f"gradients vanish on the way back (look at the saturated shares).")
-        init = dyn.init_loss
-        if math.isfinite(init) and init > 2 * EXPECTED_INIT_LOSS:
-            causes.append(f"The loss at step 0 was {init:.1f}, against {EXPECTED_INIT_LOSS:.3f} for ten "
-                          f"equal guesses: the network started confidently wrong, a sign of initial "
-                          f"weights that are too large.")
+    causes = _causes(dyn, lr) if dyn is not None and dyn.steps else []
     if dyn is None:
         causes.append("Its learning dynamics were not recorded, so they cannot say why.")
     elif not causes:
