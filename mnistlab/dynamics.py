@@ -81,7 +81,7 @@ class Snapshot:
         return self.templates.numel() * 4 + self.probabilities.numel() * 4 + counts
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: a page may keep a figure per run's Dynamics
 class Dynamics:
     """What a Recorder gathered over one run: a table of per-layer numbers, and snapshots.
 

@@ -5,6 +5,7 @@ twice a second, so the page (and every other visitor's) stays responsive and Sto
 """
 
 import math
+import weakref
 
 import pandas as pd
 import streamlit as st
@@ -24,6 +25,12 @@ REFRESH_S = 0.5
 
 ss = st.session_state
 ss.setdefault("runs", [])
+
+
+@st.cache_resource
+def replays() -> weakref.WeakKeyDictionary:
+    """Each run's replay figure, built once (half a second of Plotly work), gone with its run."""
+    return weakref.WeakKeyDictionary()
 
 
 def labelled_runs() -> dict[str, train.Run]:
@@ -253,9 +260,10 @@ if runs:
             st.markdown(dynamics.init_loss_note(d.init_loss))
             lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
                         key="tr_dynamics")
-            lab_ui.plot(plots.replay(d, test_split.normalized(d.replay_digits),
-                                     title="Replay: press play, or drag the slider (epochs)"),
-                        key="tr_replay")
+            if d not in replays():
+                replays()[d] = plots.replay(d, test_split.normalized(d.replay_digits),
+                                            title="Replay: press play, or drag the slider (epochs)")
+            lab_ui.plot(replays()[d], key="tr_replay")
 
     with confusion_tab:
         lab_ui.plot(plots.confusion_matrix(e.confusion, title="True digit (rows) and prediction (columns)"))
