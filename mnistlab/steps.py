@@ -160,8 +160,9 @@ transform = transforms.Compose([transforms.ToTensor(),
 # Download (or find) and load the training data
 trainset = datasets.MNIST({data_folder_text()!r}, download=True, train=True,
                           transform=transform)
-trainloader = torch.utils.data.DataLoader(trainset, batch_size={BATCH}, shuffle=True,
-                                          generator=torch.Generator().manual_seed({v.seed}))
+trainloader = torch.utils.data.DataLoader(
+    trainset, batch_size={BATCH}, shuffle=True,
+    generator=torch.Generator().manual_seed({v.seed}))  # the same batches on every run
 print(trainset)"""
 
 
