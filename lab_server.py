@@ -9,13 +9,34 @@ torch._dynamo: about 2.5 s together) only once the browser had loaded the page a
 from __future__ import annotations
 
 import contextlib
+import gc
+import importlib
 import threading
+
+# What the other pages import (pages are scripts, run afresh each visit; their modules load once).
+# Not mnistlab.ray_engine: Ray is imported only when a sweep chooses it.
+OTHER_PAGES = ("pandas", "pyarrow", "streamlit_drawable_canvas", "mnistlab.codegen", "mnistlab.inspect",
+               "mnistlab.lesson", "mnistlab.notebook", "mnistlab.share", "mnistlab.store",
+               "mnistlab.preprocess", "mnistlab.jobs", "mnistlab.dynamics", "mnistlab.steps",
+               "mnistlab.sweep", "mnistlab.sweep_plots")
 
 
 def import_first_page() -> None:
-    """Import torch, torchvision and Plotly: everything the first page (Dataset) runs on."""
+    """Import torch, torchvision and Plotly: everything the first page (Dataset) runs on; then the
+    other pages' modules, and freeze them all out of the garbage collector.
+
+    Streamlit runs a full collection after every script run (runner.postScriptGC, to keep a
+    session's garbage from piling up). With torch, Plotly and pandas loaded that walks ~420,000
+    objects that live as long as the server: 200-400 ms on a busy 2-core machine, most of every
+    rerun. gc.freeze() moves them out of the collector's reach, so it walks only what visitors made.
+    """
     import lab_ui  # noqa: F401  torch, torchvision and the data set's code
     import mnistlab.plots  # noqa: F401  Plotly
+
+    for name in OTHER_PAGES:
+        with contextlib.suppress(ImportError):  # a module that fails here fails visibly in its page
+            importlib.import_module(name)
+    gc.freeze()
 
 
 @contextlib.asynccontextmanager
