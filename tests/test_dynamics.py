@@ -165,7 +165,7 @@ def test_the_cli_writes_the_curves_and_each_layers_dynamics(tmp_path, capsys):
 # -- the Train page (AppTest), on the run it trains ----------------------------------------------------
 
 @pytest.mark.usefixtures("navigation_mode")
-def test_the_train_page_shows_a_runs_dynamics_its_replay_and_a_scale_toggle():
+def test_the_train_page_shows_a_runs_dynamics_its_replay_a_scale_toggle_and_compares_two():
     from streamlit.testing.v1 import AppTest
     from test_app_pages import figure_with
 
@@ -194,3 +194,13 @@ def test_the_train_page_shows_a_runs_dynamics_its_replay_and_a_scale_toggle():
     at.toggle(key="tr_shared_scale").set_value(True).run()
     shared = np.asarray(figure_with(at, "fc1 weights after training")["data"][0]["z"], dtype=float)
     assert np.allclose(shared[:28, :28], run.state["fc1.weight"][0].reshape(28, 28).numpy(), atol=1e-6)
+    # A second network on the same batches: the two runs' dynamics overlaid, a line style per run.
+    at.text_input(key="tr_activation").set_value("sigmoid")
+    at.button(key="tr_use").click().run()
+    at.button(key="tr_train").click().run()
+    assert at.session_state["train_job"].wait(120)
+    at.run()
+    compared = figure_with(at, "a line style per run")
+    styles = {t["name"].split(" · ")[0]: t["line"]["dash"] for t in compared["data"]}
+    assert styles == {"Run 1": "solid", "Run 2": "dash"}
+    assert {t["name"] for t in compared["data"]} >= {"Run 1 · relu1 (dead)", "Run 2 · sigmoid1 (saturated)"}
