@@ -1,0 +1,140 @@
+"""Sweep settings, their trials, the Pareto front, mean and spread over seeds, and the trials kept in SQLite."""
+
+import json
+import sqlite3
+
+import pytest
+
+from mnistlab import data, jobs, network, sweep
+from mnistlab.errors import ConfigError
+
+
+def test_the_grid_is_every_combination_with_each_seed():
+    s = sweep.SweepSettings(depths="1,2", widths="16,64", activations="relu,sigmoid", seeds=2)
+    trials = s.trials()
+    assert s.n_configs == 8 and s.n_trials == len(trials) == 16
+    assert {t.arch.label() for t in trials} == {"784-16-10 relu", "784-64-10 relu", "784-16-16-10 relu",
+                                                 "784-64-64-10 relu", "784-16-10 sigmoid", "784-64-10 sigmoid",
+                                                 "784-16-16-10 sigmoid", "784-64-64-10 sigmoid"}
+    assert sorted({t.seed for t in trials}) == [0, 1]
+    assert len({t.config for t in trials}) == 1  # every trial reads the same batches
+    assert len({t.key for t in trials}) == 16
+
+
+def test_a_deeper_network_uses_its_width_as_the_rule_says():
+    assert sweep.widths_for(64, 3, "same") == (64, 64, 64)
+    assert sweep.widths_for(64, 3, "halving") == (64, 32, 16)
+    assert sweep.widths_for(2, 4, "halving") == (2, 1, 1, 1)
+    s = sweep.SweepSettings(depths="3", widths="256", width_rule="halving", activations="tanh")
+    assert [t.arch.hidden for t in s.trials()] == [(256, 128, 64)]
+
+
+def test_a_random_sample_is_the_same_sample_for_the_same_settings():
+    s = sweep.SweepSettings(depths="1,2,3", widths="16,32,64,128", activations="relu,tanh", sample=5, seeds=2)
+    assert s.grid_size == 24 and s.n_configs == 5 and s.n_trials == 10
+    again = sweep.SweepSettings(**s.to_dict())
+    assert [t.key for t in s.trials()] == [t.key for t in again.trials()] and again.id == s.id
+    other = sweep.SweepSettings(**{**s.to_dict(), "sample_seed": 1})
+    assert {t.key for t in other.trials()} != {t.key for t in s.trials()}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(widths=""), "Widths: give at least one value."),
+    (dict(widths="16,,32"), "Widths: values are separated by single commas"),
+    (dict(widths="16,4096"), "A width must be a whole number from 1 to 2048; got '4096'."),
+    (dict(depths="0"), "Hidden layers must be a whole number from 1 to 4"),
+    (dict(depths="5"), "Hidden layers must be a whole number from 1 to 4"),
+    (dict(activations="relu,gelu"), "Activations must be among sigmoid, tanh, relu; got 'gelu'."),
+    (dict(inits=["0.3"]), "Init must be 'default' or a normal std on Build's scale"),
+    (dict(lrs="0"), "Learning rate must be a number above 0 and at most 10"),
+    (dict(seeds=6), "Seeds per config must be a whole number from 1 to 5; got 6."),
+    (dict(epochs=6), "Epochs per trial must be a whole number from 1 to 5; got 6."),
+    (dict(width_rule="double"), "Width rule must be one of same, halving; got 'double'."),
+    (dict(widths="8,16,32,64,128,256,512,1024", depths="1,2,3,4", activations="relu,tanh,sigmoid", seeds=3),
+     "This sweep has 288 trials; a sweep may have at most 200 on this server."),
+    (dict(widths="8,16,32,64,128,256,512,1024", depths="1,2,3,4", activations="relu,tanh,sigmoid", epochs=5),
+     "This sweep trains 96 trials × 5 epochs = 480 trial-epochs; at most 400 are allowed on this server."),
+    (dict(widths="2048", depths="4"), "parameters; at most 5,000,000 are allowed"),
+])
+def test_bad_or_too_large_settings_are_refused_with_what_is_allowed(kwargs, message):
+    with pytest.raises(ConfigError) as e:
+        sweep.SweepSettings(**kwargs)
+    assert message in str(e.value)
+
+
+def test_the_pareto_front_holds_the_best_accuracy_for_each_budget():
+    rows = [{"parameters": p, "test_accuracy": a} for p, a in
+            [(100, 0.80), (200, 0.90), (300, 0.85), (400, 0.95), (500, 0.95), (50, 0.70)]]
+    front = [(r["parameters"], r["test_accuracy"]) for r in sweep.mark_pareto(rows) if r["pareto"]]
+    assert sorted(front) == [(50, 0.70), (100, 0.80), (200, 0.90), (400, 0.95)]
+
+
+def _record(trial, accuracy):
+    return trial.record(sweep.stacked.Trained(accuracy, 0.3, [accuracy] * 10, 0.4, 2.0, 2), "local")
+
+
+def test_several_seeds_give_each_config_its_mean_and_spread():
+    s = sweep.SweepSettings(depths="1", widths="16,32", activations="relu", seeds=3)
+    accuracy = {16: [0.90, 0.92, 0.94], 32: [0.95, 0.95, 0.95]}
+    records = [_record(t, accuracy[t.arch.hidden[0]][t.seed]) for t in s.trials()]
+    rows = sweep.summarize(records)
+    assert [r["network"] for r in rows] == ["784-32-10 relu", "784-16-10 relu"]  # best first
+    assert rows[1]["test_accuracy"] == pytest.approx(0.92) and rows[1]["accuracy_std"] == pytest.approx(0.02)
+    assert (rows[1]["accuracy_min"], rows[1]["accuracy_max"], rows[1]["seeds"]) == (0.90, 0.94, 3)
+    assert rows[0]["accuracy_std"] == 0 and rows[0]["pareto"] and rows[1]["pareto"]
+
+
+def test_each_finished_trial_is_one_row_in_sqlite_under_the_models_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
+    s = sweep.SweepSettings(depths="1", widths="16", activations="relu,tanh")
+    store = sweep.SweepStore()
+    assert store.path == tmp_path / "sweeps.sqlite"
+    store.add_sweep(s)
+    for t in s.trials():
+        store.add_trial(s.id, _record(t, 0.9))
+    with sqlite3.connect(store.path) as db:  # what another process (or a restarted server) reads
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        rows = db.execute("SELECT record FROM trials WHERE sweep = ?", (s.id,)).fetchall()
+    assert [json.loads(r[0])["activations"] for r in rows] == [["relu"], ["tanh"]]
+    assert store.sweeps()[0] == {"id": s.id, "label": s.label(), "created": store.sweeps()[0]["created"],
+                                 "finished": 2}
+    assert store.settings(s.id) == s
+    with pytest.raises(ConfigError, match="No saved sweep 'nope'"):
+        store.settings("nope")
+
+
+def test_a_stopped_sweep_keeps_what_finished_and_the_same_sweep_again_trains_only_the_rest(tmp_path):
+    train_split, test_split = data.load_split(True), data.load_split(False)
+    s = sweep.SweepSettings(depths="1", widths="16,24,32", activations="relu", train_images=3000)
+    store = sweep.SweepStore(tmp_path)
+    engine, queue = jobs.LocalEngine(), jobs.Queue(1)
+    first = sweep.Sweep(s, train_split, test_split, store, queue=queue, engine=engine)
+    first.on_trial = lambda record: first.stop()  # stop once the first trial is in
+    assert first.start().wait(120) and first.error is None and first.stop_reason == "stopped"
+    kept = store.records(s.id)
+    assert len(kept) == 1
+    again = sweep.Sweep(s, train_split, test_split, store, queue=queue, engine=engine)
+    assert again.resumed == 1 and [t.arch.hidden for t in again.missing] == [(24,), (32,)]
+    assert again.start().wait(120) and again.error is None
+    records = store.records(s.id)
+    assert len(records) == 3 and records[0] == kept[0]  # the first one kept, not trained again
+    assert again.progress().text() == "3 of 3 trained"
+
+
+def test_a_link_gives_the_settings_and_back():
+    s = sweep.SweepSettings(depths="1,3", widths="32,128", width_rule="halving", activations="tanh",
+                            inits=[None, 0.1], lrs="0.001,0.01", seeds=2, epochs=2, sample=3)
+    params = sweep.to_params(s)
+    assert params["init"] == "default,0.1" and params["rule"] == "halving"
+    assert sweep.from_params(params) == s
+    assert sweep.from_params({"unrelated": "1"}) is None
+    with pytest.raises(ConfigError, match="Epochs per trial"):
+        sweep.from_params({"epochs": "50"})
+
+
+def test_records_name_what_a_user_compares(tmp_path):
+    t = sweep.SweepSettings(depths="2", widths="64", activations="sigmoid", inits=[0.1]).trials()[0]
+    r = _record(t, 0.93)
+    assert (r["hidden"], r["activations"], r["parameters"], r["seed"], r["epochs"]) == \
+        ([64, 64], ["sigmoid", "sigmoid"], network.Architecture((64, 64), "sigmoid").n_parameters, 0, 1)
+    assert r["test_accuracy"] == 0.93 and r["seconds"] == 2.0 and r["init"] == "normal(std=0.1)"

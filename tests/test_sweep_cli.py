@@ -1,0 +1,101 @@
+"""`python -m mnistlab sweep`: a table and one JSON record per trial; both engines give the same
+accuracies; a sweep killed mid-way loses nothing; bad arguments told in one line."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mnistlab.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--depth", "1,2", "--hidden", "16,32", "--activation", "relu,sigmoid", "--seeds", "2", "--epochs", "1",
+         "--train-images", "3000"]
+
+
+def _cli(*args, models, **kwargs):
+    env = {**os.environ, "MNISTLAB_MODELS": str(models)}
+    return subprocess.Popen([sys.executable, "-m", "mnistlab", "sweep", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _finish(proc, timeout=300):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def _accuracies(path: Path) -> dict:
+    return {(tuple(r["hidden"]), r["activation"], r["seed"]): r["test_accuracy"]
+            for r in json.loads(path.read_text())}
+
+
+@pytest.mark.slow
+def test_the_local_and_the_ray_engine_give_the_same_trials_the_same_accuracies(tmp_path):
+    local = _finish(_cli(*SMALL, "--json", str(tmp_path / "local.json"), models=tmp_path / "a"))
+    ray = _finish(_cli(*SMALL, "--engine", "ray", "--json", str(tmp_path / "ray.json"), models=tmp_path / "b"))
+    records = json.loads((tmp_path / "ray.json").read_text())
+    assert len(records) == 16 and {r["engine"] for r in records} == {"ray"}
+    assert all({"hidden", "activations", "parameters", "seed", "epochs", "test_accuracy", "seconds"} <= set(r)
+               for r in records)
+    assert _accuracies(tmp_path / "local.json") == _accuracies(tmp_path / "ray.json")
+    accuracies = list(_accuracies(tmp_path / "local.json").values())
+    assert sum(accuracies) / len(accuracies) > 0.5  # 47 steps each: far above chance (10%), far from done
+    for out, err in (local, ray):
+        lines = out.splitlines()
+        assert "network" in lines[0] and "test accuracy" in lines[0]
+        assert lines[2].startswith("* ")  # the best network is on the Pareto front
+        assert "16 of 16 trained" in err
+    assert "on the ray engine" in ray[1] and "on the local engine" in local[1]
+
+
+def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(tmp_path):
+    args = ["--depth", "1", "--hidden", "8,16,24,32,48,64", "--activation", "relu", "--epochs", "1",
+            "--train-images", "12000", "--json", str(tmp_path / "out.json")]
+    proc = _cli(*args, models=tmp_path)
+    db = tmp_path / "sweeps.sqlite"
+    finished = 0
+    deadline = time.monotonic() + 240
+    while finished == 0 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as c:
+                    finished = c.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+            except sqlite3.OperationalError:  # the tables are being created
+                pass
+    proc.send_signal(signal.SIGKILL)  # no clean-up of any kind
+    proc.wait()
+    with sqlite3.connect(db) as c:
+        before = dict(c.execute("SELECT key, record FROM trials").fetchall())
+    assert 1 <= len(before) < 6, "the sweep should have been killed mid-way"
+
+    out, err = _finish(_cli(*args, models=tmp_path))
+    assert f"{len(before)} of 6 trials were trained before; training the {6 - len(before)} missing" in err
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert len(records) == 6 and len({tuple(r["hidden"]) for r in records}) == 6
+    kept = [json.loads(r) for r in before.values()]
+    assert all(any(r["finished"] == k["finished"] and r["hidden"] == k["hidden"] for r in records) for k in kept)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hidden", "16,abc"], "mnistlab: error: A width must be a whole number from 1 to 2048; got 'abc'."),
+    (["--seeds", "9"], "mnistlab: error: Seeds per config must be a whole number from 1 to 5; got '9'."),
+    (["--depth", "5"], "mnistlab: error: Hidden layers must be a whole number from 1 to 4; got '5'."),
+    (["--engine", "spark"], "mnistlab: error: Engine must be local or ray; got 'spark'."),
+    (["--init", "default,0.3"], "mnistlab: error: Init must be 'default' or a normal std on Build's scale"),
+    (["--hidden", "8,16,32,64,128,256,512", "--depth", "1,2,3,4", "--activation", "relu,tanh,sigmoid",
+      "--seeds", "3"], "mnistlab: error: This sweep has 252 trials; a sweep may have at most 200"),
+    (["--json", "/no/such/folder/x.json"], "mnistlab: error: --json: the folder /no/such/folder does not exist."),
+])
+def test_bad_arguments_get_one_line_errors(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
+    assert main(["sweep", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
