@@ -15,7 +15,7 @@ import threading
 
 # What the other pages import (pages are scripts, run afresh each visit; their modules load once).
 # Not mnistlab.ray_engine: Ray is imported only when a sweep chooses it.
-OTHER_PAGES = ("pandas", "pyarrow", "streamlit_drawable_canvas", "mnistlab.codegen", "mnistlab.inspect",
+OTHER_PAGES = ("pyarrow", "streamlit_drawable_canvas", "mnistlab.codegen", "mnistlab.inspect",
                "mnistlab.lesson", "mnistlab.notebook", "mnistlab.share", "mnistlab.store",
                "mnistlab.preprocess", "mnistlab.jobs", "mnistlab.dynamics", "mnistlab.steps",
                "mnistlab.sweep", "mnistlab.sweep_plots")
@@ -30,7 +30,7 @@ def import_first_page() -> None:
     objects that live as long as the server: 200-400 ms on a busy 2-core machine, most of every
     rerun. gc.freeze() moves them out of the collector's reach, so it walks only what visitors made.
     """
-    import lab_ui  # noqa: F401  torch, torchvision and the data set's code
+    import lab_ui  # noqa: F401  torch, torchvision, pandas and the data set's code
     import mnistlab.plots  # noqa: F401  Plotly
 
     for name in OTHER_PAGES:

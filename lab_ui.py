@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import contextlib
 
+import pandas  # noqa: F401  see below
 import streamlit as st
 import torch
 
 from mnistlab import data, network
 from mnistlab.errors import DataError, LabError
+
+# Plotly's validators look pandas up in sys.modules; while another thread is still importing it they
+# find it half made and fail (AttributeError: partially initialized module 'pandas'). Every page
+# imports this module before it draws, so pandas is whole by then.
 
 # One server, a whole classroom: each training run gets one core (mnistlab.train runs at most one
 # per two cores at once), leaving the rest to everyone else's pages. At these layer sizes one
