@@ -1,0 +1,538 @@
+"""Simulated students that speak Streamlit's own websocket protocol: a real server session each, no browser.
+
+A browser talks to a Streamlit server over one websocket (`/_stcore/stream`): it sends `BackMsg`
+protobufs (`rerun_script` with the page and every widget value it holds) and receives `ForwardMsg`s
+(`new_session` when a run starts, a `delta` per element, `script_finished` when it ends). A
+`Student` here does the same, so each one costs the server exactly what a browser's session costs,
+and the client side costs a few milliseconds per run instead of a Chromium page.
+
+What is timed is what a student waits for: from sending a widget change to that run's
+`script_finished`. Errors are an exception box or an `st.error` on a page, a run that did not
+finish within the timeout, or a socket that closed.
+
+The Draw page's canvas is a custom component whose value the browser sends as a widget state; the
+one in fixtures/canvas_stroke.json was captured from a real stroke in Chromium
+(`python -m bench.loadgen --capture-canvas` records it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import json_format
+from streamlit.proto.Alert_pb2 import Alert
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from websockets.asyncio.client import connect
+
+from bench.measure import percentile
+
+ROOT = Path(__file__).resolve().parents[1]
+CANVAS_FIXTURE = Path(__file__).parent / "fixtures" / "canvas_stroke.json"
+RUN_TIMEOUT_S = 60.0
+FINISHED = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
+MAX_MESSAGE_BYTES = 64 * 2**20
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`streamlit run app.py` on a loopback port, as a teacher would start it; output to a log file."""
+
+    def __init__(self, log_path: Path, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 180) -> Server:
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(self.port), "--server.address", "127.0.0.1",
+             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with code {self.proc.returncode}:\n"
+                                   f"{self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"streamlit did not answer within {timeout_s:.0f} s:\n{self.log()[-3000:]}")
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.proc.pid)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+# -- one simulated browser -------------------------------------------------------------------------
+
+@dataclass
+class Widget:
+    kind: str  # the Element field: "button", "number_input", "bidi_component", ...
+    id: str
+    proto: object
+
+
+@dataclass
+class Action:
+    student: int
+    what: str
+    sent: float
+    seconds: float | None = None  # None: no script_finished came
+    error: str | None = None
+
+
+class Student:
+    """One browser tab's worth of protocol: a session, its widget values, the pages it can open."""
+
+    def __init__(self, url: str, number: int, log: list[Action]):
+        self.url, self.number, self.log = url, number, log
+        self.ws = None
+        self.pages: dict[str, str] = {}  # page name -> page_script_hash
+        self.page_hash = ""
+        self.widgets: dict[str, Widget] = {}  # label (or component name) -> widget, this page
+        self.states: dict[str, WidgetState] = {}  # what this browser would send: id -> value
+        self.run_ids: set[str] = set()  # script_run_ids of the runs the pending action caused
+        self.seen_ids: set[str] = set()
+        self.texts: list[str] = []  # headings, markdown and code of the latest full run, in order
+        self.errors: list[str] = []
+        self.pending: asyncio.Future | None = None
+        self.fragments: dict[str, asyncio.Task] = {}  # fragment_id -> its auto-rerun loop
+        self.reader: asyncio.Task | None = None
+        self.closed = False
+
+    async def open(self) -> None:
+        ws_url = self.url.replace("http", "ws", 1).rstrip("/") + "/_stcore/stream"
+        self.ws = await connect(ws_url, subprotocols=["streamlit"], origin=self.url,
+                                max_size=MAX_MESSAGE_BYTES, compression=None, ping_interval=None)
+        self.reader = asyncio.create_task(self._read())
+        await self.act("open app", self._client_state())
+
+    async def close(self) -> None:
+        self.closed = True
+        for task in self.fragments.values():
+            task.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            self.reader.cancel()
+
+    # What the browser sends: the page, the query string, and every widget value it holds.
+    def _client_state(self, fragment_id: str = "", auto: bool = False) -> BackMsg:
+        msg = BackMsg()
+        cs = msg.rerun_script
+        cs.query_string = ""
+        cs.page_script_hash = self.page_hash
+        cs.fragment_id = fragment_id
+        cs.is_auto_rerun = auto
+        cs.context_info.timezone = "UTC"
+        cs.context_info.locale = "en-US"
+        cs.context_info.url = self.url + "/"
+        cs.widget_states.widgets.extend(self.states.values())
+        return msg
+
+    async def act(self, what: str, msg: BackMsg, timeout: float = RUN_TIMEOUT_S) -> Action:
+        """Send `msg` and wait for the end of the run it caused; the time goes into the log."""
+        action = Action(self.number, what, time.monotonic())
+        self.log.append(action)
+        if self.closed:
+            action.error = "session closed"
+            return action
+        self.pending = asyncio.get_running_loop().create_future()
+        self.errors_before = len(self.errors)
+        try:
+            await self.ws.send(msg.SerializeToString())
+            await asyncio.wait_for(asyncio.shield(self.pending), timeout)
+            action.seconds = time.monotonic() - action.sent
+        except TimeoutError:
+            action.error = f"no script_finished within {timeout:.0f} s"
+        except Exception as e:  # the socket closed under us
+            action.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.pending = None
+            for state in [s for s in self.states.values() if s.WhichOneof("value") == "trigger_value"]:
+                del self.states[state.id]  # a click is sent once
+        if action.error is None and len(self.errors) > self.errors_before:
+            action.error = "; ".join(self.errors[self.errors_before:])
+        return action
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                if isinstance(frame, bytes):
+                    self._handle(ForwardMsg.FromString(frame))
+        except Exception as e:
+            if not self.closed:
+                self.errors.append(f"socket: {type(e).__name__}: {e}")
+        finally:
+            if self.pending is not None and not self.pending.done():
+                self.pending.set_exception(ConnectionError("the server closed the session"))
+
+    def _handle(self, msg: ForwardMsg) -> None:
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
+            if not msg.metadata.run.fragment_ids:  # a full run: the page's widgets start afresh
+                self.seen_ids = set()
+                self.widgets = {}
+                self.texts = []
+                for task in self.fragments.values():
+                    task.cancel()
+                self.fragments = {}
+            if msg.new_session.page_script_hash:
+                self.page_hash = msg.new_session.page_script_hash
+        elif kind == "navigation":
+            self.pages = {p.page_name: p.page_script_hash for p in msg.navigation.app_pages}
+            self.page_hash = msg.navigation.page_script_hash or self.page_hash
+        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            self._element(msg.delta.new_element)
+        elif kind == "auto_rerun":
+            fid = msg.auto_rerun.fragment_id
+            if fid not in self.fragments:
+                self.fragments[fid] = asyncio.create_task(self._auto_rerun(fid, msg.auto_rerun.interval))
+        elif kind == "page_not_found":
+            self.errors.append(f"page not found: {msg.page_not_found.page_name}")
+        elif kind == "script_finished":
+            status = msg.script_finished
+            if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
+                self.errors.append("the page's script did not compile")
+            if status != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                if not msg.metadata.run.fragment_ids and status == ForwardMsg.FINISHED_SUCCESSFULLY:
+                    for wid in [w for w in self.states if w not in self.seen_ids]:
+                        del self.states[wid]  # as the browser drops the values of widgets no longer shown
+                if self.pending is not None and not self.pending.done():
+                    self.pending.set_result(status)
+
+    def _element(self, element) -> None:
+        kind = element.WhichOneof("type")
+        if kind == "exception":
+            e = element.exception
+            self.errors.append(f"exception on the page: {e.type}: {e.message}")
+        elif kind == "alert" and element.alert.format == Alert.ERROR:
+            self.errors.append(f"st.error: {element.alert.body[:200]}")
+        if kind in ("heading", "markdown", "alert"):
+            self.texts.append(getattr(element, kind).body)
+        elif kind == "code":
+            self.texts.append(element.code.code_text)
+        inner = getattr(element, kind, None) if kind else None
+        wid = getattr(inner, "id", "") if inner is not None and hasattr(inner, "id") else ""
+        if wid and isinstance(wid, str):
+            self.seen_ids.add(wid)
+            label = getattr(inner, "label", "") or getattr(inner, "component_name", "")
+            self.widgets[label] = Widget(kind, wid, inner)
+
+    async def _auto_rerun(self, fragment_id: str, interval: float) -> None:
+        """A fragment's `run_every`: the browser asks for the fragment again every `interval` seconds."""
+        while not self.closed:
+            await asyncio.sleep(interval)
+            if self.pending is None:  # one run at a time, as a browser queues them
+                await self.act("training progress (fragment)", self._client_state(fragment_id, auto=True))
+
+    # -- what a student does --------------------------------------------------------------------
+
+    async def goto(self, page: str) -> Action:
+        self.page_hash = self.pages[page]
+        return await self.act(f"open {page}", self._client_state())
+
+    def widget(self, label: str) -> Widget:
+        if label not in self.widgets:
+            raise LookupError(f"no widget {label!r} on this page; it has {sorted(self.widgets)}")
+        return self.widgets[label]
+
+    def shows(self, text: str) -> bool:
+        """Whether the latest run's headings, markdown or code contain `text`."""
+        return any(text in t for t in self.texts)
+
+    def batch_number(self) -> int | None:
+        """The Dataset page's "Batch N of M" heading, as a student reads it."""
+        for t in self.texts:
+            if t.startswith("Batch ") and " of " in t:
+                return int(t.split()[1])
+        return None
+
+    async def click(self, label: str) -> Action:
+        state = WidgetState(id=self.widget(label).id, trigger_value=True)
+        self.states[state.id] = state
+        return await self.act(f"click {label}", self._client_state())
+
+    async def set_number(self, label: str, value: int) -> Action:
+        w = self.widget(label)
+        state = WidgetState(id=w.id)
+        if w.proto.data_type == type(w.proto).INT:
+            state.int_value = int(value)
+        else:
+            state.double_value = float(value)
+        self.states[state.id] = state
+        return await self.act(f"set {label}", self._client_state())
+
+    async def draw(self, stroke: WidgetState) -> Action:
+        canvas = next(w for w in self.widgets.values() if w.kind == "bidi_component")
+        state = WidgetState()
+        state.CopyFrom(stroke)
+        state.id = canvas.id
+        self.states[state.id] = state
+        return await self.act("draw a stroke", self._client_state())
+
+
+def canvas_stroke() -> WidgetState:
+    """The canvas's value after one stroke, as Chromium sent it (see --capture-canvas)."""
+    return json_format.ParseDict(json.loads(CANVAS_FIXTURE.read_text()), WidgetState())
+
+
+# -- a classroom ---------------------------------------------------------------------------------
+
+ROUND = ["next", "next", "build", "fc1", "fc1", "draw", "stroke", "train", "dataset", "next"]
+
+
+async def student_loop(student: Student, until: float, think_s: tuple[float, float], rng: random.Random,
+                       stroke: WidgetState) -> None:
+    """Browse batches, edit Build's layer sizes, draw, open Train, back to Dataset; one step every
+    few seconds, until `until`. Each step also checks what the student would see: the next batch's
+    number, the new layer size in print(model), the drawing's preprocessing stages."""
+    steps = ROUND[rng.randrange(len(ROUND)):] + ROUND * 100  # students start at different places
+    page = "Dataset"
+
+    async def on(name: str) -> None:
+        nonlocal page
+        if page != name:
+            await student.goto(name)
+            page = name
+
+    def expect(action: Action, seen: bool, what: str) -> None:
+        if action.error is None and not seen:
+            action.error = f"the page did not show {what}"
+
+    for step in steps:
+        await asyncio.sleep(rng.uniform(*think_s))
+        if time.monotonic() > until:
+            return
+        try:
+            if step == "next":
+                await on("Dataset")
+                before = student.batch_number()
+                action = await student.click("Next batch")
+                after = student.batch_number()
+                expect(action, after is not None and after != before, f"a new batch (was batch {before})")
+            elif step in ("build", "draw", "train", "dataset"):
+                await on({"build": "Build", "draw": "Draw", "train": "Train", "dataset": "Dataset"}[step])
+            elif step == "fc1":
+                await on("Build")
+                units = rng.randrange(16, 513)
+                action = await student.set_number("fc1 units", units)
+                expect(action, student.shows(f"in_features=784, out_features={units}"),
+                       f"fc1 with {units} units in print(model)")
+            elif step == "stroke":
+                await on("Draw")
+                action = await student.draw(stroke)
+                expect(action, student.shows("What the network sees"), "the drawing's preprocessing")
+        except LookupError as e:
+            student.log.append(Action(student.number, step, time.monotonic(), error=str(e)))
+
+
+async def teacher_loop(teacher: Student) -> dict:
+    """Opens Train and starts a run with its defaults; the fragment shows its progress meanwhile."""
+    await teacher.goto("Train")
+    started = await teacher.click("Train")
+    return {"started": started.error is None}
+
+
+async def classroom(url: str, students: int, seconds: float, think_s=(2.0, 5.0), train: bool = True,
+                    seed: int = 0, ramp_s: float = 5.0, sample=None) -> dict:
+    """`students` sessions acting for `seconds`, one more training meanwhile; their actions' times."""
+    log: list[Action] = []
+    teacher_log: list[Action] = []
+    rng = random.Random(seed)
+    stroke = canvas_stroke()
+    people = [Student(url, i, log) for i in range(students)]
+    teacher = Student(url, -1, teacher_log)
+    await teacher.open()
+    if train:
+        await teacher_loop(teacher)
+    opened = await asyncio.gather(*(_open_later(p, rng.uniform(0, ramp_s)) for p in people))
+    until = time.monotonic() + seconds
+    stop_sampling = asyncio.Event()
+    rss = asyncio.create_task(_sample(sample, stop_sampling)) if sample else None
+    await asyncio.gather(*(student_loop(p, until, think_s, random.Random(seed * 1000 + p.number), stroke)
+                           for p, ok in zip(people, opened) if ok))
+    still_training = bool(teacher.fragments)
+    stop_sampling.set()
+    samples = await rss if rss else []
+    for p in [*people, teacher]:
+        await p.close()
+    return {**summary(log, teacher_log, students, seconds, samples, still_training), "training": train}
+
+
+async def _open_later(student: Student, delay: float) -> bool:
+    await asyncio.sleep(delay)
+    try:
+        await student.open()
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+        student.log.append(Action(student.number, "open app", time.monotonic(), error=error))
+        return False
+    return True
+
+
+async def _sample(read, stop: asyncio.Event, every_s: float = 1.0) -> list[float]:
+    values = []
+    while not stop.is_set():
+        values.append(read())
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+        except TimeoutError:
+            pass
+    return values
+
+
+def summary(log: list[Action], teacher_log: list[Action], students: int, seconds: float, rss: list[float],
+            still_training: bool) -> dict:
+    """p50/p95/p99 of the students' waits (overall and per kind of action), errors, memory."""
+    timed = [a.seconds for a in log if a.seconds is not None and a.error is None]
+    by_kind: dict[str, list[float]] = {}
+    for a in log:
+        if a.seconds is not None and a.error is None:
+            by_kind.setdefault(a.what, []).append(a.seconds)
+
+    def stats(xs):
+        return {"n": len(xs), "p50_ms": 1000 * percentile(xs, 50), "p95_ms": 1000 * percentile(xs, 95),
+                "p99_ms": 1000 * percentile(xs, 99)} if xs else {"n": 0}
+
+    errors = [f"student {a.student}, {a.what}: {a.error}" for a in [*log, *teacher_log] if a.error]
+    return {"students": students, "seconds": seconds, "actions": len(log), **stats(timed),
+            "by_action": {k: stats(v) for k, v in sorted(by_kind.items())},
+            "errors": errors,
+            "training_started": any(a.what == "click Train" and not a.error for a in teacher_log),
+            "still_training_at_end": still_training,
+            "teacher_progress_runs": sum(1 for a in teacher_log if a.what.startswith("training progress")),
+            "rss_mb": {"start": rss[0], "peak": max(rss), "end": rss[-1]} if rss else None}
+
+
+def report(r: dict) -> str:
+    lines = [f"{r['students']} students for {r['seconds']:.0f} s, "
+             f"{'one session training' if r.get('training', True) else 'nobody training'}"
+             f"{' (still training at the end)' if r['still_training_at_end'] else ''}: "
+             f"{r['actions']} actions, {len(r['errors'])} errors"]
+    if r.get("n"):
+        lines.append(f"  widget change -> script_finished: p50 {r['p50_ms']:.0f} ms, "
+                     f"p95 {r['p95_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms")
+    for what, s in r["by_action"].items():
+        lines.append(f"    {what:<22} n={s['n']:<4} p50 {s['p50_ms']:6.0f}  p95 {s['p95_ms']:6.0f}  "
+                     f"p99 {s['p99_ms']:6.0f} ms")
+    if r["rss_mb"]:
+        m = r["rss_mb"]
+        lines.append(f"  server RSS: {m['start']:.0f} MB at the start, peak {m['peak']:.0f} MB, "
+                     f"{m['end']:.0f} MB at the end")
+    lines += [f"  error: {e}" for e in r["errors"][:20]]
+    return "\n".join(lines)
+
+
+# -- capturing the canvas's value from a real browser ----------------------------------------------
+
+def capture_canvas(url: str, out: Path = CANVAS_FIXTURE) -> WidgetState:
+    """Draw one stroke on the Draw page in headless Chromium and keep the widget state it sends."""
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    sent: list[BackMsg] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=os.environ.get("MNISTLAB_CHROMIUM", "/usr/bin/chromium"),
+                                     args=args)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.on("websocket", lambda ws: ws.on(
+            "framesent", lambda p: sent.append(BackMsg.FromString(p)) if isinstance(p, bytes) else None))
+        page.goto(f"{url}/draw")
+        canvas = page.locator("canvas.upper-canvas")
+        canvas.wait_for(timeout=120_000)
+        page.wait_for_timeout(2000)
+        box = canvas.bounding_box()
+        points = [(95, 60), (205, 60), (190, 110), (150, 190), (125, 245)]
+        page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
+        page.mouse.up()
+        page.wait_for_timeout(3000)
+        browser.close()
+    states = [w for m in sent if m.WhichOneof("type") == "rerun_script"
+              for w in m.rerun_script.widget_states.widgets if "draw_canvas" in w.id]
+    if not states:
+        raise RuntimeError("the browser sent no value for the canvas")
+    value = WidgetState()
+    value.CopyFrom(states[-1])
+    value.id = ""  # the server gives each session's canvas its id; the load generator fills it in
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_format.MessageToDict(value), indent=1) + "\n")
+    return value
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__.splitlines()[0])
+    parser.add_argument("--capture-canvas", action="store_true",
+                        help=f"record the canvas's value after a real stroke in Chromium to {CANVAS_FIXTURE}")
+    parser.add_argument("--url", help="an app already running (default: start one)")
+    args = parser.parse_args(argv)
+    server = None
+    url = args.url
+    if url is None:
+        server = Server(Path("/tmp") / f"mnistlab-loadgen-{os.getpid()}.log").start()
+        url = server.url
+    try:
+        if args.capture_canvas:
+            value = capture_canvas(url)
+            print(f"captured {value.WhichOneof('value')} ({len(value.SerializeToString()):,} bytes) "
+                  f"to {CANVAS_FIXTURE}")
+    finally:
+        if server:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
