@@ -99,20 +99,27 @@ def parallel_coordinates(rows: list[dict], title: str | None = None, height: int
     acts = list(dict.fromkeys(r["activation"] for r in rows))
     stds = sorted({r["weight_std"] or 0 for r in rows})
     lrs = sorted({r["lr"] for r in rows})
-    dims = [
-        dict(label="layers", values=[r["depth"] for r in rows], tickvals=sorted({r["depth"] for r in rows})),
-        dict(label="width", values=[math.log2(r["width"]) for r in rows],
-             tickvals=[math.log2(w) for w in sorted({r["width"] for r in rows})],
-             ticktext=[str(w) for w in sorted({r["width"] for r in rows})]),
-        dict(label="activation", values=[acts.index(r["activation"]) for r in rows],
-             tickvals=list(range(len(acts))), ticktext=acts),
-        dict(label="init std", values=[stds.index(r["weight_std"] or 0) for r in rows],
-             tickvals=list(range(len(stds))), ticktext=["default" if s == 0 else f"{s:g}" for s in stds]),
-        dict(label="learning rate", values=[lrs.index(r["lr"]) for r in rows], tickvals=list(range(len(lrs))),
-             ticktext=[f"{lr:g}" for lr in lrs]),
-        dict(label="parameters (log10)", values=[math.log10(r["parameters"]) for r in rows]),
-        dict(label="test accuracy %", values=[r["test_accuracy"] * 100 for r in rows]),
+    swept = [
+        ("layers", [r["depth"] for r in rows], None),
+        ("width", [math.log2(r["width"]) for r in rows], {math.log2(r["width"]): str(r["width"]) for r in rows}),
+        ("activation", [acts.index(r["activation"]) for r in rows], dict(enumerate(acts))),
+        ("init std", [stds.index(r["weight_std"] or 0) for r in rows],
+         {i: "default" if s == 0 else f"{s:g}" for i, s in enumerate(stds)}),
+        ("learning rate", [lrs.index(r["lr"]) for r in rows], {i: f"{lr:g}" for i, lr in enumerate(lrs)}),
     ]
+    dims = []
+    for label, values, ticks in swept:
+        if len(set(values)) > 1:  # an axis for each setting the sweep varied
+            dim = dict(label=label, values=values)
+            if ticks:
+                dim.update(tickvals=list(ticks), ticktext=list(ticks.values()))
+            else:
+                dim.update(tickvals=sorted(set(values)))
+            dims.append(dim)
+    ticks = _log_ticks(rows)
+    dims += [dict(label="parameters", values=[math.log10(r["parameters"]) for r in rows], range=[ticks[0], ticks[-1]],
+                  tickvals=ticks, ticktext=[_si(10 ** t) for t in ticks]),
+             dict(label="accuracy %", values=[r["test_accuracy"] * 100 for r in rows])]
     fig = go.Figure(go.Parcoords(line=dict(color=[r["test_accuracy"] * 100 for r in rows], colorscale="Viridis",
                                            showscale=True, colorbar=dict(title="%")),
                                  dimensions=dims, labelfont=dict(size=FONT_SIZE, color=TEXT),
@@ -120,3 +127,13 @@ def parallel_coordinates(rows: list[dict], title: str | None = None, height: int
     _layout(fig, title, height)
     fig.update_layout(margin=dict(l=60, r=40, t=90 if title else 60, b=20))
     return fig
+
+
+def _log_ticks(rows: list[dict]) -> list[float]:
+    lo = math.floor(math.log10(min(r["parameters"] for r in rows)) * 2) / 2
+    hi = math.ceil(math.log10(max(r["parameters"] for r in rows)) * 2) / 2
+    return [lo + i / 2 for i in range(int((hi - lo) * 2) + 1)]
+
+
+def _si(n: float) -> str:
+    return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}k" if n >= 1e3 else f"{n:.0f}"

@@ -177,30 +177,30 @@ if "ex_depths" not in ss:  # first run: a link's settings (?depths=1,2&widths=16
 for key, value in DEFAULTS.items():
     ss.setdefault(key, value)
 
-settings_col, saved_col = st.columns([2.2, 1], gap="large")
-with settings_col:
-    st.subheader("What to try")
-    c = st.columns(3)
-    c[0].multiselect("Hidden layers", list(range(1, sweep.MAX_DEPTH + 1)), key="ex_depths")
-    c[1].multiselect("Widths", sorted({*WIDTHS, *ss["ex_widths"]}), key="ex_widths")
-    c[2].radio("A deeper network uses its width", list(sweep.WIDTH_RULES), key="ex_rule",
-               format_func=sweep.WIDTH_RULES.get)
-    c = st.columns(3)
-    c[0].multiselect("Activations", list(network.ACTIVATIONS), key="ex_activations")
-    c[1].multiselect("Weight init", INITS, key="ex_inits",
-                     format_func=lambda v: "PyTorch's default" if v == "default" else f"normal, std {v:g}",
-                     help="PyTorch's default (Kaiming uniform), or normal(0, std) with a std from Build's scale.")
-    c[2].multiselect("Learning rates (Adam)", sorted({*LR_SCALE, *ss["ex_lrs"]}), key="ex_lrs",
-                     format_func=lambda v: f"{v:g}")
-    c = st.columns(3)
-    c[0].slider("Seeds per config", 1, sweep.MAX_SEEDS, key="ex_seeds",
-                help="Each config trained with this many weight seeds: the spread shows how much is luck.")
-    c[1].slider("Epochs per trial", 1, sweep.MAX_TRIAL_EPOCHS, key="ex_epochs")
-    search = c[2].radio("Search", ["grid", "random"], key="ex_search", horizontal=True,
-                        format_func={"grid": "Full grid", "random": "Random sample"}.get,
-                        help="A random sample of the grid finds the good regions with fewer trials.")
-    c[2].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, key="ex_sample",
-                      disabled=search != "random")
+st.subheader("What to try")
+c = st.columns([1.1, 1.6, 1.3, 1.2])
+c[0].multiselect("Hidden layers", list(range(1, sweep.MAX_DEPTH + 1)), key="ex_depths")
+c[1].multiselect("Widths", sorted({*WIDTHS, *ss["ex_widths"]}), key="ex_widths")
+c[2].multiselect("Activations", list(network.ACTIVATIONS), key="ex_activations")
+c[3].radio("A deeper network uses its width", list(sweep.WIDTH_RULES), key="ex_rule",
+           format_func=sweep.WIDTH_RULES.get)
+c = st.columns([1.3, 1.3, 1, 1.2])
+c[0].multiselect("Weight init", INITS, key="ex_inits",
+                 format_func=lambda v: "PyTorch's default" if v == "default" else f"normal, std {v:g}",
+                 help="PyTorch's default (Kaiming uniform), or normal(0, std) with a std from Build's scale.")
+c[1].multiselect("Learning rates (Adam)", sorted({*LR_SCALE, *ss["ex_lrs"]}), key="ex_lrs",
+                 format_func=lambda v: f"{v:g}")
+c[2].slider("Seeds per config", 1, sweep.MAX_SEEDS, key="ex_seeds",
+            help="Each config trained with this many weight seeds: the spread shows how much is luck.")
+c[3].slider("Epochs per trial", 1, sweep.MAX_TRIAL_EPOCHS, key="ex_epochs")
+c = st.columns([1.3, 1.3, 2.2])
+search = c[0].radio("Search", ["grid", "random"], key="ex_search", horizontal=True,
+                    format_func={"grid": "Full grid", "random": "Random sample"}.get,
+                    help="A random sample of the grid finds the good regions with fewer trials.")
+c[1].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, key="ex_sample", disabled=search != "random")
+
+start_col, saved_col = st.columns([1.6, 1], gap="large")
+with start_col:
     try:
         settings = settings_from_widgets()
         trials = settings.trials()
@@ -217,18 +217,16 @@ with settings_col:
         st.error(ss["ex_error"])
 
 with saved_col:
-    st.subheader("Saved sweeps")
     saved = store().sweeps()
     if not saved:
-        st.caption("None yet. Every trial is saved as it finishes, so a sweep that was interrupted can "
-                   "be resumed.")
+        st.caption("**Saved sweeps:** none yet. Every trial is saved as it finishes, so a sweep that was "
+                   "interrupted can be resumed.")
     else:
         by_id = {s["id"]: s for s in saved}
-        ids = list(by_id)
         if ss.get("ex_shown") in by_id:
             ss["ex_saved"] = ss["ex_shown"]
-        st.selectbox("Sweep", ids, key="ex_saved", format_func=lambda i: f"{by_id[i]['label']} "
-                                                                         f"({by_id[i]['finished']} done)")
+        st.selectbox("Saved sweeps", list(by_id), key="ex_saved",
+                     format_func=lambda i: f"{by_id[i]['label']} ({by_id[i]['finished']} done)")
         st.button("Open", key="ex_open_saved", on_click=show, args=(ss["ex_saved"],), disabled=running is not None)
 
 
