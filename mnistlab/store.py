@@ -17,6 +17,7 @@ import os
 import re
 import struct
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from mnistlab.train import Run, TrainConfig
 FORMAT, VERSION = "mnistlab-model", 1
 SUFFIX = ".safetensors"
 TEMP_SUFFIX = ".tmp"  # a save in progress (see _write_atomically); never a model
+STALE_TEMP_S = 3600  # a temporary file this old was left by a save that was killed: removed
 DEFAULT_FOLDER = Path("~/.mnistlab/models")
 MAX_HEADER_BYTES = 64 * 1024
 # The largest network allowed (network.MAX_PARAMETERS float32 numbers) plus its header (also in the README).
@@ -263,6 +265,7 @@ def save(saved: SavedModel, name, folder=None) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(path, to_bytes(saved))
+        _remove_stale_temp_files(path.parent)
     except OSError as e:
         raise ModelFileError(f"Cannot save the model to {path}: {e.strerror or e}. Set MNISTLAB_MODELS "
                              f"to a folder you can write to.") from None
@@ -292,6 +295,14 @@ def _write_atomically(path: Path, content: bytes) -> None:
             os.fsync(folder)
         finally:
             os.close(folder)
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Temporary files of saves killed mid-write (never listed, never loaded) do not pile up."""
+    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink()
 
 
 def load(name, folder=None) -> SavedModel:
