@@ -104,6 +104,41 @@ class Stack:
         return model
 
 
+class FusedAdam:
+    """`torch.optim.Adam(fused=True)`'s step, the very kernel with the very settings, without the ~0.15 ms
+    of Python bookkeeping its `step()` adds (at batch 64 a fifth of a small stack's step)."""
+
+    def __init__(self, optimizer: torch.optim.Adam):
+        group = optimizer.param_groups[0]
+        self.params = list(group["params"])
+        self.lr, (self.beta1, self.beta2), self.eps = group["lr"], group["betas"], group["eps"]
+        self.weight_decay = group["weight_decay"]
+        self.exp_avgs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+
+    @classmethod
+    def wrapping(cls, optimizer: torch.optim.Optimizer):
+        """This for a plain fused Adam (what TrainConfig makes); any other optimizer as it is."""
+        group = optimizer.param_groups[0]
+        plain = (isinstance(optimizer, torch.optim.Adam) and group.get("fused") and len(optimizer.param_groups) == 1
+                 and not group["amsgrad"] and not group["maximize"] and not group["capturable"]
+                 and not group["differentiable"] and not group.get("decoupled_weight_decay", False)
+                 and not isinstance(group["lr"], torch.Tensor))
+        return cls(optimizer) if plain else optimizer
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        torch._foreach_add_(self.steps, 1)
+        torch._fused_adam_(self.params, [p.grad for p in self.params], self.exp_avgs, self.exp_avg_sqs, [],
+                           self.steps, lr=self.lr, beta1=self.beta1, beta2=self.beta2,
+                           weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
+
+
 def train_group(trials: list, train_split: Split, test_split: Split, device="cpu", callback=None,
                 stop=None) -> list[Trained] | None:
     """Train `trials` (one stack: see `stacks`) together; each one's `Trained`, in order.
@@ -123,7 +158,7 @@ def train_group(trials: list, train_split: Split, test_split: Split, device="cpu
         return _train_one(trials[0], train_split, test_split, device, callback, stop)
     models = [network.build(t.arch, t.init, t.seed) for t in trials]
     stack = Stack(models, arch, device)
-    optimizer = config.make_optimizer(stack.parameters())
+    optimizer = FusedAdam.wrapping(config.make_optimizer(stack.parameters()))
     loader = FastLoader(train_split, config.batch_size, shuffle=True, seed=config.seed, device=device,
                         normalization=config.normalization)
     total = len(loader) * config.epochs

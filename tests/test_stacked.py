@@ -1,6 +1,7 @@
 """Several networks of one shape trained at once: each the very trial `train.run` trains, within 0.3 pt."""
 
 import pytest
+import torch
 
 from mnistlab import data, network, stacked, sweep, train
 
@@ -43,3 +44,21 @@ def test_a_stopped_stack_has_no_results(splits):
     reports = []
     out = stacked.train_group(trials, *splits, callback=lambda p: reports.append(p) or len(reports) < 3)
     assert out is None and len(reports) == 3 and reports[-1].step == 60
+
+
+def test_the_stacks_adam_step_is_torchs_fused_adam_step_exactly():
+    torch.manual_seed(0)
+    ours = [torch.randn(6, 30, 20, requires_grad=True), torch.randn(6, 1, 20, requires_grad=True)]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    fast = stacked.FusedAdam.wrapping(train.TrainConfig(lr=0.01).make_optimizer(ours))
+    reference = train.TrainConfig(lr=0.01).make_optimizer(theirs)
+    assert isinstance(fast, stacked.FusedAdam)
+    for step in range(5):
+        for opt, params in ((fast, ours), (reference, theirs)):
+            opt.zero_grad()
+            torch.manual_seed(step)  # the same gradients for both
+            sum((p * torch.randn_like(p)).sum() for p in params).backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    sgd = train.TrainConfig(optimizer="sgd").make_optimizer(ours)
+    assert stacked.FusedAdam.wrapping(sgd) is sgd  # anything but plain Adam is used as it is
