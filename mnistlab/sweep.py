@@ -61,7 +61,7 @@ def parse_list(name: str, text, convert=str) -> tuple:
 
 def _whole(name: str, value, lo: int, hi: int) -> int:
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or not lo <= int(text) <= hi:
+    if isinstance(value, bool) or not network.whole_number(text) or not lo <= int(text) <= hi:
         raise ConfigError(f"{name} must be a whole number from {lo} to {hi}; got {value!r}.")
     return int(text)
 
@@ -536,8 +536,12 @@ PARAMS = {"depths": "depths", "widths": "widths", "rule": "width_rule", "act": "
 def from_params(params) -> SweepSettings | None:
     """The settings a link's query parameters give (`?depths=1,2&widths=16,64&act=relu&seeds=2`),
     None when it has none; a ConfigError saying what was wrong otherwise. Unknown keys are ignored."""
-    given = {field_: str(params[k][-1] if isinstance(params[k], list) else params[k])[:200]
-             for k, field_ in PARAMS.items() if k in params}
+    def last(value) -> str:  # a repeated parameter counts by its last value, as st.query_params reads it
+        if isinstance(value, (list, tuple)):
+            value = value[-1] if value else ""
+        return str(value)[:200]
+
+    given = {field_: last(params[k]) for k, field_ in PARAMS.items() if k in params}
     if not given:
         return None
     if "inits" in given:

@@ -214,13 +214,14 @@ class ReachedTraining(Exception):
 
 OPTIONS = ["--hidden", "--activation", "--epochs", "--optimizer", "--lr", "--momentum", "--batch-size",
            "--seed", "--weight-std", "--normalize", "--device", "--threads", "--out", "--zero-bias",
-           "--dry-run", "--help", "-h", "--", "--hid", "--nope"]
+           "--dry-run", "--help", "-h", "--", "--hid", "--nope", "--depth", "--width-rule", "--init",
+           "--seeds", "--sample", "--sample-seed", "--batch-seed", "--train-images", "--engine", "--json"]
 argument_text = st.text(max_size=20) | st.sampled_from(
     ["128,64", "relu", "tanh,relu", "0", "1", "5", "-1", "1e-3", "nan", "inf", "cpu", "cuda", "auto", "mnist",
      "none", "lesson", "sgd", "adam", "../x", "name.safetensors", "²", "1" * 5000])
 
 
-@given(argv=st.tuples(st.sampled_from(["train", "eval", "nope", "", "-h"]),
+@given(argv=st.tuples(st.sampled_from(["train", "eval", "sweep", "nope", "", "-h"]),
                       st.lists(st.sampled_from(OPTIONS) | argument_text, max_size=8)))
 def test_any_command_line_is_run_or_refused_in_one_line(argv, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
@@ -363,3 +364,57 @@ def test_training_settings_from_anything_are_made_or_explained(fields):
 def test_a_seed_from_anything_is_a_seed_or_explained(value):
     seed = parses_or_explains(network.check_seed, value)
     assert seed is None or 0 <= seed <= network.MAX_SEED
+
+
+# -- sweep settings (Explore page links, `mnistlab sweep`) and the lesson's link -------------------
+
+sweep_values = json_values | st.text(max_size=20) | st.sampled_from(
+    ["1,2", "16,64,256", "relu,tanh", "default,0.1", "0.001,0.01", "same", "halving", "3", "²", "1" * 5000,
+     "8,16,24,32,48,64,96,128", "0", "-1", "1e-3", "nan"])
+
+
+@given(st.dictionaries(st.sampled_from(["depths", "widths", "width_rule", "activations", "inits", "lrs",
+                                        "seeds", "epochs", "sample", "sample_seed", "optimizer", "batch_size",
+                                        "normalization", "batch_seed", "train_images"]),
+                       sweep_values, max_size=6))
+def test_sweep_settings_from_anything_are_made_or_explained(fields):
+    from mnistlab import sweep
+
+    settings = parses_or_explains(sweep.SweepSettings.from_dict, fields)
+    if settings is not None:
+        assert 1 <= settings.n_trials <= sweep.MAX_TRIALS
+        assert all(a.n_parameters <= network.MAX_PARAMETERS for a in settings.architectures())
+        settings.label()
+        assert sweep.SweepSettings.from_dict(settings.to_dict()) == settings
+
+
+@given(st.dictionaries(st.sampled_from(["depths", "widths", "rule", "act", "init", "lr", "seeds", "epochs",
+                                        "sample", "other"]) | st.text(max_size=6), link_values, max_size=6))
+def test_any_explore_link_gives_settings_or_one_message(params):
+    from mnistlab import sweep
+
+    settings = parses_or_explains(sweep.from_params, params)
+    if settings is not None:
+        again = sweep.from_params(sweep.to_params(settings))
+        assert again.to_dict() == settings.to_dict()
+
+
+@given(step=link_values | st.none() | st.integers(), present=link_values | st.none())
+def test_any_lesson_step_in_a_link_is_a_step_with_or_without_a_notice(step, present):
+    from mnistlab import steps
+
+    number, notice = steps.parse_step(step)
+    assert 1 <= number <= steps.N_STEPS and (notice is None or (isinstance(notice, str) and notice))
+    assert steps.step(number) is not None
+    assert steps.parse_present(present) in (True, False)
+
+
+@given(st.dictionaries(st.sampled_from(["units", "layers", "seed", "std", "image", "step", "other"]),
+                       link_values | st.sampled_from(["1_000", "٣", "0x10", "1e2", " 7 ", "64,", ",", "0.1"]),
+                       max_size=6))
+def test_any_lesson_link_values_are_used_or_fall_back_with_a_notice(params):
+    from mnistlab import steps
+
+    values, notices = steps.decode_values(params)
+    assert isinstance(values, steps.LessonValues) and all(isinstance(n, str) and n for n in notices)
+    assert steps.decode_values(steps.encode_values(values)) == (values, [])
