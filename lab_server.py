@@ -39,10 +39,25 @@ def import_first_page() -> None:
     gc.freeze()
 
 
+def connect_ray() -> None:
+    """With MNISTLAB_RAY_ADDRESS (or RAY_ADDRESS) set, join that Ray cluster now, from the server's main
+    thread, where Ray's driver can install its signal handlers (a visitor's script thread cannot);
+    every training then runs on the cluster (mnistlab.jobs)."""
+    import os
+
+    address = os.environ.get("MNISTLAB_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    if address:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, logging_level="warning", log_to_driver=False)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app):
     # A visit arriving meanwhile imports lab_ui first (app.py), so it waits on Python's import lock
     # for lab_ui until this thread is done with it, then carries on; an import that fails here is
     # tried again, and fails visibly, in that visit.
     threading.Thread(target=import_first_page, name="import torch", daemon=True).start()
+    connect_ray()  # meanwhile (a no-op without a Ray address)
     yield

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+import torch
 
 from mnistlab import data, jobs, network, sweep, train
 
@@ -65,3 +66,31 @@ def test_a_single_run_submitted_while_a_sweep_is_queued_starts_within_one_trial(
     assert finished_before <= 1  # it waited for at most the trial that was training
     assert run.wait(120) and run.error is None and len(run.records) == 4
     sweep_store.close()
+
+
+@pytest.mark.slow
+def test_a_training_on_a_real_ray_instance_reports_live_stops_and_equals_the_local_run(splits):
+    engine = jobs.make_engine("ray")  # starts a local Ray instance (2 CPUs) for this test
+    try:
+        queue = jobs.Queue(engine.slots)
+        config = train.TrainConfig(epochs=1, batch_size=600)
+        job = jobs.TrainingJob(SMALL, network.Init(), 0, config, *splits, queue=queue, engine=engine).start()
+        assert job.wait(180) and job.error is None, job.error
+        assert [p.step for p in job.reports] == [20, 40, 60, 80, 100]  # each report came back
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as the Ray worker trains (and the app's server)
+        try:
+            local = train.run(SMALL, network.Init(), 0, config, *splits)
+        finally:
+            torch.set_num_threads(threads)
+        assert all(torch.equal(job.result.state[k], local.state[k]) for k in local.state)
+
+        long = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8), *splits,
+                                queue=queue, engine=engine).start()
+        while not long.reports:  # training on a Ray worker, its reports arriving here
+            long.wait(0.05)
+        long.stop()
+        assert long.wait(60) and long.stop_reason == "stopped"
+        assert long.result.history.stopped_early and long.result.history.steps < 150_000
+    finally:
+        engine.close()
