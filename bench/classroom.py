@@ -2,7 +2,8 @@
 
 Each student is a real server session driven over Streamlit's own websocket protocol
 (bench/loadgen.py), with no browser: they open the app, browse Dataset batches, edit Build's layer
-sizes, draw on Draw and open Train, one step every few seconds, while one more session trains.
+sizes, draw on Draw (predicted by the teacher's saved network) and open Train, one step every few
+seconds, while one more session trains.
 Printed and written as JSON (bench/results/classroom.json): p50/p95/p99 of a widget change to that
 run's `script_finished`, errors, and the server's memory.
 
@@ -70,9 +71,10 @@ def main(argv=None) -> int:
         server = None
         url = args.url
         if url is None:  # a fresh server per classroom: memory and caches start alike
-            models = tempfile.mkdtemp(prefix="mnistlab-classroom-models-")
+            models = Path(tempfile.mkdtemp(prefix="mnistlab-classroom-models-"))
+            loadgen.save_teacher_model(models)  # what every student's drawing is predicted with
             log = Path(tempfile.gettempdir()) / f"mnistlab-classroom-{os.getpid()}-{students}.log"
-            server = loadgen.Server(log, env={"MNISTLAB_MODELS": models}).start()
+            server = loadgen.Server(log, env={"MNISTLAB_MODELS": str(models)}).start()
             url = server.url
         try:
             print(f"{students} students for {args.seconds:.0f} s ...", flush=True)

@@ -320,6 +320,22 @@ class Student:
         return await self.act("draw a stroke", self._client_state())
 
 
+TEACHER_MODEL = "teacher"
+TEACHER_IMAGES = 10_000
+
+
+def save_teacher_model(folder: Path) -> Path:
+    """The network a teacher shows on Draw: the lesson's 784-128-64-10 ReLU, one epoch on the first
+    10,000 training images (~93% test accuracy), saved where the server lists models."""
+    from mnistlab import data, network, store, train
+
+    split = data.load_split(True)
+    subset = data.Split(split.images[:TEACHER_IMAGES], split.labels[:TEACHER_IMAGES], split.train)
+    run = train.run(network.Architecture(), network.Init(), 0, train.TrainConfig(epochs=1), subset,
+                    data.load_split(False))
+    return store.save(store.SavedModel.from_run(run), TEACHER_MODEL, folder)
+
+
 def canvas_stroke() -> WidgetState:
     """The canvas's value after one stroke, as Chromium sent it (see --capture-canvas)."""
     return json_format.ParseDict(json.loads(CANVAS_FIXTURE.read_text()), WidgetState())
@@ -371,6 +387,9 @@ async def student_loop(student: Student, until: float, think_s: tuple[float, flo
                 await on("Draw")
                 action = await student.draw(stroke)
                 expect(action, student.shows("What the network sees"), "the drawing's preprocessing")
+                if student.shows("No trained network yet"):
+                    continue  # a server with no saved model: nothing to predict with
+                expect(action, student.shows(f"{TEACHER_MODEL}: 784-128-64-10"), "a prediction")
         except LookupError as e:
             student.log.append(Action(student.number, step, time.monotonic(), error=str(e)))
 

@@ -2,9 +2,10 @@
 
 Each student is a real server session (bench/loadgen.py speaks the websocket protocol a browser
 speaks): it opens the app, browses Dataset batches, edits Build's layer sizes, draws on Draw (the
-canvas value a real stroke in Chromium sent) and opens Train. Every action must get its run's
-`script_finished`, with no exception box or error on any page, and show what the student asked
-for. Times are printed, not asserted: `python -m bench.classroom` measures them.
+canvas value a real stroke in Chromium sent; the teacher's saved network predicts it) and opens
+Train. Every action must get its run's `script_finished`, with no exception box or error on any
+page, and show what the student asked for. Times are printed, not asserted: `python -m
+bench.classroom` measures them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.slow
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("load")
     (work / "models").mkdir()
+    loadgen.save_teacher_model(work / "models")  # every drawing is predicted with it
     srv = loadgen.Server(work / "streamlit.log", env={"MNISTLAB_MODELS": str(work / "models")}).start()
     yield srv
     srv.stop()
@@ -58,3 +60,4 @@ def test_the_canvas_value_is_one_stroke_the_server_preprocesses(server):
 
     student = asyncio.run(draw_once())
     assert student.shows("What the network sees") and student.shows("MNIST preprocessing")
+    assert student.shows("teacher: 784-128-64-10 relu")  # the saved network's prediction is shown
