@@ -18,6 +18,7 @@ import sqlite3
 import statistics
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -441,6 +442,9 @@ class Sweep:
         self._stop = threading.Event()
         self._active: list[StackJob] = []
         self._fair_key = object()  # the sweep's own turn in the queue, beside its owner's other runs
+        # Held weakly, like a job's owner: once the visitor's session is gone, the sweep stops.
+        self._owner = weakref.ref(self.owner) if self.owner is not None else None
+        self.owner = None
         self._started = None
         self._trained_here = 0
         self._thread = threading.Thread(target=self._work, name="mnistlab-sweep-driver", daemon=True)
@@ -459,10 +463,8 @@ class Sweep:
             train_split = self._train_split
             slots = self.queue.slots
             while (waiting or self._active) and not self._stop.is_set():
-                while waiting and len(self._active) < slots:
-                    self._active.append(StackJob(waiting.pop(0), train_split, self.test_split,
-                                                 owner=self.owner, queue=self.queue, engine=self.engine,
-                                                 fair_key=self._fair_key).start())
+                while waiting and len(self._active) < slots and self._submit(waiting.pop(0), train_split):
+                    pass
                 for job in [j for j in self._active if j.wait(0.05)]:
                     self._active.remove(job)
                     self._finish(job)
@@ -474,6 +476,17 @@ class Sweep:
             self.error = e
             for job in self._active:
                 job.stop()
+
+    def _submit(self, trials: list[Trial], train_split: Split) -> bool:
+        """Queue one stack; False (and the sweep stops) once its owner, the visitor, is gone."""
+        owner = self._owner() if self._owner is not None else None
+        if self._owner is not None and owner is None:
+            self.stop_reason = self.stop_reason or "abandoned"
+            self._stop.set()
+            return False
+        self._active.append(StackJob(trials, train_split, self.test_split, owner=owner, queue=self.queue,
+                                     engine=self.engine, fair_key=self._fair_key).start())
+        return True
 
     def _finish(self, job: StackJob) -> None:
         if job.error is not None:

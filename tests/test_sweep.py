@@ -138,3 +138,16 @@ def test_records_name_what_a_user_compares(tmp_path):
     assert (r["hidden"], r["activations"], r["parameters"], r["seed"], r["epochs"]) == \
         ([64, 64], ["sigmoid", "sigmoid"], network.Architecture((64, 64), "sigmoid").n_parameters, 0, 1)
     assert r["test_accuracy"] == 0.93 and r["seconds"] == 2.0 and r["init"] == "normal(std=0.1)"
+
+
+def test_a_sweep_whose_visitor_is_gone_stops(tmp_path):
+    import gc
+
+    train_split, test_split = data.load_split(True), data.load_split(False)
+    s = sweep.SweepSettings(depths="1", widths="16,24,32,48", activations="relu", epochs=5, train_images=20000)
+    owner = jobs.Owner()  # kept in the visitor's session state
+    run = sweep.Sweep(s, train_split, test_split, sweep.SweepStore(tmp_path), owner=owner, queue=jobs.Queue(1),
+                      engine=jobs.LocalEngine()).start()
+    del owner  # the session was dropped
+    gc.collect()
+    assert run.wait(60) and run.stop_reason == "abandoned" and len(run.records) < 4
