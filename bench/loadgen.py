@@ -401,9 +401,23 @@ async def teacher_loop(teacher: Student) -> dict:
     return {"started": started.error is None}
 
 
+async def keep_training(teacher: Student, until: float, every_s: float = 0.5) -> float:
+    """Whenever the teacher's run has finished, train again (with the same defaults), until `until`;
+    returns the share of the time a run was training (its progress fragment was live)."""
+    busy = total = 0
+    while time.monotonic() < until:
+        if not teacher.fragments and teacher.pending is None:
+            await teacher.click("Train")
+        await asyncio.sleep(every_s)
+        total += 1
+        busy += bool(teacher.fragments)
+    return busy / max(total, 1)
+
+
 async def classroom(url: str, students: int, seconds: float, think_s=(2.0, 5.0), train: bool = True,
                     seed: int = 0, ramp_s: float = 5.0, sample=None) -> dict:
-    """`students` sessions acting for `seconds`, one more training meanwhile; their actions' times."""
+    """`students` sessions acting for `seconds` while one more trains throughout (a new run as soon
+    as one ends); their actions' times."""
     log: list[Action] = []
     teacher_log: list[Action] = []
     rng = random.Random(seed)
@@ -417,14 +431,18 @@ async def classroom(url: str, students: int, seconds: float, think_s=(2.0, 5.0),
     until = time.monotonic() + seconds
     stop_sampling = asyncio.Event()
     rss = asyncio.create_task(_sample(sample, stop_sampling)) if sample else None
+    training = asyncio.create_task(keep_training(teacher, until)) if train else None
     await asyncio.gather(*(student_loop(p, until, think_s, random.Random(seed * 1000 + p.number), stroke)
                            for p, ok in zip(people, opened) if ok))
+    training_share = await training if training else 0.0
     still_training = bool(teacher.fragments)
     stop_sampling.set()
     samples = await rss if rss else []
     for p in [*people, teacher]:
         await p.close()
-    return {**summary(log, teacher_log, students, seconds, samples, still_training), "training": train}
+    return {**summary(log, teacher_log, students, seconds, samples, still_training), "training": train,
+            "training_share": training_share,
+            "trainings_started": sum(1 for a in teacher_log if a.what == "click Train" and not a.error)}
 
 
 async def _open_later(student: Student, delay: float) -> bool:
@@ -473,9 +491,9 @@ def summary(log: list[Action], teacher_log: list[Action], students: int, seconds
 
 
 def report(r: dict) -> str:
-    lines = [f"{r['students']} students for {r['seconds']:.0f} s, "
-             f"{'one session training' if r.get('training', True) else 'nobody training'}"
-             f"{' (still training at the end)' if r['still_training_at_end'] else ''}: "
+    training = (f"one session training {r.get('training_share', 0):.0%} of the time "
+                f"({r.get('trainings_started', 0)} runs)" if r.get("training", True) else "nobody training")
+    lines = [f"{r['students']} students for {r['seconds']:.0f} s, {training}: "
              f"{r['actions']} actions, {len(r['errors'])} errors"]
     if r.get("n"):
         lines.append(f"  widget change -> script_finished: p50 {r['p50_ms']:.0f} ms, "
