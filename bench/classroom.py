@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=60, help="how long they act (default 60)")
     parser.add_argument("--knee", action="store_true",
                         help=f"classrooms of {', '.join(map(str, KNEE_STEPS))} students until p95 > 1 s")
+    parser.add_argument("--start", type=int, default=KNEE_STEPS[0],
+                        help=f"with --knee, the first classroom's size (default {KNEE_STEPS[0]})")
     parser.add_argument("--no-training", action="store_true", help="nobody trains meanwhile")
     parser.add_argument("--url", help="an app already running (default: start one here)")
     parser.add_argument("--browser", action="store_true", help="Chromium pages instead (tests/e2e)")
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
         return browser_mode(args.students)
 
     runs = []
-    for students in ([s for s in KNEE_STEPS] if args.knee else [args.students]):
+    for students in ([s for s in KNEE_STEPS if s >= args.start] if args.knee else [args.students]):
         server = None
         url = args.url
         if url is None:  # a fresh server per classroom: memory and caches start alike

@@ -144,6 +144,7 @@ class Student:
         self.texts: list[str] = []  # headings, markdown and code of the latest full run, in order
         self.errors: list[str] = []
         self.pending: asyncio.Future | None = None
+        self.running = False  # a run is under way (ours, or one the server started: st.rerun)
         self.fragments: dict[str, asyncio.Task] = {}  # fragment_id -> its auto-rerun loop
         self.reader: asyncio.Task | None = None
         self.closed = False
@@ -218,6 +219,7 @@ class Student:
     def _handle(self, msg: ForwardMsg) -> None:
         kind = msg.WhichOneof("type")
         if kind == "new_session":
+            self.running = True
             if not msg.metadata.run.fragment_ids:  # a full run: the page's widgets start afresh
                 self.seen_ids = set()
                 self.widgets = {}
@@ -243,6 +245,7 @@ class Student:
             if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
                 self.errors.append("the page's script did not compile")
             if status != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                self.running = False
                 if not msg.metadata.run.fragment_ids and status == ForwardMsg.FINISHED_SUCCESSFULLY:
                     for wid in [w for w in self.states if w not in self.seen_ids]:
                         del self.states[wid]  # as the browser drops the values of widgets no longer shown
@@ -406,7 +409,8 @@ async def keep_training(teacher: Student, until: float, every_s: float = 0.5) ->
     returns the share of the time a run was training (its progress fragment was live)."""
     busy = total = 0
     while time.monotonic() < until:
-        if not teacher.fragments and teacher.pending is None:
+        if not teacher.fragments and teacher.pending is None and not teacher.running \
+                and "Train" in teacher.widgets:
             await teacher.click("Train")
         await asyncio.sleep(every_s)
         total += 1
