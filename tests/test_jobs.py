@@ -54,11 +54,11 @@ def test_a_single_run_submitted_while_a_sweep_is_queued_starts_within_one_trial(
     settings = sweep.SweepSettings(depths=1, widths="16,24,32,48", activations="relu", seeds=1, epochs=1,
                                    train_images=5000)
     sweep_store = sweep.SweepStore(tmp_path)
-    student = jobs.Owner()
-    run = sweep.Sweep(settings, *splits, sweep_store, owner=jobs.Owner(), queue=queue,
+    student, teacher = jobs.Owner(), jobs.Owner()
+    run = sweep.Sweep(settings, *splits, sweep_store, owner=teacher, queue=queue,
                       engine=jobs.LocalEngine()).start()
     while queue.running == 0:  # the sweep's first trial has the only slot
-        run.wait(0.01)
+        assert not run.wait(0.01), run.stop_reason
     job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=1, batch_size=600),
                            *splits, owner=student, queue=queue).start()
     assert job.wait(120) and job.error is None
