@@ -27,7 +27,8 @@ def run(reps: int, quick: bool, log=print) -> dict:
     def stacked_case(_):
         with tempfile.TemporaryDirectory() as folder:
             store = sweep.SweepStore(folder)
-            s = sweep.Sweep(settings, train_split, test_split, store, queue=jobs.Queue(1), engine=jobs.LocalEngine())
+            s = sweep.Sweep(settings, train_split, test_split, store, queue=jobs.Queue(1),
+                            engine=jobs.LocalEngine())
             s.start().wait()
             store.close()
             if s.error:

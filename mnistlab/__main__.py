@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sweep_parser(commands) -> None:
     s = commands.add_parser("sweep", help="train a grid (or random sample) of networks and compare them")
-    s.add_argument("--depth", default="1,2", help=f"numbers of hidden layers, 1 to {sweep.MAX_DEPTH} (default 1,2)")
+    s.add_argument("--depth", default="1,2",
+                   help=f"numbers of hidden layers, 1 to {sweep.MAX_DEPTH} (default 1,2)")
     s.add_argument("--hidden", default="16,64,256", help="layer widths (default 16,64,256)")
     s.add_argument("--width-rule", default="same", help="how a deeper network uses a width: same (default: "
                                                         "64-64-64) or halving (64-32-16)")
@@ -82,18 +83,22 @@ def _sweep_parser(commands) -> None:
     s.add_argument("--init", default="default", help="weight inits: default (PyTorch's) and/or normal "
                                                      "stds from Build's scale, e.g. default,0.1")
     s.add_argument("--lr", default="0.001", help="learning rates (default 0.001)")
-    s.add_argument("--seeds", default="1", help=f"weight seeds per config, 1 to {sweep.MAX_SEEDS} (default 1)")
-    s.add_argument("--epochs", default="1", help=f"epochs per trial, 1 to {sweep.MAX_TRIAL_EPOCHS} (default 1)")
+    s.add_argument("--seeds", default="1",
+                   help=f"weight seeds per config, 1 to {sweep.MAX_SEEDS} (default 1)")
+    s.add_argument("--epochs", default="1",
+                   help=f"epochs per trial, 1 to {sweep.MAX_TRIAL_EPOCHS} (default 1)")
     s.add_argument("--sample", default=None, help="train a random sample of this many configs, not the grid")
     s.add_argument("--sample-seed", default="0", help="which random sample (default 0)")
     s.add_argument("--optimizer", default="adam", help="adam (default) or sgd")
     s.add_argument("--batch-size", default="64", help="images per step (default 64)")
-    s.add_argument("--normalize", default="lesson", help="input normalization: lesson (default), mnist or none")
+    s.add_argument("--normalize", default="lesson",
+                   help="input normalization: lesson (default), mnist or none")
     s.add_argument("--batch-seed", default="0", help="the batch order every trial reads (default 0)")
     s.add_argument("--train-images", default=None,
                    help=f"train on the first N training images only ({sweep.MIN_TRAIN_IMAGES:,} to 60,000; "
                         f"default all): a quick look")
-    s.add_argument("--engine", default="local", help="local (default: this machine) or ray (MNISTLAB_RAY_ADDRESS "
+    s.add_argument("--engine", default="local",
+                   help="local (default: this machine) or ray (MNISTLAB_RAY_ADDRESS "
                                                      "or RAY_ADDRESS, else a Ray instance started here)")
     s.add_argument("--json", default=None, help="write one record per trial to this file")
     s.add_argument("--threads", default="1", help=THREADS_HELP)
@@ -241,7 +246,8 @@ def cmd_sweep(args) -> None:
     rows = run.summary()
     print(_sweep_table(rows, settings.seeds))
     if out is not None:
-        out.write_text(json.dumps([{k: v for k, v in r.items() if k != "key"} for r in run.records], indent=1))
+        records = [{k: v for k, v in r.items() if k != "key"} for r in run.records]
+        out.write_text(json.dumps(records, indent=1))
         print(f"{len(run.records)} trials written to {out}")
 
 
@@ -255,7 +261,8 @@ class _SweepBar:
         p = run.progress()
         filled = round(self.width * p.finished / max(1, p.total))
         line = f"[{'#' * filled}{'.' * (self.width - filled)}] {p.text()}"
-        self.stream.write(("\r" + line + ("\n" if p.finished == p.total else "")) if self.live else line + "\n")
+        end = "\n" if p.finished == p.total else ""
+        self.stream.write("\r" + line + end if self.live else line + "\n")
         self.stream.flush()
 
 

@@ -155,11 +155,13 @@ def default_engine():
 
 
 def default_queue() -> Queue:
-    """The app's one queue, as many slots as its engine has."""
+    """The app's one queue, as many slots as its engine has (a Ray cluster: its CPUs)."""
     with _default_lock:
-        if "queue" not in _default:
-            _default["queue"] = Queue(MAX_TRAINING_AT_ONCE)
-        return _default["queue"]
+        if "queue" in _default:
+            return _default["queue"]
+    slots = default_engine().slots
+    with _default_lock:
+        return _default.setdefault("queue", Queue(slots))
 
 
 def _set_default(queue: Queue | None = None, engine=None) -> None:

@@ -71,7 +71,8 @@ class Stack:
         for name in names[1:]:
             layers = [getattr(m, name) for m in models]
             # (K, in, out): h @ W for each member, as nn.Linear computes h @ weight.T
-            self.weights.append(torch.stack([lay.weight.detach().t() for lay in layers]).contiguous().to(device))
+            w = torch.stack([lay.weight.detach().t() for lay in layers])
+            self.weights.append(w.contiguous().to(device))
             self.biases.append(torch.stack([lay.bias.detach() for lay in layers]).unsqueeze(1).to(device))
         for p in self.parameters():
             p.requires_grad_(True)
@@ -121,7 +122,8 @@ class FusedAdam:
     def wrapping(cls, optimizer: torch.optim.Optimizer):
         """This for a plain fused Adam (what TrainConfig makes); any other optimizer as it is."""
         group = optimizer.param_groups[0]
-        plain = (isinstance(optimizer, torch.optim.Adam) and group.get("fused") and len(optimizer.param_groups) == 1
+        plain = (isinstance(optimizer, torch.optim.Adam) and group.get("fused")
+                 and len(optimizer.param_groups) == 1
                  and not group["amsgrad"] and not group["maximize"] and not group["capturable"]
                  and not group["differentiable"] and not group.get("decoupled_weight_decay", False)
                  and not isinstance(group["lr"], torch.Tensor))

@@ -140,7 +140,8 @@ class SweepSettings:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        set_("depths", parse_list("Hidden layers", self.depths, lambda p: _whole("Hidden layers", p, 1, MAX_DEPTH)))
+        set_("depths", parse_list("Hidden layers", self.depths,
+                                  lambda p: _whole("Hidden layers", p, 1, MAX_DEPTH)))
         set_("widths", parse_list("Widths", self.widths,
                                   lambda p: _whole("A width", p, 1, network.MAX_WIDTH)))
         rule = str(self.width_rule).strip().lower()
@@ -330,7 +331,8 @@ class SweepStore:
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, settings TEXT NOT NULL, "
+            self._db.execute("CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, "
+                             "settings TEXT NOT NULL, "
                              "label TEXT NOT NULL, created REAL NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS trials (sweep TEXT NOT NULL, key TEXT NOT NULL, "
                              "record TEXT NOT NULL, finished REAL NOT NULL, PRIMARY KEY (sweep, key))")
@@ -398,11 +400,12 @@ class SweepProgress:
 
     def text(self) -> str:
         """E.g. "17 of 36 trained, about 40 s left"."""
-        left = "" if self.seconds_left is None else f", about {_duration(self.seconds_left)} left"
+        left = "" if self.seconds_left is None else f", about {duration_text(self.seconds_left)} left"
         return f"{self.finished} of {self.total} trained{left}"
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """E.g. "40 s", "2 min 05 s", "under a second"."""
     if seconds < 1:
         return "under a second"
     seconds = round(seconds)

@@ -101,7 +101,8 @@ def parallel_coordinates(rows: list[dict], title: str | None = None, height: int
     lrs = sorted({r["lr"] for r in rows})
     swept = [
         ("layers", [r["depth"] for r in rows], None),
-        ("width", [math.log2(r["width"]) for r in rows], {math.log2(r["width"]): str(r["width"]) for r in rows}),
+        ("width", [math.log2(r["width"]) for r in rows],
+         {math.log2(r["width"]): str(r["width"]) for r in rows}),
         ("activation", [acts.index(r["activation"]) for r in rows], dict(enumerate(acts))),
         ("init std", [stds.index(r["weight_std"] or 0) for r in rows],
          {i: "default" if s == 0 else f"{s:g}" for i, s in enumerate(stds)}),
@@ -117,11 +118,12 @@ def parallel_coordinates(rows: list[dict], title: str | None = None, height: int
                 dim.update(tickvals=sorted(set(values)))
             dims.append(dim)
     ticks = _log_ticks(rows)
-    dims += [dict(label="parameters", values=[math.log10(r["parameters"]) for r in rows], range=[ticks[0], ticks[-1]],
-                  tickvals=ticks, ticktext=[_si(10 ** t) for t in ticks]),
+    dims += [dict(label="parameters", values=[math.log10(r["parameters"]) for r in rows],
+                  range=[ticks[0], ticks[-1]], tickvals=ticks, ticktext=[_si(10 ** t) for t in ticks]),
              dict(label="accuracy %", values=[r["test_accuracy"] * 100 for r in rows])]
-    fig = go.Figure(go.Parcoords(line=dict(color=[r["test_accuracy"] * 100 for r in rows], colorscale="Viridis",
-                                           showscale=True, colorbar=dict(title="%")),
+    accuracy = [r["test_accuracy"] * 100 for r in rows]
+    fig = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True,
+                                           colorbar=dict(title="%")),
                                  dimensions=dims, labelfont=dict(size=FONT_SIZE, color=TEXT),
                                  tickfont=dict(size=FONT_SIZE - 3, color=TEXT)))
     _layout(fig, title, height)

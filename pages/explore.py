@@ -18,9 +18,9 @@ WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1]
 INITS = ["default", *share.STD_SCALE]
 REFRESH_S = 0.5
-DEFAULTS = {"ex_depths": [1, 2], "ex_widths": [16, 64, 256], "ex_rule": "same", "ex_activations": ["relu", "sigmoid"],
-            "ex_inits": ["default"], "ex_lrs": [1e-3], "ex_seeds": 1, "ex_epochs": 1, "ex_search": "grid",
-            "ex_sample": 8}
+DEFAULTS = {"ex_depths": [1, 2], "ex_widths": [16, 64, 256], "ex_rule": "same",
+            "ex_activations": ["relu", "sigmoid"], "ex_inits": ["default"], "ex_lrs": [1e-3], "ex_seeds": 1,
+            "ex_epochs": 1, "ex_search": "grid", "ex_sample": 8}
 
 ss = st.session_state
 
@@ -159,8 +159,8 @@ if url_sweep and url_sweep != ss.get("ex_shown") and running is None:
     if any(s["id"] == url_sweep for s in store().sweeps()):
         ss["ex_shown"] = url_sweep
     else:
-        st.error(f"The link asks for sweep {url_sweep[:40]!r}, which this server has not saved. Choose a saved "
-                 f"sweep below or start a new one.")
+        st.error(f"The link asks for sweep {url_sweep[:40]!r}, which this server has not saved. "
+                 f"Choose a saved sweep below or start a new one.")
 
 if "ex_depths" not in ss:  # first run: a link's settings (?depths=1,2&widths=16,64&act=relu...) if any
     try:
@@ -207,7 +207,7 @@ with start_col:
         seconds = sweep.estimate_seconds(trials, jobs.default_queue().slots)
         st.markdown(f"**{settings.n_trials} trials** ({settings.n_configs} configs × {settings.seeds} seed"
                     f"{'s' * (settings.seeds != 1)}), {settings.epochs} epoch{'s' * (settings.epochs != 1)} "
-                    f"each: about {sweep._duration(seconds)} on this server when nobody else trains.")
+                    f"each: about {sweep.duration_text(seconds)} on this server when nobody else trains.")
     except LabError as e:
         settings = None
         st.error(str(e))
@@ -227,7 +227,8 @@ with saved_col:
             ss["ex_saved"] = ss["ex_shown"]
         st.selectbox("Saved sweeps", list(by_id), key="ex_saved",
                      format_func=lambda i: f"{by_id[i]['label']} ({by_id[i]['finished']} done)")
-        st.button("Open", key="ex_open_saved", on_click=show, args=(ss["ex_saved"],), disabled=running is not None)
+        st.button("Open", key="ex_open_saved", on_click=show, args=(ss["ex_saved"],),
+                  disabled=running is not None)
 
 
 # -- while it runs ---------------------------------------------------------------------------------

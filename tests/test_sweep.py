@@ -1,4 +1,5 @@
-"""Sweep settings, their trials, the Pareto front, mean and spread over seeds, and the trials kept in SQLite."""
+"""Sweep settings, their trials, the Pareto front, mean and spread over seeds, and the trials kept in
+SQLite."""
 
 import json
 import sqlite3
@@ -13,9 +14,9 @@ def test_the_grid_is_every_combination_with_each_seed():
     s = sweep.SweepSettings(depths="1,2", widths="16,64", activations="relu,sigmoid", seeds=2)
     trials = s.trials()
     assert s.n_configs == 8 and s.n_trials == len(trials) == 16
-    assert {t.arch.label() for t in trials} == {"784-16-10 relu", "784-64-10 relu", "784-16-16-10 relu",
-                                                 "784-64-64-10 relu", "784-16-10 sigmoid", "784-64-10 sigmoid",
-                                                 "784-16-16-10 sigmoid", "784-64-64-10 sigmoid"}
+    assert {t.arch.label() for t in trials} == {
+        "784-16-10 relu", "784-64-10 relu", "784-16-16-10 relu", "784-64-64-10 relu", "784-16-10 sigmoid",
+        "784-64-10 sigmoid", "784-16-16-10 sigmoid", "784-64-64-10 sigmoid"}
     assert sorted({t.seed for t in trials}) == [0, 1]
     assert len({t.config for t in trials}) == 1  # every trial reads the same batches
     assert len({t.key for t in trials}) == 16
@@ -144,10 +145,11 @@ def test_a_sweep_whose_visitor_is_gone_stops(tmp_path):
     import gc
 
     train_split, test_split = data.load_split(True), data.load_split(False)
-    s = sweep.SweepSettings(depths="1", widths="16,24,32,48", activations="relu", epochs=5, train_images=20000)
+    s = sweep.SweepSettings(depths="1", widths="16,24,32,48", activations="relu", epochs=5,
+                            train_images=20000)
     owner = jobs.Owner()  # kept in the visitor's session state
-    run = sweep.Sweep(s, train_split, test_split, sweep.SweepStore(tmp_path), owner=owner, queue=jobs.Queue(1),
-                      engine=jobs.LocalEngine()).start()
+    run = sweep.Sweep(s, train_split, test_split, sweep.SweepStore(tmp_path), owner=owner,
+                      queue=jobs.Queue(1), engine=jobs.LocalEngine()).start()
     del owner  # the session was dropped
     gc.collect()
     assert run.wait(60) and run.stop_reason == "abandoned" and len(run.records) < 4

@@ -15,8 +15,8 @@ import pytest
 from mnistlab.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--depth", "1,2", "--hidden", "16,32", "--activation", "relu,sigmoid", "--seeds", "2", "--epochs", "1",
-         "--train-images", "3000"]
+SMALL = ["--depth", "1,2", "--hidden", "16,32", "--activation", "relu,sigmoid", "--seeds", "2",
+         "--epochs", "1", "--train-images", "3000"]
 
 
 def _cli(*args, models, **kwargs):
@@ -39,7 +39,8 @@ def _accuracies(path: Path) -> dict:
 @pytest.mark.slow
 def test_the_local_and_the_ray_engine_give_the_same_trials_the_same_accuracies(tmp_path):
     local = _finish(_cli(*SMALL, "--json", str(tmp_path / "local.json"), models=tmp_path / "a"))
-    ray = _finish(_cli(*SMALL, "--engine", "ray", "--json", str(tmp_path / "ray.json"), models=tmp_path / "b"))
+    ray = _finish(_cli(*SMALL, "--engine", "ray", "--json", str(tmp_path / "ray.json"),
+                       models=tmp_path / "b"))
     records = json.loads((tmp_path / "ray.json").read_text())
     assert len(records) == 16 and {r["engine"] for r in records} == {"ray"}
     assert all({"hidden", "activations", "parameters", "seed", "epochs", "test_accuracy", "seconds"} <= set(r)
@@ -81,7 +82,8 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
     records = json.loads((tmp_path / "out.json").read_text())
     assert len(records) == 6 and len({tuple(r["hidden"]) for r in records}) == 6
     kept = [json.loads(r) for r in before.values()]
-    assert all(any(r["finished"] == k["finished"] and r["hidden"] == k["hidden"] for r in records) for k in kept)
+    assert all(any(r["finished"] == k["finished"] and r["hidden"] == k["hidden"] for r in records)
+               for k in kept)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -92,7 +94,8 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
     (["--init", "default,0.3"], "mnistlab: error: Init must be 'default' or a normal std on Build's scale"),
     (["--hidden", "8,16,32,64,128,256,512", "--depth", "1,2,3,4", "--activation", "relu,tanh,sigmoid",
       "--seeds", "3"], "mnistlab: error: This sweep has 252 trials; a sweep may have at most 200"),
-    (["--json", "/no/such/folder/x.json"], "mnistlab: error: --json: the folder /no/such/folder does not exist."),
+    (["--json", "/no/such/folder/x.json"],
+     "mnistlab: error: --json: the folder /no/such/folder does not exist."),
 ])
 def test_bad_arguments_get_one_line_errors(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))

@@ -1,4 +1,5 @@
-"""The Explore page through Streamlit's AppTest, on real MNIST: a small sweep from start to a network on Build."""
+"""The Explore page through Streamlit's AppTest, on real MNIST: a small sweep from start to a network
+on Build."""
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -92,7 +93,8 @@ def test_a_saved_sweep_reopens_in_a_new_session_and_resumes_only_what_is_missing
     store = sweep.SweepStore()
     store.add_sweep(settings)
     first = settings.trials()[0]
-    store.add_trial(settings.id, first.record(sweep.stacked.Trained(0.9, 0.3, [0.9] * 10, 0.4, 1.0, 1), "local"))
+    trained = sweep.stacked.Trained(0.9, 0.3, [0.9] * 10, 0.4, 1.0, 1)
+    store.add_trial(settings.id, first.record(trained, "local"))
     at = open_explore()
     assert at.selectbox(key="ex_saved").value == settings.id
     ok(at.button(key="ex_open_saved").click().run())

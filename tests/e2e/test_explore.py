@@ -1,4 +1,5 @@
-"""The Explore page in a real browser: a small sweep from a link, its points appearing, one opened on Build."""
+"""The Explore page in a real browser: a small sweep from a link, its points appearing, one opened on
+Build."""
 
 import re
 
