@@ -32,7 +32,7 @@ from bench.measure import load_average, machine
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 GOAL_P95_MS = 1000
-KNEE_STEPS = (10, 20, 30, 40, 50, 60, 80, 100)
+KNEE_STEPS = (10, 20, 30, 40, 50, 60, 80, 100, 120, 150, 200)
 
 
 def one_classroom(url: str, students: int, seconds: float, read_rss=None, train: bool = True,
