@@ -25,10 +25,10 @@ def import_first_page() -> None:
     """Import torch, torchvision and Plotly: everything the first page (Dataset) runs on; then the
     other pages' modules, and freeze them all out of the garbage collector.
 
-    Streamlit runs a full collection after every script run (runner.postScriptGC, to keep a
-    session's garbage from piling up). With torch, Plotly and pandas loaded that walks ~420,000
-    objects that live as long as the server: 200-400 ms on a busy 2-core machine, most of every
-    rerun. gc.freeze() moves them out of the collector's reach, so it walks only what visitors made.
+    With torch, Plotly and pandas loaded a full garbage collection walks ~420,000 objects that live
+    as long as the server: 200-400 ms on a busy 2-core machine. Streamlit ran one after every script
+    run (runner.postScriptGC, now off in .streamlit/config.toml); Python's own still runs now and
+    then. gc.freeze() moves them out of the collector's reach, so it walks only what visitors made.
     """
     import lab_ui  # noqa: F401  torch, torchvision, pandas and the data set's code
     import mnistlab.plots  # noqa: F401  Plotly
