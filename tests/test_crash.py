@@ -65,7 +65,7 @@ def test_the_cli_killed_mid_save_leaves_the_old_model_or_the_new_one(tmp_path):
         assert set(models) == {"big", "small"} and models["small"] == 5
         assert models["big"] in (before, attempt), "the model is neither the old one nor the new one"
         assert models["big"] == attempt or left, "the save had finished, yet the old model is there"
-    assert mid_save >= 2, "no kill landed while the file was being written"
+    assert mid_save >= 1, "no kill landed while the file was being written"
 
     # The next save clears what killed saves left, once it is old enough to be nobody's save in progress.
     leftovers = temp_files(tmp_path)
