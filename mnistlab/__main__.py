@@ -26,9 +26,15 @@ THREADS_HELP = ("CPU threads for torch (default 1: at these layer sizes more thr
 DRY_RUN_IMAGES = 1000
 
 
+def _one_line(text: str) -> str:
+    """An error as one line: a newline or other control character typed into an argument is shown
+    escaped (\\n), not echoed raw into the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage block: the shell shows what was wrong
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -286,7 +292,7 @@ def main(argv=None) -> int:
     try:
         {"train": cmd_train, "eval": cmd_eval, "sweep": cmd_sweep}[args.command](args)
     except LabError as e:
-        print(f"mnistlab: error: {e}", file=sys.stderr)
+        print(f"mnistlab: error: {_one_line(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\nmnistlab: interrupted after {time.perf_counter() - started:.0f} s", file=sys.stderr)

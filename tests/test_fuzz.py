@@ -246,6 +246,14 @@ def test_any_command_line_is_run_or_refused_in_one_line(argv, capsys, monkeypatc
         assert code in (1, 2) and err.count("\n") == 1 and "error: " in err, err
 
 
+def test_a_newline_typed_into_an_argument_stays_one_line(capsys):
+    """Found by the release profile: argparse echoed the argument's newline into its message."""
+    with pytest.raises(SystemExit):
+        cli.main(["train", "\n", "--hidden", "64\tx"])
+    err = capsys.readouterr().err
+    assert err == "mnistlab: error: unrecognized arguments: \\n (see --help)\n"
+
+
 # -- uploaded images: preprocess.read_image, then preprocess ------------------------------------
 
 def _digit_image(fmt: str, mode: str) -> bytes:
