@@ -17,7 +17,6 @@ The server is started here (`streamlit run app.py`, MNISTLAB_DATA as set) unless
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -37,7 +36,7 @@ KNEE_STEPS = (10, 20, 30, 40, 50, 60, 80, 100, 120, 150, 200)
 
 def one_classroom(url: str, students: int, seconds: float, read_rss=None, train: bool = True,
                   think_s=(2.0, 5.0)) -> dict:
-    return asyncio.run(loadgen.classroom(url, students, seconds, think_s=think_s, train=train,
+    return loadgen.run(loadgen.classroom(url, students, seconds, think_s=think_s, train=train,
                                          sample=read_rss))
 
 

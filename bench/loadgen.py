@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import random
@@ -47,6 +48,17 @@ MAX_MESSAGE_BYTES = 64 * 2**20
 
 
 # -- the server ----------------------------------------------------------------------------------
+
+def run(coro):
+    """`asyncio.run(coro)`, also where this thread already runs an event loop (Playwright's sync API
+    leaves one running in pytest's thread once a browser test has run): then on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="loadgen") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -10,7 +10,6 @@ millisecond or two. Goal: every warm run within 50 ms, so a classroom's reruns s
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from pathlib import Path
@@ -59,7 +58,7 @@ def run(reps: int = 3, quick: bool = False) -> dict:
     log = Path(tempfile.gettempdir()) / f"mnistlab-bench-pages-{os.getpid()}.log"
     server = loadgen.Server(log, env={"MNISTLAB_MODELS": models}).start()
     try:
-        cases = asyncio.run(_measure(server.url, reps))
+        cases = loadgen.run(_measure(server.url, reps))
     finally:
         server.stop()
     for name, x in cases.items():

@@ -121,7 +121,7 @@ def test_the_server_killed_while_a_run_trains_restarts_with_every_saved_model(tm
 
     server = loadgen.Server(tmp_path / "first.log", env=env).start()
     try:
-        asyncio.run(_train_and_wait_for_progress(server.url))
+        loadgen.run(_train_and_wait_for_progress(server.url))
         server.proc.send_signal(signal.SIGKILL)  # mid-training, no clean-up of any kind
         server.proc.wait()
     finally:
@@ -131,7 +131,7 @@ def test_the_server_killed_while_a_run_trains_restarts_with_every_saved_model(tm
 
     again = loadgen.Server(tmp_path / "second.log", env=env).start()
     try:
-        student = asyncio.run(_a_student_draws(again.url))
+        student = loadgen.run(_a_student_draws(again.url))
     finally:
         again.stop()
     assert all(a.error is None for a in student.log), [a.error for a in student.log]

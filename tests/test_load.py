@@ -10,8 +10,6 @@ bench.classroom` measures them.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bench import loadgen
@@ -32,7 +30,7 @@ def server(tmp_path_factory):
 
 
 def test_a_classroom_of_20_gets_every_page_without_an_error_while_one_trains(server):
-    result = asyncio.run(loadgen.classroom(server.url, STUDENTS, SECONDS, sample=server.rss_mb))
+    result = loadgen.run(loadgen.classroom(server.url, STUDENTS, SECONDS, sample=server.rss_mb))
     print()
     print(loadgen.report(result))
     assert result["training_started"]
@@ -58,6 +56,6 @@ def test_the_canvas_value_is_one_stroke_the_server_preprocesses(server):
         assert action.error is None, action.error
         return student
 
-    student = asyncio.run(draw_once())
+    student = loadgen.run(draw_once())
     assert student.shows("What the network sees") and student.shows("MNIST preprocessing")
     assert student.shows("teacher: 784-128-64-10 relu")  # the saved network's prediction is shown
