@@ -18,7 +18,7 @@ from bench import loadgen
 from bench.measure import median
 
 GOAL_MS = 50
-PAGES = ("Dataset", "From tensors", "Build", "Train", "Draw")
+PAGES = ("Lesson", "Dataset", "From tensors", "Build", "Train", "Explore", "Draw")
 
 
 async def _measure(url: str, reps: int) -> dict:
