@@ -173,7 +173,32 @@ def _set_default(queue: Queue | None = None, engine=None) -> None:
             _default["engine"] = engine
 
 
-class Job:
+class Background:
+    """Work on a thread of its own (`_thread`) that a page can stop (`_stop`), ask whether it is
+    done, and wait for: a job, or a sweep driving its jobs."""
+
+    _thread: threading.Thread
+    _stop: threading.Event
+    stop_reason = ""
+
+    def stop(self) -> None:
+        self.stop_reason = self.stop_reason or "stopped"
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._thread.ident is not None and not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+
+class Job(Background):
     """Work that waits for a slot in a background thread, so a page can draw its progress, stop it,
     and stay responsive.
 
@@ -237,22 +262,6 @@ class Job:
         elif time.monotonic() - self._started > self.time_limit:
             self.stop_reason = "time limit"
         return not self.stop_reason
-
-    def stop(self) -> None:
-        self.stop_reason = self.stop_reason or "stopped"
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def done(self) -> bool:
-        return self._thread.ident is not None and not self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return self.done
 
     @property
     def latest(self) -> train.Progress | None:

@@ -413,7 +413,7 @@ def duration_text(seconds: float) -> str:
 
 
 @dataclass
-class Sweep:
+class Sweep(jobs.Background):
     """A sweep running in the background: its stacks go to the queue (at most as many at once as
     the queue has slots, so other owners' jobs keep their turns), and each finished trial is written
     to `sweep_store` at once and appended to `records`.
@@ -511,18 +511,9 @@ class Sweep:
                 self.on_trial(record)
 
     def stop(self) -> None:
-        self.stop_reason = self.stop_reason or "stopped"
-        self._stop.set()
+        super().stop()
         for job in list(self._active):
             job.stop()
-
-    @property
-    def done(self) -> bool:
-        return self._thread.ident is not None and not self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return self.done
 
     @property
     def waiting(self) -> bool:
