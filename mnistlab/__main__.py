@@ -104,8 +104,8 @@ def _sweep_parser(commands) -> None:
                    help=f"train on the first N training images only ({sweep.MIN_TRAIN_IMAGES:,} to 60,000; "
                         f"default all): a quick look")
     s.add_argument("--engine", default="local",
-                   help="local (default: this machine) or ray (MNISTLAB_RAY_ADDRESS "
-                                                     "or RAY_ADDRESS, else a Ray instance started here)")
+                   help="local (default: this machine, a stack of trials on each core) or ray "
+                        "(MNISTLAB_RAY_ADDRESS or RAY_ADDRESS, else a Ray instance started here)")
     s.add_argument("--json", default=None, help="write one record per trial to this file")
     s.add_argument("--threads", default="1", help=THREADS_HELP)
 
@@ -224,7 +224,9 @@ def cmd_sweep(args) -> None:
     if out is not None and not out.parent.is_dir():
         raise ConfigError(f"--json: the folder {out.parent} does not exist.")
     train_split, test_split = data.load_split(True), data.load_split(False)
-    engine = jobs.make_engine(args.engine, jobs.ray_address())
+    # no pages to serve here: the local engine trains one stack per core (each on torch's threads)
+    cores = max(1, (os.cpu_count() or 1) // torch.get_num_threads())
+    engine = jobs.make_engine(args.engine, jobs.ray_address(), local_slots=cores)
     sweep_store = sweep.SweepStore()
     try:
         bar = _SweepBar(settings.n_trials)

@@ -104,13 +104,13 @@ class Queue:
 
 
 class LocalEngine:
-    """Trains in the calling thread, on this machine."""
+    """Trains in the calling thread, on this machine; `slots` trainings at once (default: a server's,
+    MAX_TRAINING_AT_ONCE; the CLI, with no pages to serve, gives each core one)."""
 
     name = "local"
 
-    @property
-    def slots(self) -> int:
-        return MAX_TRAINING_AT_ONCE
+    def __init__(self, slots: int | None = None):
+        self.slots = max(1, int(slots)) if slots is not None else MAX_TRAINING_AT_ONCE
 
     def train(self, args: tuple, callback, stop, **run_kwargs) -> train.Run:
         return train.run(*args, callback=callback, stop=stop, **run_kwargs)
@@ -129,11 +129,12 @@ def ray_address() -> str | None:
     return os.environ.get("MNISTLAB_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
 
 
-def make_engine(name: str = "local", address: str | None = None):
-    """The engine called `name` ("local" or "ray"); ray connects to `address`, or starts a local instance."""
+def make_engine(name: str = "local", address: str | None = None, local_slots: int | None = None):
+    """The engine called `name` ("local", with `local_slots` trainings at once, or "ray"); ray
+    connects to `address`, or starts a local instance."""
     name = str(name).strip().lower()
     if name == "local":
-        return LocalEngine()
+        return LocalEngine(local_slots)
     if name == "ray":
         from mnistlab import ray_engine  # Ray is imported only here: the default never pays for it
 

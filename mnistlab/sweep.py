@@ -255,19 +255,24 @@ class SweepSettings:
 
 # -- how long it takes -----------------------------------------------------------------------------
 
-STEP_OVERHEAD_S = 0.35e-3  # a step's cost beyond its arithmetic at batch 64 (README, Benchmarks)
-FLOPS = 40e9  # a core's fp32 rate in these small matmuls
+STEP_OVERHEAD_S = 0.35e-3  # a stack's step beyond its arithmetic at batch 64 (README, Benchmarks)
+MEMBER_OVERHEAD_S = 0.02e-3  # and per member (activations, loss, optimizer on more numbers)
+FLOPS = 90e9  # a core's fp32 rate in these matmuls (about MKL's peak on one core here)
+
+
+def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
+    """About how long one stack trains on one core: its steps, each an overhead plus arithmetic
+    (forward and weight gradients: about 4 multiply-adds' worth per parameter per image)."""
+    t = group[0]
+    steps = math.ceil(images / t.config.batch_size) * t.config.epochs
+    flops = 4 * t.config.batch_size * t.arch.n_parameters * len(group)
+    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * len(group) + flops / FLOPS)
 
 
 def estimate_seconds(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> float:
     """About how long `trials` take on `slots` cores, trained in stacks: a rough guide for the page."""
-    total = 0.0
-    for group in stacked.stacks(trials):
-        t = group[0]
-        steps = math.ceil(images / t.config.batch_size) * t.config.epochs
-        flops = 6 * t.config.batch_size * t.arch.n_parameters * len(group)  # forward + backward
-        total += steps * (STEP_OVERHEAD_S * (1 + 0.15 * (len(group) - 1)) + flops / FLOPS)
-    return total / max(1, slots)
+    costs = [stack_seconds(g, images) for g in stacked.stacks(trials)]
+    return max(sum(costs) / max(1, slots), max(costs, default=0.0))
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -462,8 +467,9 @@ class Sweep(jobs.Background):
 
     def _work(self) -> None:
         try:
-            waiting = stacked.stacks(self.missing)
             train_split = self._train_split
+            # the longest first, so that with several slots the last to finish is a short one
+            waiting = sorted(stacked.stacks(self.missing), key=lambda g: -stack_seconds(g, len(train_split)))
             slots = self.queue.slots
             while (waiting or self._active) and not self._stop.is_set():
                 while waiting and len(self._active) < slots and self._submit(waiting.pop(0), train_split):
@@ -522,12 +528,14 @@ class Sweep(jobs.Background):
 
     def progress(self) -> SweepProgress:
         finished, total = len(self.records), len(self.trials)
-        left = None
-        if self._trained_here and self._started is not None:
-            elapsed = time.monotonic() - self._started
-            left = elapsed / self._trained_here * (total - finished)
-        elif not self.done:
-            left = estimate_seconds(self.missing, self.queue.slots, len(self._train_split))
+        done = {r["key"] for r in self.records}
+        images, slots = len(self._train_split), self.queue.slots
+        left = None if self.done else estimate_seconds([t for t in self.missing if t.key not in done],
+                                                       slots, images)
+        if left is not None and self._trained_here and self._started is not None:
+            # the estimate at the pace this machine has kept so far (the longest stacks go first)
+            so_far = estimate_seconds([t for t in self.missing if t.key in done], slots, images)
+            left *= (time.monotonic() - self._started) / max(so_far, 1e-6)
         return SweepProgress(finished, total, None if finished == total else left)
 
     def summary(self) -> list[dict]:

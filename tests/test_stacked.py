@@ -28,14 +28,33 @@ def test_each_stacked_network_is_the_network_trained_alone(splits):
     assert len({round(r.test_loss, 6) for r in together}) == 6
 
 
-def test_trials_stack_by_shape_and_settings_not_by_seed_or_init():
-    settings = sweep.SweepSettings(depths="1,2", widths="16,32", activations="relu", inits="default,0.1",
+def test_networks_of_one_shape_with_different_activations_train_together_each_as_alone(splits):
+    # sigmoid, tanh and ReLU networks, and one mixing two per layer, in one stack
+    config = train.TrainConfig(epochs=1, seed=1)
+    archs = [network.Architecture((32, 32), a) for a in ("tanh", "relu", ("relu", "sigmoid"), "sigmoid")]
+    trials = [sweep.Trial(arch, network.Init(), seed, config) for arch in archs for seed in (0, 1)]
+    train_split = data.Split(splits[0].images[:12_000], splits[0].labels[:12_000], True)
+    (group,) = stacked.stacks(trials)
+    assert len(group) == 8  # one activation's members side by side: one operation each
+    assert [t.arch.activations for t in group] == sorted(t.arch.activations for t in trials)
+    together = stacked.train_group(trials, train_split, splits[1])  # in the given order, too
+    for t, r in zip(trials, together):
+        a = train.run(t.arch, t.init, t.seed, t.config, train_split, splits[1])
+        assert abs(r.test_accuracy - a.accuracy) <= 0.003, t.arch.label()
+        assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-2)
+
+
+def test_trials_stack_by_layer_sizes_and_settings_not_by_activation_seed_or_init():
+    settings = sweep.SweepSettings(depths="1,2", widths="16,32", activations="relu,tanh", inits="default,0.1",
                                    lrs="0.001,0.01", seeds=3)
     groups = stacked.stacks(settings.trials())
     assert len(groups) == 2 * 2 * 2  # depth × width × lr
-    assert all(len(g) == 6 for g in groups)  # 2 inits × 3 seeds share the shape and the batches
+    assert all(len(g) == 12 for g in groups)  # 2 activations × 2 inits × 3 seeds share the batches
     assert all(len({stacked.stack_key(t) for t in g}) == 1 for g in groups)
     assert sum(len(g) for g in stacked.stacks(settings.trials(), max_size=4)) == settings.n_trials
+    # a stack is capped by its first layer's units: wide networks stack fewer at a time
+    wide = sweep.SweepSettings(depths="1", widths="512", activations="relu,tanh", seeds=3).trials()
+    assert [len(g) for g in stacked.stacks(wide)] == [2, 2, 2]
 
 
 def test_a_stopped_stack_has_no_results(splits):

@@ -115,11 +115,41 @@ def test_a_stopped_sweep_keeps_what_finished_and_the_same_sweep_again_trains_onl
     kept = store.records(s.id)
     assert len(kept) == 1
     again = sweep.Sweep(s, train_split, test_split, store, queue=queue, engine=engine)
-    assert again.resumed == 1 and [t.arch.hidden for t in again.missing] == [(24,), (32,)]
+    trained = tuple(kept[0]["hidden"])
+    assert again.resumed == 1 and {t.arch.hidden for t in again.missing} == {(16,), (24,), (32,)} - {trained}
     assert again.start().wait(120) and again.error is None
     records = store.records(s.id)
     assert len(records) == 3 and records[0] == kept[0]  # the first one kept, not trained again
     assert again.progress().text() == "3 of 3 trained"
+
+
+def test_a_sweep_on_two_cores_trains_its_stacks_at_once_to_the_very_results_of_one_core(tmp_path):
+    import torch
+
+    train_split, test_split = data.load_split(True), data.load_split(False)
+    s = sweep.SweepSettings(depths="1,2", widths="16,32", activations="relu,sigmoid", seeds=2,
+                            train_images=3000)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread per training, as the app and the CLI train
+    try:
+        results, most_at_once = [], []
+        for slots in (1, 2):
+            store = sweep.SweepStore(tmp_path / str(slots))
+            queue = jobs.Queue(slots)
+            run = sweep.Sweep(s, train_split, test_split, store, queue=queue, engine=jobs.LocalEngine(slots))
+            run.start()
+            seen = [queue.running]
+            while not run.wait(0.01):
+                seen.append(queue.running)
+            assert run.error is None
+            results.append({r["key"]: (r["test_accuracy"], r["test_loss"]) for r in run.records})
+            most_at_once.append(max(seen))
+            store.close()
+    finally:
+        torch.set_num_threads(threads)
+    assert len(results[0]) == s.n_trials == 16
+    assert results[0] == results[1]  # each training on its own core: the same arithmetic
+    assert most_at_once == [1, 2]  # four stacks (depth × width), two training at once
 
 
 def test_a_link_gives_the_settings_and_back():
