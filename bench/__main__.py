@@ -62,9 +62,20 @@ def main(argv=None) -> int:
     report["seconds"] = time.perf_counter() - start
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    measured = report
+    if args.only and args.out.exists():  # a partial run updates its items and keeps the others'
+        try:
+            previous = json.loads(args.out.read_text())
+        except ValueError:
+            previous = {}
+        runs = previous.get("partial_runs", [])
+        runs.append({k: report[k] for k in ("date", "quick", "reps", "machine", "load_average_before",
+                                            "load_average_after", "seconds")} | {"items": only})
+        report = {**previous, **{k: v for k, v in report.items() if k not in runs[-1]},
+                  "partial_runs": runs}
     args.out.write_text(json.dumps(report, indent=1))
     print()
-    print(table(report))
+    print(table(measured))
     print(f"\nJSON: {args.out}")
     return 0
 
@@ -126,7 +137,8 @@ def table(r: dict) -> str:
         met = x["max_difference_points"] <= x["goal_points"]
         rows.append((f"9. sweep throughput, {x['trials']} trials (trial-epochs per minute)",
                      f"one by one {x['alone_per_minute']:.0f}", f"stacked, {x['cores']} cores "
-                     f"{x['stacked_per_minute']:.0f} (accuracy within {x['max_difference_points']:.2f} pt)",
+                     f"{x['stacked_per_minute']:.0f} (accuracy within {x['max_difference_points']:.2f} pt, "
+                     f"{x.get('identical_accuracies', '?')} identical)",
                      f"{x['ratio']:.1f}", f"≥ {x['goal']:g}, ± {x['goal_points']} pt",
                      _met(x["ratio"] >= x["goal"] and met)))
         if x.get("app_slots", x["cores"]) != x["cores"]:

@@ -269,9 +269,25 @@ def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
     return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * len(group) + flops / FLOPS)
 
 
+def plan(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> list[list[Trial]]:
+    """`trials` as the stacks to train, the longest first (so that with several slots the last to
+    finish is a short one); where there are fewer stacks than slots, the longest are halved until
+    every slot has one (a stack trains on one core)."""
+    groups = stacked.stacks(trials)
+    while len(groups) < slots:
+        splittable = [g for g in groups if len(g) > 1]
+        if not splittable:
+            break
+        longest = max(splittable, key=lambda g: stack_seconds(g, images))
+        groups.remove(longest)
+        half = (len(longest) + 1) // 2
+        groups += [longest[:half], longest[half:]]
+    return sorted(groups, key=lambda g: -stack_seconds(g, images))
+
+
 def estimate_seconds(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> float:
     """About how long `trials` take on `slots` cores, trained in stacks: a rough guide for the page."""
-    costs = [stack_seconds(g, images) for g in stacked.stacks(trials)]
+    costs = [stack_seconds(g, images) for g in plan(trials, slots, images)]
     return max(sum(costs) / max(1, slots), max(costs, default=0.0))
 
 
@@ -468,8 +484,7 @@ class Sweep(jobs.Background):
     def _work(self) -> None:
         try:
             train_split = self._train_split
-            # the longest first, so that with several slots the last to finish is a short one
-            waiting = sorted(stacked.stacks(self.missing), key=lambda g: -stack_seconds(g, len(train_split)))
+            waiting = plan(self.missing, self.queue.slots, len(train_split))
             slots = self.queue.slots
             while (waiting or self._active) and not self._stop.is_set():
                 while waiting and len(self._active) < slots and self._submit(waiting.pop(0), train_split):

@@ -123,6 +123,17 @@ def test_a_stopped_sweep_keeps_what_finished_and_the_same_sweep_again_trains_onl
     assert again.progress().text() == "3 of 3 trained"
 
 
+def test_every_slot_gets_a_stack_where_there_are_enough_trials_and_the_longest_go_first():
+    one_shape = sweep.SweepSettings(depths="1", widths="64", activations="relu,tanh", seeds=4).trials()
+    assert [len(g) for g in sweep.plan(one_shape, slots=1)] == [8]  # one stack
+    halves = sweep.plan(one_shape, slots=4)  # e.g. a 4-core CLI or a Ray cluster: a stack for each
+    assert [len(g) for g in halves] == [2, 2, 2, 2]
+    assert sorted(t.key for g in halves for t in g) == sorted(t.key for t in one_shape)
+    assert len(sweep.plan(one_shape[:3], slots=4)) == 3  # never more stacks than trials
+    mixed = sweep.SweepSettings(depths="1", widths="16,256", activations="relu").trials()
+    assert [g[0].arch.hidden for g in sweep.plan(mixed)] == [(256,), (16,)]
+
+
 def test_a_sweep_on_two_cores_trains_its_stacks_at_once_to_the_very_results_of_one_core(tmp_path):
     import torch
 
