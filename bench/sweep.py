@@ -76,5 +76,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
                       "stacked_per_minute": trial_epochs / stacked_s * 60,
                       "alone_per_minute": trial_epochs / alone_s * 60, "ratio": alone_s / stacked_s,
                       "app_slots": app_slots, "app_ratio": alone_s / app_s,
+                      # what the Explore page says before it starts, against what it took
+                      "app_estimate_s": sweep.estimate_seconds(trials, app_slots, n), "app_s": app_s,
                       "goal": GOAL, "max_difference_points": max(diffs), "goal_points": GOAL_POINTS,
                       "identical_accuracies": sum(d == 0 for d in diffs)}}

@@ -260,13 +260,18 @@ MEMBER_OVERHEAD_S = 0.02e-3  # and per member (activations, loss, optimizer on m
 FLOPS = 90e9  # a core's fp32 rate in these matmuls (about MKL's peak on one core here)
 
 
+TEST_IMAGES = 10_000
+EVALUATION_OVERHEAD_S = 0.1  # a stack's test-set pass beyond its arithmetic, and its bookkeeping
+
+
 def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
-    """About how long one stack trains on one core: its steps, each an overhead plus arithmetic
-    (forward and weight gradients: about 4 multiply-adds' worth per parameter per image)."""
-    t = group[0]
+    """About how long one stack takes on one core: its steps, each an overhead plus arithmetic
+    (forward and weight gradients: about 4 flops per parameter per image), then the test set."""
+    t, k = group[0], len(group)
     steps = math.ceil(images / t.config.batch_size) * t.config.epochs
-    flops = 4 * t.config.batch_size * t.arch.n_parameters * len(group)
-    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * len(group) + flops / FLOPS)
+    flops = 4 * t.config.batch_size * t.arch.n_parameters * k
+    evaluation = EVALUATION_OVERHEAD_S + 2 * TEST_IMAGES * t.arch.n_parameters * k / FLOPS
+    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS) + evaluation
 
 
 def plan(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> list[list[Trial]]:
