@@ -107,16 +107,22 @@ def _sweep_parser(commands) -> None:
                    help="local (default: this machine, a stack of trials on each core) or ray "
                         "(MNISTLAB_RAY_ADDRESS or RAY_ADDRESS, else a Ray instance started here)")
     s.add_argument("--json", default=None, help="write one record per trial to this file")
-    s.add_argument("--threads", default="1", help=THREADS_HELP)
+    s.add_argument("--threads", default=None,
+                   help="cores to train on at once, a stack of trials on each at one torch thread "
+                        "(default: all of this machine's)")
 
 
-def _use_threads(value: str) -> None:
+def _threads(value: str) -> int:
     cores = os.cpu_count() or 1
     text = str(value).strip()
     if not text.isdigit() or not 1 <= int(text) <= cores:
         raise ConfigError(f"Threads must be a whole number from 1 to {cores} (this machine's cores); "
                           f"got {value!r}.")
-    torch.set_num_threads(int(text))
+    return int(text)
+
+
+def _use_threads(value: str) -> None:
+    torch.set_num_threads(_threads(value))
 
 
 class _ProgressBar:
@@ -219,13 +225,13 @@ def cmd_sweep(args) -> None:
         inits=args.init.split(","), lrs=args.lr, seeds=args.seeds, epochs=args.epochs, sample=args.sample,
         sample_seed=args.sample_seed, optimizer=args.optimizer, batch_size=args.batch_size,
         normalization=args.normalize, batch_seed=args.batch_seed, train_images=args.train_images)
-    _use_threads(args.threads)
+    # a stack per core, each at one torch thread: a training thread at more runs slower here
+    cores = _threads(args.threads if args.threads is not None else os.cpu_count() or 1)
+    torch.set_num_threads(1)
     out = Path(args.json) if args.json else None
     if out is not None and not out.parent.is_dir():
         raise ConfigError(f"--json: the folder {out.parent} does not exist.")
     train_split, test_split = data.load_split(True), data.load_split(False)
-    # no pages to serve here: the local engine trains one stack per core (each on torch's threads)
-    cores = max(1, (os.cpu_count() or 1) // torch.get_num_threads())
     engine = jobs.make_engine(args.engine, jobs.ray_address(), local_slots=cores)
     sweep_store = sweep.SweepStore()
     try:

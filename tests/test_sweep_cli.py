@@ -53,7 +53,8 @@ def test_the_local_and_the_ray_engine_give_the_same_trials_the_same_accuracies(t
         assert "network" in lines[0] and "test accuracy" in lines[0]
         assert lines[2].startswith("* ")  # the best network is on the Pareto front
         assert "16 of 16 trained" in err
-    assert "on the ray engine" in ray[1] and "on the local engine" in local[1]
+    assert "on the ray engine" in ray[1]
+    assert f"on the local engine ({os.cpu_count()} at once)" in local[1]  # a stack on each core
 
 
 def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(tmp_path):
@@ -94,6 +95,7 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
     (["--init", "default,0.3"], "mnistlab: error: Init must be 'default' or a normal std on Build's scale"),
     (["--hidden", "8,16,32,64,128,256,512", "--depth", "1,2,3,4", "--activation", "relu,tanh,sigmoid",
       "--seeds", "3"], "mnistlab: error: This sweep has 252 trials; a sweep may have at most 200"),
+    (["--threads", "0"], "mnistlab: error: Threads must be a whole number from 1 to"),
     (["--json", "/no/such/folder/x.json"],
      "mnistlab: error: --json: the folder /no/such/folder does not exist."),
 ])
