@@ -43,6 +43,23 @@ def test_view_classify_marks_the_prediction_and_the_true_label():
     assert colors[9] == plots.TRUE and plots.PREDICTED not in colors
 
 
+def test_view_classify_is_the_very_figure_plotly_builds_and_checks(test_split):
+    # view_classify fills a cached, checked figure: it must equal one built afresh through Plotly
+    import json
+
+    images = test_split.normalized(slice(0, 3))
+    for image, ps, label, title in ((images[0], torch.softmax(torch.randn(10), 0), None, None),
+                                    (images[1], torch.softmax(torch.arange(10.0), 0), 9, "trained"),
+                                    (images[2], torch.softmax(-torch.arange(10.0), 0), 4, "untrained")):
+        fig = plots.view_classify(image, ps, label=label, title=title, height=280)
+        colors = list(fig.data[1].marker.color)
+        words = [a.text for a in fig.layout.annotations]
+        fresh = plots._view_classify_figure(image.reshape(28, 28).double().numpy(), ps.double().numpy(),
+                                            colors, *words, title, 280)
+        assert json.loads(fig.to_json()) == json.loads(fresh.to_json())
+    assert plots.view_classify(images[0], ps).layout.annotations[1].text.startswith("class probability")
+
+
 def test_view_classify_refuses_a_wrong_number_of_classes():
     with pytest.raises(ValueError, match="10 class probabilities"):
         plots.view_classify(torch.zeros(784), torch.ones(9) / 9)
