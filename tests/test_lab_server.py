@@ -1,0 +1,35 @@
+"""The server's start (lab_server.py): its sockets send at once, without waiting for the browser's ACK."""
+
+import os
+import socket
+
+import pytest
+
+import lab_server
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists open files through /proc")
+def test_the_servers_listening_socket_and_what_it_accepts_send_without_delay():
+    # as Streamlit binds its port: a socket made as protocol 0, which asyncio leaves with Nagle on
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    outgoing = socket.create_connection(server.getsockname())  # one this process made itself
+    try:
+        assert server.getsockopt(*nodelay) == 0 and outgoing.getsockopt(*nodelay) == 0
+        before = _open_fds()
+        lab_server.send_without_delay()
+        assert _open_fds() == before  # the copies it looked through are closed again
+        assert server.getsockopt(*nodelay) == 1
+        assert outgoing.getsockopt(*nodelay) == 0  # a connection, not the server's: left as it was
+        server.accept()[0].close()  # (the outgoing one, from before)
+        with socket.create_connection(server.getsockname()), server.accept()[0] as browser:
+            assert browser.getsockopt(*nodelay) == 1  # a browser's, accepted after the start
+    finally:
+        outgoing.close()
+        server.close()
