@@ -9,9 +9,9 @@ A stack's members share their layer sizes and training settings (so the batches 
 trains every trial on the same digits in the same order) and differ in their activations and
 initial weights (init, seed): each activation is applied to its own members' slice of a layer.
 Each member is the trial `train.run` would train: it starts from `network.build(arch, init,
-seed)`'s weights, reads the very batches of `FastLoader(seed=
-config.seed)` and is updated by the same optimizer (`config.make_optimizer`, fused Adam or SGD:
-both elementwise, so one optimizer over the stacked tensors does each member's update exactly).
+seed)`'s weights, reads the very batches of `FastLoader(seed=config.seed)` and is updated by the
+same optimizer (`config.make_optimizer`, fused Adam or SGD: both elementwise, so one optimizer
+over the stacked tensors does each member's update exactly).
 What differs: the stacked matmuls may add up in another order than `nn.Linear`'s, and the loss is
 computed for all members in one call; so weights can drift apart by float rounding, and test
 accuracies by a few hundredths of a point (tests/test_stacked.py holds the bar: 0.3 points).
