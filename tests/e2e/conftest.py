@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from bench import loadgen
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "screenshots"  # git-ignored; for people to look at
@@ -42,61 +40,6 @@ def pytest_collection_modifyitems(items):
 
 # -- the server ----------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A `streamlit run app.py` subprocess on a loopback port; its output goes to a log file."""
-
-    def __init__(self, workdir: Path, models_dir: Path, app: str = "app.py", env: dict | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"streamlit-{self.port}.log"
-        self.env = {**os.environ, "MNISTLAB_MODELS": str(models_dir), **(env or {})}
-        self.cmd = [sys.executable, "-m", "streamlit", "run", app,
-                    "--server.headless", "true", "--server.port", str(self.port),
-                    "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-                    "--browser.gatherUsageStats", "false"]
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> Server:
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)  # polling the health endpoint, not waiting for the app
-        self.stop()
-        raise RuntimeError(f"streamlit did not answer /_stcore/health in {timeout_s}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, n: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-n:])
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """The app's server with real MNIST ($MNISTLAB_DATA) and a throwaway models folder."""
@@ -105,7 +48,7 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e-server")
     models = work / "models"
     models.mkdir()
-    srv = Server(work, models).start()
+    srv = loadgen.Server(work / "streamlit.log", env={"MNISTLAB_MODELS": str(models)}).start(START_TIMEOUT_S)
     yield srv
     srv.stop()
 
