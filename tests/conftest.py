@@ -13,6 +13,18 @@ TRAINED_RELU = dict(arch=network.Architecture((128, 64), ("relu", "relu")), seed
 
 
 @pytest.fixture(scope="session")
+def train_split():
+    """MNIST's 60,000 training images, held once in memory."""
+    return data.load_split(train=True)
+
+
+@pytest.fixture(scope="session")
+def test_split():
+    """MNIST's 10,000 test images, held once in memory."""
+    return data.load_split(train=False)
+
+
+@pytest.fixture(scope="session")
 def trained_relu(request):
     """A trained 784-128-64-10 ReLU network (eval mode, CPU), trained once and cached in .pytest_cache."""
     arch, seed, config = TRAINED_RELU["arch"], TRAINED_RELU["seed"], TRAINED_RELU["config"]

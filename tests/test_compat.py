@@ -1,0 +1,62 @@
+"""Files and links made before the core became values still open as they did.
+
+The fixtures were made on main at 827d61b by tests/fixtures/make_legacy.py: a saved model, a
+sweeps database with one finished trial, Build and Explore links, and what they meant then.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistlab import share, store, sweep
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LEGACY = json.loads((FIXTURES / "legacy.json").read_text())
+
+
+def test_a_model_saved_before_loads_and_predicts_the_same(test_split):
+    saved = store.load_file(FIXTURES / "legacy-mnist.safetensors")
+    expected = LEGACY["model"]
+    assert saved.arch.to_dict() == expected["arch"]
+    assert saved.init.to_dict() == expected["init"]
+    assert saved.seed == expected["seed"]
+    x = test_split.normalized(slice(0, 8), normalization=saved.normalization)
+    with torch.no_grad():
+        probs = saved.model()(x.flatten(1))
+    assert torch.equal(probs, torch.tensor(expected["probabilities_first8"]))
+
+
+def test_a_model_saved_before_scores_the_same_on_the_test_set(test_split):
+    run = store.as_run(store.load_file(FIXTURES / "legacy-mnist.safetensors"), test_split)
+    assert run.evaluation.accuracy == pytest.approx(LEGACY["model"]["test_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("case", LEGACY["build"], ids=["valid", "bad values"])
+def test_a_build_link_made_before_opens_the_same_network(case):
+    state, notices = share.decode(case["params"])
+    assert state.arch.to_dict() == case["arch"]
+    assert state.init.to_dict() == case["init"]
+    assert state.seed == case["seed"]
+    assert len(notices) == case["notices"]
+
+
+@pytest.mark.parametrize("case", LEGACY["explore"], ids=["grid", "sample"])
+def test_an_explore_link_made_before_opens_the_same_sweep(case):
+    settings = sweep.from_params(case["params"])
+    assert settings.id == case["id"]  # so its saved trials are found again
+    assert [t.key for t in settings.trials()] == case["trial_keys"]
+
+
+def test_a_sweep_saved_before_resumes_where_it_stopped(tmp_path, train_split, test_split):
+    db = tmp_path / "sweeps.sqlite"
+    shutil.copy(FIXTURES / "legacy-sweeps.sqlite", db)
+    store_ = sweep.SweepStore(db)
+    saved = LEGACY["sweep_db"]
+    settings = store_.settings(saved["id"])
+    assert settings.id == saved["id"]
+    s = sweep.Sweep(settings, train_split, test_split, store_)
+    assert s.resumed == 1 and len(s.missing) == saved["n_trials"] - 1
+    store_.close()
