@@ -15,9 +15,9 @@ import threading
 
 # What the other pages import (pages are scripts, run afresh each visit; their modules load once).
 # Not mnistlab.ray_engine: Ray is imported only when a sweep chooses it.
-OTHER_PAGES = ("pyarrow", "streamlit_drawable_canvas", "mnistlab.codegen", "mnistlab.inspect",
-               "mnistlab.lesson", "mnistlab.notebook", "mnistlab.share", "mnistlab.store",
-               "mnistlab.preprocess", "mnistlab.jobs", "mnistlab.dynamics", "mnistlab.steps",
+OTHER_PAGES = ("pyarrow", "streamlit_drawable_canvas", "mnistlab.codegen", "mnistlab.activations",
+               "mnistlab.tensors", "mnistlab.notebook", "mnistlab.share", "mnistlab.model_files",
+               "mnistlab.preprocess", "mnistlab.jobs", "mnistlab.dynamics", "mnistlab.lesson",
                "mnistlab.sweep", "mnistlab.sweep_plots")
 
 

@@ -7,12 +7,13 @@ network configuration lives in their own `st.session_state`.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import pandas  # noqa: F401  see below
 import streamlit as st
 import torch
 
-from mnistlab import data, network
+from mnistlab import data, jobs, network
 from mnistlab.errors import DataError, LabError
 
 # Plotly's validators look pandas up in sys.modules; while another thread is still importing it they
@@ -77,20 +78,39 @@ def show_errors():
 
 # -- the visitor's Build configuration, read by Train ---------------------------------------------
 
-def default_build() -> dict:
-    return {"arch": network.Architecture(), "init": network.Init(), "seed": 0,
-            "device": network.available_devices()[0]}
+@dataclass(frozen=True)
+class Build:
+    """The visitor's network from Build (what Train trains) and the device it runs on."""
+
+    network: network.Network = network.Network()
+    device: str = "cpu"
+
+    @property
+    def is_default(self) -> bool:
+        """The lesson's network, untouched."""
+        return self.network == network.Network()
 
 
-def current_build() -> dict:
-    """`st.session_state["build"]`: arch (Architecture), init (Init), seed (int), device (str)."""
+def owner() -> jobs.Owner:
+    """The visitor, as the job queue knows them: their jobs share one fair turn, and end once their
+    session is gone (the token lives only in its state)."""
+    return st.session_state.setdefault("owner", jobs.Owner())
+
+
+def default_build() -> Build:
+    return Build(network.Network(), network.available_devices()[0])
+
+
+def current_build() -> Build:
+    """`st.session_state["build"]`."""
     if "build" not in st.session_state:
         st.session_state["build"] = default_build()
     return st.session_state["build"]
 
 
-def set_build(arch: network.Architecture, init: network.Init, seed: int, device: str) -> None:
-    st.session_state["build"] = {"arch": arch, "init": init, "seed": seed, "device": device}
+def set_build(net: network.Network, device: str | None = None) -> None:
+    """Make `net` the visitor's network (on `device`, or the one it had)."""
+    st.session_state["build"] = Build(net, device or current_build().device)
 
 
 # -- display -------------------------------------------------------------------------------------
@@ -105,7 +125,7 @@ def device_label(device: str) -> str:
 def sidebar(place=None) -> None:
     """The device the visitor's network uses and where the data set lives (in `place`, e.g. an
     `st.sidebar.empty()` filled after the page ran, so a device just chosen shows at once)."""
-    (place or st.sidebar).caption(f"**Device:** {device_label(current_build()['device'])}  \n"
+    (place or st.sidebar).caption(f"**Device:** {device_label(current_build().device)}  \n"
                                   f"**Data:** `{data.data_root()}`")
 
 

@@ -22,7 +22,7 @@ import time
 import torch
 
 from bench.sweep import SETTINGS
-from mnistlab import data, network, stacked, sweep, train
+from mnistlab import data, network, stacked, sweep, sweep_run, train
 from mnistlab.errors import ConfigError
 
 POINTS = 0.3  # a stacked member against its own run, as the sweep promises
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     print(f"checking {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"torch {torch.__version__}")
     train_split, test_split = data.load_split(True), data.load_split(False)
-    head = data.Split(train_split.images[:args.images], train_split.labels[:args.images], True)
+    head = train_split.first(args.images)
     failed = []
 
     def report(name: str, ok: bool, detail: str) -> None:
@@ -52,24 +52,25 @@ def main(argv=None) -> int:
 
     # 1. one training on the device, and on the CPU
     arch, config = network.Architecture((128, 64), "relu"), train.TrainConfig(epochs=1)
-    on_device = train.run(arch, network.Init(), 0, config, train_split, test_split, device)
-    on_cpu = train.run(arch, network.Init(), 0, config, train_split, test_split, "cpu")
+    on_device = train.run(network.Network(arch, network.Init(), 0), config, train_split, test_split, device)
+    on_cpu = train.run(network.Network(arch, network.Init(), 0), config, train_split, test_split, "cpu")
     gap = abs(on_device.accuracy - on_cpu.accuracy) * 100
     report("1. train.run", gap <= CPU_POINTS and on_device.accuracy > 0.9,
            f"{on_device.accuracy:.2%} on {device.type} in {on_device.seconds:.2f} s, {on_cpu.accuracy:.2%} "
            f"on the CPU in {on_cpu.seconds:.2f} s ({gap:.2f} points apart, bar {CPU_POINTS})")
 
     # 2. a stack of mixed activations on the device, each member against its own run there
-    trials = [sweep.Trial(network.Architecture((64,), a), network.Init(), seed, config)
+    trials = [sweep.Trial(network.Network(network.Architecture((64,), a), network.Init(), seed), config)
               for a in ("relu", "tanh", "sigmoid") for seed in (0, 1)]
     together = stacked.train_group(trials, head, test_split, device)
-    gaps = [abs(r.test_accuracy - train.run(t.arch, t.init, t.seed, t.config, head, test_split,
+    gaps = [abs(r.test_accuracy - train.run(t.network, t.config, head, test_split,
                                             device).accuracy) * 100 for t, r in zip(trials, together)]
     report("2. stacked training", max(gaps) <= POINTS,
            f"{len(trials)} networks, each within {max(gaps):.2f} points of its own run (bar {POINTS})")
 
     # 3. the recorder on the device
-    recorded = train.run(arch, network.Init(), 0, config, head, test_split, device, record_dynamics=True)
+    recorded = train.run(network.Network(arch, network.Init(), 0), config, head, test_split, device,
+                         record_dynamics=True)
     table, start = recorded.dynamics.table, recorded.dynamics.init_loss
     report("3. dynamics", table.numel() > 0 and bool(torch.isfinite(table).all())
            and abs(start - math.log(10)) < 0.1,
@@ -77,15 +78,15 @@ def main(argv=None) -> int:
            f"{start:.3f} (ln 10 = 2.303)")
 
     # 4. bench 9's grid on the device: stacks against one by one
-    settings = sweep.SweepSettings(**SETTINGS)
+    settings = sweep.SweepSettings.of(**SETTINGS)
     grid = settings.trials()
     t0 = time.perf_counter()
-    for group in sweep.plan(grid):
+    for group in sweep_run.plan(grid):
         stacked.train_group(group, train_split, test_split, device)
     stacked_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for t in grid:
-        train.run(t.arch, t.init, t.seed, t.config, train_split, test_split, device)
+        train.run(t.network, t.config, train_split, test_split, device)
     alone_s = time.perf_counter() - t0
     report("4. sweep throughput", True, f"{len(grid)} trials: stacked {stacked_s:.1f} s, one by one "
                                         f"{alone_s:.1f} s, {alone_s / stacked_s:.1f}x")

@@ -20,7 +20,7 @@ def epoch(train_split: data.Split, test_split: data.Split, seed: int, record: bo
     model = network.build(ARCH, seed=seed)
     recorder = dynamics.Recorder(test_split) if record else None
     start = time.perf_counter()
-    train.train(model, train.TrainConfig("adam", 1e-3, batch_size=64, epochs=1, seed=seed), train_split,
+    train.train(model, train.TrainConfig("adam", 1e-3, batch_size=64, epochs=1, batch_seed=seed), train_split,
                 recorder=recorder)
     return time.perf_counter() - start
 

@@ -82,7 +82,7 @@ def lesson_accuracy(model, d: Data, max_steps: int | None = None) -> float:
 def fast_epoch(d: Data, seed: int, batch_size: int = 64, max_steps: int | None = None) -> torch.nn.Module:
     """One epoch of `train.train`, the loop the Train page runs."""
     model = network.build(ARCH, seed=seed)
-    config = train.TrainConfig("adam", LR, batch_size=batch_size, epochs=1, seed=seed)
+    config = train.TrainConfig("adam", LR, batch_size=batch_size, epochs=1, batch_seed=seed)
     stop = None if max_steps is None else (lambda p: p.step < max_steps)
     train.train(model, config, d.train_split, callback=stop)
     return model
@@ -233,7 +233,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
 
 
 def _head(split: data.Split, n: int = 1280) -> data.Split:
-    return data.Split(split.images[:n], split.labels[:n], split.train)
+    return split.first(n)
 
 
 def _time(fn) -> Seconds:

@@ -16,7 +16,7 @@ import tempfile
 import torch
 
 from bench.measure import interleaved, median
-from mnistlab import data, jobs, sweep, train
+from mnistlab import data, jobs, sweep, sweep_db, sweep_run, train
 
 GOAL = 3.0  # trial-epochs per minute, stacked ÷ one by one
 GOAL_POINTS = 0.3  # each trial's test accuracy, stacked vs alone
@@ -27,10 +27,10 @@ QUICK_IMAGES = 6_000
 
 
 def run(reps: int, quick: bool, log=print) -> dict:
-    settings = sweep.SweepSettings(**SETTINGS, train_images=QUICK_IMAGES if quick else None)
+    settings = sweep.SweepSettings.of(**SETTINGS, train_images=QUICK_IMAGES if quick else None)
     train_split, test_split = data.load_split(True), data.load_split(False)
     n = settings.train_images or len(train_split)
-    head = data.Split(train_split.images[:n], train_split.labels[:n], True)
+    head = train_split.first(n)
     trials = settings.trials()
     cores, own_threads = os.cpu_count() or 1, torch.get_num_threads()  # restored at the end
     app_slots = jobs.MAX_TRAINING_AT_ONCE
@@ -39,8 +39,8 @@ def run(reps: int, quick: bool, log=print) -> dict:
     def swept(slots: int):
         torch.set_num_threads(1)  # as the CLI and the app: each training on one thread
         with tempfile.TemporaryDirectory() as folder:
-            store = sweep.SweepStore(folder)
-            s = sweep.Sweep(settings, train_split, test_split, store, queue=jobs.Queue(slots),
+            store = sweep_db.SweepDatabase(folder)
+            s = sweep_run.Sweep(settings, train_split, test_split, store, queue=jobs.Queue(slots),
                             engine=jobs.LocalEngine(slots))
             s.start().wait()
             store.close()
@@ -51,7 +51,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
     def one_by_one(threads: int, record: bool):
         torch.set_num_threads(threads)
         for t in trials:
-            r = train.run(t.arch, t.init, t.seed, t.config, head, test_split)
+            r = train.run(t.network, t.config, head, test_split)
             if record:
                 accuracy["alone"][t.key] = r.accuracy
 
@@ -77,6 +77,6 @@ def run(reps: int, quick: bool, log=print) -> dict:
                       "alone_per_minute": trial_epochs / alone_s * 60, "ratio": alone_s / stacked_s,
                       "app_slots": app_slots, "app_ratio": alone_s / app_s,
                       # what the Explore page says before it starts, against what it took
-                      "app_estimate_s": sweep.estimate_seconds(trials, app_slots, n), "app_s": app_s,
+                      "app_estimate_s": sweep_run.estimate_seconds(trials, app_slots, n), "app_s": app_s,
                       "goal": GOAL, "max_difference_points": max(diffs), "goal_points": GOAL_POINTS,
                       "identical_accuracies": sum(d == 0 for d in diffs)}}

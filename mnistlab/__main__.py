@@ -16,8 +16,10 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import data, dynamics, jobs, network, store, sweep, train
+from mnistlab import data, dynamics, jobs, model_files, network, parse, sweep, train
 from mnistlab.errors import ConfigError, LabError
+from mnistlab.sweep_db import SweepDatabase
+from mnistlab.sweep_run import Sweep
 
 THREADS_HELP = ("CPU threads for torch (default 1: at these layer sizes more threads gain little on an "
                 "idle machine, and on a busy one they wait for each other and can make an epoch 10-100 "
@@ -41,23 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mnistlab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = commands.add_parser("train", help="train a network on MNIST and print its test accuracy")
+    t = commands.add_parser("train", help="train a network and print its test accuracy")
     t.add_argument("--hidden", default="128,64", help="hidden layer sizes, e.g. 128,64 (default)")
     t.add_argument("--activation", default="relu",
                    help="sigmoid, tanh or relu (default), or one per hidden layer, e.g. relu,tanh")
-    t.add_argument("--epochs", default="5", help=f"passes over the 60,000 training images, 1 to "
-                                                 f"{train.MAX_EPOCHS} (default 5)")
-    t.add_argument("--optimizer", default="adam", help="adam (default) or sgd (with momentum)")
-    t.add_argument("--lr", default="0.001", help="learning rate (default 0.001)")
-    t.add_argument("--momentum", default="0.9", help="SGD momentum (default 0.9)")
-    t.add_argument("--batch-size", default="64", help="images per step (default 64, the lesson's)")
-    t.add_argument("--seed", default="0", help="seed for the initial weights and the batch order (default 0)")
+    t.add_argument("--seed", default="0", help="seed for the initial weights, and for the batch order unless "
+                                               "--batch-seed is given (default 0)")
     t.add_argument("--zero-bias", action="store_true", help="start every bias at 0")
     t.add_argument("--weight-std", default=None, help="draw initial weights from normal(0, std) "
                                                       "instead of PyTorch's default")
-    t.add_argument("--normalize", default="lesson",
-                   help="input normalization: lesson (default, Normalize((0.5,), (0.5,)): [-1, 1]), "
-                        "mnist (MNIST's mean 0.1307 and std 0.3081) or none (ToTensor alone: [0, 1])")
+    _config_flags(t, train.TrainConfig())
     t.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     t.add_argument("--threads", default="1", help=THREADS_HELP)
     t.add_argument("--out", default=None, help="save the trained model under this name in the models "
@@ -91,18 +86,10 @@ def _sweep_parser(commands) -> None:
     s.add_argument("--lr", default="0.001", help="learning rates (default 0.001)")
     s.add_argument("--seeds", default="1",
                    help=f"weight seeds per config, 1 to {sweep.MAX_SEEDS} (default 1)")
-    s.add_argument("--epochs", default="1",
-                   help=f"epochs per trial, 1 to {sweep.MAX_TRIAL_EPOCHS} (default 1)")
     s.add_argument("--sample", default=None, help="train a random sample of this many configs, not the grid")
     s.add_argument("--sample-seed", default="0", help="which random sample (default 0)")
-    s.add_argument("--optimizer", default="adam", help="adam (default) or sgd")
-    s.add_argument("--batch-size", default="64", help="images per step (default 64)")
-    s.add_argument("--normalize", default="lesson",
-                   help="input normalization: lesson (default), mnist or none")
-    s.add_argument("--batch-seed", default="0", help="the batch order every trial reads (default 0)")
-    s.add_argument("--train-images", default=None,
-                   help=f"train on the first N training images only ({sweep.MIN_TRAIN_IMAGES:,} to 60,000; "
-                        f"default all): a quick look")
+    # every trial's training settings; --lr above is an axis (epochs: 1 to MAX_TRIAL_EPOCHS per trial)
+    _config_flags(s, sweep.SweepSettings().base, skip=("lr",))
     s.add_argument("--engine", default="local",
                    help="local (default: this machine, a stack of trials on each core) or ray "
                         "(MNISTLAB_RAY_ADDRESS or RAY_ADDRESS, else a Ray instance started here)")
@@ -112,13 +99,26 @@ def _sweep_parser(commands) -> None:
                         "(default: all of this machine's)")
 
 
+def _config_flags(parser: argparse.ArgumentParser, defaults: train.TrainConfig, skip=()) -> None:
+    """One flag per training setting (`TrainConfig`'s fields), with its help and this command's default."""
+    for f in train.TrainConfig.settings():
+        if f.name not in skip:
+            default = getattr(defaults, f.name)
+            shown = "all" if default is None else default
+            parser.add_argument(f.metadata["flag"], dest=f"config_{f.name}", default=None,
+                                help=f"{f.metadata['help']} (default {shown})")
+
+
+def _config(args, defaults: train.TrainConfig, **fixed) -> train.TrainConfig:
+    """`defaults` with the training settings given on the command line."""
+    given = {f.name: getattr(args, f"config_{f.name}") for f in train.TrainConfig.settings()
+             if getattr(args, f"config_{f.name}", None) is not None}
+    return defaults.replace(**{**given, **fixed})
+
+
 def _threads(value: str) -> int:
     cores = os.cpu_count() or 1
-    text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= cores:
-        raise ConfigError(f"Threads must be a whole number from 1 to {cores} (this machine's cores); "
-                          f"got {value!r}.")
-    return int(text)
+    return parse.whole("Threads", value, 1, cores)  # this machine's cores
 
 
 def _use_threads(value: str) -> None:
@@ -143,27 +143,24 @@ class _ProgressBar:
         self.stream.flush()
 
 
-def _subset(split: data.Split, n: int) -> data.Split:
-    return data.Split(split.images[:n], split.labels[:n], split.train)
-
-
 def cmd_train(args) -> None:
-    arch = network.Architecture.parse(args.hidden, args.activation)
-    init = network.Init(args.zero_bias, args.weight_std)
-    config = train.TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-                               batch_size=args.batch_size, epochs=1 if args.dry_run else args.epochs,
-                               seed=args.seed, normalization=args.normalize)
+    net = network.Network(network.Architecture.parse(args.hidden, args.activation),
+                          network.Init(args.zero_bias, args.weight_std), args.seed)
+    defaults = train.TrainConfig(batch_seed=net.seed)  # the batches follow --seed unless given
+    config = _config(args, defaults, **({"epochs": 1} if args.dry_run else {}))
+    dataset = config.data
     device = network.resolve_device(args.device)
     _use_threads(args.threads)
     if args.out is not None:
-        store.check_name(args.out)  # before training, not after
+        model_files.check_name(args.out)  # before training, not after
     history_path = _history_path(args.history)
-    train_split, test_split = data.load_split(True), data.load_split(False)
+    train_split, test_split = (data.load_split(train, dataset=dataset) for train in (True, False))
     if args.dry_run:
-        train_split, test_split = _subset(train_split, DRY_RUN_IMAGES), _subset(test_split, DRY_RUN_IMAGES)
-    print(f"Training {arch.label()} ({arch.n_parameters:,} parameters, init {init.label()}) with "
+        train_split, test_split = train_split.first(DRY_RUN_IMAGES), test_split.first(DRY_RUN_IMAGES)
+    arch = net.arch
+    print(f"Training {arch.label()} ({arch.n_parameters:,} parameters, init {net.init.label()}) with "
           f"{config.label()} on {device}", file=sys.stderr)
-    run = train.run(arch, init, config.seed, config, train_split, test_split, device, callback=_ProgressBar(),
+    run = train.run(net, config, train_split, test_split, device, callback=_ProgressBar(),
                     record_dynamics=True)  # ~5% of the time: the loss at init, and why a run failed
     e = run.evaluation
     print(f"trained in {run.seconds:.1f} s")
@@ -179,7 +176,7 @@ def cmd_train(args) -> None:
         history_path.write_text(json.dumps(dynamics.json_safe(_history(run, verdict)), allow_nan=False))
         print(f"history written to {history_path}")
     if args.out is not None:
-        path = store.save(store.SavedModel.from_run(run), args.out)
+        path = model_files.save(model_files.SavedModel.from_run(run), args.out)
         print(f"saved to {path}")
 
 
@@ -208,38 +205,40 @@ def cmd_eval(args) -> None:
     device = network.resolve_device(args.device)
     _use_threads(args.threads)
     path = Path(args.name)
-    saved = store.load_file(path) if path.suffix == store.SUFFIX and path.exists() else store.load(args.name)
-    e = train.evaluate(saved.model(device), data.load_split(False), normalization=saved.normalization)
+    named = path.suffix == model_files.SUFFIX and path.exists()
+    saved = model_files.load_file(path) if named else model_files.load(args.name)
+    e = train.evaluate(saved.model(device), data.load_split(False, dataset=saved.dataset),
+                       normalization=saved.normalization)
     trained = f", trained with {saved.config.label()}" if saved.config else ""
     print(f"{saved.name}: {saved.arch.label()}{trained}")
     print(f"test loss: {e.loss:.4f}")
     print(f"test accuracy: {e.accuracy:.2%}")
     print("per-class accuracy:")
-    for digit, acc in enumerate(e.per_class_accuracy):
-        print(f"  {digit}: {acc:.2%}")
+    for name, acc in zip(saved.dataset.classes, e.per_class_accuracy):
+        print(f"  {name}: {acc:.2%}")
 
 
 def cmd_sweep(args) -> None:
     settings = sweep.SweepSettings(
         depths=args.depth, widths=args.hidden, width_rule=args.width_rule, activations=args.activation,
-        inits=args.init.split(","), lrs=args.lr, seeds=args.seeds, epochs=args.epochs, sample=args.sample,
-        sample_seed=args.sample_seed, optimizer=args.optimizer, batch_size=args.batch_size,
-        normalization=args.normalize, batch_seed=args.batch_seed, train_images=args.train_images)
+        inits=args.init.split(","), lrs=args.lr, seeds=args.seeds, sample=args.sample,
+        sample_seed=args.sample_seed, base=_config(args, sweep.SweepSettings().base))
     # a stack per core, each at one torch thread: a training thread at more runs slower here
     cores = _threads(args.threads if args.threads is not None else os.cpu_count() or 1)
     torch.set_num_threads(1)
     out = Path(args.json) if args.json else None
     if out is not None and not out.parent.is_dir():
         raise ConfigError(f"--json: the folder {out.parent} does not exist.")
-    train_split, test_split = data.load_split(True), data.load_split(False)
+    dataset = settings.base.data
+    train_split, test_split = (data.load_split(train, dataset=dataset) for train in (True, False))
     engine = jobs.make_engine(args.engine, jobs.ray_address(), local_slots=cores)
-    sweep_store = sweep.SweepStore()
+    sweep_db = SweepDatabase()
     try:
         bar = _SweepBar(settings.n_trials)
-        run = sweep.Sweep(settings, train_split, test_split, sweep_store, queue=jobs.Queue(engine.slots),
-                          engine=engine, on_trial=lambda record: bar(run))
+        run = Sweep(settings, train_split, test_split, sweep_db, queue=jobs.Queue(engine.slots),
+                    engine=engine, on_trial=lambda record: bar(run))
         print(f"Sweep {run.id}: {settings.label()}, on the {engine.name} engine ({engine.slots} at once); "
-              f"stored in {sweep_store.path}", file=sys.stderr)
+              f"stored in {sweep_db.path}", file=sys.stderr)
         if run.resumed:
             print(f"{run.resumed} of {settings.n_trials} trials were trained before; training the "
                   f"{len(run.missing)} missing", file=sys.stderr)
@@ -256,7 +255,7 @@ def cmd_sweep(args) -> None:
             raise run.error
     finally:
         engine.close()
-        sweep_store.close()
+        sweep_db.close()
     rows = run.summary()
     print(_sweep_table(rows, settings.seeds))
     if out is not None:

@@ -11,7 +11,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from mnistlab.network import ACTIVATIONS, Architecture, Init, check_seed
+from mnistlab import network
+from mnistlab.activations import ACTIVATIONS
+from mnistlab.network import Architecture, check_seed
 
 STYLES = {
     "module": "nn.Module class",
@@ -19,8 +21,6 @@ STYLES = {
     "indexed": "nn.Sequential, indexed",
     "sequential": "nn.Sequential + OrderedDict",
 }
-_MODULE = {"sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()", "relu": "nn.ReLU()"}
-_FUNCTION = {"sigmoid": "torch.sigmoid", "tanh": "torch.tanh", "relu": "F.relu"}
 
 
 def _linears(arch: Architecture) -> list[tuple[str, int, int]]:
@@ -34,7 +34,7 @@ def _module_source(arch: Architecture) -> list[str]:
     for (name, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
         lines.append(f"        self.{name} = nn.Linear({n_in}, {n_out})")
         if act:
-            lines.append(f"        self.{act}{name[2:]} = {_MODULE[act]}")
+            lines.append(f"        self.{act}{name[2:]} = {ACTIVATIONS[act].code_module}")
     lines += ["        self.softmax = nn.Softmax(dim=1)", "", "    def forward(self, x):"]
     for name, act in zip(arch.linear_names(), arch.activations):
         lines += [f"        x = self.{name}(x)", f"        x = self.{act}{name[2:]}(x)"]
@@ -48,7 +48,7 @@ def _functional_source(arch: Architecture) -> list[str]:
     lines += [f"        self.{name} = nn.Linear({n_in}, {n_out})" for name, n_in, n_out in _linears(arch)]
     lines += ["", "    def forward(self, x):"]
     for name, act in zip(arch.linear_names(), arch.activations):
-        lines.append(f"        x = {_FUNCTION[act]}(self.{name}(x))")
+        lines.append(f"        x = {ACTIVATIONS[act].code_function}(self.{name}(x))")
     lines += ["        x = F.softmax(self.output(x), dim=1)", "        return x"]
     return lines
 
@@ -58,7 +58,7 @@ def _sequential_source(arch: Architecture) -> list[str]:
     for (name, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
         lines.append(f"    ('{name}', nn.Linear({n_in}, {n_out})),")
         if act:
-            lines.append(f"    ('{act}{name[2:]}', {_MODULE[act]}),")
+            lines.append(f"    ('{act}{name[2:]}', {ACTIVATIONS[act].code_module}),")
     lines += ["    ('softmax', nn.Softmax(dim=1)),", "]))"]
     return lines
 
@@ -68,7 +68,7 @@ def _indexed_source(arch: Architecture) -> list[str]:
     for (_, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
         lines.append(f"    nn.Linear({n_in}, {n_out}),")
         if act:
-            lines.append(f"    {_MODULE[act]},")
+            lines.append(f"    {ACTIVATIONS[act].code_module},")
     lines += ["    nn.Softmax(dim=1),", ")"]
     return lines
 
@@ -100,7 +100,8 @@ def state_dict_for(state: dict[str, torch.Tensor], arch: Architecture, style: st
 
 
 class Network(nn.Module):
-    """Stands for the class the module and functional styles define, to print it."""
+    """Stands for the class the module and functional styles define, to print it (so its repr
+    names it as theirs does)."""
 
 
 def printed(arch: Architecture, style: str = "sequential") -> str:
@@ -110,7 +111,7 @@ def printed(arch: Architecture, style: str = "sequential") -> str:
         for (name, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
             layers.append((name, nn.Linear(n_in, n_out)))
             if act and _check_style(style) != "functional":
-                layers.append((f"{act}{name[2:]}", ACTIVATIONS[act]()))
+                layers.append((f"{act}{name[2:]}", ACTIVATIONS[act].module()))
         if style != "functional":
             layers.append(("softmax", nn.Softmax(dim=1)))
     if style == "indexed":
@@ -123,10 +124,10 @@ def printed(arch: Architecture, style: str = "sequential") -> str:
     return repr(model)
 
 
-def generate(arch: Architecture, init: Init = Init(), seed: int = 0, style: str = "module",
-             device: str = "cpu") -> str:
-    """Runnable source that builds `model` from `seed` and applies `init`, as `network.build` does."""
-    seed_line = f"torch.manual_seed({check_seed(seed)})"
+def generate(net: network.Network, style: str = "module", device: str = "cpu") -> str:
+    """Runnable source that builds `model` from its seed and applies its init, as `network.build` does."""
+    arch, init = net.arch, net.init
+    seed_line = f"torch.manual_seed({check_seed(net.seed)})"
     if _check_style(style) == "sequential":  # built inline, as the lesson does
         lines = ["from collections import OrderedDict", "", "import torch", "from torch import nn", "",
                  seed_line, *_sequential_source(arch)]

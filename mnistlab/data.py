@@ -1,7 +1,8 @@
-"""MNIST as the lesson loads it (torchvision + DataLoader) and a fast in-memory path.
+"""A data set as the lesson loads it (torchvision + DataLoader) and a fast in-memory path.
 
-The lesson's pipeline decodes every image through PIL, one at a time. The fast path keeps each
-split once as a uint8 tensor and normalizes whole batches at once, giving the same values.
+Which data set is a `dataset.Dataset`; this module reads its files, holds each split once as a
+uint8 tensor (`Split`, which knows its data set and its role), and normalizes whole batches at
+once (`FastLoader`), giving the values the lesson's per-image PIL pipeline gives.
 """
 
 from __future__ import annotations
@@ -12,21 +13,21 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from torchvision import datasets, transforms
+from torchvision import transforms
 
+from mnistlab.dataset import DATASETS, MNIST, Dataset
 from mnistlab.errors import ConfigError, DataError
 
-DEFAULT_ROOT = Path("~/.pytorch/MNIST_data/")
-CLASSES = tuple(range(10))
-
 # How pixels reach a network: ToTensor (to [0, 1]) then Normalize((mean,), (std,)). A network must
-# read at prediction time what it was trained on, so a trained model keeps the name of its choice.
+# read at prediction time what it was trained on, so a trained model keeps the name of its choice:
+# the lesson's, none, or a data set's own mean and std, named after that data set.
 NORMALIZATIONS = {
     "lesson": (0.5, 0.5),  # the lesson's: [-1, 1], the background at -1
-    "mnist": (0.1307, 0.3081),  # MNIST's own pixel mean and std (pytorch/examples): mean 0, std 1
+    **{d.name: (d.mean, d.std) for d in DATASETS.values()},  # its own: mean 0, std 1
     "none": (0.0, 1.0),  # ToTensor alone: [0, 1], the background at 0
 }
-NORMALIZATION_RANGE = {"lesson": "[-1, 1]", "mnist": "mean 0, std 1", "none": "[0, 1]"}  # for labels
+NORMALIZATION_RANGE = {"lesson": "[-1, 1]", "none": "[0, 1]",  # for labels
+                       **{d.name: "mean 0, std 1" for d in DATASETS.values()}}
 MEAN, STD = NORMALIZATIONS["lesson"]
 
 
@@ -38,7 +39,8 @@ def normalize_code(normalization: str = "lesson") -> str:
 
 NORMALIZATION_TEXT = {  # for a menu
     "lesson": f"the lesson's {normalize_code('lesson')}: pixels in [-1, 1]",
-    "mnist": f"MNIST's mean and std, {normalize_code('mnist')}: pixels with mean 0, std 1",
+    **{d.name: f"{d.title}'s mean and std, {d.normalize_code()}: pixels with mean 0, std 1"
+       for d in DATASETS.values()},
     "none": "ToTensor alone: pixels in [0, 1]",
 }
 
@@ -61,77 +63,96 @@ def make_transform(normalization: str = "lesson") -> transforms.Compose:
 transform = make_transform("lesson")
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data folder: the argument, else $MNISTLAB_DATA, else the lesson's ~/.pytorch/MNIST_data/."""
+def data_root(root: str | os.PathLike | None = None, dataset: Dataset = MNIST) -> Path:
+    """The data folder: the argument, else $MNISTLAB_DATA, else where the course keeps the data set
+    (~/.pytorch/MNIST_data/ for MNIST)."""
     if root is None:
-        root = os.environ.get("MNISTLAB_DATA") or DEFAULT_ROOT
+        root = os.environ.get("MNISTLAB_DATA") or dataset.lesson_folder
     return Path(root).expanduser()
 
 
-def _fix_hint(root: Path) -> str:
+def raw_folder(root=None, dataset: Dataset = MNIST) -> Path:
+    """Where torchvision reads `dataset`'s four files: <root>/<its class name>/raw/."""
+    return data_root(root, dataset) / dataset.torchvision_name / "raw"
+
+
+def _fix_hint(root: Path, dataset: Dataset) -> str:
     return (
-        f"Put the four MNIST files ({', '.join(RAW_FILES)}) in {root / 'MNIST' / 'raw'}, "
-        f"or set MNISTLAB_DATA to a folder that holds MNIST/raw/, or connect to the internet "
-        f"so they can be downloaded."
+        f"Put the four {dataset.title} files ({', '.join(dataset.raw_files)}) in "
+        f"{raw_folder(root, dataset)}, or set MNISTLAB_DATA to a folder that holds "
+        f"{dataset.torchvision_name}/raw/, or connect to the internet so they can be downloaded."
     )
 
 
-def load_dataset(train: bool = True, root=None, download: bool = True) -> datasets.MNIST:
-    """torchvision's MNIST with the lesson's transform; downloads when missing and possible."""
-    root = data_root(root)
+def load_dataset(train: bool = True, root=None, download: bool = True, dataset: Dataset = MNIST):
+    """torchvision's class for `dataset` with the lesson's transform; downloads when missing and possible."""
+    root = data_root(root, dataset)
     split = "training" if train else "test"
     try:
-        ds = datasets.MNIST(root, train=train, download=download, transform=transform)
+        ds = dataset.torchvision_class()(root, train=train, download=download, transform=transform)
     except Exception as e:  # torchvision raises RuntimeError, OSError, ValueError... for all of these
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if not files_present(root):
+        if not files_present(root, dataset):
             how = "could not be downloaded" if download else "downloading was not allowed"
-            raise DataError(f"The MNIST {split} files are not in {root} and {how} "
-                            f"({reason}). {_fix_hint(root)}") from e
-        raise DataError(f"The MNIST {split} files in {root / 'MNIST' / 'raw'} are damaged "
+            raise DataError(f"The {dataset.title} {split} files are not in {root} and {how} "
+                            f"({reason}). {_fix_hint(root, dataset)}") from e
+        raise DataError(f"The {dataset.title} {split} files in {raw_folder(root, dataset)} are damaged "
                         f"({type(e).__name__}: {reason}). Replace them with the original "
-                        f"files ({', '.join(RAW_FILES)}).") from e
+                        f"files ({', '.join(dataset.raw_files)}).") from e
     if len(ds.data) != len(ds.targets):
-        raise DataError(f"The MNIST {split} files in {root} disagree: {len(ds.data)} images but "
+        raise DataError(f"The {dataset.title} {split} files in {root} disagree: {len(ds.data)} images but "
                         f"{len(ds.targets)} labels. Replace them with the original files.")
     return ds
 
 
-RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+RAW_FILES = MNIST.raw_files
 
 
-def files_present(root=None) -> bool:
+def files_present(root=None, dataset: Dataset = MNIST) -> bool:
     """All four raw files are there (torchvision wants all four, whichever split is asked for)."""
-    raw = data_root(root) / "MNIST" / "raw"
-    return all((raw / name).exists() for name in RAW_FILES)
+    raw = raw_folder(root, dataset)
+    return all((raw / name).exists() for name in dataset.raw_files)
 
 
-def trainloader(root=None, batch_size: int = 64, shuffle: bool = True, train: bool = True) -> DataLoader:
+def trainloader(root=None, batch_size: int = 64, shuffle: bool = True, train: bool = True,
+                dataset: Dataset = MNIST) -> DataLoader:
     """The lesson's loader: `DataLoader(trainset, batch_size=64, shuffle=True)`."""
-    return DataLoader(load_dataset(train, root), batch_size=batch_size, shuffle=shuffle)
+    return DataLoader(load_dataset(train, root, dataset=dataset), batch_size=batch_size, shuffle=shuffle)
+
+
+ROLES = ("train", "validation", "test")
 
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One split held once in memory: images (N, 28, 28) uint8, labels (N,) int64."""
+    """One split held once in memory: images (N, 28, 28) uint8, labels (N,) int64, the data set they
+    come from, and their role: what training learns from, what chooses, or what reports."""
 
     images: torch.Tensor
     labels: torch.Tensor
-    train: bool
+    role: str = "train"
+    dataset: Dataset = MNIST
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"A split's role is one of {', '.join(ROLES)}; got {self.role!r}.")
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __repr__(self) -> str:
-        return f"Split({'train' if self.train else 'test'}, {len(self)} images)"
+        return f"Split({self.dataset.name} {self.role}, {len(self)} images)"
+
+    def first(self, n: int) -> Split:
+        """Its first `n` images, in the same role (a quick look, a smaller training set)."""
+        return Split(self.images[:n], self.labels[:n], self.role, self.dataset)
 
     def normalized(self, index, device="cpu", normalization: str = "lesson") -> torch.Tensor:
         """Images at `index` as the transform gives them: (B, 1, 28, 28) float, [-1, 1] for the lesson's."""
         return normalize(self.images[index].to(device), normalization)
 
     def class_counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=10).tolist()
+        return torch.bincount(self.labels, minlength=self.dataset.n_classes).tolist()
 
 
 def normalize(images_u8: torch.Tensor, normalization: str = "lesson") -> torch.Tensor:
@@ -141,14 +162,15 @@ def normalize(images_u8: torch.Tensor, normalization: str = "lesson") -> torch.T
     return x.sub_(mean).div_(std)
 
 
-def load_split(train: bool = True, root=None, download: bool = True) -> Split:
+def load_split(train: bool = True, root=None, download: bool = True, dataset: Dataset = MNIST) -> Split:
     """The fast path's source: torchvision reads the files, we keep its uint8 tensors."""
-    ds = load_dataset(train, root, download)
+    ds = load_dataset(train, root, download, dataset)
     images, labels = ds.data, ds.targets.to(torch.int64)
-    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (28, 28):
-        raise DataError(f"The MNIST files in {data_root(root)} do not hold 28×28 8-bit images "
-                        f"(found {tuple(images.shape)}, {images.dtype}). Replace them with the originals.")
-    return Split(images.contiguous(), labels.contiguous(), train)
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != dataset.image_shape:
+        raise DataError(f"The {dataset.title} files in {data_root(root, dataset)} do not hold 28×28 8-bit "
+                        f"images (found {tuple(images.shape)}, {images.dtype}). Replace them with the "
+                        f"originals.")
+    return Split(images.contiguous(), labels.contiguous(), "train" if train else "test", dataset)
 
 
 class FastLoader:

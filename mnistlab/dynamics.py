@@ -9,7 +9,7 @@ Per Linear layer, every few steps (densely at first, where most of the change ha
   healthy; far below, the layer barely learns; far above, training is unstable;
 - the gradient's size against the weight's, log10(std(∂loss/∂W) / std(W)).
 Per hidden activation, on a fixed probe batch of test images: the share saturated (sigmoid, tanh)
-or dead (ReLU), as `inspect` defines them for Build's Activations tab. And the probe batch's loss,
+or dead (ReLU), as `activations` defines them for Build's Activations tab. And the probe batch's loss,
 whose value at step 0 should be near -ln(1/10) ≈ 2.303: ten equal guesses.
 """
 
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab import inspect
-from mnistlab.network import ACTIVATIONS
+from mnistlab import activations
+from mnistlab.activations import ACTIVATIONS, of_module
 
 EXPECTED_INIT_LOSS = -math.log(1 / 10)  # cross-entropy of ten equal guesses: 2.303
 HEALTHY_UPDATE = -3.0  # log10 of the update-to-data ratio the references aim for (about 1e-3)
@@ -61,10 +61,6 @@ def replay_digits(labels: torch.Tensor) -> list[int]:
     """Indices of the first test image of each digit 0-9 (of those present): the fixed row the replay
     predicts."""
     return [int(hits[0]) for d in range(10) if len(hits := (labels == d).nonzero())]
-
-
-def kind_of(activation: str) -> str:
-    return "dead" if activation == "relu" else "saturated"
 
 
 @dataclass
@@ -225,16 +221,16 @@ class Recorder:
         digits = replay_digits(split.labels)
         self.digits = split.normalized(digits, device, normalization).flatten(1)
         self.linears = {n: m for n, m in model.named_children() if isinstance(m, nn.Linear)}
-        self.hidden = {n: a for n, m in model.named_children() for a, cls in ACTIVATIONS.items()
-                       if type(m) is cls and n != "softmax"}
+        self.hidden = {n: of_module(m) for n, m in model.named_children() if of_module(m) is not None}
         self.model = model
         self.body = model[:-1]
         self.steps_per_epoch = steps_per_epoch
         self._due = set(record_steps(steps_per_epoch * epochs))
         self._snapshots = set(snapshot_steps(steps_per_epoch, epochs))
         columns = [(n, key) for n in self.linears for key in RATIOS]
-        columns += [("probe", "loss")] + [(n, kind_of(a)) for n, a in self.hidden.items()]
-        self.result = Dynamics(list(self.linears), {n: kind_of(a) for n, a in self.hidden.items()},
+        problems = {n: ACTIVATIONS[a].problem for n, a in self.hidden.items()}
+        columns += [("probe", "loss")] + list(problems.items())
+        self.result = Dynamics(list(self.linears), problems,
                                steps_per_epoch, columns, replay_digits=digits)
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._old: list[torch.Tensor] = []
@@ -270,7 +266,8 @@ class Recorder:
             x = module(x)
             if name in self.hidden:
                 act = self.hidden[name]
-                mask = inspect.dead_units(x) if act == "relu" else inspect.saturated(x, act)
+                dead = ACTIVATIONS[act].problem == "dead"
+                mask = activations.dead_units(x) if dead else activations.saturated(x, act)
                 shares.append(mask.float().mean())
         loss = F.cross_entropy(x, self.probe_labels)
         return torch.stack([loss, *shares])

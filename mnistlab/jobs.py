@@ -21,6 +21,7 @@ import weakref
 from mnistlab import network, train
 from mnistlab.data import Split
 from mnistlab.errors import ConfigError
+from mnistlab.network import Network
 
 # Trainings at once per server; more wait their turn. Each uses all of torch's threads, and two
 # sharing the cores go slower together than one after the other (threads spin, waiting for each other).
@@ -112,13 +113,15 @@ class LocalEngine:
     def __init__(self, slots: int | None = None):
         self.slots = max(1, int(slots)) if slots is not None else MAX_TRAINING_AT_ONCE
 
-    def train(self, args: tuple, callback, stop, **run_kwargs) -> train.Run:
-        return train.run(*args, callback=callback, stop=stop, **run_kwargs)
+    def train(self, net: Network, config: train.TrainConfig, train_split: Split, test_split: Split, device,
+              callback, stop, **run_kwargs) -> train.Run:
+        return train.run(net, config, train_split, test_split, device, callback=callback, stop=stop,
+                         **run_kwargs)
 
-    def train_group(self, group, train_split: Split, test_split: Split, callback, stop):
+    def train_group(self, group, train_split: Split, test_split: Split, callback, stop, device="cpu"):
         from mnistlab import stacked
 
-        return stacked.train_group(group, train_split, test_split, callback=callback, stop=stop)
+        return stacked.train_group(group, train_split, test_split, device, callback=callback, stop=stop)
 
     def close(self) -> None:
         pass
@@ -163,15 +166,6 @@ def default_queue() -> Queue:
     slots = default_engine().slots
     with _default_lock:
         return _default.setdefault("queue", Queue(slots))
-
-
-def _set_default(queue: Queue | None = None, engine=None) -> None:
-    """Replace the app's queue or engine (the server's start, and tests)."""
-    with _default_lock:
-        if queue is not None:
-            _default["queue"] = queue
-        if engine is not None:
-            _default["engine"] = engine
 
 
 class Background:
@@ -277,14 +271,18 @@ class TrainingJob(Job):
 
     name = "mnistlab-training"
 
-    def __init__(self, arch: network.Architecture, init: network.Init, seed: int, config: train.TrainConfig,
-                 train_split: Split, test_split: Split, device="cpu", owner: Owner | None = None,
-                 time_limit: float | None = None, queue: Queue | None = None, engine=None, **run_kwargs):
+    def __init__(self, net: Network, config: train.TrainConfig, train_split: Split, test_split: Split,
+                 device="cpu", owner: Owner | None = None, time_limit: float | None = None,
+                 queue: Queue | None = None, engine=None, **run_kwargs):
         super().__init__(owner, time_limit, queue, engine)
-        self.args = (arch, init, network.check_seed(seed), config, train_split, test_split,
-                     network.resolve_device(device))
-        self.arch, self.config = arch, config
+        self.network, self.config = net, config
+        self.splits, self.device = (train_split, test_split), network.resolve_device(device)
         self.run_kwargs = run_kwargs
 
+    @property
+    def arch(self) -> network.Architecture:
+        return self.network.arch
+
     def _run(self, engine) -> train.Run:
-        return engine.train(self.args, self._report, self._stop, **self.run_kwargs)
+        return engine.train(self.network, self.config, *self.splits, self.device, self._report, self._stop,
+                            **self.run_kwargs)

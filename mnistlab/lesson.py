@@ -1,49 +1,473 @@
-"""The lesson's network made by hand from tensors: `torch.randn` weights, sigmoid, `torch.mm`."""
+"""The lesson "Neural Network Architecture", step by step: each step's code, run as a notebook runs it.
+
+A step is a small value: a title, a line or two on what it shows, its code for the visitor's values,
+and a note where the 2018 code no longer runs or misleads. `run` executes the steps' code in order in
+one namespace, as Jupyter runs a notebook's cells, and keeps what each prints (and the value of its
+last expression: a module's repr, or a figure). The Lesson page and the notebook export read these
+same steps, so what the page shows is what the downloaded notebook prints.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ast
+import builtins
+import io
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
-import torch
+from mnistlab import data, parse, plots
+from mnistlab.dataset import MNIST, Dataset
+from mnistlab.errors import ConfigError
+from mnistlab.network import MAX_WIDTH, Architecture, Init, Network, check_seed
+from mnistlab.share import STD_SCALE
+
+BATCH = 64  # the lesson's batch size: the image index runs over one batch
 
 
-def activation(x: torch.Tensor) -> torch.Tensor:
-    """The lesson's sigmoid: 1 / (1 + exp(-x))."""
+@dataclass(frozen=True)
+class LessonValues:
+    """What a visitor may change in the lesson; every later step follows."""
+
+    n_hidden: int = 256  # steps 5-9: the one hidden layer of the 784-256-10 network
+    hidden: tuple[int, int] = (128, 64)  # steps 11-14: the 784-128-64-10 ReLU network
+    seed: int = 7  # torch.manual_seed: the batch order and every network's first weights
+    std: float = 0.01  # step 12: weight.data.normal_(std=...)
+    index: int = 0  # the image of the batch shown in steps 3 and 13
+
+    def __post_init__(self):
+        for name, size in [("Hidden units", self.n_hidden), *(
+                (f"fc{i} units", s) for i, s in enumerate(self.hidden, 1))]:
+            if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_WIDTH:
+                raise ConfigError(f"{name} must be a whole number from 1 to {MAX_WIDTH}; got {size!r}.")
+        if len(self.hidden) != 2:
+            raise ConfigError(f"The lesson's ReLU network has two hidden layers; got {len(self.hidden)}.")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "seed", check_seed(self.seed))
+        object.__setattr__(self, "std", Init(weight_std=self.std).weight_std)
+        if isinstance(self.index, bool) or not isinstance(self.index, int) or not 0 <= self.index < BATCH:
+            raise ConfigError(f"The image index must be a whole number from 0 to {BATCH - 1}; "
+                              f"got {self.index!r}.")
+
+    def sigmoid_network(self) -> Network:
+        """Steps 8 and 9's network as Build makes it: the same weights for the seed."""
+        return Network(Architecture((self.n_hidden,), "sigmoid"), Init(), self.seed)
+
+    def relu_network(self) -> Network:
+        """Steps 11 and 14's network as Build makes it (Build names the last layer `output`)."""
+        return Network(Architecture(self.hidden, "relu"), Init(), self.seed)
+
+
+DEFAULT = LessonValues()
+
+
+# -- the URL: /lesson?step=5&present=1&units=256&layers=128,64&seed=7&std=0.01&image=0 ---------------
+
+N_STEPS = 14
+VALUE_KEYS = ("units", "layers", "seed", "std", "image")
+MAX_PARAM_LENGTH = 40  # longer values are not echoed back in a notice
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= MAX_PARAM_LENGTH else f"of {len(text):,} characters"
+
+
+def parse_step(value) -> tuple[int, str | None]:
+    """The step a URL's `step` asks for (1 to 14), and a notice when it cannot be used.
+
+    A missing or empty `step` is step 1 with a notice saying how to address a step; anything else
+    that is not a whole number from 1 to 14 is step 1 with a notice saying what is allowed.
+    """
+    text = parse.last(value).strip()
+    if text == "":
+        return 1, f"No step in the address: showing step 1. Each step has its own, from " \
+                  f"/lesson?step=1 to /lesson?step={N_STEPS}."
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= N_STEPS:
+        return int(text), None
+    return 1, f"The link's step {_shown(text)} is not a step of this lesson: steps are 1 to {N_STEPS}. " \
+              f"Showing step 1."
+
+
+def parse_present(value) -> bool:
+    """Presenter mode from the URL: `present=1` (or true, yes, on)."""
+    return parse.last(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def encode_values(values: LessonValues) -> dict[str, str]:
+    return {"units": str(values.n_hidden), "layers": ",".join(map(str, values.hidden)),
+            "seed": str(values.seed), "std": f"{values.std:g}", "image": str(values.index)}
+
+
+def decode_values(params: Mapping[str, object]) -> tuple[LessonValues, list[str]]:
+    """The values a link carries, and one notice per value that could not be used (it keeps its
+    default). Missing parameters take their defaults silently."""
+    values, notices = DEFAULT, []
+    for key, name, convert in [
+        ("units", "n_hidden", int), ("layers", "hidden", lambda t: tuple(int(p) for p in t.split(","))),
+        ("seed", "seed", int), ("std", "std", float), ("image", "index", int),
+    ]:
+        text = parse.last(params.get(key, "")).strip()
+        if text == "":
+            continue
+        try:
+            if len(text) > MAX_PARAM_LENGTH:
+                raise ConfigError(f"it is {len(text):,} characters long.")
+            parsed = convert(text)
+            if name == "std" and parsed not in STD_SCALE:
+                raise ConfigError(f"the std must be one of {', '.join(f'{s:g}' for s in STD_SCALE)}.")
+            values = replace(values, **{name: parsed})
+        except (ValueError, ConfigError) as e:  # ConfigError is a ValueError; int("x") too
+            reason = str(e) if isinstance(e, ConfigError) else "it is not a number."
+            notices.append(f"The link's {key} {_shown(text)} was not used: {reason} "
+                           f"Using {encode_values(DEFAULT)[key]}.")
+    return values, notices
+
+
+# -- the steps ----------------------------------------------------------------------------------------
+
+def data_folder_text(dataset: Dataset = MNIST) -> str:
+    """Where the lesson's code reads a data set: $MNISTLAB_DATA when set, else the course's folder."""
+    return os.environ.get("MNISTLAB_DATA") or dataset.lesson_folder
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    title: str
+    text: str  # what the step shows, in a line or two
+    code: Callable[[LessonValues], str]
+    note: str | None = None  # where the lesson's 2018 code changed, and why
+    edits: tuple[str, ...] = ()  # the LessonValues fields edited at this step
+
+    def source(self, values: LessonValues = DEFAULT) -> str:
+        return self.code(values)
+
+
+def _load(v: LessonValues) -> str:
+    return f"""import torch
+from torchvision import datasets, transforms
+
+# Define a transform to normalize the data: pixels from [0, 1] to [-1, 1]
+transform = transforms.Compose([transforms.ToTensor(),
+                                transforms.{data.normalize_code('lesson')}])
+# Download (or find) and load the training data
+trainset = datasets.MNIST({data_folder_text()!r}, download=True, train=True,
+                          transform=transform)
+trainloader = torch.utils.data.DataLoader(
+    trainset, batch_size={BATCH}, shuffle=True,
+    generator=torch.Generator().manual_seed({v.seed}))  # the same batches on every run
+print(trainset)"""
+
+
+def _batch(v: LessonValues) -> str:
+    return """dataiter = iter(trainloader)
+images, labels = next(dataiter)
+print(type(images))
+print(images.shape)
+print(labels.shape)"""
+
+
+def _image(v: LessonValues) -> str:
+    return f"""import plotly.express as px
+
+print(labels[{v.index}])
+px.imshow(images[{v.index}].numpy().squeeze(), color_continuous_scale="gray")"""
+
+
+def _flatten(v: LessonValues) -> str:
+    return """# (64, 1, 28, 28) to (64, 784): one row of 784 inputs per image (-1: torch works it out)
+inputs = images.view(images.shape[0], -1)
+print(inputs.shape)
+print(images.shape)  # unchanged"""
+
+
+def _tensors(v: LessonValues) -> str:
+    return f"""def activation(x):
+    \"\"\"Sigmoid activation function: 1 / (1 + e^-x)\"\"\"
     return 1 / (1 + torch.exp(-x))
 
+torch.manual_seed({v.seed})  # set the random seed so things are predictable
 
-def softmax(x: torch.Tensor) -> torch.Tensor:
-    """exp(x) / sum(exp(x)) over dim 1. Subtracting each row's max first changes nothing
-    mathematically but keeps exp finite for large scores."""
+n_input = 784   # input units: one per pixel
+n_hidden = {v.n_hidden:<4}  # hidden units
+n_output = 10   # output units: one per digit
+
+W1 = torch.randn(n_input, n_hidden)   # inputs to the hidden layer
+W2 = torch.randn(n_hidden, n_output)  # hidden layer to the outputs
+B1 = torch.randn((1, n_hidden))       # biases of the hidden layer
+B2 = torch.randn((1, n_output))       # and of the output layer
+
+hidden = activation(torch.mm(inputs, W1) + B1)
+output = torch.mm(hidden, W2) + B2  # scores, no sigmoid: the softmax comes next
+print(output.shape)
+print(output[:2])"""
+
+
+def _shapes(v: LessonValues) -> str:
+    return """for name, tensor in [("images", images), ("inputs", inputs), ("W1", W1), ("W2", W2),
+                     ("B1", B1), ("B2", B2), ("hidden", hidden), ("output", output)]:
+    print(f"{name:<7} {tensor.shape}")"""
+
+
+def _softmax(v: LessonValues) -> str:
+    return """def softmax(x):
+    # minus each row's max: the same probabilities, and exp cannot overflow
     e = torch.exp(x - x.max(dim=1, keepdim=True).values)
     return e / torch.sum(e, dim=1).view(-1, 1)
 
+probabilities = softmax(output)
+print(probabilities.shape)  # should be (64, 10)
+print(probabilities.sum(dim=1))  # each row should sum to 1
 
-@dataclass(frozen=True, eq=False)
-class TensorNetwork:
-    """W1, W2, B1, B2 drawn with `torch.randn` in the lesson's order, from a seed."""
+big = torch.tensor([[100.0, 0.0]])
+# the 2018 formula, without the max: exp(100) is inf in float32, inf / inf is nan
+print(torch.exp(big) / torch.sum(torch.exp(big), dim=1).view(-1, 1))
+print(softmax(big))"""
 
-    W1: torch.Tensor
-    W2: torch.Tensor
-    B1: torch.Tensor
-    B2: torch.Tensor
-    seed: int
 
-    @classmethod
-    def random(cls, n_hidden: int = 256, seed: int = 7, n_input: int = 784, n_output: int = 10):
-        g = torch.Generator().manual_seed(seed)  # same numbers as torch.manual_seed(seed)
-        W1 = torch.randn(n_input, n_hidden, generator=g)
-        W2 = torch.randn(n_hidden, n_output, generator=g)
-        B1 = torch.randn((1, n_hidden), generator=g)
-        B2 = torch.randn((1, n_output), generator=g)
-        return cls(W1, W2, B1, B2, seed)
+def _module(v: LessonValues) -> str:
+    return f"""from torch import nn
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every tensor of the lesson's forward pass for a batch, by the lesson's names."""
-        inputs = images.view(images.shape[0], -1)
-        hidden = activation(torch.mm(inputs, self.W1) + self.B1)
-        output = activation(torch.mm(hidden, self.W2) + self.B2)
-        scores = torch.mm(hidden, self.W2) + self.B2  # part 2: no activation before softmax
-        return {"images": images, "inputs": inputs, "W1": self.W1, "B1": self.B1, "hidden": hidden,
-                "W2": self.W2, "B2": self.B2, "output": output, "scores": scores,
-                "probabilities": softmax(scores)}
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        # Inputs to hidden layer linear transformation
+        self.hidden = nn.Linear(784, {v.n_hidden})
+        # Output layer, 10 units - one for each digit
+        self.output = nn.Linear({v.n_hidden}, 10)
+        # Define sigmoid activation and softmax output
+        self.sigmoid = nn.Sigmoid()
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x):
+        # Pass the input tensor through each of our operations
+        x = self.hidden(x)
+        x = self.sigmoid(x)
+        x = self.output(x)
+        x = self.softmax(x)
+        return x
+
+torch.manual_seed({v.seed})
+model = Network()
+model"""
+
+
+def _functional(v: LessonValues) -> str:
+    return f"""import torch.nn.functional as F
+
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        # Inputs to hidden layer linear transformation
+        self.hidden = nn.Linear(784, {v.n_hidden})
+        # Output layer, 10 units - one for each digit
+        self.output = nn.Linear({v.n_hidden}, 10)
+
+    def forward(self, x):
+        # Hidden layer with sigmoid activation
+        x = torch.sigmoid(self.hidden(x))
+        # Output layer with softmax activation
+        x = F.softmax(self.output(x), dim=1)
+        return x
+
+torch.manual_seed({v.seed})
+model = Network()
+print(model(inputs).sum(dim=1)[:4])  # probabilities: each row sums to 1
+model"""
+
+
+def _activations(v: LessonValues) -> str:
+    return """import plotly.graph_objects as go
+
+x = torch.linspace(-5, 5, 201)
+curves = {"sigmoid": torch.sigmoid(x), "tanh": torch.tanh(x), "ReLU": torch.relu(x)}
+fig = go.Figure()
+for name, y in curves.items():
+    fig.add_trace(go.Scatter(x=x.numpy(), y=y.numpy(), name=name))
+fig"""
+
+
+def _relu(v: LessonValues) -> str:
+    h1, h2 = v.hidden
+    return f"""class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        # Defining the layers, {h1}, {h2}, 10 units each
+        self.fc1 = nn.Linear(784, {h1})
+        self.fc2 = nn.Linear({h1}, {h2})
+        # Output layer, 10 units - one for each digit
+        self.fc3 = nn.Linear({h2}, 10)
+
+    def forward(self, x):
+        \"\"\" Forward pass through the network, returns the output probabilities \"\"\"
+        x = self.fc1(x)
+        x = F.relu(x)
+        x = self.fc2(x)
+        x = F.relu(x)
+        x = self.fc3(x)
+        x = F.softmax(x, dim=1)
+        return x
+
+torch.manual_seed({v.seed})
+model = Network()
+model"""
+
+
+def _init(v: LessonValues) -> str:
+    return f"""print(model.fc1.weight)
+print(model.fc1.bias)
+
+# Set biases to all zeros
+print(model.fc1.bias.data.fill_(0))
+# sample from random normal with standard dev = {v.std:g}
+print(model.fc1.weight.data.normal_(std={v.std!r}))"""
+
+
+def _forward(v: LessonValues) -> str:
+    return f"""img = images[{v.index}]            # the image of step 3: (1, 28, 28)
+ps = model(img.view(1, 784))  # a batch of one flattened image: (1, 10)
+print(ps)
+view_classify(img, ps)"""
+
+
+def _sequential(v: LessonValues) -> str:
+    h1, h2 = v.hidden
+    return f"""# Hyperparameters for our network
+input_size = 784
+hidden_sizes = [{h1}, {h2}]
+output_size = 10
+
+# Build a feed-forward network
+torch.manual_seed({v.seed})
+model = nn.Sequential(nn.Linear(input_size, hidden_sizes[0]),
+                      nn.ReLU(),
+                      nn.Linear(hidden_sizes[0], hidden_sizes[1]),
+                      nn.ReLU(),
+                      nn.Linear(hidden_sizes[1], output_size),
+                      nn.Softmax(dim=1))
+print(model)
+print(model[0])
+
+# The same, each operation named
+from collections import OrderedDict
+
+torch.manual_seed({v.seed})
+model = nn.Sequential(OrderedDict([
+                      ('fc1', nn.Linear(input_size, hidden_sizes[0])),
+                      ('relu1', nn.ReLU()),
+                      ('fc2', nn.Linear(hidden_sizes[0], hidden_sizes[1])),
+                      ('relu2', nn.ReLU()),
+                      ('output', nn.Linear(hidden_sizes[1], output_size)),
+                      ('softmax', nn.Softmax(dim=1))]))
+print(model)
+print(model.fc1)"""
+
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "Load MNIST", "torchvision downloads MNIST (or finds it), `ToTensor()` turns each image into "
+         "numbers in [0, 1] and `Normalize((0.5,), (0.5,))` moves them to [-1, 1]; the `trainloader` "
+         "hands them out in shuffled batches of 64.", _load,
+         note="The lesson's `DataLoader(trainset, batch_size=64, shuffle=True)` gives other batches on "
+              "every run; a seeded `generator=` makes them the same batches here, in the notebook and "
+              "on the Train page.", edits=("seed",)),
+    Step(2, "A batch of images and labels", "One batch: 64 images of 1 channel, 28 × 28 pixels, and "
+         "their 64 labels.", _batch,
+         note="`dataiter.next()` no longer works (DataLoader iterators lost `.next()` in PyTorch 1.13): "
+              "use Python's `next(dataiter)`."),
+    Step(3, "One image", "A digit of the batch as the network receives it: white ink on black.", _image,
+         note="The lesson draws it with matplotlib's `plt.imshow(..., cmap='Greys_r')`; Plotly's "
+              "`px.imshow` draws the same pixels.", edits=("index",)),
+    Step(4, "Flatten the images", "A fully-connected network takes each image as one row of 784 numbers: "
+         "the batch becomes (64, 784).", _flatten,
+         note="The lesson's `images.resize_(64, 1, 784)` reshapes the batch in place, so every later use "
+              "of `images` sees the change (and `resize_` may reallocate); `view` gives a new (64, 784) "
+              "view of the same numbers and leaves `images` as it was."),
+    Step(5, "A network from tensors", "784 inputs, a hidden layer of sigmoid units, 10 outputs: weights "
+         "and biases drawn with `torch.randn`, each layer a matrix product plus a bias.", _tensors,
+         note="The lesson's first version also passed the output through the sigmoid; squashed into "
+              "(0, 1), the 10 scores can no longer differ much and the softmax after them gives nearly "
+              "equal probabilities (at most e ≈ 2.7 times apart). The scores go to the softmax as they are.",
+         edits=("n_hidden", "seed")),
+    Step(6, "The shapes", "`torch.mm(inputs, W1)` needs the inputs' 784 columns to match W1's 784 rows; "
+         "B1's (1, n_hidden) is added to every row of the batch (broadcasting).", _shapes),
+    Step(7, "Softmax: scores to probabilities", "The softmax turns each row of 10 scores into 10 "
+         "probabilities that sum to 1.", _softmax,
+         note="The lesson's `torch.exp(x) / torch.sum(torch.exp(x), dim=1).view(-1, 1)` overflows: in "
+              "float32 `exp` of a score above about 88 is `inf`, and `inf / inf` is `nan`. Subtracting "
+              "each row's maximum first gives the same probabilities and keeps `exp` at most 1."),
+    Step(8, "The same network as an nn.Module", "`nn.Linear` holds a layer's weights and bias; the class "
+         "names each operation, and `forward` chains them.", _module),
+    Step(9, "With torch.nn.functional", "The activations as functions: only the layers with weights stay "
+         "modules.", _functional,
+         note="The lesson's `F.sigmoid` printed a deprecation warning from PyTorch 0.4.1 on, telling "
+              "to use `torch.sigmoid`; today it is `torch.sigmoid` under another name, so the code "
+              "calls `torch.sigmoid` itself."),
+    Step(10, "Activation functions", "Any non-linear function can be an activation; sigmoid, tanh and "
+         "ReLU are the usual ones. ReLU is the most used for hidden layers.", _activations),
+    Step(11, "A deeper network with ReLU", "784 inputs, two hidden layers with ReLU, 10 outputs with a "
+         "softmax: layers `fc1`, `fc2`, `fc3`.", _relu, edits=("hidden", "seed")),
+    Step(12, "Initial weights and biases", "`nn.Linear` draws its weights and biases from a uniform range "
+         "scaled by 1/√inputs; `.data` lets us set them ourselves.", _init, edits=("std",)),
+    Step(13, "A forward pass", "One image through the network: 10 class probabilities. It is untrained, "
+         "so its guess means nothing yet.", _forward, edits=("index",)),
+    Step(14, "nn.Sequential", "The same network without writing a class: a sequence of operations, "
+         "indexed (0) to (5), or each named with an `OrderedDict`.", _sequential,
+         edits=("hidden", "seed")),
+)
+assert len(STEPS) == N_STEPS and [s.number for s in STEPS] == list(range(1, N_STEPS + 1))
+
+
+def step(number: int) -> Step:
+    return STEPS[number - 1]
+
+
+# -- running the steps ----------------------------------------------------------------------------
+
+@dataclass
+class Output:
+    """What one step gave: printed text, its last expression's value (repr, or a figure)."""
+
+    printed: str = ""
+    result: str | None = None  # the repr of the last expression, as Jupyter shows it (Out[n])
+    figure: object | None = None  # a Plotly figure, the last expression's value
+    namespace: dict = field(default_factory=dict, repr=False)  # after the step (the last step's only)
+
+    @property
+    def text(self) -> str:
+        """Everything shown as text: what was printed, then the last expression's repr."""
+        return "\n".join(t for t in (self.printed.rstrip("\n"), self.result) if t)
+
+
+# The steps seed torch's global RNG (torch.manual_seed) as the lesson does: one lesson runs at a time,
+# so two visitors' steps never draw from it in between each other's.
+_GLOBAL_RNG = threading.Lock()
+
+
+def _run_cell(source: str, namespace: dict) -> Output:
+    """Runs a cell as Jupyter does: every statement, then shows the last one's value if it is an
+    expression (and not None)."""
+    out = io.StringIO()
+    namespace["print"] = lambda *args, **kw: builtins.print(*args, **{**kw, "file": out})
+    tree = ast.parse(source)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, "<lesson>", "exec"), namespace)  # noqa: S102 - the lesson's own code
+    value = None if last is None else eval(compile(ast.Expression(last.value), "<lesson>", "eval"), namespace)
+    result = Output(out.getvalue())
+    if value is not None and hasattr(value, "to_plotly_json"):
+        result.figure = value
+    elif value is not None:
+        result.result = repr(value)
+    return result
+
+
+def run(values: LessonValues = DEFAULT, upto: int = N_STEPS) -> list[Output]:
+    """Every step's output from step 1 to `upto`, its code run with `values` in one namespace."""
+    namespace = {"__name__": "__lesson__", "view_classify": plots.view_classify}
+    outputs = []
+    with _GLOBAL_RNG:
+        for s in STEPS[:upto]:
+            outputs.append(_run_cell(s.source(values), namespace))
+    namespace.pop("print", None)
+    outputs[-1].namespace = namespace
+    return outputs

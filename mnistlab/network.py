@@ -1,4 +1,5 @@
-"""Fully-connected MNIST networks: an architecture value, its init, and the lesson's `nn.Sequential`."""
+"""Fully-connected networks as values: an `Architecture`, its `Init`, and a `Network` (both and the
+weights' seed), which builds the lesson's named `nn.Sequential`."""
 
 from __future__ import annotations
 
@@ -9,20 +10,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mnistlab.activations import ACTIVATIONS
+from mnistlab.dataset import MNIST
 from mnistlab.errors import ConfigError
+from mnistlab.parse import whole, whole_number
 
-INPUTS, OUTPUTS = 784, 10
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+INPUTS, OUTPUTS = MNIST.inputs, MNIST.n_classes  # every data set so far: 28×28 images, 10 classes
 # Resource caps, so one visitor cannot take a shared server's memory (also in the README).
 MAX_HIDDEN_LAYERS = 8
 MAX_WIDTH = 2048
 MAX_PARAMETERS = 5_000_000
-
-
-def whole_number(text: str) -> bool:
-    """Digits 0-9 only, at most 12: what int() reads as typed (str.isdigit also passes '²', which
-    int() refuses, and 5,000 digits, which it refuses too)."""
-    return text.isascii() and text.isdigit() and len(text) <= 12
+MAX_INPUTS = 4096  # numbers in a flattened image, or classes
 
 
 def _as_size(value, position: int) -> int:
@@ -50,6 +48,8 @@ class Architecture:
 
     hidden: tuple[int, ...] = (128, 64)
     activations: tuple[str, ...] | str = "relu"  # one name for every layer, or one per layer
+    inputs: int = INPUTS  # a data set's flattened image (dataset.Dataset.inputs)
+    outputs: int = OUTPUTS  # and its number of classes
 
     def __post_init__(self):
         hidden = self.hidden if isinstance(self.hidden, (tuple, list)) else (self.hidden,)
@@ -86,7 +86,7 @@ class Architecture:
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        return (INPUTS, *self.hidden, OUTPUTS)
+        return (self.inputs, *self.hidden, self.outputs)
 
     @property
     def n_parameters(self) -> int:
@@ -109,7 +109,12 @@ class Architecture:
         return "-".join(map(str, self.sizes)) + " " + acts
 
     def to_dict(self) -> dict:
-        return {"hidden": list(self.hidden), "activations": list(self.activations)}
+        """As files and keys hold it; input and output sizes only where they are not MNIST's (files
+        and sweep keys written before they were fields then read the same)."""
+        d = {"hidden": list(self.hidden), "activations": list(self.activations)}
+        if (self.inputs, self.outputs) != (INPUTS, OUTPUTS):
+            d.update(inputs=self.inputs, outputs=self.outputs)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Architecture:
@@ -119,7 +124,9 @@ class Architecture:
         if not isinstance(hidden, list) or not isinstance(acts, (list, str)):
             raise ConfigError("An architecture's 'hidden' must be a list of sizes and 'activations' "
                               "a list of names.")
-        return cls(tuple(hidden), tuple(acts) if isinstance(acts, list) else acts)
+        sizes = {k: whole(f"An architecture's {k}", d[k], 1, MAX_INPUTS)
+                 for k in ("inputs", "outputs") if k in d}
+        return cls(tuple(hidden), tuple(acts) if isinstance(acts, list) else acts, **sizes)
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,37 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+@dataclass(frozen=True)
+class Network:
+    """One network before training: its architecture, its init and the seed of its initial weights.
+    The same value builds the same weights, so a link, a sweep trial or a saved model holds this and
+    not the weights themselves."""
+
+    arch: Architecture = Architecture()
+    init: Init = Init()
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "seed", check_seed(self.seed))
+
+    def build(self, device="cpu") -> nn.Sequential:
+        return build(self.arch, self.init, self.seed, device)
+
+    def label(self) -> str:
+        """E.g. "784-128-64-10 relu, init default, seed 0"."""
+        return f"{self.arch.label()}, init {self.init.label()}, seed {self.seed}"
+
+    def to_dict(self) -> dict:
+        return {"arch": self.arch.to_dict(), "init": self.init.to_dict(), "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Network:
+        if not isinstance(d, dict):
+            raise ConfigError("A network must be a mapping with 'arch', 'init' and 'seed'.")
+        arch, init = Architecture.from_dict(d.get("arch")), Init.from_dict(d.get("init") or {})
+        return cls(arch, init, d.get("seed", 0))
+
+
 def build(arch: Architecture, init: Init = Init(), seed: int = 0, device="cpu") -> nn.Sequential:
     """The lesson's named `nn.Sequential`, weights drawn as the generated code draws them.
 
@@ -176,7 +214,7 @@ def build(arch: Architecture, init: Init = Init(), seed: int = 0, device="cpu") 
     # skip_init: no weights drawn from the global RNG here; they are all drawn from g below.
     for i, act in enumerate(arch.activations, 1):
         layers[f"fc{i}"] = nn.utils.skip_init(nn.Linear, sizes[i - 1], sizes[i])
-        layers[f"{act}{i}"] = ACTIVATIONS[act]()
+        layers[f"{act}{i}"] = ACTIVATIONS[act].module()
     layers["output"] = nn.utils.skip_init(nn.Linear, sizes[-2], sizes[-1])
     layers["softmax"] = nn.Softmax(dim=1)
     model = nn.Sequential(layers)

@@ -1,7 +1,7 @@
 """Jupyter notebooks to take home: the lesson with the visitor's values, a Build network, a Train run.
 
 Written with nbformat, without outputs: run top to bottom, each prints what the app showed (the
-lesson's steps are `steps.STEPS`, the code is `codegen` and `train.training_code`, all shared with
+lesson's steps are `mnistlab.lesson.STEPS`, the code is `codegen` and `train.training_code`, all shared with
 the pages). MNIST is read where the app found it ($MNISTLAB_DATA or the lesson's folder), and
 downloaded when it is not there.
 """
@@ -11,10 +11,9 @@ from __future__ import annotations
 import nbformat
 from nbformat import v4
 
-from mnistlab import codegen, steps, train
-from mnistlab.network import Architecture, Init
-
-LESSON_FOLDER = '"~/.pytorch/MNIST_data/"'  # how train.training_code names the data folder
+from mnistlab import codegen, train
+from mnistlab import lesson as lesson_steps  # `lesson` is this module's notebook of them
+from mnistlab.network import Network
 
 # The lesson's helper.view_classify, drawn with Plotly (the app draws its own, plots.view_classify).
 VIEW_CLASSIFY = '''import plotly.graph_objects as go
@@ -51,13 +50,13 @@ def to_bytes(nb: nbformat.NotebookNode) -> bytes:
     return nbformat.writes(nb).encode()
 
 
-def _values_line(values: steps.LessonValues) -> str:
+def _values_line(values: lesson_steps.LessonValues) -> str:
     return (f"hidden units {values.n_hidden} (steps 5-9), hidden layers {values.hidden[0]} and "
             f"{values.hidden[1]} (steps 11-14), seed {values.seed}, init std {values.std:g}, "
             f"image {values.index} of the batch")
 
 
-def lesson(values: steps.LessonValues = steps.DEFAULT) -> nbformat.NotebookNode:
+def lesson(values: lesson_steps.LessonValues = lesson_steps.DEFAULT) -> nbformat.NotebookNode:
     """The lesson's 14 steps with these values, each a markdown cell (what it shows, what changed
     since 2018) and its code cell, after a cell with the lesson's `view_classify` helper."""
     cells = [v4.new_markdown_cell(
@@ -65,7 +64,7 @@ def lesson(values: steps.LessonValues = steps.DEFAULT) -> nbformat.NotebookNode:
                  f"The lesson as MNIST Lab shows it, with {_values_line(values)}. Run the cells in order: "
                  "each prints what the app's Lesson page showed."),
              v4.new_code_cell(VIEW_CLASSIFY)]
-    for s in steps.STEPS:
+    for s in lesson_steps.STEPS:
         text = f"## {s.number}. {s.title}\n\n{s.text}"
         if s.note:
             text += f"\n\n> **Changed since the 2018 lesson:** {s.note}"
@@ -73,33 +72,34 @@ def lesson(values: steps.LessonValues = steps.DEFAULT) -> nbformat.NotebookNode:
     return _notebook(cells)
 
 
-def _network_cells(arch: Architecture, init: Init, seed: int, style: str) -> list:
-    return [v4.new_markdown_cell(f"## The network: {arch.label()}, init {init.label()}, seed {seed}\n\n"
+def _network_cells(net: Network, style: str) -> list:
+    return [v4.new_markdown_cell(f"## The network: {net.label()}\n\n"
                                  f"Written as {codegen.STYLES[style]}; it draws exactly the weights "
                                  f"MNIST Lab shows for this seed."),
-            v4.new_code_cell(codegen.generate(arch, init, seed, style).rstrip("\n")),
+            v4.new_code_cell(codegen.generate(net, style).rstrip("\n")),
             v4.new_code_cell("print(f\"{sum(p.numel() for p in model.parameters()):,} parameters\")")]
 
 
-def build(arch: Architecture, init: Init = Init(), seed: int = 0,
-          style: str = "sequential") -> nbformat.NotebookNode:
+def build(net: Network, style: str = "sequential") -> nbformat.NotebookNode:
     """The Build page's network as code in the chosen style, and its parameter count."""
-    return _notebook([v4.new_markdown_cell(f"# MNIST Lab: a {arch.label()} network\n\n"
+    return _notebook([v4.new_markdown_cell(f"# MNIST Lab: a {net.arch.label()} network\n\n"
                                            "The network from MNIST Lab's Build page."),
-                      *_network_cells(arch, init, seed, style)])
+                      *_network_cells(net, style)])
 
 
 def training_source(config: train.TrainConfig) -> str:
-    """The Train page's training code, reading MNIST where this app does."""
+    """The Train page's training code, reading the data set where this app does."""
     code = train.training_code(config)
-    folder = repr(steps.data_folder_text())
-    if LESSON_FOLDER not in code:
+    folder = repr(lesson_steps.data_folder_text(config.data))
+    lesson_folder = f'"{config.data.lesson_folder}"'  # how train.training_code names the data folder
+    if lesson_folder not in code:
         raise RuntimeError("train.training_code no longer names the lesson's data folder as expected")
-    return code.replace(LESSON_FOLDER, folder.replace("'", '"'), 1).rstrip("\n")
+    return code.replace(lesson_folder, folder.replace("'", '"'), 1).rstrip("\n")
 
 
 def evaluation_source(config: train.TrainConfig) -> str:
-    return """testset = datasets.MNIST(trainset.root, download=True, train=False, transform=transform)
+    return f"""testset = datasets.{config.data.torchvision_name}(trainset.root, download=True, train=False,
+                            transform=transform)
 testloader = DataLoader(testset, batch_size=1000)
 model.eval()
 correct = 0
@@ -107,21 +107,20 @@ with torch.no_grad():
     for images, labels in testloader:
         ps = model(images.view(images.shape[0], -1))
         correct += (ps.argmax(dim=1) == labels).sum().item()
-print(f"Test accuracy: {correct / len(testset):.2%}")"""
+print(f"Test accuracy: {{correct / len(testset):.2%}}")"""
 
 
-def trained(arch: Architecture, init: Init, seed: int, config: train.TrainConfig,
-            accuracy: float | None = None) -> nbformat.NotebookNode:
+def trained(net: Network, config: train.TrainConfig, accuracy: float | None = None) -> nbformat.NotebookNode:
     """A Train page run: the network (OrderedDict `nn.Sequential`), the training code as the page
     shows it, and an evaluation cell that prints the test accuracy the app measured."""
     measured = "" if accuracy is None else f" MNIST Lab measured **{accuracy:.2%}**."
     return _notebook([
-        v4.new_markdown_cell(f"# MNIST Lab: training {arch.label()}\n\n{config.label()}. Run every cell: "
+        v4.new_markdown_cell(f"# MNIST Lab: training {net.arch.label()}\n\n{config.label()}. Run every cell: "
                              f"the last prints the test accuracy.{measured}"),
         v4.new_code_cell(f"import torch\n\n{ONE_THREAD}"),
-        *_network_cells(arch, init, seed, "sequential"),
+        *_network_cells(net, "sequential"),
         v4.new_markdown_cell("## Training, as the Train page shows it"),
         v4.new_code_cell(training_source(config)),
-        v4.new_markdown_cell("## Evaluation on the 10,000 test images"),
+        v4.new_markdown_cell(f"## Evaluation on the {config.data.title} test images"),
         v4.new_code_cell(evaluation_source(config)),
     ])

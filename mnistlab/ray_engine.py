@@ -83,9 +83,9 @@ class _Result:
 
 
 @ray.remote(num_cpus=1, max_retries=MAX_RETRIES)
-def _train_task(arch, init, seed, config, train_split, test_split, device, flag, run_kwargs):
+def _train_task(net, config, train_split, test_split, device, flag, run_kwargs):
     device = _on_worker(device)
-    yield from _stream(lambda report: train.run(arch, init, seed, config, train_split, test_split, device,
+    yield from _stream(lambda report: train.run(net, config, train_split, test_split, device,
                                                 callback=report, **run_kwargs), flag)
 
 
@@ -129,8 +129,12 @@ class RayEngine:
             entry = self._objects[id(split)] = (split, ray.put(split))
         return entry[1]
 
-    def _options(self, task):
-        return task.options(num_gpus=1) if self.gpus else task
+    def _device(self, requested) -> str:
+        """Where a task trains: on the CPU when the job asks for it, else on a GPU if the cluster has one."""
+        return "cuda" if self.gpus and str(requested) != "cpu" else "cpu"
+
+    def _options(self, task, device: str):
+        return task.options(num_gpus=1) if device == "cuda" else task
 
     def _follow(self, generator, flag, callback, stop):
         """Pass each streamed report to `callback`; set the task's stop flag when asked to stop."""
@@ -145,19 +149,18 @@ class RayEngine:
                 flag.set.remote()
         raise RuntimeError("The Ray task ended without a result.")
 
-    def train(self, args: tuple, callback, stop, **run_kwargs) -> train.Run:
-        arch, init, seed, config, train_split, test_split, device = args
-        device = "cuda" if self.gpus else "cpu"
+    def train(self, net, config, train_split, test_split, device, callback, stop, **run_kwargs) -> train.Run:
+        device = self._device(device)
         flag = _StopFlag.remote()
-        generator = self._options(_train_task).remote(arch, init, seed, config, self._put(train_split),
-                                                      self._put(test_split), device, flag, run_kwargs)
+        generator = self._options(_train_task, device).remote(net, config, self._put(train_split),
+                                                              self._put(test_split), device, flag, run_kwargs)
         return self._follow(generator, flag, callback, stop)
 
-    def train_group(self, trials, train_split, test_split, callback, stop):
-        device = "cuda" if self.gpus else "cpu"
+    def train_group(self, trials, train_split, test_split, callback, stop, device="auto"):
+        device = self._device(device)
         flag = _StopFlag.remote()
-        generator = self._options(_train_group_task).remote(trials, self._put(train_split),
-                                                            self._put(test_split), device, flag)
+        generator = self._options(_train_group_task, device).remote(trials, self._put(train_split),
+                                                                    self._put(test_split), device, flag)
         return self._follow(generator, flag, callback, stop)
 
     def close(self) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from mnistlab import parse
 from mnistlab.errors import ConfigError
-from mnistlab.network import MAX_SEED, Architecture, Init, check_seed
+from mnistlab.network import MAX_SEED, Architecture, Init, Network, check_seed
 
 # Normal-init std values offered on the Build page: a log scale from 0.001 to 10.
 STD_SCALE = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -20,19 +20,10 @@ KEYS = ("hidden", "act", "std", "bias", "seed")
 MAX_VALUE_LENGTH = 100  # a real link's values are short; longer ones are not echoed back
 
 
-@dataclass(frozen=True)
-class BuildState:
-    """What the Build page's link carries: architecture, init and seed (weights follow from them)."""
-
-    arch: Architecture = Architecture()
-    init: Init = Init()
-    seed: int = 0
+DEFAULT = Network()  # what the Build page's link carries: architecture, init and seed (weights follow)
 
 
-DEFAULT = BuildState()
-
-
-def encode(state: BuildState) -> dict[str, str]:
+def encode(state: Network) -> dict[str, str]:
     """Query parameters for `state`, every value spelled out so a reader of the link sees the network."""
     std = state.init.weight_std
     return {
@@ -44,19 +35,12 @@ def encode(state: BuildState) -> dict[str, str]:
     }
 
 
-def _last(value) -> str:
-    """A repeated parameter counts by its last value, as `st.query_params` reads it."""
-    if isinstance(value, (list, tuple)):
-        value = value[-1] if value else ""
-    return str(value)
-
-
 def nearest_std(std: float) -> float:
     """The value on the page's log-scale slider closest to `std`."""
     return min(STD_SCALE, key=lambda s: abs(math.log(s) - math.log(std)))
 
 
-def decode(params: Mapping[str, object]) -> tuple[BuildState, list[str]]:
+def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
     """The state a link describes, and one notice per value that could not be used.
 
     Missing parameters take their defaults silently; unknown ones are ignored.
@@ -64,7 +48,7 @@ def decode(params: Mapping[str, object]) -> tuple[BuildState, list[str]]:
     p, notices = {}, []
     for k in KEYS:
         if k in params:
-            value = _last(params[k]).strip()
+            value = parse.last(params[k]).strip()
             if len(value) > MAX_VALUE_LENGTH:
                 notices.append(f"Link value {k}=... was not used: it is {len(value):,} characters long "
                                f"(at most {MAX_VALUE_LENGTH}). Using the default.")
@@ -112,4 +96,4 @@ def decode(params: Mapping[str, object]) -> tuple[BuildState, list[str]]:
             notices.append(f"Link value seed={p['seed']!r} was not used: the seed must be a whole number "
                            f"from 0 to {MAX_SEED}. Using {DEFAULT.seed}.")
 
-    return BuildState(arch, Init(zero_bias, std), seed), notices
+    return Network(arch, Init(zero_bias, std), seed), notices

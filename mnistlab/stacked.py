@@ -8,10 +8,11 @@ K times the numbers, so K trials take little longer than one.
 A stack's members share their layer sizes and training settings (so the batches too: a sweep
 trains every trial on the same digits in the same order) and differ in their activations and
 initial weights (init, seed): each activation is applied to its own members' slice of a layer.
-Each member is the trial `train.run` would train: it starts from `network.build(arch, init,
-seed)`'s weights, reads the very batches of `FastLoader(seed=config.seed)` and is updated by the
-same optimizer (`config.make_optimizer`, fused Adam or SGD: both elementwise, so one optimizer
-over the stacked tensors does each member's update exactly).
+Each member is the trial `train.run` would train: it starts from its `Network`'s weights, reads
+the very batches of `FastLoader(seed=config.batch_seed)` and is updated by the same optimizer
+(`config.make_optimizer`, fused Adam or SGD: both elementwise, so one optimizer over the stacked
+tensors does each member's update exactly). A `Stack` is what `train.train`, the one loop, trains
+and `train.evaluate_all`, the one evaluation, scores: it supplies its scores, losses and parameters.
 What differs: the stacked matmuls may add up in another order than `nn.Linear`'s, and the loss is
 computed for all members in one call; so weights can drift apart by float rounding, and test
 accuracies by a few hundredths of a point (tests/test_stacked.py holds the bar: 0.3 points).
@@ -27,14 +28,14 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab import network, train
-from mnistlab.data import FastLoader, Split
+from mnistlab.activations import ACTIVATIONS
+from mnistlab.data import Split
 
 # A stack's size, in members and in first-layer units (K * h1): past about a thousand units the
 # matmuls' arithmetic dominates a step, so more members gain little and cost memory, and a stack's
 # trials all finish together (the page shows results stack by stack).
 MAX_STACK = 32
 MAX_STACK_UNITS = 1024
-ACTIVATION_FUNCTIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Trained:
 def stack_key(trial) -> tuple:
     """Trials with equal keys train in one stack: the same layer sizes and settings (so the same
     batches); only their activations and initial weights (init and seed) differ."""
-    return trial.arch.hidden, trial.config
+    return trial.arch.hidden, trial.arch.inputs, trial.arch.outputs, trial.config
 
 
 def stack_size(trial, max_size: int = MAX_STACK, max_units: int = MAX_STACK_UNITS) -> int:
@@ -78,10 +79,10 @@ def _runs(names: list[str]) -> list[tuple[int, int, object]]:
     """Members' activation names at one layer as runs of neighbours: (first, end, function)."""
     runs: list[tuple[int, int, object]] = []
     for m, name in enumerate(names):
-        if runs and runs[-1][2] is ACTIVATION_FUNCTIONS[name]:
+        if runs and runs[-1][2] is ACTIVATIONS[name].function:
             runs[-1] = (runs[-1][0], m + 1, runs[-1][2])
         else:
-            runs.append((m, m + 1, ACTIVATION_FUNCTIONS[name]))
+            runs.append((m, m + 1, ACTIVATIONS[name].function))
     return runs
 
 
@@ -103,6 +104,7 @@ class Stack:
     def __init__(self, models, archs: list[network.Architecture], device):
         arch = archs[0]
         self.arch, self.k = arch, len(models)
+        self.classes = arch.outputs
         names = arch.linear_names()
         first = [getattr(m, names[0]) for m in models]
         self.w1 = torch.cat([lay.weight.detach() for lay in first]).to(device)
@@ -123,7 +125,7 @@ class Stack:
         return [self.w1, self.b1, *self.weights, *self.biases]
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 784) images, read by every member: (K, B, 10) scores."""
+        """(B, inputs) images, read by every member: (K, B, classes) scores."""
         h = F.linear(images, self.w1, self.b1).view(len(images), self.k, -1)  # (B, K, h1)
         h = _activate(h, self.runs[0], 1).transpose(0, 1)  # (K, B, h1)
         for i, (w, b) in enumerate(zip(self.weights, self.biases), 1):
@@ -133,90 +135,22 @@ class Stack:
         return h
 
     def losses(self, scores: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """Each member's cross-entropy over the batch, (K,), in one call: (B, 10, K) against (B, K)."""
+        """Each member's cross-entropy over the batch, (K,), in one call: (B, classes, K) against (B, K)."""
         per_image = F.cross_entropy(scores.permute(1, 2, 0), labels.unsqueeze(1).expand(-1, self.k),
                                     reduction="none")
         return per_image.mean(0) if reduction == "mean" else per_image.sum(0)
 
-    @torch.no_grad()
-    def evaluate(self, split: Split, normalization: str, batch_size: int = 2_000) -> list[tuple]:
-        """Each member's (loss, accuracy, per-class accuracy) on `split`, as `train.evaluate` gives
-        them, with the images normalized and read once for all members."""
-        device = self.w1.device
-        loss = torch.zeros(self.k, dtype=torch.float64)
-        members = torch.arange(self.k).unsqueeze(1) * 100
-        confusion = torch.zeros(self.k * 100, dtype=torch.long)  # per member: true * 10 + predicted
-        for lo in range(0, len(split), batch_size):
-            images = split.normalized(slice(lo, lo + batch_size), device, normalization).flatten(1)
-            labels = split.labels[lo:lo + batch_size].to(device)
-            scores = self.logits(images)  # (K, n, 10)
-            loss += self.losses(scores, labels, "sum").cpu().double()
-            cells = (labels * 10 + scores.argmax(2)).cpu() + members
-            confusion += torch.bincount(cells.flatten(), minlength=self.k * 100)
-        confusion = confusion.view(self.k, 10, 10)
-        right = confusion.diagonal(dim1=1, dim2=2)
-        per_class = right / confusion.sum(2).clamp(min=1)
-        accuracy = right.sum(1) / len(split)
-        return [(loss[m].item() / len(split), accuracy[m].item(), per_class[m].tolist())
-                for m in range(self.k)]
-
-    def copy_into(self, model, m: int):
-        """Member `m`'s weights into `model` (built with the same layer sizes)."""
-        names = self.arch.linear_names()
-        rows = self.w1.shape[0] // self.k
-        with torch.no_grad():
-            first = getattr(model, names[0])
-            first.weight.copy_(self.w1[m * rows:(m + 1) * rows])
-            first.bias.copy_(self.b1[m * rows:(m + 1) * rows])
-            for name, w, b in zip(names[1:], self.weights, self.biases):
-                getattr(model, name).weight.copy_(w[m].t())
-                getattr(model, name).bias.copy_(b[m, 0])
-        return model
-
-
-class FusedAdam:
-    """`torch.optim.Adam(fused=True)`'s step, the very kernel with the very settings, without the ~0.15 ms
-    of Python bookkeeping its `step()` adds (at batch 64 a fifth of a small stack's step)."""
-
-    def __init__(self, optimizer: torch.optim.Adam):
-        group = optimizer.param_groups[0]
-        self.params = list(group["params"])
-        self.lr, (self.beta1, self.beta2), self.eps = group["lr"], group["betas"], group["eps"]
-        self.weight_decay = group["weight_decay"]
-        self.exp_avgs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.exp_avg_sqs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
-
-    @classmethod
-    def wrapping(cls, optimizer: torch.optim.Optimizer):
-        """This for a plain fused Adam (what TrainConfig makes); any other optimizer as it is."""
-        group = optimizer.param_groups[0]
-        plain = (isinstance(optimizer, torch.optim.Adam) and group.get("fused")
-                 and len(optimizer.param_groups) == 1
-                 and not group["amsgrad"] and not group["maximize"] and not group["capturable"]
-                 and not group["differentiable"] and not group.get("decoupled_weight_decay", False)
-                 and not isinstance(group["lr"], torch.Tensor))
-        return cls(optimizer) if plain else optimizer
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(self.params, [p.grad for p in self.params], self.exp_avgs, self.exp_avg_sqs, [],
-                           self.steps, lr=self.lr, beta1=self.beta1, beta2=self.beta2,
-                           weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
+    def train(self, mode: bool = True):  # no layer of a stack behaves differently in training
+        return self
 
 
 def train_group(trials: list, train_split: Split, test_split: Split, device="cpu", callback=None,
                 stop=None) -> list[Trained] | None:
     """Train `trials` (one stack: see `stacks`) together; each one's `Trained`, in order.
 
-    `callback(progress)` is called every train.REPORT_EVERY steps and at each epoch's end (loss:
-    the members' mean) and may return False to stop; stopped (also by `stop`, a threading.Event),
-    it returns None: an unfinished trial has no result.
+    `callback(progress)` is called as `train.train` calls it (loss and accuracy: the members'
+    mean) and may return False to stop; stopped (also by `stop`, a threading.Event), it returns
+    None: an unfinished trial has no result.
     """
     if not trials:
         return []
@@ -225,52 +159,26 @@ def train_group(trials: list, train_split: Split, test_split: Split, device="cpu
         raise ValueError("A stack's trials must share their layer sizes and training settings.")
     device = network.resolve_device(device)
     k = len(trials)
-    if k == 1:  # nothing to stack: the one-by-one loop is the faster one
+    if k == 1:  # nothing to stack: one network's own layers are the faster ones
         return _train_one(trials[0], train_split, test_split, device, callback, stop)
-    models = [network.build(t.arch, t.init, t.seed) for t in trials]
-    stack = Stack(models, [t.arch for t in trials], device)
-    optimizer = FusedAdam.wrapping(config.make_optimizer(stack.parameters()))
-    loader = FastLoader(train_split, config.batch_size, shuffle=True, seed=config.seed, device=device,
-                        normalization=config.normalization)
-    total = len(loader) * config.epochs
+    train.check_split(config, test_split)
+    stack = Stack([t.network.build() for t in trials], [t.arch for t in trials], device)
     start = time.perf_counter()
-    step, last_epoch = 0, []
-    for epoch in range(1, config.epochs + 1):
-        losses = []
-        for images, labels in loader:
-            scores = stack.logits(images.flatten(1))  # (K, B, 10)
-            loss = stack.losses(scores, labels)
-            optimizer.zero_grad()
-            loss.sum().backward()  # each member's gradient is that of its own mean loss
-            optimizer.step()
-            losses.append(loss.detach())
-            step += 1
-            end = step % len(loader) == 0
-            stopping = stop is not None and stop.is_set()
-            if step % train.REPORT_EVERY == 0 or end or stopping:
-                if callback is not None:
-                    recent = torch.stack(losses[-train.REPORT_EVERY:]).mean().item()
-                    right = (scores.detach().argmax(2) == labels).float().mean().item()  # this batch
-                    stopping |= callback(train.Progress(
-                        step=step, total_steps=total, epoch=epoch, epochs=config.epochs, loss=recent,
-                        accuracy=right, recent_accuracy=right, steps_per_epoch=len(loader),
-                        epoch_end=end)) is False
-                if stopping:
-                    return None
-                time.sleep(0)  # hand the GIL over between reports, as train.train does
-        last_epoch = torch.stack(losses).mean(0).tolist()
+    history = train.train(stack, config, train_split, device, callback, stop)
+    if history.stopped_early:
+        return None
     seconds = (time.perf_counter() - start) / k
-
-    return [Trained(test_accuracy=accuracy, test_loss=loss, per_class_accuracy=per_class,
-                    train_loss=last_epoch[m], seconds=seconds, stacked=k)
-            for m, (loss, accuracy, per_class) in enumerate(stack.evaluate(test_split, config.normalization))]
+    evaluations = train.evaluate_all(stack, test_split, config.normalization, batch_size=2_000)
+    return [Trained(test_accuracy=e.accuracy, test_loss=e.loss, per_class_accuracy=e.per_class_accuracy,
+                    train_loss=history.epoch_loss[-1][m], seconds=seconds, stacked=k)
+            for m, e in enumerate(evaluations)]
 
 
 def _train_one(trial, train_split: Split, test_split: Split, device, callback, stop) -> list[Trained] | None:
-    run = train.run(trial.arch, trial.init, trial.seed, trial.config, train_split, test_split, device,
-                    callback=callback, stop=stop)
+    run = train.run(trial.network, trial.config, train_split, test_split, device, callback=callback,
+                    stop=stop)
     if run.history.stopped_early:
         return None
-    steps, e = run.history.steps_per_epoch, run.evaluation
+    e = run.evaluation
     return [Trained(test_accuracy=e.accuracy, test_loss=e.loss, per_class_accuracy=e.per_class_accuracy,
-                    train_loss=sum(run.history.loss[-steps:]) / steps, seconds=run.seconds, stacked=1)]
+                    train_loss=run.history.epoch_loss[-1][0], seconds=run.seconds, stacked=1)]

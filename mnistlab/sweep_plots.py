@@ -12,9 +12,9 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from mnistlab.activations import ACTIVATIONS
 from mnistlab.plots import FONT_SIZE, TEXT, _layout
 
-ACTIVATION_COLORS = {"relu": "#4c78a8", "sigmoid": "#e45756", "tanh": "#54a24b"}
 DEPTH_SYMBOLS = {1: "circle", 2: "square", 3: "diamond", 4: "triangle-up"}
 FRONT = "#222222"
 
@@ -37,7 +37,7 @@ def _scatter(rows: list[dict], x: str, x_title: str, log_x: bool, title: str | N
         fig.add_trace(go.Scatter(
             x=[p[x] for p in pts], y=[p["test_accuracy"] * 100 for p in pts], mode="markers",
             name=f"{act}, {depth} layer{'s' * (depth != 1)}", customdata=idx,
-            marker=dict(color=ACTIVATION_COLORS.get(act, "#888"), symbol=DEPTH_SYMBOLS.get(depth, "x"),
+            marker=dict(color=ACTIVATIONS[act].color, symbol=DEPTH_SYMBOLS.get(depth, "x"),
                         size=13, line=dict(width=1, color="white")),
             error_y=dict(type="data", array=errors, visible=True, thickness=1.2) if errors else None,
             hovertext=[_hover(p) for p in pts], hoverinfo="text"))

@@ -9,10 +9,10 @@ import streamlit as st
 import torch
 
 import lab_ui
-from mnistlab import codegen, inspect, notebook, plots, share
+from mnistlab import activations, codegen, network, notebook, plots, share
+from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.network import (
-    ACTIVATIONS,
     MAX_HIDDEN_LAYERS,
     MAX_SEED,
     MAX_WIDTH,
@@ -68,7 +68,7 @@ def forward_figure(arch: Architecture, init: Init, seed: int, index: int):
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def activation_view(arch: Architecture, init: Init, seed: int) -> tuple:
-    hidden = inspect.hidden_activations(untrained(arch, init, seed),
+    hidden = activations.hidden_activations(untrained(arch, init, seed),
                                         lab_ui.split(False).normalized(slice(0, ACTIVATION_BATCH)))
     rows = pd.DataFrame([{"layer": a.name, "units": a.values.shape[1],
                           "cannot learn much": f"{a.share:.0%} {a.problem}"} for a in hidden])
@@ -78,7 +78,7 @@ def activation_view(arch: Architecture, init: Init, seed: int) -> tuple:
 
 # -- widget state: the layer list lives in keyed widgets b_size_<i>, b_act_<i> ----------------------
 
-def load(state: share.BuildState, device: str) -> None:
+def load(state: network.Network, device: str) -> None:
     """Put a Build state into the page's widgets (before they are drawn)."""
     ss = st.session_state
     for i in range(MAX_HIDDEN_LAYERS):
@@ -113,11 +113,11 @@ def remove_layer(i: int) -> None:
 from_url = {k: v for k, v in st.query_params.to_dict().items() if k in share.KEYS}
 if from_url and from_url != st.session_state.get("b_url"):
     decoded, notices = share.decode(from_url)
-    load(decoded, lab_ui.current_build()["device"])
+    load(decoded, lab_ui.current_build().device)
     st.session_state["b_notices"] = (share.encode(decoded), notices)
 elif "b_seed" not in st.session_state:
     b = lab_ui.current_build()
-    load(share.BuildState(b["arch"], b["init"], b["seed"]), b["device"])
+    load(b.network, b.device)
 
 st.title("Build a network")
 st.caption("784 inputs → your hidden layers → 10 outputs → softmax, as the lesson's `nn.Sequential`.")
@@ -153,9 +153,9 @@ except ConfigError as e:
     model_view.error(str(e))
     st.stop()
 
-state = share.BuildState(arch, init, int(seed))
+state = network.Network(arch, init, int(seed))
 params = share.encode(state)
-lab_ui.set_build(arch, init, int(seed), device)
+lab_ui.set_build(state, device)
 if from_url != params:
     st.query_params.from_dict(params)
 st.session_state["b_url"] = params
@@ -196,9 +196,9 @@ for key in ("b_shared_scale", "b_image"):  # a closed tab's widgets keep their v
         st.session_state[key] = st.session_state[key]
 
 if code_tab.open:
-    code_tab.code(codegen.generate(arch, init, int(seed), style, device), language="python")
+    code_tab.code(codegen.generate(state, style, device), language="python")
     code_tab.download_button("Download as Jupyter notebook", icon=":material/download:", key="b_notebook",
-                             data=lambda: notebook.to_bytes(notebook.build(arch, init, int(seed), style)),
+                             data=lambda: notebook.to_bytes(notebook.build(state, style)),
                              file_name=f"mnist-lab-{arch.label().replace(' ', '-').replace('/', '-')}.ipynb",
                              mime="application/x-ipynb+json", on_click="ignore",
                              help="This code as a notebook: it prints the same model and draws the same "
@@ -225,7 +225,7 @@ if activations_tab.open:
     with activations_tab:
         rows, figure = activation_view(arch, init, int(seed))
         st.caption(f"Each hidden layer's outputs for the first {ACTIVATION_BATCH} test images. Saturated: "
-                   f"a sigmoid or tanh output where its slope is under {inspect.SATURATION:.0%} of its "
+                   f"a sigmoid or tanh output where its slope is under {activations.SATURATION:.0%} of its "
                    f"peak. Dead: a ReLU unit that outputs 0 for every image.")
         st.dataframe(rows, hide_index=True, width="stretch")
         lab_ui.plot(figure)

@@ -7,7 +7,7 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 import lab_ui
-from mnistlab import jobs, network, plots, preprocess, store, train
+from mnistlab import jobs, model_files, network, plots, preprocess, train
 
 lab_ui.entry_guard()
 
@@ -19,13 +19,13 @@ FRAME_GRAY = 110
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def saved_model(name: str, stamp: tuple) -> store.SavedModel:
+def saved_model(name: str, stamp: tuple) -> model_files.SavedModel:
     """A saved model, read once per server while its file is unchanged (`stamp`: mtime and size)."""
-    return store.load(name)
+    return model_files.load(name)
 
 
 def file_stamp(name: str) -> tuple:
-    stat = store.path_for(name).stat()
+    stat = model_files.path_for(name).stat()
     return stat.st_mtime_ns, stat.st_size
 
 
@@ -64,9 +64,8 @@ def quick_train() -> None:
                                       f"accuracy so far {p.accuracy:.1%}")
 
     # A job in the server's queue like every training, so it takes its turn with the others.
-    owner = st.session_state.setdefault("tr_owner", jobs.Owner())
-    job = jobs.TrainingJob(network.Architecture(), network.Init(), 0, QUICK, lab_ui.split(True),
-                           lab_ui.split(False), lab_ui.current_build()["device"], owner=owner).start()
+    job = jobs.TrainingJob(network.Network(), QUICK, lab_ui.split(True), lab_ui.split(False),
+                           lab_ui.current_build().device, owner=lab_ui.owner()).start()
     shown = 0
     while not job.wait(0.2):
         if job.waiting:
@@ -122,7 +121,7 @@ naive = preprocess.naive(image) if image is not None and compare else None
 # -- the networks --------------------------------------------------------------------------------
 
 runs = {lab_ui.run_label(i, run): run for i, run in enumerate(st.session_state.get("runs", []), 1)}
-saved = {f"Saved: {name}": name for name in store.list_models()}
+saved = {f"Saved: {name}": name for name in model_files.list_models()}
 choices = list(runs) + list(saved)
 build = lab_ui.current_build()
 
@@ -151,8 +150,8 @@ with right:
                 model = saved_model(saved[label], file_stamp(saved[label]))
                 models.append((model.label(), model.model(), model.normalization))
     if st.session_state.get("draw_untrained"):
-        models.append((f"UNTRAINED {build['arch'].label()}: random weights, so its guess means nothing",
-                       network.build(build["arch"], build["init"], build["seed"]), "lesson"))
+        models.append((f"UNTRAINED {build.network.arch.label()}: random weights, so its guess means nothing",
+                       build.network.build(), "lesson"))
 
     if digit is None or digit.blank:
         if source == "Draw":
@@ -177,7 +176,7 @@ with right:
                         ps = network.probabilities(model, prepared.input(normalization))[0]
                     lab_ui.plot(plots.view_classify(prepared.image, ps, title=how, height=280),
                                 key=f"draw_fig_{i}_{how}")
-    st.checkbox(f"Also show an untrained network ({build['arch'].label()}, random weights)",
+    st.checkbox(f"Also show an untrained network ({build.network.arch.label()}, random weights)",
                 key="draw_untrained")
 
 # -- what the network sees -----------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import jobs, network, share, sweep, sweep_plots
+from mnistlab import jobs, network, share, sweep, sweep_db, sweep_plots, sweep_results, sweep_run
+from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import LabError
 
 lab_ui.entry_guard()
@@ -26,17 +27,17 @@ ss = st.session_state
 
 
 @st.cache_resource(show_spinner=False)
-def sweep_store(path: str) -> sweep.SweepStore:
+def sweeps_at(path: str) -> sweep_db.SweepDatabase:
     """The server's sweeps file (one connection per server; SQLite in WAL mode)."""
-    return sweep.SweepStore(path)
+    return sweep_db.SweepDatabase(path)
 
 
-def store() -> sweep.SweepStore:
-    return sweep_store(str(sweep.db_path()))
+def sweeps() -> sweep_db.SweepDatabase:
+    return sweeps_at(str(sweep_db.db_path()))
 
 
 def settings_from_widgets() -> sweep.SweepSettings:
-    return sweep.SweepSettings(
+    return sweep.SweepSettings.of(
         depths=ss["ex_depths"], widths=ss["ex_widths"], width_rule=ss["ex_rule"],
         activations=ss["ex_activations"], inits=[None if i == "default" else i for i in ss["ex_inits"]],
         lrs=ss["ex_lrs"], seeds=ss["ex_seeds"], epochs=ss["ex_epochs"],
@@ -45,9 +46,8 @@ def settings_from_widgets() -> sweep.SweepSettings:
 
 def start(settings: sweep.SweepSettings) -> None:
     try:
-        owner = ss.setdefault("tr_owner", jobs.Owner())  # the visitor: the sweep ends if they leave
-        ss["ex_sweep"] = sweep.Sweep(settings, lab_ui.split(True), lab_ui.split(False), store(),
-                                     owner=owner).start()
+        ss["ex_sweep"] = sweep_run.Sweep(settings, lab_ui.split(True), lab_ui.split(False), sweeps(),
+                                         owner=lab_ui.owner()).start()  # it ends if the visitor leaves
         show(ss["ex_sweep"].id)
         ss.pop("ex_error", None)
     except LabError as e:
@@ -60,7 +60,7 @@ def show(sweep_id: str) -> None:
     st.query_params["sweep"] = sweep_id
 
 
-def finish(run: sweep.Sweep) -> None:
+def finish(run: sweep_run.Sweep) -> None:
     del ss["ex_sweep"]
     if run.error is not None:
         ss["ex_error"] = str(run.error) if isinstance(run.error, LabError) else \
@@ -84,13 +84,13 @@ def picked_from_table() -> None:
 
 def train_fully(row: dict) -> None:
     arch = network.Architecture(tuple(row["hidden"]), tuple(row["activations"]))
-    lab_ui.set_build(arch, network.Init(weight_std=row["weight_std"]), 0, lab_ui.current_build()["device"])
+    lab_ui.set_build(network.Network(arch, network.Init(weight_std=row["weight_std"]), 0))
     ss["ex_goto_train"] = True
 
 
 def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> None:
     """The charts, the table and the selected network's links, for the records so far."""
-    rows = sweep.summarize(records)
+    rows = sweep_results.summarize(records)
     if not rows:
         return
     suffix = "_live" if live else ""
@@ -133,7 +133,7 @@ def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> N
         ss["ex_open"] = labels[0]
     choice = st.selectbox("Open a network (or click a point or a row)", labels, key="ex_open")
     row = rows[labels.index(choice)]
-    state = share.BuildState(network.Architecture(tuple(row["hidden"]), tuple(row["activations"])),
+    state = network.Network(network.Architecture(tuple(row["hidden"]), tuple(row["activations"])),
                              network.Init(weight_std=row["weight_std"]), 0)
     c = st.columns([1, 1, 2])
     c[0].page_link("pages/build.py", label="Open it on Build", icon=":material/account_tree:",
@@ -156,7 +156,7 @@ st.caption("Train many networks on equal terms (the same digits in the same orde
 running = ss.get("ex_sweep")
 url_sweep = st.query_params.get("sweep")
 if url_sweep and url_sweep != ss.get("ex_shown") and running is None:
-    if any(s["id"] == url_sweep for s in store().sweeps()):
+    if any(s["id"] == url_sweep for s in sweeps().sweeps()):
         ss["ex_shown"] = url_sweep
     else:
         st.error(f"The link asks for sweep {url_sweep[:40]!r}, which this server has not saved. "
@@ -181,7 +181,7 @@ st.subheader("What to try")
 c = st.columns([1.1, 1.6, 1.3, 1.2])
 c[0].multiselect("Hidden layers", list(range(1, sweep.MAX_DEPTH + 1)), key="ex_depths")
 c[1].multiselect("Widths", sorted({*WIDTHS, *ss["ex_widths"]}), key="ex_widths")
-c[2].multiselect("Activations", list(network.ACTIVATIONS), key="ex_activations")
+c[2].multiselect("Activations", list(ACTIVATIONS), key="ex_activations")
 c[3].radio("A deeper network uses its width", list(sweep.WIDTH_RULES), key="ex_rule",
            format_func=sweep.WIDTH_RULES.get)
 c = st.columns([1.3, 1.3, 1, 1.2])
@@ -204,10 +204,10 @@ with start_col:
     try:
         settings = settings_from_widgets()
         trials = settings.trials()
-        seconds = sweep.estimate_seconds(trials, jobs.default_queue().slots)
+        seconds = sweep_run.estimate_seconds(trials, jobs.default_queue().slots)
         st.markdown(f"**{settings.n_trials} trials** ({settings.n_configs} configs × {settings.seeds} seed"
                     f"{'s' * (settings.seeds != 1)}), {settings.epochs} epoch{'s' * (settings.epochs != 1)} "
-                    f"each: about {sweep.duration_text(seconds)} on this server when nobody else trains.")
+                    f"each: about {sweep_run.duration_text(seconds)} on this server when nobody else trains.")
     except LabError as e:
         settings = None
         st.error(str(e))
@@ -217,7 +217,7 @@ with start_col:
         st.error(ss["ex_error"])
 
 with saved_col:
-    saved = store().sweeps()
+    saved = sweeps().sweeps()
     if not saved:
         st.caption("**Saved sweeps:** none yet. Every trial is saved as it finishes, so a sweep that was "
                    "interrupted can be resumed.")
@@ -259,11 +259,11 @@ if running is not None:
 shown = ss.get("ex_shown")
 if shown is not None and running is None:
     try:
-        shown_settings = store().settings(shown)
+        shown_settings = sweeps().settings(shown)
     except LabError as e:
         st.error(str(e))
     else:
-        records = store().records(shown)
+        records = sweeps().records(shown)
         st.header("Results")
         missing = shown_settings.n_trials - len({r["key"] for r in records})
         st.markdown(f"**{shown_settings.label()}** · {len(records)} trained"

@@ -1,6 +1,6 @@
 """Lesson: the lesson's 14 steps in order, one at a time, at /lesson?step=N, with a presenter mode.
 
-The steps (their code, what it printed, the notes on the 2018 code) are `mnistlab.steps`; this page
+The steps (their code, what it printed, the notes on the 2018 code) are `mnistlab.lesson`; this page
 lays them out. The step, presenter mode and any changed value live in the address bar, so a refresh,
 a bookmark or a second screen shows the same step.
 """
@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import lab_ui
-from mnistlab import notebook, plots, share, steps
+from mnistlab import lesson, notebook, plots, share
 from mnistlab.errors import ConfigError
 from mnistlab.network import MAX_SEED, MAX_WIDTH
 
@@ -29,9 +29,9 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the lesson's code…")
-def lesson_outputs(values: steps.LessonValues) -> list[steps.Output]:
+def lesson_outputs(values: lesson.LessonValues) -> list[lesson.Output]:
     """Every step's output for these values, shared by all visitors (only ever read)."""
-    outputs = steps.run(values)
+    outputs = lesson.run(values)
     outputs[-1].namespace = {}  # the data set and models: not kept in the cache
     return outputs
 
@@ -40,27 +40,27 @@ def lesson_outputs(values: steps.LessonValues) -> list[steps.Output]:
 
 params = st.query_params.to_dict()
 if "step" in params:
-    number, notice = steps.parse_step(params["step"])
+    number, notice = lesson.parse_step(params["step"])
     if notice:
         ss["l_step_notice"] = notice
 elif "l_step" in ss:  # back from another page: where this visitor was
     number = ss["l_step"]
 else:  # a new visit without a step: step 1, and how to address a step
-    number, ss["l_step_info"] = steps.parse_step(None)
+    number, ss["l_step_info"] = lesson.parse_step(None)
 ss["l_step"] = number
-present = steps.parse_present(params.get("present"))
+present = lesson.parse_present(params.get("present"))
 
-link_values = {k: v for k, v in params.items() if k in steps.VALUE_KEYS}
+link_values = {k: v for k, v in params.items() if k in lesson.VALUE_KEYS}
 if link_values and link_values != ss.get("l_written"):  # a link's values, or an edited address
-    decoded, notices = steps.decode_values(link_values)
+    decoded, notices = lesson.decode_values(link_values)
     ss["l_values"], ss["l_value_notices"] = decoded, (decoded, notices)
-values: steps.LessonValues = ss.setdefault("l_values", steps.DEFAULT)
+values: lesson.LessonValues = ss.setdefault("l_values", lesson.DEFAULT)
 
 
 def write_url() -> None:
     """The step, presenter mode and the values that differ from the lesson's, in the address bar."""
-    changed = {k: v for k, v in steps.encode_values(ss["l_values"]).items()
-               if v != steps.encode_values(steps.DEFAULT)[k]}
+    changed = {k: v for k, v in lesson.encode_values(ss["l_values"]).items()
+               if v != lesson.encode_values(lesson.DEFAULT)[k]}
     wanted = {"step": str(ss["l_step"]), **({"present": "1"} if ss.get("l_present") else {}), **changed}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
@@ -68,7 +68,7 @@ def write_url() -> None:
 
 
 def go_to(n: int) -> None:
-    ss["l_step"] = min(max(n, 1), steps.N_STEPS)
+    ss["l_step"] = min(max(n, 1), lesson.N_STEPS)
     ss.pop("l_step_notice", None)
     ss.pop("l_step_info", None)
     write_url()
@@ -91,7 +91,7 @@ def edit(field: str, key: str | tuple[str, str]) -> None:
 
 ss["l_present"] = present
 write_url()
-step = steps.step(number)
+step = lesson.step(number)
 
 if present:
     st.html(PRESENTER_CSS)
@@ -102,9 +102,9 @@ def navigation(where: str) -> None:
     cols = st.columns([1, 1, 1, 1.6] if present else [1, 1, 1], vertical_alignment="center")
     cols[0].button("Previous", icon=":material/arrow_back:", key=f"l_prev_{where}", on_click=go_to,
                    args=(number - 1,), disabled=number == 1, width="stretch")
-    cols[1].markdown(f"**Step {number} of {steps.N_STEPS}**", text_alignment="center")
+    cols[1].markdown(f"**Step {number} of {lesson.N_STEPS}**", text_alignment="center")
     cols[2].button("Next", icon=":material/arrow_forward:", key=f"l_next_{where}", on_click=go_to,
-                   args=(number + 1,), disabled=number == steps.N_STEPS, width="stretch")
+                   args=(number + 1,), disabled=number == lesson.N_STEPS, width="stretch")
     if present and where == "top":
         cols[3].button("Leave presenter mode", icon=":material/fullscreen_exit:", key="l_leave",
                        on_click=set_present, args=(False,), width="stretch")
@@ -114,8 +114,8 @@ def tools() -> None:
     """Jump to a step, presenter mode, the notebook."""
     cols = st.columns([1.5, 1.2, 1.9], vertical_alignment="bottom")
     ss["l_jump"] = number
-    cols[0].selectbox("Go to step", range(1, steps.N_STEPS + 1), key="l_jump",
-                      format_func=lambda n: f"{n}. {steps.step(n).title}",
+    cols[0].selectbox("Go to step", range(1, lesson.N_STEPS + 1), key="l_jump",
+                      format_func=lambda n: f"{n}. {lesson.step(n).title}",
                       on_change=lambda: go_to(ss["l_jump"]))
     cols[1].toggle("Presenter mode", key="l_present_toggle",
                    on_change=lambda: set_present(ss["l_present_toggle"]),
@@ -161,7 +161,7 @@ if step.edits and not present:
                                        on_change=edit, args=("seed", "l_seed"))
         elif field == "index":
             ss["l_index"] = values.index
-            next(widgets).slider("Image in the batch", 0, steps.BATCH - 1, key="l_index",
+            next(widgets).slider("Image in the batch", 0, lesson.BATCH - 1, key="l_index",
                                  on_change=edit, args=("index", "l_index"))
         elif field == "n_hidden":
             ss["l_units"] = values.n_hidden

@@ -5,10 +5,10 @@ import streamlit as st
 
 import lab_ui
 from mnistlab import plots
+from mnistlab.activations import layer_activations
 from mnistlab.data import FastLoader
-from mnistlab.inspect import layer_activations
-from mnistlab.lesson import TensorNetwork
 from mnistlab.network import MAX_SEED, MAX_WIDTH
+from mnistlab.tensors import TensorNetwork
 
 lab_ui.entry_guard()
 

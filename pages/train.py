@@ -4,6 +4,7 @@ Training runs as a job in the server's queue (`jobs.TrainingJob`); a fragment re
 twice a second, so the page (and every other visitor's) stays responsive and Stop works at once.
 """
 
+import dataclasses
 import math
 import weakref
 
@@ -11,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import data, dynamics, jobs, network, notebook, plots, store, train
+from mnistlab import data, dynamics, jobs, model_files, network, notebook, plots, train
 from mnistlab.errors import LabError
 
 lab_ui.entry_guard()
@@ -45,16 +46,14 @@ def add_run(run: train.Run) -> None:
     ss["tr_compare"] = kept[-2:] + [newest]
 
 
-def start_training(build: dict) -> None:
+def start_training(build: lab_ui.Build) -> None:
     try:
         config = train.TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
-                                   batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], seed=ss["tr_seed"],
+                                   batch_size=ss["tr_batch"], epochs=ss["tr_epochs"],
+                                   batch_seed=ss["tr_seed"],
                                    normalization=ss["tr_normalization"])
-        # The job ends itself if this session goes away: the owner token lives only in its state.
-        owner = ss.setdefault("tr_owner", jobs.Owner())
-        ss["train_job"] = jobs.TrainingJob(build["arch"], build["init"], build["seed"], config,
-                                           lab_ui.split(True), lab_ui.split(False), build["device"],
-                                           owner=owner, record_dynamics=True).start()
+        ss["train_job"] = jobs.TrainingJob(build.network, config, lab_ui.split(True), lab_ui.split(False),
+                                           build.device, owner=lab_ui.owner(), record_dynamics=True).start()
         ss.pop("tr_error", None)
         ss.pop("tr_notice", None)
     except LabError as e:
@@ -82,9 +81,9 @@ def upload_model() -> None:
     if f is None:
         return
     try:
-        saved = store.from_bytes(f.getvalue(), source=f.name)
-        saved.name = saved.name or f.name.removesuffix(store.SUFFIX)
-        add_run(store.as_run(saved, lab_ui.split(False), lab_ui.current_build()["device"]))
+        saved = model_files.from_bytes(f.getvalue(), source=f.name)
+        saved.name = saved.name or f.name.removesuffix(model_files.SUFFIX)
+        add_run(model_files.as_run(saved, lab_ui.split(False), lab_ui.current_build().device))
     except LabError as e:
         ss["tr_upload_error"] = str(e)
 
@@ -92,8 +91,7 @@ def upload_model() -> None:
 def use_network_here() -> None:
     try:
         arch = network.Architecture.parse(ss["tr_hidden"], ss["tr_activation"])
-        b = lab_ui.current_build()
-        lab_ui.set_build(arch, b["init"], b["seed"], b["device"])
+        lab_ui.set_build(dataclasses.replace(lab_ui.current_build().network, arch=arch))
         ss.pop("tr_build_error", None)
     except LabError as e:
         ss["tr_build_error"] = str(e)
@@ -106,23 +104,23 @@ st.caption("Cross-entropy loss on the network's scores, an optimizer step per ba
            "images; then the 10,000 test images it has never seen.")
 
 build = lab_ui.current_build()
-default = lab_ui.default_build()
-is_default = all(build[k] == default[k] for k in ("arch", "init", "seed"))
+net = build.network
+is_default = build.is_default
 job = ss.get("train_job")
 busy = job is not None
 
 network_col, settings_col = st.columns([1, 1.3], gap="large")
 with network_col:
     st.subheader("Network")
-    st.markdown(f"**{build['arch'].label()}**  \n{build['arch'].n_parameters:,} parameters · init "
-                f"{build['init'].label()} · seed {build['seed']} · {lab_ui.device_label(build['device'])}")
+    st.markdown(f"**{net.arch.label()}**  \n{net.arch.n_parameters:,} parameters · init "
+                f"{net.init.label()} · seed {net.seed} · {lab_ui.device_label(build.device)}")
     if is_default:
         st.info("This is the lesson's network, the default. Build another on the Build page, or change "
                 "it here.", icon=":material/info:")
     st.page_link("pages/build.py", label="Change it on Build", icon=":material/account_tree:")
     with st.expander("Change it here"):
-        ss.setdefault("tr_hidden", ",".join(map(str, build["arch"].hidden)))
-        ss.setdefault("tr_activation", ",".join(dict.fromkeys(build["arch"].activations)))
+        ss.setdefault("tr_hidden", ",".join(map(str, net.arch.hidden)))
+        ss.setdefault("tr_activation", ",".join(dict.fromkeys(net.arch.activations)))
         st.text_input("Hidden sizes", key="tr_hidden", help="e.g. 128,64")
         st.text_input("Activations", key="tr_activation", help="sigmoid, tanh or relu; one, or one per layer")
         st.button("Use this network", key="tr_use", on_click=use_network_here, disabled=busy)
@@ -307,8 +305,8 @@ if runs:
     with code_tab:
         st.code(train.training_code(run.config), language="python")
         st.download_button("Download as Jupyter notebook", icon=":material/download:", key="tr_notebook",
-                           data=lambda: notebook.to_bytes(notebook.trained(run.arch, run.init, run.seed,
-                                                                           run.config, run.accuracy)),
+                           data=lambda: notebook.to_bytes(notebook.trained(run.network, run.config,
+                                                                           run.accuracy)),
                            file_name=f"mnist-lab-{run.arch.label().replace(' ', '-').replace('/', '-')}"
                                      "-training.ipynb", mime="application/x-ipynb+json", on_click="ignore",
                            help="The network's code, this training code and an evaluation cell: run on a "
@@ -320,16 +318,16 @@ if runs:
         name = st.text_input("File name", f"run{shown.split(':')[0].split()[-1]}-"
                              f"{run.arch.label().replace(' ', '-').replace('/', '-')}", key="tr_file_name")
         try:
-            name = store.check_name(name)
-            saved = store.SavedModel.from_run(run, name)
-            st.download_button("Download model", data=lambda: store.to_bytes(saved),
-                               file_name=name + store.SUFFIX, mime="application/octet-stream",
+            name = model_files.check_name(name)
+            saved = model_files.SavedModel.from_run(run, name)
+            st.download_button("Download model", data=lambda: model_files.to_bytes(saved),
+                               file_name=name + model_files.SUFFIX, mime="application/octet-stream",
                                icon=":material/download:", key="tr_download", on_click="ignore")
         except LabError as err:
             st.error(str(err))
 
 st.subheader("Load a model file")
 st.file_uploader("A .safetensors file saved by MNIST Lab", type=["safetensors"], key="tr_upload",
-                 on_change=upload_model, max_upload_size=math.ceil(store.MAX_FILE_BYTES / 2**20))
+                 on_change=upload_model, max_upload_size=math.ceil(model_files.MAX_FILE_BYTES / 2**20))
 if "tr_upload_error" in ss:
     st.error(ss["tr_upload_error"])

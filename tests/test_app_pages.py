@@ -260,7 +260,7 @@ def test_build_device_choice_shows_in_the_sidebar():
     devices = at.selectbox(key="b_device").options
     at.selectbox(key="b_device").set_value(devices[-1]).run()
     assert f"**Device:** {devices[-1]}" in at.sidebar.caption[0].value
-    assert at.session_state["build"]["device"] == devices[-1]
+    assert at.session_state["build"].device == devices[-1]
 
 
 def test_without_files_or_network_the_app_says_how_to_supply_mnist(tmp_path, monkeypatch):

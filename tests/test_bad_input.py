@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab import network, preprocess, share, store, train
+from mnistlab import model_files, network, preprocess, share, train
 from mnistlab.errors import ConfigError, ImageError, LabError, ModelFileError
 from mnistlab.network import Architecture, Init
 
@@ -40,13 +40,13 @@ def _bomb_png() -> bytes:
 
 
 def _model_file(shapes: bool = False) -> bytes:
-    saved = store.SavedModel(Architecture((16,), ("relu",)), Init(), 0,
+    saved = model_files.SavedModel(network.Network(Architecture((16,), ("relu",)), Init(), 0),
                              network.build(Architecture((16,), ("relu",))).state_dict(), None, {}, "m")
-    content = store.to_bytes(saved)
+    content = model_files.to_bytes(saved)
     if shapes:  # same description, weights of another network
-        other = store.SavedModel(Architecture((32,), ("relu",)), Init(), 0,
+        other = model_files.SavedModel(network.Network(Architecture((32,), ("relu",)), Init(), 0),
                                  network.build(Architecture((32,), ("relu",))).state_dict(), None, {}, "m")
-        wrong = store.to_bytes(other)
+        wrong = model_files.to_bytes(other)
         # keep the 16-unit description but the 32-unit tensors
         return wrong.replace(b'\\"hidden\\": [32]', b'\\"hidden\\": [16]')  # same length
     return content
@@ -82,16 +82,17 @@ TABLE = [
     ("epochs", "0", lambda: train.TrainConfig(epochs=0), ConfigError, "Epochs"),
     ("epochs", "10**6", lambda: train.TrainConfig(epochs=10**6), ConfigError, "from 1 to 20"),
     # uploaded model files
-    ("model file", "empty", lambda: store.from_bytes(b""), ModelFileError, "empty"),
-    ("model file", "random bytes", lambda: store.from_bytes(np.random.default_rng(0).bytes(5000)),
+    ("model file", "empty", lambda: model_files.from_bytes(b""), ModelFileError, "empty"),
+    ("model file", "random bytes", lambda: model_files.from_bytes(np.random.default_rng(0).bytes(5000)),
      ModelFileError, "safetensors"),
-    ("model file", "a pickle that runs code", lambda: store.from_bytes(pickle.dumps(RunsCode())),
+    ("model file", "a pickle that runs code", lambda: model_files.from_bytes(pickle.dumps(RunsCode())),
      ModelFileError, "never opens them"),
-    ("model file", "wrong shapes", lambda: store.from_bytes(_model_file(shapes=True)), ModelFileError,
+    ("model file", "wrong shapes", lambda: model_files.from_bytes(_model_file(shapes=True)), ModelFileError,
      "does not match its architecture"),
     ("model file", "header claiming gigabytes",
-     lambda: store.from_bytes(struct.pack("<Q", 3 * 2**30) + b"{}"), ModelFileError, "header claims"),
-    ("model file", "truncated", lambda: store.from_bytes(_model_file()[:-100]), ModelFileError, "truncated"),
+     lambda: model_files.from_bytes(struct.pack("<Q", 3 * 2**30) + b"{}"), ModelFileError, "header claims"),
+    ("model file", "truncated", lambda: model_files.from_bytes(_model_file()[:-100]), ModelFileError,
+     "truncated"),
     # uploaded images
     ("image", "not an image", lambda: preprocess.read_image(b"%PDF-1.4 hello"), ImageError, "PNG or JPEG"),
     ("image", "empty", lambda: preprocess.read_image(b""), ImageError, "empty"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab import store
+from mnistlab import model_files
 from mnistlab.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def test_train_saves_a_model_that_eval_reports_on(tmp_path):
     assert "Training 784-64-10 tanh" in trained.stderr and "epoch 1/1 [" in trained.stderr
     assert "test accuracy: " in trained.stdout
     assert f"saved to {tmp_path / 'smoke.safetensors'}" in trained.stdout
-    saved = store.load("smoke", tmp_path)
+    saved = model_files.load("smoke", tmp_path)
     assert saved.arch.label() == "784-64-10 tanh" and saved.seed == 3 and saved.normalization == "none"
 
     evaluated = _cli("eval", "smoke", models=tmp_path)

@@ -30,7 +30,7 @@ def run(source: str):
 def test_generated_code_loads_the_state_dict_and_gives_identical_outputs(arch, init, seed, style, images,
                                                                          capsys):
     built = network.build(arch, init, seed)
-    generated = run(codegen.generate(arch, init, seed, style))
+    generated = run(codegen.generate(network.Network(arch, init, seed), style))
     generated.load_state_dict(codegen.state_dict_for(built.state_dict(), arch, style))
     inputs = images.view(images.shape[0], -1)
     assert torch.equal(generated(inputs), built(inputs))
@@ -40,27 +40,27 @@ def test_generated_code_loads_the_state_dict_and_gives_identical_outputs(arch, i
 @pytest.mark.parametrize("arch, init, seed", CASES)
 def test_generated_code_draws_the_same_weights_from_the_seed(arch, init, seed, style, capsys):
     built = network.build(arch, init, seed)
-    generated = run(codegen.generate(arch, init, seed, style))
+    generated = run(codegen.generate(network.Network(arch, init, seed), style))
     for name, tensor in codegen.state_dict_for(built.state_dict(), arch, style).items():
         assert torch.equal(generated.state_dict()[name], tensor), name
 
 
 def test_sequential_code_prints_like_the_built_model(capsys):
     arch = Architecture.parse("128,64", "relu")
-    run(codegen.generate(arch, Init(), 0, "sequential"))
+    run(codegen.generate(network.Network(arch, Init(), 0), "sequential"))
     assert capsys.readouterr().out.strip() == repr(network.build(arch))
 
 
 @pytest.mark.parametrize("style", list(codegen.STYLES))
 @pytest.mark.parametrize("arch, init, seed", CASES)
 def test_print_model_shown_for_each_style_is_what_its_code_prints(arch, init, seed, style, capsys):
-    run(codegen.generate(arch, init, seed, style))
+    run(codegen.generate(network.Network(arch, init, seed), style))
     assert capsys.readouterr().out.strip() == codegen.printed(arch, style)
 
 
 def test_the_indexed_style_prints_layers_0_to_5_like_the_lesson(capsys):
     arch = Architecture.parse("128,64", "relu")
-    model = run(codegen.generate(arch, Init(), 0, "indexed"))
+    model = run(codegen.generate(network.Network(arch, Init(), 0), "indexed"))
     assert capsys.readouterr().out.strip().splitlines() == [
         "Sequential(",
         "  (0): Linear(in_features=784, out_features=128, bias=True)", "  (1): ReLU()",
@@ -72,7 +72,7 @@ def test_the_indexed_style_prints_layers_0_to_5_like_the_lesson(capsys):
 
 def test_the_four_styles_read_like_the_lesson():
     arch = Architecture.parse("128,64", "relu")
-    module, functional, indexed, sequential = (codegen.generate(arch, Init(True, 0.01), 0, s)
+    module, functional, indexed, sequential = (codegen.generate(network.Network(arch, Init(True, 0.01), 0), s)
                                                for s in codegen.STYLES)
     assert "nn.Sequential(\n    nn.Linear(784, 128),\n    nn.ReLU()," in indexed
     assert "model[4].weight.data.normal_(std=0.01)" in indexed

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistlab import share, store, sweep
+from mnistlab import model_files, share, sweep, sweep_db, sweep_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LEGACY = json.loads((FIXTURES / "legacy.json").read_text())
 
 
 def test_a_model_saved_before_loads_and_predicts_the_same(test_split):
-    saved = store.load_file(FIXTURES / "legacy-mnist.safetensors")
+    saved = model_files.load_file(FIXTURES / "legacy-mnist.safetensors")
     expected = LEGACY["model"]
     assert saved.arch.to_dict() == expected["arch"]
     assert saved.init.to_dict() == expected["init"]
@@ -30,7 +30,7 @@ def test_a_model_saved_before_loads_and_predicts_the_same(test_split):
 
 
 def test_a_model_saved_before_scores_the_same_on_the_test_set(test_split):
-    run = store.as_run(store.load_file(FIXTURES / "legacy-mnist.safetensors"), test_split)
+    run = model_files.as_run(model_files.load_file(FIXTURES / "legacy-mnist.safetensors"), test_split)
     assert run.evaluation.accuracy == pytest.approx(LEGACY["model"]["test_accuracy"], abs=1e-6)
 
 
@@ -53,10 +53,10 @@ def test_an_explore_link_made_before_opens_the_same_sweep(case):
 def test_a_sweep_saved_before_resumes_where_it_stopped(tmp_path, train_split, test_split):
     db = tmp_path / "sweeps.sqlite"
     shutil.copy(FIXTURES / "legacy-sweeps.sqlite", db)
-    store_ = sweep.SweepStore(db)
+    store_ = sweep_db.SweepDatabase(db)
     saved = LEGACY["sweep_db"]
     settings = store_.settings(saved["id"])
     assert settings.id == saved["id"]
-    s = sweep.Sweep(settings, train_split, test_split, store_)
+    s = sweep_run.Sweep(settings, train_split, test_split, store_)
     assert s.resumed == 1 and len(s.missing) == saved["n_trials"] - 1
     store_.close()

@@ -17,24 +17,25 @@ from pathlib import Path
 import pytest
 
 from bench import loadgen
-from mnistlab import network, store
+from mnistlab import model_files, network
 from mnistlab.network import Architecture, Init
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = Architecture((2048, 1024), "relu")  # 3.7 M parameters: a 15 MB file, a save worth interrupting
 
 
-def saved_model(arch: Architecture, seed: int) -> store.SavedModel:
-    return store.SavedModel(arch, Init(), seed, network.build(arch, Init(), seed).state_dict())
+def saved_model(arch: Architecture, seed: int) -> model_files.SavedModel:
+    return model_files.SavedModel(network.Network(arch, Init(), seed), network.build(arch, Init(),
+                                                                                     seed).state_dict())
 
 
 def visible_models(folder: Path) -> dict[str, int]:
     """What the app lists in the folder, each loaded as a user's eval would: name -> seed."""
-    return {name: store.load(name, folder).seed for name in store.list_models(folder)}
+    return {name: model_files.load(name, folder).seed for name in model_files.list_models(folder)}
 
 
 def temp_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob(f".*{store.TEMP_SUFFIX}"))
+    return sorted(folder.glob(f".*{model_files.TEMP_SUFFIX}"))
 
 
 def cli_train(folder: Path, seed: int) -> subprocess.Popen:
@@ -46,8 +47,8 @@ def cli_train(folder: Path, seed: int) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_the_cli_killed_mid_save_leaves_the_old_model_or_the_new_one(tmp_path):
-    store.save(saved_model(BIG, seed=0), "big", tmp_path)
-    store.save(saved_model(Architecture((16,)), seed=5), "small", tmp_path)
+    model_files.save(saved_model(BIG, seed=0), "big", tmp_path)
+    model_files.save(saved_model(Architecture((16,)), seed=5), "small", tmp_path)
     mid_save = 0
     for attempt, delay_ms in enumerate([0, 1, 3, 8, 20, 60], start=1):
         before = visible_models(tmp_path)["big"]
@@ -70,8 +71,8 @@ def test_the_cli_killed_mid_save_leaves_the_old_model_or_the_new_one(tmp_path):
     # The next save clears what killed saves left, once it is old enough to be nobody's save in progress.
     leftovers = temp_files(tmp_path)
     for p in leftovers:
-        os.utime(p, (time.time() - store.STALE_TEMP_S - 1,) * 2)
-    store.save(saved_model(Architecture((16,)), seed=6), "small", tmp_path)
+        os.utime(p, (time.time() - model_files.STALE_TEMP_S - 1,) * 2)
+    model_files.save(saved_model(Architecture((16,)), seed=6), "small", tmp_path)
     assert not temp_files(tmp_path)
     assert visible_models(tmp_path)["small"] == 6
 
@@ -81,12 +82,12 @@ def test_two_saves_of_one_name_at_once_never_mix(tmp_path):
     import threading
 
     models = [saved_model(Architecture((64,)), seed) for seed in range(6)]
-    threads = [threading.Thread(target=store.save, args=(m, "same", tmp_path)) for m in models]
+    threads = [threading.Thread(target=model_files.save, args=(m, "same", tmp_path)) for m in models]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    loaded = store.load("same", tmp_path)
+    loaded = model_files.load("same", tmp_path)
     expected = network.build(Architecture((64,)), Init(), loaded.seed).state_dict()
     assert all((loaded.state[k] == expected[k]).all() for k in expected)
     assert not temp_files(tmp_path)
@@ -115,8 +116,8 @@ async def _a_student_draws(url: str) -> loadgen.Student:
 @pytest.mark.slow
 def test_the_server_killed_while_a_run_trains_restarts_with_every_saved_model(tmp_path):
     models = tmp_path / "models"
-    store.save(saved_model(Architecture((32,)), seed=1), "lesson-a", models)
-    store.save(saved_model(Architecture((64, 32), "tanh"), seed=2), "lesson-b", models)
+    model_files.save(saved_model(Architecture((32,)), seed=1), "lesson-a", models)
+    model_files.save(saved_model(Architecture((64, 32), "tanh"), seed=2), "lesson-b", models)
     env = {"MNISTLAB_MODELS": str(models)}
 
     server = loadgen.Server(tmp_path / "first.log", env=env).start()

@@ -6,6 +6,7 @@ import struct
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from torchvision import datasets
 
 from mnistlab import data
 from mnistlab.errors import DataError
@@ -142,7 +143,7 @@ def broken_root(tmp_path):
 
 def test_missing_files_and_no_network_names_the_root_and_the_fix(tmp_path, monkeypatch):
     # No network: every mirror is a closed local port, so the download fails at once.
-    monkeypatch.setattr(data.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
     with pytest.raises(DataError) as err:
         data.load_dataset(train=True, root=tmp_path)
     message = str(err.value)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from mnistlab import data, network, preprocess, store, train
+from mnistlab import data, model_files, network, preprocess, train
 
 APP = "../app.py"
 TIMEOUT = 60
@@ -38,7 +38,7 @@ def test_split():
 @pytest.fixture(scope="module")
 def lesson_run(trained_relu, test_split):
     """The trained 784-128-64-10 network as a session's training run."""
-    return train.Run(arch=network.Architecture(), init=network.Init(), seed=0, config=train.TrainConfig(),
+    return train.Run(network=network.Network(), config=train.TrainConfig(),
                      history=train.History(steps_per_epoch=938),
                      evaluation=train.evaluate(trained_relu, test_split),
                      state={k: v.clone() for k, v in trained_relu.state_dict().items()})
@@ -146,9 +146,9 @@ def test_a_blank_upload_says_no_digit_was_found(lesson_run):
 
 
 def test_saved_models_are_offered_and_compared_side_by_side(tmp_path, test_split, lesson_run):
-    saved = store.SavedModel(lesson_run.arch, lesson_run.init, lesson_run.seed, lesson_run.state,
+    saved = model_files.SavedModel(lesson_run.network, lesson_run.state,
                              lesson_run.config, lesson_run.evaluation.metrics())
-    store.save(saved, "lesson")
+    model_files.save(saved, "lesson")
     at = open_draw([lesson_run])
     assert "Saved: lesson" in at.multiselect(key="draw_models").options
     at.multiselect(key="draw_models").select("Saved: lesson").run()
@@ -159,7 +159,7 @@ def test_saved_models_are_offered_and_compared_side_by_side(tmp_path, test_split
 
 def test_each_network_reads_the_digit_as_it_was_trained_to(test_split, lesson_run):
     splits = data.load_split(True), test_split
-    zero_one = train.run(network.Architecture((32,)), network.Init(), 0,
+    zero_one = train.run(network.Network(network.Architecture((32,)), network.Init(), 0),
                          train.TrainConfig(epochs=1, batch_size=128, normalization="none"), *splits)
     at = open_draw([lesson_run, zero_one])
     at.multiselect(key="draw_models").set_value([f"Run {i}: {r.label()}" for i, r in

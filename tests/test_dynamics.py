@@ -22,12 +22,12 @@ def splits():
 
 def first_images(split: data.Split, n: int) -> data.Split:
     """The first n images of a real MNIST split: a short run that still learns from real digits."""
-    return data.Split(split.images[:n], split.labels[:n], split.train)
+    return split.first(n)
 
 
 def recorded(splits, arch, init=network.Init(), images=60_000, **config) -> train.Run:
     train_split, test_split = splits
-    return train.run(arch, init, 0, train.TrainConfig(**{"epochs": 1, **config}),
+    return train.run(network.Network(arch, init, 0), train.TrainConfig(**{"epochs": 1, **config}),
                      first_images(train_split, images), test_split, record_dynamics=True)
 
 

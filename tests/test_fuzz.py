@@ -26,7 +26,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from mnistlab import __main__ as cli
-from mnistlab import data, network, preprocess, share, store, train
+from mnistlab import data, model_files, network, preprocess, share, train
 from mnistlab.errors import LabError
 from mnistlab.network import Architecture, Init
 from mnistlab.train import TrainConfig
@@ -77,16 +77,17 @@ json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=8)
 
 
-# -- model files: store.from_bytes and the CLI's eval ------------------------------------------
+# -- model files: model_files.from_bytes and the CLI's eval ------------------------------------------
 
 ARCH = Architecture((16, 8), ("relu", "tanh"))
 
 
 def _valid_file() -> bytes:
-    saved = store.SavedModel(ARCH, Init(), 3, network.build(ARCH, Init(), 3).state_dict(),
+    saved = model_files.SavedModel(network.Network(ARCH, Init(), 3), network.build(ARCH, Init(),
+                                                                                   3).state_dict(),
                              TrainConfig(epochs=1), {"test_loss": 0.3, "test_accuracy": 0.9,
                                                      "per_class_accuracy": [0.9] * 10}, "fuzzed")
-    return store.to_bytes(saved)
+    return model_files.to_bytes(saved)
 
 
 VALID = _valid_file()
@@ -102,9 +103,9 @@ def with_header(header: dict, body: bytes = VALID[8 + HEADER_LEN:]) -> bytes:
 
 
 def loads_or_explains(content: bytes):
-    saved = parses_or_explains(store.from_bytes, content, source="upload.safetensors")
+    saved = parses_or_explains(model_files.from_bytes, content, source="upload.safetensors")
     if saved is not None:  # a file that loads is a network the pages can show and use
-        assert set(saved.state) == set(store.expected_shapes(saved.arch))
+        assert set(saved.state) == set(model_files.expected_shapes(saved.arch))
         saved.label()
         saved.model()
         if saved.config:
@@ -168,14 +169,14 @@ def test_a_shape_given_as_a_number_is_the_files_error_not_a_type_error():
     header = json.loads(json.dumps(HEADER))
     header["fc1.weight"]["shape"] = 3.5
     with pytest.raises(LabError, match="fc1.weight's shape must be a list of whole numbers"):
-        store.from_bytes(with_header(header))
+        model_files.from_bytes(with_header(header))
 
 
 def test_shown_metrics_that_are_not_numbers_are_dropped():
     """Found by mutating valid files: a text accuracy loaded, then failed when its label was shown."""
     meta = {**META, "metrics": {"test_accuracy": "97%", "test_loss": 0.25}}
     header = {**HEADER, "__metadata__": {"mnistlab": json.dumps(meta)}}
-    saved = store.from_bytes(with_header(header))
+    saved = model_files.from_bytes(with_header(header))
     assert saved.metrics == {"test_loss": 0.25} and "test accuracy" not in saved.label()
 
 
@@ -323,7 +324,7 @@ link_values = st.text(max_size=30) | st.sampled_from(
                        max_size=6))
 def test_any_share_link_gives_a_network_that_builds_with_notices(params):
     state, notices = share.decode(params)
-    assert isinstance(state, share.BuildState) and all(isinstance(n, str) and n for n in notices)
+    assert isinstance(state, network.Network) and all(isinstance(n, str) and n for n in notices)
     assert state.init.weight_std is None or state.init.weight_std in share.STD_SCALE
     assert share.decode(share.encode(state)) == (state, [])  # the page's own link round-trips
     network.build(state.arch, state.init, state.seed)
@@ -409,20 +410,20 @@ def test_any_explore_link_gives_settings_or_one_message(params):
 
 @given(step=link_values | st.none() | st.integers(), present=link_values | st.none())
 def test_any_lesson_step_in_a_link_is_a_step_with_or_without_a_notice(step, present):
-    from mnistlab import steps
+    from mnistlab import lesson
 
-    number, notice = steps.parse_step(step)
-    assert 1 <= number <= steps.N_STEPS and (notice is None or (isinstance(notice, str) and notice))
-    assert steps.step(number) is not None
-    assert steps.parse_present(present) in (True, False)
+    number, notice = lesson.parse_step(step)
+    assert 1 <= number <= lesson.N_STEPS and (notice is None or (isinstance(notice, str) and notice))
+    assert lesson.step(number) is not None
+    assert lesson.parse_present(present) in (True, False)
 
 
 @given(st.dictionaries(st.sampled_from(["units", "layers", "seed", "std", "image", "step", "other"]),
                        link_values | st.sampled_from(["1_000", "٣", "0x10", "1e2", " 7 ", "64,", ",", "0.1"]),
                        max_size=6))
 def test_any_lesson_link_values_are_used_or_fall_back_with_a_notice(params):
-    from mnistlab import steps
+    from mnistlab import lesson
 
-    values, notices = steps.decode_values(params)
-    assert isinstance(values, steps.LessonValues) and all(isinstance(n, str) and n for n in notices)
-    assert steps.decode_values(steps.encode_values(values)) == (values, [])
+    values, notices = lesson.decode_values(params)
+    assert isinstance(values, lesson.LessonValues) and all(isinstance(n, str) and n for n in notices)
+    assert lesson.decode_values(lesson.encode_values(values)) == (values, [])

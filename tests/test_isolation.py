@@ -25,7 +25,8 @@ def test_two_sessions_train_different_networks_and_never_see_each_others():
 
     assert [r.arch.label() for r in alice.session_state["runs"]] == ["784-32-10 sigmoid"]
     assert [r.arch.label() for r in bob.session_state["runs"]] == ["784-48-16-10 relu"]
-    assert alice.session_state["build"]["arch"] == alice_run.arch != bob.session_state["build"]["arch"]
+    alice_build, bob_build = (at.session_state["build"].network for at in (alice, bob))
+    assert alice_build.arch == alice_run.arch != bob_build.arch
     assert bob_run.arch.hidden == (48, 16)
     # Training read the server's cached MNIST and never wrote to it.
     assert {train: digest(lab_ui.split(train)) for train in (True, False)} == before

@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from mnistlab import data, jobs, network, sweep, train
+from mnistlab import data, jobs, network, sweep, sweep_db, sweep_run, train
 
 SMALL = network.Architecture((16,), ("relu",))
 
@@ -51,15 +51,16 @@ def test_the_owner_with_fewest_running_jobs_goes_first():
 
 def test_a_single_run_submitted_while_a_sweep_is_queued_starts_within_one_trial(splits, tmp_path):
     queue = jobs.Queue(1)
-    settings = sweep.SweepSettings(depths=1, widths="16,24,32,48", activations="relu", seeds=1, epochs=1,
+    settings = sweep.SweepSettings.of(depths=1, widths="16,24,32,48", activations="relu", seeds=1, epochs=1,
                                    train_images=5000)
-    sweep_store = sweep.SweepStore(tmp_path)
+    sweep_store = sweep_db.SweepDatabase(tmp_path)
     student, teacher = jobs.Owner(), jobs.Owner()
-    run = sweep.Sweep(settings, *splits, sweep_store, owner=teacher, queue=queue,
+    run = sweep_run.Sweep(settings, *splits, sweep_store, owner=teacher, queue=queue,
                       engine=jobs.LocalEngine()).start()
     while queue.running == 0:  # the sweep's first trial has the only slot
         assert not run.wait(0.01), run.stop_reason
-    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=1, batch_size=600),
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(epochs=1,
+                                                                                        batch_size=600),
                            *splits, owner=student, queue=queue).start()
     assert job.wait(120) and job.error is None
     finished_before = len(run.records)
@@ -74,18 +75,20 @@ def test_a_training_on_a_real_ray_instance_reports_live_stops_and_equals_the_loc
     try:
         queue = jobs.Queue(engine.slots)
         config = train.TrainConfig(epochs=1, batch_size=600)
-        job = jobs.TrainingJob(SMALL, network.Init(), 0, config, *splits, queue=queue, engine=engine).start()
+        job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, *splits, queue=queue,
+                               engine=engine).start()
         assert job.wait(180) and job.error is None, job.error
         assert [p.step for p in job.reports] == [20, 40, 60, 80, 100]  # each report came back
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the Ray worker trains (and the app's server)
         try:
-            local = train.run(SMALL, network.Init(), 0, config, *splits)
+            local = train.run(network.Network(SMALL, network.Init(), 0), config, *splits)
         finally:
             torch.set_num_threads(threads)
         assert all(torch.equal(job.result.state[k], local.state[k]) for k in local.state)
 
-        long = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8), *splits,
+        slow = train.TrainConfig(epochs=20, batch_size=8)
+        long = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), slow, *splits,
                                 queue=queue, engine=engine).start()
         while not long.reports:  # training on a Ray worker, its reports arriving here
             long.wait(0.05)

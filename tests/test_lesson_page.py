@@ -6,14 +6,14 @@ from urllib.parse import parse_qsl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnistlab import share, steps
+from mnistlab import lesson, share
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
 TIMEOUT = 60
 
 
-def lesson(query_params: dict | None = None) -> AppTest:
+def open_lesson(query_params: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params.update(query_params or {})
     at.run()
@@ -32,11 +32,11 @@ def texts(at: AppTest) -> list[str]:
 
 @pytest.mark.parametrize("number", range(1, 15))
 def test_every_step_renders_its_code_then_what_it_printed(number):
-    at = lesson({"step": str(number)})
-    step = steps.step(number)
+    at = open_lesson({"step": str(number)})
+    step = lesson.step(number)
     assert at.header[0].value == f"{number}. {step.title}" and not at.error and not at.warning
     assert texts(at)[0] == step.source()
-    output = steps.run(upto=number)[-1]
+    output = lesson.run(upto=number)[-1]
     if output.text:
         assert texts(at)[1] == output.text
     assert len(at.get("plotly_chart")) == (output.figure is not None)
@@ -44,16 +44,16 @@ def test_every_step_renders_its_code_then_what_it_printed(number):
 
 
 def test_a_missing_step_is_step_1_and_a_bad_one_too_with_a_notice():
-    at = lesson()
+    at = open_lesson()
     assert shown_step(at) == 1 and not at.warning and "/lesson?step=14" in at.info[0].value
     assert [b.proto.label for b in at.get("download_button")] == ["Download as Jupyter notebook"]
-    at = lesson({"step": "42"})
+    at = open_lesson({"step": "42"})
     assert shown_step(at) == 1 and "steps are 1 to 14" in at.warning[0].value
     assert dict(at.query_params)["step"] in ("1", ["1"])
 
 
 def test_previous_and_next_walk_the_steps_and_keep_the_address_in_step():
-    at = lesson({"step": "13"})
+    at = open_lesson({"step": "13"})
     at.button(key="l_next_top").click().run()
     assert shown_step(at) == 14 and at.button(key="l_next_top").disabled
     assert at.query_params["step"] in ("14", ["14"])
@@ -65,7 +65,7 @@ def test_previous_and_next_walk_the_steps_and_keep_the_address_in_step():
 
 
 def test_a_value_changed_in_place_is_followed_by_the_later_steps_and_kept_in_the_address():
-    at = lesson({"step": "5"})
+    at = open_lesson({"step": "5"})
     at.number_input(key="l_units").set_value(100).run()
     assert "n_hidden = 100" in texts(at)[0]
     assert at.query_params["units"] in ("100", ["100"])
@@ -75,23 +75,23 @@ def test_a_value_changed_in_place_is_followed_by_the_later_steps_and_kept_in_the
     at.button(key="l_next_top").click().run()  # step 8: the class follows
     assert "(hidden): Linear(in_features=784, out_features=100, bias=True)" in texts(at)[1]
 
-    again = lesson(dict((k, v if isinstance(v, str) else v[-1]) for k, v in at.query_params.items()))
+    again = open_lesson(dict((k, v if isinstance(v, str) else v[-1]) for k, v in at.query_params.items()))
     assert texts(again) == texts(at)  # a refresh, or the link on a second screen
 
 
 def test_a_link_with_bad_values_falls_back_with_a_notice():
-    at = lesson({"step": "11", "layers": "128,x", "seed": "3"})
+    at = open_lesson({"step": "11", "layers": "128,x", "seed": "3"})
     assert "layers '128,x' was not used" in at.warning[0].value
     assert "torch.manual_seed(3)" in texts(at)[0] and "nn.Linear(784, 128)" in texts(at)[0]
 
 
 def test_presenter_mode_hides_the_editing_widgets_and_keeps_previous_next():
-    at = lesson({"step": "5", "present": "1"})
+    at = open_lesson({"step": "5", "present": "1"})
     assert not at.number_input and not at.slider and not at.toggle and not at.title
     assert not at.get("download_button") and not at.get("page_link")
     labels = [b.label for b in at.button]
     assert labels.count("Previous") == 2 and labels.count("Next") == 2
-    assert texts(at)[0] == steps.step(5).source()
+    assert texts(at)[0] == lesson.step(5).source()
     at.button(key="l_next_top").click().run()
     assert shown_step(at) == 6 and at.query_params["present"] in ("1", ["1"])
     at.button(key="l_leave").click().run()
@@ -99,19 +99,19 @@ def test_presenter_mode_hides_the_editing_widgets_and_keeps_previous_next():
 
 
 def test_the_presenter_toggle_turns_presenter_mode_on():
-    at = lesson({"step": "3"})
+    at = open_lesson({"step": "3"})
     at.toggle(key="l_present_toggle").set_value(True).run()
     assert at.query_params["present"] in ("1", ["1"]) and not at.slider
 
 
 @pytest.mark.parametrize("number, network", [(8, "sigmoid_network"), (14, "relu_network")])
 def test_open_this_network_on_build_carries_the_network_and_seed(number, network):
-    at = lesson({"step": str(number), "units": "64", "seed": "5"})
+    at = open_lesson({"step": str(number), "units": "64", "seed": "5"})
     link = at.get("page_link")[0].proto
     params = dict(parse_qsl(link.query_string))
     assert link.page == "build"
     state, notices = share.decode(params)
-    assert not notices and state == getattr(steps.LessonValues(n_hidden=64, seed=5), network)()
+    assert not notices and state == getattr(lesson.LessonValues(n_hidden=64, seed=5), network)()
 
     build = AppTest.from_file(APP, default_timeout=TIMEOUT)
     build.query_params.update(params)

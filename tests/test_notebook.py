@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import codegen, data, network, notebook, steps, train
+from mnistlab import codegen, data, lesson, network, notebook, train
 from mnistlab.network import Architecture, Init
 
-OTHER = steps.LessonValues(n_hidden=100, hidden=(200, 50), seed=3, std=0.1, index=9)
+OTHER = lesson.LessonValues(n_hidden=100, hidden=(200, 50), seed=3, std=0.1, index=9)
 
 
 def execute(nb, tmp_path, extra: str | None = None) -> nbformat.NotebookNode:
@@ -51,9 +51,9 @@ def values(trace: dict, key: str) -> np.ndarray:
 def test_the_lesson_notebook_prints_what_the_lesson_page_shows(tmp_path):
     nb = execute(notebook.lesson(OTHER), tmp_path)
     cells = [c for c in nb.cells if c.cell_type == "code"][1:]  # after the view_classify helper
-    app = steps.run(OTHER)
+    app = lesson.run(OTHER)
     assert len(cells) == len(app) == 14
-    for step, cell, output in zip(steps.STEPS, cells, app):
+    for step, cell, output in zip(lesson.STEPS, cells, app):
         assert not [o for o in cell.outputs if o.output_type == "error"], step.title
         assert cell.source == step.source(OTHER)
         assert text_of(cell) == output.text, f"step {step.number}"
@@ -66,7 +66,7 @@ def test_the_lesson_notebook_prints_what_the_lesson_page_shows(tmp_path):
 @pytest.mark.parametrize("style", list(codegen.STYLES))
 def test_the_build_notebook_prints_the_model_and_draws_builds_weights(style, tmp_path):
     arch, init, seed = Architecture.parse("96,32", "tanh,relu"), Init(zero_bias=True, weight_std=0.05), 11
-    nb = execute(notebook.build(arch, init, seed, style), tmp_path,
+    nb = execute(notebook.build(network.Network(arch, init, seed), style), tmp_path,
                  "torch.save(model.state_dict(), 'weights.pt')")
     network_cell, count_cell = [c for c in nb.cells if c.cell_type == "code"][:2]
     assert text_of(network_cell) == codegen.printed(arch, style)
@@ -80,11 +80,11 @@ def test_the_build_notebook_prints_the_model_and_draws_builds_weights(style, tmp
 @pytest.mark.slow
 def test_the_train_notebook_trains_the_apps_weights_to_the_apps_test_accuracy(tmp_path):
     arch, init, seed = Architecture.parse("64", "relu"), Init(), 4
-    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=1, seed=2,
+    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=1, batch_seed=2,
                                normalization="none")
     torch.set_num_threads(1)  # as the app's server
-    run = train.run(arch, init, seed, config, data.load_split(True), data.load_split(False))
-    nb = execute(notebook.trained(arch, init, seed, config, run.accuracy), tmp_path,
+    run = train.run(network.Network(arch, init, seed), config, data.load_split(True), data.load_split(False))
+    nb = execute(notebook.trained(network.Network(arch, init, seed), config, run.accuracy), tmp_path,
                  "torch.save(model.state_dict(), 'trained.pt')")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert train.training_code(config).split("trainset =")[0] in code[3].source  # as the Train page shows it

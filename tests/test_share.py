@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from mnistlab.network import Architecture, Init, build
-from mnistlab.share import DEFAULT, MAX_VALUE_LENGTH, STD_SCALE, BuildState, decode, encode
+from mnistlab.network import Architecture, Init, Network, build
+from mnistlab.share import DEFAULT, MAX_VALUE_LENGTH, STD_SCALE, decode, encode
 
 
 def test_a_link_restores_the_same_network_with_the_same_weights():
-    state = BuildState(Architecture((200, 50, 30), ("sigmoid", "tanh", "relu")), Init(True, 0.05), 1234)
+    state = Network(Architecture((200, 50, 30), ("sigmoid", "tanh", "relu")), Init(True, 0.05), 1234)
     params = encode(state)
     assert params == {"hidden": "200,50,30", "act": "sigmoid,tanh,relu", "std": "0.05", "bias": "zero",
                       "seed": "1234"}
@@ -21,7 +21,7 @@ def test_a_link_restores_the_same_network_with_the_same_weights():
 
 def test_every_std_on_the_scale_survives_the_link():
     for std in STD_SCALE:
-        assert decode(encode(BuildState(init=Init(weight_std=std))))[0].init.weight_std == std
+        assert decode(encode(Network(init=Init(weight_std=std))))[0].init.weight_std == std
 
 
 def test_no_parameters_is_the_default_network_without_a_notice():

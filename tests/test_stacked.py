@@ -13,13 +13,13 @@ def splits():
 
 def test_each_stacked_network_is_the_network_trained_alone(splits):
     # seeds and inits of one shape, one epoch on a fifth of MNIST: the same batches for each
-    config = train.TrainConfig(epochs=1, seed=4)
+    config = train.TrainConfig(epochs=1, batch_seed=4)
     arch = network.Architecture((32, 32), "sigmoid")
-    trials = [sweep.Trial(arch, init, seed, config)
+    trials = [sweep.Trial(network.Network(arch, init, seed), config)
               for seed in (0, 1, 2) for init in (network.Init(), network.Init(weight_std=0.1))]
-    train_split = data.Split(splits[0].images[:12_000], splits[0].labels[:12_000], True)
+    train_split = splits[0].first(12_000)
     together = stacked.train_group(trials, train_split, splits[1])
-    alone = [train.run(t.arch, t.init, t.seed, t.config, train_split, splits[1]) for t in trials]
+    alone = [train.run(t.network, t.config, train_split, splits[1]) for t in trials]
     assert [r.stacked for r in together] == [6] * 6
     for r, a in zip(together, alone):
         assert abs(r.test_accuracy - a.accuracy) <= 0.003
@@ -30,22 +30,24 @@ def test_each_stacked_network_is_the_network_trained_alone(splits):
 
 def test_networks_of_one_shape_with_different_activations_train_together_each_as_alone(splits):
     # sigmoid, tanh and ReLU networks, and one mixing two per layer, in one stack
-    config = train.TrainConfig(epochs=1, seed=1)
+    config = train.TrainConfig(epochs=1, batch_seed=1)
     archs = [network.Architecture((32, 32), a) for a in ("tanh", "relu", ("relu", "sigmoid"), "sigmoid")]
-    trials = [sweep.Trial(arch, network.Init(), seed, config) for arch in archs for seed in (0, 1)]
-    train_split = data.Split(splits[0].images[:12_000], splits[0].labels[:12_000], True)
+    trials = [sweep.Trial(network.Network(arch, network.Init(), seed),
+                          config) for arch in archs for seed in (0, 1)]
+    train_split = splits[0].first(12_000)
     (group,) = stacked.stacks(trials)
     assert len(group) == 8  # one activation's members side by side: one operation each
     assert [t.arch.activations for t in group] == sorted(t.arch.activations for t in trials)
     together = stacked.train_group(trials, train_split, splits[1])  # in the given order, too
     for t, r in zip(trials, together):
-        a = train.run(t.arch, t.init, t.seed, t.config, train_split, splits[1])
+        a = train.run(t.network, t.config, train_split, splits[1])
         assert abs(r.test_accuracy - a.accuracy) <= 0.003, t.arch.label()
         assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-2)
 
 
 def test_trials_stack_by_layer_sizes_and_settings_not_by_activation_seed_or_init():
-    settings = sweep.SweepSettings(depths="1,2", widths="16,32", activations="relu,tanh", inits="default,0.1",
+    settings = sweep.SweepSettings.of(depths="1,2", widths="16,32", activations="relu,tanh",
+                                      inits="default,0.1",
                                    lrs="0.001,0.01", seeds=3)
     groups = stacked.stacks(settings.trials())
     assert len(groups) == 2 * 2 * 2  # depth × width × lr
@@ -53,13 +55,14 @@ def test_trials_stack_by_layer_sizes_and_settings_not_by_activation_seed_or_init
     assert all(len({stacked.stack_key(t) for t in g}) == 1 for g in groups)
     assert sum(len(g) for g in stacked.stacks(settings.trials(), max_size=4)) == settings.n_trials
     # a stack is capped by its first layer's units: wide networks stack fewer at a time
-    wide = sweep.SweepSettings(depths="1", widths="512", activations="relu,tanh", seeds=3).trials()
+    wide = sweep.SweepSettings.of(depths="1", widths="512", activations="relu,tanh", seeds=3).trials()
     assert [len(g) for g in stacked.stacks(wide)] == [2, 2, 2]
 
 
 def test_a_stopped_stack_has_no_results(splits):
     arch = network.Architecture((16,), "relu")
-    trials = [sweep.Trial(arch, network.Init(), s, train.TrainConfig(epochs=3)) for s in (0, 1)]
+    trials = [sweep.Trial(network.Network(arch, network.Init(), s),
+                          train.TrainConfig(epochs=3)) for s in (0, 1)]
     reports = []
     out = stacked.train_group(trials, *splits, callback=lambda p: reports.append(p) or len(reports) < 3)
     assert out is None and len(reports) == 3 and reports[-1].step == 60
@@ -69,9 +72,9 @@ def test_the_stacks_adam_step_is_torchs_fused_adam_step_exactly():
     torch.manual_seed(0)
     ours = [torch.randn(6, 30, 20, requires_grad=True), torch.randn(6, 1, 20, requires_grad=True)]
     theirs = [p.detach().clone().requires_grad_() for p in ours]
-    fast = stacked.FusedAdam.wrapping(train.TrainConfig(lr=0.01).make_optimizer(ours))
+    fast = train.FusedAdam.wrapping(train.TrainConfig(lr=0.01).make_optimizer(ours))
     reference = train.TrainConfig(lr=0.01).make_optimizer(theirs)
-    assert isinstance(fast, stacked.FusedAdam)
+    assert isinstance(fast, train.FusedAdam)
     for step in range(5):
         for opt, params in ((fast, ours), (reference, theirs)):
             opt.zero_grad()
@@ -80,4 +83,4 @@ def test_the_stacks_adam_step_is_torchs_fused_adam_step_exactly():
             opt.step()
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
     sgd = train.TrainConfig(optimizer="sgd").make_optimizer(ours)
-    assert stacked.FusedAdam.wrapping(sgd) is sgd  # anything but plain Adam is used as it is
+    assert train.FusedAdam.wrapping(sgd) is sgd  # anything but plain Adam is used as it is

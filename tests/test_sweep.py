@@ -6,12 +6,12 @@ import sqlite3
 
 import pytest
 
-from mnistlab import data, jobs, network, sweep
+from mnistlab import data, jobs, network, sweep, sweep_db, sweep_results, sweep_run
 from mnistlab.errors import ConfigError
 
 
 def test_the_grid_is_every_combination_with_each_seed():
-    s = sweep.SweepSettings(depths="1,2", widths="16,64", activations="relu,sigmoid", seeds=2)
+    s = sweep.SweepSettings.of(depths="1,2", widths="16,64", activations="relu,sigmoid", seeds=2)
     trials = s.trials()
     assert s.n_configs == 8 and s.n_trials == len(trials) == 16
     assert {t.arch.label() for t in trials} == {
@@ -26,16 +26,17 @@ def test_a_deeper_network_uses_its_width_as_the_rule_says():
     assert sweep.widths_for(64, 3, "same") == (64, 64, 64)
     assert sweep.widths_for(64, 3, "halving") == (64, 32, 16)
     assert sweep.widths_for(2, 4, "halving") == (2, 1, 1, 1)
-    s = sweep.SweepSettings(depths="3", widths="256", width_rule="halving", activations="tanh")
+    s = sweep.SweepSettings.of(depths="3", widths="256", width_rule="halving", activations="tanh")
     assert [t.arch.hidden for t in s.trials()] == [(256, 128, 64)]
 
 
 def test_a_random_sample_is_the_same_sample_for_the_same_settings():
-    s = sweep.SweepSettings(depths="1,2,3", widths="16,32,64,128", activations="relu,tanh", sample=5, seeds=2)
+    s = sweep.SweepSettings.of(depths="1,2,3", widths="16,32,64,128", activations="relu,tanh", sample=5,
+                               seeds=2)
     assert s.grid_size == 24 and s.n_configs == 5 and s.n_trials == 10
-    again = sweep.SweepSettings(**s.to_dict())
+    again = sweep.SweepSettings.of(**s.to_dict())
     assert [t.key for t in s.trials()] == [t.key for t in again.trials()] and again.id == s.id
-    other = sweep.SweepSettings(**{**s.to_dict(), "sample_seed": 1})
+    other = sweep.SweepSettings.of(**{**s.to_dict(), "sample_seed": 1})
     assert {t.key for t in other.trials()} != {t.key for t in s.trials()}
 
 
@@ -59,14 +60,14 @@ def test_a_random_sample_is_the_same_sample_for_the_same_settings():
 ])
 def test_bad_or_too_large_settings_are_refused_with_what_is_allowed(kwargs, message):
     with pytest.raises(ConfigError) as e:
-        sweep.SweepSettings(**kwargs)
+        sweep.SweepSettings.of(**kwargs)
     assert message in str(e.value)
 
 
 def test_the_pareto_front_holds_the_best_accuracy_for_each_budget():
     rows = [{"parameters": p, "test_accuracy": a} for p, a in
             [(100, 0.80), (200, 0.90), (300, 0.85), (400, 0.95), (500, 0.95), (50, 0.70)]]
-    front = [(r["parameters"], r["test_accuracy"]) for r in sweep.mark_pareto(rows) if r["pareto"]]
+    front = [(r["parameters"], r["test_accuracy"]) for r in sweep_results.mark_pareto(rows) if r["pareto"]]
     assert sorted(front) == [(50, 0.70), (100, 0.80), (200, 0.90), (400, 0.95)]
 
 
@@ -75,10 +76,10 @@ def _record(trial, accuracy):
 
 
 def test_several_seeds_give_each_config_its_mean_and_spread():
-    s = sweep.SweepSettings(depths="1", widths="16,32", activations="relu", seeds=3)
+    s = sweep.SweepSettings.of(depths="1", widths="16,32", activations="relu", seeds=3)
     accuracy = {16: [0.90, 0.92, 0.94], 32: [0.95, 0.95, 0.95]}
     records = [_record(t, accuracy[t.arch.hidden[0]][t.seed]) for t in s.trials()]
-    rows = sweep.summarize(records)
+    rows = sweep_results.summarize(records)
     assert [r["network"] for r in rows] == ["784-32-10 relu", "784-16-10 relu"]  # best first
     assert rows[1]["test_accuracy"] == pytest.approx(0.92) and rows[1]["accuracy_std"] == pytest.approx(0.02)
     assert (rows[1]["accuracy_min"], rows[1]["accuracy_max"], rows[1]["seeds"]) == (0.90, 0.94, 3)
@@ -87,8 +88,8 @@ def test_several_seeds_give_each_config_its_mean_and_spread():
 
 def test_each_finished_trial_is_one_row_in_sqlite_under_the_models_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
-    s = sweep.SweepSettings(depths="1", widths="16", activations="relu,tanh")
-    store = sweep.SweepStore()
+    s = sweep.SweepSettings.of(depths="1", widths="16", activations="relu,tanh")
+    store = sweep_db.SweepDatabase()
     assert store.path == tmp_path / "sweeps.sqlite"
     store.add_sweep(s)
     for t in s.trials():
@@ -106,15 +107,15 @@ def test_each_finished_trial_is_one_row_in_sqlite_under_the_models_folder(tmp_pa
 
 def test_a_stopped_sweep_keeps_what_finished_and_the_same_sweep_again_trains_only_the_rest(tmp_path):
     train_split, test_split = data.load_split(True), data.load_split(False)
-    s = sweep.SweepSettings(depths="1", widths="16,24,32", activations="relu", train_images=3000)
-    store = sweep.SweepStore(tmp_path)
+    s = sweep.SweepSettings.of(depths="1", widths="16,24,32", activations="relu", train_images=3000)
+    store = sweep_db.SweepDatabase(tmp_path)
     engine, queue = jobs.LocalEngine(), jobs.Queue(1)
-    first = sweep.Sweep(s, train_split, test_split, store, queue=queue, engine=engine)
+    first = sweep_run.Sweep(s, train_split, test_split, store, queue=queue, engine=engine)
     first.on_trial = lambda record: first.stop()  # stop once the first trial is in
     assert first.start().wait(120) and first.error is None and first.stop_reason == "stopped"
     kept = store.records(s.id)
     assert len(kept) == 1
-    again = sweep.Sweep(s, train_split, test_split, store, queue=queue, engine=engine)
+    again = sweep_run.Sweep(s, train_split, test_split, store, queue=queue, engine=engine)
     trained = tuple(kept[0]["hidden"])
     assert again.resumed == 1 and {t.arch.hidden for t in again.missing} == {(16,), (24,), (32,)} - {trained}
     assert again.start().wait(120) and again.error is None
@@ -124,30 +125,31 @@ def test_a_stopped_sweep_keeps_what_finished_and_the_same_sweep_again_trains_onl
 
 
 def test_every_slot_gets_a_stack_where_there_are_enough_trials_and_the_longest_go_first():
-    one_shape = sweep.SweepSettings(depths="1", widths="64", activations="relu,tanh", seeds=4).trials()
-    assert [len(g) for g in sweep.plan(one_shape, slots=1)] == [8]  # one stack
-    halves = sweep.plan(one_shape, slots=4)  # e.g. a 4-core CLI or a Ray cluster: a stack for each
+    one_shape = sweep.SweepSettings.of(depths="1", widths="64", activations="relu,tanh", seeds=4).trials()
+    assert [len(g) for g in sweep_run.plan(one_shape, slots=1)] == [8]  # one stack
+    halves = sweep_run.plan(one_shape, slots=4)  # e.g. a 4-core CLI or a Ray cluster: a stack for each
     assert [len(g) for g in halves] == [2, 2, 2, 2]
     assert sorted(t.key for g in halves for t in g) == sorted(t.key for t in one_shape)
-    assert len(sweep.plan(one_shape[:3], slots=4)) == 3  # never more stacks than trials
-    mixed = sweep.SweepSettings(depths="1", widths="16,256", activations="relu").trials()
-    assert [g[0].arch.hidden for g in sweep.plan(mixed)] == [(256,), (16,)]
+    assert len(sweep_run.plan(one_shape[:3], slots=4)) == 3  # never more stacks than trials
+    mixed = sweep.SweepSettings.of(depths="1", widths="16,256", activations="relu").trials()
+    assert [g[0].arch.hidden for g in sweep_run.plan(mixed)] == [(256,), (16,)]
 
 
 def test_a_sweep_on_two_cores_trains_its_stacks_at_once_to_the_very_results_of_one_core(tmp_path):
     import torch
 
     train_split, test_split = data.load_split(True), data.load_split(False)
-    s = sweep.SweepSettings(depths="1,2", widths="16,32", activations="relu,sigmoid", seeds=2,
+    s = sweep.SweepSettings.of(depths="1,2", widths="16,32", activations="relu,sigmoid", seeds=2,
                             train_images=3000)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread per training, as the app and the CLI train
     try:
         results, most_at_once = [], []
         for slots in (1, 2):
-            store = sweep.SweepStore(tmp_path / str(slots))
+            store = sweep_db.SweepDatabase(tmp_path / str(slots))
             queue = jobs.Queue(slots)
-            run = sweep.Sweep(s, train_split, test_split, store, queue=queue, engine=jobs.LocalEngine(slots))
+            run = sweep_run.Sweep(s, train_split, test_split, store, queue=queue,
+                                  engine=jobs.LocalEngine(slots))
             run.start()
             seen = [queue.running]
             while not run.wait(0.01):
@@ -164,7 +166,7 @@ def test_a_sweep_on_two_cores_trains_its_stacks_at_once_to_the_very_results_of_o
 
 
 def test_a_link_gives_the_settings_and_back():
-    s = sweep.SweepSettings(depths="1,3", widths="32,128", width_rule="halving", activations="tanh",
+    s = sweep.SweepSettings.of(depths="1,3", widths="32,128", width_rule="halving", activations="tanh",
                             inits=[None, 0.1], lrs="0.001,0.01", seeds=2, epochs=2, sample=3)
     params = sweep.to_params(s)
     assert params["init"] == "default,0.1" and params["rule"] == "halving"
@@ -175,7 +177,7 @@ def test_a_link_gives_the_settings_and_back():
 
 
 def test_records_name_what_a_user_compares(tmp_path):
-    t = sweep.SweepSettings(depths="2", widths="64", activations="sigmoid", inits=[0.1]).trials()[0]
+    t = sweep.SweepSettings.of(depths="2", widths="64", activations="sigmoid", inits=[0.1]).trials()[0]
     r = _record(t, 0.93)
     assert (r["hidden"], r["activations"], r["parameters"], r["seed"], r["epochs"]) == \
         ([64, 64], ["sigmoid", "sigmoid"], network.Architecture((64, 64), "sigmoid").n_parameters, 0, 1)
@@ -186,10 +188,10 @@ def test_a_sweep_whose_visitor_is_gone_stops(tmp_path):
     import gc
 
     train_split, test_split = data.load_split(True), data.load_split(False)
-    s = sweep.SweepSettings(depths="1", widths="16,24,32,48", activations="relu", epochs=5,
+    s = sweep.SweepSettings.of(depths="1", widths="16,24,32,48", activations="relu", epochs=5,
                             train_images=20000)
     owner = jobs.Owner()  # kept in the visitor's session state
-    run = sweep.Sweep(s, train_split, test_split, sweep.SweepStore(tmp_path), owner=owner,
+    run = sweep_run.Sweep(s, train_split, test_split, sweep_db.SweepDatabase(tmp_path), owner=owner,
                       queue=jobs.Queue(1), engine=jobs.LocalEngine()).start()
     del owner  # the session was dropped
     gc.collect()

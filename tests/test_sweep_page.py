@@ -4,7 +4,7 @@ on Build."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnistlab import share, sweep
+from mnistlab import network, share, sweep, sweep_db
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
@@ -47,7 +47,7 @@ def test_a_small_sweep_from_a_link_trains_shows_its_networks_and_opens_one_on_bu
     run_sweep(at)
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # size, time, heatmap, parallel coordinates
-    records = sweep.SweepStore().records(at.session_state["ex_shown"])
+    records = sweep_db.SweepDatabase().records(at.session_state["ex_shown"])
     assert len(records) == 4 and all(r["test_accuracy"] > 0.85 for r in records)
     assert at.query_params["sweep"] == at.session_state["ex_shown"]  # a link to these results
     best = max(records, key=lambda r: r["test_accuracy"])
@@ -55,12 +55,12 @@ def test_a_small_sweep_from_a_link_trains_shows_its_networks_and_opens_one_on_bu
     assert len(choice.options) == 4 and choice.value.startswith(best["network"])  # best first
     link = at.get("page_link")[0].proto
     assert link.page.endswith("build") or "build" in link.page
-    expected = share.encode(share.BuildState(
+    expected = share.encode(network.Network(
         __import__("mnistlab").network.Architecture(tuple(best["hidden"]), tuple(best["activations"]))))
     assert dict(p.split("=") for p in link.query_string.split("&")) == expected
 
     at.button(key="ex_train").click().run()  # "Train it fully": the Train page, with this network
-    assert at.session_state["build"]["arch"].hidden == tuple(best["hidden"])
+    assert at.session_state["build"].network.arch.hidden == tuple(best["hidden"])
 
 
 def test_bad_settings_on_the_page_say_what_is_allowed_and_cannot_start():
@@ -89,8 +89,8 @@ def test_a_link_with_bad_settings_says_what_was_wrong_and_keeps_the_defaults(par
 
 
 def test_a_saved_sweep_reopens_in_a_new_session_and_resumes_only_what_is_missing(models):
-    settings = sweep.SweepSettings(depths="1", widths="16,32", activations="relu")
-    store = sweep.SweepStore()
+    settings = sweep.SweepSettings.of(depths="1", widths="16,32", activations="relu")
+    store = sweep_db.SweepDatabase()
     store.add_sweep(settings)
     first = settings.trials()[0]
     trained = sweep.stacked.Trained(0.9, 0.3, [0.9] * 10, 0.4, 1.0, 1)

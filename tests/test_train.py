@@ -31,7 +31,8 @@ def test_split():
     ("batch_size", 0, "Batch size"), ("batch_size", 10**7, "Batch size"), ("batch_size", 1.5, "Batch size"),
     ("epochs", 0, "Epochs"), ("epochs", 10**6, "Epochs"), ("epochs", "", "Epochs"),
     ("optimizer", "rmsprop", "Optimizer"), ("momentum", 1.5, "Momentum"), ("momentum", -1, "Momentum"),
-    ("seed", -1, "Seed"), ("seed", "abc", "Seed"), ("normalization", "zscore", "Input normalization"),
+    ("batch_seed", -1, "Seed"), ("batch_seed", "abc", "Seed"), ("normalization", "zscore",
+                                                                "Input normalization"),
 ])
 def test_bad_training_settings_are_refused_with_what_is_allowed(field, value, says):
     with pytest.raises(ConfigError, match=says) as e:
@@ -40,8 +41,8 @@ def test_bad_training_settings_are_refused_with_what_is_allowed(field, value, sa
 
 
 def test_settings_typed_as_text_are_read_as_numbers():
-    config = train.TrainConfig(optimizer=" SGD ", lr="0.01", batch_size="32", epochs="2", seed="7")
-    assert config == train.TrainConfig(optimizer="sgd", lr=0.01, batch_size=32, epochs=2, seed=7)
+    config = train.TrainConfig(optimizer=" SGD ", lr="0.01", batch_size="32", epochs="2", batch_seed="7")
+    assert config == train.TrainConfig(optimizer="sgd", lr=0.01, batch_size=32, epochs=2, batch_seed=7)
     assert train.TrainConfig.from_dict(config.to_dict()) == config
 
 
@@ -65,8 +66,8 @@ def test_same_network_seed_and_settings_give_identical_weights(train_split):
 
 
 def test_another_batch_order_seed_gives_other_weights(train_split):
-    a, _ = _trained(train_split, seed=0)
-    b, _ = _trained(train_split, seed=1)
+    a, _ = _trained(train_split, batch_seed=0)
+    b, _ = _trained(train_split, batch_seed=1)
     assert not torch.equal(a.fc1.weight, b.fc1.weight)
 
 
@@ -156,7 +157,7 @@ def test_evaluation_loss_is_the_lessons_criterion_on_the_test_set(trained_relu, 
 def test_a_run_keeps_settings_curves_results_and_both_weights(train_split, test_split):
     config = train.TrainConfig(epochs=1, batch_size=512)
     reports = []
-    r = train.run(SMALL, network.Init(zero_bias=True), 3, config, train_split, test_split,
+    r = train.run(network.Network(SMALL, network.Init(zero_bias=True), 3), config, train_split, test_split,
                   callback=reports.append)
     assert (r.arch, r.seed, r.config, r.init.zero_bias) == (SMALL, 3, config, True)
     assert r.history.steps == 118 and len(reports) == 6
@@ -181,9 +182,10 @@ def test_a_session_keeps_only_its_latest_runs():
 @pytest.mark.slow
 def test_relu_128_64_adam_batch_64_passes_97_percent_in_5_epochs_on_0_1_inputs(train_split, test_split):
     # ToTensor alone: 96.9-97.7% over seeds 0-9, nine of them at 97% or more (97.3% for seed 0).
-    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, seed=0,
+    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, batch_seed=0,
                                normalization="none")
-    r = train.run(network.Architecture((128, 64), ("relu", "relu")), network.Init(), 0, config,
+    r = train.run(network.Network(network.Architecture((128, 64), ("relu", "relu")), network.Init(), 0),
+                  config,
                   train_split, test_split)
     assert r.accuracy >= 0.97
 
@@ -198,7 +200,8 @@ def test_0_1_inputs_learn_faster_than_the_lessons_minus_1_to_1(train_split, test
     # With the background at -1, Adam moves the weights of the pixels black in the whole batch in step,
     # like hundreds of extra biases; at 0 they get no gradient. Same network, same seeds, one epoch each.
     arch = network.Architecture((128, 64), ("relu", "relu"))
-    lesson, zero_one = (train.run(arch, network.Init(), 0, train.TrainConfig(epochs=1, normalization=n),
+    lesson, zero_one = (train.run(network.Network(arch, network.Init(), 0), train.TrainConfig(epochs=1,
+                                                                                              normalization=n),
                                   train_split, test_split) for n in ("lesson", "none"))
     assert zero_one.accuracy > lesson.accuracy + 0.01  # about 95% against 93%
 
@@ -206,8 +209,8 @@ def test_0_1_inputs_learn_faster_than_the_lessons_minus_1_to_1(train_split, test
 @pytest.mark.slow
 def test_sigmoid_256_reaches_95_percent_in_5_epochs(train_split, test_split):
     # Adam 1e-3, batch 64: 96.7-97.2% over seeds 0-2.
-    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, seed=0)
-    r = train.run(network.Architecture((256,), ("sigmoid",)), network.Init(), 0, config,
+    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, batch_seed=0)
+    r = train.run(network.Network(network.Architecture((256,), ("sigmoid",)), network.Init(), 0), config,
                   train_split, test_split)
     assert r.accuracy >= 0.95
 
@@ -216,15 +219,16 @@ def test_sigmoid_256_reaches_95_percent_in_5_epochs(train_split, test_split):
 
 def test_a_background_job_reports_as_it_goes_and_gives_its_run(train_split, test_split):
     config = train.TrainConfig(epochs=2, batch_size=600)
-    job = jobs.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, train_split, test_split).start()
     assert job.wait(120) and job.error is None and not job.waiting
     assert [p.step for p in job.reports] == list(range(20, 201, 20))
-    direct = train.run(SMALL, network.Init(), 0, config, train_split, test_split)
+    direct = train.run(network.Network(SMALL, network.Init(), 0), config, train_split, test_split)
     assert all(torch.equal(job.result.state[k], direct.state[k]) for k in direct.state)  # same run
 
 
 def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_split):
-    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=2, batch_size=1000),
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(epochs=2,
+                                                                                        batch_size=1000),
                             train_split, test_split).start()
     job.wait(120)
     live, done = train.progress_curve(job.reports), job.result.history.curve()
@@ -235,8 +239,10 @@ def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_spli
 def test_jobs_beyond_the_cap_wait_their_turn(train_split, test_split, monkeypatch):
     monkeypatch.setattr(jobs, "_default", {"queue": jobs.Queue(1)})
     config = train.TrainConfig(epochs=20, batch_size=16)
-    first = jobs.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
-    second = jobs.TrainingJob(SMALL, network.Init(), 0, config, train_split, test_split).start()
+    first = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, train_split,
+                             test_split).start()
+    second = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, train_split,
+                              test_split).start()
     while first.waiting:
         first.wait(0.05)
     assert not second.wait(0.5) and second.waiting and not second.reports
@@ -251,7 +257,8 @@ def test_jobs_beyond_the_cap_wait_their_turn(train_split, test_split, monkeypatc
 def test_a_job_stopped_while_waiting_never_trains(train_split, test_split, monkeypatch):
     monkeypatch.setattr(jobs, "_default", {"queue": jobs.Queue(1)})
     jobs.default_queue().acquire("another visitor")  # their training holds the only slot
-    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(), train_split, test_split).start()
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(), train_split,
+                           test_split).start()
     job.stop()
     assert job.wait(10) and job.result is None and "stopped before it started" in str(job.error)
 
@@ -272,12 +279,12 @@ def test_the_training_code_shown_is_python_with_the_chosen_settings():
 def test_the_training_code_shown_trains_the_very_same_weights(train_split):
     """The Build page's nn.Sequential code, then the Train page's code, run as a learner pastes them,
     against what the app trains: identical weights."""
-    config = train.TrainConfig(epochs=1, batch_size=256, seed=3, normalization="mnist")
+    config = train.TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="mnist")
     code = train.training_code(config)
     # The code reads MNIST from the lesson's folder; here it comes from the tests' data folder.
     code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())), 1)
     learner = {}
-    exec(codegen.generate(SMALL, network.Init(), 5, "sequential"), learner)
+    exec(codegen.generate(network.Network(SMALL, network.Init(), 5), "sequential"), learner)
     exec(code, learner)
     shown = learner["model"]
     ours = network.build(SMALL, network.Init(), seed=5)
@@ -287,7 +294,7 @@ def test_the_training_code_shown_trains_the_very_same_weights(train_split):
 
 def test_a_network_is_evaluated_with_the_inputs_it_was_trained_on(train_split, test_split):
     config = train.TrainConfig(epochs=1, batch_size=128, normalization="none")
-    r = train.run(SMALL, network.Init(), 0, config, train_split, test_split)
+    r = train.run(network.Network(SMALL, network.Init(), 0), config, train_split, test_split)
     assert r.normalization == "none" and "inputs [0, 1]" in r.label()
     model = r.model()
     as_trained = train.evaluate(model, test_split, normalization="none")
@@ -297,7 +304,8 @@ def test_a_network_is_evaluated_with_the_inputs_it_was_trained_on(train_split, t
 
 
 def test_a_job_stops_at_its_time_limit_and_keeps_what_it_learned(train_split, test_split):
-    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8),
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(epochs=20,
+                                                                                        batch_size=8),
                             train_split, test_split, time_limit=0.5).start()
     assert job.wait(60) and job.stop_reason == "time limit"
     assert job.result.history.stopped_early and job.result.history.steps < 150_000
@@ -305,7 +313,8 @@ def test_a_job_stops_at_its_time_limit_and_keeps_what_it_learned(train_split, te
 
 def test_a_job_whose_owner_is_gone_stops(train_split, test_split):
     owner = jobs.Owner()  # e.g. kept in a visitor's session state
-    job = jobs.TrainingJob(SMALL, network.Init(), 0, train.TrainConfig(epochs=20, batch_size=8),
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(epochs=20,
+                                                                                        batch_size=8),
                             train_split, test_split, owner=owner).start()
     while not job.reports:
         job.wait(0.05)

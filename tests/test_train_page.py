@@ -8,7 +8,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 from test_app_pages import figure_with
 
-from mnistlab import data, jobs, network, store, train
+from mnistlab import data, jobs, model_files, network, train
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
@@ -64,7 +64,7 @@ def test_a_network_changed_here_is_the_one_trained_and_a_bad_one_is_an_error():
     assert "Hidden layer 1 size must be from 1 to 2048" in at.error[0].value
     use_network(at, "30,20", "tanh")
     assert not at.error and "784-30-20-10 tanh" in at.markdown[0].value and not at.info
-    assert at.session_state["build"]["arch"] == network.Architecture((30, 20), ("tanh", "tanh"))
+    assert at.session_state["build"].network.arch == network.Architecture((30, 20), ("tanh", "tanh"))
 
 
 # -- a short run -------------------------------------------------------------------------------------
@@ -164,7 +164,8 @@ def test_the_lessons_inputs_against_0_1_inputs_same_network_same_batches():
 
 def test_an_uploaded_model_becomes_a_run_and_a_pickle_is_refused(trained_relu):
     state = {k: v.clone() for k, v in trained_relu.state_dict().items()}
-    content = store.to_bytes(store.SavedModel(network.Architecture(), network.Init(), 0, state,
+    content = model_files.to_bytes(model_files.SavedModel(network.Network(network.Architecture(),
+                                                                          network.Init(), 0), state,
                                               train.TrainConfig(epochs=10), name="lesson"))
     at = open_train()
     ok(at.file_uploader(key="tr_upload").upload("lesson.safetensors", content, "application/octet-stream")

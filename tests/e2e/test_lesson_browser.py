@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from mnistlab import steps
+from mnistlab import lesson
 from tests.e2e.conftest import assert_no_exception, open_app, rerun, screenshot, wait_for_app
 
 SIDEBAR = '[data-testid="stSidebar"]'
@@ -16,10 +16,10 @@ def heading(page):
 
 
 def test_every_step_renders_from_its_address(page, base_url):
-    for number in range(1, steps.N_STEPS + 1):
+    for number in range(1, lesson.N_STEPS + 1):
         open_app(page, base_url, f"lesson?step={number}")
-        expect(heading(page)).to_have_text(re.compile(rf"^{number}\. {re.escape(steps.step(number).title)}"))
-        first_line = steps.step(number).source().splitlines()[0]
+        expect(heading(page)).to_have_text(re.compile(rf"^{number}\. {re.escape(lesson.step(number).title)}"))
+        first_line = lesson.step(number).source().splitlines()[0]
         expect(page.locator('[data-testid="stCode"]').filter(has_text=first_line).first).to_be_visible()
         assert_no_exception(page)
         if number in (3, 13):
@@ -89,6 +89,6 @@ def test_download_as_jupyter_notebook_gives_the_steps_with_the_visitors_values(p
     assert download.value.suggested_filename == "mnist-lab-lesson.ipynb"
     nb = nbformat.read(download.value.path(), as_version=4)
     nbformat.validate(nb)
-    values = steps.LessonValues(n_hidden=64, seed=3)
+    values = lesson.LessonValues(n_hidden=64, seed=3)
     code = [c.source for c in nb.cells if c.cell_type == "code"][1:]
-    assert code == [s.source(values) for s in steps.STEPS]
+    assert code == [s.source(values) for s in lesson.STEPS]

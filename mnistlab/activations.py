@@ -1,19 +1,52 @@
-"""What a network's hidden layers do with a batch: activations, saturated and dead units.
+"""The activation functions a hidden layer can use, and what they do with a batch.
 
-A sigmoid or tanh unit is saturated where its local gradient has fallen below 5% of its peak, so
-it barely learns from that input; a ReLU unit is dead when it outputs 0 for every image in the batch.
+`ACTIVATIONS` is the one table of them: the module `network.build` puts in the `nn.Sequential`, the
+function a stack applies, how generated code writes each, its colour in figures, and what goes wrong
+with it (a sigmoid or tanh unit saturates where its local gradient has fallen below 5% of its peak,
+so it barely learns from that input; a ReLU unit is dead when it outputs 0 for every image of a batch).
+Adding an activation is one entry here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mnistlab.network import ACTIVATIONS
-
 SATURATION = 0.05  # gradient below this fraction of its peak counts as saturated
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation function, as every part of the app names and draws it."""
+
+    name: str  # as the lesson names its layers: relu1, sigmoid2, ...
+    module: type[nn.Module]  # in the nn.Sequential
+    function: Callable[[torch.Tensor], torch.Tensor]  # the same, on a tensor (a stack's slice)
+    code_module: str  # how generated code writes the module
+    code_function: str  # and the function, in a forward()
+    color: str  # in the sweep's figures
+    problem: str  # "saturated" or "dead": what the learning dynamics watch for
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name})"
+
+
+ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
+    Activation("sigmoid", nn.Sigmoid, torch.sigmoid, "nn.Sigmoid()", "torch.sigmoid", "#e45756", "saturated"),
+    Activation("tanh", nn.Tanh, torch.tanh, "nn.Tanh()", "torch.tanh", "#54a24b", "saturated"),
+    Activation("relu", nn.ReLU, torch.relu, "nn.ReLU()", "F.relu", "#4c78a8", "dead"),
+)}
+
+
+def of_module(module: nn.Module) -> str | None:
+    """The name of the activation `module` is (e.g. "relu" for an nn.ReLU), None when it is none."""
+    for a in ACTIVATIONS.values():
+        if type(module) is a.module:
+            return a.name
+    return None
 
 
 def saturated(values: torch.Tensor, activation: str) -> torch.Tensor:
@@ -43,7 +76,7 @@ class LayerActivations:
 
     @property
     def problem(self) -> str:
-        return "dead units" if self.activation == "relu" else "saturated"
+        return "dead units" if ACTIVATIONS[self.activation].problem == "dead" else "saturated"
 
     def label(self) -> str:
         """E.g. "relu1: 12% dead units" or "sigmoid1: 87% saturated"."""
@@ -55,7 +88,7 @@ class LayerActivations:
 
 def layer_activations(values: torch.Tensor, activation: str, name: str) -> LayerActivations:
     values = values.detach().to("cpu", torch.float32)
-    if activation == "relu":
+    if ACTIVATIONS[activation].problem == "dead":
         share = dead_units(values).float().mean().item()
     else:
         share = saturated(values, activation).float().mean().item()
@@ -70,7 +103,7 @@ def hidden_activations(model: nn.Sequential, images: torch.Tensor) -> list[Layer
     layers = []
     for name, module in model.named_children():
         x = module(x)
-        for act, cls in ACTIVATIONS.items():
-            if type(module) is cls and name != "softmax":
-                layers.append(layer_activations(x, act, name))
+        act = of_module(module)
+        if act is not None:
+            layers.append(layer_activations(x, act, name))
     return layers

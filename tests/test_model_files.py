@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from mnistlab import data, network, store, train
+from mnistlab import data, model_files, network, train
 from mnistlab.errors import ModelFileError
 
 ARCH = network.Architecture((128, 64), ("relu", "relu"))
@@ -17,31 +17,32 @@ ARCH = network.Architecture((128, 64), ("relu", "relu"))
 @pytest.fixture(scope="module")
 def saved(trained_relu):
     state = {k: v.clone() for k, v in trained_relu.state_dict().items()}
-    return store.SavedModel(ARCH, network.Init(), 0, state, train.TrainConfig(epochs=10),
+    return model_files.SavedModel(network.Network(ARCH, network.Init(), 0), state,
+                                  train.TrainConfig(epochs=10),
                             {"test_accuracy": 0.975}, "relu")
 
 
 @pytest.fixture(scope="module")
 def good_bytes(saved):
-    return store.to_bytes(saved)
+    return model_files.to_bytes(saved)
 
 
 def test_save_then_load_gives_the_same_outputs(saved, tmp_path, trained_relu):
-    path = store.save(saved, "lesson-net.v1", folder=tmp_path)
+    path = model_files.save(saved, "lesson-net.v1", folder=tmp_path)
     assert path == tmp_path / "lesson-net.v1.safetensors"
-    loaded = store.load("lesson-net.v1", folder=tmp_path)
+    loaded = model_files.load("lesson-net.v1", folder=tmp_path)
     assert (loaded.arch, loaded.init, loaded.seed, loaded.config) == (ARCH, network.Init(), 0, saved.config)
     assert loaded.metrics == {"test_accuracy": 0.975} and loaded.name == "lesson-net.v1"
     images = data.load_split(train=False).normalized(slice(0, 500))
     with torch.no_grad():
         assert torch.equal(loaded.model()(images.flatten(1)), trained_relu(images.flatten(1)))
-    assert store.list_models(tmp_path) == ["lesson-net.v1"]
+    assert model_files.list_models(tmp_path) == ["lesson-net.v1"]
 
 
 def test_a_downloaded_file_uploads_back_unchanged(saved, good_bytes):
-    loaded = store.from_bytes(good_bytes)
+    loaded = model_files.from_bytes(good_bytes)
     assert all(torch.equal(loaded.state[k], saved.state[k]) for k in saved.state)
-    assert store.to_bytes(loaded) == good_bytes
+    assert model_files.to_bytes(loaded) == good_bytes
 
 
 def test_the_file_is_plain_safetensors_with_a_json_description(good_bytes):
@@ -57,10 +58,10 @@ def test_the_file_is_plain_safetensors_with_a_json_description(good_bytes):
 
 def test_a_run_becomes_a_model_and_back(tmp_path):
     splits = data.load_split(True), data.load_split(False)
-    run = train.run(network.Architecture((16,), ("tanh",)), network.Init(), 5,
+    run = train.run(network.Network(network.Architecture((16,), ("tanh",)), network.Init(), 5),
                     train.TrainConfig(epochs=1, batch_size=1000, normalization="mnist"), *splits)
-    saved = store.SavedModel.from_run(run, "tiny")
-    back = store.as_run(store.from_bytes(store.to_bytes(saved)), splits[1])
+    saved = model_files.SavedModel.from_run(run, "tiny")
+    back = model_files.as_run(model_files.from_bytes(model_files.to_bytes(saved)), splits[1])
     assert back.config == run.config and back.normalization == "mnist"  # it reads images as it learned to
     assert back.accuracy == run.accuracy and back.name == "tiny"
     assert back.label().startswith("tiny (784-16-10 tanh, loaded): ")
@@ -68,33 +69,34 @@ def test_a_run_becomes_a_model_and_back(tmp_path):
 
 def test_a_file_saved_before_normalization_was_a_choice_reads_the_lessons_inputs():
     training = {"optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64, "epochs": 5, "seed": 0}
-    loaded = store.from_bytes(_with_meta(_tensors(), _meta(training=training)))
+    loaded = model_files.from_bytes(_with_meta(_tensors(), _meta(training=training)))
     assert loaded.config == train.TrainConfig() and loaded.normalization == "lesson"
-    assert store.from_bytes(_with_meta(_tensors(), _meta())).normalization == "lesson"  # no settings at all
+    no_settings = model_files.from_bytes(_with_meta(_tensors(), _meta()))
+    assert no_settings.normalization == "lesson"  # no settings at all
 
 
 def test_the_models_folder_comes_from_mnistlab_models(monkeypatch, tmp_path):
     monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path / "models"))
-    assert store.models_dir() == tmp_path / "models"
+    assert model_files.models_dir() == tmp_path / "models"
     monkeypatch.delenv("MNISTLAB_MODELS")
-    assert store.models_dir() == store.DEFAULT_FOLDER.expanduser()
+    assert model_files.models_dir() == model_files.DEFAULT_FOLDER.expanduser()
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "/etc/passwd", "", " ", ".hidden", "x" * 65, "a..b",
                                   "a\nb", "ümlaut"])
 def test_model_names_cannot_leave_the_models_folder(name, tmp_path):
     with pytest.raises(ModelFileError, match="A model name is"):
-        store.path_for(name, tmp_path)
+        model_files.path_for(name, tmp_path)
 
 
 def test_a_trailing_suffix_is_part_of_no_name(tmp_path):
-    assert store.path_for("run_3.safetensors", tmp_path) == tmp_path / "run_3.safetensors"
+    assert model_files.path_for("run_3.safetensors", tmp_path) == tmp_path / "run_3.safetensors"
 
 
 def test_loading_a_missing_name_lists_the_saved_ones(saved, tmp_path):
-    store.save(saved, "mine", folder=tmp_path)
+    model_files.save(saved, "mine", folder=tmp_path)
     with pytest.raises(ModelFileError, match="No model named 'other'.*Saved models: mine"):
-        store.load("other", folder=tmp_path)
+        model_files.load("other", folder=tmp_path)
 
 
 # -- bad files, each refused with its own message -----------------------------------------------------
@@ -120,7 +122,7 @@ def _meta(**changes):
 
 
 def _tensors(arch=ARCH, dtype=torch.float32):
-    return {k: torch.zeros(shape, dtype=dtype) for k, shape in store.expected_shapes(arch).items()}
+    return {k: torch.zeros(shape, dtype=dtype) for k, shape in model_files.expected_shapes(arch).items()}
 
 
 def _bad_files(good, tmp_path):
@@ -157,7 +159,8 @@ def _bad_files(good, tmp_path):
         "extra tensor": (_with_meta({**_tensors(), "fc9.weight": torch.zeros(1)}, _meta()), "unexpected fc9"),
         "float64": (_with_meta(_tensors(dtype=torch.float64), _meta()), "32-bit floats"),
         "nan weights": (_with_meta(nan, _meta()), "not numbers.*fc2.bias"),
-        "too big": (b"\x00" * (store.MAX_FILE_BYTES + 1), "is 20,065,545 bytes; model files are at most"),
+        "too big": (b"\x00" * (model_files.MAX_FILE_BYTES + 1),
+                    "is 20,065,545 bytes; model files are at most"),
     }
 
 
@@ -176,7 +179,7 @@ def test_the_table_of_bad_files_is_complete(good_bytes, tmp_path):
 def test_each_bad_model_file_is_refused_with_its_message(kind, good_bytes, tmp_path):
     content, says = _bad_files(good_bytes, tmp_path)[kind]
     with pytest.raises(ModelFileError, match=says) as e:
-        store.from_bytes(content, source="upload.safetensors")
+        model_files.from_bytes(content, source="upload.safetensors")
     assert str(e.value).startswith("upload.safetensors")
     assert not (tmp_path / "pwned").exists()  # nothing in the file ever ran
 
@@ -184,18 +187,18 @@ def test_each_bad_model_file_is_refused_with_its_message(kind, good_bytes, tmp_p
 def test_a_model_file_whose_header_length_starts_like_a_pickle_still_loads(saved):
     # The first 8 bytes are the header's length: one name in 256 makes it start with 0x80, a pickle's mark.
     for extra in range(256):
-        content = store.to_bytes(store.SavedModel(**{**vars(saved), "name": "m" * (1 + extra)}))
+        content = model_files.to_bytes(model_files.SavedModel(**{**vars(saved), "name": "m" * (1 + extra)}))
         if content[0] == 0x80:
             break
     assert content[0] == 0x80
-    assert store.from_bytes(content).name == "m" * (1 + extra)
+    assert model_files.from_bytes(content).name == "m" * (1 + extra)
 
 
 def test_a_real_torch_save_file_is_refused_without_unpickling(trained_relu, tmp_path):
     path = tmp_path / "model.pth"
     torch.save(trained_relu.state_dict(), path)
     with pytest.raises(ModelFileError, match="PyTorch pickle"):
-        store.load_file(path)
+        model_files.load_file(path)
 
 
 def test_a_huge_file_on_disk_is_refused_before_it_is_read(tmp_path):
@@ -203,4 +206,4 @@ def test_a_huge_file_on_disk_is_refused_before_it_is_read(tmp_path):
     with open(path, "wb") as f:
         f.truncate(8 * 2**30)  # 8 GiB, sparse: reading it would take the server's memory
     with pytest.raises(ModelFileError, match="huge.safetensors is 8,589,934,592 bytes; model files are"):
-        store.load_file(path)
+        model_files.load_file(path)

@@ -28,7 +28,9 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from mnistlab import network, train
+from mnistlab.dataset import Dataset
 from mnistlab.errors import ConfigError, ModelFileError
+from mnistlab.network import Network
 from mnistlab.train import Run, TrainConfig
 
 FORMAT, VERSION = "mnistlab-model", 1
@@ -48,28 +50,48 @@ _ACCEPTED = ("MNIST Lab loads only the .safetensors model files it saves (from t
 class SavedModel:
     """A trained network as stored: what it is, how it was trained, how well it did, its weights."""
 
-    arch: network.Architecture
-    init: network.Init
-    seed: int
+    network: Network
     state: dict[str, torch.Tensor]  # CPU float32, named as in the network
-    config: TrainConfig | None = None
+    config: TrainConfig | None = None  # None in a file saved without its settings
     metrics: dict = field(default_factory=dict)  # test_loss, test_accuracy, per_class_accuracy
     name: str = ""
 
     @classmethod
     def from_run(cls, run: Run, name: str = "") -> SavedModel:
-        return cls(run.arch, run.init, run.seed, run.state, run.config, run.evaluation.metrics(), name)
+        return cls(run.network, run.state, run.config, run.evaluation.metrics(), name)
+
+    @property
+    def arch(self) -> network.Architecture:
+        return self.network.arch
+
+    @property
+    def init(self) -> network.Init:
+        return self.network.init
+
+    @property
+    def seed(self) -> int:
+        return self.network.seed
 
     def model(self, device="cpu") -> nn.Sequential:
         """The network, rebuilt from the architecture and loaded with the stored weights."""
-        model = network.build(self.arch, self.init, self.seed, device)
+        model = self.network.build(device)
         model.load_state_dict(self.state)
         return model.eval()
 
     @property
+    def settings(self) -> TrainConfig:
+        """How it was trained; a file without settings holds an MNIST network on the lesson's inputs."""
+        return self.config or TrainConfig()
+
+    @property
     def normalization(self) -> str:
         """How the network reads images (data.NORMALIZATIONS); the lesson's if the file has no settings."""
-        return self.config.normalization if self.config else "lesson"
+        return self.settings.normalization
+
+    @property
+    def dataset(self) -> Dataset:
+        """What it learned to classify; MNIST for every file saved before there was a choice."""
+        return self.settings.data
 
     def label(self) -> str:
         acc = self.metrics.get("test_accuracy")
@@ -89,8 +111,7 @@ def expected_shapes(arch: network.Architecture) -> dict[str, tuple[int, ...]]:
 
 def to_bytes(saved: SavedModel) -> bytes:
     """The model file's contents."""
-    meta = {"format": FORMAT, "version": VERSION, "name": saved.name, "arch": saved.arch.to_dict(),
-            "init": saved.init.to_dict(), "seed": saved.seed,
+    meta = {"format": FORMAT, "version": VERSION, "name": saved.name, **saved.network.to_dict(),
             "training": saved.config.to_dict() if saved.config else None, "metrics": saved.metrics}
     tensors = {k: saved.state[k].detach().to("cpu", torch.float32).contiguous()
                for k in expected_shapes(saved.arch)}
@@ -101,8 +122,8 @@ def from_bytes(content: bytes, source: str = "The file") -> SavedModel:
     """A model from a file's contents, checked before anything in it is used; never unpickled."""
     header = _read_header(content, source)
     meta = _read_metadata(header, source)
-    arch, init, seed, config = _read_settings(meta, source)
-    _check_tensors(header, arch, source)
+    net, config = _read_settings(meta, source)
+    _check_tensors(header, net.arch, source)
     try:
         state = st_load(bytes(content))
     except SafetensorError as e:  # _read_header checks the layout; this catches what is left
@@ -112,7 +133,7 @@ def from_bytes(content: bytes, source: str = "The file") -> SavedModel:
             raise ModelFileError(f"{source} holds weights that are not numbers (NaN or infinite) in {k}; "
                                  f"this network cannot be used.")
     name = meta.get("name") if isinstance(meta.get("name"), str) and _NAME.fullmatch(meta["name"]) else ""
-    return SavedModel(arch, init, seed, state, config, _read_metrics(meta.get("metrics")), name)
+    return SavedModel(net, state, config, _read_metrics(meta.get("metrics")), name)
 
 
 def _fraction(x) -> bool:
@@ -149,7 +170,7 @@ def _read_header(content: bytes, source: str) -> dict:
     # A pickle starts with 0x80, a torch.save zip with "PK"; but so can a safetensors file, whose first
     # 8 bytes are its header's length (one in 256 lengths starts with 0x80), and its header is JSON.
     n = struct.unpack("<Q", content[:8])[0] if size >= 8 else None
-    safetensors_like = n is not None and n <= min(MAX_HEADER_BYTES, size - 8) and content[8:9] == b"{"
+    safetensors_like = n is not None and n <= MAX_HEADER_BYTES and content[8:9] == b"{"  # maybe truncated
     if (content[:1] == b"\x80" or content[:2] == b"PK") and not safetensors_like:
         raise ModelFileError(f"{source} looks like a PyTorch pickle (torch.save) file. Pickles can run code "
                              f"when loaded, so MNIST Lab never opens them. {_ACCEPTED}")
@@ -210,7 +231,7 @@ def _read_settings(meta: dict, source: str):
         config = TrainConfig.from_dict(meta["training"]) if meta.get("training") else None
     except (ConfigError, TypeError) as e:
         raise ModelFileError(f"{source} has settings MNIST Lab does not accept: {e}") from None
-    return arch, init, seed, config
+    return Network(arch, init, seed), config
 
 
 def _check_tensors(header: dict, arch: network.Architecture, source: str) -> None:
@@ -338,9 +359,11 @@ def list_models(folder=None) -> list[str]:
 
 
 def as_run(saved: SavedModel, test_split, device="cpu") -> Run:
-    """A loaded model as a session's `Run` (no training curves), evaluated here on `test_split`."""
+    """A loaded model as a session's `Run` (no training curves), evaluated here on `test_split`, which
+    must be of the data set it learned."""
+    train.check_split(saved.settings, test_split)
     model = saved.model(device)
     history = train.History(steps_per_epoch=1)
-    return Run(arch=saved.arch, init=saved.init, seed=saved.seed, config=saved.config or TrainConfig(),
-               history=history, state=saved.state, device=str(device), name=saved.name or "uploaded model",
+    return Run(network=saved.network, config=saved.settings, history=history, state=saved.state,
+               device=str(device), name=saved.name or "uploaded model",
                evaluation=train.evaluate(model, test_split, normalization=saved.normalization))

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from mnistlab.activations import dead_units, hidden_activations, layer_activations, saturated
 from mnistlab.data import load_split
-from mnistlab.inspect import dead_units, hidden_activations, layer_activations, saturated
-from mnistlab.lesson import TensorNetwork
 from mnistlab.network import Architecture, Init, build
+from mnistlab.tensors import TensorNetwork
 
 
 @pytest.fixture(scope="module")

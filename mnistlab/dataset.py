@@ -1,0 +1,77 @@
+"""The data sets a network can learn from, each described once.
+
+A `Dataset` is what torchvision's MNIST-style classes differ by (torchvision's `FashionMNIST` is
+its `MNIST` with other files and classes) plus what this app shows of it: class names, its own
+pixel mean and std, where the course's code keeps it. Loading (`data`), figures, generated code,
+notebooks, saved models, sweep keys and links all read it from here; adding a data set is one more
+description in `DATASETS`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mnistlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One data set of 28×28 greyscale images in classes, as torchvision reads it."""
+
+    name: str  # in links (?data=mnist), model files, sweep keys and the command line
+    title: str  # as a page writes it
+    torchvision_name: str  # the class in torchvision.datasets, also its folder under the data root
+    classes: tuple[str, ...]  # class names, in label order
+    mean: float  # of its 60,000 training images' pixels, ToTensor's scale [0, 1]
+    std: float
+    things: str  # what an image shows, for sentences: "digits"
+    lesson_folder: str  # where the course's code keeps it ("~/.pytorch/MNIST_data/")
+    download_size: str  # for the first visit's message
+    image_shape: tuple[int, int] = (28, 28)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name})"
+
+    @property
+    def inputs(self) -> int:
+        """Numbers in one flattened image: a network's first layer reads this many."""
+        return math.prod(self.image_shape)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def torchvision_class(self):
+        from torchvision import datasets  # here: only loading data needs torchvision
+
+        return getattr(datasets, self.torchvision_name)
+
+    @property
+    def raw_files(self) -> tuple[str, ...]:
+        """The four files torchvision reads from <root>/<torchvision_name>/raw/."""
+        urls = [url for url, _ in self.torchvision_class().resources]
+        return tuple(url.rsplit("/", 1)[-1].removesuffix(".gz") for url in urls)
+
+    def normalize_code(self) -> str:
+        """Its own Normalize step as the lesson writes one."""
+        return f"Normalize(({self.mean:g},), ({self.std:g},))"
+
+
+MNIST = Dataset(
+    name="mnist", title="MNIST", torchvision_name="MNIST", classes=tuple("0123456789"),
+    mean=0.1307, std=0.3081,  # as pytorch/examples writes them
+    things="digits", lesson_folder="~/.pytorch/MNIST_data/", download_size="about 12 MB")
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (MNIST,)}
+DEFAULT = MNIST
+
+
+def get(name) -> Dataset:
+    """The data set called `name` (a `Dataset` passes through); a ConfigError naming those there are."""
+    if isinstance(name, Dataset):
+        return name
+    key = str(name).strip().lower()
+    if key not in DATASETS:
+        raise ConfigError(f"Data set must be one of {', '.join(DATASETS)}; got {name!r}.")
+    return DATASETS[key]

@@ -1,0 +1,220 @@
+"""Running a sweep: its stacks as jobs of the app's one queue (on the local or the Ray engine), in
+the order that finishes soonest, each finished trial written at once (`sweep_db`), and how long
+what is left will take."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+
+from mnistlab import jobs, stacked
+from mnistlab.data import Split
+from mnistlab.sweep import TRAIN_IMAGES, SweepSettings, Trial
+from mnistlab.sweep_db import SweepDatabase
+from mnistlab.sweep_results import summarize
+
+# -- how long it takes -----------------------------------------------------------------------------
+
+STEP_OVERHEAD_S = 0.35e-3  # a stack's step beyond its arithmetic at batch 64 (README, Benchmarks)
+MEMBER_OVERHEAD_S = 0.02e-3  # and per member (activations, loss, optimizer on more numbers)
+FLOPS = 90e9  # a core's fp32 rate in these matmuls (about MKL's peak on one core here)
+
+
+TEST_IMAGES = 10_000
+EVALUATION_OVERHEAD_S = 0.1  # a stack's test-set pass beyond its arithmetic, and its bookkeeping
+
+
+def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
+    """About how long one stack takes on one core: its steps, each an overhead plus arithmetic
+    (forward and weight gradients: about 4 flops per parameter per image), then the test set."""
+    t, k = group[0], len(group)
+    steps = math.ceil(images / t.config.batch_size) * t.config.epochs
+    flops = 4 * t.config.batch_size * t.arch.n_parameters * k
+    evaluation = EVALUATION_OVERHEAD_S + 2 * TEST_IMAGES * t.arch.n_parameters * k / FLOPS
+    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS) + evaluation
+
+
+def plan(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> list[list[Trial]]:
+    """`trials` as the stacks to train, the longest first (so that with several slots the last to
+    finish is a short one); where there are fewer stacks than slots, the longest are halved until
+    every slot has one (a stack trains on one core)."""
+    groups = stacked.stacks(trials)
+    while len(groups) < slots:
+        splittable = [g for g in groups if len(g) > 1]
+        if not splittable:
+            break
+        longest = max(splittable, key=lambda g: stack_seconds(g, images))
+        groups.remove(longest)
+        half = (len(longest) + 1) // 2
+        groups += [longest[:half], longest[half:]]
+    return sorted(groups, key=lambda g: -stack_seconds(g, images))
+
+
+def estimate_seconds(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> float:
+    """About how long `trials` take on `slots` cores, trained in stacks: a rough guide for the page."""
+    costs = [stack_seconds(g, images) for g in plan(trials, slots, images)]
+    return max(sum(costs) / max(1, slots), max(costs, default=0.0))
+
+
+
+# -- running one -----------------------------------------------------------------------------------
+
+class StackJob(jobs.Job):
+    """One stack of a sweep's trials as a job of the queue; `result` is each trial's `Trained`."""
+
+    name = "mnistlab-sweep"
+
+    def __init__(self, trials: list[Trial], train_split: Split, test_split: Split, **job_kwargs):
+        super().__init__(**job_kwargs)
+        self.trials, self.splits = trials, (train_split, test_split)
+
+    def _run(self, engine):
+        return engine.train_group(self.trials, *self.splits, self._report, self._stop)
+
+
+@dataclass
+class SweepProgress:
+    finished: int
+    total: int
+    seconds_left: float | None
+
+    def text(self) -> str:
+        """E.g. "17 of 36 trained, about 40 s left"."""
+        left = "" if self.seconds_left is None else f", about {duration_text(self.seconds_left)} left"
+        return f"{self.finished} of {self.total} trained{left}"
+
+
+def duration_text(seconds: float) -> str:
+    """E.g. "40 s", "2 min 05 s", "under a second"."""
+    if seconds < 1:
+        return "under a second"
+    seconds = round(seconds)
+    return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+@dataclass
+class Sweep(jobs.Background):
+    """A sweep running in the background: its stacks go to the queue (at most as many at once as
+    the queue has slots, so other owners' jobs keep their turns), and each finished trial is written
+    to `sweep_db` at once and appended to `records`.
+
+    Trials already in the store are not trained again. `stop()` keeps what has finished.
+    """
+
+    settings: SweepSettings
+    train_split: Split
+    test_split: Split
+    sweep_db: SweepDatabase
+    owner: jobs.Owner | None = None
+    queue: jobs.Queue | None = None
+    engine: object = None
+    on_trial: object = None  # called with each new record (the CLI's progress bar)
+    records: list[dict] = field(default_factory=list)
+    error: Exception | None = None
+    stop_reason: str = ""
+
+    def __post_init__(self):
+        self.queue = self.queue or jobs.default_queue()
+        self.engine = self.engine or jobs.default_engine()
+        self.id = self.sweep_db.add_sweep(self.settings)
+        self.trials = self.settings.trials()
+        self.records = self.sweep_db.records(self.id)
+        done = {r["key"] for r in self.records}
+        self.missing = [t for t in self.trials if t.key not in done]
+        self.resumed = len(self.trials) - len(self.missing)  # finished in an earlier start
+        self._stop = threading.Event()
+        self._active: list[StackJob] = []
+        self._fair_key = object()  # the sweep's own turn in the queue, beside its owner's other runs
+        # Held weakly, like a job's owner: once the visitor's session is gone, the sweep stops.
+        self._owner = weakref.ref(self.owner) if self.owner is not None else None
+        self.owner = None
+        self._started = None
+        self._trained_here = 0
+        self._thread = threading.Thread(target=self._work, name="mnistlab-sweep-driver", daemon=True)
+        n = self.settings.train_images
+        self._train_images = min(n, len(self.train_split)) if n else len(self.train_split)
+
+    def start(self) -> Sweep:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def _work(self) -> None:
+        try:
+            train_split = self.train_split
+            waiting = plan(self.missing, self.queue.slots, self._train_images)
+            slots = self.queue.slots
+            while (waiting or self._active) and not self._stop.is_set():
+                while waiting and len(self._active) < slots and self._submit(waiting.pop(0), train_split):
+                    pass
+                for job in [j for j in self._active if j.wait(0.05)]:
+                    self._active.remove(job)
+                    self._finish(job)
+            for job in self._active:
+                job.stop()
+            for job in self._active:
+                job.wait()
+        except Exception as e:  # shown by whoever started the sweep
+            self.error = e
+            for job in self._active:
+                job.stop()
+
+    def _submit(self, trials: list[Trial], train_split: Split) -> bool:
+        """Queue one stack; False (and the sweep stops) once its owner, the visitor, is gone."""
+        owner = self._owner() if self._owner is not None else None
+        if self._owner is not None and owner is None:
+            self.stop_reason = self.stop_reason or "abandoned"
+            self._stop.set()
+            return False
+        self._active.append(StackJob(trials, train_split, self.test_split, owner=owner, queue=self.queue,
+                                     engine=self.engine, fair_key=self._fair_key).start())
+        return True
+
+    def _finish(self, job: StackJob) -> None:
+        if job.error is not None:
+            if job.stop_reason:
+                self.stop_reason = self.stop_reason or job.stop_reason
+                self._stop.set()
+                return
+            raise job.error
+        if job.result is None:  # stopped: an unfinished trial has no result
+            self.stop_reason = self.stop_reason or job.stop_reason or "stopped"
+            self._stop.set()
+            return
+        for trial, result in zip(job.trials, job.result):
+            record = trial.record(result, self.engine.name)
+            self.sweep_db.add_trial(self.id, record)
+            self.records.append(record)
+            self._trained_here += 1
+            if self.on_trial is not None:
+                self.on_trial(record)
+
+    def stop(self) -> None:
+        super().stop()
+        for job in list(self._active):
+            job.stop()
+
+    @property
+    def waiting(self) -> bool:
+        """True while none of its trials has a slot (other jobs hold them all)."""
+        return bool(self._active) and all(j.waiting for j in self._active)
+
+    def progress(self) -> SweepProgress:
+        finished, total = len(self.records), len(self.trials)
+        done = {r["key"] for r in self.records}
+        images, slots = self._train_images, self.queue.slots
+        left = None if self.done else estimate_seconds([t for t in self.missing if t.key not in done],
+                                                       slots, images)
+        if left is not None and self._trained_here and self._started is not None:
+            # the estimate at the pace this machine has kept so far (the longest stacks go first)
+            so_far = estimate_seconds([t for t in self.missing if t.key in done], slots, images)
+            left *= (time.monotonic() - self._started) / max(so_far, 1e-6)
+        return SweepProgress(finished, total, None if finished == total else left)
+
+    def summary(self) -> list[dict]:
+        return summarize(self.records)
+
+
