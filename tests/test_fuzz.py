@@ -255,7 +255,7 @@ def test_a_newline_typed_into_an_argument_stays_one_line(capsys):
     assert err == "mnistlab: error: unrecognized arguments: \\n (see --help)\n"
 
 
-# -- uploaded images: preprocess.read_image, then preprocess ------------------------------------
+# -- uploaded images: preprocess.read_image, then preprocess (digits) and preprocess_garment ----
 
 def _digit_image(fmt: str, mode: str) -> bytes:
     split = data.load_split(False)
@@ -279,7 +279,17 @@ def reads_or_explains(content: bytes):
         if not prepared.blank:
             assert prepared.image.shape == (28, 28) and prepared.image.dtype == np.uint8
             assert prepared.input().shape == (1, 1, 28, 28)
+    garment_or_explained(image)
     return image
+
+
+def garment_or_explained(image):
+    """A 28×28 garment in the paper's seven stages, or an ImageError ("nothing to see")."""
+    garment = parses_or_explains(preprocess.preprocess_garment, image)
+    if garment is not None:
+        assert len(garment.stages) == 7 and not garment.blank
+        assert garment.image.shape == (28, 28) and garment.image.dtype == np.uint8
+        assert garment.input().shape == (1, 1, 28, 28)
 
 
 @given(st.binary(max_size=4096) | st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a"]).flatmap(
@@ -311,6 +321,12 @@ def test_any_small_picture_is_a_digit_or_blank(pixels, mode):
     buffer = io.BytesIO()
     Image.fromarray(pixels).convert(mode).save(buffer, "PNG")
     assert reads_or_explains(buffer.getvalue()) is not None
+
+
+@given(arrays(np.uint8, st.tuples(st.integers(1, 60), st.integers(1, 60), st.sampled_from([1, 3, 4])))
+       | arrays(np.float32, st.tuples(st.integers(1, 60), st.integers(1, 60))))
+def test_any_array_is_a_garment_or_nothing_to_see(pixels):  # the canvas's and tests' way in
+    garment_or_explained(pixels)
 
 
 # -- share links: share.decode never fails -----------------------------------------------------
