@@ -152,7 +152,7 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
         columns.append(Column(" → ".join(n for n, _ in group), linear.out_features, shown,
                               layer_values[shown], bound))
         shown_before = shown
-    names = tuple(str(c) for c in (class_names or range(columns[-1].size)))
+    names = tuple(str(c) for c in (range(columns[-1].size) if class_names is None else class_names))
     if len(names) != columns[-1].size:
         raise ValueError(f"{columns[-1].size} outputs need {columns[-1].size} class names; got {len(names)}.")
     return Diagram(image.detach().to("cpu", torch.float32).reshape(28, 28).numpy(), columns, connections,
