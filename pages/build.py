@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 import lab_ui
-from mnistlab import activations, codegen, network, notebook, plots, share
+from mnistlab import activations, codegen, network, network_diagram, notebook, plots, share
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.network import (
@@ -66,6 +66,14 @@ def forward_figure(arch: Architecture, init: Init, seed: int, index: int):
                                title=f"Untrained {arch.label()}, init {init.label()}")
 
 
+@st.cache_resource(max_entries=256, show_spinner=False)
+def network_view(arch: Architecture, init: Init, seed: int, index: int):
+    test_split = lab_ui.split(False)
+    return network_diagram.network_figure(
+        untrained(arch, init, seed), test_split.normalized([index]),
+        title=f"Untrained {arch.label()}: test image {index}, label {int(test_split.labels[index])}")
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
 def activation_view(arch: Architecture, init: Init, seed: int) -> tuple:
     hidden = activations.hidden_activations(untrained(arch, init, seed),
@@ -106,6 +114,12 @@ def remove_layer(i: int) -> None:
         ss[f"b_size_{j}"], ss[f"b_act_{j}"] = ss[f"b_size_{j + 1}"], ss[f"b_act_{j + 1}"]
     del ss[f"b_size_{n - 1}"], ss[f"b_act_{n - 1}"]
     ss["b_layers"] = n - 1
+
+
+def chosen_image() -> int:
+    """The test image the Network and Forward pass tabs run through the network (one choice for both)."""
+    last = len(lab_ui.split(False)) - 1
+    return int(st.columns(3)[0].number_input(f"Test image (0 to {last})", 0, last, key="b_image"))
 
 
 # A link's values win when they differ from what this page last wrote (a new link, or an edited
@@ -189,8 +203,8 @@ style = st.radio("Code style", list(codegen.STYLES), format_func=codegen.STYLES.
 st.code(codegen.printed(arch, style), language="text")
 
 # Only the open tab's content runs (on_change="rerun"): an edit on the Code tab builds no figures.
-code_tab, weights_tab, forward_tab, activations_tab = st.tabs(
-    ["Code", "Weights and biases", "Forward pass", "Activations"], key="b_tab", on_change="rerun")
+code_tab, network_tab, weights_tab, forward_tab, activations_tab = st.tabs(
+    ["Code", "Network", "Weights and biases", "Forward pass", "Activations"], key="b_tab", on_change="rerun")
 for key in ("b_shared_scale", "b_image"):  # a closed tab's widgets keep their values meanwhile
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]
@@ -203,6 +217,11 @@ if code_tab.open:
                              mime="application/x-ipynb+json", on_click="ignore",
                              help="This code as a notebook: it prints the same model and draws the same "
                                   "weights.")
+
+if network_tab.open:
+    with network_tab:
+        lab_ui.plot(network_view(arch, init, int(seed), chosen_image()))
+        st.caption(network_diagram.LEGEND)
 
 if weights_tab.open:
     with weights_tab:
@@ -217,9 +236,7 @@ if weights_tab.open:
 
 if forward_tab.open:
     with forward_tab:
-        last = len(lab_ui.split(False)) - 1
-        index = int(st.columns(3)[0].number_input(f"Test image (0 to {last})", 0, last, key="b_image"))
-        lab_ui.plot(forward_figure(arch, init, int(seed), index))
+        lab_ui.plot(forward_figure(arch, init, int(seed), chosen_image()))
 
 if activations_tab.open:
     with activations_tab:

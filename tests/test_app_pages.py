@@ -8,6 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnistlab.data import load_split
 from mnistlab.network import Architecture
 
 APP = "../app.py"
@@ -178,6 +179,25 @@ def test_build_draws_only_the_open_tabs_figures():
     assert len(figures(open_tab(at, "Weights and biases"))) == 2
     assert [f["layout"]["title"]["text"] for f in figures(open_tab(at, "Forward pass"))] == [
         "Untrained 784-128-64-10 relu, init default"]
+
+
+def test_build_network_tab_draws_the_network_for_the_chosen_image():
+    at = open_tab(open_page("pages/build.py"), "Network")
+    assert not at.exception and not at.error
+    test_split = load_split(train=False)
+    fig = figure_with(at, "Untrained 784-128-64-10 relu: test image 0, label 7")
+    image = next(t for t in fig["data"] if t["type"] == "heatmap")
+    assert np.allclose(image["z"], test_split.normalized([0])[0, 0].numpy())  # the input layer
+    headers = " ".join(fig["data"][-1]["text"])
+    assert "16 of 128" in headers and "16 of 64" in headers and "10 classes" in headers
+    dots = [t for t in fig["data"] if t.get("mode") == "markers"]
+    assert [len(t["y"]) for t in dots] == [16, 16, 10]
+    assert sum(dots[-1]["marker"]["color"]) == pytest.approx(1, abs=1e-5)  # the class probabilities
+    assert any("strongest incoming" in c.value for c in at.caption)  # what the colours and widths mean
+    at.number_input(key="b_image").set_value(5).run()
+    assert figure_with(at, f"test image 5, label {int(test_split.labels[5])}")
+    open_tab(at, "Forward pass")  # one image choice for both tabs
+    assert at.number_input(key="b_image").value == 5
 
 
 def test_build_zero_bias_init_makes_the_bias_histograms_a_spike_at_zero():
