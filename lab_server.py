@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import sys
 import threading
 
 # What the other pages import (pages are scripts, run afresh each visit; their modules load once).
@@ -47,8 +48,13 @@ def connect_ray() -> None:
 
     address = os.environ.get("MNISTLAB_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if address:
-        import ray
-
+        try:
+            import ray
+        except ModuleNotFoundError:  # every training then says so where it is started (mnistlab.jobs)
+            print(f"MNIST Lab: a Ray address is set ({address}), but Ray is not installed: "
+                  "pip install -r requirements-ray.txt, or unset MNISTLAB_RAY_ADDRESS and RAY_ADDRESS.",
+                  file=sys.stderr)
+            return
         if not ray.is_initialized():
             ray.init(address=address, logging_level="warning", log_to_driver=False)
 

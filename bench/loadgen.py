@@ -67,22 +67,30 @@ def free_port() -> int:
 
 
 class Server:
-    """`streamlit run app.py` on a loopback port, as a teacher would start it; output to a log file."""
+    """`streamlit run app.py` on a loopback port, as a teacher would start it; output to a log file.
 
-    def __init__(self, log_path: Path, env: dict | None = None):
+    `command` is another command line to start it with (e.g. the README's own); the port and address
+    then go in Streamlit's environment variables, leaving that command line as it is.
+    """
+
+    def __init__(self, log_path: Path, env: dict | None = None, command: list[str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
+        self.command = command
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 180) -> Server:
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        command, env = self.command, {**self.env, "STREAMLIT_SERVER_PORT": str(self.port),
+                                      "STREAMLIT_SERVER_ADDRESS": "127.0.0.1"}
+        if command is None:
+            env = self.env
+            command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                       "--server.port", str(self.port), "--server.address", "127.0.0.1",
+                       "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -180,6 +180,21 @@ def init_loss_note(loss: float) -> str:
     return text + "."
 
 
+def dead_units_note(kinds) -> str:
+    """What a dead-unit share means, for a run whose hidden activations are `kinds` ("dead" for ReLU,
+    "saturated"); "" without a ReLU layer. The numbers were measured for the lesson's network, seeds
+    0-5, and are held by tests/test_dead_units_note.py."""
+    if "dead" not in set(kinds):
+        return ""
+    return (f"Dead here means a ReLU unit that outputs 0 for every one of the {PROBE_IMAGES} probe images, "
+            "so they give it no gradient. Some are normal: on any one image about half of relu1's units "
+            "output 0, but rarely the same half, so at step 0 only about 5% are dead; with the lesson's "
+            "inputs in [−1, 1] (the background is −1) Adam's first ten or so steps take relu1 to 30-45% "
+            "dead, where it stays while the other units learn (about 97% test accuracy after 5 epochs); "
+            "with MNIST's own normalization, 0-12%. Worry when a layer's share keeps climbing towards "
+            "100%: a learning rate far too large does that (0.03 takes relu1 past 90% within 100 steps).")
+
+
 def memory_bound(n_layers: int, epochs: int) -> int:
     """The most bytes a run's Dynamics holds in tensors, whatever its batch size: MAX_ROWS rows and
     one snapshot at the start, FIRST_EPOCH_SNAPSHOTS and each epoch's end."""

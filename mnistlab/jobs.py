@@ -132,6 +132,11 @@ def ray_address() -> str | None:
     return os.environ.get("MNISTLAB_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
 
 
+RAY_MISSING = ("Ray is not installed: pip install -r requirements-ray.txt for the ray engine, or use the "
+               "local one (the default; the app uses Ray only when MNISTLAB_RAY_ADDRESS or RAY_ADDRESS "
+               "is set).")
+
+
 def make_engine(name: str = "local", address: str | None = None, local_slots: int | None = None):
     """The engine called `name` ("local", with `local_slots` trainings at once, or "ray"); ray
     connects to `address`, or starts a local instance."""
@@ -139,8 +144,12 @@ def make_engine(name: str = "local", address: str | None = None, local_slots: in
     if name == "local":
         return LocalEngine(local_slots)
     if name == "ray":
-        from mnistlab import ray_engine  # Ray is imported only here: the default never pays for it
-
+        try:
+            from mnistlab import ray_engine  # Ray is imported only here: the default never pays for it
+        except ModuleNotFoundError as e:
+            if (e.name or "").split(".")[0] != "ray":
+                raise
+            raise ConfigError(RAY_MISSING) from None
         return ray_engine.RayEngine(address)
     raise ConfigError(f"Engine must be local or ray; got {name!r}.")
 

@@ -83,7 +83,7 @@ class SweepProgress:
 
     def text(self) -> str:
         """E.g. "17 of 36 trained, about 40 s left"."""
-        left = "" if self.seconds_left is None else f", about {duration_text(self.seconds_left)} left"
+        left = "" if self.seconds_left is None else f", {about(self.seconds_left)} left"
         return f"{self.finished} of {self.total} trained{left}"
 
 
@@ -93,6 +93,11 @@ def duration_text(seconds: float) -> str:
         return "under a second"
     seconds = round(seconds)
     return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def about(seconds: float) -> str:
+    """A rough duration as a sentence says it: "about 40 s", "less than a second"."""
+    return "less than a second" if seconds < 1 else f"about {duration_text(seconds)}"
 
 
 @dataclass

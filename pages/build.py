@@ -20,6 +20,7 @@ from mnistlab.network import (
     Init,
     available_devices,
     build,
+    check_seed,
     parameter_table,
     probabilities,
 )
@@ -116,10 +117,17 @@ def remove_layer(i: int) -> None:
     ss["b_layers"] = n - 1
 
 
-def chosen_image() -> int:
-    """The test image the Network and Forward pass tabs run through the network (one choice for both)."""
+def chosen_image() -> int | None:
+    """The test image the Network and Forward pass tabs run through the network (one choice for both);
+    None, with a message under the field, when it is out of range (the field has no bounds, where the
+    browser would refuse a value silently)."""
     last = len(lab_ui.split(False)) - 1
-    return int(st.columns(3)[0].number_input(f"Test image (0 to {last})", 0, last, key="b_image"))
+    column = st.columns(3)[0]
+    index = int(column.number_input(f"Test image (0 to {last})", key="b_image", step=1))
+    if 0 <= index <= last:
+        return index
+    column.error(f"The test image must be from 0 to {last}; got {index}.")
+    return None
 
 
 # A link's values win when they differ from what this page last wrote (a new link, or an edited
@@ -142,10 +150,16 @@ with controls:
     n_layers = st.session_state["b_layers"]
     for i in range(n_layers):
         c = st.columns([1.6, 2.2, 0.8], vertical_alignment="bottom")
-        c[0].number_input(f"fc{i + 1} units", 1, MAX_WIDTH, key=f"b_size_{i}")
+        c[0].number_input(f"fc{i + 1} units", key=f"b_size_{i}", step=1, help=f"1 to {MAX_WIDTH}")
         c[1].selectbox(f"activation {i + 1}", list(ACTIVATIONS), key=f"b_act_{i}")
         c[2].button("", icon=":material/delete:", key=f"b_remove_{i}", on_click=remove_layer, args=(i,),
                     disabled=n_layers == 1, help=f"Remove hidden layer {i + 1}")
+    try:  # no bounds on the number inputs, where the browser would refuse a value silently: this says why
+        arch = Architecture(tuple(st.session_state[f"b_size_{i}"] for i in range(n_layers)),
+                            tuple(st.session_state[f"b_act_{i}"] for i in range(n_layers)))
+    except ConfigError as e:
+        arch = None
+        st.error(str(e))
     st.button("Add hidden layer", icon=":material/add:", on_click=add_layer, key="b_add",
               disabled=n_layers >= MAX_HIDDEN_LAYERS,
               help=f"At most {MAX_HIDDEN_LAYERS} hidden layers")
@@ -156,15 +170,20 @@ with controls:
                            disabled=init_kind == DEFAULT_INIT)
     zero_bias = st.checkbox("Zero biases", key="b_zero_bias")
     c = st.columns(2)
-    seed = c[0].number_input("Seed", 0, MAX_SEED, key="b_seed")
+    seed = c[0].number_input("Seed", key="b_seed", step=1, help=f"0 to {MAX_SEED}")
+    try:
+        seed = check_seed(seed)
+    except ConfigError as e:
+        seed = None
+        c[0].error(str(e))
     device = c[1].selectbox("Device", available_devices(), key="b_device")
 
 try:
-    arch = Architecture(tuple(st.session_state[f"b_size_{i}"] for i in range(n_layers)),
-                        tuple(st.session_state[f"b_act_{i}"] for i in range(n_layers)))
     init = Init(zero_bias, std if init_kind == NORMAL_INIT else None)
 except ConfigError as e:
     model_view.error(str(e))
+    st.stop()
+if arch is None or seed is None:  # told under the field
     st.stop()
 
 state = network.Network(arch, init, int(seed))
@@ -220,8 +239,10 @@ if code_tab.open:
 
 if network_tab.open:
     with network_tab:
-        lab_ui.plot(network_view(arch, init, int(seed), chosen_image()))
-        st.caption(network_diagram.LEGEND)
+        index = chosen_image()
+        if index is not None:
+            lab_ui.plot(network_view(arch, init, int(seed), index))
+            st.caption(network_diagram.LEGEND)
 
 if weights_tab.open:
     with weights_tab:
@@ -236,7 +257,9 @@ if weights_tab.open:
 
 if forward_tab.open:
     with forward_tab:
-        lab_ui.plot(forward_figure(arch, init, int(seed), chosen_image()))
+        index = chosen_image()
+        if index is not None:
+            lab_ui.plot(forward_figure(arch, init, int(seed), index))
 
 if activations_tab.open:
     with activations_tab:

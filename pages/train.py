@@ -191,6 +191,8 @@ if job is not None:
                                          title="Each layer while it trains"), key="tr_live_dynamics")
         if ("probe", "loss") in series:
             st.caption(dynamics.init_loss_note(series["probe", "loss"][1][0]))
+        if note := dynamics.dead_units_note(key for _, key in series):
+            st.caption(note)
 
     live()
 
@@ -258,6 +260,8 @@ if runs:
             st.markdown(dynamics.init_loss_note(d.init_loss))
             lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
                         key="tr_dynamics")
+            if note := dynamics.dead_units_note(d.activations.values()):
+                st.caption(note)
             if d not in replays():
                 replays()[d] = plots.replay(d, test_split.normalized(d.replay_digits),
                                             title="Replay: press play, or drag the slider (epochs)")
