@@ -23,6 +23,7 @@ from mnistlab.network import MAX_WIDTH, Architecture, Init, check_seed
 from mnistlab.share import STD_SCALE, BuildState
 
 BATCH = 64  # the lesson's batch size: the image index runs over one batch
+SEED = 7  # the lesson's torch.manual_seed: its batches, hence images[0], on every page that shows them
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class LessonValues:
 
     n_hidden: int = 256  # steps 5-9: the one hidden layer of the 784-256-10 network
     hidden: tuple[int, int] = (128, 64)  # steps 11-14: the 784-128-64-10 ReLU network
-    seed: int = 7  # torch.manual_seed: the batch order and every network's first weights
+    seed: int = SEED  # torch.manual_seed: the batch order and every network's first weights
     std: float = 0.01  # step 12: weight.data.normal_(std=...)
     index: int = 0  # the image of the batch shown in steps 3 and 13
 
@@ -82,13 +83,12 @@ def _shown(text: str) -> str:
 def parse_step(value) -> tuple[int, str | None]:
     """The step a URL's `step` asks for (1 to 14), and a notice when it cannot be used.
 
-    A missing or empty `step` is step 1 with a notice saying how to address a step; anything else
-    that is not a whole number from 1 to 14 is step 1 with a notice saying what is allowed.
+    A missing or empty `step` is step 1, where the lesson starts; anything else that is not a whole
+    number from 1 to 14 is step 1 with a notice saying what is allowed.
     """
     text = _last(value).strip()
     if text == "":
-        return 1, f"No step in the address: showing step 1. Each step has its own, from " \
-                  f"/lesson?step=1 to /lesson?step={N_STEPS}."
+        return 1, None
     if text.isascii() and text.isdigit() and 1 <= int(text) <= N_STEPS:
         return int(text), None
     return 1, f"The link's step {_shown(text)} is not a step of this lesson: steps are 1 to {N_STEPS}. " \

@@ -43,10 +43,8 @@ if "step" in params:
     number, notice = steps.parse_step(params["step"])
     if notice:
         ss["l_step_notice"] = notice
-elif "l_step" in ss:  # back from another page: where this visitor was
-    number = ss["l_step"]
-else:  # a new visit without a step: step 1, and how to address a step
-    number, ss["l_step_info"] = steps.parse_step(None)
+else:  # back from another page: where this visitor was; a new visit: where the lesson starts
+    number = ss.get("l_step", 1)
 ss["l_step"] = number
 present = steps.parse_present(params.get("present"))
 
@@ -70,7 +68,6 @@ def write_url() -> None:
 def go_to(n: int) -> None:
     ss["l_step"] = min(max(n, 1), steps.N_STEPS)
     ss.pop("l_step_notice", None)
-    ss.pop("l_step_info", None)
     write_url()
 
 
@@ -137,8 +134,6 @@ navigation("top")
 
 if ss.get("l_step_notice"):
     st.warning(ss["l_step_notice"], icon=":material/link_off:")
-elif ss.get("l_step_info") and not present:
-    st.info(ss["l_step_info"], icon=":material/link:")
 link_notices = ss.get("l_value_notices")
 if link_notices and link_notices[0] == values:
     for text in link_notices[1]:
