@@ -145,6 +145,7 @@ class Step:
     code: Callable[[LessonValues], str]
     note: str | None = None  # where the lesson's 2018 code changed, and why
     edits: tuple[str, ...] = ()  # the LessonValues fields edited at this step
+    picture: Callable[[dict], object] | None = None  # a figure of the step's results, beside its printout
 
     def source(self, values: LessonValues = DEFAULT) -> str:
         return self.code(values)
@@ -330,6 +331,13 @@ print(model.fc1.bias.data.fill_(0))
 print(model.fc1.weight.data.normal_(std={v.std!r}))"""
 
 
+def _fc1_picture(namespace: dict, shown: int = 32):
+    """Step 12's fc1 weights as what they are to the network: one 28×28 image per hidden unit."""
+    weight = namespace["model"].fc1.weight
+    return plots.weight_images(weight, max_units=shown, columns=4, shared_scale=True,
+                               title=f"model.fc1.weight: {min(shown, len(weight))} of {len(weight)} units")
+
+
 def _forward(v: LessonValues) -> str:
     return f"""img = images[{v.index}]            # the image of step 3: (1, 28, 28)
 ps = model(img.view(1, 784))  # a batch of one flattened image: (1, 10)
@@ -414,7 +422,8 @@ STEPS: tuple[Step, ...] = (
     Step(11, "A deeper network with ReLU", "784 inputs, two hidden layers with ReLU, 10 outputs with a "
          "softmax: layers `fc1`, `fc2`, `fc3`.", _relu, edits=("hidden", "seed")),
     Step(12, "Initial weights and biases", "`nn.Linear` draws its weights and biases from a uniform range "
-         "scaled by 1/√inputs; `.data` lets us set them ourselves.", _init, edits=("std",)),
+         "scaled by 1/√inputs; `.data` lets us set them ourselves.", _init, edits=("std",),
+         picture=_fc1_picture),
     Step(13, "A forward pass", "One image through the network: 10 class probabilities. It is untrained, "
          "so its guess means nothing yet.", _forward, edits=("index",)),
     Step(14, "nn.Sequential", "The same network without writing a class: a sequence of operations, "
@@ -437,6 +446,7 @@ class Output:
     printed: str = ""
     result: str | None = None  # the repr of the last expression, as Jupyter shows it (Out[n])
     figure: object | None = None  # a Plotly figure, the last expression's value
+    picture: object | None = None  # a Plotly figure of the step's results (Step.picture)
     namespace: dict = field(default_factory=dict, repr=False)  # after the step (the last step's only)
 
     @property
@@ -474,6 +484,8 @@ def run(values: LessonValues = DEFAULT, upto: int = N_STEPS) -> list[Output]:
     with _GLOBAL_RNG:
         for s in STEPS[:upto]:
             outputs.append(_run_cell(s.source(values), namespace))
+            if s.picture is not None:
+                outputs[-1].picture = s.picture(namespace)
     namespace.pop("print", None)
     outputs[-1].namespace = namespace
     return outputs

@@ -130,6 +130,16 @@ def test_step_12_prints_parameters_then_zero_biases_and_normal_weights(other_out
     assert "normal_(std=0.1)" in steps.step(12).source(OTHER)
 
 
+def test_step_12_pictures_the_weights_it_printed_one_28_by_28_image_per_unit(other_outputs):
+    picture = other_outputs[11].picture
+    weight = namespace(OTHER, 12)["model"].fc1.weight.detach().numpy()
+    z = np.asarray(picture.data[0].z, dtype=np.float32)
+    assert np.array_equal(z[:28, :28], weight[0].reshape(28, 28))  # the first unit, top left
+    assert np.array_equal(z[:28, 31:59], weight[1].reshape(28, 28))  # the next one beside it
+    assert "32 of 200 units" in picture.layout.title.text
+    assert [o.picture is not None for o in other_outputs].count(True) == 1  # only step 12's
+
+
 def test_step_13_the_forward_pass_of_the_chosen_image(other_outputs):
     ns = namespace(OTHER, 13)
     with torch.no_grad():
