@@ -11,6 +11,7 @@ import streamlit as st
 
 HERE = Path(__file__).parent
 PAGES = [  # (file, title, icon); a page whose file is not written yet is left out
+    ("pages/start.py", "Start", ":material/home:"),
     ("pages/lesson.py", "Lesson", ":material/school:"),
     ("pages/dataset.py", "Dataset", ":material/grid_view:"),
     ("pages/tensors.py", "From tensors", ":material/functions:"),
@@ -19,9 +20,10 @@ PAGES = [  # (file, title, icon); a page whose file is not written yet is left o
     ("pages/explore.py", "Explore", ":material/travel_explore:"),
     ("pages/draw.py", "Draw", ":material/draw:"),
 ]
-# Streamlit serves the default page at the root only (its own path, e.g. /lesson, is "not found"), so
-# the Lesson, listed first, is not the default: its steps stay addressable as /lesson?step=N.
-DEFAULT_PAGE = "pages/dataset.py"
+# Streamlit serves the default page at the root only (its own path, e.g. /start, is "not found"), so
+# the default is the start page, which needs no address of its own: every other page keeps its path
+# (/lesson?step=N, /build?..., /explore?...).
+DEFAULT_PAGE = "pages/start.py"
 
 
 def main() -> None:

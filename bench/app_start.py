@@ -30,8 +30,9 @@ RENDERED = """(page) => {
   if (page && !current.includes(page)) return false;
   const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].filter(c => c.offsetParent);
   if (!charts.every(c => c.querySelector('.main-svg'))) return false;
-  // The first page (Dataset) must show its figures; other pages may have none before training.
-  return page ? true : charts.length > 0 && !document.querySelector('[data-testid="stSkeleton"]');
+  // The first page (Start) has no figure: its title and links drawn, no placeholder left.
+  return page ? true : !!document.querySelector('h1')
+    && !document.querySelector('[data-testid="stSkeleton"]');
 }"""
 # The browser has the first script run's whole output (its figures may still be drawing).
 SCRIPT_DONE = """() => {

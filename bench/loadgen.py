@@ -376,7 +376,7 @@ async def student_loop(student: Student, until: float, think_s: tuple[float, flo
     few seconds, until `until`. Each step also checks what the student would see: the next batch's
     number, the new layer size in print(model), the drawing's preprocessing stages."""
     steps = ROUND[rng.randrange(len(ROUND)):] + ROUND * 100  # students start at different places
-    page = "Dataset"
+    page = "Start"  # where the app opens
 
     async def on(name: str) -> None:
         nonlocal page

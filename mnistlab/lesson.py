@@ -24,6 +24,7 @@ from mnistlab.network import MAX_WIDTH, Architecture, Init, Network, check_seed
 from mnistlab.share import STD_SCALE
 
 BATCH = 64  # the lesson's batch size: the image index runs over one batch
+SEED = 7  # the lesson's torch.manual_seed: its batches, hence images[0], on every page that shows them
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class LessonValues:
 
     n_hidden: int = 256  # steps 5-9: the one hidden layer of the 784-256-10 network
     hidden: tuple[int, int] = (128, 64)  # steps 11-14: the 784-128-64-10 ReLU network
-    seed: int = 7  # torch.manual_seed: the batch order and every network's first weights
+    seed: int = SEED  # torch.manual_seed: the batch order and every network's first weights
     std: float = 0.01  # step 12: weight.data.normal_(std=...)
     index: int = 0  # the image of the batch shown in steps 3 and 13
 
@@ -76,13 +77,12 @@ def _shown(text: str) -> str:
 def parse_step(value) -> tuple[int, str | None]:
     """The step a URL's `step` asks for (1 to 14), and a notice when it cannot be used.
 
-    A missing or empty `step` is step 1 with a notice saying how to address a step; anything else
-    that is not a whole number from 1 to 14 is step 1 with a notice saying what is allowed.
+    A missing or empty `step` is step 1, where the lesson starts; anything else that is not a whole
+    number from 1 to 14 is step 1 with a notice saying what is allowed.
     """
     text = parse.last(value).strip()
     if text == "":
-        return 1, f"No step in the address: showing step 1. Each step has its own, from " \
-                  f"/lesson?step=1 to /lesson?step={N_STEPS}."
+        return 1, None
     if text.isascii() and text.isdigit() and 1 <= int(text) <= N_STEPS:
         return int(text), None
     return 1, f"The link's step {_shown(text)} is not a step of this lesson: steps are 1 to {N_STEPS}. " \
@@ -139,6 +139,7 @@ class Step:
     code: Callable[[LessonValues], str]
     note: str | None = None  # where the lesson's 2018 code changed, and why
     edits: tuple[str, ...] = ()  # the LessonValues fields edited at this step
+    picture: Callable[[dict], object] | None = None  # a figure of the step's results, beside its printout
 
     def source(self, values: LessonValues = DEFAULT) -> str:
         return self.code(values)
@@ -324,6 +325,13 @@ print(model.fc1.bias.data.fill_(0))
 print(model.fc1.weight.data.normal_(std={v.std!r}))"""
 
 
+def _fc1_picture(namespace: dict, shown: int = 32):
+    """Step 12's fc1 weights as what they are to the network: one 28×28 image per hidden unit."""
+    weight = namespace["model"].fc1.weight
+    return plots.weight_images(weight, max_units=shown, columns=4, shared_scale=True,
+                               title=f"model.fc1.weight: {min(shown, len(weight))} of {len(weight)} units")
+
+
 def _forward(v: LessonValues) -> str:
     return f"""img = images[{v.index}]            # the image of step 3: (1, 28, 28)
 ps = model(img.view(1, 784))  # a batch of one flattened image: (1, 10)
@@ -408,7 +416,8 @@ STEPS: tuple[Step, ...] = (
     Step(11, "A deeper network with ReLU", "784 inputs, two hidden layers with ReLU, 10 outputs with a "
          "softmax: layers `fc1`, `fc2`, `fc3`.", _relu, edits=("hidden", "seed")),
     Step(12, "Initial weights and biases", "`nn.Linear` draws its weights and biases from a uniform range "
-         "scaled by 1/√inputs; `.data` lets us set them ourselves.", _init, edits=("std",)),
+         "scaled by 1/√inputs; `.data` lets us set them ourselves.", _init, edits=("std",),
+         picture=_fc1_picture),
     Step(13, "A forward pass", "One image through the network: 10 class probabilities. It is untrained, "
          "so its guess means nothing yet.", _forward, edits=("index",)),
     Step(14, "nn.Sequential", "The same network without writing a class: a sequence of operations, "
@@ -431,6 +440,7 @@ class Output:
     printed: str = ""
     result: str | None = None  # the repr of the last expression, as Jupyter shows it (Out[n])
     figure: object | None = None  # a Plotly figure, the last expression's value
+    picture: object | None = None  # a Plotly figure of the step's results (Step.picture)
     namespace: dict = field(default_factory=dict, repr=False)  # after the step (the last step's only)
 
     @property
@@ -468,6 +478,8 @@ def run(values: LessonValues = DEFAULT, upto: int = N_STEPS) -> list[Output]:
     with _GLOBAL_RNG:
         for s in STEPS[:upto]:
             outputs.append(_run_cell(s.source(values), namespace))
+            if s.picture is not None:
+                outputs[-1].picture = s.picture(namespace)
     namespace.pop("print", None)
     outputs[-1].namespace = namespace
     return outputs

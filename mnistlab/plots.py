@@ -11,6 +11,7 @@ import copy
 import functools
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -570,4 +571,37 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
                              for s in snaps])])
     _layout(fig, title, height=300 + 260 + 230 * hist_rows + 80)
     fig.update_layout(margin=dict(b=130))
+    return fig
+
+
+# -- for a projector --------------------------------------------------------------------------------
+
+def enlarged(figure, size: int, line_chars: int | None = None) -> go.Figure:
+    """A copy of `figure` with every text in it (titles, ticks, labels on bars and cells, legend,
+    colour bars) at `size` px at least: read from the back of a room, as large as the text beside it.
+
+    With `line_chars`, a title or subplot title longer than that breaks after its first colon (a
+    narrow figure would cut it off at its edge), and the top margin makes room for the second line.
+    """
+    fig = go.Figure(figure)
+    fig.update_layout(font_size=size, font_color=TEXT, title_font_size=size + 2, legend_font_size=size)
+    fig.update_annotations(font_size=size)
+    axis = dict(tickfont=dict(size=size, color=TEXT), title_font_size=size)  # dark: the theme's grey is faint
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(**axis)
+    fig.update_coloraxes(colorbar_tickfont=axis["tickfont"], colorbar_title_font_size=size)
+    for trace in fig.data:
+        if "textfont" in trace:
+            trace.textfont.size = size
+        if "colorbar" in trace:
+            trace.colorbar.update(tickfont=axis["tickfont"], title_font_size=size)
+    if line_chars:
+        titles = [fig.layout.title, *fig.layout.annotations]
+        broken = [t for t in titles if t.text and len(re.sub("<[^>]+>", "", t.text)) > line_chars
+                  and ": " in t.text]
+        for t in broken:
+            t.text = t.text.replace(": ", ":<br>", 1)
+        if broken:
+            top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
+            fig.update_layout(margin_t=top + round(1.3 * size))
     return fig

@@ -18,13 +18,18 @@ from mnistlab.network import MAX_SEED, MAX_WIDTH
 lab_ui.entry_guard()
 ss = st.session_state
 
-PRESENTER_CSS = """<style>
-section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
-[data-testid="stExpandSidebarButton"], [data-testid="stSidebarCollapseButton"] { display: none !important; }
-[data-testid="stMain"] [data-testid="stCode"] code { font-size: 1.45rem !important; line-height: 1.45; }
-[data-testid="stMain"] [data-testid="stMarkdownContainer"] p { font-size: 1.45rem !important; }
-[data-testid="stMain"] h2 { font-size: 2.6rem !important; }
-[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; max-width: 100%; }
+PRESENT_PX = 26  # presenter mode's text size: body text, code at most, and every text in a figure
+MIN_CODE_PX = 13  # presenter mode: code shrinks to fit its longest line down to this; a longer line scrolls
+FIGURE_TOP = "7rem"  # presenter mode: room above a step's figure (the page's padding and Previous/Next)
+PRESENTER_CSS = f"""<style>
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"],
+[data-testid="stExpandSidebarButton"], [data-testid="stSidebarCollapseButton"] {{ display: none !important; }}
+[data-testid="stMain"] [data-testid="stCode"] code {{ font-size: {PRESENT_PX}px; line-height: 1.45; }}
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p {{ font-size: {PRESENT_PX}px !important; }}
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p code {{ font-size: 0.85em; }}
+[data-testid="stMain"] h2 {{ font-size: 2.2rem !important; padding-top: 0; }}
+[data-testid="stMainBlockContainer"] {{ padding: 1rem 2rem 4rem; max-width: 100%; }}
+.st-key-l_figure {{ height: calc(100vh - {FIGURE_TOP}) !important; flex: 0 0 auto !important; }}
 </style>"""
 
 
@@ -43,10 +48,8 @@ if "step" in params:
     number, notice = lesson.parse_step(params["step"])
     if notice:
         ss["l_step_notice"] = notice
-elif "l_step" in ss:  # back from another page: where this visitor was
-    number = ss["l_step"]
-else:  # a new visit without a step: step 1, and how to address a step
-    number, ss["l_step_info"] = lesson.parse_step(None)
+else:  # back from another page: where this visitor was; a new visit: where the lesson starts
+    number = ss.get("l_step", 1)
 ss["l_step"] = number
 present = lesson.parse_present(params.get("present"))
 
@@ -70,7 +73,6 @@ def write_url() -> None:
 def go_to(n: int) -> None:
     ss["l_step"] = min(max(n, 1), lesson.N_STEPS)
     ss.pop("l_step_notice", None)
-    ss.pop("l_step_info", None)
     write_url()
 
 
@@ -137,8 +139,6 @@ navigation("top")
 
 if ss.get("l_step_notice"):
     st.warning(ss["l_step_notice"], icon=":material/link_off:")
-elif ss.get("l_step_info") and not present:
-    st.info(ss["l_step_info"], icon=":material/link:")
 link_notices = ss.get("l_value_notices")
 if link_notices and link_notices[0] == values:
     for text in link_notices[1]:
@@ -146,12 +146,40 @@ if link_notices and link_notices[0] == values:
 if ss.get("l_edit_error"):
     st.error(ss.pop("l_edit_error"))
 
-st.header(f"{number}. {step.title}", divider="gray")
-st.markdown(step.text)
 
-# -- the values this step introduces, editable in place (not in presenter mode) --------------------
+def code(text: str, language: str, key: str) -> None:
+    """A code block; its lines never wrap. In presenter mode its font is the text's size, or just
+    small enough for the longest line to fit the width (a monospace character is 0.6 em wide), down
+    to MIN_CODE_PX; a line longer still scrolls sideways."""
+    if present:
+        longest = max(map(len, text.splitlines()), default=1)
+        box = st.container(key=f"l_fit_{key}")
+        fit = f"calc((100cqw - 2.5rem) / {0.6 * longest + 0.5:.1f})"  # 100cqw: the box's width
+        box.html(f"<style>.st-key-l_fit_{key} {{ container-type: inline-size; }} .st-key-l_fit_{key} code "
+                 f"{{ font-size: clamp({MIN_CODE_PX}px, {fit}, {PRESENT_PX}px) !important; }}</style>")
+        box.code(text, language=language, wrap_lines=False)
+    else:
+        st.code(text, language=language, wrap_lines=False)
 
-if step.edits and not present:
+
+def figure(fig, drawn_by_the_lesson: bool) -> None:
+    """A step's figure, its text as large as the text beside it. In presenter mode it sits at the top
+    right, beside the code, as tall as the screen leaves."""
+    fig = go.Figure(fig)  # a copy: the cached one is shared
+    if drawn_by_the_lesson:  # Plotly's defaults, as the lesson's code leaves them: less room around
+        fig.update_layout(margin=dict(l=10, r=10, t=50, b=10), height=None if present else 420)
+    fig = plots.enlarged(fig, PRESENT_PX, line_chars=24) if present else plots.enlarged(fig, plots.FONT_SIZE)
+    if present:
+        with st.container(key="l_figure"):
+            lab_ui.plot(fig, height="stretch")
+    else:
+        lab_ui.plot(fig)
+
+
+def edit_values() -> None:
+    """The values this step introduces, editable in place (not in presenter mode)."""
+    if not step.edits:
+        return
     cols = st.columns(4)
     widgets = iter(cols)
     for field in step.edits:
@@ -177,23 +205,32 @@ if step.edits and not present:
             next(widgets).select_slider("Weight std (normal_)", share.STD_SCALE, key="l_std",
                                         format_func=lambda s: f"{s:g}", on_change=edit, args=("std", "l_std"))
 
-st.code(step.source(values), language="python", wrap_lines=present)  # no sideways scrolling on a projector
-if step.note:
-    st.info(f"**Changed since the 2018 lesson.** {step.note}", icon=":material/update:")
 
+output = lesson.Output()
 with lab_ui.show_errors():
     output = lesson_outputs(values)[number - 1]
+main = output.figure if output.figure is not None else output.picture
+note = f"**Changed since the 2018 lesson.** {step.note}" if step.note else None
+
+if present and main is not None:  # a slide: the step at the left, its figure at the right, both on screen
+    left, right = st.columns([3, 2], gap="medium")
+else:
+    left = right = st.container()
+with left:
+    st.header(f"{number}. {step.title}", divider="gray")
+    st.markdown(step.text)
+    if not present:
+        edit_values()
+    code(step.source(values), "python", "code")
+    if note and not present:
+        st.info(note, icon=":material/update:")
     if output.text:
-        st.code(output.text, language="text", wrap_lines=present)
-    if output.figure is not None:
-        size = 24 if present else plots.FONT_SIZE  # read from the back of the room when presenting
-        fig = go.Figure(output.figure)  # a copy: the cached one is shared
-        fig.update_layout(height=680 if present else 420, font_size=size, margin=dict(l=10, r=10, t=50, b=10))
-        fig.update_annotations(font_size=size)
-        fig.update_xaxes(tickfont_size=size - 2)
-        fig.update_yaxes(tickfont_size=size - 2)
-        fig.update_traces(textfont_size=size, selector=dict(type="bar"))
-        lab_ui.plot(fig)
+        code(output.text, "text", "printed")
+if main is not None:
+    with right:
+        figure(main, drawn_by_the_lesson=output.figure is not None)
+if note and present:
+    st.info(note, icon=":material/update:")
 
 if number in (8, 9, 11, 14) and not present:
     build_state = values.sigmoid_network() if number in (8, 9) else values.relu_network()

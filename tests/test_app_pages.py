@@ -72,6 +72,40 @@ def total_parameters(at: AppTest) -> int:
     return int(at.metric[0].value.replace(",", ""))
 
 
+# -- the way in ----------------------------------------------------------------------------------
+
+def test_the_root_opens_on_the_start_page_with_the_path_in_order():
+    at = open_page()
+    assert at.title[0].value == "MNIST Lab" and not at.error and not at.warning
+    assert "Lesson → Build → Train → Explore → Draw" in at.markdown[0].value
+    links = [(link.proto.page, link.proto.label) for link in at.get("page_link")]
+    assert links[:5] == [("lesson", "1. Lesson"), ("build", "2. Build"), ("train", "3. Train"),
+                         ("explore", "4. Explore"), ("draw", "5. Draw")]
+    assert len(at.markdown) >= 6  # a sentence for each step of the path
+    at.switch_page("pages/lesson.py").run()  # the Lesson link, as followed: no step in the address
+    assert at.header[0].value.startswith("1. ") and not at.warning
+    assert all(i.value.startswith("**Changed since the 2018 lesson.**") for i in at.info)  # no notice
+
+
+def test_dataset_from_tensors_and_the_lesson_show_the_same_first_image():
+    dataset = open_page("pages/dataset.py")
+    images, labels = dataset.session_state["ds_batch"]
+    stored = figure_with(dataset, "images[0], label")  # the 8-bit values MNIST stores
+    assert stored["layout"]["title"]["text"].startswith(f"images[0], label {int(labels[0])}:")
+
+    lesson = open_page("pages/lesson.py", {"step": "3"})  # print(labels[0]); px.imshow(images[0])
+    assert lesson.code[1].value == f"tensor({int(labels[0])})"
+    drawn = np.asarray(figures(lesson)[0]["data"][0]["z"], dtype=float)
+    stored_z = np.asarray(stored["data"][0]["z"], dtype=float)
+    assert np.array_equal(((drawn * 0.5 + 0.5) * 255).round(), stored_z)
+    assert np.allclose(drawn, images[0, 0].numpy())
+
+    tensors = open_page("pages/tensors.py")
+    by_hand = figure_with(tensors, "images[0] through the untrained network")
+    assert f"image (label {int(labels[0])})" in [a["text"] for a in by_hand["layout"]["annotations"]]
+    assert np.allclose(np.asarray(by_hand["data"][0]["z"], dtype=float), images[0, 0].numpy())
+
+
 # -- Dataset --------------------------------------------------------------------------------------
 
 def test_dataset_shows_the_lessons_shapes():

@@ -22,7 +22,8 @@ def relu1_dead(splits, seed=0, lr=1e-3, normalization="lesson") -> tuple[float, 
     first = train_split.first(64 * STEPS)
     model = network.build(network.Architecture(), network.Init(), seed)
     recorder = dynamics.Recorder(test_split)
-    train.train(model, train.TrainConfig(lr=lr, epochs=1, batch_seed=seed, normalization=normalization), first,
+    train.train(model, train.TrainConfig(lr=lr, epochs=1, batch_seed=seed, normalization=normalization),
+                first,
                 recorder=recorder)
     _, shares = recorder.result.series("relu1", "dead")
     return shares[0], shares[-1]

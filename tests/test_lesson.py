@@ -130,6 +130,16 @@ def test_step_12_prints_parameters_then_zero_biases_and_normal_weights(other_out
     assert "normal_(std=0.1)" in lesson.step(12).source(OTHER)
 
 
+def test_step_12_pictures_the_weights_it_printed_one_28_by_28_image_per_unit(other_outputs):
+    picture = other_outputs[11].picture
+    weight = namespace(OTHER, 12)["model"].fc1.weight.detach().numpy()
+    z = np.asarray(picture.data[0].z, dtype=np.float32)
+    assert np.array_equal(z[:28, :28], weight[0].reshape(28, 28))  # the first unit, top left
+    assert np.array_equal(z[:28, 31:59], weight[1].reshape(28, 28))  # the next one beside it
+    assert "32 of 200 units" in picture.layout.title.text
+    assert [o.picture is not None for o in other_outputs].count(True) == 1  # only step 12's
+
+
 def test_step_13_the_forward_pass_of_the_chosen_image(other_outputs):
     ns = namespace(OTHER, 13)
     with torch.no_grad():
@@ -196,9 +206,8 @@ def test_a_step_from_1_to_14_is_that_step(value, expected):
 
 
 @pytest.mark.parametrize("value", [None, "", " ", []])
-def test_a_missing_step_is_step_1_with_a_notice_saying_how_to_address_a_step(value):
-    step, notice = lesson.parse_step(value)
-    assert step == 1 and "/lesson?step=14" in notice
+def test_a_missing_step_is_step_1_where_the_lesson_starts_without_a_notice(value):
+    assert lesson.parse_step(value) == (1, None)
 
 
 @pytest.mark.parametrize("value", ["0", "15", "-1", "abc", "5.0", "1e1", "٣", "2" * 500, "+3"])

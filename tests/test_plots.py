@@ -151,3 +151,17 @@ def test_digit_grid_with_predictions_colours_right_and_wrong(test_split):
     fig = plots.digit_grid(test_split.normalized(slice(0, 4)), labels, predictions=predictions)
     assert fig.data[1].text[1] == f"{int(labels[1])}→{int(predictions[1])}"
     assert list(fig.data[1].textfont.color) == [plots.TRUE, plots.PREDICTED, plots.TRUE, plots.TRUE]
+
+
+def test_enlarged_puts_every_text_of_a_figure_at_least_at_the_size_asked():
+    import plotly.express as px
+
+    small = plots.view_classify(torch.zeros(784), torch.full((10,), 0.1), label=3, title="A long title: here")
+    big = plots.enlarged(small, 26, line_chars=12)
+    sizes = [big.layout.font.size, big.layout.title.font.size, *(a.font.size for a in big.layout.annotations),
+             big.data[1].textfont.size, big.layout.xaxis2.tickfont.size, big.layout.yaxis2.tickfont.size]
+    assert min(sizes) >= 26
+    assert "<br>" in big.layout.title.text and "<br>" in big.layout.annotations[1].text  # long: two lines
+    assert big.layout.margin.t > small.layout.margin.t and small.layout.annotations[1].text.count("<br>") == 0
+    image = plots.enlarged(px.imshow(np.zeros((28, 28))), 30)
+    assert image.layout.coloraxis.colorbar.tickfont.size == 30 and image.layout.xaxis.tickfont.size == 30

@@ -96,7 +96,7 @@ def test_a_classroom_works_at_once_while_one_session_trains(browser, server):
     for page in [*students, teacher]:
         page.finished = Clock(page)
 
-    quiet = all_at_once(students + [teacher], lambda p: p.goto(server.url, wait_until="commit"))
+    quiet = all_at_once(students + [teacher], lambda p: p.goto(f"{server.url}/dataset", wait_until="commit"))
     quiet += all_at_once(students, lambda p: p.get_by_role("button", name="Next batch").click())
 
     # The teacher starts a training run; the students carry on meanwhile.
@@ -138,7 +138,7 @@ def test_one_students_page_while_another_session_trains(browser, server):
     student, teacher = new_page(browser, errors), new_page(browser, errors)
     for page in (student, teacher):
         page.finished = Clock(page)
-        open_app(page, server.url)
+        open_app(page, server.url, "dataset")
     next_batch = student.get_by_role("button", name="Next batch")
     alone = [t for _ in range(8) for t in all_at_once([student], lambda p: next_batch.click())]
 

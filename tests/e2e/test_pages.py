@@ -60,6 +60,25 @@ def test_page_loads_without_errors(page, base_url, name):
     screenshot(page, f"page-{name.lower().replace(' ', '-')}")
 
 
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_the_root_shows_the_way_in_and_its_lesson_link_opens_step_1(page, base_url, size):
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    open_app(page, base_url)
+    expect(page.locator("h1").first).to_have_text("MNIST Lab")
+    expect(page.get_by_text("Lesson → Build → Train → Explore → Draw")).to_be_visible()
+    links = page.locator('[data-testid="stMain"] [data-testid="stPageLink"]')
+    labels = links.locator('[data-testid="stMarkdownContainer"]')  # the link's text, without its icon
+    assert labels.all_inner_texts()[:5] == ["1. Lesson", "2. Build", "3. Train", "4. Explore", "5. Draw"]
+    assert_no_exception(page)
+    screenshot(page, f"start-{size[0]}")
+    with rerun(page):
+        links.filter(has_text="1. Lesson").click()
+    page.wait_for_url(re.compile(r"/lesson\?step=1$"))
+    expect(page.locator('[data-testid="stMain"] h2').first).to_have_text(re.compile(r"^1\. Load MNIST"))
+    expect(page.locator('[data-testid="stAlertContentWarning"]')).to_have_count(0)
+    expect(page.get_by_text("No step in the address")).to_have_count(0)
+
+
 def test_dataset_next_batch_changes_the_grid(page, base_url):
     open_app(page, base_url)
     goto_page(page, "Dataset")

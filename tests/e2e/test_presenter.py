@@ -1,0 +1,102 @@
+"""Presenter mode on a projector's screen, 1280×720 and 1920×1080, every step: no line of code or of
+a printout wraps, the step's figure is whole above the fold, and the text on it is as large as the
+text beside it. Each step is photographed (the screen as the room sees it) for people to look at."""
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from mnistlab import lesson
+from tests.e2e.conftest import assert_no_exception, open_app, screenshot
+
+SHOTS = Path(os.environ.get("MNISTLAB_SHOTS", "/tmp/shots/presenter"))
+SIZES = [(1280, 720), (1920, 1080)]
+
+# Each code block of the main area: whether its text may wrap, its lines, their height, and whether a
+# line longer than the box scrolls sideways instead.
+CODE_BLOCKS = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stCode"] pre')]
+.map(pre => {
+  const code = pre.querySelector('code'), style = getComputedStyle(code);
+  return {whiteSpace: style.whiteSpace, fontPx: parseFloat(style.fontSize),
+          lines: code.innerText.replace(/\\n$/, '').split('\\n').length,
+          height: code.getBoundingClientRect().height, lineHeight: parseFloat(style.lineHeight),
+          scrollWidth: pre.scrollWidth, clientWidth: pre.clientWidth,
+          overflowX: getComputedStyle(pre).overflowX, text: code.innerText.slice(0, 60)};
+})"""
+FIGURES = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stPlotlyChart"]')]
+.map(c => {
+  const box = c.getBoundingClientRect();
+  const sizes = [...c.querySelectorAll('.main-svg text')].filter(t => t.textContent.trim())
+    .map(t => parseFloat(getComputedStyle(t).fontSize));
+  return {top: box.top, bottom: box.bottom, smallestText: Math.min(...sizes), texts: sizes.length};
+})"""
+BODY_PX = """() => parseFloat(getComputedStyle(
+  document.querySelector('[data-testid="stMain"] [data-testid="stMarkdownContainer"] p')).fontSize)"""
+
+
+@pytest.fixture(scope="module")
+def with_figure() -> set[int]:
+    """The steps that draw a figure (their code's, or a picture of their results)."""
+    return {n for n, out in enumerate(lesson.run(), 1) if out.figure is not None or out.picture is not None}
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_every_step_fits_a_projector(page, base_url, with_figure, width, height):
+    assert with_figure >= {3, 10, 12, 13}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": width, "height": height})
+    problems = []
+    for number in range(1, lesson.N_STEPS + 1):
+        open_app(page, base_url, f"lesson?step={number}&present=1")
+        if number in with_figure:
+            expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
+        page.evaluate("document.fonts.ready.then(() => true)")  # measured in the fonts the room sees
+        assert_no_exception(page)
+        page.screenshot(path=str(SHOTS / f"step-{number:02d}-{width}x{height}.png"))
+        where = f"step {number} at {width}×{height}"
+
+        blocks = page.evaluate(CODE_BLOCKS)
+        assert len(blocks) >= 1, f"{where}: no code shown"
+        for b in blocks:
+            if b["whiteSpace"] != "pre":  # pre: a line breaks only where the text has a newline
+                problems.append(f"{where}: {b['text']!r} may wrap (white-space {b['whiteSpace']})")
+            if b["height"] > b["lines"] * b["lineHeight"] + 2:
+                problems.append(f"{where}: {b['text']!r} takes more than its {b['lines']} lines "
+                                f"({b['height']:.0f} px at {b['lineHeight']:.1f} px a line)")
+            fits = b["scrollWidth"] <= b["clientWidth"]
+            if not fits and not (b["overflowX"] in ("auto", "scroll") and b["fontPx"] <= 13.01):
+                problems.append(f"{where}: {b['text']!r} is cut off, or scrolls before its font is "
+                                f"at its smallest ({b['fontPx']:.1f} px)")
+
+        figures = page.evaluate(FIGURES)
+        if number in with_figure:
+            body = page.evaluate(BODY_PX)
+            main = figures[0]
+            if not (0 <= main["top"] and main["bottom"] <= height):
+                problems.append(f"{where}: the figure runs from {main['top']:.0f} to "
+                                f"{main['bottom']:.0f} px, past the fold at {height}")
+            if main["texts"] == 0 or main["smallestText"] < body:
+                problems.append(f"{where}: text on the figure at {main['smallestText']} px, "
+                                f"smaller than the {body} px beside it")
+    assert not problems, "\n".join(problems)
+
+
+def test_step_12_shows_the_weights_as_a_picture_beside_the_printout(page, base_url):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_app(page, base_url, "lesson?step=12&present=1")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    expect(chart.locator(".gtitle")).to_contain_text("model.fc1.weight")
+    printout = page.locator('[data-testid="stCode"]').filter(has_text="Parameter containing:")
+    beside = chart.bounding_box()["x"] > printout.bounding_box()["x"] + printout.bounding_box()["width"]
+    assert beside, "the picture is not beside the printed weights"
+
+
+def test_step_12_outside_presenter_mode_shows_the_picture_after_the_printout(page, base_url):
+    open_app(page, base_url, "lesson?step=12")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    expect(chart.locator(".gtitle")).to_contain_text("model.fc1.weight")
+    printout = page.locator('[data-testid="stCode"]').filter(has_text="Parameter containing:")
+    assert chart.bounding_box()["y"] > printout.bounding_box()["y"] + printout.bounding_box()["height"]
+    screenshot(page, "lesson-step-12")  # the whole page
