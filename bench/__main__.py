@@ -144,6 +144,14 @@ def table(r: dict) -> str:
         if x.get("app_slots", x["cores"]) != x["cores"]:
             rows.append((f"9b. the same sweep in the app ({x['app_slots']} slot: a core kept for pages)",
                          "", "", f"{x['app_ratio']:.1f}", "", ""))
+        if "small_s" in x:
+            for what, est, took in ((f"{x['small_trials']} trials", x["small_estimate_s"], x["small_s"]),
+                                    (f"{x['trials']} trials", x["app_estimate_s"], x["app_s"])):
+                ratio = took / est
+                met = _met(1 / x["goal_estimate"] <= ratio <= x["goal_estimate"])
+                rows.append((f"9c. Explore's estimate, {what} (the app's slots)", f"said {est:.1f} s",
+                             f"took {took:.1f} s", f"{ratio:.2f}", f"1/{x['goal_estimate']:g} to "
+                             f"{x['goal_estimate']:g}", met))
     if "accuracy_guard" in r:
         x = r["accuracy_guard"]
         lesson = ", ".join(f"{a:.2%}" for a in x["lesson"])

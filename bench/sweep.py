@@ -23,6 +23,8 @@ GOAL_POINTS = 0.3  # each trial's test accuracy, stacked vs alone
 # A classroom's first sweep: 2 depths × 2 widths × 2 activations × 2 inits, 3 seeds each: 48 trials.
 SETTINGS = dict(depths="1,2", widths="16,64", activations="relu,sigmoid", inits=["default", "0.1"], seeds=3,
                 epochs=1)
+SMALL = dict(depths="1", widths="16", activations="relu,sigmoid", epochs=1)  # Explore's smallest: 2 trials
+GOAL_ESTIMATE = 1.5  # the estimate within this factor of the wall clock, either way
 QUICK_IMAGES = 6_000
 
 
@@ -36,7 +38,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
     app_slots = jobs.MAX_TRAINING_AT_ONCE
     accuracy: dict[str, dict[str, float]] = {"stacked": {}, "alone": {}}
 
-    def swept(slots: int):
+    def swept(slots: int, settings=settings, record: bool = True):
         torch.set_num_threads(1)  # as the CLI and the app: each training on one thread
         with tempfile.TemporaryDirectory() as folder:
             store = sweep_db.SweepDatabase(folder)
@@ -46,7 +48,8 @@ def run(reps: int, quick: bool, log=print) -> dict:
             store.close()
             if s.error:
                 raise s.error
-            accuracy["stacked"] = {r["key"]: r["test_accuracy"] for r in s.records}
+            if record:
+                accuracy["stacked"] = {r["key"]: r["test_accuracy"] for r in s.records}
 
     def one_by_one(threads: int, record: bool):
         torch.set_num_threads(threads)
@@ -69,6 +72,13 @@ def run(reps: int, quick: bool, log=print) -> dict:
     stacked_s = times[f"stacked, {cores} slots"]
     alone_s = min(t for name, t in times.items() if name.startswith("alone"))
     app_s = times.get(f"stacked, {app_slots} slot (the app)", stacked_s)
+    # What the Explore page says before a sweep starts, against the wall clock, for the smallest sweep
+    # (start-up is most of it) and for this grid (issue 22: within a factor of 1.5 both ways).
+    small = sweep.SweepSettings.of(**SMALL, train_images=settings.train_images)
+    small_estimate = sweep_run.estimate_seconds(small.trials(), app_slots, n)
+    small_cases = {"small sweep, the app's slots": lambda _: swept(app_slots, small, record=False)}
+    small_s = median(interleaved(small_cases, reps, log=log)["small sweep, the app's slots"])
+    app_estimate = sweep_run.estimate_seconds(trials, app_slots, n)
     trial_epochs = settings.n_trials * settings.epochs
     diffs = [abs(accuracy["stacked"][k] - accuracy["alone"][k]) * 100 for k in accuracy["alone"]]
     return {"sweep": {"settings": settings.label(), "trials": settings.n_trials, "train_images": n,
@@ -77,6 +87,8 @@ def run(reps: int, quick: bool, log=print) -> dict:
                       "alone_per_minute": trial_epochs / alone_s * 60, "ratio": alone_s / stacked_s,
                       "app_slots": app_slots, "app_ratio": alone_s / app_s,
                       # what the Explore page says before it starts, against what it took
-                      "app_estimate_s": sweep_run.estimate_seconds(trials, app_slots, n), "app_s": app_s,
+                      "app_estimate_s": app_estimate, "app_s": app_s,
+                      "small_trials": small.n_trials, "small_estimate_s": small_estimate, "small_s": small_s,
+                      "goal_estimate": GOAL_ESTIMATE,
                       "goal": GOAL, "max_difference_points": max(diffs), "goal_points": GOAL_POINTS,
                       "identical_accuracies": sum(d == 0 for d in diffs)}}

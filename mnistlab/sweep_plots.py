@@ -22,7 +22,15 @@ FRONT = "#222222"
 def _hover(r: dict) -> str:
     spread = f" ± {r['accuracy_std']:.2%} over {r['seeds']} seeds" if r["seeds"] > 1 else ""
     return (f"<b>{r['network']}</b><br>init {r['init']} · lr {r['lr']:g}<br>{r['parameters']:,} parameters"
-            f"<br>test accuracy {r['test_accuracy']:.2%}{spread}<br>{r['seconds']:.1f} s per trial")
+            f"<br>test accuracy {r['test_accuracy']:.2%}{spread}<br>{_time(r)}")
+
+
+def _time(r: dict) -> str:
+    """What was measured: a stack's wall time, shared by the networks trained in it."""
+    if r.get("stacked", 1) > 1:
+        return (f"trained in a stack of {r['stacked']} networks at once: the stack took "
+                f"{r['stack_seconds']:.1f} s")
+    return f"trained alone in {r.get('stack_seconds', r['seconds']):.1f} s"
 
 
 def _scatter(rows: list[dict], x: str, x_title: str, log_x: bool, title: str | None, height: int,
@@ -62,8 +70,10 @@ def accuracy_vs_parameters(rows: list[dict], title: str | None = None, height: i
 
 
 def accuracy_vs_time(rows: list[dict], title: str | None = None, height: int = 460) -> go.Figure:
-    """Test accuracy against training time per trial: what each point of accuracy costs in seconds."""
-    return _scatter(rows, "seconds", "training seconds per trial", False, title, height, front=False)
+    """Test accuracy against the training time measured: the wall time of the stack each network trained
+    in (networks of one shape train together, so their time is one measurement, not one each)."""
+    return _scatter(rows, "stack_seconds", "seconds its stack took (networks of one shape train together)",
+                    False, title, height, front=False)
 
 
 def width_depth_heatmaps(rows: list[dict], title: str | None = None, height: int = 380) -> go.Figure:

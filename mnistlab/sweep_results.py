@@ -28,7 +28,11 @@ def summarize(records: list[dict]) -> list[dict]:
         row.update(seeds=len(members), test_accuracy=statistics.fmean(acc),
                    accuracy_std=statistics.stdev(acc) if len(acc) > 1 else 0.0,
                    accuracy_min=min(acc), accuracy_max=max(acc),
-                   seconds=statistics.fmean(m["seconds"] for m in members))
+                   seconds=statistics.fmean(m["seconds"] for m in members),
+                   # what was measured: the wall time of the stack each trial trained in (old records
+                   # without "stacked" trained alone)
+                   stacked=max(m.get("stacked", 1) for m in members),
+                   stack_seconds=statistics.fmean(m["seconds"] * m.get("stacked", 1) for m in members))
         rows.append(row)
     rows.sort(key=lambda r: (-r["test_accuracy"], r["parameters"]))
     return mark_pareto(rows)

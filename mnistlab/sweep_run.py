@@ -33,8 +33,7 @@ def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
     t, k = group[0], len(group)
     steps = math.ceil(images / t.config.batch_size) * t.config.epochs
     flops = 4 * t.config.batch_size * t.arch.n_parameters * k
-    evaluation = EVALUATION_OVERHEAD_S + 2 * TEST_IMAGES * t.arch.n_parameters * k / FLOPS
-    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS) + evaluation
+    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS) + _evaluation_seconds(group)
 
 
 def plan(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> list[list[Trial]]:
@@ -53,10 +52,57 @@ def plan(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> lis
     return sorted(groups, key=lambda g: -stack_seconds(g, images))
 
 
-def estimate_seconds(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> float:
-    """About how long `trials` take on `slots` cores, trained in stacks: a rough guide for the page."""
-    costs = [stack_seconds(g, images) for g in plan(trials, slots, images)]
-    return max(sum(costs) / max(1, slots), max(costs, default=0.0))
+START_S = 0.3  # a sweep's own start: its thread, the queue, the database, the first stack's build
+PACE_STEPS = 24  # steps timed to learn this machine's pace (about 30 ms)
+PACE_EVERY_S = 60.0  # how long a measured pace is trusted: a server's load comes and goes
+_pace = {"at": -math.inf, "factor": 1.0}
+_pace_lock = threading.Lock()
+
+
+def pace() -> float:
+    """How many times slower than `stack_seconds`' model this machine trains just now: a few steps of
+    a small stack, timed at most once a minute. A busy server (other visitors training, a classroom's
+    pages) runs everything slower, and the estimate should say so before a sweep starts."""
+    with _pace_lock:
+        if time.monotonic() - _pace["at"] < PACE_EVERY_S:
+            return _pace["factor"]
+        import torch
+
+        from mnistlab import train
+        from mnistlab.network import Architecture, Network
+        from mnistlab.sweep import Trial
+
+        config = train.TrainConfig(epochs=1)
+        # Timing only: the numbers' values do not matter, their shapes and the work do.
+        g = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (PACE_STEPS * config.batch_size, 28, 28), dtype=torch.uint8,
+                               generator=g)
+        split = Split(images, torch.randint(0, 10, (len(images),), generator=g))
+        trials = [Trial(Network(Architecture((16,), act)), config) for act in ("relu", "sigmoid")]
+        stack = stacked.Stack([t.network.build() for t in trials], [t.arch for t in trials], "cpu")
+        train.train(stack, config, split)  # once to warm up: the first steps allocate what later ones reuse
+        start = time.perf_counter()
+        train.train(stack, config, split)
+        took = time.perf_counter() - start
+        modelled = stack_seconds(trials, len(images)) - _evaluation_seconds(trials)
+        _pace.update(at=time.monotonic(), factor=max(0.5, took / modelled))
+        return _pace["factor"]
+
+
+def _evaluation_seconds(group: list[Trial]) -> float:
+    t, k = group[0], len(group)
+    return EVALUATION_OVERHEAD_S + 2 * TEST_IMAGES * t.arch.n_parameters * k / FLOPS
+
+
+def estimate_seconds(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES,
+                     measured_pace: bool = True) -> float:
+    """About how long `trials` take on `slots` cores, trained in stacks, from start to the last
+    result: the sweep's start, and each stack at this machine's pace just now (see `pace`)."""
+    if not trials:
+        return 0.0
+    factor = pace() if measured_pace else 1.0
+    costs = [stack_seconds(g, images) * factor for g in plan(trials, slots, images)]
+    return START_S + max(sum(costs) / max(1, slots), max(costs, default=0.0))
 
 
 
@@ -212,10 +258,11 @@ class Sweep(jobs.Background):
         done = {r["key"] for r in self.records}
         images, slots = self._train_images, self.queue.slots
         left = None if self.done else estimate_seconds([t for t in self.missing if t.key not in done],
-                                                       slots, images)
+                                                       slots, images, measured_pace=not self._trained_here)
         if left is not None and self._trained_here and self._started is not None:
             # the estimate at the pace this machine has kept so far (the longest stacks go first)
-            so_far = estimate_seconds([t for t in self.missing if t.key in done], slots, images)
+            so_far = estimate_seconds([t for t in self.missing if t.key in done], slots, images,
+                                      measured_pace=False)
             left *= (time.monotonic() - self._started) / max(so_far, 1e-6)
         return SweepProgress(finished, total, None if finished == total else left)
 

@@ -100,7 +100,7 @@ def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> N
                     key="ex_params" + suffix, on_select=lambda: picked_from_chart("ex_params" + suffix),
                     selection_mode="points")
     with plots[1]:
-        lab_ui.plot(sweep_plots.accuracy_vs_time(rows, title="Test accuracy against training time"),
+        lab_ui.plot(sweep_plots.accuracy_vs_time(rows, title="Test accuracy against the time its stack took"),
                     key="ex_time" + suffix, on_select=lambda: picked_from_chart("ex_time" + suffix),
                     selection_mode="points")
     seeds = f"mean of {settings.seeds} seeds; " if settings.seeds > 1 else ""
@@ -118,7 +118,8 @@ def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> N
     table = pd.DataFrame([{
         "network": r["network"], "init": r["init"], "lr": r["lr"], "parameters": r["parameters"],
         "test accuracy": r["test_accuracy"] * 100, "± (seeds)": r["accuracy_std"] * 100,
-        "seconds": round(r["seconds"], 2), "Pareto": "★" if r["pareto"] else ""} for r in rows])
+        "stack's seconds": round(r["stack_seconds"], 1), "trained together": r["stacked"],
+        "Pareto": "★" if r["pareto"] else ""} for r in rows])
     st.dataframe(table, hide_index=True, key="ex_table", on_select=picked_from_table,
                  selection_mode="single-row",
                  column_config={"test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
@@ -207,7 +208,7 @@ with start_col:
         seconds = sweep_run.estimate_seconds(trials, jobs.default_queue().slots)
         st.markdown(f"**{settings.n_trials} trials** ({settings.n_configs} configs × {settings.seeds} seed"
                     f"{'s' * (settings.seeds != 1)}), {settings.epochs} epoch{'s' * (settings.epochs != 1)} "
-                    f"each: about {sweep_run.duration_text(seconds)} on this server when nobody else trains.")
+                    f"each: {sweep_run.about(seconds)} on this server at its pace just now.")
     except LabError as e:
         settings = None
         st.error(str(e))

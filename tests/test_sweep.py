@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from mnistlab import data, jobs, network, sweep, sweep_db, sweep_results, sweep_run
+from mnistlab import data, jobs, network, sweep, sweep_db, sweep_plots, sweep_results, sweep_run
 from mnistlab.errors import ConfigError
 
 
@@ -196,3 +196,29 @@ def test_a_sweep_whose_visitor_is_gone_stops(tmp_path):
     del owner  # the session was dropped
     gc.collect()
     assert run.wait(60) and run.stop_reason == "abandoned" and len(run.records) < 4
+
+
+def test_the_estimate_counts_the_sweeps_start_and_this_machines_pace(monkeypatch):
+    trials = sweep.SweepSettings.of(depths="1", widths="16", activations="relu,sigmoid").trials()
+    modelled = sum(sweep_run.stack_seconds(g) for g in sweep_run.plan(trials))
+    monkeypatch.setitem(sweep_run._pace, "at", float("inf"))  # as if just measured
+    monkeypatch.setitem(sweep_run._pace, "factor", 2.0)  # a busy server: twice the model's time
+    assert sweep_run.estimate_seconds(trials) == pytest.approx(sweep_run.START_S + 2 * modelled)
+
+
+def test_the_pace_is_measured_on_this_machine():
+    sweep_run._pace["at"] = float("-inf")
+    assert 0.5 <= sweep_run.pace() < 100
+
+
+def test_the_time_chart_shows_what_was_measured_a_stacks_time(tmp_path):
+    records = [{"key": str(i), "network": f"784-{w}-10 relu", "hidden": [w], "activations": ["relu"],
+                "activation": "relu", "depth": 1, "width": w, "parameters": 795 * w, "weight_std": None,
+                "init": "default", "lr": 0.001, "epochs": 1, "test_accuracy": 0.9, "seconds": 1.5,
+                "stacked": k} for i, (w, k) in enumerate([(16, 4), (64, 2)])]
+    rows = sweep_results.summarize(records)
+    fig = sweep_plots.accuracy_vs_time(rows)
+    xs = sorted(x for trace in fig.data if trace.mode == "markers" for x in trace.x)
+    assert xs == [3.0, 6.0]  # each stack's wall time, not the 1.5 s share each network was given
+    hover = " ".join(h for trace in fig.data if trace.hovertext for h in trace.hovertext)
+    assert "a stack of 4 networks at once: the stack took 6.0 s" in hover
