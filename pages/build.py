@@ -73,8 +73,7 @@ def network_view(arch: Architecture, init: Init, seed: int, index: int, data_nam
     classes = test_split.dataset.classes
     return network_diagram.network_figure(
         untrained(arch, init, seed), test_split.normalized([index]), class_names=classes,
-        title=f"Untrained {arch.label()}: {test_split.dataset.title} test image {index}, label "
-              f"{classes[int(test_split.labels[index])]}")
+        title=f"Untrained {arch.label()}: test image {index}, label {classes[int(test_split.labels[index])]}")
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

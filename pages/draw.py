@@ -202,7 +202,8 @@ with right:
             st.info(f"**Upload a picture of {'a digit' if digit_first(wanted) else 'a garment'}** to see "
                     f"what each network predicts.")
         else:
-            st.warning("Nothing found in this picture: it looks blank.")
+            st.warning(f"No {'digit' if digit_first(wanted) else 'garment'} found in this picture: it looks "
+                       f"blank.")
     elif not models:
         if choices:
             st.info("Choose a network above to see what it predicts.")
