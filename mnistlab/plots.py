@@ -96,9 +96,10 @@ def view_classify(image, probabilities, label: int | None = None, title: str | N
         colors[int(label)] = TRUE
     name = classes[predicted]
     image_title = "image" if label is None else f"image (label {classes[int(label)]})"
-    bars_title = f"class probability: {_colored(f'predicted {name}', PREDICTED)}"
+    lead = "class probability: " if max(map(len, classes)) <= 3 else ""  # class names: no room for it
+    bars_title = f"{lead}{_colored(f'predicted {name}', PREDICTED)}"
     if label is not None and int(label) == predicted:
-        bars_title = f"class probability: {_colored(f'predicted {name}, correct', TRUE)}"
+        bars_title = f"{lead}{_colored(f'predicted {name}, correct', TRUE)}"
     elif label is not None:
         bars_title += f", {_colored(f'true {classes[int(label)]}', TRUE)}"
     # The figure Plotly built and checked once for this title, height and classes, with this call's
@@ -123,7 +124,8 @@ def _view_classify_figure(img: np.ndarray, ps: np.ndarray, colors: list[str], im
                           bars_title: str, title: str | None, height: int,
                           classes: Sequence[str] = DIGITS) -> go.Figure:
     """view_classify's figure, built through Plotly's checks (tests compare the quick one with it)."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.08,
+    words = max(len(str(c)) for c in classes) > 3  # "Ankle boot": room for the names between the two
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.2 if words else 0.08,
                         subplot_titles=(image_title, bars_title))
     fig.add_trace(go.Heatmap(z=img, colorscale=GRAY, showscale=False,
                              hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"), row=1, col=1)
@@ -135,7 +137,10 @@ def _view_classify_figure(img: np.ndarray, ps: np.ndarray, colors: list[str], im
     fig.update_xaxes(range=[0, 1.18], tickvals=[0, 0.25, 0.5, 0.75, 1], row=1, col=2)
     # No axis title: in a narrow figure it would be drawn over the image; the digits say "class".
     fig.update_yaxes(type="category", row=1, col=2)
-    return _layout(fig, title, height)
+    _layout(fig, title, height)
+    if words:
+        fig.update_yaxes(tickfont_size=13, row=1, col=2)
+    return fig
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -174,8 +179,10 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
     """
     imgs = _np(images).reshape(-1, 28, 28)
     n = len(imgs)
-    columns = max(1, min(columns or math.ceil(math.sqrt(2 * n)), n))
-    gap = 16  # room for the label above each tile
+    names = [str(c) for c in classes]
+    words = max(map(len, names)) > 3  # "Ankle boot", not 9: fewer, wider columns and smaller labels
+    columns = max(1, min(columns or math.ceil(math.sqrt((1.2 if words else 2) * n)), n))
+    gap = 16 if not (words and predictions is not None) else 30  # room for the label(s) above each tile
     z = _tile(imgs, columns, gap)
     lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
     gray = np.round((np.nan_to_num(z, nan=lo) - lo) / max(hi - lo, 1e-9) * 255).astype(np.uint8)
@@ -186,18 +193,19 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
         preds = None if predictions is None else _np(predictions).astype(int).reshape(-1)
         # One text trace rather than an annotation per digit: Plotly builds 64 annotations slowly.
         rc = [divmod(i, columns) for i in range(len(labels))]
-        names = [str(c) for c in classes]
-        text = [names[y] if preds is None else f"{names[y]}→{names[preds[i]]}" for i, y in enumerate(labels)]
+        arrow = "<br>→ " if words else "→"  # a true and a predicted name: one above the other
+        text = [names[y] if preds is None else f"{names[y]}{arrow}{names[preds[i]]}"
+                for i, y in enumerate(labels)]
         colors = TEXT if preds is None else [TRUE if p == y else PREDICTED for p, y in zip(preds, labels)]
         fig.add_trace(go.Scatter(x=[c * (28 + gap) + 13.5 for _, c in rc],
                                  y=[r * (28 + gap) - 1 for r, _ in rc], text=text, mode="text",
                                  textposition="top center", hoverinfo="skip",
-                                 textfont=dict(size=FONT_SIZE if max(map(len, names)) <= 3
-                                               else LABEL_SIZE, color=colors)))
+                                 textfont=dict(size=LABEL_SIZE if words else FONT_SIZE, color=colors)))
     _image_axes(fig)
     rows = math.ceil(n / columns)
     fig.update_yaxes(range=[rows * (28 + gap) - gap - 0.5, -gap])
-    return _layout(fig, title, height=height or min(540, max(220, 78 * rows + 70)))
+    return _layout(fig, title, height=height or min(540 if not words else 720,
+                                                    max(220, (78 if not words else 100) * rows + 70)))
 
 
 def pixel_values(image, decimals: int = 0, title: str | None = None, height: int = 720) -> go.Figure:
@@ -377,7 +385,11 @@ def confusion_matrix(confusion, title: str | None = None, height: int = 560,
     fig.update_xaxes(type="category", title_text="predicted", side="top")
     fig.update_yaxes(type="category", title_text="true digit" if tuple(classes) == DIGITS else "true class",
                      autorange="reversed", scaleanchor="x")
-    return _layout(fig, title, height)
+    _layout(fig, title, height)
+    if max(len(str(c)) for c in classes) > 3:  # names slanted above the columns: room under the title
+        fig.update_xaxes(tickangle=-40)
+        fig.update_layout(margin=dict(t=160))
+    return fig
 
 
 def histograms_before_after(before: Mapping[str, object], after: Mapping[str, object], columns: int = 2,

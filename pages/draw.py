@@ -190,9 +190,9 @@ with right:
     digit = prepared.get(wanted[0])
     fashion = [ds for ds in prepared if ds.prepare == "garment"]
     if fashion and source == "Draw" and not prepared[fashion[0]].blank:
-        st.info(f"A sketch, not a photo: {fashion[0].title}'s images are product photos, so a drawing of "
-                f"trousers is a harder test than a photo of them. Upload a photo of a garment on a plain "
-                f"light background to see it prepared as the data set's were.", icon=":material/draw:")
+        st.info(f"A sketch, not a photo: {fashion[0].title}'s images are product photos. Upload a photo of "
+                f"a garment on a plain light background to see it prepared as they were.",
+                icon=":material/draw:")
 
     if digit is None or digit.blank:
         if source == "Draw":

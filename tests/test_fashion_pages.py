@@ -142,7 +142,8 @@ def test_train_on_fashion_names_classes_in_every_result(monkeypatch):
     per_class = at.dataframe[-1].value
     assert list(per_class.columns) == list(FASHION.classes)
     mistakes = figure_with(at, "mistakes: true → predicted")
-    assert all("→" in t and t.split("→")[0] in FASHION.classes for t in grid_text(mistakes))
+    pairs = [t.split("<br>→ ") for t in grid_text(mistakes)]  # the true name above the predicted one
+    assert pairs and all(len(p) == 2 and set(p) <= set(FASHION.classes) and p[0] != p[1] for p in pairs)
     gallery = figure_with(at, "Test image")
     assert bar_names(gallery) == list(FASHION.classes)
     code = code_text(at)
