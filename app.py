@@ -33,6 +33,7 @@ def main() -> None:
     st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
     page = st.navigation([st.Page(path, title=title, icon=icon, default=path == DEFAULT_PAGE)
                           for path, title, icon in PAGES if (HERE / path).exists()])
+    lab_ui.choose_dataset()  # before the data check: if one data set's files are missing, choose another
     sidebar = st.sidebar.empty()
     try:
         lab_ui.require_data()

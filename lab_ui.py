@@ -13,8 +13,9 @@ import pandas  # noqa: F401  see below
 import streamlit as st
 import torch
 
-from mnistlab import data, jobs, network
-from mnistlab.errors import DataError, LabError
+from mnistlab import data, jobs, network, share
+from mnistlab import dataset as datasets
+from mnistlab.errors import ConfigError, DataError, LabError
 
 # Plotly's validators look pandas up in sys.modules; while another thread is still importing it they
 # find it half made and fail (AttributeError: partially initialized module 'pandas'). Every page
@@ -40,30 +41,88 @@ def entry_guard() -> None:
         st.rerun()
 
 
-@st.cache_resource(show_spinner="Loading MNIST…")
-def split(train: bool = True) -> data.Split:
-    """One split of MNIST in memory, shared by all visitors (read-only)."""
-    return data.load_split(train)
+# -- the data set: chosen once, in the sidebar; every page follows ---------------------------------
+
+DATA_PARAM = "data"  # ?data=fashion: the link's data set (absent: MNIST, or the one chosen earlier)
+
+
+def choose_dataset() -> datasets.Dataset:
+    """The sidebar's data set menu, read before the page runs. A link's `?data=` wins when it differs
+    from what the app last wrote there; the choice then goes into the address bar of every page (not
+    for MNIST, the default), so a copied link opens the same data set."""
+    ss = st.session_state
+    linked = st.query_params.get(DATA_PARAM)
+    if linked is not None and linked != ss.get("lab_data_url"):
+        try:
+            ss["lab_dataset"] = share.linked_dataset({DATA_PARAM: linked}).name
+        except ConfigError as e:
+            st.sidebar.warning(f"Link value data={linked[:40]!r} was not used: {e}",
+                               icon=":material/link_off:")
+    ss.setdefault("lab_dataset", datasets.DEFAULT.name)
+    name = st.sidebar.radio("Data set", list(datasets.DATASETS), key="lab_dataset",
+                            format_func=lambda n: datasets.DATASETS[n].title,
+                            help="What every page shows, trains on and tests with. Links to a page "
+                                 "carry it (?data=fashion).")
+    value = None if name == datasets.DEFAULT.name else name
+    if st.query_params.get(DATA_PARAM) != value:
+        if value is None:
+            del st.query_params[DATA_PARAM]
+        else:
+            st.query_params[DATA_PARAM] = value
+    ss["lab_data_url"] = value
+    return datasets.DATASETS[name]
+
+
+def dataset() -> datasets.Dataset:
+    """The data set this visitor chose (MNIST until they choose)."""
+    return datasets.get(st.session_state.get("lab_dataset", datasets.DEFAULT.name))
+
+
+def link_params() -> dict[str, str]:
+    """What a page's own links add so the data set comes along: {} for MNIST, else {"data": name}."""
+    name = dataset().name
+    return {} if name == datasets.DEFAULT.name else {DATA_PARAM: name}
+
+
+@st.cache_resource(show_spinner="Loading the data set…")
+def _split(train: bool, name: str) -> data.Split:
+    return data.load_split(train, dataset=datasets.get(name))
+
+
+def split(train: bool = True, of: datasets.Dataset | str | None = None) -> data.Split:
+    """One split of a data set (the visitor's, unless `of` names another) in memory, loaded once per
+    server and shared by all visitors (read-only)."""
+    return _split(bool(train), datasets.get(of if of is not None else dataset()).name)
 
 
 def require_data() -> None:
-    """Make sure both splits are loaded; download them on a first visit, with visible progress.
+    """Make sure both splits of the chosen data set are loaded: unpacked from Debian's package or
+    downloaded on a first visit, with visible progress.
 
-    Without files and without a network the page stops with what to do instead of a traceback.
+    Without files the page stops with what to do instead of a traceback; the other data set still
+    works (the sidebar's menu stays).
     """
+    ds = dataset()
     try:
-        if data.files_present():
+        if data.files_present(dataset=ds):
             split(True), split(False)
             return
-        with st.status(f"Downloading MNIST (about 12 MB) to {data.data_root()} …", expanded=True) as status:
+        if data.debian_available(dataset=ds):
+            label = f"Unpacking {ds.title} from {ds.debian_folder} to {data.data_root(dataset=ds)} …"
+        else:
+            label = f"Downloading {ds.title} ({ds.download_size}) to {data.data_root(dataset=ds)} …"
+        with st.status(label, expanded=True) as status:
             st.write("This happens once; later visits read the files from disk.")
             split(True), split(False)
-            status.update(label="MNIST downloaded", state="complete", expanded=False)
+            status.update(label=f"{ds.title} is ready", state="complete", expanded=False)
     except DataError as e:
         st.error(str(e))
-        st.info("To use MNIST files you already have, start the app with the folder that holds "
-                "`MNIST/raw/` in `MNISTLAB_DATA`, e.g.\n\n"
-                "`MNISTLAB_DATA=/path/to/data streamlit run app.py`")
+        st.info(f"To use {ds.title} files you already have, start the app with the folder that holds "
+                f"`{ds.torchvision_name}/raw/` in `MNISTLAB_DATA`, e.g.\n\n"
+                "`MNISTLAB_DATA=/path/to/data streamlit run app.py`"
+                + (f"\n\nOn Debian or Ubuntu: `sudo apt-get install {ds.debian_package}`, then reload "
+                   f"this page." if ds.debian_package else "")
+                + "\n\nThe other data sets still work: choose one in the sidebar.")
         st.stop()
 
 
@@ -126,7 +185,7 @@ def sidebar(place=None) -> None:
     """The device the visitor's network uses and where the data set lives (in `place`, e.g. an
     `st.sidebar.empty()` filled after the page ran, so a device just chosen shows at once)."""
     (place or st.sidebar).caption(f"**Device:** {device_label(current_build().device)}  \n"
-                                  f"**Data:** `{data.data_root()}`")
+                                  f"**Data:** `{data.data_root(dataset=dataset())}`")
 
 
 def run_label(number: int, run) -> str:

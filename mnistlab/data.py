@@ -77,17 +77,43 @@ def raw_folder(root=None, dataset: Dataset = MNIST) -> Path:
 
 
 def _fix_hint(root: Path, dataset: Dataset) -> str:
+    debian = (f", or install Debian's copy (`apt-get install {dataset.debian_package}`, which puts them "
+              f"in {dataset.debian_folder})") if dataset.debian_package else ""
     return (
         f"Put the four {dataset.title} files ({', '.join(dataset.raw_files)}) in "
         f"{raw_folder(root, dataset)}, or set MNISTLAB_DATA to a folder that holds "
-        f"{dataset.torchvision_name}/raw/, or connect to the internet so they can be downloaded."
+        f"{dataset.torchvision_name}/raw/, or connect to the internet so they can be downloaded{debian}."
     )
 
 
+def _debian_instead(dataset: Dataset) -> str:
+    if not dataset.debian_package:
+        return ""
+    return (f", or delete them and install Debian's copy (`apt-get install {dataset.debian_package}`): "
+            f"the files missing are then unpacked from {dataset.debian_folder}")
+
+
+def debian_available(root=None, dataset: Dataset = MNIST) -> bool:
+    """`dataset`'s files are missing here, and its Debian package's folder is there to unpack."""
+    folder = dataset.debian_folder
+    return folder is not None and folder.is_dir() and not files_present(root, dataset)
+
+
+def unpack_debian(root=None, dataset: Dataset = MNIST):
+    """The Debian package's gzipped files decompressed into `root` (see data_sources), or a DataError."""
+    from mnistlab import data_sources
+
+    return data_sources.unpack_debian(dataset.torchvision_class(), data_root(root, dataset),
+                                      dataset.debian_folder, dataset.debian_package)
+
+
 def load_dataset(train: bool = True, root=None, download: bool = True, dataset: Dataset = MNIST):
-    """torchvision's class for `dataset` with the lesson's transform; downloads when missing and possible."""
+    """torchvision's class for `dataset` with the lesson's transform. Files missing: unpacked from
+    the Debian package's folder when there is one, else downloaded when possible."""
     root = data_root(root, dataset)
     split = "training" if train else "test"
+    if debian_available(root, dataset):
+        unpack_debian(root, dataset)
     try:
         ds = dataset.torchvision_class()(root, train=train, download=download, transform=transform)
     except Exception as e:  # torchvision raises RuntimeError, OSError, ValueError... for all of these
@@ -98,7 +124,7 @@ def load_dataset(train: bool = True, root=None, download: bool = True, dataset: 
                             f"({reason}). {_fix_hint(root, dataset)}") from e
         raise DataError(f"The {dataset.title} {split} files in {raw_folder(root, dataset)} are damaged "
                         f"({type(e).__name__}: {reason}). Replace them with the original "
-                        f"files ({', '.join(dataset.raw_files)}).") from e
+                        f"files ({', '.join(dataset.raw_files)}){_debian_instead(dataset)}.") from e
     if len(ds.data) != len(ds.targets):
         raise DataError(f"The {dataset.title} {split} files in {root} disagree: {len(ds.data)} images but "
                         f"{len(ds.targets)} labels. Replace them with the original files.")

@@ -21,10 +21,11 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnistlab.dataset import DATASETS, FASHION
 from mnistlab.errors import DataError
 
-DEBIAN_FOLDER = Path("/usr/share/datasets/fashion-mnist")
-DEBIAN_PACKAGE = "dataset-fashion-mnist"
+DEBIAN_FOLDER = FASHION.debian_folder  # /usr/share/datasets/fashion-mnist
+DEBIAN_PACKAGE = FASHION.debian_package
 
 # MD5 of each uncompressed file, as published (the same as the files in ../shared/data/*/raw/MD5SUMS).
 RAW_MD5 = {
@@ -41,7 +42,7 @@ RAW_MD5 = {
         "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
     },
 }
-TITLES = {"MNIST": "MNIST", "FashionMNIST": "Fashion-MNIST"}
+TITLES = {d.torchvision_name: d.title for d in DATASETS.values()}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from mnistlab.errors import ConfigError
+
+DEBIAN_ROOT = "/usr/share/datasets"  # where Debian's dataset-* packages put their files
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Dataset:
     lesson_folder: str  # where the course's code keeps it ("~/.pytorch/MNIST_data/")
     download_size: str  # for the first visit's message
     image_shape: tuple[int, int] = (28, 28)
+    debian_package: str | None = None  # a Debian/Ubuntu package with its gzipped files, if there is one
+    prepare: str = "digit"  # how a drawing or an upload is made into its images (mnistlab.preprocess)
 
     def __repr__(self) -> str:
         return f"Dataset({self.name})"
@@ -53,6 +58,13 @@ class Dataset:
         urls = [url for url, _ in self.torchvision_class().resources]
         return tuple(url.rsplit("/", 1)[-1].removesuffix(".gz") for url in urls)
 
+    @property
+    def debian_folder(self) -> Path | None:
+        """Where `debian_package` puts the gzipped files (/usr/share/datasets/<its name>/)."""
+        if self.debian_package is None:
+            return None
+        return Path(DEBIAN_ROOT) / self.debian_package.removeprefix("dataset-")
+
     def normalize_code(self) -> str:
         """Its own Normalize step as the lesson writes one."""
         return f"Normalize(({self.mean:g},), ({self.std:g},))"
@@ -63,7 +75,16 @@ MNIST = Dataset(
     mean=0.1307, std=0.3081,  # as pytorch/examples writes them
     things="digits", lesson_folder="~/.pytorch/MNIST_data/", download_size="about 12 MB")
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (MNIST,)}
+# Zalando's product photos, made into MNIST's format (Xiao, Rasul & Vollgraf 2017): the same sizes,
+# harder to tell apart. Its mean and std: tests/test_dataset_stats.py computes them from the files.
+FASHION = Dataset(
+    name="fashion", title="Fashion-MNIST", torchvision_name="FashionMNIST",
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+             "Ankle boot"),
+    mean=0.2860, std=0.3530, things="clothes", lesson_folder="~/.pytorch/F_MNIST_data/",
+    download_size="about 30 MB", debian_package="dataset-fashion-mnist", prepare="garment")
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (MNIST, FASHION)}
 DEFAULT = MNIST
 
 

@@ -12,11 +12,14 @@ MNISTLAB_RAY_ADDRESS (or Ray's own RAY_ADDRESS) set, the app's trainings all go 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import threading
 import time
 import weakref
+
+import torch
 
 from mnistlab import network, train
 from mnistlab.data import Split
@@ -287,11 +290,27 @@ class TrainingJob(Job):
         self.network, self.config = net, config
         self.splits, self.device = (train_split, test_split), network.resolve_device(device)
         self.run_kwargs = run_kwargs
+        self.live_model = None
 
     @property
     def arch(self) -> network.Architecture:
         return self.network.arch
 
     def _run(self, engine) -> train.Run:
+        kwargs = dict(self.run_kwargs)
+        if engine.name == "local":  # in this process: the page can draw the network as it learns
+            kwargs["on_model"] = self._keep_model
         return engine.train(self.network, self.config, *self.splits, self.device, self._report, self._stop,
-                            **self.run_kwargs)
+                            **kwargs)
+
+    def _keep_model(self, model) -> None:
+        self.live_model = model
+
+    def live_snapshot(self):
+        """A copy of the network as it is now, in eval mode, while it trains here; None before it
+        starts, after it ends or on another machine (the Ray engine)."""
+        model = self.live_model
+        if model is None or self.done:
+            return None
+        with torch.no_grad():
+            return copy.deepcopy(model).eval()

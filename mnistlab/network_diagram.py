@@ -299,6 +299,7 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
         title=dict(text=title, font=dict(size=plots.FONT_SIZE + 2, color=plots.TEXT)) if title else None,
         height=height, font=dict(size=plots.FONT_SIZE, color=plots.TEXT), showlegend=False,
         margin=dict(l=10, r=10, t=70 if title else 40, b=10), plot_bgcolor="white", paper_bgcolor="white",
+        meta={"figure": "network diagram"},  # what it is, for a page's tests to tell it from the others
         dragmode=False, hovermode="closest", xaxis=x_axis, yaxis={**y_axis, "scaleanchor": "x"},
         xaxis2={**x_axis, "overlaying": "x"}, yaxis2={**y_axis, "scaleanchor": "x2", "overlaying": "y"})
     return go.Figure(dict(data=traces, layout=layout), _validate=False)

@@ -25,6 +25,8 @@ BAR = "#4c78a8"
 PREDICTED = "#e45756"
 TRUE = "#2ca02c"
 GRAY = [[0.0, "black"], [1.0, "white"]]  # digits as MNIST stores them: white ink on black
+DIGITS = tuple("0123456789")  # MNIST's class names, the default wherever classes are named
+LABEL_SIZE = 11  # class names longer than a digit, above a 28-pixel tile
 DIVERGING = "RdBu"
 
 
@@ -77,30 +79,33 @@ def _colored(text: str, color: str) -> str:
 # -- the lesson's view_classify -------------------------------------------------------------------
 
 def view_classify(image, probabilities, label: int | None = None, title: str | None = None,
-                  height: int = 380) -> go.Figure:
-    """The lesson's `view_classify`: the digit beside its 10 class-probability bars, as one figure.
+                  height: int = 380, classes: Sequence[str] = DIGITS) -> go.Figure:
+    """The lesson's `view_classify`: the image beside its 10 class-probability bars, as one figure.
 
     The most probable class is drawn in red; with `label` given, the true class is drawn in green
-    (so a correct prediction is one green bar).
+    (so a correct prediction is one green bar). `classes` names the bars (a data set's `classes`).
     """
     img = _as_image(image)
     ps = _np(probabilities).reshape(-1)
-    if ps.size != 10:
-        raise ValueError(f"view_classify needs 10 class probabilities; got {ps.size}.")
+    classes = tuple(map(str, classes))
+    if ps.size != len(classes):
+        raise ValueError(f"view_classify needs {len(classes)} class probabilities; got {ps.size}.")
     predicted = int(np.argmax(ps))
-    colors = [BAR] * 10
+    colors = [BAR] * len(classes)
     colors[predicted] = PREDICTED
     if label is not None:
         colors[int(label)] = TRUE
-    image_title = "image" if label is None else f"image (label {int(label)})"
-    bars_title = f"class probability: {_colored(f'predicted {predicted}', PREDICTED)}"
+    name = classes[predicted]
+    image_title = "image" if label is None else f"image (label {classes[int(label)]})"
+    lead = "class probability: " if max(map(len, classes)) <= 3 else ""  # class names: no room for it
+    bars_title = f"{lead}{_colored(f'predicted {name}', PREDICTED)}"
     if label is not None and int(label) == predicted:
-        bars_title = f"class probability: {_colored(f'predicted {predicted}, correct', TRUE)}"
+        bars_title = f"{lead}{_colored(f'predicted {name}, correct', TRUE)}"
     elif label is not None:
-        bars_title += f", {_colored(f'true {int(label)}', TRUE)}"
-    # The figure Plotly built and checked once for this title and height, with this call's numbers
-    # and words put in: building it anew took ~25 ms (a Draw page shows one per network).
-    fig = copy.deepcopy(_view_classify_template(title, height))
+        bars_title += f", {_colored(f'true {classes[int(label)]}', TRUE)}"
+    # The figure Plotly built and checked once for this title, height and classes, with this call's
+    # numbers and words put in: building it anew took ~25 ms (a Draw page shows one per network).
+    fig = copy.deepcopy(_view_classify_template(title, height, classes))
     heatmap, bars = fig["data"]
     heatmap["z"] = img
     bars.update(x=ps, text=[f"{p:.2f}" for p in ps], marker={**bars["marker"], "color": colors})
@@ -110,19 +115,22 @@ def view_classify(image, probabilities, label: int | None = None, title: str | N
 
 
 @functools.lru_cache(maxsize=64)
-def _view_classify_template(title: str | None, height: int) -> dict:
-    return _view_classify_figure(np.zeros((28, 28)), np.full(10, 0.1), [BAR] * 10, "image",
-                                 "class probability", title, height).to_dict()
+def _view_classify_template(title: str | None, height: int, classes: tuple[str, ...] = DIGITS) -> dict:
+    n = len(classes)
+    return _view_classify_figure(np.zeros((28, 28)), np.full(n, 1 / n), [BAR] * n, "image",
+                                 "class probability", title, height, classes).to_dict()
 
 
 def _view_classify_figure(img: np.ndarray, ps: np.ndarray, colors: list[str], image_title: str,
-                          bars_title: str, title: str | None, height: int) -> go.Figure:
+                          bars_title: str, title: str | None, height: int,
+                          classes: Sequence[str] = DIGITS) -> go.Figure:
     """view_classify's figure, built through Plotly's checks (tests compare the quick one with it)."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.08,
+    words = max(len(str(c)) for c in classes) > 3  # "Ankle boot": room for the names between the two
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.2 if words else 0.08,
                         subplot_titles=(image_title, bars_title))
     fig.add_trace(go.Heatmap(z=img, colorscale=GRAY, showscale=False,
                              hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=ps, y=[str(c) for c in range(10)], orientation="h", marker_color=colors,
+    fig.add_trace(go.Bar(x=ps, y=list(classes), orientation="h", marker_color=colors,
                          text=[f"{p:.2f}" for p in ps], textposition="outside", cliponaxis=False,
                          hovertemplate="class %{y}: %{x:.4f}<extra></extra>"), row=1, col=2)
     _image_axes(fig, row=1, col=1)
@@ -130,7 +138,10 @@ def _view_classify_figure(img: np.ndarray, ps: np.ndarray, colors: list[str], im
     fig.update_xaxes(range=[0, 1.18], tickvals=[0, 0.25, 0.5, 0.75, 1], row=1, col=2)
     # No axis title: in a narrow figure it would be drawn over the image; the digits say "class".
     fig.update_yaxes(type="category", row=1, col=2)
-    return _layout(fig, title, height)
+    _layout(fig, title, height)
+    if words:
+        fig.update_yaxes(tickfont_size=13, row=1, col=2)
+    return fig
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -159,8 +170,9 @@ def png_data_url(image: np.ndarray) -> str:
 
 
 def digit_grid(images, labels=None, columns: int | None = None, title: str | None = None,
-               predictions=None, height: int | None = None) -> go.Figure:
-    """A batch of digits in a grid, each with its label above it (and a prediction, when given).
+               predictions=None, height: int | None = None, classes: Sequence[str] = DIGITS) -> go.Figure:
+    """A batch of images in a grid, each with its label above it (and a prediction, when given),
+    named by `classes` (a data set's: "Ankle boot", not 9).
 
     By default the grid is about twice as wide as tall, the shape of a page's main column. The tiles
     are one PNG, gray from the batch's lowest value (black) to its highest (white), as a heatmap
@@ -168,8 +180,10 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
     """
     imgs = _np(images).reshape(-1, 28, 28)
     n = len(imgs)
-    columns = max(1, min(columns or math.ceil(math.sqrt(2 * n)), n))
-    gap = 16  # room for the label above each tile
+    names = [str(c) for c in classes]
+    words = max(map(len, names)) > 3  # "Ankle boot", not 9: fewer, wider columns and smaller labels
+    columns = max(1, min(columns or math.ceil(math.sqrt((1.2 if words else 2) * n)), n))
+    gap = 16 if not (words and predictions is not None) else 30  # room for the label(s) above each tile
     z = _tile(imgs, columns, gap)
     lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
     gray = np.round((np.nan_to_num(z, nan=lo) - lo) / max(hi - lo, 1e-9) * 255).astype(np.uint8)
@@ -180,16 +194,19 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
         preds = None if predictions is None else _np(predictions).astype(int).reshape(-1)
         # One text trace rather than an annotation per digit: Plotly builds 64 annotations slowly.
         rc = [divmod(i, columns) for i in range(len(labels))]
-        text = [str(y) if preds is None else f"{y}→{preds[i]}" for i, y in enumerate(labels)]
+        arrow = "<br>→ " if words else "→"  # a true and a predicted name: one above the other
+        text = [names[y] if preds is None else f"{names[y]}{arrow}{names[preds[i]]}"
+                for i, y in enumerate(labels)]
         colors = TEXT if preds is None else [TRUE if p == y else PREDICTED for p, y in zip(preds, labels)]
         fig.add_trace(go.Scatter(x=[c * (28 + gap) + 13.5 for _, c in rc],
                                  y=[r * (28 + gap) - 1 for r, _ in rc], text=text, mode="text",
                                  textposition="top center", hoverinfo="skip",
-                                 textfont=dict(size=FONT_SIZE, color=colors)))
+                                 textfont=dict(size=LABEL_SIZE if words else FONT_SIZE, color=colors)))
     _image_axes(fig)
     rows = math.ceil(n / columns)
     fig.update_yaxes(range=[rows * (28 + gap) - gap - 0.5, -gap])
-    return _layout(fig, title, height=height or min(540, max(220, 78 * rows + 70)))
+    return _layout(fig, title, height=height or min(540 if not words else 720,
+                                                    max(220, (78 if not words else 100) * rows + 70)))
 
 
 def pixel_values(image, decimals: int = 0, title: str | None = None, height: int = 720) -> go.Figure:
@@ -248,13 +265,14 @@ def _per_unit(w: np.ndarray) -> np.ndarray:
 
 # -- counts and distributions -------------------------------------------------------------------
 
-def class_counts(counts: Sequence[int], title: str | None = None, height: int = 360) -> go.Figure:
-    """How many images of each digit, 0 to 9."""
+def class_counts(counts: Sequence[int], title: str | None = None, height: int = 360,
+                 classes: Sequence[str] = DIGITS) -> go.Figure:
+    """How many images of each class (0 to 9 for digits)."""
     counts = [int(c) for c in counts]
-    fig = go.Figure(go.Bar(x=[str(c) for c in range(len(counts))], y=counts, marker_color=BAR,
+    fig = go.Figure(go.Bar(x=[str(c) for c in classes], y=counts, marker_color=BAR,
                            text=[f"{c:,}" for c in counts], textposition="outside", cliponaxis=False,
-                           hovertemplate="digit %{x}: %{y:,}<extra></extra>"))
-    fig.update_xaxes(type="category", title_text="digit")
+                           hovertemplate="%{x}: %{y:,}<extra></extra>"))
+    fig.update_xaxes(type="category", title_text="digit" if tuple(classes) == DIGITS else "class")
     fig.update_yaxes(title_text="images", range=[0, max(counts + [1]) * 1.15])
     return _layout(fig, title, height)
 
@@ -347,16 +365,17 @@ def training_curves(curves: Mapping[str, tuple], title: str | None = None, heigh
     return fig
 
 
-def confusion_matrix(confusion, title: str | None = None, height: int = 560) -> go.Figure:
-    """Test digits by true class (rows) and predicted class (columns), with every count written in.
+def confusion_matrix(confusion, title: str | None = None, height: int = 560,
+                     classes: Sequence[str] = DIGITS) -> go.Figure:
+    """Test images by true class (rows) and predicted class (columns), with every count written in.
 
     The diagonal (right answers) and the mistakes have their own colour scales, so a handful of
     mistakes still shows beside a thousand right answers.
     """
     counts = _np(confusion).astype(int)
-    diagonal = np.where(np.eye(10, dtype=bool), counts, np.nan)
-    mistakes = np.where(np.eye(10, dtype=bool), np.nan, counts)
-    digits = [str(d) for d in range(10)]
+    diagonal = np.where(np.eye(len(counts), dtype=bool), counts, np.nan)
+    mistakes = np.where(np.eye(len(counts), dtype=bool), np.nan, counts)
+    digits = [str(c) for c in classes]
     hover = "true %{y}, predicted %{x}: %{z:,}<extra></extra>"
     fig = go.Figure([
         go.Heatmap(z=diagonal, x=digits, y=digits, colorscale="Greens", showscale=False, hoverongaps=False,
@@ -365,8 +384,13 @@ def confusion_matrix(confusion, title: str | None = None, height: int = 560) -> 
                    zmax=max(1, np.nanmax(mistakes)), showscale=False, hoverongaps=False,
                    texttemplate="%{z:,}", hovertemplate=hover)])
     fig.update_xaxes(type="category", title_text="predicted", side="top")
-    fig.update_yaxes(type="category", title_text="true digit", autorange="reversed", scaleanchor="x")
-    return _layout(fig, title, height)
+    fig.update_yaxes(type="category", title_text="true digit" if tuple(classes) == DIGITS else "true class",
+                     autorange="reversed", scaleanchor="x")
+    _layout(fig, title, height)
+    if max(len(str(c)) for c in classes) > 3:  # names slanted above the columns: room under the title
+        fig.update_xaxes(tickangle=-40)
+        fig.update_layout(margin=dict(t=160))
+    return fig
 
 
 def histograms_before_after(before: Mapping[str, object], after: Mapping[str, object], columns: int = 2,
@@ -466,7 +490,7 @@ def _diverging_png(z: np.ndarray) -> str:
 
 
 def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
-           frame_ms: int = 700) -> go.Figure:
+           frame_ms: int = 700, classes: Sequence[str] = DIGITS) -> go.Figure:
     """The run's snapshots as an animation: a slider over them and a play button, played in the
     browser (Plotly frames), with no round-trip to the server per frame.
 
@@ -481,7 +505,8 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
     specs = [[{"colspan": cols}] + [None] * (cols - 1),
              [{}] + [{"colspan": cols - 1}] + [None] * (cols - 2)]
     titles = [f"fc1: the first {len(snaps[0].templates)} units, each on its own scale", "",
-              "class probabilities (columns 0-9) for one test image of each digit"]
+              "class probabilities (columns 0-9) for one test image of each digit" if tuple(classes) == DIGITS
+              else "class probabilities for one test image of each class"]
     for r in range(hist_rows):
         row = []
         for c in range(hist_cols):
@@ -519,7 +544,7 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
     fig.add_trace(go.Image(source=templates(first), hoverinfo="skip"), row=1, col=1)
     fig.add_trace(go.Image(source=_digit_column(digit_images), hoverinfo="skip"), row=2, col=1)
     p, text = probabilities(first)
-    digits = [str(d) for d in range(len(p))]  # the replay digits are one of each, 0 to 9
+    digits = [str(c) for c in classes][:len(p)]  # the replay images are one of each class, in order
     fig.add_trace(go.Heatmap(z=p, x=digits, y=digits, text=text, texttemplate="%{text}", colorscale="Blues",
                              zmin=0, zmax=1, showscale=False,
                              hovertemplate="a %{y}: class %{x} %{z:.3f}<extra></extra>"), row=2, col=2)

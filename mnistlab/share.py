@@ -1,8 +1,10 @@
 """A Build page network as URL query parameters, and back: a copied link rebuilds the same network.
 
-`?hidden=128,64&act=relu,relu&std=default&bias=default&seed=0`. The seed fixes the weights, so
-the link carries a few characters instead of the weights themselves. Decoding never fails: each
-value that is malformed or out of range falls back to its default, with a notice saying so.
+`?hidden=128,64&act=relu,relu&std=default&bias=default&seed=0`, and `&data=fashion` for a data set
+other than MNIST (a link without it, as every link before there was a choice, is MNIST's). The seed
+fixes the weights, so the link carries a few characters instead of the weights themselves.
+Decoding never fails: each value that is malformed or out of range falls back to its default, with
+a notice saying so.
 """
 
 from __future__ import annotations
@@ -10,29 +12,41 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from mnistlab import dataset as datasets
 from mnistlab import parse
 from mnistlab.errors import ConfigError
 from mnistlab.network import MAX_SEED, Architecture, Init, Network, check_seed
 
 # Normal-init std values offered on the Build page: a log scale from 0.001 to 10.
 STD_SCALE = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-KEYS = ("hidden", "act", "std", "bias", "seed")
+KEYS = ("hidden", "act", "std", "bias", "seed", "data")
 MAX_VALUE_LENGTH = 100  # a real link's values are short; longer ones are not echoed back
 
 
 DEFAULT = Network()  # what the Build page's link carries: architecture, init and seed (weights follow)
 
 
-def encode(state: Network) -> dict[str, str]:
-    """Query parameters for `state`, every value spelled out so a reader of the link sees the network."""
+def encode(state: Network, dataset: datasets.Dataset | str = datasets.DEFAULT) -> dict[str, str]:
+    """Query parameters for `state` on `dataset`, every value spelled out so a reader of the link sees
+    the network (the data set only when it is not MNIST)."""
     std = state.init.weight_std
+    data = datasets.get(dataset).name
     return {
         "hidden": ",".join(map(str, state.arch.hidden)),
         "act": ",".join(state.arch.activations),
         "std": "default" if std is None else f"{std:g}",
         "bias": "zero" if state.init.zero_bias else "default",
         "seed": str(state.seed),
+        **({} if data == datasets.DEFAULT.name else {"data": data}),
     }
+
+
+def linked_dataset(params: Mapping[str, object]) -> datasets.Dataset:
+    """The data set a link names (`data=`); MNIST for a link without it. A ConfigError for a name
+    that is none of them."""
+    if "data" not in params:
+        return datasets.DEFAULT
+    return datasets.get(parse.last(params["data"], MAX_VALUE_LENGTH).strip())
 
 
 def nearest_std(std: float) -> float:

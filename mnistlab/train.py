@@ -535,16 +535,20 @@ class Run:
 
 
 def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split, device="cpu",
-        callback=None, stop=None, recorder: Recorder | None = None, record_dynamics: bool = False) -> Run:
+        callback=None, stop=None, recorder: Recorder | None = None, record_dynamics: bool = False,
+        on_model=None) -> Run:
     """Build the network, train it, evaluate it on the test split, and keep it all as a `Run`.
 
     With `record_dynamics` (or a `recorder` of one's own), the Run keeps each layer's learning
-    dynamics, probed on `test_split`'s first images.
+    dynamics, probed on `test_split`'s first images. `on_model(model)` is called with the network
+    about to be trained, so a page can draw it as it learns.
     """
     check_split(config, test_split)
     device = network.resolve_device(device)
     model = net.build(device)
     initial = _cpu_state(model)
+    if on_model is not None:
+        on_model(model)
     if recorder is None and record_dynamics:
         recorder = Recorder(test_split)
     start = time.perf_counter()

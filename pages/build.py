@@ -59,26 +59,28 @@ def weight_figures(arch: Architecture, init: Init, seed: int, shared_scale: bool
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def forward_figure(arch: Architecture, init: Init, seed: int, index: int):
-    test_split = lab_ui.split(False)
+def forward_figure(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
+    test_split = lab_ui.split(False, data_name)
     image = test_split.normalized([index])
     ps = probabilities(untrained(arch, init, seed), image)[0]
     return plots.view_classify(image[0], ps, label=int(test_split.labels[index]),
-                               title=f"Untrained {arch.label()}, init {init.label()}")
+                               title=f"Untrained {arch.label()}, init {init.label()}",
+                               classes=test_split.dataset.classes)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def network_view(arch: Architecture, init: Init, seed: int, index: int):
-    test_split = lab_ui.split(False)
+def network_view(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
+    test_split = lab_ui.split(False, data_name)
+    classes = test_split.dataset.classes
     return network_diagram.network_figure(
-        untrained(arch, init, seed), test_split.normalized([index]),
-        title=f"Untrained {arch.label()}: test image {index}, label {int(test_split.labels[index])}")
+        untrained(arch, init, seed), test_split.normalized([index]), class_names=classes,
+        title=f"Untrained {arch.label()}: test image {index}, label {classes[int(test_split.labels[index])]}")
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def activation_view(arch: Architecture, init: Init, seed: int) -> tuple:
+def activation_view(arch: Architecture, init: Init, seed: int, data_name: str) -> tuple:
     hidden = activations.hidden_activations(untrained(arch, init, seed),
-                                        lab_ui.split(False).normalized(slice(0, ACTIVATION_BATCH)))
+                                        lab_ui.split(False, data_name).normalized(slice(0, ACTIVATION_BATCH)))
     rows = pd.DataFrame([{"layer": a.name, "units": a.values.shape[1],
                           "cannot learn much": f"{a.share:.0%} {a.problem}"} for a in hidden])
     return rows, plots.histograms({a.label(): a.values for a in hidden}, columns=2, x_title="activation",
@@ -132,6 +134,7 @@ def chosen_image() -> int | None:
 
 # A link's values win when they differ from what this page last wrote (a new link, or an edited
 # address); otherwise the visitor's own Build comes back, e.g. after visiting another page.
+ds = lab_ui.dataset()
 from_url = {k: v for k, v in st.query_params.to_dict().items() if k in share.KEYS}
 if from_url and from_url != st.session_state.get("b_url"):
     decoded, notices = share.decode(from_url)
@@ -142,7 +145,9 @@ elif "b_seed" not in st.session_state:
     load(b.network, b.device)
 
 st.title("Build a network")
-st.caption("784 inputs → your hidden layers → 10 outputs → softmax, as the lesson's `nn.Sequential`.")
+st.caption(f"784 inputs (a {ds.title} image's 28×28 pixels) → your hidden layers → 10 outputs (its classes"
+           f"{': ' + ', '.join(ds.classes) if ds.things != 'digits' else ''}) → softmax, as the lesson's "
+           f"`nn.Sequential`.")
 
 controls, model_view = st.columns([1, 1.35], gap="large")
 with controls:
@@ -187,7 +192,7 @@ if arch is None or seed is None:  # told under the field
     st.stop()
 
 state = network.Network(arch, init, int(seed))
-params = share.encode(state)
+params = share.encode(state, ds)
 lab_ui.set_build(state, device)
 if from_url != params:
     st.query_params.from_dict(params)
@@ -241,7 +246,7 @@ if network_tab.open:
     with network_tab:
         index = chosen_image()
         if index is not None:
-            lab_ui.plot(network_view(arch, init, int(seed), index))
+            lab_ui.plot(network_view(arch, init, int(seed), index, ds.name))
             st.caption(network_diagram.LEGEND)
 
 if weights_tab.open:
@@ -259,13 +264,14 @@ if forward_tab.open:
     with forward_tab:
         index = chosen_image()
         if index is not None:
-            lab_ui.plot(forward_figure(arch, init, int(seed), index))
+            lab_ui.plot(forward_figure(arch, init, int(seed), index, ds.name))
 
 if activations_tab.open:
     with activations_tab:
-        rows, figure = activation_view(arch, init, int(seed))
-        st.caption(f"Each hidden layer's outputs for the first {ACTIVATION_BATCH} test images. Saturated: "
-                   f"a sigmoid or tanh output where its slope is under {activations.SATURATION:.0%} of its "
-                   f"peak. Dead: a ReLU unit that outputs 0 for every image.")
+        rows, figure = activation_view(arch, init, int(seed), ds.name)
+        st.caption(f"Each hidden layer's outputs for the first {ACTIVATION_BATCH} {ds.title} test images. "
+                   f"Saturated: a sigmoid or tanh output where its slope is under "
+                   f"{activations.SATURATION:.0%} of its peak. Dead: a ReLU unit that outputs 0 for every "
+                   f"image.")
         st.dataframe(rows, hide_index=True, width="stretch")
         lab_ui.plot(figure)

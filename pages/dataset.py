@@ -1,4 +1,5 @@
-"""Dataset: browse MNIST batch by batch, as `images, labels = next(iter(trainloader))` gives them."""
+"""Dataset: browse the chosen data set (MNIST or Fashion-MNIST) batch by batch, as
+`images, labels = next(iter(trainloader))` gives them."""
 
 import hashlib
 
@@ -13,7 +14,8 @@ from mnistlab.network import MAX_SEED
 MAX_BATCH, MAX_SHOWN = 512, 64
 BEFORE = "0 to 255 (stored)"
 # The lesson's Normalize first; the others are what the Train page also offers (see its help).
-VIEWS = {"−1 to 1 (the lesson's Normalize)": "lesson", "MNIST's mean and std": "mnist",
+ds = lab_ui.dataset()
+VIEWS = {"−1 to 1 (the lesson's Normalize)": "lesson", f"{ds.title}'s mean and std": ds.name,
          "0 to 1 (ToTensor alone)": "none"}
 
 lab_ui.entry_guard()
@@ -23,12 +25,13 @@ lab_ui.entry_guard()
 # batches in the same order, and a rerun that changes nothing (or only the fragment below) rebuilds none.
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def grid_figure(batch: str, title: str, _images: torch.Tensor, _labels: torch.Tensor):
-    return plots.digit_grid(_images, _labels, title=title)
+def grid_figure(batch: str, title: str, data_name: str, _images: torch.Tensor, _labels: torch.Tensor):
+    classes = lab_ui.split(True, data_name).dataset.classes
+    return plots.digit_grid(_images, _labels, title=title, classes=classes)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def pixel_figure(batch: str, index: int, view: str, label: int, _image: torch.Tensor):
+def pixel_figure(batch: str, index: int, view: str, label: str, _image: torch.Tensor):
     stored = ((_image * STD + MEAN) * 255).round()  # undo the lesson's Normalize: the stored 8-bit values
     if view == BEFORE:
         return plots.pixel_values(stored, decimals=0,
@@ -40,9 +43,10 @@ def pixel_figure(batch: str, index: int, view: str, label: int, _image: torch.Te
 
 
 @st.cache_resource(show_spinner=False)
-def counts_figure(train: bool):
-    split = lab_ui.split(train)
-    return plots.class_counts(split.class_counts(), title=f"{len(split):,} images")
+def counts_figure(train: bool, data_name: str):
+    split = lab_ui.split(train, data_name)
+    return plots.class_counts(split.class_counts(), title=f"{len(split):,} images",
+                              classes=split.dataset.classes)
 
 
 def fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
@@ -53,7 +57,9 @@ def fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
 
 
 st.title("Dataset")
-st.caption("MNIST through the lesson's `trainloader`: each batch is a tensor of images and one of labels.")
+st.caption(f"{ds.title} through the lesson's `trainloader`: each batch is a tensor of images and one of "
+           f"labels." + (f" Its {ds.n_classes} classes are {', '.join(ds.classes)}; a label is the class's "
+                         f"number, 0 to {ds.n_classes - 1}." if ds.classes != tuple("0123456789") else ""))
 
 c = st.columns([1.2, 1, 1, 1, 1], vertical_alignment="bottom")
 split_name = c[0].segmented_control("Split", ["train", "test"], default="train", key="ds_split",
@@ -66,7 +72,7 @@ advance = c[4].button("Next batch", type="primary", icon=":material/skip_next:")
 
 # The visitor's loader lives in their session: "Next batch" is `next(dataiter)`, and a new pass
 # (a new shuffle) starts when the split is used up, as with a DataLoader.
-settings = (split_name, int(batch_size), bool(shuffle), int(seed))
+settings = (ds.name, split_name, int(batch_size), bool(shuffle), int(seed))
 with lab_ui.show_errors():
     if st.session_state.get("ds_settings") != settings:
         loader = FastLoader(lab_ui.split(split_name == "train"), int(batch_size), shuffle, int(seed))
@@ -96,7 +102,7 @@ st.code(f">>> images.shape\n{images.shape}\n>>> labels.shape\n{labels.shape}\n"
         f"{images.view(n, -1).shape}", language="python")
 shown = min(n, MAX_SHOWN)
 first = f" (first {shown} of {n})" if shown < n else ""
-lab_ui.plot(grid_figure(batch, f"The batch's digits with their labels{first}",
+lab_ui.plot(grid_figure(batch, f"The batch's {ds.things} with their labels{first}", ds.name,
                         images[:shown], labels[:shown]))
 
 
@@ -111,10 +117,13 @@ def one_image() -> None:
         help="What the network reads. With the lesson's Normalize the black background is −1; ToTensor "
              "alone leaves it at 0.")
     index = min(index, n - 1)
-    lab_ui.plot(pixel_figure(batch, index, view, int(labels[index]), images[index]))
+    label = int(labels[index])
+    name = ds.classes[label]
+    lab_ui.plot(pixel_figure(batch, index, view, str(label) if name == str(label) else f"{label} ({name})",
+                             images[index]))
 
 
 one_image()
 
 st.subheader(f"Class counts in the {split_name} split")
-lab_ui.plot(counts_figure(split_name == "train"))
+lab_ui.plot(counts_figure(split_name == "train", ds.name))

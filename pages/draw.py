@@ -1,4 +1,9 @@
-"""Draw: a digit drawn (or uploaded) goes through MNIST's own preprocessing, then through trained networks."""
+"""Draw: a digit drawn (or uploaded) goes through MNIST's own preprocessing, then through trained networks.
+
+Each network reads the drawing the way its data set was made: a digit network as MNIST's digits
+were (crop, scale to 20 px, centre by mass), a Fashion-MNIST network as Zalando's product photos
+were (`preprocess.preprocess_garment`: trim, subsample to 28, sharpen, centre, negate).
+"""
 
 import numpy as np
 import streamlit as st
@@ -7,7 +12,9 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 import lab_ui
-from mnistlab import jobs, model_files, network, plots, preprocess, train
+from mnistlab import jobs, model_files, network, network_diagram, plots, preprocess, train
+from mnistlab.dataset import Dataset
+from mnistlab.errors import ImageError
 
 lab_ui.entry_guard()
 
@@ -55,16 +62,27 @@ def preview(image: np.ndarray) -> np.ndarray:
     return np.asarray(small)
 
 
+def prepared_for(ds: Dataset, image) -> preprocess.Preprocessed:
+    """`image` made into what a network of `ds` reads: as its images were made."""
+    if ds.prepare != "garment":
+        return preprocess.preprocess(image)
+    try:
+        return preprocess.preprocess_garment(image)
+    except ImageError:  # nothing there: a blank canvas or an empty picture
+        return preprocess.Preprocessed((), blank=True)
+
+
 def quick_train() -> None:
     """Trains the lesson's network for one epoch, with a progress bar, and keeps it as a session run."""
-    bar = st.progress(0.0, text="Training 784-128-64-10 relu for one epoch…")
+    bar = st.progress(0.0, text=f"Training 784-128-64-10 relu on {lab_ui.dataset().title} for one epoch…")
 
     def report(p: train.Progress):
         bar.progress(p.fraction, text=f"Training: step {p.step} of {p.total_steps}, loss {p.loss:.3f}, "
                                       f"accuracy so far {p.accuracy:.1%}")
 
     # A job in the server's queue like every training, so it takes its turn with the others.
-    job = jobs.TrainingJob(network.Network(), QUICK, lab_ui.split(True), lab_ui.split(False),
+    job = jobs.TrainingJob(network.Network(), QUICK.replace(dataset=lab_ui.dataset().name),
+                           lab_ui.split(True), lab_ui.split(False),
                            lab_ui.current_build().device, owner=lab_ui.owner()).start()
     shown = 0
     while not job.wait(0.2):
@@ -80,9 +98,13 @@ def quick_train() -> None:
     st.session_state["draw_models"] = [lab_ui.run_label(len(st.session_state["runs"]), run)]
 
 
-st.title("Draw a digit")
-st.caption("Your digit is prepared as MNIST's were (cropped to its ink, scaled to 20 px, padded to 28×28, "
-           "centered by mass), then each network you choose gives its 10 class probabilities.")
+chosen_data = lab_ui.dataset()
+st.title("Draw a digit" if chosen_data.things == "digits" else f"Draw or upload: {chosen_data.title}")
+st.caption("Your drawing is prepared the way each network's data set was made, then each network you "
+           "choose gives its 10 class probabilities. A digit network: cropped to the ink, scaled to 20 px, "
+           "padded to 28×28, centered by mass, as MNIST's digits were. A Fashion-MNIST network: trimmed, "
+           "subsampled to 28 px, sharpened, centred and negated, as its product photos were (Xiao et al. "
+           "2017).")
 
 # Canvas and predictions side by side; on a narrow screen the predictions wrap below the canvas.
 top = st.container(horizontal=True, gap="large")
@@ -103,9 +125,10 @@ with left:
         st.slider("Stroke width", 5, 40, 20, key="draw_stroke")
         image = canvas.image_data
     else:
-        upload = st.file_uploader("A PNG or JPEG of one digit", type=["png", "jpg", "jpeg"],
+        upload = st.file_uploader("A PNG or JPEG of one digit or one garment", type=["png", "jpg", "jpeg"],
                                   key="draw_upload",
-                                  help=f"White on black or dark on light; at most "
+                                  help=f"A digit white on black or dark on light; a garment as a shop "
+                                       f"photographs it, on a plain light background. At most "
                                        f"{preprocess.MAX_UPLOAD_BYTES // 2**20} MB and "
                                        f"{preprocess.MAX_SIDE}×{preprocess.MAX_SIDE} pixels.")
         if upload is not None:
@@ -115,10 +138,13 @@ with left:
     compare = st.toggle("Compare with a naive resize", key="draw_naive",
                         help="Shrink the whole image to 28×28, with no cropping or centering.")
 
-digit = preprocess.preprocess(image) if image is not None else None
 naive = preprocess.naive(image) if image is not None and compare else None
 
 # -- the networks --------------------------------------------------------------------------------
+
+def digit_first(wanted: list[Dataset]) -> bool:
+    return wanted[0].prepare != "garment"
+
 
 runs = {lab_ui.run_label(i, run): run for i, run in enumerate(st.session_state.get("runs", []), 1)}
 saved = {f"Saved: {name}": name for name in model_files.list_models()}
@@ -142,52 +168,88 @@ with right:
                 quick_train()
                 st.rerun()
 
-    # (label, network, how it reads images): each network gets the digit normalized as it was trained
-    models = [(label, runs[label].model(), runs[label].normalization) for label in chosen if label in runs]
+    # (label, network, how it reads images, its data set): each network gets the drawing prepared as
+    # its data set's images were and normalized as it was trained, and names its classes
+    models = [(label, runs[label].model(), runs[label].normalization, runs[label].dataset)
+              for label in chosen if label in runs]
     for label in chosen:
         if label in saved:
             with lab_ui.show_errors():  # e.g. a damaged file in the models folder
                 model = saved_model(saved[label], file_stamp(saved[label]))
-                models.append((model.label(), model.model(), model.normalization))
+                models.append((model.label(), model.model(), model.normalization, model.dataset))
     if st.session_state.get("draw_untrained"):
         models.append((f"UNTRAINED {build.network.arch.label()}: random weights, so its guess means nothing",
-                       build.network.build(), "lesson"))
+                       build.network.build(), "lesson", chosen_data))
+
+    # One preparation per data set the chosen networks learned (the sidebar's when none is chosen).
+    wanted = list(dict.fromkeys([m[3] for m in models] or [chosen_data]))
+    prepared = {}
+    if image is not None:
+        with lab_ui.show_errors():
+            prepared = {ds: prepared_for(ds, image) for ds in wanted}
+    digit = prepared.get(wanted[0])
+    fashion = [ds for ds in prepared if ds.prepare == "garment"]
+    if fashion and source == "Draw" and not prepared[fashion[0]].blank:
+        st.info(f"A sketch, not a photo: {fashion[0].title}'s images are product photos. Upload a photo of "
+                f"a garment on a plain light background to see it prepared as they were.",
+                icon=":material/draw:")
 
     if digit is None or digit.blank:
         if source == "Draw":
-            st.info("**Draw a digit** on the canvas: the class probabilities appear as you draw.")
+            st.info(f"**Draw {'a digit' if digit_first(wanted) else 'a garment'}** on the canvas: the class "
+                    f"probabilities appear as you draw.")
         elif image is None:
-            st.info("**Upload a picture of a digit** to see what each network predicts.")
+            st.info(f"**Upload a picture of {'a digit' if digit_first(wanted) else 'a garment'}** to see "
+                    f"what each network predicts.")
         else:
-            st.warning("No digit found in this picture: it looks blank.")
+            st.warning(f"No {'digit' if digit_first(wanted) else 'garment'} found in this picture: it looks "
+                       f"blank.")
     elif not models:
         if choices:
             st.info("Choose a network above to see what it predicts.")
     else:
-        inputs = [(None, digit)]
-        if naive is not None and not naive.blank:
-            inputs.append(("naive resize", naive))
         figures = st.container(horizontal=True, gap="medium")
-        for i, (label, model, normalization) in enumerate(models):
+        for i, (label, model, normalization, ds) in enumerate(models):
+            inputs = [(None, prepared[ds])]
+            if naive is not None and not naive.blank:
+                inputs.append(("naive resize", naive))
             with figures.container(width=FIGURE_PX):
-                st.markdown(f"**{label}**")
-                for how, prepared in inputs:
+                st.markdown(f"**{label}**  \ntrained on {ds.title}")
+                for how, ready in inputs:
+                    if ready.blank:
+                        st.warning(f"Nothing found to prepare as {ds.title}'s images were.")
+                        continue
                     with torch.no_grad():
-                        ps = network.probabilities(model, prepared.input(normalization))[0]
-                    lab_ui.plot(plots.view_classify(prepared.image, ps, title=how, height=280),
-                                key=f"draw_fig_{i}_{how}")
+                        ps = network.probabilities(model, ready.input(normalization))[0]
+                    lab_ui.plot(plots.view_classify(ready.image, ps, title=how, height=280,
+                                                    classes=ds.classes), key=f"draw_fig_{i}_{how}")
     st.checkbox(f"Also show an untrained network ({build.network.arch.label()}, random weights)",
                 key="draw_untrained")
 
+# -- the network that predicts, drawn --------------------------------------------------------------
+
+if models and digit is not None and not digit.blank:
+    label, model, normalization, ds = models[0]
+    if not prepared[ds].blank:
+        st.subheader("The network, as it reads this drawing")
+        st.caption(f"{label}: the prepared image on the left, each unit shaded by how strongly it "
+                   f"responds, the class probabilities on the right. {network_diagram.LEGEND}")
+        with torch.no_grad():
+            lab_ui.plot(network_diagram.network_figure(model, prepared[ds].input(normalization),
+                                                       class_names=ds.classes, height=440),
+                        key="draw_network")
+
 # -- what the network sees -----------------------------------------------------------------------
 
-if digit is not None:
+if prepared:
     st.subheader("What the network sees")
-    rows = [("MNIST preprocessing", digit)] + ([("Naive resize", naive)] if naive is not None else [])
-    for name, prepared in rows:
+    rows = [(f"{ds.title} preprocessing" + (" (Xiao et al. 2017)" if ds.prepare == "garment" else ""), ready)
+            for ds, ready in prepared.items() if not ready.blank or ds.prepare != "garment"]
+    rows += [("Naive resize", naive)] if naive is not None else []
+    for name, ready in rows:
         st.markdown(f"**{name}**")
         with st.container(horizontal=True, gap="medium"):
-            for stage in prepared.stages:
+            for stage in ready.stages:
                 h, w = stage.image.shape
                 with st.container(width=STAGE_PX + 16, horizontal_alignment="center"):
                     st.image(plots.png_data_url(framed(stage.image)), alt=stage.name)

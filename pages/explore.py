@@ -40,14 +40,15 @@ def settings_from_widgets() -> sweep.SweepSettings:
     return sweep.SweepSettings.of(
         depths=ss["ex_depths"], widths=ss["ex_widths"], width_rule=ss["ex_rule"],
         activations=ss["ex_activations"], inits=[None if i == "default" else i for i in ss["ex_inits"]],
-        lrs=ss["ex_lrs"], seeds=ss["ex_seeds"], epochs=ss["ex_epochs"],
+        lrs=ss["ex_lrs"], seeds=ss["ex_seeds"], epochs=ss["ex_epochs"], dataset=lab_ui.dataset().name,
         sample=ss["ex_sample"] if ss["ex_search"] == "random" else None)
 
 
 def start(settings: sweep.SweepSettings) -> None:
     try:
-        ss["ex_sweep"] = sweep_run.Sweep(settings, lab_ui.split(True), lab_ui.split(False), sweeps(),
-                                         owner=lab_ui.owner()).start()  # it ends if the visitor leaves
+        data = settings.base.data  # a resumed sweep's own, whichever the sidebar shows
+        ss["ex_sweep"] = sweep_run.Sweep(settings, lab_ui.split(True, data), lab_ui.split(False, data),
+                                         sweeps(), owner=lab_ui.owner()).start()  # ends if the visitor leaves
         show(ss["ex_sweep"].id)
         ss.pop("ex_error", None)
     except LabError as e:
@@ -82,9 +83,10 @@ def picked_from_table() -> None:
         ss["ex_pick"] = chosen[0]  # rows are numbered as summarize() gave them, whatever the sort
 
 
-def train_fully(row: dict) -> None:
+def train_fully(row: dict, data_name: str) -> None:
     arch = network.Architecture(tuple(row["hidden"]), tuple(row["activations"]))
     lab_ui.set_build(network.Network(arch, network.Init(weight_std=row["weight_std"]), 0))
+    ss["lab_dataset"] = data_name  # Train trains it on the data set the sweep used
     ss["ex_goto_train"] = True
 
 
@@ -138,9 +140,9 @@ def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> N
                              network.Init(weight_std=row["weight_std"]), 0)
     c = st.columns([1, 1, 2])
     c[0].page_link("pages/build.py", label="Open it on Build", icon=":material/account_tree:",
-                   query_params=share.encode(state))
+                   query_params=share.encode(state, settings.base.data))
     c[1].button("Train it fully", key="ex_train", icon=":material/model_training:", on_click=train_fully,
-                args=(row,))
+                args=(row, settings.base.data.name))
     c[2].caption("Build shows its layers and weights (seed 0) and a link to share; Train trains it with "
                  "the settings you choose, then Draw can test it on your own digits.")
 
@@ -151,8 +153,9 @@ if ss.pop("ex_goto_train", False):
     st.switch_page("pages/train.py")
 
 st.title("Explore")
-st.caption("Train many networks on equal terms (the same digits in the same order) and see which shapes win, "
-           "by how much, and at what cost.")
+st.caption(f"Train many networks on {lab_ui.dataset().title}, on equal terms (the same "
+           f"{lab_ui.dataset().things} in the same order), and see which shapes win, by how much, and at "
+           f"what cost.")
 
 running = ss.get("ex_sweep")
 url_sweep = st.query_params.get("sweep")
@@ -267,7 +270,8 @@ if shown is not None and running is None:
         records = sweeps().records(shown)
         st.header("Results")
         missing = shown_settings.n_trials - len({r["key"] for r in records})
-        st.markdown(f"**{shown_settings.label()}** · {len(records)} trained"
+        st.markdown(f"**{shown_settings.base.data.title}**: **{shown_settings.label()}** · "
+                    f"{len(records)} trained"
                     + (f", {missing} missing" if missing else ""))
         if missing:
             st.button(f"Resume: train the {missing} missing", key="ex_resume", on_click=start,

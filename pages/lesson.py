@@ -64,7 +64,8 @@ def write_url() -> None:
     """The step, presenter mode and the values that differ from the lesson's, in the address bar."""
     changed = {k: v for k, v in lesson.encode_values(ss["l_values"]).items()
                if v != lesson.encode_values(lesson.DEFAULT)[k]}
-    wanted = {"step": str(ss["l_step"]), **({"present": "1"} if ss.get("l_present") else {}), **changed}
+    wanted = {"step": str(ss["l_step"]), **({"present": "1"} if ss.get("l_present") else {}), **changed,
+              **lab_ui.link_params()}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
     ss["l_written"] = changed
@@ -134,6 +135,10 @@ if not present:
     st.title("The lesson, step by step")
     st.caption("PyTorch's `nn` on MNIST, in the lesson's order: each step's code, then what running it "
                "printed here. Change a value where it appears; every later step follows.")
+    if lab_ui.dataset().name != "mnist":
+        st.info(f"The lesson is MNIST's: its code loads MNIST, so this page shows digits whichever data "
+                f"set the sidebar chooses. The other pages use {lab_ui.dataset().title}.",
+                icon=":material/school:")
     tools()
 navigation("top")
 

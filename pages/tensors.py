@@ -1,4 +1,5 @@
-"""From tensors: the lesson's network by hand — `torch.randn` weights, `torch.mm`, sigmoid, softmax."""
+"""From tensors: the lesson's network by hand — `torch.randn` weights, `torch.mm`, sigmoid, softmax —
+on a batch of the chosen data set."""
 
 import pandas as pd
 import streamlit as st
@@ -17,8 +18,9 @@ lab_ui.entry_guard()
 # moving the image slider or coming back to the page rebuilds nothing but the chosen image's figure.
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def lesson_network(n_hidden: int, seed: int) -> tuple:
-    images, labels = next(iter(FastLoader(lab_ui.split(True), lesson.BATCH, shuffle=True, seed=seed)))
+def lesson_network(n_hidden: int, seed: int, data_name: str) -> tuple:
+    images, labels = next(iter(FastLoader(lab_ui.split(True, data_name), lesson.BATCH, shuffle=True,
+                                          seed=seed)))
     t = TensorNetwork.random(n_hidden, seed).forward(images)
     hidden = layer_activations(t["hidden"], "sigmoid", "hidden")
     figure = plots.histograms({f"hidden: {hidden.share:.0%} of activations saturated": t["hidden"]},
@@ -27,10 +29,11 @@ def lesson_network(n_hidden: int, seed: int) -> tuple:
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def image_figure(n_hidden: int, seed: int, index: int):
-    images, labels, t, _ = lesson_network(n_hidden, seed)
+def image_figure(n_hidden: int, seed: int, index: int, data_name: str):
+    images, labels, t, _ = lesson_network(n_hidden, seed, data_name)
     return plots.view_classify(images[index], t["probabilities"][index], label=int(labels[index]),
-                               title=f"images[{index}] through the untrained network")
+                               title=f"images[{index}] through the untrained network",
+                               classes=lab_ui.split(True, data_name).dataset.classes)
 
 
 st.title("A network from tensors")
@@ -42,7 +45,8 @@ n_hidden = int(c[0].number_input("Hidden units (n_hidden)", 1, MAX_WIDTH, 256, k
 seed = int(c[1].number_input("Seed (torch.manual_seed)", 0, MAX_SEED, lesson.SEED, key="t_seed"))
 index = int(c[2].slider("Image in the batch", 0, lesson.BATCH - 1, 0, key="t_index"))
 
-images, labels, t, hidden_figure = lesson_network(n_hidden, seed)
+ds = lab_ui.dataset()
+images, labels, t, hidden_figure = lesson_network(n_hidden, seed, ds.name)
 
 
 def step(title: str, code: str):
@@ -82,9 +86,10 @@ with step("4. Output scores and softmax",
           "scores = torch.mm(hidden, W2) + B2\nprobabilities = softmax(scores)\n\n"
           "probabilities.shape\nprobabilities.sum(dim=1)"):
     ps = t["probabilities"]
-    lab_ui.plot(image_figure(n_hidden, seed, index))
+    lab_ui.plot(image_figure(n_hidden, seed, index, ds.name))
     sums = ", ".join(f"{v:.4f}" for v in ps.sum(dim=1).tolist())
     st.code(f">>> probabilities.shape\n{ps.shape}\n>>> probabilities.sum(dim=1)\ntensor([{sums}])",
             language="python", wrap_lines=True)
-    st.caption("Every row sums to 1: a probability for each of the 10 classes. With random weights the "
-               "guess means nothing yet.")
+    named = f" ({', '.join(ds.classes)})" if ds.things != "digits" else ""
+    st.caption(f"Every row sums to 1: a probability for each of the 10 classes{named}. With random weights "
+               f"the guess means nothing yet.")

@@ -1,4 +1,5 @@
-"""Train: the network from Build learns MNIST while you watch; then what it gets right and wrong.
+"""Train: the network from Build learns the chosen data set (MNIST or Fashion-MNIST) while you
+watch; then what it gets right and wrong.
 
 Training runs as a job in the server's queue (`jobs.TrainingJob`); a fragment redraws its progress
 twice a second, so the page (and every other visitor's) stays responsive and Stop works at once.
@@ -12,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import data, dynamics, jobs, model_files, network, notebook, plots, train
+from mnistlab import data, dynamics, jobs, model_files, network, network_diagram, notebook, plots, train
 from mnistlab.errors import LabError
 
 lab_ui.entry_guard()
@@ -23,6 +24,7 @@ MISTAKES_GRID = 40  # misclassified digits in the overview grid
 GALLERY = 4  # misclassified digits shown with their probability bars, per page
 SHOWN_UNITS = 64
 REFRESH_S = 0.5
+LIVE_IMAGE = 0  # the test image the live network diagram reads
 
 ss = st.session_state
 ss.setdefault("runs", [])
@@ -51,7 +53,7 @@ def start_training(build: lab_ui.Build) -> None:
         config = train.TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
                                    batch_size=ss["tr_batch"], epochs=ss["tr_epochs"],
                                    batch_seed=ss["tr_seed"],
-                                   normalization=ss["tr_normalization"])
+                                   normalization=ss["tr_normalization"], dataset=lab_ui.dataset().name)
         ss["train_job"] = jobs.TrainingJob(build.network, config, lab_ui.split(True), lab_ui.split(False),
                                            build.device, owner=lab_ui.owner(), record_dynamics=True).start()
         ss.pop("tr_error", None)
@@ -83,7 +85,8 @@ def upload_model() -> None:
     try:
         saved = model_files.from_bytes(f.getvalue(), source=f.name)
         saved.name = saved.name or f.name.removesuffix(model_files.SUFFIX)
-        add_run(model_files.as_run(saved, lab_ui.split(False), lab_ui.current_build().device))
+        # scored on the data set it learned, whichever the sidebar shows: its classes label its results
+        add_run(model_files.as_run(saved, lab_ui.split(False, saved.dataset), lab_ui.current_build().device))
     except LabError as e:
         ss["tr_upload_error"] = str(e)
 
@@ -100,8 +103,9 @@ def use_network_here() -> None:
 # -- what to train ---------------------------------------------------------------------------------
 
 st.title("Train")
-st.caption("Cross-entropy loss on the network's scores, an optimizer step per batch of the 60,000 training "
-           "images; then the 10,000 test images it has never seen.")
+st.caption(f"Cross-entropy loss on the network's scores, an optimizer step per batch of "
+           f"{lab_ui.dataset().title}'s 60,000 training images; then the 10,000 test images it has never "
+           f"seen.")
 
 build = lab_ui.current_build()
 net = build.network
@@ -193,6 +197,15 @@ if job is not None:
             st.caption(dynamics.init_loss_note(series["probe", "loss"][1][0]))
         if note := dynamics.dead_units_note(key for _, key in series):
             st.caption(note)
+        snapshot = job.live_snapshot()
+        if snapshot is not None:
+            test_split = lab_ui.split(False, job.config.dataset)
+            image = test_split.normalized([LIVE_IMAGE], normalization=job.config.normalization)
+            lab_ui.plot(network_diagram.network_figure(snapshot, image,
+                                                       class_names=test_split.dataset.classes,
+                                                       title=f"The network as it learns, on test image "
+                                                             f"{LIVE_IMAGE}"), key="tr_live_network")
+            st.caption(network_diagram.LEGEND)
 
     live()
 
@@ -233,17 +246,21 @@ if runs:
     shown = st.selectbox("Results of", list(runs), key="tr_show")
     run = runs[shown]
     e = run.evaluation
+    test_split = lab_ui.split(False, run.dataset)  # the run's own data set, whichever the sidebar shows
+    classes = run.dataset.classes
+    if run.dataset != lab_ui.dataset():
+        st.info(f"This network learned {run.dataset.title}: its results are on {run.dataset.title}'s test "
+                f"images.", icon=":material/info:")
     c = st.columns(4)
     c[0].metric("Test accuracy", f"{e.accuracy:.2%}")
     c[1].metric("Test loss", f"{e.loss:.4f}")
-    c[2].metric(f"Mistakes of {len(lab_ui.split(False)):,}", f"{e.n_misclassified:,}")
+    c[2].metric(f"Mistakes of {len(test_split):,}", f"{e.n_misclassified:,}")
     c[3].metric("Training time", f"{run.seconds:.1f} s" if run.history.steps else "—")
     verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, run.config.lr) \
         if run.history.steps else None
     if verdict:
         st.error(verdict, icon=":material/troubleshoot:")
 
-    test_split = lab_ui.split(False)
     dynamics_tab, confusion_tab, mistakes_tab, weights_tab, code_tab, file_tab = st.tabs(
         ["Learning dynamics", "Confusion matrix", "Mistakes", "Weights", "Training code", "Model file"])
 
@@ -263,14 +280,17 @@ if runs:
             if note := dynamics.dead_units_note(d.activations.values()):
                 st.caption(note)
             if d not in replays():
-                replays()[d] = plots.replay(d, test_split.normalized(d.replay_digits),
+                replays()[d] = plots.replay(d, test_split.normalized(d.replay_digits), classes=classes,
                                             title="Replay: press play, or drag the slider (epochs)")
             lab_ui.plot(replays()[d], key="tr_replay")
 
     with confusion_tab:
-        lab_ui.plot(plots.confusion_matrix(e.confusion, title="True digit (rows) and prediction (columns)"))
+        kind = "digit" if run.dataset.things == "digits" else "class"
+        lab_ui.plot(plots.confusion_matrix(e.confusion, classes=classes,
+                                           title=f"True {kind} (rows) and prediction (columns)"))
         st.dataframe(pd.DataFrame([[f"{a:.1%}" for a in e.per_class_accuracy]], index=["accuracy"],
-                                  columns=[f"digit {d}" for d in range(10)]), width="stretch")
+                                  columns=[f"digit {c}" if kind == "digit" else c for c in classes]),
+                     width="stretch")
 
     with mistakes_tab:
         if e.n_misclassified == 0:
@@ -279,6 +299,7 @@ if runs:
             grid = e.misclassified[:MISTAKES_GRID]
             lab_ui.plot(plots.digit_grid(test_split.normalized(grid), test_split.labels[grid],
                                          predictions=e.misclassified_probabilities[:MISTAKES_GRID].argmax(1),
+                                         classes=classes,
                                          title=f"The first {len(grid)} of {e.n_misclassified:,} mistakes: "
                                                f"true → predicted"))
             pages = math.ceil(e.n_misclassified / GALLERY)
@@ -287,7 +308,7 @@ if runs:
                 i = int(e.misclassified[k])
                 image, probs = test_split.normalized([i])[0], e.misclassified_probabilities[k]
                 lab_ui.plot(plots.view_classify(image, probs, label=int(test_split.labels[i]),
-                                                title=f"Test image {i}", height=320))
+                                                classes=classes, title=f"Test image {i}", height=320))
 
     with weights_tab:
         names = [n for n in run.state if n.endswith((".weight", ".bias"))]

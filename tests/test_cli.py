@@ -62,7 +62,7 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
     (["train", "--optimizer", "rmsprop"], "Optimizer"), (["train", "--seed", "-5"], "Seed"),
     (["train", "--weight-std", "0"], "Weight std"), (["train", "--weight-std", "inf"], "Weight std"),
     (["train", "--device", "tpu"], "Device must be"), (["train", "--out", "../../etc/x"], "A model name is"),
-    (["train", "--normalize", "max"], "Input normalization must be one of lesson, mnist, none"),
+    (["train", "--normalize", "max"], "Input normalization must be one of lesson, mnist, fashion, none"),
     (["train", "--threads", "0"], "Threads must be a whole number from 1 to"),
     (["eval", "x", "--threads", "many"], "Threads must be a whole number from 1 to"),
     (["eval", "../secret"], "A model name is"),

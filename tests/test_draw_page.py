@@ -73,7 +73,20 @@ def dark_on_light(test_split, index: int) -> bytes:
 
 
 def charts(at: AppTest) -> list[dict]:
+    """The networks' probability figures (the network diagram below them apart)."""
+    return [f for f in all_charts(at) if f["layout"].get("meta") != {"figure": "network diagram"}]
+
+
+def all_charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_the_network_that_predicts_is_drawn_reading_the_drawing(test_split, lesson_run):
+    at = upload(open_draw([lesson_run]), "digit0.png", dark_on_light(test_split, 0))
+    (diagram,) = [f for f in all_charts(at) if f["layout"].get("meta") == {"figure": "network diagram"}]
+    texts_on_it = " ".join(str(t.get("text")) for t in diagram["data"])
+    assert "fc1" in texts_on_it and "10 classes" in texts_on_it
+    assert "The network, as it reads this drawing" in [h.value for h in at.subheader]
 
 
 def bars(figure: dict) -> list[float]:

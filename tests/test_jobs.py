@@ -1,6 +1,7 @@
 """The one job queue: slots shared fairly, so a student's single run never waits behind a whole sweep."""
 
 import threading
+import time
 
 import pytest
 import torch
@@ -97,3 +98,17 @@ def test_a_training_on_a_real_ray_instance_reports_live_stops_and_equals_the_loc
         assert long.result.history.stopped_early and long.result.history.steps < 150_000
     finally:
         engine.close()
+
+
+def test_a_training_job_shows_its_network_as_it_learns_then_lets_go(splits):
+    config = train.TrainConfig(epochs=3, batch_size=64)
+    job = jobs.TrainingJob(network.Network(SMALL), config, *splits, queue=jobs.Queue(1),
+                           engine=jobs.LocalEngine(1)).start()
+    while not job.reports and not job.done:
+        time.sleep(0.01)
+    snapshot = job.live_snapshot()
+    assert snapshot is not None and not snapshot.training  # a copy, in eval mode, for a page to draw
+    assert snapshot.fc1.weight.data_ptr() != job.live_model.fc1.weight.data_ptr()
+    job.stop()
+    job.wait()
+    assert job.live_snapshot() is None  # done: the page shows the finished run instead

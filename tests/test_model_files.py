@@ -152,7 +152,8 @@ def _bad_files(good, tmp_path):
         "no architecture": (_with_meta(_tensors(), _meta(arch=None)), "architecture MNIST Lab cannot build"),
         "bad settings": (_with_meta(_tensors(), _meta(training={"lr": -1})), "settings.*Learning rate"),
         "unknown normalization": (_with_meta(_tensors(), _meta(training={"normalization": "zscore"})),
-                                  "settings.*Input normalization must be one of lesson, mnist, none"),
+                                  "settings.*Input normalization must be one of lesson, mnist, fashion, "
+                                  "none"),
         "wrong shapes": (_with_meta(_tensors(other), _meta()), "does not match its architecture"),
         "transposed weight": (_with_meta({**_tensors(), "fc1.weight": torch.zeros(784, 128)}, _meta()),
                               r"fc1.weight has shape \(784, 128\), expected \(128, 784\)"),
