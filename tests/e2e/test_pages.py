@@ -68,6 +68,7 @@ def test_the_root_shows_the_way_in_and_its_lesson_link_opens_step_1(page, base_u
     expect(page.get_by_text("Lesson → Build → Train → Explore → Draw")).to_be_visible()
     links = page.locator('[data-testid="stMain"] [data-testid="stPageLink"]')
     labels = links.locator('[data-testid="stMarkdownContainer"]')  # the link's text, without its icon
+    expect(labels.nth(4)).to_have_text("5. Draw")  # the links render after the title: wait for them
     assert labels.all_inner_texts()[:5] == ["1. Lesson", "2. Build", "3. Train", "4. Explore", "5. Draw"]
     assert_no_exception(page)
     screenshot(page, f"start-{size[0]}")
