@@ -24,16 +24,21 @@ FLOPS = 90e9  # a core's fp32 rate in these matmuls (about MKL's peak on one cor
 
 
 TEST_IMAGES = 10_000
-EVALUATION_OVERHEAD_S = 0.1  # a stack's test-set pass beyond its arithmetic, and its bookkeeping
+EVALUATION_OVERHEAD_S = 0.1  # a stack's scoring beyond its arithmetic, and its bookkeeping
 
 
 def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
-    """About how long one stack takes on one core: its steps, each an overhead plus arithmetic
-    (forward and weight gradients: about 4 flops per parameter per image), then the test set."""
+    """About how long one stack takes on one core (`images`: the data set's training images): its
+    steps, each an overhead plus arithmetic (forward and weight gradients: about 4 flops per parameter
+    per image), its validation checks, then the training, validation and test sets scored."""
     t, k = group[0], len(group)
-    steps = math.ceil(images / t.config.batch_size) * t.config.epochs
-    flops = 4 * t.config.batch_size * t.arch.n_parameters * k
-    evaluation = EVALUATION_OVERHEAD_S + 2 * TEST_IMAGES * t.arch.n_parameters * k / FLOPS
+    c = t.config
+    learn = c.train_images or images - c.validation
+    steps = math.ceil(learn / c.batch_size) * c.epochs
+    flops = 4 * c.batch_size * t.arch.n_parameters * k
+    checked = c.validation * (2 - 1 / c.evaluations) * c.epochs  # whole at each epoch's end, parts within
+    scored = TEST_IMAGES + learn + c.validation + checked
+    evaluation = EVALUATION_OVERHEAD_S + 2 * scored * t.arch.n_parameters * k / FLOPS
     return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS) + evaluation
 
 
@@ -134,8 +139,7 @@ class Sweep(jobs.Background):
         self._started = None
         self._trained_here = 0
         self._thread = threading.Thread(target=self._work, name="mnistlab-sweep-driver", daemon=True)
-        n = self.settings.train_images
-        self._train_images = min(n, len(self.train_split)) if n else len(self.train_split)
+        self._train_images = len(self.train_split)  # the data set's: each trial's config picks its own
 
     def start(self) -> Sweep:
         self._started = time.monotonic()

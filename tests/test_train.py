@@ -160,8 +160,11 @@ def test_a_run_keeps_settings_curves_results_and_both_weights(train_split, test_
     r = train.run(network.Network(SMALL, network.Init(zero_bias=True), 3), config, train_split, test_split,
                   callback=reports.append)
     assert (r.arch, r.seed, r.config, r.init.zero_bias) == (SMALL, 3, config, True)
-    assert r.history.steps == 118 and len(reports) == 6
+    assert r.history.steps == 98 and len(reports) == 5  # 50,000 training images: 10,000 validate
     assert r.accuracy == r.evaluation.accuracy > 0.85
+    assert r.evaluation.split == "test" and r.validation.split == "validation"
+    assert r.train_evaluation.split == "train" and r.train_evaluation.accuracy > 0.85
+    assert abs(r.validation.accuracy - r.accuracy) < 0.02  # one network, two held-out sets alike
     before = r.initial_model()
     assert all(torch.equal(before.state_dict()[k], v) for k, v in r.initial_state.items())
     assert (before.fc1.bias == 0).all()
@@ -218,10 +221,10 @@ def test_sigmoid_256_reaches_95_percent_in_5_epochs(train_split, test_split):
 # -- in the background (the Train page) ------------------------------------------------------------
 
 def test_a_background_job_reports_as_it_goes_and_gives_its_run(train_split, test_split):
-    config = train.TrainConfig(epochs=2, batch_size=600)
+    config = train.TrainConfig(epochs=2, batch_size=500)
     job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, train_split, test_split).start()
     assert job.wait(120) and job.error is None and not job.waiting
-    assert [p.step for p in job.reports] == list(range(20, 201, 20))
+    assert [p.step for p in job.reports] == list(range(20, 201, 20))  # 100 steps of 500 an epoch
     direct = train.run(network.Network(SMALL, network.Init(), 0), config, train_split, test_split)
     assert all(torch.equal(job.result.state[k], direct.state[k]) for k in direct.state)  # same run
 
@@ -232,7 +235,13 @@ def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_spli
                             train_split, test_split).start()
     job.wait(120)
     live, done = train.progress_curve(job.reports), job.result.history.curve()
-    assert live[0] == done[0] == [20 / 60, 40 / 60, 1, 80 / 60, 100 / 60, 2]
+    assert live[0] == done[0] == [20 / 50, 40 / 50, 1, 60 / 50, 80 / 50, 2]
+    # validation, checked four times an epoch, reaches the page as it is checked
+    checks = [c for p in job.reports for c in p.validation]
+    assert [c.step for c in checks] == job.result.history.validation_steps == [12, 25, 38, 50,
+                                                                                62, 75, 88, 100]
+    assert [c.accuracy for c in checks] == job.result.history.validation_accuracy
+    assert [c.images for c in checks] == [2500, 2500, 2500, 10000] * 2  # all of it at each epoch's end
     assert live[1] == pytest.approx(done[1]) and live[2] == pytest.approx(done[2])
 
 
