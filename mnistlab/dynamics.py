@@ -93,7 +93,8 @@ class Dynamics:
     steps: list[int] = field(default_factory=list)
     table: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     snapshots: list[Snapshot] = field(default_factory=list)
-    replay_digits: list[int] = field(default_factory=list)  # test-set indices, one per digit 0-9
+    replay_digits: list[int] = field(default_factory=list)  # indices in the probe split, one per digit 0-9
+    replay_images: torch.Tensor | None = None  # those images, uint8 (n, 28, 28): what the replay shows
 
     def column(self, layer: str, key: str) -> list[float]:
         if not self.steps:
@@ -232,7 +233,8 @@ class Recorder:
         problems = {n: ACTIVATIONS[a].problem for n, a in self.hidden.items()}
         columns += [("probe", "loss")] + list(problems.items())
         self.result = Dynamics(list(self.linears), problems,
-                               steps_per_epoch, columns, replay_digits=digits)
+                               steps_per_epoch, columns, replay_digits=digits,
+                               replay_images=split.images[digits].clone())
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._old: list[torch.Tensor] = []
         self.snapshot(0)

@@ -195,9 +195,7 @@ class SweepSettings:
                 set_("base", self.base.replace(**{name: values[0]}))
                 values = ()
             set_(axis, values)
-        for n in self.train_sizes or (self.base.train_images,):
-            if n is not None:
-                parse.whole("Training images", n, MIN_TRAIN_IMAGES, TRAIN_IMAGES)
+        self._setting("train_images", self.base.train_images)
         if self.sample not in (None, "", 0, "0"):
             set_("sample", parse.whole("Random sample", self.sample, 1, MAX_TRIALS))
         else:
@@ -226,6 +224,9 @@ class SweepSettings:
         all that do not validate)."""
         if name == "train_images" and str(value).strip().lower() in ("all", "none"):
             value = None
+        if name == "train_images" and value is not None:  # a sweep's trials need a few images each
+            value = parse.whole("Training images", value, MIN_TRAIN_IMAGES,
+                                TRAIN_IMAGES - self.base.validation)
         return getattr(self.base.replace(**{name: value}), name)
 
     def config(self, lr_index: int, **settings) -> train.TrainConfig:

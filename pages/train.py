@@ -100,8 +100,9 @@ def use_network_here() -> None:
 # -- what to train ---------------------------------------------------------------------------------
 
 st.title("Train")
-st.caption("Cross-entropy loss on the network's scores, an optimizer step per batch of the 60,000 training "
-           "images; then the 10,000 test images it has never seen.")
+st.caption("Cross-entropy loss on the network's scores, an optimizer step per batch of 50,000 training "
+           "images, checked on 10,000 more set aside for validation; then the 10,000 test images it has "
+           "never seen.")
 
 build = lab_ui.current_build()
 net = build.network
@@ -131,7 +132,8 @@ with settings_col:
     st.subheader("Training")
     c = st.columns(2)
     optimizer = c[0].radio("Optimizer", train.OPTIMIZERS, key="tr_optimizer", horizontal=True,
-                           format_func={"adam": "Adam", "sgd": "SGD + momentum"}.get, disabled=busy)
+                           format_func={"adam": "Adam", "adamw": "AdamW", "sgd": "SGD + momentum"}.get,
+                           disabled=busy)
     c[1].number_input("Momentum", 0.0, 0.99, 0.9, 0.05, key="tr_momentum",
                       disabled=busy or optimizer != "sgd")
     c = st.columns(2)
@@ -254,12 +256,12 @@ if runs:
             st.caption(f"Update ratio: how much a step changed a layer's weights, log10(std of the change ÷ "
                        f"std of the weights); near −3 (1e-3) is healthy, far below the layer barely learns, "
                        f"far above training is unstable. Saturated or dead: on the first "
-                       f"{dynamics.PROBE_IMAGES} test images, as on Build's Activations tab.")
+                       f"{dynamics.PROBE_IMAGES} validation images, as on Build's Activations tab.")
             st.markdown(dynamics.init_loss_note(d.init_loss))
             lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
                         key="tr_dynamics")
             if d not in replays():
-                replays()[d] = plots.replay(d, test_split.normalized(d.replay_digits),
+                replays()[d] = plots.replay(d, data.normalize(d.replay_images),
                                             title="Replay: press play, or drag the slider (epochs)")
             lab_ui.plot(replays()[d], key="tr_replay")
 
