@@ -29,8 +29,7 @@ QUICK_IMAGES = 6_000
 def run(reps: int, quick: bool, log=print) -> dict:
     settings = sweep.SweepSettings.of(**SETTINGS, train_images=QUICK_IMAGES if quick else None)
     train_split, test_split = data.load_split(True), data.load_split(False)
-    n = settings.train_images or len(train_split)
-    head = train_split.first(n)
+    n = settings.train_images or len(train_split) - settings.base.validation  # the images each trial learns
     trials = settings.trials()
     cores, own_threads = os.cpu_count() or 1, torch.get_num_threads()  # restored at the end
     app_slots = jobs.MAX_TRAINING_AT_ONCE
@@ -51,7 +50,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
     def one_by_one(threads: int, record: bool):
         torch.set_num_threads(threads)
         for t in trials:
-            r = train.run(t.network, t.config, head, test_split)
+            r = train.run(t.network, t.config, train_split, test_split)
             if record:
                 accuracy["alone"][t.key] = r.accuracy
 
@@ -77,6 +76,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
                       "alone_per_minute": trial_epochs / alone_s * 60, "ratio": alone_s / stacked_s,
                       "app_slots": app_slots, "app_ratio": alone_s / app_s,
                       # what the Explore page says before it starts, against what it took
-                      "app_estimate_s": sweep_run.estimate_seconds(trials, app_slots, n), "app_s": app_s,
+                      "app_estimate_s": sweep_run.estimate_seconds(trials, app_slots, len(train_split)),
+                      "app_s": app_s,
                       "goal": GOAL, "max_difference_points": max(diffs), "goal_points": GOAL_POINTS,
                       "identical_accuracies": sum(d == 0 for d in diffs)}}

@@ -261,7 +261,7 @@ for e in range({config.epochs}):
 @dataclass(frozen=True)
 class Check:
     """Validation scored once while training: after `step` steps, on `images` validation images (all
-    of them at each epoch's end; within an epoch the first 1/evaluations of them, to stay cheap).
+    of them at each epoch's end; within an epoch the first 1/(2 × evaluations), to stay cheap).
     A stack's: its members' mean."""
 
     step: int
@@ -468,14 +468,15 @@ def check_steps(steps_per_epoch: int, evaluations: int) -> list[int]:
 
 
 class _Validation:
-    """Validation as the loop checks it: normalized once on the device, scored by `evaluate_all`
-    (whole at each epoch's end, its first 1/evaluations within an epoch: 4 whole passes an epoch
-    would cost about a fifth of a 50,000-image epoch at batch 64 on a CPU, this about a tenth)."""
+    """Validation as the loop checks it: normalized once on the device, scored by `evaluate_all`,
+    whole at each epoch's end (what chooses the best epoch), and within an epoch its first
+    1/(2 × evaluations) (1,250 of 10,000 images at 4 checks an epoch): 4 whole passes would cost a
+    fifth of a 50,000-image epoch at batch 64 on a CPU core, these under a tenth (bench item 10)."""
 
     def __init__(self, split: Split, config: TrainConfig, device, k: int):
         self.split, self.normalization = split, config.normalization
         self.inputs = split.normalized(slice(None), device, config.normalization).flatten(1)
-        self.part = -(-len(split) // config.evaluations)
+        self.part = -(-len(split) // (2 * config.evaluations))
         self.batch_size = 10_000 if k == 1 else 2_000  # a stack's hidden layers are K times as wide
 
     def check(self, trainee, step: int, whole: bool) -> tuple[Check, list[Evaluation]]:

@@ -119,7 +119,7 @@ def test_train_with_a_small_noisy_set_weight_decay_and_early_stopping_writes_its
     epochs = len(h["epoch_ends"])
     assert len(h["loss"]) == epochs * 5  # 300 images in batches of 64: 5 steps an epoch
     v = h["validation"]
-    assert v["step"][:4] == [1, 2, 4, 5] and v["images"][:4] == [500, 500, 500, 2000]  # 4 checks an epoch
+    assert v["step"][:4] == [1, 2, 4, 5] and v["images"][:4] == [250, 250, 250, 2000]  # 4 checks an epoch
     assert len(v["epoch_loss"]) == epochs
     assert h["best_epoch"] == v["epoch_loss"].index(min(v["epoch_loss"])) + 1
     assert h["kept_epoch"] == h["best_epoch"]
