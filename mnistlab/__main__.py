@@ -246,6 +246,12 @@ def cmd_eval(args) -> None:
     print("per-class accuracy:")
     for name, acc in zip(saved.dataset.classes, e.per_class_accuracy):
         print(f"  {name}: {acc:.2%}")
+    m = saved.metrics
+    if "validation_accuracy" in m:  # as it was trained: what it was chosen by
+        said = (("best_epoch", "lowest validation loss at"), ("kept_epoch", "weights kept from"))
+        epochs = "".join(f", {what} epoch {m[k]}" for k, what in said if k in m)
+        print(f"when trained: validation accuracy {m['validation_accuracy']:.2%}"
+              + (f", train accuracy {m['train_accuracy']:.2%}" if "train_accuracy" in m else "") + epochs)
 
 
 def cmd_sweep(args) -> None:
