@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from bench import app_start, drawing, dynamics, pages, pipelines, sweep
+from bench import app_start, drawing, dynamics, pages, pipelines, sweep, validation
 from bench.measure import load_average, machine
 
 RESULTS = Path(__file__).parent / "results"
-ITEMS = ("pipelines", "drawing", "app", "dynamics", "pages", "sweep")
+ITEMS = ("pipelines", "drawing", "app", "dynamics", "validation", "pages", "sweep")
 
 
 def main(argv=None) -> int:
@@ -50,6 +50,9 @@ def main(argv=None) -> int:
     if "dynamics" in only:
         print("8. an epoch with each layer's dynamics recorded, and without")
         report["dynamics"] = dynamics.run(reps, args.quick)
+    if "validation" in only:
+        print("10. an epoch with validation checked four times, and without")
+        report["validation"] = validation.run(reps, args.quick)
     if "sweep" in only:
         report.update(sweep.run(reps, args.quick))
     if "app" in only:
@@ -152,6 +155,11 @@ def table(r: dict) -> str:
                 rows.append((f"9c. Explore's estimate, {what} (the app's slots)", f"said {est:.1f} s",
                              f"took {took:.1f} s", f"{ratio:.2f}", f"1/{x['goal_estimate']:g} to "
                              f"{x['goal_estimate']:g}", met))
+    if "validation" in r:
+        x = r["validation"]
+        rows.append(("10. epoch with validation checked 4× ÷ without, batch 64",
+                     f"without {x['without_s']:.3f} s", f"with {x['with_s']:.3f} s", f"{x['ratio']:.2f}",
+                     f"≤ {x['goal']:.2f}", _met(x["ratio"] <= x["goal"])))
     if "accuracy_guard" in r:
         x = r["accuracy_guard"]
         lesson = ", ".join(f"{a:.2%}" for a in x["lesson"])

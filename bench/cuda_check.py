@@ -42,7 +42,6 @@ def main(argv=None) -> int:
     print(f"checking {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"torch {torch.__version__}")
     train_split, test_split = data.load_split(True), data.load_split(False)
-    head = train_split.first(args.images)
     failed = []
 
     def report(name: str, ok: bool, detail: str) -> None:
@@ -60,16 +59,17 @@ def main(argv=None) -> int:
            f"on the CPU in {on_cpu.seconds:.2f} s ({gap:.2f} points apart, bar {CPU_POINTS})")
 
     # 2. a stack of mixed activations on the device, each member against its own run there
-    trials = [sweep.Trial(network.Network(network.Architecture((64,), a), network.Init(), seed), config)
+    few = config.replace(train_images=args.images)
+    trials = [sweep.Trial(network.Network(network.Architecture((64,), a), network.Init(), seed), few)
               for a in ("relu", "tanh", "sigmoid") for seed in (0, 1)]
-    together = stacked.train_group(trials, head, test_split, device)
-    gaps = [abs(r.test_accuracy - train.run(t.network, t.config, head, test_split,
+    together = stacked.train_group(trials, train_split, test_split, device)
+    gaps = [abs(r.test_accuracy - train.run(t.network, t.config, train_split, test_split,
                                             device).accuracy) * 100 for t, r in zip(trials, together)]
     report("2. stacked training", max(gaps) <= POINTS,
            f"{len(trials)} networks, each within {max(gaps):.2f} points of its own run (bar {POINTS})")
 
     # 3. the recorder on the device
-    recorded = train.run(network.Network(arch, network.Init(), 0), config, head, test_split, device,
+    recorded = train.run(network.Network(arch, network.Init(), 0), few, train_split, test_split, device,
                          record_dynamics=True)
     table, start = recorded.dynamics.table, recorded.dynamics.init_loss
     report("3. dynamics", table.numel() > 0 and bool(torch.isfinite(table).all())

@@ -31,8 +31,7 @@ QUICK_IMAGES = 6_000
 def run(reps: int, quick: bool, log=print) -> dict:
     settings = sweep.SweepSettings.of(**SETTINGS, train_images=QUICK_IMAGES if quick else None)
     train_split, test_split = data.load_split(True), data.load_split(False)
-    n = settings.train_images or len(train_split)
-    head = train_split.first(n)
+    n = settings.train_images or len(train_split) - settings.base.validation  # the images each trial learns
     trials = settings.trials()
     cores, own_threads = os.cpu_count() or 1, torch.get_num_threads()  # restored at the end
     app_slots = jobs.MAX_TRAINING_AT_ONCE
@@ -54,7 +53,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
     def one_by_one(threads: int, record: bool):
         torch.set_num_threads(threads)
         for t in trials:
-            r = train.run(t.network, t.config, head, test_split)
+            r = train.run(t.network, t.config, train_split, test_split)
             if record:
                 accuracy["alone"][t.key] = r.accuracy
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import data, dynamics, jobs, model_files, network, parse, sweep, train
+from mnistlab import data, dynamics, jobs, model_files, network, parse, splits, sweep, train
 from mnistlab.errors import ConfigError, LabError
 from mnistlab.sweep_db import SweepDatabase
 from mnistlab.sweep_run import Sweep
@@ -58,11 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="save the trained model under this name in the models "
                                                "folder ($MNISTLAB_MODELS or ~/.mnistlab/models)")
     t.add_argument("--history", default=None, metavar="FILE.json",
-                   help="write the training curves and each layer's learning dynamics (update ratios, "
+                   help="write the training curves (each step's training loss and accuracy, each "
+                        "validation check's), and each layer's learning dynamics (update ratios, "
                         "saturated or dead shares, loss at step 0) to this JSON file")
     t.add_argument("--dry-run", action="store_true",
-                   help=f"a quick check: one epoch on the first {DRY_RUN_IMAGES} training images, "
-                        f"evaluated on the first {DRY_RUN_IMAGES} test images")
+                   help=f"a quick check: one epoch on {DRY_RUN_IMAGES} training images, validated on "
+                        f"{DRY_RUN_IMAGES}, evaluated on the first {DRY_RUN_IMAGES} test images")
 
     e = commands.add_parser("eval", help="print a saved model's test loss, accuracy and per-class accuracy")
     e.add_argument("name", help="a model name in the models folder, or a path to a .safetensors file")
@@ -88,8 +89,15 @@ def _sweep_parser(commands) -> None:
                    help=f"weight seeds per config, 1 to {sweep.MAX_SEEDS} (default 1)")
     s.add_argument("--sample", default=None, help="train a random sample of this many configs, not the grid")
     s.add_argument("--sample-seed", default="0", help="which random sample (default 0)")
-    # every trial's training settings; --lr above is an axis (epochs: 1 to MAX_TRIAL_EPOCHS per trial)
-    _config_flags(s, sweep.SweepSettings().base, skip=("lr",))
+    # every trial's training settings; --lr above is an axis (epochs: 1 to MAX_TRIAL_EPOCHS per trial),
+    # and so are these, given several values
+    for axis, (name, _) in sweep.SETTING_AXES.items():
+        f = train.TrainConfig.__dataclass_fields__[name]
+        s.add_argument(f.metadata["flag"], dest=f"axis_{axis}", default=None,
+                       help=f"{f.metadata['help']}; several, comma-separated, to compare "
+                            f"(default {'all' if f.default is None else f.default})")
+    _config_flags(s, sweep.SweepSettings().base, skip=("lr", "early_stop", *(
+        name for name, _ in sweep.SETTING_AXES.values())))
     s.add_argument("--engine", default="local",
                    help="local (default: this machine, a stack of trials on each core) or ray "
                         "(MNISTLAB_RAY_ADDRESS or RAY_ADDRESS, else a Ray instance started here)")
@@ -104,7 +112,7 @@ def _config_flags(parser: argparse.ArgumentParser, defaults: train.TrainConfig, 
     for f in train.TrainConfig.settings():
         if f.name not in skip:
             default = getattr(defaults, f.name)
-            shown = "all" if default is None else default
+            shown = ("all" if f.name == "train_images" else "off") if default is None else default
             parser.add_argument(f.metadata["flag"], dest=f"config_{f.name}", default=None,
                                 help=f"{f.metadata['help']} (default {shown})")
 
@@ -131,11 +139,15 @@ class _ProgressBar:
     def __init__(self, stream=sys.stderr, width=30):
         self.stream, self.width = stream, width
         self.live = stream.isatty()
+        self.validation = None  # the latest validation check
 
     def __call__(self, p: train.Progress):
         filled = round(self.width * p.fraction)
+        self.validation = p.validation[-1] if p.validation else self.validation
+        checked = (f"  validation loss {self.validation.loss:.3f}  accuracy {self.validation.accuracy:.1%}"
+                   if self.validation is not None else "")
         line = (f"epoch {p.epoch}/{p.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
-                f"{p.fraction:4.0%}  loss {p.loss:.3f}  accuracy {p.accuracy:.1%}")
+                f"{p.fraction:4.0%}  training loss {p.loss:.3f}  accuracy {p.accuracy:.1%}{checked}")
         if self.live:
             self.stream.write("\r" + line + ("\n" if p.epoch_end else ""))
         elif p.epoch_end:
@@ -147,7 +159,8 @@ def cmd_train(args) -> None:
     net = network.Network(network.Architecture.parse(args.hidden, args.activation),
                           network.Init(args.zero_bias, args.weight_std), args.seed)
     defaults = train.TrainConfig(batch_seed=net.seed)  # the batches follow --seed unless given
-    config = _config(args, defaults, **({"epochs": 1} if args.dry_run else {}))
+    quick = {"epochs": 1, "train_images": DRY_RUN_IMAGES, "validation": DRY_RUN_IMAGES}
+    config = _config(args, defaults, **(quick if args.dry_run else {}))
     dataset = config.data
     device = network.resolve_device(args.device)
     _use_threads(args.threads)
@@ -156,16 +169,25 @@ def cmd_train(args) -> None:
     history_path = _history_path(args.history)
     train_split, test_split = (data.load_split(train, dataset=dataset) for train in (True, False))
     if args.dry_run:
-        train_split, test_split = train_split.first(DRY_RUN_IMAGES), test_split.first(DRY_RUN_IMAGES)
+        test_split = test_split.first(DRY_RUN_IMAGES)
     arch = net.arch
+    learn, validation = splits.training_splits(train_split, config)  # checked before training
     print(f"Training {arch.label()} ({arch.n_parameters:,} parameters, init {net.init.label()}) with "
-          f"{config.label()} on {device}", file=sys.stderr)
+          f"{config.label()} on {device}: {len(learn):,} training images, {len(validation):,} validation",
+          file=sys.stderr)
     run = train.run(net, config, train_split, test_split, device, callback=_ProgressBar(),
                     record_dynamics=True)  # ~5% of the time: the loss at init, and why a run failed
-    e = run.evaluation
-    print(f"trained in {run.seconds:.1f} s")
-    print(f"test accuracy: {e.accuracy:.2%} (test loss {e.loss:.4f}, {e.n_misclassified} of "
-          f"{len(test_split):,} wrong)")
+    e, h = run.evaluation, run.history
+    print(f"trained in {run.seconds:.1f} s" + (f"; stopped early after epoch {len(h.epoch_ends)}"
+                                                if h.patience_ran_out else ""))
+    noisy = f", {config.label_noise:.0%} of their labels changed" if config.label_noise else ""
+    print(f"train accuracy: {run.train_evaluation.accuracy:.2%} (on the {len(learn):,} images it learned "
+          f"from{noisy})")
+    kept = (f"; kept epoch {h.kept_epoch}'s weights" if h.kept_epoch is not None else "")
+    print(f"validation accuracy: {run.validation.accuracy:.2%} (validation loss {run.validation.loss:.4f}, "
+          f"{len(validation):,} images; lowest validation loss at epoch {run.best_epoch}{kept})")
+    print(f"test accuracy: {e.accuracy:.2%} (held out, not used to choose; test loss {e.loss:.4f}, "
+          f"{e.n_misclassified} of {len(test_split):,} wrong)")
     verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, config.lr)
     if run.dynamics is not None:
         print(f"loss at step 0: {run.dynamics.init_loss:.3f} "
@@ -196,6 +218,14 @@ def _history(run: train.Run, verdict: str | None) -> dict:
             "seed": run.seed, "training": run.config.to_dict(), "steps_per_epoch": h.steps_per_epoch,
             "epoch_ends": h.epoch_ends, "stopped_early": h.stopped_early,
             "loss": h.loss, "accuracy": h.accuracy,  # one per step: the batch's
+            "validation": {"step": h.validation_steps, "loss": h.validation_loss,  # one per check
+                           "accuracy": h.validation_accuracy, "images": h.validation_images,
+                           # on every validation image, at each epoch's end
+                           "epoch_loss": [e[0] for e in h.epoch_validation_loss],
+                           "epoch_accuracy": [e[0] for e in h.epoch_validation_accuracy]},
+            "best_epoch": run.best_epoch, "kept_epoch": h.kept_epoch, "early_stopped": h.patience_ran_out,
+            "train_accuracy": run.train_evaluation.accuracy, "train_loss": run.train_evaluation.loss,
+            "validation_loss": run.validation.loss, "validation_accuracy": run.validation.accuracy,
             "test_loss": run.evaluation.loss, "test_accuracy": run.evaluation.accuracy,
             "dynamics": run.dynamics.to_json() if run.dynamics is not None else None,
             "diagnosis": verdict}
@@ -216,13 +246,21 @@ def cmd_eval(args) -> None:
     print("per-class accuracy:")
     for name, acc in zip(saved.dataset.classes, e.per_class_accuracy):
         print(f"  {name}: {acc:.2%}")
+    m = saved.metrics
+    if "validation_accuracy" in m:  # as it was trained: what it was chosen by
+        said = (("best_epoch", "lowest validation loss at"), ("kept_epoch", "weights kept from"))
+        epochs = "".join(f", {what} epoch {m[k]}" for k, what in said if k in m)
+        print(f"when trained: validation accuracy {m['validation_accuracy']:.2%}"
+              + (f", train accuracy {m['train_accuracy']:.2%}" if "train_accuracy" in m else "") + epochs)
 
 
 def cmd_sweep(args) -> None:
     settings = sweep.SweepSettings(
         depths=args.depth, widths=args.hidden, width_rule=args.width_rule, activations=args.activation,
         inits=args.init.split(","), lrs=args.lr, seeds=args.seeds, sample=args.sample,
-        sample_seed=args.sample_seed, base=_config(args, sweep.SweepSettings().base))
+        sample_seed=args.sample_seed, base=_config(args, sweep.SweepSettings().base),
+        **{axis: getattr(args, f"axis_{axis}") for axis in sweep.SETTING_AXES
+           if getattr(args, f"axis_{axis}") is not None})
     # a stack per core, each at one torch thread: a training thread at more runs slower here
     cores = _threads(args.threads if args.threads is not None else os.cpu_count() or 1)
     torch.set_num_threads(1)
@@ -257,7 +295,7 @@ def cmd_sweep(args) -> None:
         engine.close()
         sweep_db.close()
     rows = run.summary()
-    print(_sweep_table(rows, settings.seeds))
+    print(_sweep_table(rows, settings.seeds, settings))
     if out is not None:
         records = [{k: v for k, v in r.items() if k != "key"} for r in run.records]
         out.write_text(json.dumps(records, indent=1))
@@ -279,16 +317,31 @@ class _SweepBar:
         self.stream.flush()
 
 
-def _sweep_table(rows: list[dict], seeds: int) -> str:
-    """Best first; * marks the Pareto front (no config is more accurate with as few parameters)."""
+def _sweep_table(rows: list[dict], seeds: int, settings: sweep.SweepSettings | None = None) -> str:
+    """Best first by validation accuracy; * marks the Pareto front (no config is more accurate on
+    validation with as few parameters); test accuracy beside it, never used to choose."""
     spread = seeds > 1
-    head = f"{'':2}{'network':<28}{'init':<18}{'lr':>8}{'parameters':>12}{'test accuracy':>16}{'seconds':>9}"
+    varied = [(axis, name) for axis, (name, _) in sweep.SETTING_AXES.items()
+              if settings is not None and getattr(settings, axis)]
+    extra = "".join(f"{name.replace('_', ' '):>14}" for _, name in varied)
+    head = (f"{'':2}{'network':<28}{'init':<18}{'lr':>8}{extra}{'parameters':>12}{'train':>9}"
+            f"{'validation':>{18 if spread else 12}}{'best epoch':>12}{'test':>9}{'seconds':>9}")
     lines = [head, "-" * len(head)]
+
+    def pct(x):
+        return "—" if x is None else f"{x:.2%}"
+
     for r in rows:
-        acc = f"{r['test_accuracy']:.2%}" + (f" ±{r['accuracy_std']:.2%}" if spread else "")
-        lines.append(f"{'*' if r['pareto'] else ' ':2}{r['network']:<28}{r['init']:<18}{r['lr']:>8g}"
-                     f"{r['parameters']:>12,}{acc:>16}{r['seconds']:>9.2f}")
-    lines.append("* the Pareto front: no other network is more accurate with as few parameters"
+        val = pct(r["validation_accuracy"]) + (f" ±{r['validation_std']:.2%}" if spread and
+                                               r["validation_accuracy"] is not None else "")
+        values = "".join(f"{'all' if r.get(name) is None else format(r[name], 'g'):>14}"
+                         for _, name in varied)
+        best = "—" if r["best_epoch"] is None else str(r["best_epoch"])
+        lines.append(f"{'*' if r['pareto'] else ' ':2}{r['network']:<28}{r['init']:<18}{r['lr']:>8g}{values}"
+                     f"{r['parameters']:>12,}{pct(r['train_accuracy']):>9}{val:>{18 if spread else 12}}"
+                     f"{best:>12}{pct(r['test_accuracy']):>9}{r['seconds']:>9.2f}")
+    lines.append("Ranked by validation accuracy; test (held out) is shown, never used to choose. "
+                 "* the Pareto front: no other network is more accurate on validation with as few parameters"
                  + (f"; ± the standard deviation over {seeds} seeds" if spread else ""))
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ Per Linear layer, every few steps (densely at first, where most of the change ha
 - the update-to-data ratio, log10(std(ΔW) / std(W)) for the step's actual change ΔW: about -3 is
   healthy; far below, the layer barely learns; far above, training is unstable;
 - the gradient's size against the weight's, log10(std(∂loss/∂W) / std(W)).
-Per hidden activation, on a fixed probe batch of test images: the share saturated (sigmoid, tanh)
+Per hidden activation, on a fixed probe batch of validation images: the share saturated (sigmoid, tanh)
 or dead (ReLU), as `activations` defines them for Build's Activations tab. And the probe batch's loss,
 whose value at step 0 should be near -ln(1/10) ≈ 2.303: ten equal guesses.
 """
@@ -27,7 +27,7 @@ from mnistlab.activations import ACTIVATIONS, of_module
 
 EXPECTED_INIT_LOSS = -math.log(1 / 10)  # cross-entropy of ten equal guesses: 2.303
 HEALTHY_UPDATE = -3.0  # log10 of the update-to-data ratio the references aim for (about 1e-3)
-PROBE_IMAGES = 256  # the first test images, as on Build's Activations tab
+PROBE_IMAGES = 256  # the probe split's first images (train.run's: validation's)
 TEMPLATE_UNITS = 16  # fc1 units kept per snapshot for the replay
 HISTOGRAM_BINS = 40
 # Rows: densely at first (where most of the change happens), then every RECORD_EVERY steps, or
@@ -58,8 +58,8 @@ def snapshot_steps(steps_per_epoch: int, epochs: int) -> list[int]:
 
 
 def replay_digits(labels: torch.Tensor) -> list[int]:
-    """Indices of the first test image of each digit 0-9 (of those present): the fixed row the replay
-    predicts."""
+    """Indices of the first image of each digit 0-9 (of those present) in the probe split: the fixed
+    row the replay predicts."""
     return [int(hits[0]) for d in range(10) if len(hits := (labels == d).nonzero())]
 
 
@@ -93,7 +93,8 @@ class Dynamics:
     steps: list[int] = field(default_factory=list)
     table: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     snapshots: list[Snapshot] = field(default_factory=list)
-    replay_digits: list[int] = field(default_factory=list)  # test-set indices, one per digit 0-9
+    replay_digits: list[int] = field(default_factory=list)  # indices in the probe split, one per digit 0-9
+    replay_images: torch.Tensor | None = None  # those images, uint8 (n, 28, 28): what the replay shows
 
     def column(self, layer: str, key: str) -> list[float]:
         if not self.steps:
@@ -224,13 +225,14 @@ class Recorder:
     Numbers stay on the device until `flush`, so recording costs a few small ops, not a sync.
     """
 
-    def __init__(self, test_split, probe_images: int = PROBE_IMAGES):
-        self.test_split, self.probe_images = test_split, probe_images
+    def __init__(self, probe_split, probe_images: int = PROBE_IMAGES):
+        """`probe_split`: the images it probes (train.run gives it the validation split)."""
+        self.probe_split, self.probe_images = probe_split, probe_images
         self.result: Dynamics | None = None
 
     def start(self, model: nn.Sequential, normalization: str, steps_per_epoch: int, epochs: int) -> None:
         device = next(model.parameters()).device
-        split = self.test_split
+        split = self.probe_split
         self.probe = split.normalized(slice(0, self.probe_images), device, normalization).flatten(1)
         self.probe_labels = split.labels[:self.probe_images].to(device)
         digits = replay_digits(split.labels)
@@ -246,7 +248,8 @@ class Recorder:
         problems = {n: ACTIVATIONS[a].problem for n, a in self.hidden.items()}
         columns += [("probe", "loss")] + list(problems.items())
         self.result = Dynamics(list(self.linears), problems,
-                               steps_per_epoch, columns, replay_digits=digits)
+                               steps_per_epoch, columns, replay_digits=digits,
+                               replay_images=split.images[digits].clone())
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._old: list[torch.Tensor] = []
         self.snapshot(0)

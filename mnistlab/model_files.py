@@ -53,12 +53,14 @@ class SavedModel:
     network: Network
     state: dict[str, torch.Tensor]  # CPU float32, named as in the network
     config: TrainConfig | None = None  # None in a file saved without its settings
-    metrics: dict = field(default_factory=dict)  # test_loss, test_accuracy, per_class_accuracy
+    # test_loss, test_accuracy, per_class_accuracy; since validation: train_accuracy, validation_accuracy,
+    # validation_loss, best_epoch, and with early stopping kept_epoch (the epoch whose weights these are)
+    metrics: dict = field(default_factory=dict)
     name: str = ""
 
     @classmethod
     def from_run(cls, run: Run, name: str = "") -> SavedModel:
-        return cls(run.network, run.state, run.config, run.evaluation.metrics(), name)
+        return cls(run.network, run.state, run.config, run.metrics(), name)
 
     @property
     def arch(self) -> network.Architecture:
@@ -153,6 +155,16 @@ def _read_metrics(metrics) -> dict:
         kept["test_accuracy"] = float(acc)
     if isinstance(per_class, list) and len(per_class) == network.OUTPUTS and all(map(_fraction, per_class)):
         kept["per_class_accuracy"] = [float(a) for a in per_class]
+    for key in ("train_accuracy", "validation_accuracy"):
+        if _fraction(metrics.get(key)):
+            kept[key] = float(metrics[key])
+    loss = metrics.get("validation_loss")
+    if isinstance(loss, (int, float)) and not isinstance(loss, bool) and math.isfinite(loss) and loss >= 0:
+        kept["validation_loss"] = float(loss)
+    for key in ("best_epoch", "kept_epoch"):
+        epoch = metrics.get(key)
+        if isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= train.MAX_EPOCHS:
+            kept[key] = epoch
     return kept
 
 

@@ -94,12 +94,12 @@ def training_source(config: train.TrainConfig) -> str:
     lesson_folder = f'"{config.data.lesson_folder}"'  # how train.training_code names the data folder
     if lesson_folder not in code:
         raise RuntimeError("train.training_code no longer names the lesson's data folder as expected")
-    return code.replace(lesson_folder, folder.replace("'", '"'), 1).rstrip("\n")
+    return code.replace(lesson_folder, folder.replace("'", '"')).rstrip("\n")  # training and validation's
 
 
 def evaluation_source(config: train.TrainConfig) -> str:
-    return f"""testset = datasets.{config.data.torchvision_name}(trainset.root, download=True, train=False,
-                            transform=transform)
+    return f"""testset = datasets.{config.data.torchvision_name}(trainset.dataset.root, download=True,
+                            train=False, transform=transform)
 testloader = DataLoader(testset, batch_size=1000)
 model.eval()
 correct = 0

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mnistlab import network, train
+from mnistlab import network, splits, train
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.data import Split
 
@@ -40,14 +40,31 @@ MAX_STACK_UNITS = 1024
 
 @dataclass(frozen=True)
 class Trained:
-    """One member's outcome: its test results and its share of the stack's training time."""
+    """One member's outcome: its results on the three splits, its best validation epoch, and its share
+    of the stack's training time. Choose on validation; test is the final report."""
 
     test_accuracy: float
     test_loss: float
-    per_class_accuracy: list[float]
+    per_class_accuracy: list[float]  # on the test split
     train_loss: float  # mean training loss over its last epoch
     seconds: float  # the stack's training time divided by its members
     stacked: int  # how many networks trained together
+    train_accuracy: float | None = None  # the trained network on the images it learned from
+    validation_accuracy: float | None = None  # ... and on the validation split, after its last epoch
+    validation_loss: float | None = None
+    best_epoch: int | None = None  # the epoch with the lowest validation loss
+    best_validation_accuracy: float | None = None  # the validation accuracy at that epoch
+
+
+def _trained(history: train.History, m: int, test: train.Evaluation, on_train: train.Evaluation,
+             seconds: float, k: int) -> Trained:
+    best = history.best_epoch(m)
+    return Trained(test_accuracy=test.accuracy, test_loss=test.loss,
+                   per_class_accuracy=test.per_class_accuracy, train_loss=history.epoch_loss[-1][m],
+                   seconds=seconds, stacked=k, train_accuracy=on_train.accuracy,
+                   validation_accuracy=history.epoch_validation_accuracy[-1][m],
+                   validation_loss=history.epoch_validation_loss[-1][m], best_epoch=best,
+                   best_validation_accuracy=history.epoch_validation_accuracy[best - 1][m])
 
 
 def stack_key(trial) -> tuple:
@@ -146,7 +163,9 @@ class Stack:
 
 def train_group(trials: list, train_split: Split, test_split: Split, device="cpu", callback=None,
                 stop=None) -> list[Trained] | None:
-    """Train `trials` (one stack: see `stacks`) together; each one's `Trained`, in order.
+    """Train `trials` (one stack: see `stacks`) together on the training images their settings pick
+    from `train_split` (`splits.training_splits`, as `train.run` does), checking each member on the
+    same validation split; each one's `Trained`, in order.
 
     `callback(progress)` is called as `train.train` calls it (loss and accuracy: the members'
     mean) and may return False to stop; stopped (also by `stop`, a threading.Event), it returns
@@ -162,16 +181,16 @@ def train_group(trials: list, train_split: Split, test_split: Split, device="cpu
     if k == 1:  # nothing to stack: one network's own layers are the faster ones
         return _train_one(trials[0], train_split, test_split, device, callback, stop)
     train.check_split(config, test_split)
+    learn, validation = splits.training_splits(train_split, config)
     stack = Stack([t.network.build() for t in trials], [t.arch for t in trials], device)
     start = time.perf_counter()
-    history = train.train(stack, config, train_split, device, callback, stop)
+    history = train.train(stack, config, learn, device, callback, stop, validation=validation)
     if history.stopped_early:
         return None
     seconds = (time.perf_counter() - start) / k
-    evaluations = train.evaluate_all(stack, test_split, config.normalization, batch_size=2_000)
-    return [Trained(test_accuracy=e.accuracy, test_loss=e.loss, per_class_accuracy=e.per_class_accuracy,
-                    train_loss=history.epoch_loss[-1][m], seconds=seconds, stacked=k)
-            for m, e in enumerate(evaluations)]
+    tests = train.evaluate_all(stack, test_split, config.normalization, batch_size=2_000)
+    on_train = train.evaluate_all(stack, learn, config.normalization, batch_size=2_000)
+    return [_trained(history, m, tests[m], on_train[m], seconds, k) for m in range(k)]
 
 
 def _train_one(trial, train_split: Split, test_split: Split, device, callback, stop) -> list[Trained] | None:
@@ -179,6 +198,4 @@ def _train_one(trial, train_split: Split, test_split: Split, device, callback, s
                     stop=stop)
     if run.history.stopped_early:
         return None
-    e = run.evaluation
-    return [Trained(test_accuracy=e.accuracy, test_loss=e.loss, per_class_accuracy=e.per_class_accuracy,
-                    train_loss=run.history.epoch_loss[-1][0], seconds=run.seconds, stacked=1)]
+    return [_trained(run.history, 0, run.evaluation, run.train_evaluation, run.seconds, 1)]

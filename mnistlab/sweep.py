@@ -1,5 +1,6 @@
 """What a sweep tries: a base training config plus the axes it varies (depths × widths × activations
-× inits × learning rates, each config with 1 to MAX_SEEDS weight seeds), its trials, and its link.
+× inits × learning rates × weight decays × training-set sizes × label noises, each config with 1 to
+MAX_SEEDS weight seeds), its trials, and its link.
 
 Every trial reads the same batches (the base config's batch-order seed), so trials differ only
 where the axes say. Trials of one shape train together (`stacked`) as jobs of the app's one queue:
@@ -30,7 +31,7 @@ MAX_TRIALS = 200
 MAX_SWEEP_EPOCHS = 400  # trials × epochs: about 5-10 minutes of a 2-core server
 WIDTH_RULES = {"same": "the same width in every layer (e.g. 64-64-64)",
                "halving": "halving layer by layer (e.g. 64-32-16)"}
-TRAIN_IMAGES, MIN_TRAIN_IMAGES = 60_000, 1_000
+TRAIN_IMAGES, MIN_TRAIN_IMAGES = 60_000, 100
 
 
 def parse_list(name: str, text, convert=str) -> tuple:
@@ -114,6 +115,9 @@ class Trial:
                 "depth": len(arch.hidden), "width": arch.hidden[0], "parameters": arch.n_parameters,
                 "weight_std": self.init.weight_std, "init": self.init.label(), "seed": self.seed,
                 **{f.name: getattr(self.config, f.name) for f in train.TrainConfig.settings()},
+                "train_accuracy": result.train_accuracy, "validation_accuracy": result.validation_accuracy,
+                "validation_loss": result.validation_loss, "best_epoch": result.best_epoch,
+                "best_validation_accuracy": result.best_validation_accuracy,
                 "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
                 "train_loss": result.train_loss, "seconds": result.seconds, "stacked": result.stacked,
                 "engine": engine, "finished": time.time()}
@@ -122,7 +126,13 @@ class Trial:
 # The base config's settings a saved sweep always holds (the others only where they are not their
 # default, so a sweep saved before they existed keeps its id); its `lr` is the axis `lrs`.
 SAVED_ALWAYS = ("optimizer", "batch_size", "epochs", "normalization", "batch_seed", "train_images")
-AXES = ("depths", "widths", "width_rule", "activations", "inits", "lrs", "seeds", "sample", "sample_seed")
+AXES = ("depths", "widths", "width_rule", "activations", "inits", "lrs", "seeds", "sample", "sample_seed",
+        "weight_decays", "train_sizes", "label_noises")
+# Axes over training settings, each empty unless it varies (then the base config's value holds): the
+# axis, its setting, and what a list of its values is called in a message.
+SETTING_AXES = {"weight_decays": ("weight_decay", "Weight decays"),
+                "train_sizes": ("train_images", "Training-set sizes"),
+                "label_noises": ("label_noise", "Label noises")}
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,9 @@ class SweepSettings:
     sample: int | None = None  # a random sample of this many configs instead of the full grid
     sample_seed: int = 0
     base: train.TrainConfig = train.TrainConfig(epochs=1)
+    weight_decays: tuple = ()  # empty: the base config's
+    train_sizes: tuple = ()  # training images (None or "all": all that do not validate); empty: the base's
+    label_noises: tuple = ()  # empty: the base config's
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -169,8 +182,20 @@ class SweepSettings:
         if not isinstance(self.base, train.TrainConfig):
             raise ConfigError("A sweep's base settings must be a TrainConfig.")
         parse.whole("Epochs per trial", self.base.epochs, 1, MAX_TRIAL_EPOCHS)
-        if self.base.train_images is not None:
-            parse.whole("Training images", self.base.train_images, MIN_TRAIN_IMAGES, TRAIN_IMAGES)
+        if self.base.early_stop is not None:
+            raise ConfigError("A sweep trains every trial for its epochs and records each one's best "
+                              "validation epoch; early stopping is for a single run (leave it off).")
+        for axis, (name, title) in SETTING_AXES.items():
+            values = getattr(self, axis)
+            if values in (None, "", (), []):
+                set_(axis, ())
+                continue
+            values = parse_list(title, values, lambda p, name=name: self._setting(name, p))
+            if len(values) == 1:  # one value is no axis: the base config's setting
+                set_("base", self.base.replace(**{name: values[0]}))
+                values = ()
+            set_(axis, values)
+        self._setting("train_images", self.base.train_images)
         if self.sample not in (None, "", 0, "0"):
             set_("sample", parse.whole("Random sample", self.sample, 1, MAX_TRIALS))
         else:
@@ -194,8 +219,27 @@ class SweepSettings:
     def train_images(self) -> int | None:
         return self.base.train_images
 
-    def config(self, lr_index: int) -> train.TrainConfig:
-        return self.base.replace(lr=self.lrs[lr_index])
+    def _setting(self, name: str, value):
+        """One value of a setting's axis, checked as the base config checks it ("all" training images:
+        all that do not validate)."""
+        if name == "train_images" and str(value).strip().lower() in ("all", "none"):
+            value = None
+        if name == "train_images" and value is not None:  # a sweep's trials need a few images each
+            value = parse.whole("Training images", value, MIN_TRAIN_IMAGES,
+                                TRAIN_IMAGES - self.base.validation)
+        return getattr(self.base.replace(**{name: value}), name)
+
+    def config(self, lr_index: int, **settings) -> train.TrainConfig:
+        return self.base.replace(lr=self.lrs[lr_index], **settings)
+
+    def setting_grid(self) -> list[dict]:
+        """Each combination of the varied training settings (weight decay, training-set size, label
+        noise) as TrainConfig changes; [{}] when none varies."""
+        grid: list[dict] = [{}]
+        for axis, (name, _) in SETTING_AXES.items():
+            if getattr(self, axis):
+                grid = [{**g, name: v} for g in grid for v in getattr(self, axis)]
+        return grid
 
     def architectures(self) -> list[network.Architecture]:
         data = self.base.data
@@ -205,7 +249,8 @@ class SweepSettings:
     @property
     def grid_size(self) -> int:
         """Configs in the full grid (a config: everything but the seed)."""
-        return len(self.depths) * len(self.widths) * len(self.activations) * len(self.inits) * len(self.lrs)
+        return (len(self.depths) * len(self.widths) * len(self.activations) * len(self.inits) * len(self.lrs)
+                * len(self.setting_grid()))
 
     @property
     def n_configs(self) -> int:
@@ -217,8 +262,9 @@ class SweepSettings:
 
     def configs(self) -> list[tuple[network.Architecture, network.Init, train.TrainConfig]]:
         """Every config of the grid, or the random sample of them (the same sample for the same settings)."""
-        grid = [(arch, network.Init(weight_std=std), self.config(i))
-                for arch in self.architectures() for std in self.inits for i in range(len(self.lrs))]
+        grid = [(arch, network.Init(weight_std=std), self.config(i, **settings))
+                for arch in self.architectures() for std in self.inits for i in range(len(self.lrs))
+                for settings in self.setting_grid()]
         if self.sample and self.sample < len(grid):
             picked = sorted(random.Random(self.sample_seed).sample(range(len(grid)), self.sample))
             grid = [grid[i] for i in picked]
@@ -232,7 +278,8 @@ class SweepSettings:
         """The axes and the base config's settings side by side, as sweeps were first saved."""
         axes = {"depths": list(self.depths), "widths": list(self.widths), "width_rule": self.width_rule,
                 "activations": list(self.activations), "inits": list(self.inits), "lrs": list(self.lrs),
-                "seeds": self.seeds, "sample": self.sample, "sample_seed": self.sample_seed}
+                "seeds": self.seeds, "sample": self.sample, "sample_seed": self.sample_seed,
+                **{axis: list(getattr(self, axis)) for axis in SETTING_AXES if getattr(self, axis)}}
         base = {f.name: getattr(self.base, f.name) for f in train.TrainConfig.settings()
                 if f.name in SAVED_ALWAYS or (f.name != "lr" and getattr(self.base, f.name) != f.default)}
         return {**axes, **base}
@@ -265,9 +312,19 @@ class SweepSettings:
         depth = ",".join(map(str, self.depths)) + f" layer{'s' * (self.depths != (1,))}"
         inits = ",".join("default" if s is None else f"std {s:g}" for s in self.inits)
         lrs = ",".join(f"{lr:g}" for lr in self.lrs)
+        if self.weight_decays:
+            lrs += " × weight decay " + ",".join(f"{w:g}" for w in self.weight_decays)
+        if self.train_sizes:
+            lrs += " × training images " + ",".join("all" if n is None else str(n) for n in self.train_sizes)
+        if self.label_noises:
+            lrs += " × label noise " + ",".join(f"{f:g}" for f in self.label_noises)
         sample = f", random {self.sample} of {self.grid_size} configs" if self.sample else ""
-        if self.train_images:
+        if self.train_images and not self.train_sizes:
             sample += f", first {self.train_images:,} training images"
+        if self.base.weight_decay and not self.weight_decays:
+            sample += f", weight decay {self.base.weight_decay:g}"
+        if self.base.label_noise and not self.label_noises:
+            sample += f", {self.base.label_noise:.0%} label noise"
         data = "" if self.base.dataset == "mnist" else f" on {self.base.data.title}"
         return (f"{depth} ({self.width_rule} width) × widths {','.join(map(str, self.widths))} × "
                 f"{','.join(self.activations)} × init {inits} × lr {lrs}, {self.seeds} seed"
@@ -278,7 +335,8 @@ class SweepSettings:
 # -- as a link -------------------------------------------------------------------------------------
 
 PARAMS = {"depths": "depths", "widths": "widths", "rule": "width_rule", "act": "activations",
-          "init": "inits", "lr": "lrs", "seeds": "seeds", "epochs": "epochs", "sample": "sample"}
+          "init": "inits", "lr": "lrs", "seeds": "seeds", "epochs": "epochs", "sample": "sample",
+          "wd": "weight_decays", "images": "train_sizes", "noise": "label_noises"}
 
 
 def from_params(params) -> SweepSettings | None:
@@ -301,4 +359,10 @@ def to_params(settings: SweepSettings) -> dict[str, str]:
               "epochs": str(settings.epochs)}
     if settings.sample:
         params["sample"] = str(settings.sample)
+    for key, axis, show in (("wd", "weight_decays", lambda w: f"{w:g}"),
+                            ("images", "train_sizes", lambda n: "all" if n is None else str(n)),
+                            ("noise", "label_noises", lambda f: f"{f:g}")):
+        values = getattr(settings, axis) or (getattr(settings.base, SETTING_AXES[axis][0]),)
+        if getattr(settings, axis) or values != (getattr(train.TrainConfig(), SETTING_AXES[axis][0]),):
+            params[key] = ",".join(map(show, values))
     return params

@@ -1,5 +1,10 @@
-"""A sweep's finished trials as a table: one row per config (its seeds' mean and spread), best
-first, with the Pareto front of accuracy against parameters marked."""
+"""A sweep's finished trials as a table: one row per config (its seeds' mean and spread), best first,
+with the Pareto front of accuracy against parameters marked.
+
+Choosing happens on validation: rows are ranked, the front is drawn and "best" is picked by
+validation accuracy; test accuracy stands beside it for the final report and never chooses. Trials
+trained before there was a validation split have none: they are listed after the others, unranked.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,68 @@ import json
 import math
 import statistics
 
+# What makes a config (everything but its seed); settings a sweep may vary are None in records
+# written before they could vary. Another axis (e.g. the network's dropout) joins here.
 CONFIG_FIELDS = ("network", "hidden", "activations", "activation", "depth", "width", "parameters",
-                 "weight_std", "init", "lr", "epochs")
+                 "weight_std", "init", "lr", "epochs", "weight_decay", "train_images", "label_noise")
+CHOOSE_BY = "validation_accuracy"
 
 
 def config_key(record: dict) -> str:
-    return json.dumps([record[k] for k in CONFIG_FIELDS])
+    return json.dumps([record.get(k) for k in CONFIG_FIELDS])
+
+
+def _mean(members: list[dict], key: str) -> float | None:
+    values = [m.get(key) for m in members]
+    return statistics.fmean(values) if values and None not in values else None
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per config: the mean test accuracy over its seeds, their spread (standard deviation,
-    min, max), mean seconds; best first."""
+    """One row per config: the mean training, validation and test accuracy over its seeds, the spread
+    of validation's and of test's (standard deviation, min, max), the best validation epoch, mean
+    seconds; best first by validation. Marks the Pareto front ("pareto") and the best row ("best")."""
     by_config: dict[str, list[dict]] = {}
     for r in records:
         by_config.setdefault(config_key(r), []).append(r)
     rows = []
     for members in by_config.values():
         acc = [m["test_accuracy"] for m in members]
-        row = {k: members[0][k] for k in CONFIG_FIELDS}
+        row = {k: members[0].get(k) for k in CONFIG_FIELDS}
         row.update(seeds=len(members), test_accuracy=statistics.fmean(acc),
-                   accuracy_std=statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                   accuracy_std=statistics.stdev(acc) if len(acc) > 1 else 0.0,  # test's spread
                    accuracy_min=min(acc), accuracy_max=max(acc),
+                   train_accuracy=_mean(members, "train_accuracy"),
+                   validation_accuracy=_mean(members, "validation_accuracy"),
+                   best_validation_accuracy=_mean(members, "best_validation_accuracy"),
                    seconds=statistics.fmean(m["seconds"] for m in members),
                    # what was measured: the wall time of the stack each trial trained in (old records
                    # without "stacked" trained alone)
                    stacked=max(m.get("stacked", 1) for m in members),
                    stack_seconds=statistics.fmean(m["seconds"] * m.get("stacked", 1) for m in members))
+        validation = [m.get("validation_accuracy") for m in members]
+        if row["validation_accuracy"] is not None:
+            row.update(validation_std=statistics.stdev(validation) if len(validation) > 1 else 0.0,
+                       validation_min=min(validation), validation_max=max(validation))
+        epochs = [m.get("best_epoch") for m in members]
+        row["best_epoch"] = statistics.median_low(epochs) if None not in epochs else None
         rows.append(row)
-    rows.sort(key=lambda r: (-r["test_accuracy"], r["parameters"]))
-    return mark_pareto(rows)
+    chosen = [r for r in rows if r[CHOOSE_BY] is not None]
+    unranked = [r for r in rows if r[CHOOSE_BY] is None]
+    chosen.sort(key=lambda r: (-r[CHOOSE_BY], r["parameters"]))
+    unranked.sort(key=lambda r: r["parameters"])
+    mark_pareto(chosen)
+    for r in unranked:
+        r["pareto"] = False
+    for r in rows:
+        r["best"] = False
+    if chosen:
+        chosen[0]["best"] = True
+    return chosen + unranked
 
 
-def mark_pareto(rows: list[dict], cost: str = "parameters", value: str = "test_accuracy") -> list[dict]:
+def mark_pareto(rows: list[dict], cost: str = "parameters", value: str = CHOOSE_BY) -> list[dict]:
     """Set each row's "pareto": True when no other row is at least as good for at most the same cost
-    (fewer parameters and higher accuracy): the front of what each budget can buy."""
+    (fewer parameters and higher validation accuracy): the front of what each budget can buy."""
     best = -math.inf
     front = set()
     for i in sorted(range(len(rows)), key=lambda i: (rows[i][cost], -rows[i][value])):
@@ -50,5 +83,3 @@ def mark_pareto(rows: list[dict], cost: str = "parameters", value: str = "test_a
     for i, r in enumerate(rows):
         r["pareto"] = i in front
     return rows
-
-

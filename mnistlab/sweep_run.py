@@ -24,16 +24,18 @@ FLOPS = 90e9  # a core's fp32 rate in these matmuls (about MKL's peak on one cor
 
 
 TEST_IMAGES = 10_000
-EVALUATION_OVERHEAD_S = 0.1  # a stack's test-set pass beyond its arithmetic, and its bookkeeping
+EVALUATION_OVERHEAD_S = 0.1  # a stack's scoring beyond its arithmetic, and its bookkeeping
 
 
 def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
-    """About how long one stack takes on one core: its steps, each an overhead plus arithmetic
-    (forward and weight gradients: about 4 flops per parameter per image), then the test set."""
+    """About how long one stack takes on one core (`images`: the data set's training images): its
+    steps, each an overhead plus arithmetic (forward and weight gradients: about 4 flops per parameter
+    per image), its validation checks, then the training, validation and test sets scored."""
     t, k = group[0], len(group)
-    steps = math.ceil(images / t.config.batch_size) * t.config.epochs
-    flops = 4 * t.config.batch_size * t.arch.n_parameters * k
-    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS) + _evaluation_seconds(group)
+    c = t.config
+    steps = math.ceil(_learning_images(c, images) / c.batch_size) * c.epochs
+    flops = 4 * c.batch_size * t.arch.n_parameters * k
+    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS) + _evaluation_seconds(group, images)
 
 
 def plan(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> list[list[Trial]]:
@@ -72,10 +74,10 @@ def pace() -> float:
         from mnistlab.network import Architecture, Network
         from mnistlab.sweep import Trial
 
-        config = train.TrainConfig(epochs=1)
+        config = train.TrainConfig(epochs=1, train_images=PACE_STEPS * 64)  # what `stack_seconds` models
         # Timing only: the numbers' values do not matter, their shapes and the work do.
         g = torch.Generator().manual_seed(0)
-        images = torch.randint(0, 256, (PACE_STEPS * config.batch_size, 28, 28), dtype=torch.uint8,
+        images = torch.randint(0, 256, (config.train_images, 28, 28), dtype=torch.uint8,
                                generator=g)
         split = Split(images, torch.randint(0, 10, (len(images),), generator=g))
         trials = [Trial(Network(Architecture((16,), act)), config) for act in ("relu", "sigmoid")]
@@ -84,14 +86,23 @@ def pace() -> float:
         start = time.perf_counter()
         train.train(stack, config, split)
         took = time.perf_counter() - start
-        modelled = stack_seconds(trials, len(images)) - _evaluation_seconds(trials)
+        modelled = stack_seconds(trials, len(images)) - _evaluation_seconds(trials, len(images))
         _pace.update(at=time.monotonic(), factor=max(0.5, took / modelled))
         return _pace["factor"]
 
 
-def _evaluation_seconds(group: list[Trial]) -> float:
+def _learning_images(c, images: int) -> int:
+    return c.train_images or images - c.validation
+
+
+def _evaluation_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
+    """A stack's scoring: validation checked within and at the end of each epoch, then the training,
+    validation and test sets scored once."""
     t, k = group[0], len(group)
-    return EVALUATION_OVERHEAD_S + 2 * TEST_IMAGES * t.arch.n_parameters * k / FLOPS
+    c = t.config
+    checked = c.validation * (2 - 1 / c.evaluations) * c.epochs  # whole at each epoch's end, parts within
+    scored = TEST_IMAGES + _learning_images(c, images) + c.validation + checked
+    return EVALUATION_OVERHEAD_S + 2 * scored * t.arch.n_parameters * k / FLOPS
 
 
 def estimate_seconds(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES,
@@ -185,8 +196,7 @@ class Sweep(jobs.Background):
         self._started = None
         self._trained_here = 0
         self._thread = threading.Thread(target=self._work, name="mnistlab-sweep-driver", daemon=True)
-        n = self.settings.train_images
-        self._train_images = min(n, len(self.train_split)) if n else len(self.train_split)
+        self._train_images = len(self.train_split)  # the data set's: each trial's config picks its own
 
     def start(self) -> Sweep:
         self._started = time.monotonic()

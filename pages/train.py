@@ -103,9 +103,9 @@ def use_network_here() -> None:
 # -- what to train ---------------------------------------------------------------------------------
 
 st.title("Train")
-st.caption(f"Cross-entropy loss on the network's scores, an optimizer step per batch of "
-           f"{lab_ui.dataset().title}'s 60,000 training images; then the 10,000 test images it has never "
-           f"seen.")
+st.caption(f"Cross-entropy loss on the network's scores, an optimizer step per batch of its training "
+           f"images ({lab_ui.dataset().title}: 50,000 of the 60,000 by default), checked on 10,000 more set "
+           f"aside for validation; then the 10,000 test images it has never seen.")
 
 build = lab_ui.current_build()
 net = build.network
@@ -135,7 +135,8 @@ with settings_col:
     st.subheader("Training")
     c = st.columns(2)
     optimizer = c[0].radio("Optimizer", train.OPTIMIZERS, key="tr_optimizer", horizontal=True,
-                           format_func={"adam": "Adam", "sgd": "SGD + momentum"}.get, disabled=busy)
+                           format_func={"adam": "Adam", "adamw": "AdamW", "sgd": "SGD + momentum"}.get,
+                           disabled=busy)
     c[1].number_input("Momentum", 0.0, 0.99, 0.9, 0.05, key="tr_momentum",
                       disabled=busy or optimizer != "sgd")
     c = st.columns(2)
@@ -273,14 +274,15 @@ if runs:
             st.caption(f"Update ratio: how much a step changed a layer's weights, log10(std of the change ÷ "
                        f"std of the weights); near −3 (1e-3) is healthy, far below the layer barely learns, "
                        f"far above training is unstable. Saturated or dead: on the first "
-                       f"{dynamics.PROBE_IMAGES} test images, as on Build's Activations tab.")
+                       f"{dynamics.PROBE_IMAGES} validation images, as on Build's Activations tab.")
             st.markdown(dynamics.init_loss_note(d.init_loss))
             lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
                         key="tr_dynamics")
             if note := dynamics.dead_units_note(d.activations.values()):
                 st.caption(note)
             if d not in replays():
-                replays()[d] = plots.replay(d, test_split.normalized(d.replay_digits), classes=classes,
+                replays()[d] = plots.replay(d, data.normalize(d.replay_images, run.config.normalization),
+                                            classes=classes,
                                             title="Replay: press play, or drag the slider (epochs)")
             lab_ui.plot(replays()[d], key="tr_replay")
 

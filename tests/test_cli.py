@@ -1,5 +1,6 @@
 """`python -m mnistlab train|eval`: a model trained, saved and evaluated; bad arguments told in one line."""
 
+import json
 import os
 import subprocess
 import sys
@@ -24,7 +25,11 @@ def test_train_saves_a_model_that_eval_reports_on(tmp_path):
                    "--normalize", "none", "--out", "smoke", models=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert "Training 784-64-10 tanh" in trained.stderr and "epoch 1/1 [" in trained.stderr
-    assert "test accuracy: " in trained.stdout
+    out = trained.stdout.splitlines()
+    assert out[1].startswith("train accuracy: ") and "(on the 1,000 images it learned from)" in out[1]
+    assert out[2].startswith("validation accuracy: ") and "1,000 images; lowest validation loss at epoch 1" \
+        in out[2]
+    assert out[3].startswith("test accuracy: ") and "held out, not used to choose" in out[3]
     assert f"saved to {tmp_path / 'smoke.safetensors'}" in trained.stdout
     saved = model_files.load("smoke", tmp_path)
     assert saved.arch.label() == "784-64-10 tanh" and saved.seed == 3 and saved.normalization == "none"
@@ -33,10 +38,12 @@ def test_train_saves_a_model_that_eval_reports_on(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     lines = evaluated.stdout.splitlines()
     assert lines[0].startswith("smoke: 784-64-10 tanh, trained with adam lr 0.001")
-    assert lines[0].endswith("inputs [0, 1]")
+    assert lines[0].endswith("inputs [0, 1], first 1,000 images, 1,000 validate")
     assert lines[1].startswith("test loss: ") and lines[2].startswith("test accuracy: ")
-    assert lines[3] == "per-class accuracy:" and [line.split(":")[0].strip() for line in lines[4:]] == \
+    assert lines[3] == "per-class accuracy:" and [line.split(":")[0].strip() for line in lines[4:14]] == \
         [str(d) for d in range(10)]
+    assert lines[14].startswith("when trained: validation accuracy ") and \
+        lines[14].endswith(", lowest validation loss at epoch 1")  # what the file says of its training
 
 
 def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
@@ -63,6 +70,23 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
     (["train", "--weight-std", "0"], "Weight std"), (["train", "--weight-std", "inf"], "Weight std"),
     (["train", "--device", "tpu"], "Device must be"), (["train", "--out", "../../etc/x"], "A model name is"),
     (["train", "--normalize", "max"], "Input normalization must be one of lesson, mnist, fashion, none"),
+    (["train", "--validation", "500"], "Validation images must be a whole number from 1000 to 20000"),
+    (["train", "--validation", "70000"], "Validation images must be a whole number from 1000 to 20000"),
+    (["train", "--train-images", "55000"], "Training images must be a whole number from 1 to 50000"),
+    (["train", "--train-images", "-3"], "Training images must be a whole number from 1 to 50000"),
+    (["train", "--label-noise", "1.5"], "Label noise must be a number from 0 and at most 1"),
+    (["train", "--label-noise", "lots"], "Label noise must be a number from 0 and at most 1"),
+    (["train", "--weight-decay", "-0.1"], "Weight decay must be a number from 0 and at most 1"),
+    (["train", "--weight-decay", "inf"], "Weight decay must be a number from 0 and at most 1"),
+    (["train", "--optimizer", "adagrad"], "Optimizer must be one of adam, adamw, sgd"),
+    (["train", "--early-stop", "21"], "Early stopping must be a whole number from 1 to 20"),
+    (["train", "--early-stop", "1.5"], "Early stopping must be a whole number from 1 to 20"),
+    (["train", "--evaluations", "0"], "Validation checks per epoch must be a whole number from 1 to 10"),
+    (["train", "--split-seed", "x"], "Seed"),
+    (["sweep", "--weight-decay", "0,2"], "Weight decay must be a number from 0 and at most 1"),
+    (["sweep", "--train-images", "50,100"], "Training images must be a whole number from 100 to 50000"),
+    (["sweep", "--label-noise", "0,,0.1"], "Label noises: values are separated by single commas"),
+    (["sweep", "--validation", "999"], "Validation images must be a whole number from 1000 to 20000"),
     (["train", "--threads", "0"], "Threads must be a whole number from 1 to"),
     (["eval", "x", "--threads", "many"], "Threads must be a whole number from 1 to"),
     (["eval", "../secret"], "A model name is"),
@@ -81,3 +105,26 @@ def test_malformed_commands_exit_2_with_one_line(args, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("mnistlab") and err.endswith("(see --help)\n") and err.count("\n") == 1
+
+
+def test_train_with_a_small_noisy_set_weight_decay_and_early_stopping_writes_its_validation_history(tmp_path):
+    history = tmp_path / "run.json"
+    trained = _cli("train", "--hidden", "32", "--train-images", "300", "--label-noise", "0.2", "--epochs",
+                   "6", "--weight-decay", "0.0005", "--optimizer", "adamw", "--early-stop", "2",
+                   "--validation", "2000", "--history", str(history), models=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "adamw lr 0.001, weight decay 0.0005" in trained.stderr
+    assert "300 training images, 2,000 validation" in trained.stderr
+    assert "(on the 300 images it learned from, 20% of their labels changed)" in trained.stdout
+    h = json.loads(history.read_text())
+    assert h["training"]["train_images"] == 300 and h["training"]["early_stop"] == 2
+    epochs = len(h["epoch_ends"])
+    assert len(h["loss"]) == epochs * 5  # 300 images in batches of 64: 5 steps an epoch
+    v = h["validation"]
+    assert v["step"][:4] == [1, 2, 4, 5] and v["images"][:4] == [250, 250, 250, 2000]  # 4 checks an epoch
+    assert len(v["epoch_loss"]) == epochs
+    assert h["best_epoch"] == v["epoch_loss"].index(min(v["epoch_loss"])) + 1
+    assert h["kept_epoch"] == h["best_epoch"]
+    assert h["validation_loss"] == pytest.approx(min(v["epoch_loss"]), rel=1e-6)  # the kept weights' loss
+    assert h["early_stopped"] == (epochs < 6) and (epochs == 6 or epochs - h["best_epoch"] == 2)
+    assert {"train_accuracy", "validation_accuracy", "test_accuracy"} <= set(h)

@@ -13,6 +13,7 @@ import torch
 
 from mnistlab import __main__ as cli
 from mnistlab import data, dynamics, network, plots, train
+from mnistlab import splits as splits_module
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +26,13 @@ def first_images(split: data.Split, n: int) -> data.Split:
     return split.first(n)
 
 
-def recorded(splits, arch, init=network.Init(), images=60_000, **config) -> train.Run:
+def recorded(splits, arch, init=network.Init(), images=None, **config) -> train.Run:
+    """A run on `images` training images (default: all 50,000 that do not validate), its dynamics
+    probed on validation images."""
     train_split, test_split = splits
-    return train.run(network.Network(arch, init, 0), train.TrainConfig(**{"epochs": 1, **config}),
-                     first_images(train_split, images), test_split, record_dynamics=True)
+    return train.run(network.Network(arch, init, 0),
+                     train.TrainConfig(**{"epochs": 1, "train_images": images, **config}),
+                     train_split, test_split, record_dynamics=True)
 
 
 SIGMOID = network.Architecture((256,), ("sigmoid",))
@@ -77,9 +81,10 @@ def test_the_replays_last_frame_is_the_trained_network(splits):
         lo, hi, counts = last.histograms[name]
         assert (lo, hi) == (w.min().item(), w.max().item())
         assert torch.equal(counts, torch.histc(w, dynamics.HISTOGRAM_BINS, lo, hi).to(torch.int32))
-    test_split = splits[1]
-    digits = test_split.normalized(d.replay_digits)
-    assert test_split.labels[d.replay_digits].tolist() == list(range(10))
+    _, validation = splits_module.training_splits(splits[0], run.config)  # the probe split
+    digits = validation.normalized(d.replay_digits)
+    assert validation.labels[d.replay_digits].tolist() == list(range(10))
+    assert torch.equal(data.normalize(d.replay_images), digits)  # kept with the run, for the page
     assert torch.allclose(last.probabilities, network.probabilities(run.model(), digits), atol=1e-6)
 
     fig = plots.replay(d, digits)

@@ -180,6 +180,19 @@ def test_shown_metrics_that_are_not_numbers_are_dropped():
     assert saved.metrics == {"test_loss": 0.25} and "test accuracy" not in saved.label()
 
 
+@given(st.dictionaries(st.sampled_from(["train_accuracy", "validation_accuracy", "validation_loss",
+                                        "best_epoch", "kept_epoch"]), json_values, max_size=5))
+def test_validation_metrics_a_file_states_are_kept_only_when_they_can_be_true(metrics):
+    meta = {**META, "metrics": metrics}
+    saved = model_files.from_bytes(with_header({**HEADER, "__metadata__": {"mnistlab": json.dumps(meta)}}))
+    for key, value in saved.metrics.items():
+        if key in ("best_epoch", "kept_epoch"):
+            assert type(value) is int and 1 <= value <= train.MAX_EPOCHS
+        else:
+            assert isinstance(value, float) and value >= 0 and (key == "validation_loss" or value <= 1)
+    saved.label()
+
+
 @pytest.fixture(scope="module")
 def eval_env(tmp_path_factory):
     """The CLI's eval needs the real test split; every fuzzed file is written to this folder."""
@@ -216,10 +229,13 @@ class ReachedTraining(Exception):
 OPTIONS = ["--hidden", "--activation", "--epochs", "--optimizer", "--lr", "--momentum", "--batch-size",
            "--seed", "--weight-std", "--normalize", "--device", "--threads", "--out", "--zero-bias",
            "--dry-run", "--help", "-h", "--", "--hid", "--nope", "--depth", "--width-rule", "--init",
-           "--seeds", "--sample", "--sample-seed", "--batch-seed", "--train-images", "--engine", "--json"]
+           "--seeds", "--sample", "--sample-seed", "--batch-seed", "--train-images", "--engine", "--json",
+           "--validation", "--split-seed", "--label-noise", "--weight-decay", "--early-stop", "--evaluations",
+           "--history"]
 argument_text = st.text(max_size=20) | st.sampled_from(
     ["128,64", "relu", "tanh,relu", "0", "1", "5", "-1", "1e-3", "nan", "inf", "cpu", "cuda", "auto", "mnist",
-     "none", "lesson", "sgd", "adam", "../x", "name.safetensors", "²", "1" * 5000])
+     "none", "lesson", "sgd", "adam", "adamw", "../x", "name.safetensors", "²", "1" * 5000, "0.5", "1.5",
+     "0,0.1", "100,all", "1000", "20000", "50001", "off", "run.json"])
 
 
 @given(argv=st.tuples(st.sampled_from(["train", "eval", "sweep", "nope", "", "-h"]),
@@ -395,12 +411,14 @@ def test_a_seed_from_anything_is_a_seed_or_explained(value):
 
 sweep_values = json_values | st.text(max_size=20) | st.sampled_from(
     ["1,2", "16,64,256", "relu,tanh", "default,0.1", "0.001,0.01", "same", "halving", "3", "²", "1" * 5000,
-     "8,16,24,32,48,64,96,128", "0", "-1", "1e-3", "nan"])
+     "8,16,24,32,48,64,96,128", "0", "-1", "1e-3", "nan", "100,1000,all", "0,0.2,1", "0.5", "2000", "all"])
 
 
 @given(st.dictionaries(st.sampled_from(["depths", "widths", "width_rule", "activations", "inits", "lrs",
                                         "seeds", "epochs", "sample", "sample_seed", "optimizer", "batch_size",
-                                        "normalization", "batch_seed", "train_images"]),
+                                        "normalization", "batch_seed", "train_images", "weight_decays",
+                                        "train_sizes", "label_noises", "validation", "split_seed",
+                                        "label_noise", "weight_decay", "early_stop", "evaluations"]),
                        sweep_values, max_size=6))
 def test_sweep_settings_from_anything_are_made_or_explained(fields):
     from mnistlab import sweep

@@ -75,11 +75,12 @@ def test_a_training_on_a_real_ray_instance_reports_live_stops_and_equals_the_loc
     engine = jobs.make_engine("ray")  # starts a local Ray instance (2 CPUs) for this test
     try:
         queue = jobs.Queue(engine.slots)
-        config = train.TrainConfig(epochs=1, batch_size=600)
+        config = train.TrainConfig(epochs=1, batch_size=500)
         job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, *splits, queue=queue,
                                engine=engine).start()
         assert job.wait(180) and job.error is None, job.error
         assert [p.step for p in job.reports] == [20, 40, 60, 80, 100]  # each report came back
+        assert [c.step for p in job.reports for c in p.validation] == [25, 50, 75, 100]  # and validation
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the Ray worker trains (and the app's server)
         try:

@@ -12,35 +12,38 @@ def splits():
 
 
 def test_each_stacked_network_is_the_network_trained_alone(splits):
-    # seeds and inits of one shape, one epoch on a fifth of MNIST: the same batches for each
-    config = train.TrainConfig(epochs=1, batch_seed=4)
+    # seeds and inits of one shape, one epoch on 12,000 training images: the same batches for each,
+    # and the same validation split, with weight decay
+    config = train.TrainConfig(epochs=1, batch_seed=4, train_images=12_000, weight_decay=1e-4)
     arch = network.Architecture((32, 32), "sigmoid")
     trials = [sweep.Trial(network.Network(arch, init, seed), config)
               for seed in (0, 1, 2) for init in (network.Init(), network.Init(weight_std=0.1))]
-    train_split = splits[0].first(12_000)
-    together = stacked.train_group(trials, train_split, splits[1])
-    alone = [train.run(t.network, t.config, train_split, splits[1]) for t in trials]
+    together = stacked.train_group(trials, splits[0], splits[1])
+    alone = [train.run(t.network, t.config, splits[0], splits[1]) for t in trials]
     assert [r.stacked for r in together] == [6] * 6
     for r, a in zip(together, alone):
         assert abs(r.test_accuracy - a.accuracy) <= 0.003
         assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-2)
+        assert abs(r.validation_accuracy - a.validation.accuracy) <= 0.003  # each member's own
+        assert abs(r.train_accuracy - a.train_evaluation.accuracy) <= 0.003
+        assert r.best_epoch == a.best_epoch == 1
     # the members did not train into one another: the inits and seeds still tell apart
     assert len({round(r.test_loss, 6) for r in together}) == 6
+    assert len({round(r.validation_loss, 6) for r in together}) == 6
 
 
 def test_networks_of_one_shape_with_different_activations_train_together_each_as_alone(splits):
     # sigmoid, tanh and ReLU networks, and one mixing two per layer, in one stack
-    config = train.TrainConfig(epochs=1, batch_seed=1)
+    config = train.TrainConfig(epochs=1, batch_seed=1, train_images=12_000)
     archs = [network.Architecture((32, 32), a) for a in ("tanh", "relu", ("relu", "sigmoid"), "sigmoid")]
     trials = [sweep.Trial(network.Network(arch, network.Init(), seed),
                           config) for arch in archs for seed in (0, 1)]
-    train_split = splits[0].first(12_000)
     (group,) = stacked.stacks(trials)
     assert len(group) == 8  # one activation's members side by side: one operation each
     assert [t.arch.activations for t in group] == sorted(t.arch.activations for t in trials)
-    together = stacked.train_group(trials, train_split, splits[1])  # in the given order, too
+    together = stacked.train_group(trials, splits[0], splits[1])  # in the given order, too
     for t, r in zip(trials, together):
-        a = train.run(t.network, t.config, train_split, splits[1])
+        a = train.run(t.network, t.config, splits[0], splits[1])
         assert abs(r.test_accuracy - a.accuracy) <= 0.003, t.arch.label()
         assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-2)
 
@@ -84,3 +87,37 @@ def test_the_stacks_adam_step_is_torchs_fused_adam_step_exactly():
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
     sgd = train.TrainConfig(optimizer="sgd").make_optimizer(ours)
     assert train.FusedAdam.wrapping(sgd) is sgd  # anything but plain Adam is used as it is
+
+
+@pytest.mark.parametrize("optimizer, decay", [("adam", 0.01), ("adamw", 0.0), ("adamw", 0.05)])
+def test_the_fast_step_with_weight_decay_is_torchs_adam_or_adamw_step_exactly(optimizer, decay):
+    # L2 (Adam's weight_decay, added to the gradient) and decoupled (AdamW's) decay: the same kernel
+    # torch picks, with the same decay, gives the very same weights
+    config = train.TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=decay)
+    torch.manual_seed(0)
+    ours = [torch.randn(6, 30, 20, requires_grad=True), torch.randn(6, 1, 20, requires_grad=True)]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    plain = [p.detach().clone().requires_grad_() for p in ours]  # without decay
+    fast = train.FusedAdam.wrapping(config.make_optimizer(ours))
+    reference = config.make_optimizer(theirs)
+    undecayed = train.TrainConfig(lr=0.01).make_optimizer(plain)
+    assert isinstance(fast, train.FusedAdam) and type(reference).__name__ == {"adam": "Adam",
+                                                                              "adamw": "AdamW"}[optimizer]
+    for step in range(5):
+        for opt, params in ((fast, ours), (reference, theirs), (undecayed, plain)):
+            opt.zero_grad()
+            torch.manual_seed(step)
+            sum((p * torch.randn_like(p)).sum() for p in params).backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert all(torch.equal(a, b) for a, b in zip(ours, plain)) == (decay == 0)  # the decay acts
+
+
+def test_a_stack_with_sgd_and_weight_decay_is_each_network_trained_alone(splits):
+    config = train.TrainConfig(optimizer="sgd", lr=0.05, weight_decay=1e-3, epochs=1, train_images=3_000)
+    trials = [sweep.Trial(network.Network(network.Architecture((16,), "relu"), network.Init(), s), config)
+              for s in (0, 1)]
+    together = stacked.train_group(trials, *splits)
+    for t, r in zip(trials, together):
+        a = train.run(t.network, t.config, *splits)
+        assert abs(r.validation_accuracy - a.validation.accuracy) <= 0.003

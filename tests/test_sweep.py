@@ -64,15 +64,20 @@ def test_bad_or_too_large_settings_are_refused_with_what_is_allowed(kwargs, mess
     assert message in str(e.value)
 
 
-def test_the_pareto_front_holds_the_best_accuracy_for_each_budget():
-    rows = [{"parameters": p, "test_accuracy": a} for p, a in
+def test_the_pareto_front_holds_the_best_validation_accuracy_for_each_budget():
+    rows = [{"parameters": p, "validation_accuracy": a, "test_accuracy": 1 - a} for p, a in
             [(100, 0.80), (200, 0.90), (300, 0.85), (400, 0.95), (500, 0.95), (50, 0.70)]]
-    front = [(r["parameters"], r["test_accuracy"]) for r in sweep_results.mark_pareto(rows) if r["pareto"]]
-    assert sorted(front) == [(50, 0.70), (100, 0.80), (200, 0.90), (400, 0.95)]
+    front = [(r["parameters"], r["validation_accuracy"]) for r in sweep_results.mark_pareto(rows)
+             if r["pareto"]]
+    assert sorted(front) == [(50, 0.70), (100, 0.80), (200, 0.90), (400, 0.95)]  # test never counts
 
 
-def _record(trial, accuracy):
-    return trial.record(sweep.stacked.Trained(accuracy, 0.3, [accuracy] * 10, 0.4, 2.0, 2), "local")
+def _record(trial, accuracy, validation=None):
+    validation = accuracy if validation is None else validation
+    return trial.record(sweep.stacked.Trained(accuracy, 0.3, [accuracy] * 10, 0.4, 2.0, 2,
+                                              train_accuracy=0.99, validation_accuracy=validation,
+                                              validation_loss=0.2, best_epoch=1,
+                                              best_validation_accuracy=validation), "local")
 
 
 def test_several_seeds_give_each_config_its_mean_and_spread():
@@ -83,7 +88,55 @@ def test_several_seeds_give_each_config_its_mean_and_spread():
     assert [r["network"] for r in rows] == ["784-32-10 relu", "784-16-10 relu"]  # best first
     assert rows[1]["test_accuracy"] == pytest.approx(0.92) and rows[1]["accuracy_std"] == pytest.approx(0.02)
     assert (rows[1]["accuracy_min"], rows[1]["accuracy_max"], rows[1]["seeds"]) == (0.90, 0.94, 3)
+    assert rows[1]["validation_std"] == pytest.approx(0.02) and rows[1]["validation_min"] == 0.90
     assert rows[0]["accuracy_std"] == 0 and rows[0]["pareto"] and rows[1]["pareto"]
+
+
+def test_sweeps_rank_mark_the_front_and_choose_the_best_by_validation_never_by_test():
+    s = sweep.SweepSettings.of(depths="1", widths="16,32,64", activations="relu")
+    # the 64-wide network is best on test, the 16-wide on validation: validation chooses
+    scores = {16: (0.90, 0.97), 32: (0.91, 0.95), 64: (0.99, 0.93)}  # (test, validation)
+    rows = sweep_results.summarize([_record(t, *scores[t.arch.hidden[0]]) for t in s.trials()])
+    assert [r["width"] for r in rows] == [16, 32, 64]
+    assert [r["best"] for r in rows] == [True, False, False]
+    assert [r["pareto"] for r in rows] == [True, False, False]  # more parameters, no better on validation
+    assert rows[2]["test_accuracy"] == 0.99  # shown beside it
+
+
+def test_trials_trained_before_validation_are_listed_after_the_others_and_never_chosen():
+    s = sweep.SweepSettings.of(depths="1", widths="16,32", activations="relu")
+    old, new = s.trials()
+    legacy = {k: v for k, v in _record(old, 0.99).items() if "validation" not in k and k != "best_epoch"}
+    rows = sweep_results.summarize([legacy, _record(new, 0.90)])
+    assert [r["width"] for r in rows] == [32, 16] and rows[0]["best"] and not rows[1]["best"]
+    assert rows[1]["validation_accuracy"] is None and not rows[1]["pareto"]
+
+
+def test_a_sweep_varies_weight_decay_training_set_size_and_label_noise():
+    s = sweep.SweepSettings.of(depths="1", widths="16", activations="relu", weight_decays="0,0.001",
+                               train_sizes="100,1000,all", label_noises="0,0.2")
+    assert s.n_trials == 12 and len({t.config for t in s.trials()}) == 12
+    assert {(t.config.weight_decay, t.config.train_images, t.config.label_noise) for t in s.trials()} == {
+        (w, n, f) for w in (0, 0.001) for n in (100, 1000, None) for f in (0, 0.2)}
+    assert "× weight decay 0,0.001 × training images 100,1000,all × label noise 0,0.2" in s.label()
+    assert sweep.SweepSettings.from_dict(s.to_dict()) == s and sweep.from_params(sweep.to_params(s)) == s
+    one = sweep.SweepSettings.of(depths="1", widths="16", activations="relu", weight_decays="0.01")
+    assert one.weight_decays == () and one.base.weight_decay == 0.01  # one value is no axis
+    assert one == sweep.SweepSettings.of(depths="1", widths="16", activations="relu", weight_decay=0.01)
+    assert sweep.SweepSettings.of().id == sweep.SweepSettings.of(weight_decays="0").id  # defaults: same id
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(weight_decays="0,-1"), "Weight decay must be a number from 0 and at most 1"),
+    (dict(train_sizes="100,50001"), "Training images must be a whole number from 100 to 50000"),
+    (dict(train_sizes="10"), "Training images must be a whole number from 100 to 50000"),
+    (dict(train_images=99), "Training images must be a whole number from 100 to 50000"),
+    (dict(label_noises="0,2"), "Label noise must be a number from 0 and at most 1"),
+    (dict(early_stop=2), "early stopping is for a single run"),
+])
+def test_bad_axes_over_training_settings_are_refused_with_what_is_allowed(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep.SweepSettings.of(**kwargs)
 
 
 def test_each_finished_trial_is_one_row_in_sqlite_under_the_models_folder(tmp_path, monkeypatch):

@@ -50,11 +50,33 @@ def test_the_local_and_the_ray_engine_give_the_same_trials_the_same_accuracies(t
     assert sum(accuracies) / len(accuracies) > 0.5  # 47 steps each: far above chance (10%), far from done
     for out, err in (local, ray):
         lines = out.splitlines()
-        assert "network" in lines[0] and "test accuracy" in lines[0]
+        assert "network" in lines[0] and "validation" in lines[0] and "test" in lines[0]
         assert lines[2].startswith("* ")  # the best network is on the Pareto front
         assert "16 of 16 trained" in err
     assert "on the ray engine" in ray[1]
     assert f"on the local engine ({os.cpu_count()} at once)" in local[1]  # a stack on each core
+
+
+def test_a_sweep_over_training_set_sizes_and_weight_decay_ranks_by_validation_and_records_all(tmp_path):
+    out, err = _finish(_cli("--depth", "1", "--hidden", "32", "--activation", "relu", "--epochs", "2",
+                            "--train-images", "300,3000", "--weight-decay", "0,0.01", "--label-noise", "0.1",
+                            "--json", str(tmp_path / "s.json"), models=tmp_path))
+    records = json.loads((tmp_path / "s.json").read_text())
+    assert len(records) == 4 and "4 of 4 trained" in err
+    for r in records:
+        assert {"train_accuracy", "validation_accuracy", "best_epoch", "best_validation_accuracy",
+                "test_accuracy", "weight_decay", "train_images", "label_noise", "validation", "split_seed",
+                "optimizer", "early_stop"} <= set(r)
+        assert r["label_noise"] == 0.1 and r["best_epoch"] in (1, 2) and r["validation"] == 10_000
+    small = [r for r in records if r["train_images"] == 300]
+    large = [r for r in records if r["train_images"] == 3000]
+    # 300 images are learned far better than they generalize; 3,000 generalize better
+    assert min(r["validation_accuracy"] for r in large) > max(r["validation_accuracy"] for r in small)
+    lines = out.splitlines()
+    assert "weight decay" in lines[0] and "train images" in lines[0] and "validation" in lines[0]
+    ranked = [float(line.split("%")[1].split()[-1]) for line in lines[2:6]]  # the validation column
+    assert ranked == sorted(ranked, reverse=True) and lines[2].startswith("* ")
+    assert "Ranked by validation accuracy; test (held out) is shown, never used to choose." in out
 
 
 def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(tmp_path):

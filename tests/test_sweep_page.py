@@ -48,9 +48,10 @@ def test_a_small_sweep_from_a_link_trains_shows_its_networks_and_opens_one_on_bu
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # size, time, heatmap, parallel coordinates
     records = sweep_db.SweepDatabase().records(at.session_state["ex_shown"])
-    assert len(records) == 4 and all(r["test_accuracy"] > 0.85 for r in records)
+    # one epoch on the 50,000 training images: 84-92% (a 16-unit ReLU layer is the slowest)
+    assert len(records) == 4 and all(r["validation_accuracy"] > 0.8 for r in records)
     assert at.query_params["sweep"] == at.session_state["ex_shown"]  # a link to these results
-    best = max(records, key=lambda r: r["test_accuracy"])
+    best = max(records, key=lambda r: r["validation_accuracy"])  # chosen on validation
     choice = at.selectbox(key="ex_open")
     assert len(choice.options) == 4 and choice.value.startswith(best["network"])  # best first
     link = at.get("page_link")[0].proto

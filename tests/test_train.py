@@ -160,8 +160,11 @@ def test_a_run_keeps_settings_curves_results_and_both_weights(train_split, test_
     r = train.run(network.Network(SMALL, network.Init(zero_bias=True), 3), config, train_split, test_split,
                   callback=reports.append)
     assert (r.arch, r.seed, r.config, r.init.zero_bias) == (SMALL, 3, config, True)
-    assert r.history.steps == 118 and len(reports) == 6
+    assert r.history.steps == 98 and len(reports) == 5  # 50,000 training images: 10,000 validate
     assert r.accuracy == r.evaluation.accuracy > 0.85
+    assert r.evaluation.split == "test" and r.validation.split == "validation"
+    assert r.train_evaluation.split == "train" and r.train_evaluation.accuracy > 0.85
+    assert abs(r.validation.accuracy - r.accuracy) < 0.02  # one network, two held-out sets alike
     before = r.initial_model()
     assert all(torch.equal(before.state_dict()[k], v) for k, v in r.initial_state.items())
     assert (before.fc1.bias == 0).all()
@@ -218,10 +221,10 @@ def test_sigmoid_256_reaches_95_percent_in_5_epochs(train_split, test_split):
 # -- in the background (the Train page) ------------------------------------------------------------
 
 def test_a_background_job_reports_as_it_goes_and_gives_its_run(train_split, test_split):
-    config = train.TrainConfig(epochs=2, batch_size=600)
+    config = train.TrainConfig(epochs=2, batch_size=500)
     job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, train_split, test_split).start()
     assert job.wait(120) and job.error is None and not job.waiting
-    assert [p.step for p in job.reports] == list(range(20, 201, 20))
+    assert [p.step for p in job.reports] == list(range(20, 201, 20))  # 100 steps of 500 an epoch
     direct = train.run(network.Network(SMALL, network.Init(), 0), config, train_split, test_split)
     assert all(torch.equal(job.result.state[k], direct.state[k]) for k in direct.state)  # same run
 
@@ -232,7 +235,13 @@ def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_spli
                             train_split, test_split).start()
     job.wait(120)
     live, done = train.progress_curve(job.reports), job.result.history.curve()
-    assert live[0] == done[0] == [20 / 60, 40 / 60, 1, 80 / 60, 100 / 60, 2]
+    assert live[0] == done[0] == [20 / 50, 40 / 50, 1, 60 / 50, 80 / 50, 2]
+    # validation, checked four times an epoch, reaches the page as it is checked
+    checks = [c for p in job.reports for c in p.validation]
+    assert [c.step for c in checks] == job.result.history.validation_steps == [12, 25, 38, 50,
+                                                                                62, 75, 88, 100]
+    assert [c.accuracy for c in checks] == job.result.history.validation_accuracy
+    assert [c.images for c in checks] == [1250, 1250, 1250, 10000] * 2  # all of it at each epoch's end
     assert live[1] == pytest.approx(done[1]) and live[2] == pytest.approx(done[2])
 
 
@@ -275,21 +284,90 @@ def test_the_training_code_shown_is_python_with_the_chosen_settings():
     assert "transforms.Normalize((0.1307,), (0.3081,))" in mnist
 
 
-@pytest.mark.slow
-def test_the_training_code_shown_trains_the_very_same_weights(train_split):
+@pytest.mark.parametrize("config", [
+    train.TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="mnist"),  # 50,000 images
+    train.TrainConfig(epochs=2, batch_size=32, batch_seed=1, train_images=3_000, label_noise=0.25,
+                      weight_decay=1e-3),  # L2 in Adam, a small noisy training set
+    train.TrainConfig(epochs=4, batch_size=64, optimizer="adamw", weight_decay=0.05, validation=5_000,
+                      split_seed=7, train_images=300, label_noise=0.3, early_stop=1, lr=0.01),  # stops at 2
+    train.TrainConfig(epochs=1, optimizer="sgd", lr=0.05, momentum=0.5, weight_decay=1e-4,
+                      train_images=1_000),
+], ids=["all images", "noisy 3,000, L2", "adamw, early stopping", "sgd, L2"])
+def test_the_training_code_shown_trains_the_very_same_weights(train_split, test_split, config, capsys):
     """The Build page's nn.Sequential code, then the Train page's code, run as a learner pastes them,
-    against what the app trains: identical weights."""
-    config = train.TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="mnist")
+    against what the app trains (split, smaller set, label noise, weight decay, early stopping and
+    all): identical weights."""
     code = train.training_code(config)
     # The code reads MNIST from the lesson's folder; here it comes from the tests' data folder.
-    code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())), 1)
+    code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())))
     learner = {}
     exec(codegen.generate(network.Network(SMALL, network.Init(), 5), "sequential"), learner)
     exec(code, learner)
     shown = learner["model"]
-    ours = network.build(SMALL, network.Init(), seed=5)
-    train.train(ours, config, train_split)
-    assert all(torch.equal(a, b) for a, b in zip(shown.state_dict().values(), ours.state_dict().values()))
+    ours = train.run(network.Network(SMALL, network.Init(), 5), config, train_split, test_split)
+    assert all(torch.equal(a, b) for a, b in zip(shown.state_dict().values(), ours.state.values()))
+    printed = capsys.readouterr().out.splitlines()[-len(ours.history.epoch_ends):]  # its epochs, as ours
+    assert [line.split(":")[0] for line in printed] == [f"epoch {e + 1}" for e in range(len(printed))]
+    assert [float(line.split("loss ")[1].split(",")[0]) for line in printed] == pytest.approx(
+        [e[0] for e in ours.history.epoch_validation_loss], abs=6e-4)
+    if config.early_stop:
+        assert ours.history.patience_ran_out and learner["best_epoch"] == ours.history.kept_epoch
+
+
+def test_weight_decay_and_adamw_are_settings_the_code_shows():
+    assert train.optimizer_code(train.TrainConfig(weight_decay=1e-4)) == \
+        "optim.Adam(model.parameters(), lr=0.001, weight_decay=0.0001, fused=True)"
+    assert train.optimizer_code(train.TrainConfig(optimizer="adamw")) == \
+        "optim.AdamW(model.parameters(), lr=0.001, weight_decay=0, fused=True)"  # not AdamW's own 0.01
+    assert "Adam divides it by the same running scale" in train.WEIGHT_DECAY_TEXT
+    config = train.TrainConfig(optimizer="AdamW", weight_decay="0.01", early_stop="3", label_noise="0.2")
+    assert (config.optimizer, config.weight_decay, config.early_stop, config.label_noise) == \
+        ("adamw", 0.01, 3, 0.2)
+    assert train.TrainConfig.from_dict(config.to_dict()) == config
+    assert "adamw lr 0.001, weight decay 0.01" in config.label() and "20% label noise" in config.label()
+    assert train.TrainConfig().to_dict() == {"optimizer": "adam", "lr": 0.001, "momentum": 0.9,  # as before
+                                             "batch_size": 64, "epochs": 5, "batch_seed": 0,
+                                             "normalization": "lesson"}
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("weight_decay", -0.001, "Weight decay must be a number from 0 and at most 1"),
+    ("weight_decay", 2, "Weight decay"), ("weight_decay", "nan", "Weight decay"),
+    ("early_stop", 21, "Early stopping must be a whole number from 1 to 20"),
+    ("early_stop", -1, "Early stopping"),
+    ("evaluations", 11, "Validation checks per epoch must be a whole number from 1 to 10"),
+])
+def test_bad_regularization_settings_are_refused_with_what_is_allowed(field, value, says):
+    with pytest.raises(ConfigError, match=says):
+        train.TrainConfig(**{field: value})
+
+
+def test_a_large_network_on_1000_images_learns_them_all_and_validation_shows_it_does_not_generalize(
+        train_split, test_split):
+    arch = network.Architecture((512, 512), "relu")
+    config = train.TrainConfig(epochs=15, train_images=1_000, evaluations=1)
+    r = train.run(network.Network(arch, network.Init(), 0), config, train_split, test_split)
+    assert r.train_evaluation.accuracy >= 0.99  # memorized
+    assert r.validation.accuracy < r.train_evaluation.accuracy - 0.07  # about 89% on images it never saw
+    assert abs(r.accuracy - r.validation.accuracy) < 0.02  # test agrees with validation
+    losses = [e[0] for e in r.history.epoch_validation_loss]
+    assert r.best_epoch < 15 and losses[-1] > min(losses)  # validation loss turned up: overfitting
+
+
+def test_early_stopping_ends_after_k_epochs_without_a_better_validation_loss_and_keeps_the_best(
+        train_split, test_split):
+    net = network.Network(network.Architecture((256,), "relu"), network.Init(), 0)
+    config = train.TrainConfig(epochs=20, train_images=1_000, label_noise=0.4, evaluations=1, early_stop=2)
+    r = train.run(net, config, train_split, test_split)
+    h = r.history
+    losses = [e[0] for e in h.epoch_validation_loss]
+    best = losses.index(min(losses)) + 1
+    assert h.patience_ran_out and not h.stopped_early and len(h.epoch_ends) == best + 2 < 20
+    assert h.kept_epoch == r.best_epoch == best and r.metrics()["kept_epoch"] == best
+    # the weights kept are the best epoch's: the same run, trained for that many epochs
+    again = train.run(net, config.replace(epochs=best, early_stop=None), train_split, test_split)
+    assert all(torch.equal(r.state[k], again.state[k]) for k in r.state)
+    assert r.validation.loss == pytest.approx(min(losses), rel=1e-6)
 
 
 def test_a_network_is_evaluated_with_the_inputs_it_was_trained_on(train_split, test_split):

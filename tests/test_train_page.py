@@ -139,8 +139,8 @@ def test_two_runs_on_the_same_batches_are_compared_on_one_chart():
     curves = figure_with(at, "Training curves")
     lines = [t for t in curves["data"] if t.get("showlegend") is not False]
     assert [t["name"] for t in lines] == chosen
-    # 235 steps of 256 images: a point every 20 steps, and one at the end of the epoch
-    assert all(len(t["x"]) == 12 and t["x"][-1] == 1.0 for t in curves["data"])
+    # 196 steps of 256 of the 50,000 training images: a point every 20 steps, and one at the epoch's end
+    assert all(len(t["x"]) == 10 and t["x"][-1] == 1.0 for t in curves["data"])
     at.multiselect(key="tr_compare").unselect(chosen[0]).run()
     assert len(figure_with(at, "Training curves")["data"]) == 2
 
