@@ -183,20 +183,18 @@ def test_cli_sweeps_fashion_and_keys_it_apart_from_mnist(tmp_path, monkeypatch, 
 
 # -- the code and the notebook reproduce a Fashion-MNIST run ------------------------------------------
 
-def test_the_training_code_shown_trains_the_very_same_weights_on_fashion(fashion_train):
+def test_the_training_code_shown_trains_the_very_same_weights_on_fashion(fashion_train, fashion_test):
     config = train.TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="fashion",
                                dataset="fashion", train_images=6000)
     code = train.training_code(config)
     assert 'datasets.FashionMNIST("~/.pytorch/F_MNIST_data/"' in code
     assert "transforms.Normalize((0.286,), (0.353,))" in code
-    code = code.replace('"~/.pytorch/F_MNIST_data/"', repr(str(data.data_root())), 1)
+    code = code.replace('"~/.pytorch/F_MNIST_data/"', repr(str(data.data_root())))
     learner = {}
     exec(codegen.generate(network.Network(SMALL, network.Init(), 5), "sequential"), learner)
     exec(code, learner)
-    ours = network.build(SMALL, network.Init(), seed=5)
-    train.train(ours, config, fashion_train)
-    assert all(torch.equal(a, b) for a, b in zip(learner["model"].state_dict().values(),
-                                                 ours.state_dict().values()))
+    ours = train.run(network.Network(SMALL, network.Init(), 5), config, fashion_train, fashion_test)
+    assert all(torch.equal(a, b) for a, b in zip(learner["model"].state_dict().values(), ours.state.values()))
 
 
 @pytest.mark.slow

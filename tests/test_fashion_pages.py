@@ -152,8 +152,8 @@ def test_train_on_fashion_names_classes_in_every_result(monkeypatch):
 
 def test_train_page_scores_an_uploaded_model_on_the_data_set_it_learned(tmp_path):
     """A Fashion-MNIST model uploaded while the sidebar says MNIST is tested on clothes, named as such."""
-    split = data.load_split(True, dataset=FASHION).first(2000)
-    config = train.TrainConfig(epochs=1, dataset="fashion")
+    split = data.load_split(True, dataset=FASHION)
+    config = train.TrainConfig(epochs=1, dataset="fashion", train_images=2000)
     net = network.Network(network.Architecture((32,), ("relu",)))
     run = train.run(net, config, split, data.load_split(False, dataset=FASHION))
     content = model_files.to_bytes(model_files.SavedModel.from_run(run, "fashion32"))
@@ -212,8 +212,8 @@ def fashion_run():
 
 @pytest.fixture(scope="module")
 def mnist_run():
-    config = train.TrainConfig(epochs=1)
-    return train.run(network.Network(), config, data.load_split(True).first(10000), data.load_split(False))
+    config = train.TrainConfig(epochs=1, train_images=10000)
+    return train.run(network.Network(), config, data.load_split(True), data.load_split(False))
 
 
 def product_photo(garment: np.ndarray) -> bytes:
