@@ -22,6 +22,7 @@ from plotly.colors import diverging
 from torch import nn
 
 from mnistlab import plots
+from mnistlab.network import as_evaluated
 
 MAX_UNITS = 16  # drawn per layer: a readable column
 PIXELS_PER_UNIT = 3  # lines from the image into each drawn first-layer unit
@@ -111,7 +112,8 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     """What the diagram draws for `model` (the lesson's named nn.Sequential) and one normalized image.
 
     One forward pass through the children, as in eval mode: dropout, if a model has it, is skipped
-    rather than the model switched to eval(), since a training thread may be using it meanwhile.
+    and batch norm uses its running statistics (`network.as_evaluated`) rather than the model switched
+    to eval(), since a training thread may be using it meanwhile.
     """
     groups = _groups(model)
     linears = [g for g in groups if g and isinstance(g[0][1], nn.Linear)]
@@ -126,8 +128,7 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     for i, group in enumerate(linears):
         last = i == len(linears) - 1
         for _, module in group:
-            if not isinstance(module, nn.modules.dropout._DropoutNd):
-                x = module(x)
+            x = as_evaluated(module, x)
         values = x[0]
         if last and not isinstance(group[-1][1], nn.Softmax):
             values = torch.softmax(values, dim=0)

@@ -138,8 +138,9 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def training_code(config: TrainConfig) -> str:
-    """The lesson's training loop with these settings: what `train` does, step for step."""
+def training_code(config: TrainConfig, arch: network.Architecture | None = None) -> str:
+    """The lesson's training loop with these settings: what `train` does, step for step (for a
+    network with dropout, from the masks' seed on: `arch` says whether it has)."""
     opt = (f"optim.Adam(model.parameters(), lr={config.lr:g}, fused=True)" if config.optimizer == "adam" else
            f"optim.SGD(model.parameters(), lr={config.lr:g}, momentum={config.momentum:g}, fused=True)")
     ds = config.data
@@ -160,7 +161,7 @@ trainset = datasets.{ds.torchvision_name}("{ds.lesson_folder}", download=True, t
                          generator=torch.Generator().manual_seed({config.batch_seed}))  # the batch order
 criterion = nn.CrossEntropyLoss()  # takes scores (logits), applies log-softmax itself
 optimizer = {opt}
-
+{_dropout_code(config, arch)}
 for e in range({config.epochs}):
     for images, labels in trainloader:
         images = images.view(images.shape[0], -1)
@@ -170,6 +171,17 @@ for e in range({config.epochs}):
         loss.backward()
         optimizer.step()
 """
+
+
+def _dropout_code(config: TrainConfig, arch: network.Architecture | None) -> str:
+    """The lines that put dropout and batch norm in their training behaviour and seed the masks:
+    the app draws them from a private generator seeded so, in the same order (network.DropoutMasks)."""
+    if arch is None or not (arch.has_dropout or arch.batch_norm):
+        return ""
+    lines = "model.train()  # dropout drops, batch norm normalizes by each batch (model.eval() to predict)\n"
+    if arch.has_dropout:
+        lines += f"torch.manual_seed({config.batch_seed})  # the dropout masks: the batch-order seed\n"
+    return lines
 
 
 @dataclass(frozen=True)
@@ -274,6 +286,13 @@ class Single:
         self.model.train(mode)
         return self
 
+    def seed_dropout(self, seed: int) -> None:
+        network.seed_dropout(self.model, seed)
+
+    @property
+    def batch_norm(self) -> bool:
+        return any(isinstance(m, nn.BatchNorm1d) for m in self.model.modules())
+
 
 class FusedAdam:
     """`torch.optim.Adam(fused=True)`'s step, the very kernel with the very settings, without the
@@ -343,7 +362,9 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
     # synchronised every step (and a CPU runs 2 small ops a step for them, not 5).
     losses, rights, sizes = [], [], []
     epoch_loss = torch.zeros(trainee.k, device=device)
+    _check_batch_norm(trainee, len(split), config.batch_size)
     trainee.train()
+    trainee.seed_dropout(config.batch_seed)  # dropout's masks: reproducible, private to this run
     if recorder is not None:
         recorder.start(trainee.model, config.normalization, len(loader), config.epochs)
     step = 0
@@ -395,6 +416,13 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
                 # other visitors' pages stay responsive. (Every step would cost ~20% of the speed.)
                 time.sleep(0)
     return _done(trainee, history, recorder, step)
+
+
+def _check_batch_norm(trainee, n: int, batch_size: int) -> None:
+    if getattr(trainee, "batch_norm", False) and n % batch_size == 1:
+        raise ConfigError(f"Batch norm needs at least 2 images in every batch, but {n:,} training images "
+                          f"in batches of {batch_size} leave 1 image for the last: choose another batch "
+                          f"size or number of training images.")
 
 
 def _done(trainee, history: History, recorder, step: int) -> History:
