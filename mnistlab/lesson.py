@@ -326,6 +326,7 @@ print(model.fc1.weight.data.normal_(std={v.std!r}))"""
 
 def _forward(v: LessonValues) -> str:
     return f"""img = images[{v.index}]            # the image of step 3: (1, 28, 28)
+model.eval()                  # predicting, not training: no dropout (this network has none yet)
 ps = model(img.view(1, 784))  # a batch of one flattened image: (1, 10)
 print(ps)
 view_classify(img, ps)"""

@@ -151,7 +151,7 @@ with right:
                 models.append((model.label(), model.model(), model.normalization))
     if st.session_state.get("draw_untrained"):
         models.append((f"UNTRAINED {build.network.arch.label()}: random weights, so its guess means nothing",
-                       build.network.build(), "lesson"))
+                       build.network.build().eval(), "lesson"))
 
     if digit is None or digit.blank:
         if source == "Draw":
