@@ -98,7 +98,8 @@ def training_source(config: train.TrainConfig, arch=None) -> str:
 
 
 def evaluation_source(config: train.TrainConfig) -> str:
-    return f"""testset = datasets.{config.data.torchvision_name}(trainset.root, download=True, train=False,
+    folder = repr(lesson_steps.data_folder_text(config.data)).replace("'", '"')  # trainset may be a Subset
+    return f"""testset = datasets.{config.data.torchvision_name}({folder}, download=True, train=False,
                             transform=transform)
 testloader = DataLoader(testset, batch_size=1000)
 model.eval()
