@@ -150,7 +150,8 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
         else:
             finite = np.abs(layer_values[np.isfinite(layer_values)])
             bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        columns.append(Column(" → ".join(n for n, _ in group), linear.out_features, shown,
+        named = [n for n, m in group if not isinstance(m, nn.modules.dropout._DropoutNd)]  # as drawn: none
+        columns.append(Column(" → ".join(named), linear.out_features, shown,
                               layer_values[shown], bound))
         shown_before = shown
     names = tuple(str(c) for c in (range(columns[-1].size) if class_names is None else class_names))

@@ -146,18 +146,19 @@ with controls:
     st.subheader("Hidden layers")
     n_layers = st.session_state["b_layers"]
     for i in range(n_layers):
-        c = st.columns([1.5, 1.9, 1.3, 0.7], vertical_alignment="bottom")
+        c = st.columns([1.4, 1.8, 1.3, 0.6], vertical_alignment="bottom")
         c[0].number_input(f"fc{i + 1} units", 1, MAX_WIDTH, key=f"b_size_{i}")
         c[1].selectbox(f"activation {i + 1}", list(ACTIVATIONS), key=f"b_act_{i}")
-        c[2].number_input(f"dropout {i + 1}", 0.0, MAX_DROPOUT, step=0.1, format="%.2f", key=f"b_drop_{i}",
-                          help=f"p: the share of this layer's units dropped at random while training "
-                               f"(0 to {MAX_DROPOUT:g}); 0: no Dropout layer")
+        c[2].number_input("dropout", 0.0, MAX_DROPOUT, step=0.1, format="%.2f", key=f"b_drop_{i}")
         c[3].button("", icon=":material/delete:", key=f"b_remove_{i}", on_click=remove_layer, args=(i,),
                     disabled=n_layers == 1, help=f"Remove hidden layer {i + 1}")
     st.button("Add hidden layer", icon=":material/add:", on_click=add_layer, key="b_add",
               disabled=n_layers >= MAX_HIDDEN_LAYERS,
               help=f"At most {MAX_HIDDEN_LAYERS} hidden layers")
-    st.toggle("Batch norm", key="b_bn", help="nn.BatchNorm1d after each hidden Linear, before its activation")
+    st.toggle("Batch norm", key="b_bn")
+    st.caption(f"Dropout p: the share of a layer's units dropped at random while training (0 to "
+               f"{MAX_DROPOUT:g}; 0: no `nn.Dropout`). Batch norm: `nn.BatchNorm1d` after each hidden "
+               f"Linear, before its activation.")
 
     st.subheader("Initial weights")
     init_kind = st.radio("Weights", [DEFAULT_INIT, NORMAL_INIT], key="b_init", horizontal=True)
