@@ -28,47 +28,58 @@ def _linears(arch: Architecture) -> list[tuple[str, int, int]]:
     return [(name, s[i], s[i + 1]) for i, name in enumerate(arch.linear_names())]
 
 
+def _modules(arch: Architecture) -> list[tuple[str, str]]:
+    """Every layer of `network.build`'s nn.Sequential but the softmax, in order: (name, code)."""
+    out = []
+    for (name, n_in, n_out), act, p in zip(_linears(arch), (*arch.activations, None), (*arch.dropout, 0)):
+        out.append((name, f"nn.Linear({n_in}, {n_out})"))
+        if act:
+            i = name[2:]
+            if arch.batch_norm:
+                out.append((f"bn{i}", f"nn.BatchNorm1d({n_out})"))
+            out.append((f"{act}{i}", ACTIVATIONS[act].code_module))
+            if p > 0:
+                out.append((f"dropout{i}", f"nn.Dropout(p={p!r})"))
+    return out
+
+
 def _module_source(arch: Architecture) -> list[str]:
     lines = ["import torch", "from torch import nn", "", "", "class Network(nn.Module):",
              "    def __init__(self):", "        super().__init__()"]
-    for (name, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
-        lines.append(f"        self.{name} = nn.Linear({n_in}, {n_out})")
-        if act:
-            lines.append(f"        self.{act}{name[2:]} = {ACTIVATIONS[act].code_module}")
+    lines += [f"        self.{name} = {code}" for name, code in _modules(arch)]
     lines += ["        self.softmax = nn.Softmax(dim=1)", "", "    def forward(self, x):"]
-    for name, act in zip(arch.linear_names(), arch.activations):
-        lines += [f"        x = self.{name}(x)", f"        x = self.{act}{name[2:]}(x)"]
-    lines += ["        x = self.output(x)", "        x = self.softmax(x)", "        return x"]
+    lines += [f"        x = self.{name}(x)" for name, _ in _modules(arch)]
+    lines += ["        x = self.softmax(x)", "        return x"]
     return lines
 
 
 def _functional_source(arch: Architecture) -> list[str]:
+    """Layers with weights (Linear, BatchNorm1d: it keeps running statistics) as modules, activations
+    and dropout as functions; F.dropout drops only while training (self.training)."""
     lines = ["import torch", "import torch.nn.functional as F", "from torch import nn", "", "",
              "class Network(nn.Module):", "    def __init__(self):", "        super().__init__()"]
-    lines += [f"        self.{name} = nn.Linear({n_in}, {n_out})" for name, n_in, n_out in _linears(arch)]
+    lines += [f"        self.{name} = {code}" for name, code in _modules(arch)
+              if code.startswith(("nn.Linear", "nn.BatchNorm1d"))]
     lines += ["", "    def forward(self, x):"]
-    for name, act in zip(arch.linear_names(), arch.activations):
-        lines.append(f"        x = {ACTIVATIONS[act].code_function}(self.{name}(x))")
+    for name, act, p in zip(arch.linear_names(), arch.activations, arch.dropout):
+        inner = f"self.bn{name[2:]}(self.{name}(x))" if arch.batch_norm else f"self.{name}(x)"
+        lines.append(f"        x = {ACTIVATIONS[act].code_function}({inner})")
+        if p > 0:
+            lines.append(f"        x = F.dropout(x, p={p!r}, training=self.training)")
     lines += ["        x = F.softmax(self.output(x), dim=1)", "        return x"]
     return lines
 
 
 def _sequential_source(arch: Architecture) -> list[str]:
     lines = ["model = nn.Sequential(OrderedDict(["]
-    for (name, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
-        lines.append(f"    ('{name}', nn.Linear({n_in}, {n_out})),")
-        if act:
-            lines.append(f"    ('{act}{name[2:]}', {ACTIVATIONS[act].code_module}),")
+    lines += [f"    ('{name}', {code})," for name, code in _modules(arch)]
     lines += ["    ('softmax', nn.Softmax(dim=1)),", "]))"]
     return lines
 
 
 def _indexed_source(arch: Architecture) -> list[str]:
     lines = ["model = nn.Sequential("]
-    for (_, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
-        lines.append(f"    nn.Linear({n_in}, {n_out}),")
-        if act:
-            lines.append(f"    {ACTIVATIONS[act].code_module},")
+    lines += [f"    {code}," for _, code in _modules(arch)]
     lines += ["    nn.Softmax(dim=1),", ")"]
     return lines
 
@@ -83,19 +94,26 @@ def _check_style(style: str) -> str:
     return style
 
 
+def _refs(arch: Architecture, style: str) -> dict[str, str]:
+    """How the style's code names each layer: {"fc1": "model[0]", "bn1": "model[1]", ...} when
+    indexed, else {"fc1": "model.fc1", ...} (network.build's names)."""
+    if _check_style(style) == "indexed":
+        return {name: f"model[{i}]" for i, (name, _) in enumerate(_modules(arch))}
+    return {name: f"model.{name}" for name, _ in _modules(arch)}
+
+
 def layer_refs(arch: Architecture, style: str = "sequential") -> dict[str, str]:
     """How the style's code names each Linear layer: {"fc1": "model[0]", ...} when indexed, else
     {"fc1": "model.fc1", ...} (network.build's names)."""
-    if _check_style(style) == "indexed":
-        return {name: f"model[{2 * i}]" for i, name in enumerate(arch.linear_names())}
-    return {name: f"model.{name}" for name in arch.linear_names()}
+    refs = _refs(arch, style)
+    return {name: refs[name] for name in arch.linear_names()}
 
 
 def state_dict_for(state: dict[str, torch.Tensor], arch: Architecture, style: str) -> dict[str, torch.Tensor]:
-    """`network.build`'s state_dict (fc1.weight, ..., output.bias) with the style's keys, e.g.
-    0.weight for the indexed `nn.Sequential`, so its model loads the app's weights."""
+    """`network.build`'s state_dict (fc1.weight, ..., bn1.running_mean, ..., output.bias) with the
+    style's keys, e.g. 0.weight for the indexed `nn.Sequential`, so its model loads the app's weights."""
     prefixes = {name: ref.removeprefix("model").strip(".[]").replace("][", ".")
-                for name, ref in layer_refs(arch, style).items()}
+                for name, ref in _refs(arch, style).items()}
     return {prefixes[key.split(".")[0]] + "." + key.split(".", 1)[1]: value for key, value in state.items()}
 
 
@@ -107,11 +125,11 @@ class Network(nn.Module):
 def printed(arch: Architecture, style: str = "sequential") -> str:
     """What the style's code prints with `print(model)`, without drawing any weights."""
     layers: list[tuple[str, nn.Module]] = []
+    namespace = {"nn": nn, "torch": torch}
     with torch.device("meta"):  # shapes only
-        for (name, n_in, n_out), act in zip(_linears(arch), (*arch.activations, None)):
-            layers.append((name, nn.Linear(n_in, n_out)))
-            if act and _check_style(style) != "functional":
-                layers.append((f"{act}{name[2:]}", ACTIVATIONS[act].module()))
+        for name, code in _modules(arch):
+            if _check_style(style) != "functional" or code.startswith(("nn.Linear", "nn.BatchNorm1d")):
+                layers.append((name, eval(code, namespace)))  # noqa: S307 - our own code for a layer
         if style != "functional":
             layers.append(("softmax", nn.Softmax(dim=1)))
     if style == "indexed":

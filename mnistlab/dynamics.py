@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab import activations
+from mnistlab import activations, network
 from mnistlab.activations import ACTIVATIONS, of_module
 
 EXPECTED_INIT_LOSS = -math.log(1 / 10)  # cross-entropy of ten equal guesses: 2.303
@@ -277,11 +277,13 @@ class Recorder:
         self._old = []
 
     def _probe(self) -> torch.Tensor:
+        """The probe batch through the network as in eval mode: it draws no dropout mask and leaves
+        batch norm's running statistics as they were, so recording changes nothing trained."""
         x, shares = self.probe, []
         for name, module in self.model.named_children():
             if name == "softmax":
                 break
-            x = module(x)
+            x = network.as_evaluated(module, x)
             if name in self.hidden:
                 act = self.hidden[name]
                 dead = ACTIVATIONS[act].problem == "dead"
@@ -309,7 +311,8 @@ class Recorder:
                 lo, hi = lo - 1e-6, hi + 1e-6
             hist[name] = (lo, hi, torch.histc(w, HISTOGRAM_BINS, lo, hi).to("cpu", torch.int32))
         fc1 = self.linears[self.result.layers[0]].weight
-        probs = self.body(self.digits).softmax(1)
+        with network.evaluating(self.model):  # the loop's own thread: no one else runs it meanwhile
+            probs = self.body(self.digits).softmax(1)
         self.result.snapshots.append(Snapshot(
             step, fc1[:TEMPLATE_UNITS].detach().to("cpu", torch.float32, copy=True), hist,
             probs.detach().to("cpu", torch.float32)))

@@ -334,6 +334,7 @@ def _fc1_picture(namespace: dict, shown: int = 32):
 
 def _forward(v: LessonValues) -> str:
     return f"""img = images[{v.index}]            # the image of step 3: (1, 28, 28)
+model.eval()                  # predicting, not training: no dropout (this network has none yet)
 ps = model(img.view(1, 784))  # a batch of one flattened image: (1, 10)
 print(ps)
 view_classify(img, ps)"""

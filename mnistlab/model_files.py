@@ -1,7 +1,8 @@
 """Saving and loading trained networks, without pickle.
 
 A model is ONE `.safetensors` file: the Linear layers' weights and biases as float32 tensors named as
-in the network (fc1.weight, fc1.bias, ..., output.bias), and under the header's `__metadata__` key
+in the network (fc1.weight, fc1.bias, ..., output.bias; with batch norm also bn1.weight, ...,
+bn1.running_var as float32 and bn1.num_batches_tracked as int64), and under the header's `__metadata__` key
 "mnistlab" a JSON document with the architecture, init, seed, training settings and test metrics.
 One file is easy to download and upload, and safetensors holds only numbers: loading a file never
 runs code from it. Every file is checked (size, header, metadata, names, shapes) before its weights
@@ -39,8 +40,10 @@ TEMP_SUFFIX = ".tmp"  # a save in progress (see _write_atomically); never a mode
 STALE_TEMP_S = 3600  # a temporary file this old was left by a save that was killed: removed
 DEFAULT_FOLDER = Path("~/.mnistlab/models")
 MAX_HEADER_BYTES = 64 * 1024
-# The largest network allowed (network.MAX_PARAMETERS float32 numbers) plus its header (also in the README).
-MAX_FILE_BYTES = 4 * network.MAX_PARAMETERS + MAX_HEADER_BYTES + 8
+# The largest network allowed (network.MAX_PARAMETERS float32 numbers, and batch norm's running
+# statistics and batch counts) plus its header (also in the README).
+MAX_FILE_BYTES = (4 * network.MAX_PARAMETERS + (2 * 4 * network.MAX_WIDTH + 8) * network.MAX_HIDDEN_LAYERS
+                  + MAX_HEADER_BYTES + 8)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ACCEPTED = ("MNIST Lab loads only the .safetensors model files it saves (from the Train page or "
              "`python -m mnistlab train`).")
@@ -101,12 +104,23 @@ class SavedModel:
 
 
 def expected_shapes(arch: network.Architecture) -> dict[str, tuple[int, ...]]:
-    """Every tensor a model file for `arch` must hold, with its shape."""
+    """Every tensor a model file for `arch` must hold, with its shape: each Linear's weight and bias,
+    and with batch norm each BatchNorm1d's weight, bias, running mean and variance and batch count
+    (so a loaded network predicts as the trained one did). Dropout holds nothing."""
     shapes = {}
     for name, (n_in, n_out) in zip(arch.linear_names(), zip(arch.sizes, arch.sizes[1:])):
         shapes[f"{name}.weight"] = (n_out, n_in)
         shapes[f"{name}.bias"] = (n_out,)
+    for name, size in zip(arch.bn_names(), arch.hidden):
+        for t in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{name}.{t}"] = (size,)
+        shapes[f"{name}.num_batches_tracked"] = ()
     return shapes
+
+
+def _dtype(key: str) -> tuple[torch.dtype, str]:
+    """A tensor's type in a file: batch counts are whole numbers (I64), everything else F32."""
+    return (torch.int64, "I64") if key.endswith(".num_batches_tracked") else (torch.float32, "F32")
 
 
 # -- bytes (download / upload) --------------------------------------------------------------------
@@ -115,7 +129,7 @@ def to_bytes(saved: SavedModel) -> bytes:
     """The model file's contents."""
     meta = {"format": FORMAT, "version": VERSION, "name": saved.name, **saved.network.to_dict(),
             "training": saved.config.to_dict() if saved.config else None, "metrics": saved.metrics}
-    tensors = {k: saved.state[k].detach().to("cpu", torch.float32).contiguous()
+    tensors = {k: saved.state[k].detach().to("cpu", _dtype(k)[0]).contiguous()
                for k in expected_shapes(saved.arch)}
     return st_save(tensors, metadata={"mnistlab": json.dumps(meta)})
 
@@ -133,6 +147,9 @@ def from_bytes(content: bytes, source: str = "The file") -> SavedModel:
     for k, t in state.items():
         if not torch.isfinite(t).all():
             raise ModelFileError(f"{source} holds weights that are not numbers (NaN or infinite) in {k}; "
+                                 f"this network cannot be used.")
+        if k.endswith(("running_var", "num_batches_tracked")) and (t < 0).any():
+            raise ModelFileError(f"{source} holds negative numbers in {k}, which cannot be negative; "
                                  f"this network cannot be used.")
     name = meta.get("name") if isinstance(meta.get("name"), str) and _NAME.fullmatch(meta["name"]) else ""
     return SavedModel(net, state, config, _read_metrics(meta.get("metrics")), name)
@@ -256,9 +273,10 @@ def _check_tensors(header: dict, arch: network.Architecture, source: str) -> Non
                ("; " if missing and extra else "") + (f"has unexpected {', '.join(extra)}" if extra else "")
         raise ModelFileError(f"{source} does not match its architecture {arch.label()}: it {what}.")
     for k, shape in expected.items():
-        t = found[k]
-        if not isinstance(t, dict) or t.get("dtype") != "F32":
-            raise ModelFileError(f"{source}: {k} must hold 32-bit floats (F32); found "
+        t, (_, dtype) = found[k], _dtype(k)
+        if not isinstance(t, dict) or t.get("dtype") != dtype:
+            what = "64-bit whole numbers (I64)" if dtype == "I64" else "32-bit floats (F32)"
+            raise ModelFileError(f"{source}: {k} must hold {what}; found "
                                  f"{t.get('dtype') if isinstance(t, dict) else t!r}.")
         found_shape = t.get("shape")
         if not isinstance(found_shape, list) or not all(isinstance(d, int) for d in found_shape):

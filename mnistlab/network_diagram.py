@@ -22,6 +22,7 @@ from plotly.colors import diverging
 from torch import nn
 
 from mnistlab import plots
+from mnistlab.network import as_evaluated
 
 MAX_UNITS = 16  # drawn per layer: a readable column
 PIXELS_PER_UNIT = 3  # lines from the image into each drawn first-layer unit
@@ -111,7 +112,8 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     """What the diagram draws for `model` (the lesson's named nn.Sequential) and one normalized image.
 
     One forward pass through the children, as in eval mode: dropout, if a model has it, is skipped
-    rather than the model switched to eval(), since a training thread may be using it meanwhile.
+    and batch norm uses its running statistics (`network.as_evaluated`) rather than the model switched
+    to eval(), since a training thread may be using it meanwhile.
     """
     groups = _groups(model)
     linears = [g for g in groups if g and isinstance(g[0][1], nn.Linear)]
@@ -126,8 +128,7 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     for i, group in enumerate(linears):
         last = i == len(linears) - 1
         for _, module in group:
-            if not isinstance(module, nn.modules.dropout._DropoutNd):
-                x = module(x)
+            x = as_evaluated(module, x)
         values = x[0]
         if last and not isinstance(group[-1][1], nn.Softmax):
             values = torch.softmax(values, dim=0)
@@ -149,7 +150,8 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
         else:
             finite = np.abs(layer_values[np.isfinite(layer_values)])
             bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        columns.append(Column(" → ".join(n for n, _ in group), linear.out_features, shown,
+        named = [n for n, m in group if not isinstance(m, nn.modules.dropout._DropoutNd)]  # as drawn: none
+        columns.append(Column(" → ".join(named), linear.out_features, shown,
                               layer_values[shown], bound))
         shown_before = shown
     names = tuple(str(c) for c in (range(columns[-1].size) if class_names is None else class_names))

@@ -87,9 +87,9 @@ def build(net: Network, style: str = "sequential") -> nbformat.NotebookNode:
                       *_network_cells(net, style)])
 
 
-def training_source(config: train.TrainConfig) -> str:
-    """The Train page's training code, reading the data set where this app does."""
-    code = train.training_code(config)
+def training_source(config: train.TrainConfig, arch=None) -> str:
+    """The Train page's training code (for a network of `arch`), reading the data set where this app does."""
+    code = train.training_code(config, arch)
     folder = repr(lesson_steps.data_folder_text(config.data))
     lesson_folder = f'"{config.data.lesson_folder}"'  # how train.training_code names the data folder
     if lesson_folder not in code:
@@ -120,7 +120,7 @@ def trained(net: Network, config: train.TrainConfig, accuracy: float | None = No
         v4.new_code_cell(f"import torch\n\n{ONE_THREAD}"),
         *_network_cells(net, "sequential"),
         v4.new_markdown_cell("## Training, as the Train page shows it"),
-        v4.new_code_cell(training_source(config)),
+        v4.new_code_cell(training_source(config, net.arch)),
         v4.new_markdown_cell(f"## Evaluation on the {config.data.title} test images"),
         v4.new_code_cell(evaluation_source(config)),
     ])

@@ -1,14 +1,16 @@
 """A Build page network as URL query parameters, and back: a copied link rebuilds the same network.
 
-`?hidden=128,64&act=relu,relu&std=default&bias=default&seed=0`, and `&data=fashion` for a data set
-other than MNIST (a link without it, as every link before there was a choice, is MNIST's). The seed
-fixes the weights, so the link carries a few characters instead of the weights themselves.
+`?hidden=128,64&act=relu,relu&std=default&bias=default&seed=0`, and `&dropout=0.2&bn=1` for a network
+with dropout (one probability, or one per hidden layer) and batch norm, and `&data=fashion` for a
+data set other than MNIST (a link without it, as every link before there was a choice, is MNIST's).
+The seed fixes the weights, so the link carries a few characters instead of the weights themselves.
 Decoding never fails: each value that is malformed or out of range falls back to its default, with
 a notice saying so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -19,7 +21,8 @@ from mnistlab.network import MAX_SEED, Architecture, Init, Network, check_seed
 
 # Normal-init std values offered on the Build page: a log scale from 0.001 to 10.
 STD_SCALE = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-KEYS = ("hidden", "act", "std", "bias", "seed", "data")
+KEYS = ("hidden", "act", "std", "bias", "seed", "dropout", "bn", "data")
+ON, OFF = ("1", "on", "true", "yes"), ("0", "off", "false", "no", "")
 MAX_VALUE_LENGTH = 100  # a real link's values are short; longer ones are not echoed back
 
 
@@ -28,10 +31,11 @@ DEFAULT = Network()  # what the Build page's link carries: architecture, init an
 
 def encode(state: Network, dataset: datasets.Dataset | str = datasets.DEFAULT) -> dict[str, str]:
     """Query parameters for `state` on `dataset`, every value spelled out so a reader of the link sees
-    the network (the data set only when it is not MNIST)."""
+    the network (the data set only when it is not MNIST; dropout and batch norm only when it has them:
+    a link without them reads as before)."""
     std = state.init.weight_std
     data = datasets.get(dataset).name
-    return {
+    params = {
         "hidden": ",".join(map(str, state.arch.hidden)),
         "act": ",".join(state.arch.activations),
         "std": "default" if std is None else f"{std:g}",
@@ -39,6 +43,11 @@ def encode(state: Network, dataset: datasets.Dataset | str = datasets.DEFAULT) -
         "seed": str(state.seed),
         **({} if data == datasets.DEFAULT.name else {"data": data}),
     }
+    if state.arch.has_dropout:
+        params["dropout"] = state.arch.dropout_label().replace("/", ",")
+    if state.arch.batch_norm:
+        params["bn"] = "1"
+    return params
 
 
 def linked_dataset(params: Mapping[str, object]) -> datasets.Dataset:
@@ -82,6 +91,8 @@ def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
                 notices.append(f"Link value hidden={hidden!r} was not used: {e} "
                                f"Using the default {DEFAULT.arch.label()}.")
 
+    arch = _with_layers(arch, p, notices)
+
     std = None
     raw_std = p.get("std", "default")
     if raw_std.lower() not in ("default", ""):
@@ -111,3 +122,25 @@ def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
                            f"from 0 to {MAX_SEED}. Using {DEFAULT.seed}.")
 
     return Network(arch, Init(zero_bias, std), seed), notices
+
+
+def _with_layers(arch: Architecture, p: dict[str, str], notices: list[str]) -> Architecture:
+    """`arch` with the link's dropout and batch norm; a value that cannot be used is left out, with a
+    notice saying why."""
+    bn = p.get("bn", "").lower()
+    if bn not in ON + OFF:
+        notices.append(f"Link value bn={p['bn']!r} was not used: batch norm is 1 (on) or 0 (off). "
+                       f"Using no batch norm.")
+    try:
+        arch = dataclasses.replace(arch, batch_norm=bn in ON)
+    except ConfigError as e:  # e.g. its scale and shift push the network past the parameter cap
+        notices.append(f"Link value bn={p['bn']!r} was not used: {e}")
+    raw = p.get("dropout", "")
+    if raw in ("", "0"):
+        return arch
+    try:
+        drops = tuple(v.strip() for v in raw.split(","))
+        return dataclasses.replace(arch, dropout=drops * len(arch.hidden) if len(drops) == 1 else drops)
+    except ConfigError as e:
+        notices.append(f"Link value dropout={raw!r} was not used: {e} Using no dropout.")
+        return arch

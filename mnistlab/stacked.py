@@ -68,9 +68,11 @@ def _trained(history: train.History, m: int, test: train.Evaluation, on_train: t
 
 
 def stack_key(trial) -> tuple:
-    """Trials with equal keys train in one stack: the same layer sizes and settings (so the same
-    batches); only their activations and initial weights (init and seed) differ."""
-    return trial.arch.hidden, trial.arch.inputs, trial.arch.outputs, trial.config
+    """Trials with equal keys train in one stack: the same layer sizes, dropout, batch norm and
+    settings (so the same batches and dropout masks); only their activations and initial weights
+    (init and seed) differ."""
+    arch = trial.arch
+    return arch.hidden, arch.inputs, arch.outputs, arch.dropout, arch.batch_norm, trial.config
 
 
 def stack_size(trial, max_size: int = MAX_STACK, max_units: int = MAX_STACK_UNITS) -> int:
@@ -116,12 +118,25 @@ class Stack:
     Each product keeps nn.Linear's orientation (images by features): computed transposed, the
     10-wide output layer runs about 2.5x faster, but its sums round differently and trials drifted
     up to 0.3 points from their one-by-one runs; laid out so, most come out identical (bench 9).
-    `archs` give each member's activations; their layer sizes are the same."""
+    `archs` give each member's activations; their layer sizes, dropout and batch norm are the same.
+
+    Batch norm: each layer's members' features side by side, (B, K*h), one `F.batch_norm` over
+    them, whose statistics are per feature, so per member. Dropout: every member's one-by-one run
+    draws the same masks (the generator is seeded by the batch-order seed, which a stack's members
+    share, and the masks' shapes are the same), so one (B, h) mask per layer, drawn in the order
+    the one-by-one run draws it, serves every member: each member's masks are its run's exactly."""
 
     def __init__(self, models, archs: list[network.Architecture], device):
         arch = archs[0]
         self.arch, self.k = arch, len(models)
         self.classes = arch.outputs
+        self.training, self.masks = True, network.DropoutMasks()
+        self.batch_norm = arch.batch_norm
+        # per hidden layer, the members' batch norm as (K*h,) tensors: scale, shift, running stats
+        self.bn = [tuple(torch.cat([getattr(getattr(m, name), t).detach() for m in models]).to(device)
+                         for t in ("weight", "bias", "running_mean", "running_var"))
+                   for name in arch.bn_names()]
+        self.bn_batches = 0  # each member's num_batches_tracked
         names = arch.linear_names()
         first = [getattr(m, names[0]) for m in models]
         self.w1 = torch.cat([lay.weight.detach() for lay in first]).to(device)
@@ -139,17 +154,53 @@ class Stack:
         self.runs = [_runs([a.activations[i] for a in archs]) for i in range(len(arch.hidden))]
 
     def parameters(self) -> list[torch.Tensor]:
-        return [self.w1, self.b1, *self.weights, *self.biases]
+        return [self.w1, self.b1, *self.weights, *self.biases, *(t for bn in self.bn for t in bn[:2])]
+
+    def _normalize(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        """Layer i's batch norm on (B, K*h) features, each member's over its own features."""
+        weight, bias, mean, var = self.bn[i]
+        return F.batch_norm(h, mean, var, weight, bias, self.training, 0.1, 1e-5)  # nn.BatchNorm1d's
+
+    def _drop(self, h: torch.Tensor, i: int, members_dim: int) -> torch.Tensor:
+        """Layer i's dropout: one (B, h) mask for every member, as each one-by-one run draws it."""
+        p = self.arch.dropout[i]
+        if not self.training or p == 0:
+            return h
+        mask = self.masks.bernoulli(h.select(members_dim, 0), p)
+        return h * mask.unsqueeze(members_dim)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B, inputs) images, read by every member: (K, B, classes) scores."""
-        h = F.linear(images, self.w1, self.b1).view(len(images), self.k, -1)  # (B, K, h1)
-        h = _activate(h, self.runs[0], 1).transpose(0, 1)  # (K, B, h1)
+        n = len(images)
+        h = F.linear(images, self.w1, self.b1)  # (B, K*h1)
+        if self.batch_norm:
+            h = self._normalize(h, 0)
+        h = _activate(h.view(n, self.k, -1), self.runs[0], 1)  # (B, K, h1)
+        h = self._drop(h, 0, 1).transpose(0, 1)  # (K, B, h1)
         for i, (w, b) in enumerate(zip(self.weights, self.biases), 1):
             h = torch.baddbmm(b, h, w)
             if i < len(self.runs):
-                h = _activate(h, self.runs[i], 0)
+                if self.batch_norm:  # (K, B, h) as (B, K*h) and back
+                    h = self._normalize(h.transpose(0, 1).reshape(n, -1), i)
+                    h = h.view(n, self.k, -1).transpose(0, 1)
+                h = self._drop(_activate(h, self.runs[i], 0), i, 0)
+        if self.batch_norm and self.training:
+            self.bn_batches += 1
         return h
+
+    def member_state(self, m: int) -> dict[str, torch.Tensor]:
+        """Member m's weights (and batch norm's statistics) as `network.build`'s state_dict names them."""
+        names, state = self.arch.linear_names(), {}
+        h = self.arch.hidden[0]
+        state[f"{names[0]}.weight"] = self.w1[m * h:(m + 1) * h]
+        state[f"{names[0]}.bias"] = self.b1[m * h:(m + 1) * h]
+        for name, w, b in zip(names[1:], self.weights, self.biases):
+            state[f"{name}.weight"], state[f"{name}.bias"] = w[m].t(), b[m, 0]
+        for name, size, tensors in zip(self.arch.bn_names(), self.arch.hidden, self.bn):
+            for t, value in zip(("weight", "bias", "running_mean", "running_var"), tensors):
+                state[f"{name}.{t}"] = value[m * size:(m + 1) * size]
+            state[f"{name}.num_batches_tracked"] = torch.tensor(self.bn_batches)
+        return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
 
     def losses(self, scores: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """Each member's cross-entropy over the batch, (K,), in one call: (B, classes, K) against (B, K)."""
@@ -157,8 +208,14 @@ class Stack:
                                     reduction="none")
         return per_image.mean(0) if reduction == "mean" else per_image.sum(0)
 
-    def train(self, mode: bool = True):  # no layer of a stack behaves differently in training
+    def train(self, mode: bool = True):
+        """Training (dropout drops, batch norm uses each batch's statistics) or eval mode."""
+        self.training = mode
         return self
+
+    def seed_dropout(self, seed: int) -> None:
+        """The masks' generator, seeded as the one-by-one run's (`network.seed_dropout`)."""
+        self.masks = network.DropoutMasks(network.check_seed(seed))
 
 
 def train_group(trials: list, train_split: Split, test_split: Split, device="cpu", callback=None,

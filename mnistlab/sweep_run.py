@@ -35,7 +35,8 @@ def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
     c = t.config
     steps = math.ceil(_learning_images(c, images) / c.batch_size) * c.epochs
     flops = 4 * c.batch_size * t.arch.n_parameters * k
-    return steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS) + _evaluation_seconds(group, images)
+    learning = steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS)
+    return learning + _evaluation_seconds(group, images)
 
 
 def plan(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> list[list[Trial]]:

@@ -208,9 +208,10 @@ def optimizer_code(config: TrainConfig) -> str:
     return f"optim.{name}(model.parameters(), lr={config.lr:g}{momentum}{decay}, fused=True)"
 
 
-def training_code(config: TrainConfig) -> str:
+def training_code(config: TrainConfig, arch: network.Architecture | None = None) -> str:
     """The lesson's training loop with these settings, the validation split and its check at each
-    epoch's end: what `train.run` does, step for step (it also checks validation within epochs)."""
+    epoch's end: what `train.run` does, step for step (it also checks validation within epochs; for a
+    network with dropout, from the masks' seed on: `arch` says whether it has)."""
     ds = config.data
     load = (f'datasets.{ds.torchvision_name}("{ds.lesson_folder}", download=True, train=True, '
             f'transform=transform)')
@@ -236,7 +237,7 @@ validset = {load}
 validloader = DataLoader(validset, batch_size=1000)
 criterion = nn.CrossEntropyLoss()  # takes scores (logits), applies log-softmax itself
 optimizer = {optimizer_code(config)}
-{"best_loss, best_epoch = float('inf'), 0" + chr(10) if config.early_stop else ""}
+{_early_stop_start(config)}{_dropout_code(config, arch)}
 for e in range({config.epochs}):
     model.train()  # training mode (dropout drops, batch norm uses the batch's statistics)
     for images, labels in trainloader:
@@ -268,6 +269,18 @@ class Check:
     loss: float
     accuracy: float
     images: int
+
+
+def _early_stop_start(config: TrainConfig) -> str:
+    return "best_loss, best_epoch = float('inf'), 0\n" if config.early_stop else ""
+
+
+def _dropout_code(config: TrainConfig, arch: network.Architecture | None) -> str:
+    """The line that seeds dropout's masks: the app draws them from a private generator seeded so, in
+    the same order (network.DropoutMasks)."""
+    if arch is None or not arch.has_dropout:
+        return ""
+    return f"torch.manual_seed({config.batch_seed})  # the dropout masks: the batch-order seed\n"
 
 
 @dataclass(frozen=True)
@@ -415,6 +428,13 @@ class Single:
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
 
+    def seed_dropout(self, seed: int) -> None:
+        network.seed_dropout(self.model, seed)
+
+    @property
+    def batch_norm(self) -> bool:
+        return any(isinstance(m, nn.BatchNorm1d) for m in self.model.modules())
+
 
 class FusedAdam:
     """`torch.optim.Adam(fused=True)`'s or `AdamW(fused=True)`'s step, the very kernel with the very
@@ -524,7 +544,9 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
     # synchronised every step (and a CPU runs 2 small ops a step for them, not 5).
     losses, rights, sizes, checks = [], [], [], []
     epoch_loss = torch.zeros(trainee.k, device=device)
+    _check_batch_norm(trainee, len(split), config.batch_size)
     trainee.train()
+    trainee.seed_dropout(config.batch_seed)  # dropout's masks: reproducible, private to this run
     if recorder is not None:
         recorder.start(trainee.model, config.normalization, len(loader), config.epochs)
     step = 0
@@ -597,6 +619,13 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
         elif best_state is not None:
             trainee.load_state(best_state)  # the best epoch's weights, as the shown code keeps them
     return _done(trainee, history, recorder, step)
+
+
+def _check_batch_norm(trainee, n: int, batch_size: int) -> None:
+    if getattr(trainee, "batch_norm", False) and n % batch_size == 1:
+        raise ConfigError(f"Batch norm needs at least 2 images in every batch, but {n:,} training images "
+                          f"in batches of {batch_size} leave 1 image for the last: choose another batch "
+                          f"size or number of training images.")
 
 
 def _done(trainee, history: History, recorder, step: int) -> History:

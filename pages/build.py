@@ -13,6 +13,7 @@ from mnistlab import activations, codegen, network, network_diagram, notebook, p
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.network import (
+    MAX_DROPOUT,
     MAX_HIDDEN_LAYERS,
     MAX_SEED,
     MAX_WIDTH,
@@ -40,7 +41,7 @@ lab_ui.entry_guard()
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def untrained(arch: Architecture, init: Init, seed: int) -> torch.nn.Sequential:
-    return build(arch, init, seed).requires_grad_(False)
+    return build(arch, init, seed).requires_grad_(False).eval()  # predicting: dropout off, batch norm's stats
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -87,17 +88,20 @@ def activation_view(arch: Architecture, init: Init, seed: int, data_name: str) -
                                   log_y=True, title="How often each activation value occurs (log scale)")
 
 
-# -- widget state: the layer list lives in keyed widgets b_size_<i>, b_act_<i> ----------------------
+# -- widget state: the layer list lives in keyed widgets b_size_<i>, b_act_<i>, b_drop_<i> -----------
+LAYER_KEYS = ("b_size", "b_act", "b_drop")
 
 def load(state: network.Network, device: str) -> None:
     """Put a Build state into the page's widgets (before they are drawn)."""
     ss = st.session_state
     for i in range(MAX_HIDDEN_LAYERS):
-        ss.pop(f"b_size_{i}", None)
-        ss.pop(f"b_act_{i}", None)
-    for i, (size, act) in enumerate(zip(state.arch.hidden, state.arch.activations)):
-        ss[f"b_size_{i}"], ss[f"b_act_{i}"] = size, act
+        for k in LAYER_KEYS:
+            ss.pop(f"{k}_{i}", None)
+    for i, layer in enumerate(zip(state.arch.hidden, state.arch.activations, state.arch.dropout)):
+        for k, value in zip(LAYER_KEYS, layer):
+            ss[f"{k}_{i}"] = value
     ss["b_layers"] = len(state.arch.hidden)
+    ss["b_bn"] = state.arch.batch_norm
     ss["b_init"] = DEFAULT_INIT if state.init.weight_std is None else NORMAL_INIT
     ss["b_std"] = state.init.weight_std or 0.01
     ss["b_zero_bias"] = state.init.zero_bias
@@ -107,15 +111,16 @@ def load(state: network.Network, device: str) -> None:
 
 def add_layer() -> None:
     ss, n = st.session_state, st.session_state["b_layers"]
-    ss[f"b_size_{n}"], ss[f"b_act_{n}"] = 64, ss[f"b_act_{n - 1}"]
+    ss[f"b_size_{n}"], ss[f"b_act_{n}"], ss[f"b_drop_{n}"] = 64, ss[f"b_act_{n - 1}"], ss[f"b_drop_{n - 1}"]
     ss["b_layers"] = n + 1
 
 
 def remove_layer(i: int) -> None:
     ss, n = st.session_state, st.session_state["b_layers"]
-    for j in range(i, n - 1):
-        ss[f"b_size_{j}"], ss[f"b_act_{j}"] = ss[f"b_size_{j + 1}"], ss[f"b_act_{j + 1}"]
-    del ss[f"b_size_{n - 1}"], ss[f"b_act_{n - 1}"]
+    for k in LAYER_KEYS:
+        for j in range(i, n - 1):
+            ss[f"{k}_{j}"] = ss[f"{k}_{j + 1}"]
+        del ss[f"{k}_{n - 1}"]
     ss["b_layers"] = n - 1
 
 
@@ -154,20 +159,27 @@ with controls:
     st.subheader("Hidden layers")
     n_layers = st.session_state["b_layers"]
     for i in range(n_layers):
-        c = st.columns([1.6, 2.2, 0.8], vertical_alignment="bottom")
+        c = st.columns([1.5, 1.9, 1.2, 0.6], vertical_alignment="bottom")
         c[0].number_input(f"fc{i + 1} units", key=f"b_size_{i}", step=1, help=f"1 to {MAX_WIDTH}")
         c[1].selectbox(f"activation {i + 1}", list(ACTIVATIONS), key=f"b_act_{i}")
-        c[2].button("", icon=":material/delete:", key=f"b_remove_{i}", on_click=remove_layer, args=(i,),
+        c[2].number_input("dropout", step=0.1, format="%.2f", key=f"b_drop_{i}", help=f"0 to {MAX_DROPOUT:g}")
+        c[3].button("", icon=":material/delete:", key=f"b_remove_{i}", on_click=remove_layer, args=(i,),
                     disabled=n_layers == 1, help=f"Remove hidden layer {i + 1}")
     try:  # no bounds on the number inputs, where the browser would refuse a value silently: this says why
         arch = Architecture(tuple(st.session_state[f"b_size_{i}"] for i in range(n_layers)),
-                            tuple(st.session_state[f"b_act_{i}"] for i in range(n_layers)))
+                            tuple(st.session_state[f"b_act_{i}"] for i in range(n_layers)),
+                            dropout=tuple(round(st.session_state[f"b_drop_{i}"], 3) for i in range(n_layers)),
+                            batch_norm=st.session_state["b_bn"])
     except ConfigError as e:
         arch = None
         st.error(str(e))
     st.button("Add hidden layer", icon=":material/add:", on_click=add_layer, key="b_add",
               disabled=n_layers >= MAX_HIDDEN_LAYERS,
               help=f"At most {MAX_HIDDEN_LAYERS} hidden layers")
+    st.toggle("Batch norm", key="b_bn")
+    st.caption(f"Dropout p: the share of a layer's units dropped at random while training (0 to "
+               f"{MAX_DROPOUT:g}; 0: no `nn.Dropout`). Batch norm: `nn.BatchNorm1d` after each hidden "
+               f"Linear, before its activation.")
 
     st.subheader("Initial weights")
     init_kind = st.radio("Weights", [DEFAULT_INIT, NORMAL_INIT], key="b_init", horizontal=True)

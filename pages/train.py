@@ -330,7 +330,7 @@ if runs:
                                         title=f"fc1 weights after training, one 28×28 image per unit{more}"))
 
     with code_tab:
-        st.code(train.training_code(run.config), language="python")
+        st.code(train.training_code(run.config, run.arch), language="python")
         st.download_button("Download as Jupyter notebook", icon=":material/download:", key="tr_notebook",
                            data=lambda: notebook.to_bytes(notebook.trained(run.network, run.config,
                                                                            run.accuracy)),

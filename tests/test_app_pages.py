@@ -352,3 +352,31 @@ def test_build_code_style_changes_print_model_and_the_code():
     assert at.code[0].value.startswith("Network(\n  (fc1): Linear(")
     assert "class Network(nn.Module):" in at.code[1].value
     assert at.get("download_button")
+
+
+def test_build_dropout_and_batch_norm_show_in_print_model_the_count_the_link_and_the_forward_pass():
+    at = open_page("pages/build.py")
+    at.number_input(key="b_drop_0").set_value(0.5).run()
+    at.toggle(key="b_bn").set_value(True).run()
+    printed = at.code[0].value
+    assert "(bn1): BatchNorm1d(128, eps=1e-05" in printed
+    assert "(dropout1): Dropout(p=0.5, inplace=False)" in printed
+    assert "(bn2): BatchNorm1d(64" in printed and "dropout2" not in printed  # layer 2 keeps p = 0
+    assert total_parameters(at) == Architecture((128, 64), batch_norm=True).n_parameters == 109_386 + 2 * 192
+    assert dict(at.query_params) == {"hidden": "128,64", "act": "relu,relu", "std": "default",
+                                  "bias": "default", "seed": "0", "dropout": "0.5,0", "bn": "1"}
+    at.button(key="b_add").click().run()  # a new layer takes the last one's dropout (here 0)
+    assert at.number_input(key="b_drop_2").value == 0
+    at.button(key="b_remove_0").click().run()  # the layers below move up with their dropout
+    assert at.number_input(key="b_drop_0").value == 0 and "dropout" not in at.code[0].value
+    # eval mode: the forward pass of an untrained network with dropout is the same each time
+    other = open_page("pages/build.py", {"hidden": "64", "dropout": "0.9", "bn": "1"})
+    assert not other.warning and "(dropout1): Dropout(p=0.9, inplace=False)" in other.code[0].value
+    open_tab(other, "Forward pass")
+    first = figure_with(other, "Untrained")["data"][1]["x"]
+    st.cache_resource.clear()
+    other.run()
+    np.testing.assert_array_equal(figure_with(other, "Untrained")["data"][1]["x"], first)
+    for tab in ("Activations", "Network"):  # batch norm reads one image with its running statistics
+        open_tab(other, tab)
+        assert not other.exception and not other.error

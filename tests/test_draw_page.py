@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+import lab_ui
 from mnistlab import data, model_files, network, preprocess, train
 
 APP = "../app.py"
@@ -192,3 +193,21 @@ def test_an_untrained_network_is_labelled_as_such(test_split):
     upload(at, "seven.png", dark_on_light(test_split, 0))
     assert len(charts(at)) == 1
     assert any("UNTRAINED" in m.value and "means nothing" in m.value for m in at.markdown)
+
+
+def test_the_same_digit_read_twice_by_a_dropout_network_gets_the_same_probabilities(test_split):
+    """Predicting is in eval mode: dropout drops nothing and batch norm uses its running statistics,
+    so a network with both gives one answer per digit (and a single image needs no batch)."""
+    arch = network.Architecture.parse("64,32", "relu", "0.5", batch_norm=True)
+    run = train.run(network.Network(arch), train.TrainConfig(epochs=1, batch_size=100, train_images=10_000),
+                    data.load_split(train=True), test_split)
+    at = open_draw([run])
+    at.session_state["build"] = lab_ui.Build(network.Network(arch, seed=1))  # Build's network, untrained
+    at.checkbox(key="draw_untrained").check().run()
+    seen = []
+    for _ in range(2):
+        upload(at, "digit.png", dark_on_light(test_split, 0))
+        seen.append([bars(f) for f in charts(at)])
+        at.file_uploader(key="draw_upload").clear().run()
+    assert len(seen[0]) == 2 and seen[0] == seen[1]
+    assert int(np.argmax(seen[0][0])) == int(test_split.labels[0])

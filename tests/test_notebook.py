@@ -104,3 +104,21 @@ def test_notebooks_are_valid_and_read_mnist_where_the_app_does(monkeypatch):
     monkeypatch.delenv("MNISTLAB_DATA")
     assert "datasets.MNIST('~/.pytorch/MNIST_data/'" in notebook.lesson().cells[3].source
     assert json.loads(notebook.to_bytes(lesson))["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.slow
+def test_the_train_notebook_trains_the_apps_weights_with_dropout_and_batch_norm(tmp_path):
+    """Dropout's masks seeded as the app draws them (torch.manual_seed(batch seed) before the loop),
+    batch norm's running statistics kept: the notebook's model is the app's, tensor for tensor."""
+    arch = Architecture.parse("64,32", "relu", "0.5,0.2", batch_norm=True)
+    config = train.TrainConfig(batch_size=128, epochs=1, batch_seed=2, train_images=6_000)
+    torch.set_num_threads(1)  # as the app's server
+    run = train.run(network.Network(arch, Init(), 4), config, data.load_split(True), data.load_split(False))
+    nb = execute(notebook.trained(network.Network(arch, Init(), 4), config, run.accuracy), tmp_path,
+                 "torch.save(model.state_dict(), 'trained.pt')")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "torch.manual_seed(2)  # the dropout masks" in code[3].source
+    assert text_of(code[-2]) == f"Test accuracy: {run.accuracy:.2%}"  # evaluated in eval mode, as the app
+    trained = torch.load(tmp_path / "trained.pt")
+    assert trained.keys() == run.state.keys() and "bn2.running_var" in trained
+    assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"

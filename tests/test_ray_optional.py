@@ -30,7 +30,7 @@ def _python(code: str, tmp_path) -> subprocess.CompletedProcess:
 def test_choosing_the_ray_engine_without_ray_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.delitem(sys.modules, "mnistlab.ray_engine", raising=False)
-    monkeypatch.delattr(mnistlab, "ray_engine", raising=False)  # else `from mnistlab import ray_engine` finds it
+    monkeypatch.delattr(mnistlab, "ray_engine", raising=False)  # `from mnistlab import` reads it
     with pytest.raises(ConfigError, match=r"Ray is not installed: pip install -r requirements-ray\.txt"):
         jobs.make_engine("ray")
     assert isinstance(jobs.make_engine("local", local_slots=1), jobs.LocalEngine)
