@@ -702,14 +702,15 @@ view_classify(img, ps)"""
 
 
 def _test(v: LessonValues) -> str:
-    return """testloader = DataLoader(testset, batch_size=1000)
+    return """valid_loss, valid_accuracy = validation_pass(model)
+testloader = DataLoader(testset, batch_size=1000)
 model.eval()
 correct = 0
 with torch.no_grad():
     for images, labels in testloader:
         top_p, top_class = model(images).topk(1, dim=1)
         correct += (top_class == labels.view(*top_class.shape)).sum().item()
-print(f"Validation accuracy (chose the epoch): {validation_pass(model)[1]:.1%}")
+print(f"Validation accuracy (chose the epoch): {valid_accuracy:.1%}")
 print(f"Test accuracy (held out, not used to choose): {correct / len(testset):.1%}")"""
 
 
