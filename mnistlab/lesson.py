@@ -561,20 +561,29 @@ def _loss_plot(traces: str, printed: str) -> str:
     return f"""import plotly.graph_objects as go
 
 epoch = list(range(1, epochs + 1))
-fig = go.Figure([{traces}])
-fig.update_layout(xaxis_title="epoch", yaxis_title="loss")
+fig = go.Figure()
+{traces}
+fig.update_layout(xaxis_title="epoch", yaxis_title="loss",
+                  legend=dict(x=1, y=1, xanchor="right"))  # top right: empty
 {printed}
 fig"""
 
 
+def _curves(train: str, valid: str, name: str, color: str) -> str:
+    """A run's training loss (solid) and validation loss (dashed), in one colour."""
+    return f"""fig.add_scatter(x=epoch, y={train}, name="training{name}",
+                line_color="{color}")
+fig.add_scatter(x=epoch, y={valid}, name="validation{name}",
+                line_color="{color}", line_dash="dash")"""
+
+
 def _overfitting(v: LessonValues) -> str:
     return _loss_plot(
-        """go.Scatter(x=epoch, y=train_losses, name="training", line_color="#1f77b4"),
-                 go.Scatter(x=epoch, y=valid_losses, name="validation", line_color="#1f77b4",
-                            line_dash="dash")""",
+        _curves("train_losses", "valid_losses", "", "royalblue"),
         """best = valid_losses.index(min(valid_losses)) + 1
 print(f"Lowest validation loss: {min(valid_losses):.3f}, at epoch {best}")
-print(f"At epoch {epochs}: validation {valid_losses[-1]:.3f}, training {train_losses[-1]:.3f}")""")
+print(f"At epoch {epochs}: validation {valid_losses[-1]:.3f}, "
+      f"training {train_losses[-1]:.3f}")""")
 
 
 def _dropout(v: LessonValues) -> str:
@@ -656,15 +665,12 @@ for e in range(1, epochs + 1):
 
 def _compare(v: LessonValues) -> str:
     return _loss_plot(
-        """go.Scatter(x=epoch, y=no_dropout[0], name="training", line_color="#1f77b4"),
-                 go.Scatter(x=epoch, y=no_dropout[1], name="validation", line_color="#1f77b4",
-                            line_dash="dash"),
-                 go.Scatter(x=epoch, y=train_losses, name="training, dropout", line_color="#d62728"),
-                 go.Scatter(x=epoch, y=valid_losses, name="validation, dropout",
-                            line_color="#d62728", line_dash="dash")""",
+        _curves("no_dropout[0]", "no_dropout[1]", "", "royalblue") + "\n"
+        + _curves("train_losses", "valid_losses", ", dropout", "crimson"),
         """for name, (train, valid) in [("without dropout", no_dropout),
                               ("with dropout", (train_losses, valid_losses))]:
-    print(f"{name:<15}  at epoch {epochs}: training {train[-1]:.3f}, validation {valid[-1]:.3f}")""")
+    print(f"{name:<15}  at epoch {epochs}: training {train[-1]:.3f}, "
+          f"validation {valid[-1]:.3f}")""")
 
 
 def _early_stopping(v: LessonValues) -> str:
@@ -682,7 +688,8 @@ for e in range(1, 2 * epochs + 1):
     if valid_loss < best_loss:  # the best so far: keep a copy of its weights
         best_loss, best_epoch = valid_loss, e
         best_state = copy.deepcopy(model.state_dict())
-    print(f"{ROW}" + ("  best" if best_epoch == e else ""))
+    mark = "  best" if best_epoch == e else ""
+    print(f"{ROW}{{mark}}")
     if e - best_epoch == patience:
         print(f"No lower validation loss for {{patience}} epochs: stopping")
         break
@@ -756,8 +763,9 @@ VALIDATION_STEPS: tuple[Step, ...] = (
     Step(11, "With and without dropout", "Dropout keeps the training loss higher and the validation "
          "loss closer to it: the gap between them is narrower.", _compare),
     Step(12, "Early stopping", f"Stop when the validation loss has not been lower for {PATIENCE} "
-         "epochs, and keep the weights of the epoch where it was lowest: a copy (`copy.deepcopy`), "
-         "since `model.state_dict()` holds the very tensors that go on training.", _early_stopping),
+         f"epochs (at most {2 * EPOCHS}), and keep the weights of the epoch where it was lowest: a copy "
+         "(`copy.deepcopy`), since `model.state_dict()` holds the very tensors that go on training.",
+         _early_stopping),
     Step(13, "A prediction in evaluation mode", "The kept network's probabilities for one validation "
          "image, with dropout off.", _predict,
          note="The course calls `model.forward(img)`; calling `model(img)` runs the same forward pass "
