@@ -698,7 +698,7 @@ print(f"Keeping epoch {{best_epoch}}'s weights: validation loss {{best_loss:.3f}
 
 
 def _predict(v: LessonValues) -> str:
-    return """model.eval()  # dropout off: the same image always gives the same probabilities
+    return """model.eval()  # dropout off: the same probabilities every time
 images, labels = validbatches[0]
 img = images[0]
 with torch.no_grad():
