@@ -56,15 +56,23 @@ def _values_line(values: lesson_steps.LessonValues) -> str:
             f"image {values.index} of the batch")
 
 
-def lesson(values: lesson_steps.LessonValues = lesson_steps.DEFAULT) -> nbformat.NotebookNode:
-    """The lesson's 14 steps with these values, each a markdown cell (what it shows, what changed
-    since 2018) and its code cell, after a cell with the lesson's `view_classify` helper."""
-    cells = [v4.new_markdown_cell(
-                 "# Neural Network Architecture: PyTorch's `nn` on MNIST\n\n"
-                 f"The lesson as MNIST Lab shows it, with {_values_line(values)}. Run the cells in order: "
-                 "each prints what the app's Lesson page showed."),
-             v4.new_code_cell(VIEW_CLASSIFY)]
-    for s in lesson_steps.STEPS:
+def lesson(values: lesson_steps.LessonValues = lesson_steps.DEFAULT, part: int = 1) -> nbformat.NotebookNode:
+    """A part of the lesson with these values: each step a markdown cell (what it shows, what changed
+    since 2018) and its code cell, after a cell with the lesson's `view_classify` helper (part 2,
+    which trains, first runs torch on one thread as the app does, to print the same losses)."""
+    if part == 1:
+        cells = [v4.new_markdown_cell(
+                     "# Neural Network Architecture: PyTorch's `nn` on MNIST\n\n"
+                     f"The lesson as MNIST Lab shows it, with {_values_line(values)}. Run the cells in "
+                     "order: each prints what the app's Lesson page showed."),
+                 v4.new_code_cell(VIEW_CLASSIFY)]
+    else:
+        cells = [v4.new_markdown_cell(
+                     "# Validation and overfitting: PyTorch on MNIST\n\n"
+                     f"Part 2 of the lesson as MNIST Lab shows it, with seed {values.seed}. Run the cells "
+                     "in order: each prints what the app's Lesson page showed."),
+                 v4.new_code_cell(f"{VIEW_CLASSIFY}\n\nimport torch\n\n{ONE_THREAD}")]
+    for s in lesson_steps.PARTS[part - 1].steps:
         text = f"## {s.number}. {s.title}\n\n{s.text}"
         if s.note:
             text += f"\n\n> **Changed since the 2018 lesson:** {s.note}"

@@ -1,4 +1,5 @@
-"""Lesson: the lesson's 14 steps in order, one at a time, at /lesson?step=N, with a presenter mode.
+"""Lesson: the lesson's steps in order, one at a time, with a presenter mode. Part 1 (neural networks in
+PyTorch) at /lesson?step=N, part 2 (validation and overfitting) at /lesson?part=2&step=N.
 
 The steps (their code, what it printed, the notes on the 2018 code) are `mnistlab.lesson`; this page
 lays them out. The step, presenter mode and any changed value live in the address bar, so a refresh,
@@ -34,9 +35,10 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [da
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the lesson's code…")
-def lesson_outputs(values: lesson.LessonValues) -> list[lesson.Output]:
-    """Every step's output for these values, shared by all visitors (only ever read)."""
-    outputs = lesson.run(values)
+def lesson_outputs(values: lesson.LessonValues, part: int = 1) -> list[lesson.Output]:
+    """Every step's output of a part for these values, shared by all visitors (only ever read).
+    Part 2 trains three networks (about 15 s): run once per seed, then read from here."""
+    outputs = lesson.run(values, part=part)
     outputs[-1].namespace = {}  # the data set and models: not kept in the cache
     return outputs
 
@@ -44,13 +46,15 @@ def lesson_outputs(values: lesson.LessonValues) -> list[lesson.Output]:
 # -- where we are: the address bar, else this visitor's last place ---------------------------------
 
 params = st.query_params.to_dict()
-if "step" in params:
-    number, notice = lesson.parse_step(params["step"])
-    if notice:
-        ss["l_step_notice"] = notice
+if "step" in params or "part" in params:
+    part_number, part_notice = lesson.parse_part(params.get("part"))
+    number, notice = lesson.parse_step(params.get("step"), len(lesson.PARTS[part_number - 1].steps))
+    if notice or part_notice:
+        ss["l_step_notice"] = " ".join(filter(None, (part_notice, notice)))
 else:  # back from another page: where this visitor was; a new visit: where the lesson starts
-    number = ss.get("l_step", 1)
-ss["l_step"] = number
+    part_number, number = ss.get("l_part", 1), ss.get("l_step", 1)
+ss["l_part"], ss["l_step"] = part_number, number
+part = lesson.PARTS[part_number - 1]
 present = lesson.parse_present(params.get("present"))
 
 link_values = {k: v for k, v in params.items() if k in lesson.VALUE_KEYS}
@@ -64,7 +68,8 @@ def write_url() -> None:
     """The step, presenter mode and the values that differ from the lesson's, in the address bar."""
     changed = {k: v for k, v in lesson.encode_values(ss["l_values"]).items()
                if v != lesson.encode_values(lesson.DEFAULT)[k]}
-    wanted = {"step": str(ss["l_step"]), **({"present": "1"} if ss.get("l_present") else {}), **changed,
+    wanted = {**({"part": str(ss["l_part"])} if ss["l_part"] != 1 else {}), "step": str(ss["l_step"]),
+              **({"present": "1"} if ss.get("l_present") else {}), **changed,
               **lab_ui.link_params()}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
@@ -72,9 +77,15 @@ def write_url() -> None:
 
 
 def go_to(n: int) -> None:
-    ss["l_step"] = min(max(n, 1), lesson.N_STEPS)
+    ss["l_step"] = min(max(n, 1), len(lesson.PARTS[ss["l_part"] - 1].steps))
     ss.pop("l_step_notice", None)
     write_url()
+
+
+def go_to_part(p: int) -> None:
+    """Another part, at its first step."""
+    ss["l_part"] = p
+    go_to(1)
 
 
 def set_present(on: bool) -> None:
@@ -94,7 +105,8 @@ def edit(field: str, key: str | tuple[str, str]) -> None:
 
 ss["l_present"] = present
 write_url()
-step = lesson.step(number)
+step = part.steps[number - 1]
+n_steps = len(part.steps)
 
 if present:
     st.html(PRESENTER_CSS)
@@ -105,36 +117,42 @@ def navigation(where: str) -> None:
     cols = st.columns([1, 1, 1, 1.6] if present else [1, 1, 1], vertical_alignment="center")
     cols[0].button("Previous", icon=":material/arrow_back:", key=f"l_prev_{where}", on_click=go_to,
                    args=(number - 1,), disabled=number == 1, width="stretch")
-    cols[1].markdown(f"**Step {number} of {lesson.N_STEPS}**", text_alignment="center")
+    cols[1].markdown(f"**Step {number} of {n_steps}**", text_alignment="center")
     cols[2].button("Next", icon=":material/arrow_forward:", key=f"l_next_{where}", on_click=go_to,
-                   args=(number + 1,), disabled=number == lesson.N_STEPS, width="stretch")
+                   args=(number + 1,), disabled=number == n_steps, width="stretch")
     if present and where == "top":
         cols[3].button("Leave presenter mode", icon=":material/fullscreen_exit:", key="l_leave",
                        on_click=set_present, args=(False,), width="stretch")
 
 
 def tools() -> None:
-    """Jump to a step, presenter mode, the notebook."""
+    """The part, jump to a step, presenter mode, the notebook."""
+    ss["l_part_choice"] = part.number
+    st.radio("Part", [p.number for p in lesson.PARTS], key="l_part_choice", horizontal=True,
+             format_func=lambda n: lesson.PARTS[n - 1].label, label_visibility="collapsed",
+             on_change=lambda: go_to_part(ss["l_part_choice"]))
     cols = st.columns([1.5, 1.2, 1.9], vertical_alignment="bottom")
     ss["l_jump"] = number
-    cols[0].selectbox("Go to step", range(1, lesson.N_STEPS + 1), key="l_jump",
-                      format_func=lambda n: f"{n}. {lesson.step(n).title}",
+    cols[0].selectbox("Go to step", range(1, n_steps + 1), key="l_jump",
+                      format_func=lambda n: f"{n}. {part.steps[n - 1].title}",
                       on_change=lambda: go_to(ss["l_jump"]))
     cols[1].toggle("Presenter mode", key="l_present_toggle",
                    on_change=lambda: set_present(ss["l_present_toggle"]),
                    help="For a projector: no sidebar or editing, larger code and figures. "
                         "Bookmark the address to come back to it.")
     cols[2].download_button("Download as Jupyter notebook", icon=":material/download:",
-                            data=lambda: notebook.to_bytes(notebook.lesson(values)),
-                            file_name="mnist-lab-lesson.ipynb", mime="application/x-ipynb+json",
+                            data=lambda: notebook.to_bytes(notebook.lesson(values, part.number)),
+                            file_name="mnist-lab-lesson.ipynb" if part.number == 1 else
+                            f"mnist-lab-lesson-part-{part.number}.ipynb", mime="application/x-ipynb+json",
                             key="l_notebook", on_click="ignore", width="stretch",
-                            help="The 14 steps with your values, to run in Jupyter.")
+                            help=f"Part {part.number}'s {n_steps} steps with your values, to run in Jupyter.")
 
 
 if not present:
     st.title("The lesson, step by step")
-    st.caption("PyTorch's `nn` on MNIST, in the lesson's order: each step's code, then what running it "
-               "printed here. Change a value where it appears; every later step follows.")
+    st.caption("PyTorch's `nn` on MNIST, in the course's order: each step's code, then what running it "
+               "printed here. Change a value where it appears; every later step follows. Part 2 is the "
+               "course's next lesson: validation, overfitting, dropout and early stopping.")
     if lab_ui.dataset().name != "mnist":
         st.info(f"The lesson is MNIST's: its code loads MNIST, so this page shows digits whichever data "
                 f"set the sidebar chooses. The other pages use {lab_ui.dataset().title}.",
@@ -213,7 +231,7 @@ def edit_values() -> None:
 
 output = lesson.Output()
 with lab_ui.show_errors():
-    output = lesson_outputs(values)[number - 1]
+    output = lesson_outputs(part.values(values), part.number)[number - 1]
 main = output.figure if output.figure is not None else output.picture
 note = f"**Changed since the 2018 lesson.** {step.note}" if step.note else None
 
@@ -237,7 +255,7 @@ if main is not None:
 if note and present:
     st.info(note, icon=":material/update:")
 
-if number in (8, 9, 11, 14) and not present:
+if part.number == 1 and number in (8, 9, 11, 14) and not present:
     build_state = values.sigmoid_network() if number in (8, 9) else values.relu_network()
     st.page_link("pages/build.py", label=f"Open this network on Build ({build_state.arch.label()}, "
                                          f"seed {build_state.seed}: the same weights)",

@@ -121,3 +121,55 @@ def test_open_this_network_on_build_carries_the_network_and_seed(number, network
     assert not build.exception and build.number_input(key="b_seed").value == 5
     if number == 8:
         assert "(fc1): Linear(in_features=784, out_features=64, bias=True)" in build.code[0].value
+
+
+# -- part 2: validation and overfitting ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def part_2_outputs():
+    import torch
+
+    torch.set_num_threads(1)  # as the app's server (lab_ui), so the same losses are printed
+    return lesson.run(part=2)
+
+
+@pytest.mark.parametrize("number", range(1, len(lesson.VALIDATION_STEPS) + 1))
+def test_every_part_2_step_renders_its_code_then_what_it_printed(number, part_2_outputs):
+    at = open_lesson({"part": "2", "step": str(number)})
+    step = lesson.step(number, part=2)
+    assert at.header[0].value == f"{number}. {step.title}" and not at.error and not at.warning
+    assert texts(at)[0] == step.source()
+    output = part_2_outputs[number - 1]
+    assert texts(at)[1] == output.text
+    assert len(at.get("plotly_chart")) == (output.figure is not None)
+    assert at.query_params["part"] in ("2", ["2"]) and at.query_params["step"] in (str(number), [str(number)])
+    assert at.radio(key="l_part_choice").value == 2
+
+
+def test_the_part_choice_opens_part_2_at_its_first_step_and_old_links_stay_in_part_1():
+    at = open_lesson({"step": "5"})  # a link from before part 2
+    assert at.header[0].value == f"5. {lesson.step(5).title}" and "part" not in at.query_params
+    assert at.radio(key="l_part_choice").options == ["Part 1: Neural networks in PyTorch",
+                                                     "Part 2: Validation and overfitting"]
+    at.radio(key="l_part_choice").set_value(2).run()
+    assert at.header[0].value == "1. Training, validation and test sets"
+    assert at.query_params["part"] in ("2", ["2"]) and at.query_params["step"] in ("1", ["1"])
+    assert [o for o in at.selectbox(key="l_jump").options][-1] == f"14. {lesson.step(14, part=2).title}"
+    at.button(key="l_next_top").click().run()
+    assert shown_step(at) == 2 and at.query_params["part"] in ("2", ["2"])
+    at.radio(key="l_part_choice").set_value(1).run()
+    assert at.header[0].value == f"1. {lesson.step(1).title}" and "part" not in at.query_params
+
+
+def test_a_bad_part_in_a_link_is_part_1_with_a_notice():
+    at = open_lesson({"part": "7", "step": "3"})
+    assert at.header[0].value == f"3. {lesson.step(3).title}"
+    assert "parts are 1 and 2" in at.warning[0].value
+
+
+def test_part_2_in_presenter_mode_keeps_the_part_in_the_address():
+    at = open_lesson({"part": "2", "step": "6", "present": "1"})
+    assert not at.main.radio and not at.get("download_button")
+    at.button(key="l_next_top").click().run()
+    assert shown_step(at) == 7 and at.query_params["part"] in ("2", ["2"])
+    assert at.query_params["present"] in ("1", ["1"]) and len(at.get("plotly_chart")) == 1

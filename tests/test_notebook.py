@@ -63,6 +63,26 @@ def test_the_lesson_notebook_prints_what_the_lesson_page_shows(tmp_path):
     assert np.allclose(bars, np.asarray(app[12].figure.data[1].x), atol=1e-6)
 
 
+@pytest.mark.slow
+def test_the_part_2_notebook_prints_what_the_lesson_page_shows(tmp_path):
+    chosen = lesson.LessonValues(seed=3)
+    nb = execute(notebook.lesson(chosen, part=2), tmp_path)
+    assert nb.cells[0].source.startswith("# Validation and overfitting")
+    cells = [c for c in nb.cells if c.cell_type == "code"][1:]  # after view_classify and one thread
+    torch.set_num_threads(1)  # as the app's server and the notebook's first cell
+    app = lesson.run(chosen, part=2)
+    assert len(cells) == len(app) == len(lesson.VALIDATION_STEPS)
+    for step, cell, output in zip(lesson.VALIDATION_STEPS, cells, app):
+        assert not [o for o in cell.outputs if o.output_type == "error"], step.title
+        assert cell.source == step.source(chosen)
+        assert text_of(cell) == output.text, f"step {step.number}"
+    curves = figure_of(cells[10])["data"]  # step 11: the same four loss curves
+    for shown, drawn in zip(curves, app[10].figure.data):
+        assert np.allclose(values(shown, "y"), np.asarray(drawn.y))
+    bars = values(figure_of(cells[12])["data"][1], "x")  # step 13: the same probabilities
+    assert np.allclose(bars, np.asarray(app[12].figure.data[1].x), atol=1e-6)
+
+
 @pytest.mark.parametrize("style", list(codegen.STYLES))
 def test_the_build_notebook_prints_the_model_and_draws_builds_weights(style, tmp_path):
     arch, init, seed = Architecture.parse("96,32", "tanh,relu"), Init(zero_bias=True, weight_std=0.05), 11
@@ -122,3 +142,11 @@ def test_the_train_notebook_trains_the_apps_weights_with_dropout_and_batch_norm(
     trained = torch.load(tmp_path / "trained.pt")
     assert trained.keys() == run.state.keys() and "bn2.running_var" in trained
     assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"
+
+
+def test_the_part_2_notebook_has_its_steps_after_one_thread_and_view_classify():
+    part_2 = notebook.lesson(part=2)
+    nbformat.validate(part_2)
+    assert "torch.set_num_threads(1)" in part_2.cells[1].source
+    assert [c.source for c in part_2.cells if c.cell_type == "code"][1:] == [
+        s.source() for s in lesson.VALIDATION_STEPS]

@@ -92,3 +92,16 @@ def test_download_as_jupyter_notebook_gives_the_steps_with_the_visitors_values(p
     values = lesson.LessonValues(n_hidden=64, seed=3)
     code = [c.source for c in nb.cells if c.cell_type == "code"][1:]
     assert code == [s.source(values) for s in lesson.STEPS]
+
+
+def test_part_2_from_its_address_and_back_to_part_1(page, base_url):
+    open_app(page, base_url, "lesson?part=2&step=7")
+    expect(heading(page)).to_have_text(re.compile(r"^7\. Overfitting"))
+    expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Lowest validation loss: 0\.\d{3}, at epoch \d+"))).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "lesson-part-2-step-7")
+    with rerun(page):
+        page.get_by_text("Part 1: Neural networks in PyTorch", exact=True).click()
+    expect(heading(page)).to_have_text(re.compile(r"^1\. Load MNIST"))
+    page.wait_for_url(re.compile(r"/lesson\?step=1$"))

@@ -36,26 +36,47 @@ BODY_PX = """() => parseFloat(getComputedStyle(
   document.querySelector('[data-testid="stMain"] [data-testid="stMarkdownContainer"] p')).fontSize)"""
 
 
+def figure_steps(part: int) -> set[int]:
+    """A part's steps that draw a figure (their code's, or a picture of their results)."""
+    return {n for n, out in enumerate(lesson.run(part=part), 1)
+            if out.figure is not None or out.picture is not None}
+
+
 @pytest.fixture(scope="module")
 def with_figure() -> set[int]:
-    """The steps that draw a figure (their code's, or a picture of their results)."""
-    return {n for n, out in enumerate(lesson.run(), 1) if out.figure is not None or out.picture is not None}
+    return figure_steps(1)
+
+
+@pytest.fixture(scope="module")
+def part_2_with_figure() -> set[int]:
+    return figure_steps(2)
 
 
 @pytest.mark.parametrize("width, height", SIZES)
 def test_every_step_fits_a_projector(page, base_url, with_figure, width, height):
     assert with_figure >= {3, 10, 12, 13}
+    fits_a_projector(page, base_url, 1, with_figure, width, height)
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_every_part_2_step_fits_a_projector(page, base_url, part_2_with_figure, width, height):
+    assert part_2_with_figure == {7, 11, 13}  # the loss curves, twice, and view_classify
+    fits_a_projector(page, base_url, 2, part_2_with_figure, width, height)
+
+
+def fits_a_projector(page, base_url, part: int, with_figure: set[int], width: int, height: int) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": width, "height": height})
     problems = []
-    for number in range(1, lesson.N_STEPS + 1):
-        open_app(page, base_url, f"lesson?step={number}&present=1")
+    for number in range(1, len(lesson.PARTS[part - 1].steps) + 1):
+        open_app(page, base_url, f"lesson?{'part=2&' if part == 2 else ''}step={number}&present=1")
         if number in with_figure:
             expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
         page.evaluate("document.fonts.ready.then(() => true)")  # measured in the fonts the room sees
         assert_no_exception(page)
-        page.screenshot(path=str(SHOTS / f"step-{number:02d}-{width}x{height}.png"))
-        where = f"step {number} at {width}×{height}"
+        prefix = "step" if part == 1 else "part-2-step"
+        page.screenshot(path=str(SHOTS / f"{prefix}-{number:02d}-{width}x{height}.png"))
+        where = f"part {part} step {number} at {width}×{height}"
 
         blocks = page.evaluate(CODE_BLOCKS)
         assert len(blocks) >= 1, f"{where}: no code shown"
