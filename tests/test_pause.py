@@ -7,6 +7,8 @@ import time
 
 import pytest
 import torch
+from test_app_pages import figure_with
+from test_train_page import ok, open_train, use_network
 
 from mnistlab import jobs, network, train
 
@@ -126,3 +128,67 @@ def test_a_ray_training_cannot_be_paused(train_split, test_split):
     assert not job.pausable and not job.paused
     ray_engine = pytest.importorskip("mnistlab.ray_engine")
     assert ray_engine.RayEngine.pausable is False
+
+
+# -- the Train page ----------------------------------------------------------------------------------
+
+def progress_text(at) -> str:
+    return at.get("progress")[0].proto.text
+
+
+def start_long_run(at):
+    """Train a small network on batches of 8 (125,000 steps: far more than a test waits for)."""
+    use_network(at, "16", "relu")
+    at.slider(key="tr_epochs").set_value(20)
+    at.select_slider(key="tr_batch").set_value(8)
+    ok(at.button(key="tr_train").click().run())
+    job = at.session_state["train_job"]
+    while job.latest is None:
+        assert not job.wait(0.05), job.error
+    ok(at.run())
+    return job
+
+
+@pytest.mark.usefixtures("navigation_mode")
+def test_the_train_page_pauses_steps_and_resumes_a_run():
+    at = open_train()
+    job = start_long_run(at)
+    assert progress_text(at).startswith("Epoch 1 of 20 · step ")
+    assert not at.button(key="tr_pause").disabled and at.button(key="tr_step").disabled
+
+    ok(at.button(key="tr_pause").click().run())
+    step = job.latest.step
+    assert job.paused and progress_text(at).startswith(f"Paused at step {step:,} of 125,000 · epoch 1 of 20")
+    assert at.button(key="tr_pause").disabled and not at.button(key="tr_resume").disabled
+
+    ok(at.button(key="tr_step").click().run())
+    assert job.latest.step == step + 1
+    assert progress_text(at).startswith(f"Paused at step {step + 1:,} of 125,000")
+    live = figure_with(at, "While it trains")["data"][0]
+    assert live["x"][-1] == (step + 1) / 6250  # the stepped batch is on the live curve
+
+    ok(at.button(key="tr_resume").click().run())
+    assert not job.paused
+    while job.latest.step <= step + 1:
+        assert not job.wait(0.05), job.error
+    ok(at.run())
+    assert progress_text(at).startswith("Epoch 1 of 20 · step ")
+    ok(at.button(key="tr_stop").click().run())
+    assert job.wait(60) and job.stop_reason == "stopped"
+
+
+@pytest.mark.usefixtures("navigation_mode")
+def test_pause_is_off_with_a_reason_where_the_engine_cannot_pause(monkeypatch):
+    class Elsewhere(jobs.LocalEngine):
+        pausable = False
+
+    monkeypatch.setitem(jobs._default, "engine", Elsewhere())
+    at = open_train()
+    job = start_long_run(at)
+    try:
+        for key in ("tr_pause", "tr_step", "tr_resume"):
+            assert at.button(key=key).disabled and "Ray cluster" in at.button(key=key).help
+        assert not at.button(key="tr_stop").disabled
+    finally:
+        job.stop()
+        assert job.wait(60)
