@@ -420,7 +420,9 @@ class TrainingJob(Job):
     def _run(self, engine) -> train.Run:
         kwargs = dict(self.run_kwargs)
         if engine.name == "local":  # in this process: the page can draw the network as it learns
-            kwargs.update(on_model=self._keep_model, pause=self._gate)
+            kwargs["on_model"] = self._keep_model
+        if engine.pausable:
+            kwargs["pause"] = self._gate
         try:
             return engine.train(self.network, self.config, *self.splits, self.device, self._report,
                                 self._stop, **kwargs)
