@@ -31,6 +31,8 @@ from mnistlab.network import Network
 MAX_TRAINING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
 MAX_RUN_SECONDS = 300  # a server's runs stop after 5 minutes, so nobody holds the queue for long
 POLL_S = 0.2  # how often a waiting job checks whether it was stopped or abandoned
+PAUSE_POLL_S = 1.0  # how often a paused training checks its time limit and whether its owner left
+SETTLE_S = 2.0  # how long a page's Pause or Step waits for the loop to rest, so it shows where
 
 _keys = itertools.count()
 
@@ -112,6 +114,7 @@ class LocalEngine:
     MAX_TRAINING_AT_ONCE; the CLI, with no pages to serve, gives each core one)."""
 
     name = "local"
+    pausable = True  # the loop runs in this process: a `Pause` can hold it between batches
 
     def __init__(self, slots: int | None = None):
         self.slots = max(1, int(slots)) if slots is not None else MAX_TRAINING_AT_ONCE
@@ -178,6 +181,86 @@ def default_queue() -> Queue:
     slots = default_engine().slots
     with _default_lock:
         return _default.setdefault("queue", Queue(slots))
+
+
+class Pause:
+    """Pause, Step one batch and Resume for one training: a gate the loop passes after each batch.
+
+    Paused, the loop reports the batch it has just trained and its thread sleeps here (no CPU);
+    `step()` lets exactly one more batch through (reported too), `resume()` opens the gate. It
+    changes when the loop waits, never what it trains: the same batches, the same weights as a run
+    never paused. While it waits it returns False (stop) once `stop` is set or `going_on()` turns
+    false, asked every PAUSE_POLL_S seconds and at each `wake()`.
+    """
+
+    def __init__(self, going_on=lambda: True):
+        self._cond = threading.Condition()
+        self._going_on = going_on
+        self._paused = False
+        self._steps = 0  # batches let through while paused, not yet taken
+        self._ended = False
+        self.resting = False  # the loop waits here now
+
+    def __repr__(self) -> str:
+        state = "resting" if self.resting else "paused" if self._paused else "open"
+        return f"Pause({state}{f', {self._steps} to step' if self._steps else ''})"
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+
+    def step(self) -> None:
+        """One more batch while paused (each call one; nothing when not paused)."""
+        with self._cond:
+            if self._paused:
+                self._steps += 1
+                self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused, self._steps = False, 0
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Have a waiting loop look at `stop` and `going_on()` now (e.g. just after a stop)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """The training is over: nobody will rest here again."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def wait(self, stop=None) -> bool:
+        """The loop, after a batch it reported while paused: wait for a step (taking it), a resume or a
+        stop. True: train on; False: stop."""
+        with self._cond:
+            self.resting = True
+            self._cond.notify_all()  # a page in `settle` sees where it rests
+            try:
+                while True:
+                    if (stop is not None and stop.is_set()) or not self._going_on():
+                        return False
+                    if not self._paused:
+                        return True
+                    if self._steps:
+                        self._steps -= 1
+                        return True
+                    self._cond.wait(PAUSE_POLL_S)
+            finally:
+                self.resting = False
+
+    def settle(self, timeout: float = SETTLE_S) -> bool:
+        """Wait (at most `timeout` s) until the loop rests here with no step left to take, it runs on
+        unpaused, or it ended: then its latest report is where it is."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._paused or self._ended
+                                       or (self.resting and not self._steps), timeout)
 
 
 class Background:
@@ -262,6 +345,11 @@ class Job(Background):
 
     def _report(self, progress: train.Progress) -> bool:
         self.reports.append(progress)
+        return self._going_on()
+
+    def _going_on(self) -> bool:
+        """Whether it trains on: not stopped, its owner still there, within its time limit (a paused
+        training's counts too: it keeps its slot). If not, `stop_reason` says why."""
         if self._stop.is_set():
             self.stop_reason = self.stop_reason or "stopped"
         elif self._abandoned():
@@ -278,7 +366,10 @@ class Job(Background):
 class TrainingJob(Job):
     """A `train.run` as a job: the Train page's runs and Draw's quick training. `result` is the Run.
 
-    `run_kwargs` go on to `train.run` as they are (e.g. what to record as it trains).
+    `run_kwargs` go on to `train.run` as they are (e.g. what to record as it trains). On the local
+    engine it can be paused, stepped a batch at a time and resumed (`pausable`); paused, it keeps
+    its slot and its time limit keeps counting, so a forgotten pause ends at the limit (or when its
+    owner leaves, or at Stop), never holding the queue or a server's shutdown for good.
     """
 
     name = "mnistlab-training"
@@ -291,17 +382,52 @@ class TrainingJob(Job):
         self.splits, self.device = (train_split, test_split), network.resolve_device(device)
         self.run_kwargs = run_kwargs
         self.live_model = None
+        self._gate = Pause(self._going_on)
 
     @property
     def arch(self) -> network.Architecture:
         return self.network.arch
 
+    @property
+    def pausable(self) -> bool:
+        """Whether Pause and Step work: on the local engine (a Ray task trains on another machine)."""
+        return (self._engine or default_engine()).pausable
+
+    @property
+    def paused(self) -> bool:
+        return self._gate.paused
+
+    def pause(self) -> None:
+        """Hold the loop after its current batch, and wait (briefly) until it rests there, reported.
+        Paused before it starts, it rests after its first batch."""
+        if self.pausable:
+            self._gate.pause()
+            if not self.waiting:
+                self._gate.settle()
+
+    def step(self) -> None:
+        """While paused: train exactly one more batch, and wait (briefly) for its report."""
+        self._gate.step()
+        self._gate.settle()
+
+    def resume(self) -> None:
+        self._gate.resume()
+
+    def stop(self) -> None:
+        super().stop()
+        self._gate.wake()  # a paused loop stops now, not at its next look
+
     def _run(self, engine) -> train.Run:
         kwargs = dict(self.run_kwargs)
         if engine.name == "local":  # in this process: the page can draw the network as it learns
             kwargs["on_model"] = self._keep_model
-        return engine.train(self.network, self.config, *self.splits, self.device, self._report, self._stop,
-                            **kwargs)
+        if engine.pausable:
+            kwargs["pause"] = self._gate
+        try:
+            return engine.train(self.network, self.config, *self.splits, self.device, self._report,
+                                self._stop, **kwargs)
+        finally:
+            self._gate.end()
 
     def _keep_model(self, model) -> None:
         self.live_model = model

@@ -100,6 +100,9 @@ class RayEngine:
     """Trainings as Ray tasks: on the cluster at `address`, or on a Ray instance started here."""
 
     name = "ray"
+    # Its jobs cannot be paused: Pause and Step would need the task to ask the driver before every
+    # batch, a round trip to an actor each, where its stop flag is asked only every STOP_POLL_S.
+    pausable = False
 
     def __init__(self, address: str | None = None):
         self.started_here = False

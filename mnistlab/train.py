@@ -510,7 +510,7 @@ class _Validation:
 
 
 def train(trainee, config: TrainConfig, split: Split, device="cpu",
-          callback=None, stop=None, recorder=None, validation: Split | None = None) -> History:
+          callback=None, stop=None, recorder=None, validation: Split | None = None, pause=None) -> History:
     """Train `trainee` (an nn.Sequential, or any `Trainee`: a stack) in place on `split`, the images
     it learns from as they are (`splits.training_splits` makes them from a data set's training
     images), and return its curves.
@@ -521,6 +521,9 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
     goes, without changing what is trained. With a `validation` split, validation is checked
     `config.evaluations` times per epoch (in eval mode), and with `config.early_stop` training
     ends after that many epochs without a lower validation loss, keeping the best epoch's weights.
+    A `pause` (`jobs.Pause`) holds the loop between batches while it is paused; each batch trained
+    while paused is reported, so a stepped batch shows at once. Where it waits never changes what
+    it trains.
     """
     if isinstance(trainee, nn.Module):
         trainee = Single(trainee)
@@ -543,7 +546,8 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
     # Each step's loss and right answers stay on the device until a report, so a GPU is not
     # synchronised every step (and a CPU runs 2 small ops a step for them, not 5).
     losses, rights, sizes, checks = [], [], [], []
-    epoch_loss = torch.zeros(trainee.k, device=device)
+    # summed once at the epoch's end, so where reports fall (a paused run's too) cannot change it
+    epoch_losses = []
     _check_batch_norm(trainee, len(split), config.batch_size)
     trainee.train()
     trainee.seed_dropout(config.batch_seed)  # dropout's masks: reproducible, private to this run
@@ -583,17 +587,18 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
                             best_loss, best_state, history.kept_epoch = check.loss, trainee.state(), epoch
                         patience_out = epoch - history.kept_epoch >= config.early_stop
             stopping = stop is not None and stop.is_set()
-            if step % REPORT_EVERY == 0 or end or stopping:
+            held = pause is not None and pause.paused and step < total  # waits after this batch
+            if step % REPORT_EVERY == 0 or end or stopping or held:
                 step_losses, step_rights = torch.stack(losses), torch.stack(rights)  # (n,) or (n, K)
-                epoch_loss += step_losses.reshape(len(losses), -1).sum(0)
+                epoch_losses.append(step_losses.reshape(len(losses), -1))
                 per_step = step_losses.reshape(len(losses), -1).mean(1).tolist()
                 right_steps = (step_rights.reshape(len(rights), -1).sum(1) / trainee.k).tolist()
                 history.loss += per_step
                 history.accuracy += [r / n for r, n in zip(right_steps, sizes)]
                 if end:
                     history.epoch_ends.append(step)
-                    history.epoch_loss.append((epoch_loss / len(loader)).tolist())
-                    epoch_loss.zero_()
+                    history.epoch_loss.append((torch.cat(epoch_losses).sum(0) / len(loader)).tolist())
+                    epoch_losses = []
                 seen, right = seen + sum(sizes), right + sum(right_steps)
                 rows = tuple(recorder.flush()) if recorder is not None else ()
                 if callback is not None:
@@ -611,6 +616,9 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
                 # Torch releases the GIL inside each op; this also hands it over between reports, so
                 # other visitors' pages stay responsive. (Every step would cost ~20% of the speed.)
                 time.sleep(0)
+            if held and not pause.wait(stop):  # stopped while paused; all it trained is reported
+                history.stopped_early = True
+                break
         if history.stopped_early or history.patience_ran_out:
             break
     if config.early_stop:
@@ -793,14 +801,15 @@ class Run:
 
 def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split, device="cpu",
         callback=None, stop=None, recorder: Recorder | None = None, record_dynamics: bool = False,
-        on_model=None) -> Run:
+        on_model=None, pause=None) -> Run:
     """Build the network, train it on the training images `config` picks from `train_split` (the data
     set's training images: `splits.training_splits`), checking validation as it goes, then score it on
     the training, validation and test splits, and keep it all as a `Run`.
 
     With `record_dynamics` (or a `recorder` of one's own), the Run keeps each layer's learning
     dynamics, probed on the validation split's first images. `on_model(model)` is called with the
-    network about to be trained, so a page can draw it as it learns.
+    network about to be trained, so a page can draw it as it learns; `pause` holds it between batches
+    (see `train`).
     """
     check_split(config, train_split)
     check_split(config, test_split)
@@ -813,7 +822,8 @@ def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split
     if recorder is None and record_dynamics:
         recorder = Recorder(validation)
     start = time.perf_counter()
-    history = train(model, config, learn, device, callback, stop, recorder, validation=validation)
+    history = train(model, config, learn, device, callback, stop, recorder, validation=validation,
+                    pause=pause)
     seconds = time.perf_counter() - start
     scored = {role: evaluate_all(model, s, config.normalization)[0] for role, s in
               (("train", learn), ("validation", validation))}

@@ -181,10 +181,24 @@ if job is not None:
         elif p is None:
             st.progress(0.0, text="Starting…")
         else:
-            st.progress(p.fraction, text=f"Epoch {p.epoch} of {p.epochs} · step {p.step:,} of "
-                                         f"{p.total_steps:,} · loss {p.loss:.3f} · accuracy this epoch "
+            steps, epochs = f"step {p.step:,} of {p.total_steps:,}", f"epoch {p.epoch} of {p.epochs}"
+            where = f"Paused at {steps} · {epochs}" if job.paused else f"{epochs.capitalize()} · {steps}"
+            st.progress(p.fraction, text=f"{where} · loss {p.loss:.3f} · accuracy this epoch "
                                          f"{p.accuracy:.1%}")
-        st.button("Stop", key="tr_stop", icon=":material/stop:", on_click=job.stop, disabled=job.stopping)
+        held = job.paused and not job.stopping
+        why = None if job.pausable else ("Pause and Step work where this server trains itself; trainings "
+                                         "sent to a Ray cluster can only be stopped.")
+        with st.container(horizontal=True, gap="small"):
+            st.button("Stop", key="tr_stop", icon=":material/stop:", on_click=job.stop, disabled=job.stopping)
+            st.button("Pause", key="tr_pause", icon=":material/pause:", on_click=job.pause,
+                      disabled=not job.pausable or job.waiting or job.paused or job.stopping,
+                      help=why or f"Hold training after this batch. A paused run keeps its place on the "
+                                  f"server, and its {job.time_limit / 60:g}-minute limit keeps counting.")
+            st.button("Step one batch", key="tr_step", icon=":material/skip_next:", on_click=job.step,
+                      disabled=not held, help=why or "Train one more batch and show it on every chart, "
+                                                     "then pause again.")
+            st.button("Resume", key="tr_resume", icon=":material/play_arrow:", on_click=job.resume,
+                      disabled=not held, help=why or "Train on: to the same weights as a run never paused.")
         curves = {f"Training: {job.arch.label()}, {job.config.label()}": train.progress_curve(job.reports)}
         for label, run in labelled_runs().items():
             if label in ss.get("tr_compare", []) and run.history.steps:
