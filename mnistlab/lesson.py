@@ -532,7 +532,7 @@ print((top_class == labels).shape)"""
 
 def _accuracy(v: LessonValues) -> str:
     return """accuracy = torch.mean(equals.float())  # True is 1, False is 0: the share correct
-print(f"Accuracy: {accuracy.item():.1%}")  # untrained: about one in ten"""
+print(f"Accuracy on the validation batch: {accuracy.item():.1%}")  # untrained: about one in ten"""
 
 
 def _train_longer(v: LessonValues) -> str:

@@ -100,7 +100,7 @@ class SavedModel:
 
     def label(self) -> str:
         acc = self.metrics.get("test_accuracy")
-        return f"{self.name or 'model'}: {self.arch.label()}" + (f", {acc:.1%} test accuracy" if acc else "")
+        return f"{self.name or 'model'}: {self.arch.label()}" + (f", test accuracy {acc:.1%}" if acc else "")
 
 
 def expected_shapes(arch: network.Architecture) -> dict[str, tuple[int, ...]]:

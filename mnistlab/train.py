@@ -783,12 +783,12 @@ class Run:
         return self.evaluation.accuracy
 
     def label(self) -> str:
-        """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: 97.6%"."""
+        """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: test accuracy 97.6%"."""
         if self.name:
-            return f"{self.name} ({self.arch.label()}, loaded): {self.accuracy:.1%}"
+            return f"{self.name} ({self.arch.label()}, loaded): test accuracy {self.accuracy:.1%}"
         stopped = f" (stopped at {self.history.steps / self.history.steps_per_epoch:.1f} epochs)" \
             if self.history.stopped_early else ""
-        return f"{self.arch.label()}, {self.config.label()}{stopped}: {self.accuracy:.1%}"
+        return f"{self.arch.label()}, {self.config.label()}{stopped}: test accuracy {self.accuracy:.1%}"
 
 
 def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split, device="cpu",
