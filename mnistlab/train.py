@@ -710,7 +710,7 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @dataclass
-class Run:
+class Run(network.HasNetwork):
     """One training in a session: which network, how it was trained, its curves, its results on the
     three splits and its weights. `evaluation` is the test set's, for the final report only: choose
     between runs on `validation`."""
@@ -746,19 +746,6 @@ class Run:
         if self.history.kept_epoch is not None:
             out["kept_epoch"] = self.history.kept_epoch
         return out
-
-    @property
-    def arch(self) -> network.Architecture:
-        return self.network.arch
-
-    @property
-    def init(self) -> network.Init:
-        return self.network.init
-
-    @property
-    def seed(self) -> int:
-        """The initial weights' seed (the batches' is config.batch_seed)."""
-        return self.network.seed
 
     @property
     def dataset(self) -> Dataset:
