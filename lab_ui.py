@@ -189,7 +189,8 @@ def sidebar(place=None) -> None:
 
 
 def run_label(number: int, run) -> str:
-    """How every page names a session's training run: "Run 3: 784-128-64-10 relu, adam ...: 97.1%"."""
+    """How every page names a session's training run: "Run 3: 784-128-64-10 relu, adam ...: test accuracy
+    97.1%"."""
     return f"Run {number}: {run.label()}"
 
 

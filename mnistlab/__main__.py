@@ -242,8 +242,8 @@ def cmd_eval(args) -> None:
     trained = f", trained with {saved.config.label()}" if saved.config else ""
     print(f"{saved.name}: {saved.arch.label()}{trained}")
     print(f"test loss: {e.loss:.4f}")
-    print(f"test accuracy: {e.accuracy:.2%}")
-    print("per-class accuracy:")
+    print(f"test accuracy: {e.accuracy:.2%} (held out, not used to choose)")
+    print("per-class test accuracy:")
     for name, acc in zip(saved.dataset.classes, e.per_class_accuracy):
         print(f"  {name}: {acc:.2%}")
     m = saved.metrics

@@ -25,6 +25,7 @@ from mnistlab.share import STD_SCALE
 
 BATCH = 64  # the lesson's batch size: the image index runs over one batch
 SEED = 7  # the lesson's torch.manual_seed: its batches, hence images[0], on every page that shows them
+PIXEL_WINDOW = 8  # step 3's numbers: 8 of "-0.6" fit a projector's figure column at body size (1280 wide)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ class Step:
     code: Callable[[LessonValues], str]
     note: str | None = None  # where the lesson's 2018 code changed, and why
     edits: tuple[str, ...] = ()  # the LessonValues fields edited at this step
-    picture: Callable[[dict], object] | None = None  # a figure of the step's results, beside its printout
+    # A figure of the step's results, beside its printout, from the namespace after the step and its values
+    picture: Callable[[dict, LessonValues], object] | None = None
 
     def source(self, values: LessonValues = DEFAULT) -> str:
         return self.code(values)
@@ -341,7 +343,13 @@ print(model.fc1.bias.data.fill_(0))
 print(model.fc1.weight.data.normal_(std={v.std!r}))"""
 
 
-def _fc1_picture(namespace: dict, shown: int = 32):
+def _pixel_picture(namespace: dict, v: LessonValues):
+    """Step 3's image as numbers: the window across its stroke that a projector can show at body size."""
+    return plots.pixel_values(namespace["images"][v.index], decimals=1, window=PIXEL_WINDOW, beside=False,
+                              height=640, name=f"images[{v.index}],")
+
+
+def _fc1_picture(namespace: dict, v: LessonValues, shown: int = 32):
     """Step 12's fc1 weights as what they are to the network: one 28×28 image per hidden unit."""
     weight = namespace["model"].fc1.weight
     return plots.weight_images(weight, max_units=shown, columns=4, shared_scale=True,
@@ -402,7 +410,7 @@ STEPS: tuple[Step, ...] = (
               "use Python's `next(dataiter)`."),
     Step(3, "One image", "A digit of the batch as the network receives it: white ink on black.", _image,
          note="The lesson draws it with matplotlib's `plt.imshow(..., cmap='Greys_r')`; Plotly's "
-              "`px.imshow` draws the same pixels.", edits=("index",)),
+              "`px.imshow` draws the same pixels.", edits=("index",), picture=_pixel_picture),
     Step(4, "Flatten the images", "A fully-connected network takes each image as one row of 784 numbers: "
          "the batch becomes (64, 784).", _flatten,
          note="The lesson's `images.resize_(64, 1, 784)` reshapes the batch in place, so every later use "
@@ -524,7 +532,7 @@ print((top_class == labels).shape)"""
 
 def _accuracy(v: LessonValues) -> str:
     return """accuracy = torch.mean(equals.float())  # True is 1, False is 0: the share correct
-print(f"Accuracy: {accuracy.item():.1%}")  # untrained: about one in ten"""
+print(f"Accuracy on the validation batch: {accuracy.item():.1%}")  # untrained: about one in ten"""
 
 
 def _train_longer(v: LessonValues) -> str:
@@ -853,7 +861,7 @@ def run(values: LessonValues = DEFAULT, upto: int | None = None, part: int = 1) 
         for s in PARTS[part - 1].steps[:upto]:
             outputs.append(_run_cell(s.source(values), namespace))
             if s.picture is not None:
-                outputs[-1].picture = s.picture(namespace)
+                outputs[-1].picture = s.picture(namespace, values)
     namespace.pop("print", None)
     outputs[-1].namespace = namespace
     return outputs

@@ -50,7 +50,7 @@ _ACCEPTED = ("MNIST Lab loads only the .safetensors model files it saves (from t
 
 
 @dataclass
-class SavedModel:
+class SavedModel(network.HasNetwork):
     """A trained network as stored: what it is, how it was trained, how well it did, its weights."""
 
     network: Network
@@ -64,18 +64,6 @@ class SavedModel:
     @classmethod
     def from_run(cls, run: Run, name: str = "") -> SavedModel:
         return cls(run.network, run.state, run.config, run.metrics(), name)
-
-    @property
-    def arch(self) -> network.Architecture:
-        return self.network.arch
-
-    @property
-    def init(self) -> network.Init:
-        return self.network.init
-
-    @property
-    def seed(self) -> int:
-        return self.network.seed
 
     def model(self, device="cpu") -> nn.Sequential:
         """The network, rebuilt from the architecture and loaded with the stored weights."""
@@ -100,7 +88,7 @@ class SavedModel:
 
     def label(self) -> str:
         acc = self.metrics.get("test_accuracy")
-        return f"{self.name or 'model'}: {self.arch.label()}" + (f", {acc:.1%} test accuracy" if acc else "")
+        return f"{self.name or 'model'}: {self.arch.label()}" + (f", test accuracy {acc:.1%}" if acc else "")
 
 
 def expected_shapes(arch: network.Architecture) -> dict[str, tuple[int, ...]]:

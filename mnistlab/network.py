@@ -274,6 +274,26 @@ class Network:
         return cls(arch, init, d.get("seed", 0))
 
 
+class HasNetwork:
+    """For what holds a `network` (a Run, a sweep's Trial, a SavedModel): its architecture, init and
+    weights' seed read as its own, written once here."""
+
+    network: Network
+
+    @property
+    def arch(self) -> Architecture:
+        return self.network.arch
+
+    @property
+    def init(self) -> Init:
+        return self.network.init
+
+    @property
+    def seed(self) -> int:
+        """The initial weights' seed (a training's batches have their own: config.batch_seed)."""
+        return self.network.seed
+
+
 def build(arch: Architecture, init: Init = Init(), seed: int = 0, device="cpu") -> nn.Sequential:
     """The lesson's named `nn.Sequential`, weights drawn as the generated code draws them.
 

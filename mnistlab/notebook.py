@@ -115,7 +115,7 @@ with torch.no_grad():
     for images, labels in testloader:
         ps = model(images.view(images.shape[0], -1))
         correct += (ps.argmax(dim=1) == labels).sum().item()
-print(f"Test accuracy: {{correct / len(testset):.2%}}")"""
+print(f"Test accuracy (held out, not used to choose): {{correct / len(testset):.2%}}")"""
 
 
 def trained(net: Network, config: train.TrainConfig, accuracy: float | None = None) -> nbformat.NotebookNode:
@@ -124,7 +124,8 @@ def trained(net: Network, config: train.TrainConfig, accuracy: float | None = No
     measured = "" if accuracy is None else f" MNIST Lab measured **{accuracy:.2%}**."
     return _notebook([
         v4.new_markdown_cell(f"# MNIST Lab: training {net.arch.label()}\n\n{config.label()}. Run every cell: "
-                             f"the last prints the test accuracy.{measured}"),
+                             f"the last prints the accuracy on the test images (held out, not used to "
+                             f"choose).{measured}"),
         v4.new_code_cell(f"import torch\n\n{ONE_THREAD}"),
         *_network_cells(net, "sequential"),
         v4.new_markdown_cell("## Training, as the Train page shows it"),

@@ -209,18 +209,53 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
                                                     max(220, (78 if not words else 100) * rows + 70)))
 
 
-def pixel_values(image, decimals: int = 0, title: str | None = None, height: int = 720) -> go.Figure:
-    """One digit enlarged, every pixel's value written in its cell."""
+def pixel_window(image, size: int = 14) -> tuple[int, int]:
+    """The (row, column) of the top-left pixel of the `size`×`size` window whose values vary most:
+    ink and background both, across the stroke's edge. Of equal ones, the nearest the centre."""
     img = _as_image(image)
+    if not 1 <= size <= 28:
+        raise ValueError(f"A window of an MNIST image is 1 to 28 pixels wide; got {size}.")
+    spread = np.lib.stride_tricks.sliding_window_view(img, (size, size)).var(axis=(2, 3))
+    r, c = np.indices(spread.shape)
+    from_centre = (r + size / 2 - 14) ** 2 + (c + size / 2 - 14) ** 2
+    best = np.lexsort((from_centre.ravel(), -np.round(spread, 9).ravel()))[0]
+    return divmod(int(best), spread.shape[1])
+
+
+def pixel_values(image, decimals: int = 0, title: str | None = None, height: int = 520,
+                 window: int = 14, beside: bool = True, name: str = "all") -> go.Figure:
+    """One digit small, its window of `window`×`window` pixels across the stroke (`pixel_window`) outlined,
+    and beside it (or, not `beside`, below it: a narrow column) that window enlarged with each pixel's
+    value written in its cell at the body text's size: 784 numbers that size do not fit a screen.
+    Hovering over the whole image gives any pixel. `name` names the whole image in its title."""
+    img = _as_image(image)
+    r0, c0 = pixel_window(img, window)
+    rows, cols = list(range(r0, r0 + window)), list(range(c0, c0 + window))
     lo, hi = float(np.min(img)), float(np.max(img))
-    fig = go.Figure(go.Heatmap(
-        z=img, colorscale=GRAY, zmin=min(lo, 0.0), zmax=max(hi, lo + 1e-9),
-        texttemplate=f"%{{z:.{decimals}f}}", textfont=dict(size=9), showscale=True,
-        colorbar=dict(thickness=14), hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:.{max(decimals, 2)}f}}"
-                                                   "<extra></extra>"))
-    _image_axes(fig)
-    fig.update_xaxes(showticklabels=True, dtick=4, tickfont=dict(size=11))
-    fig.update_yaxes(showticklabels=True, dtick=4, tickfont=dict(size=11))
+    scale = dict(colorscale=GRAY, zmin=min(lo, 0.0), zmax=max(hi, lo + 1e-9), showscale=False,
+                 hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:.{max(decimals, 2)}f}}<extra></extra>")
+    titles = (f"{name} 28 × 28", f"rows {r0}–{rows[-1]}, cols {c0}–{cols[-1]}")
+    if beside:
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.08,
+                            subplot_titles=titles)
+        where = [dict(row=1, col=1), dict(row=1, col=2)]
+    else:
+        fig = make_subplots(rows=2, cols=1, row_heights=[0.22, 0.78], vertical_spacing=0.08,
+                            subplot_titles=titles)
+        where = [dict(row=1, col=1), dict(row=2, col=1)]
+    fig.add_trace(go.Heatmap(z=img, **scale), **where[0])
+    fig.add_shape(type="rect", x0=c0 - 0.5, x1=cols[-1] + 0.5, y0=r0 - 0.5, y1=rows[-1] + 0.5,
+                  line=dict(color=PREDICTED, width=3), **where[0])
+    fig.add_trace(go.Heatmap(z=img[r0:r0 + window, c0:c0 + window], x=cols, y=rows,
+                             # "-1", not "-1.0": the background's many numbers crowd a cell less
+                             texttemplate=f"%{{z:.{decimals}~f}}", textfont=dict(size=FONT_SIZE), **scale),
+                  **where[1])
+    for at, x in zip(where, ("x", "x2")):
+        _image_axes(fig, **at)
+        fig.update_yaxes(scaleanchor=x, **at)
+    step = 1 if window <= 10 else 2
+    fig.update_xaxes(showticklabels=True, dtick=step, **where[1])
+    fig.update_yaxes(showticklabels=True, dtick=step, **where[1])
     return _layout(fig, title, height)
 
 

@@ -82,23 +82,11 @@ def key_form(config: train.TrainConfig) -> dict:
 
 
 @dataclass(frozen=True)
-class Trial:
+class Trial(network.HasNetwork):
     """One network trained once: which network (architecture, init, weight seed), and how."""
 
     network: Network
     config: train.TrainConfig
-
-    @property
-    def arch(self) -> network.Architecture:
-        return self.network.arch
-
-    @property
-    def init(self) -> network.Init:
-        return self.network.init
-
-    @property
-    def seed(self) -> int:
-        return self.network.seed
 
     @property
     def key(self) -> str:

@@ -718,7 +718,7 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @dataclass
-class Run:
+class Run(network.HasNetwork):
     """One training in a session: which network, how it was trained, its curves, its results on the
     three splits and its weights. `evaluation` is the test set's, for the final report only: choose
     between runs on `validation`."""
@@ -756,19 +756,6 @@ class Run:
         return out
 
     @property
-    def arch(self) -> network.Architecture:
-        return self.network.arch
-
-    @property
-    def init(self) -> network.Init:
-        return self.network.init
-
-    @property
-    def seed(self) -> int:
-        """The initial weights' seed (the batches' is config.batch_seed)."""
-        return self.network.seed
-
-    @property
     def dataset(self) -> Dataset:
         return self.config.data
 
@@ -791,12 +778,12 @@ class Run:
         return self.evaluation.accuracy
 
     def label(self) -> str:
-        """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: 97.6%"."""
+        """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: test accuracy 97.6%"."""
         if self.name:
-            return f"{self.name} ({self.arch.label()}, loaded): {self.accuracy:.1%}"
+            return f"{self.name} ({self.arch.label()}, loaded): test accuracy {self.accuracy:.1%}"
         stopped = f" (stopped at {self.history.steps / self.history.steps_per_epoch:.1f} epochs)" \
             if self.history.stopped_early else ""
-        return f"{self.arch.label()}, {self.config.label()}{stopped}: {self.accuracy:.1%}"
+        return f"{self.arch.label()}, {self.config.label()}{stopped}: test accuracy {self.accuracy:.1%}"
 
 
 def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split, device="cpu",

@@ -108,8 +108,8 @@ lab_ui.plot(grid_figure(batch, f"The batch's {ds.things} with their labels{first
 
 @st.fragment
 def one_image() -> None:
-    """One image's 784 values. A fragment: picking another image or view redraws only this part, and
-    only one 784-number figure is drawn at a time (each takes the browser about a quarter second)."""
+    """One image's 784 values: a window of them written out, every one on hover. A fragment: picking
+    another image or view redraws only this part, and only one pixel-value figure is drawn at a time."""
     st.subheader("One image, pixel by pixel")
     index = st.slider("Image in the batch", 0, n - 1, 0, key="ds_index") if n > 1 else 0
     view = st.segmented_control(

@@ -77,8 +77,8 @@ def quick_train() -> None:
     bar = st.progress(0.0, text=f"Training 784-128-64-10 relu on {lab_ui.dataset().title} for one epoch…")
 
     def report(p: train.Progress):
-        bar.progress(p.fraction, text=f"Training: step {p.step} of {p.total_steps}, loss {p.loss:.3f}, "
-                                      f"accuracy so far {p.accuracy:.1%}")
+        bar.progress(p.fraction, text=f"Training: step {p.step} of {p.total_steps}, training loss "
+                                      f"{p.loss:.3f}, training accuracy so far {p.accuracy:.1%}")
 
     # A job in the server's queue like every training, so it takes its turn with the others.
     job = jobs.TrainingJob(network.Network(), QUICK.replace(dataset=lab_ui.dataset().name),

@@ -232,7 +232,12 @@ def edit_values() -> None:
 output = lesson.Output()
 with lab_ui.show_errors():
     output = lesson_outputs(part.values(values), part.number)[number - 1]
-main = output.figure if output.figure is not None else output.picture
+# A slide has room for one figure: the picture of the step's results where there is one (step 3's shows
+# the image too, small, beside its numbers), the page for both.
+drawn = [(f, f is output.figure) for f in (output.figure, output.picture) if f is not None]
+if present:
+    drawn = drawn[-1:]
+main = drawn[0][0] if drawn else None
 note = f"**Changed since the 2018 lesson.** {step.note}" if step.note else None
 
 if present and main is not None:  # a slide: the step at the left, its figure at the right, both on screen
@@ -251,7 +256,8 @@ with left:
         code(output.text, "text", "printed")
 if main is not None:
     with right:
-        figure(main, drawn_by_the_lesson=output.figure is not None)
+        for fig, drawn_by_the_lesson in drawn:
+            figure(fig, drawn_by_the_lesson)
 if note and present:
     st.info(note, icon=":material/update:")
 

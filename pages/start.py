@@ -14,8 +14,8 @@ PATH = [  # (page, label, icon, what it is for): the order to take them in
      "Put your own network together (hidden layers, activations, init, seed) and see its weights and "
      "its guess for a digit before any training."),
     ("pages/train.py", "Train", ":material/model_training:",
-     "Train the network from Build on the 60,000 training digits, watch loss and accuracy as it learns, "
-     "then see which digits it gets wrong."),
+     "Train the network from Build on the training digits, watch its loss and accuracy on them and on "
+     "the validation digits held back from them as it learns, then see which test digits it gets wrong."),
     ("pages/explore.py", "Explore", ":material/travel_explore:",
      "Train many networks on equal terms and see which shapes win, by how much, at what cost."),
     ("pages/draw.py", "Draw", ":material/draw:",

@@ -40,8 +40,8 @@ def test_train_saves_a_model_that_eval_reports_on(tmp_path):
     assert lines[0].startswith("smoke: 784-64-10 tanh, trained with adam lr 0.001")
     assert lines[0].endswith("inputs [0, 1], first 1,000 images, 1,000 validate")
     assert lines[1].startswith("test loss: ") and lines[2].startswith("test accuracy: ")
-    assert lines[3] == "per-class accuracy:" and [line.split(":")[0].strip() for line in lines[4:14]] == \
-        [str(d) for d in range(10)]
+    assert lines[2].endswith("(held out, not used to choose)") and lines[3] == "per-class test accuracy:"
+    assert [line.split(":")[0].strip() for line in lines[4:14]] == [str(d) for d in range(10)]
     assert lines[14].startswith("when trained: validation accuracy ") and \
         lines[14].endswith(", lowest validation loss at epoch 1")  # what the file says of its training
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import codegen, data, lesson, network, tensors
+from mnistlab import codegen, data, lesson, network, plots, tensors
 from mnistlab.errors import ConfigError
 from mnistlab.lesson import LessonValues
 
@@ -48,6 +48,21 @@ def test_step_3_shows_the_chosen_image_and_prints_its_label(other_outputs):
     z = np.asarray(other_outputs[2].figure.data[0].z, dtype=np.float32)
     assert np.array_equal(z, ns["images"][OTHER.index, 0].numpy())
     assert other_outputs[2].text == f"tensor({int(ns['labels'][OTHER.index])})"
+
+
+def test_step_3_writes_the_numbers_the_network_reads_large_enough_for_a_projector(other_outputs):
+    image = namespace(OTHER, 3)["images"][OTHER.index, 0].numpy()
+    picture = other_outputs[2].picture
+    whole, window = picture.data
+    assert np.array_equal(np.asarray(whole.z, dtype=np.float32), image)
+    r0, c0 = plots.pixel_window(image, lesson.PIXEL_WINDOW)
+    shown = np.asarray(window.z, dtype=np.float32)
+    assert shown.shape == (lesson.PIXEL_WINDOW,) * 2
+    assert np.array_equal(shown, image[r0:r0 + lesson.PIXEL_WINDOW, c0:c0 + lesson.PIXEL_WINDOW])
+    assert shown.min() == -1 and shown.max() > 0.9  # across the stroke: background and ink
+    assert f"rows {r0}–{r0 + lesson.PIXEL_WINDOW - 1}" in picture.layout.annotations[1].text
+    assert window.textfont.size >= plots.FONT_SIZE
+    assert plots.enlarged(picture, 26).data[1].textfont.size == 26  # presenter mode: the body text's size
 
 
 def test_step_4_flattens_to_64_by_784_and_leaves_the_batch_alone(lesson_outputs):
@@ -137,7 +152,7 @@ def test_step_12_pictures_the_weights_it_printed_one_28_by_28_image_per_unit(oth
     assert np.array_equal(z[:28, :28], weight[0].reshape(28, 28))  # the first unit, top left
     assert np.array_equal(z[:28, 31:59], weight[1].reshape(28, 28))  # the next one beside it
     assert "32 of 200 units" in picture.layout.title.text
-    assert [o.picture is not None for o in other_outputs].count(True) == 1  # only step 12's
+    assert [n for n, o in enumerate(other_outputs, 1) if o.picture is not None] == [3, 12]
 
 
 def test_step_13_the_forward_pass_of_the_chosen_image(other_outputs):

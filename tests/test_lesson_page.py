@@ -39,7 +39,7 @@ def test_every_step_renders_its_code_then_what_it_printed(number):
     output = lesson.run(upto=number)[-1]
     if output.text:
         assert texts(at)[1] == output.text
-    assert len(at.get("plotly_chart")) == (output.figure is not None or output.picture is not None)
+    assert len(at.get("plotly_chart")) == (output.figure is not None) + (output.picture is not None)
     assert at.query_params["step"] == [str(number)] or at.query_params["step"] == str(number)
 
 

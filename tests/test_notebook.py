@@ -108,7 +108,7 @@ def test_the_train_notebook_trains_the_apps_weights_to_the_apps_test_accuracy(tm
                  "torch.save(model.state_dict(), 'trained.pt')")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert train.training_code(config).split("trainset =")[0] in code[3].source  # as the Train page shows it
-    assert text_of(code[-2]) == f"Test accuracy: {run.accuracy:.2%}"
+    assert text_of(code[-2]) == f"Test accuracy (held out, not used to choose): {run.accuracy:.2%}"
     trained = torch.load(tmp_path / "trained.pt")
     assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"
     assert f"**{run.accuracy:.2%}**" in nb.cells[0].source
@@ -138,7 +138,8 @@ def test_the_train_notebook_trains_the_apps_weights_with_dropout_and_batch_norm(
                  "torch.save(model.state_dict(), 'trained.pt')")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "torch.manual_seed(2)  # the dropout masks" in code[3].source
-    assert text_of(code[-2]) == f"Test accuracy: {run.accuracy:.2%}"  # evaluated in eval mode, as the app
+    # evaluated in eval mode, as the app
+    assert text_of(code[-2]) == f"Test accuracy (held out, not used to choose): {run.accuracy:.2%}"
     trained = torch.load(tmp_path / "trained.pt")
     assert trained.keys() == run.state.keys() and "bn2.running_var" in trained
     assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"

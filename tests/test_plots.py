@@ -88,13 +88,33 @@ def test_a_batch_grid_is_small_enough_for_a_classroom(test_split):
     assert len(fig.to_json()) < 60_000
 
 
-def test_pixel_values_writes_each_pixel_value(test_split):
+def test_pixel_values_writes_the_window_across_the_stroke_at_body_size(test_split):
+    image = test_split.images[0].numpy().reshape(28, 28)
     raw = plots.pixel_values(test_split.images[0])
-    assert raw.data[0].texttemplate == "%{z:.0f}"
-    assert np.asarray(raw.data[0].z).max() == 255
-    normalized = plots.pixel_values(test_split.normalized(0), decimals=1)
+    whole, window = raw.data
+    assert np.array_equal(np.asarray(whole.z), image) and whole.texttemplate is None  # small, no numbers
+    r0, c0 = plots.pixel_window(image, 14)
+    assert np.array_equal(np.asarray(window.z), image[r0:r0 + 14, c0:c0 + 14])  # the tensor's own values
+    assert list(window.y) == list(range(r0, r0 + 14)) and list(window.x) == list(range(c0, c0 + 14))
+    assert window.texttemplate == "%{z:.0~f}" and window.textfont.size >= plots.FONT_SIZE == 16
+    assert raw.layout.annotations[1].text == f"rows {r0}–{r0 + 13}, cols {c0}–{c0 + 13}"
+    box = raw.layout.shapes[0]  # the window, outlined on the whole image
+    assert (box.x0, box.y0, box.x1, box.y1) == (c0 - 0.5, r0 - 0.5, c0 + 13.5, r0 + 13.5)
+    # Across the stroke: ink and background both, so the numbers show what a digit is made of.
+    assert np.asarray(window.z).min() == 0 and np.asarray(window.z).max() >= 250
+    normalized = plots.pixel_values(test_split.normalized(0), decimals=1, window=8, beside=False)
     z = np.asarray(normalized.data[0].z)
-    assert z.min() == -1 and z.max() == 1
+    assert z.min() == -1 and z.max() == 1 and np.asarray(normalized.data[1].z).shape == (8, 8)
+
+
+def test_the_window_varies_most_and_is_the_nearest_the_centre_of_equals():
+    image = np.zeros((28, 28))
+    assert plots.pixel_window(image, 8) == (10, 10)  # all alike: the centre
+    image[3:6, 20:23] = 1  # the only ink: a window holding it and background
+    r0, c0 = plots.pixel_window(image, 4)
+    assert image[r0:r0 + 4, c0:c0 + 4].sum() > 0 and image[r0:r0 + 4, c0:c0 + 4].min() == 0
+    with pytest.raises(ValueError, match="1 to 28"):
+        plots.pixel_window(image, 29)
 
 
 def test_class_counts_shows_ten_bars_summing_to_the_split(test_split):

@@ -154,7 +154,7 @@ def test_the_lessons_inputs_against_0_1_inputs_same_network_same_batches():
     assert (lesson.normalization, zero_one.normalization) == ("lesson", "none")
     assert zero_one.config == train.TrainConfig(epochs=1, batch_size=256, normalization="none")
     chosen = at.multiselect(key="tr_compare").value
-    assert chosen[-1].endswith(f"inputs [0, 1]: {zero_one.accuracy:.1%}")
+    assert chosen[-1].endswith(f"inputs [0, 1]: test accuracy {zero_one.accuracy:.1%}")
     assert [t["name"] for t in figure_with(at, "Training curves")["data"]
             if t.get("showlegend") is not False][-2:] == chosen[-2:]
     assert "transforms.Normalize((0, ), (1, ))".replace(" ", "") in at.code[0].value.replace(" ", "")

@@ -121,3 +121,30 @@ def test_step_12_outside_presenter_mode_shows_the_picture_after_the_printout(pag
     printout = page.locator('[data-testid="stCode"]').filter(has_text="Parameter containing:")
     assert chart.bounding_box()["y"] > printout.bounding_box()["y"] + printout.bounding_box()["height"]
     screenshot(page, "lesson-step-12")  # the whole page
+
+
+# Each number written in a heatmap's cell, its size and width, and the width of a cell.
+CELL_NUMBERS = """() => {
+  const chart = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+  const heatmap = chart._fullData.filter(t => t.type === 'heatmap').at(-1);
+  const axis = chart._fullLayout[heatmap.xaxis.replace('x', 'xaxis')];
+  const numbers = [...chart.querySelectorAll('.heatmaplayer text')].filter(t => t.textContent.trim());
+  return {cell: Math.abs(axis.l2p(1) - axis.l2p(0)), shown: heatmap.z.length * heatmap.z[0].length,
+          px: Math.min(...numbers.map(t => parseFloat(getComputedStyle(t).fontSize))),
+          widest: Math.max(...numbers.map(t => t.getBBox().width)), count: numbers.length};
+}"""
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_step_3_pixel_values_are_legible_from_the_back_of_the_room(page, base_url, width, height):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": width, "height": height})
+    open_app(page, base_url, "lesson?step=3&present=1")
+    expect(page.locator('[data-testid="stPlotlyChart"] .heatmaplayer text').first).to_be_visible()
+    page.evaluate("document.fonts.ready.then(() => true)")
+    page.screenshot(path=str(SHOTS / f"step-03-pixels-{width}x{height}.png"))
+    numbers, body = page.evaluate(CELL_NUMBERS), page.evaluate(BODY_PX)
+    assert numbers["count"] == numbers["shown"] == lesson.PIXEL_WINDOW ** 2
+    assert numbers["px"] >= body  # as large as the text beside it
+    assert numbers["widest"] <= numbers["cell"], numbers  # no number runs into its neighbour
+    expect(page.locator('[data-testid="stPlotlyChart"]').first).to_contain_text("cols")
