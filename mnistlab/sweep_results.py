@@ -12,10 +12,11 @@ import json
 import math
 import statistics
 
-# What makes a config (everything but its seed); settings a sweep may vary are None in records
-# written before they could vary. Another axis (e.g. the network's dropout) joins here.
+# What makes a config (everything but its seed); a sweep's stored records are read as this version
+# writes them (`sweep_db`), so settings added since (weight decay, dropout...) have their values.
 CONFIG_FIELDS = ("network", "hidden", "activations", "activation", "depth", "width", "parameters",
-                 "weight_std", "init", "lr", "epochs", "weight_decay", "train_images", "label_noise")
+                 "weight_std", "init", "lr", "epochs", "weight_decay", "train_images", "label_noise",
+                 "dropout", "batch_norm")
 CHOOSE_BY = "validation_accuracy"
 
 
