@@ -25,7 +25,7 @@ def test_a_sweep_shows_its_points_as_they_come_and_one_opens_on_build(page, base
     page.wait_for_function(f"({POINTS})() >= 1", timeout=TIMEOUT_MS)  # the first point, mid-sweep
     expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=3 * TIMEOUT_MS)
     page.wait_for_function(f"({POINTS})() == 3")
-    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(4)
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(5)  # with the capacity picture
     assert_no_exception(page)
     screenshot(page, "explore")
 
