@@ -83,7 +83,7 @@ def accuracy_vs_parameters(rows: list[dict], title: str | None = None, height: i
 def accuracy_vs_time(rows: list[dict], title: str | None = None, height: int = 460) -> go.Figure:
     """Validation accuracy against the training time measured: the wall time of the stack each network
     trained in (networks of one shape train together, so their time is one measurement, not one each)."""
-    return _scatter(rows, "stack_seconds", "seconds its stack took (networks of one shape train together)",
+    return _scatter(rows, "stack_seconds", "seconds its stack took",
                     False, title, height, front=False)
 
 

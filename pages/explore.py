@@ -131,8 +131,7 @@ def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> N
                     key="ex_params" + suffix, on_select=lambda: picked_from_chart("ex_params" + suffix),
                     selection_mode="points")
     with plots[1]:
-        lab_ui.plot(sweep_plots.accuracy_vs_time(rows, title="Validation accuracy against the time its stack "
-                                                             "took"),
+        lab_ui.plot(sweep_plots.accuracy_vs_time(rows, title="Validation accuracy against time"),
                     key="ex_time" + suffix, on_select=lambda: picked_from_chart("ex_time" + suffix),
                     selection_mode="points")
     seeds = f"mean of {settings.seeds} seeds; " if settings.seeds > 1 else ""
@@ -157,7 +156,11 @@ def capacity(rows: list[dict]) -> None:
     st.subheader("Capacity: where training and validation part")
     depths = sorted({r["depth"] for r in rows})
     acts = list(dict.fromkeys(r["activation"] for r in rows))
-    c = st.columns([1, 1, 3])
+    for key, options in (("ex_cap_depth", depths), ("ex_cap_act", acts)):  # another sweep's choice
+        if ss.get(key) not in options:
+            ss.pop(key, None)
+    choose = len(depths) > 1 or len(acts) > 1
+    c = st.columns([1, 1, 3]) if choose else [None, None, st.container()]  # the text full width otherwise
     depth = c[0].selectbox("Hidden layers", depths, key="ex_cap_depth") if len(depths) > 1 else depths[0]
     act = c[1].selectbox("Activation", acts, key="ex_cap_act") if len(acts) > 1 else acts[0]
     sized = len({r.get("train_images") for r in rows}) > 1
@@ -181,15 +184,15 @@ def table(rows: list[dict], settings: sweep.SweepSettings) -> None:
         return None if x is None else x * 100
 
     spread = settings.seeds > 1
+    # the accuracies first, so a narrow screen shows them without scrolling sideways
     table = pd.DataFrame([{
-        "network": r["network"], "init": r["init"], "lr": r["lr"],
-        **{label: show(sweep_results.setting_value(r, name)) for label, name, show in varied},
-        "parameters": r["parameters"], "train": pct(r["train_accuracy"]),
-        "validation (chooses)": pct(r["validation_accuracy"]),
+        "network": r["network"], "validation (chooses)": pct(r["validation_accuracy"]),
         **({"± (seeds)": pct(r.get("validation_std"))} if spread else {}),
-        "test (held out, not used to choose)": pct(r["test_accuracy"]), "best epoch": r["best_epoch"],
-        "stack's seconds": round(r["stack_seconds"], 1), "trained together": r["stacked"],
-        "Pareto": "★" if r["pareto"] else ""} for r in rows])
+        "train": pct(r["train_accuracy"]), "test (held out, not used to choose)": pct(r["test_accuracy"]),
+        "best epoch": r["best_epoch"], "Pareto": "★" if r["pareto"] else "", "parameters": r["parameters"],
+        "init": r["init"], "lr": r["lr"],
+        **{label: show(sweep_results.setting_value(r, name)) for label, name, show in varied},
+        "stack's seconds": round(r["stack_seconds"], 1), "trained together": r["stacked"]} for r in rows])
     percent = st.column_config.NumberColumn(format="%.2f%%")
     st.dataframe(table, hide_index=True, key="ex_table", on_select=picked_from_table,
                  selection_mode="single-row",
@@ -285,7 +288,7 @@ search = c[0].radio("Search", ["grid", "random"], key="ex_search", horizontal=Tr
 c[1].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, key="ex_sample", disabled=search != "random")
 st.caption("Regularization and the data: choose several values of one to compare them (every value "
            "multiplies the trials).")
-c = st.columns(5)
+c = st.columns(3)  # three to a row: at 1280 px five would cut their values short
 c[0].multiselect("Dropout", sorted({*DROPOUTS, *ss["ex_dropouts"]}), key="ex_dropouts",
                  format_func=lambda v: "none" if v == 0 else f"{v:g}",
                  help="The probability of zeroing each hidden unit's output while training, in every hidden "
@@ -296,11 +299,12 @@ c[2].multiselect("Weight decay", sorted({*WEIGHT_DECAYS, *ss["ex_wds"]}), key="e
                  format_func=lambda v: "none" if v == 0 else f"{v:g}",
                  help="Pulls every weight toward 0 at each step (the optimizer's weight_decay).")
 sizes = sorted({*TRAIN_SIZES, *(n for n in ss["ex_sizes"] if n != "all")})
-c[3].multiselect("Training images", [*sizes, "all"], key="ex_sizes",
+c = st.columns(3)
+c[0].multiselect("Training images", [*sizes, "all"], key="ex_sizes",
                  format_func=lambda n: "all" if n == "all" else f"{n:,}",
                  help="How many training images each network learns from (the validation images are "
                       "always the same): fewer show overfitting sooner.")
-c[4].multiselect("Label noise", sorted({*LABEL_NOISES, *ss["ex_noises"]}), key="ex_noises",
+c[1].multiselect("Label noise", sorted({*LABEL_NOISES, *ss["ex_noises"]}), key="ex_noises",
                  format_func=lambda f: "none" if f == 0 else f"{f:.0%}",
                  help="The share of training labels changed to a wrong class (validation and test keep "
                       "theirs).")
