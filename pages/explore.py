@@ -184,14 +184,19 @@ def table(rows: list[dict], settings: sweep.SweepSettings) -> None:
         return None if x is None else x * 100
 
     spread = settings.seeds > 1
-    # the accuracies first, so a narrow screen shows them without scrolling sideways
+    # what tells rows apart and the accuracies first, so a narrow screen shows them without scrolling
+    # sideways (a network's name says its dropout and batch norm; their columns, to sort by, come later)
+    trained = [s for s in varied if s[1] not in ("dropout", "batch_norm")]
     table = pd.DataFrame([{
-        "network": r["network"], "validation (chooses)": pct(r["validation_accuracy"]),
+        "network": r["network"],
+        **{label: show(sweep_results.setting_value(r, name)) for label, name, show in trained},
+        "validation (chooses)": pct(r["validation_accuracy"]),
         **({"± (seeds)": pct(r.get("validation_std"))} if spread else {}),
-        "train": pct(r["train_accuracy"]), "test (held out, not used to choose)": pct(r["test_accuracy"]),
+        "test (held out, not used to choose)": pct(r["test_accuracy"]), "train": pct(r["train_accuracy"]),
         "best epoch": r["best_epoch"], "Pareto": "★" if r["pareto"] else "", "parameters": r["parameters"],
         "init": r["init"], "lr": r["lr"],
-        **{label: show(sweep_results.setting_value(r, name)) for label, name, show in varied},
+        **{label: show(sweep_results.setting_value(r, name)) for label, name, show in varied if
+           (label, name, show) not in trained},
         "stack's seconds": round(r["stack_seconds"], 1), "trained together": r["stacked"]} for r in rows])
     percent = st.column_config.NumberColumn(format="%.2f%%")
     st.dataframe(table, hide_index=True, key="ex_table", on_select=picked_from_table,
@@ -208,7 +213,6 @@ def table(rows: list[dict], settings: sweep.SweepSettings) -> None:
     st.caption("Ranked by validation accuracy: validation chooses the best network; the test set is held out "
                "and only reported. ★ the Pareto front.")
 
-    trained = [s for s in varied if s[1] not in ("dropout", "batch_norm")]  # the network's name says those
     labels = [f"{r['network']} · init {r['init']} · lr {r['lr']:g}"
               + "".join(f" · {label} {show(sweep_results.setting_value(r, name))}"
                         for label, name, show in trained)

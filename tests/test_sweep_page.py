@@ -126,8 +126,8 @@ def test_a_sweep_over_dropout_and_training_set_sizes_shows_its_columns_and_the_c
         {(p, n) for p in (0.0, 0.5) for n in (1000, 3000)}
 
     table = at.dataframe[0].value
-    assert list(table.columns)[:5] == ["network", "validation (chooses)", "train",
-                                       "test (held out, not used to choose)", "best epoch"]
+    assert list(table.columns)[:6] == ["network", "training images", "validation (chooses)",
+                                       "test (held out, not used to choose)", "train", "best epoch"]
     assert {"dropout", "training images", "parameters"} <= set(table.columns)
     assert list(table["best epoch"]) == [1] * 8
     ranked = list(table["validation (chooses)"])
