@@ -158,5 +158,6 @@ def test_a_sweep_over_dropout_and_training_set_sizes_shows_its_columns_and_the_c
     # a network with dropout goes to Train with its dropout
     labels = at.selectbox(key="ex_open").options
     ok(at.selectbox(key="ex_open").set_value(next(o for o in labels if "dropout 0.5" in o)).run())
+    assert "dropout=0.5" in at.get("page_link")[0].proto.query_string.split("&")  # and to Build's link
     at.button(key="ex_train").click().run()
     assert at.session_state["build"].network.arch.dropout == (0.5,)
