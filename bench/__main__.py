@@ -21,7 +21,7 @@ from bench import app_start, drawing, dynamics, pages, pipelines, sweep, validat
 from bench.measure import load_average, machine
 
 RESULTS = Path(__file__).parent / "results"
-ITEMS = ("pipelines", "drawing", "app", "dynamics", "validation", "pages", "sweep")
+ITEMS = ("pipelines", "drawing", "app", "dynamics", "validation", "pages", "sweep", "sweep_dropout")
 
 
 def main(argv=None) -> int:
@@ -55,6 +55,8 @@ def main(argv=None) -> int:
         report["validation"] = validation.run(reps, args.quick)
     if "sweep" in only:
         report.update(sweep.run(reps, args.quick))
+    if "sweep_dropout" in only:
+        report.update(sweep.run_dropout(reps, args.quick))
     if "app" in only:
         print("6. app start, 7. server memory")
         report.update(app_start.run(reps, args.quick))
@@ -155,6 +157,14 @@ def table(r: dict) -> str:
                 rows.append((f"9c. Explore's estimate, {what} (the app's slots)", f"said {est:.1f} s",
                              f"took {took:.1f} s", f"{ratio:.2f}", f"1/{x['goal_estimate']:g} to "
                              f"{x['goal_estimate']:g}", met))
+    if "sweep_dropout" in r:
+        x = r["sweep_dropout"]
+        met = x["max_difference_points"] <= x["goal_points"]
+        rows.append((f"9d. sweep throughput with dropout {x['dropout']:g}, {x['trials']} trials",
+                     f"one by one {x['alone_per_minute']:.0f}", f"stacked, {x['cores']} cores "
+                     f"{x['stacked_per_minute']:.0f} (accuracy within {x['max_difference_points']:.2f} pt, "
+                     f"{x['identical_accuracies']} identical)", f"{x['ratio']:.1f}",
+                     f"≥ {x['goal']:g}, ± {x['goal_points']} pt", _met(x["ratio"] >= x["goal"] and met)))
     if "validation" in r:
         x = r["validation"]
         rows.append(("10. epoch with validation checked 4× ÷ without, batch 64",

@@ -6,6 +6,9 @@ Both sides get the whole machine, each in its best way, and are timed by the clo
 as the CLI trains; one by one in this process's main thread, at one torch thread (as the CLI and the
 app train) and at one per core (torch's own default), the faster of the two counting.
 Also timed: the sweep with one slot, as the app runs it on a two-core server (a core kept for pages).
+
+9d. The same sweep with dropout 0.2 in every network (`run_dropout`): a stack draws one mask per layer
+for all its members, so stacking should gain as much as without dropout.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ SETTINGS = dict(depths="1,2", widths="16,64", activations="relu,sigmoid", inits=
 SMALL = dict(depths="1", widths="16", activations="relu,sigmoid", epochs=1)  # Explore's smallest: 2 trials
 GOAL_ESTIMATE = 1.5  # the estimate within this factor of the wall clock, either way
 QUICK_IMAGES = 6_000
+DROPOUT = 0.2  # 9d: every network of the sweep with this dropout
 
 
 def run(reps: int, quick: bool, log=print) -> dict:
@@ -91,3 +95,52 @@ def run(reps: int, quick: bool, log=print) -> dict:
                       "goal_estimate": GOAL_ESTIMATE,
                       "goal": GOAL, "max_difference_points": max(diffs), "goal_points": GOAL_POINTS,
                       "identical_accuracies": sum(d == 0 for d in diffs)}}
+
+
+def run_dropout(reps: int, quick: bool, log=print) -> dict:
+    """9d: bench 9's sweep with dropout in every network, stacked on every core against one by one
+    (at one torch thread and at one per core, the faster counting); and each trial's accuracy both ways."""
+    settings = sweep.SweepSettings.of(**SETTINGS, dropouts=str(DROPOUT),
+                                      train_images=QUICK_IMAGES if quick else None)
+    train_split, test_split = data.load_split(True), data.load_split(False)
+    cores, own_threads = os.cpu_count() or 1, torch.get_num_threads()
+    accuracy: dict[str, dict[str, float]] = {"stacked": {}, "alone": {}}
+
+    def swept(_):
+        torch.set_num_threads(1)
+        with tempfile.TemporaryDirectory() as folder:
+            store = sweep_db.SweepDatabase(folder)
+            s = sweep_run.Sweep(settings, train_split, test_split, store, queue=jobs.Queue(cores),
+                                engine=jobs.LocalEngine(cores))
+            s.start().wait()
+            store.close()
+            if s.error:
+                raise s.error
+            accuracy["stacked"] = {r["key"]: r["test_accuracy"] for r in s.records}
+
+    def one_by_one(threads: int):
+        def go(_):
+            torch.set_num_threads(threads)
+            for t in settings.trials():
+                accuracy["alone"][t.key] = train.run(t.network, t.config, train_split, test_split).accuracy
+        return go
+
+    cases = {f"dropout {DROPOUT:g}, stacked, {cores} slots": swept,
+             f"dropout {DROPOUT:g}, alone, 1 thread": one_by_one(1)}
+    if cores > 1:
+        cases[f"dropout {DROPOUT:g}, alone, {cores} threads"] = one_by_one(cores)
+    log(f"9d. sweep throughput with dropout: {settings.label()}")
+    try:
+        times = {name: median(t) for name, t in interleaved(cases, reps, log=log).items()}
+    finally:
+        torch.set_num_threads(own_threads)
+    stacked_s = times[f"dropout {DROPOUT:g}, stacked, {cores} slots"]
+    alone_s = min(t for name, t in times.items() if "alone" in name)
+    trial_epochs = settings.n_trials * settings.epochs
+    diffs = [abs(accuracy["stacked"][k] - accuracy["alone"][k]) * 100 for k in accuracy["alone"]]
+    return {"sweep_dropout": {"settings": settings.label(), "dropout": DROPOUT, "trials": settings.n_trials,
+                              "cores": cores, "times_s": times, "stacked_s": stacked_s, "alone_s": alone_s,
+                              "stacked_per_minute": trial_epochs / stacked_s * 60,
+                              "alone_per_minute": trial_epochs / alone_s * 60, "ratio": alone_s / stacked_s,
+                              "goal": GOAL, "max_difference_points": max(diffs), "goal_points": GOAL_POINTS,
+                              "identical_accuracies": sum(d == 0 for d in diffs)}}

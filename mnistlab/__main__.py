@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", default="128,64", help="hidden layer sizes, e.g. 128,64 (default)")
     t.add_argument("--activation", default="relu",
                    help="sigmoid, tanh or relu (default), or one per hidden layer, e.g. relu,tanh")
+    t.add_argument("--dropout", default="0", metavar="P",
+                   help=f"dropout after each hidden layer's activation: a probability from 0 (none, the "
+                        f"default) to {network.MAX_DROPOUT:g}, or one per hidden layer, e.g. 0.5,0.2")
+    t.add_argument("--batch-norm", action="store_true",
+                   help="batch norm in each hidden layer, between its Linear and its activation")
     t.add_argument("--seed", default="0", help="seed for the initial weights, and for the batch order unless "
                                                "--batch-seed is given (default 0)")
     t.add_argument("--zero-bias", action="store_true", help="start every bias at 0")
@@ -82,6 +87,12 @@ def _sweep_parser(commands) -> None:
     s.add_argument("--width-rule", default="same", help="how a deeper network uses a width: same (default: "
                                                         "64-64-64) or halving (64-32-16)")
     s.add_argument("--activation", default="relu,sigmoid", help="sigmoid, tanh, relu (default relu,sigmoid)")
+    s.add_argument("--dropout", default="0", metavar="P,...",
+                   help=f"dropout probabilities, each in every hidden layer, 0 (none) to "
+                        f"{network.MAX_DROPOUT:g}; several to compare, e.g. 0,0.2,0.5 (default 0)")
+    s.add_argument("--batch-norm", default="off", nargs="?", const="on", metavar="off|on|off,on",
+                   help="batch norm in every hidden layer: off (default), on (also --batch-norm alone), "
+                        "or off,on to compare networks without and with it")
     s.add_argument("--init", default="default", help="weight inits: default (PyTorch's) and/or normal "
                                                      "stds from Build's scale, e.g. default,0.1")
     s.add_argument("--lr", default="0.001", help="learning rates (default 0.001)")
@@ -156,7 +167,8 @@ class _ProgressBar:
 
 
 def cmd_train(args) -> None:
-    net = network.Network(network.Architecture.parse(args.hidden, args.activation),
+    net = network.Network(network.Architecture.parse(args.hidden, args.activation, args.dropout,
+                                                     args.batch_norm),
                           network.Init(args.zero_bias, args.weight_std), args.seed)
     defaults = train.TrainConfig(batch_seed=net.seed)  # the batches follow --seed unless given
     quick = {"epochs": 1, "train_images": DRY_RUN_IMAGES, "validation": DRY_RUN_IMAGES}
@@ -257,6 +269,7 @@ def cmd_eval(args) -> None:
 def cmd_sweep(args) -> None:
     settings = sweep.SweepSettings(
         depths=args.depth, widths=args.hidden, width_rule=args.width_rule, activations=args.activation,
+        dropouts=args.dropout, batch_norms=args.batch_norm,
         inits=args.init.split(","), lrs=args.lr, seeds=args.seeds, sample=args.sample,
         sample_seed=args.sample_seed, base=_config(args, sweep.SweepSettings().base),
         **{axis: getattr(args, f"axis_{axis}") for axis in sweep.SETTING_AXES
@@ -319,12 +332,14 @@ class _SweepBar:
 
 def _sweep_table(rows: list[dict], seeds: int, settings: sweep.SweepSettings | None = None) -> str:
     """Best first by validation accuracy; * marks the Pareto front (no config is more accurate on
-    validation with as few parameters); test accuracy beside it, never used to choose."""
+    validation with as few parameters); test accuracy beside it, never used to choose. A network's
+    dropout and batch norm are in its name ("784-64-10 relu, dropout 0.2, batch norm")."""
     spread = seeds > 1
+    named = max([28, *(len(r["network"]) + 2 for r in rows)])
     varied = [(axis, name) for axis, (name, _) in sweep.SETTING_AXES.items()
               if settings is not None and getattr(settings, axis)]
     extra = "".join(f"{name.replace('_', ' '):>14}" for _, name in varied)
-    head = (f"{'':2}{'network':<28}{'init':<18}{'lr':>8}{extra}{'parameters':>12}{'train':>9}"
+    head = (f"{'':2}{'network':<{named}}{'init':<18}{'lr':>8}{extra}{'parameters':>12}{'train':>9}"
             f"{'validation':>{18 if spread else 12}}{'best epoch':>12}{'test':>9}{'seconds':>9}")
     lines = [head, "-" * len(head)]
 
@@ -337,7 +352,8 @@ def _sweep_table(rows: list[dict], seeds: int, settings: sweep.SweepSettings | N
         values = "".join(f"{'all' if r.get(name) is None else format(r[name], 'g'):>14}"
                          for _, name in varied)
         best = "—" if r["best_epoch"] is None else str(r["best_epoch"])
-        lines.append(f"{'*' if r['pareto'] else ' ':2}{r['network']:<28}{r['init']:<18}{r['lr']:>8g}{values}"
+        lines.append(f"{'*' if r['pareto'] else ' ':2}{r['network']:<{named}}{r['init']:<18}"
+                     f"{r['lr']:>8g}{values}"
                      f"{r['parameters']:>12,}{pct(r['train_accuracy']):>9}{val:>{18 if spread else 12}}"
                      f"{best:>12}{pct(r['test_accuracy']):>9}{r['seconds']:>9.2f}")
     lines.append("Ranked by validation accuracy; test (held out) is shown, never used to choose. "

@@ -1,6 +1,6 @@
 """What a sweep tries: a base training config plus the axes it varies (depths × widths × activations
-× inits × learning rates × weight decays × training-set sizes × label noises, each config with 1 to
-MAX_SEEDS weight seeds), its trials, and its link.
+× dropouts × batch norm × inits × learning rates × weight decays × training-set sizes × label noises,
+each config with 1 to MAX_SEEDS weight seeds), its trials, and its link.
 
 Every trial reads the same batches (the base config's batch-order seed), so trials differ only
 where the axes say. Trials of one shape train together (`stacked`) as jobs of the app's one queue:
@@ -96,10 +96,13 @@ class Trial(network.HasNetwork):
 
     def record(self, result: stacked.Trained, engine: str) -> dict:
         """What a sweep keeps of the trial once trained: one row of its table, one line of its JSON:
-        the network, every training setting, and the results."""
+        the network, every training setting, and the results. Its dropout is one probability (a
+        sweep's networks use one in every hidden layer), or a list where layers differ."""
         arch = self.arch
+        dropout = arch.dropout[0] if len(set(arch.dropout)) == 1 else list(arch.dropout)
         return {"key": self.key, "network": arch.label(), "hidden": list(arch.hidden),
                 "activations": list(arch.activations), "activation": arch.activations[0],
+                "dropout": dropout, "batch_norm": arch.batch_norm,
                 "depth": len(arch.hidden), "width": arch.hidden[0], "parameters": arch.n_parameters,
                 "weight_std": self.init.weight_std, "init": self.init.label(), "seed": self.seed,
                 **{f.name: getattr(self.config, f.name) for f in train.TrainConfig.settings()},
@@ -115,7 +118,36 @@ class Trial(network.HasNetwork):
 # default, so a sweep saved before they existed keeps its id); its `lr` is the axis `lrs`.
 SAVED_ALWAYS = ("optimizer", "batch_size", "epochs", "normalization", "batch_seed", "train_images")
 AXES = ("depths", "widths", "width_rule", "activations", "inits", "lrs", "seeds", "sample", "sample_seed",
-        "weight_decays", "train_sizes", "label_noises")
+        "weight_decays", "train_sizes", "label_noises", "dropouts", "batch_norms")
+# Axes over the network beside its shape: each network's dropout (one probability in every hidden
+# layer) and batch norm; saved and linked only where they are not these (so older sweeps keep their ids).
+NETWORK_AXES = {"dropouts": (0.0,), "batch_norms": (False,)}
+BATCH_NORM = {"off": False, "on": True, "false": False, "true": True, "no": False, "yes": True}
+
+
+def _dropout(value) -> float:
+    try:
+        p = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        p = math.nan
+    if not 0 <= p <= network.MAX_DROPOUT:  # NaN fails too
+        raise ConfigError(f"Dropouts must be numbers from 0 (none) to {network.MAX_DROPOUT:g}, e.g. "
+                          f"0,0.2,0.5; got {str(value).strip()!r}.")
+    return p
+
+
+def _batch_norm(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    name = str(value).strip().lower()
+    if name not in BATCH_NORM:
+        raise ConfigError(f"Batch norm must be off, on, or off,on to compare both; "
+                          f"got {str(value).strip()!r}.")
+    return BATCH_NORM[name]
+
+
+def batch_norm_text(on: bool) -> str:
+    return "on" if on else "off"
 # Axes over training settings, each empty unless it varies (then the base config's value holds): the
 # axis, its setting, and what a list of its values is called in a message.
 SETTING_AXES = {"weight_decays": ("weight_decay", "Weight decays"),
@@ -143,6 +175,8 @@ class SweepSettings:
     weight_decays: tuple = ()  # empty: the base config's
     train_sizes: tuple = ()  # training images (None or "all": all that do not validate); empty: the base's
     label_noises: tuple = ()  # empty: the base config's
+    dropouts: tuple = (0.0,)  # each network's dropout, in every hidden layer
+    batch_norms: tuple = (False,)  # without batch norm, with it, or both
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -162,6 +196,8 @@ class SweepSettings:
             return name
 
         set_("activations", parse_list("Activations", self.activations, activation))
+        set_("dropouts", parse_list("Dropouts", self.dropouts, _dropout))
+        set_("batch_norms", parse_list("Batch norm", self.batch_norms, _batch_norm))
         inits = self.inits if isinstance(self.inits, (list, tuple)) else str(self.inits).split(",")
         set_("inits", tuple(dict.fromkeys(_std(v) for v in inits)) or (None,))
         set_("lrs", parse_list("Learning rates", self.lrs,
@@ -231,14 +267,16 @@ class SweepSettings:
 
     def architectures(self) -> list[network.Architecture]:
         data = self.base.data
-        return [network.Architecture(widths_for(w, d, self.width_rule), a, data.inputs, data.n_classes)
-                for d in self.depths for w in self.widths for a in self.activations]
+        return [network.Architecture(widths_for(w, d, self.width_rule), a, data.inputs, data.n_classes,
+                                     dropout=p, batch_norm=bn)
+                for d in self.depths for w in self.widths for p in self.dropouts for bn in self.batch_norms
+                for a in self.activations]
 
     @property
     def grid_size(self) -> int:
         """Configs in the full grid (a config: everything but the seed)."""
-        return (len(self.depths) * len(self.widths) * len(self.activations) * len(self.inits) * len(self.lrs)
-                * len(self.setting_grid()))
+        return (len(self.depths) * len(self.widths) * len(self.activations) * len(self.dropouts)
+                * len(self.batch_norms) * len(self.inits) * len(self.lrs) * len(self.setting_grid()))
 
     @property
     def n_configs(self) -> int:
@@ -267,7 +305,9 @@ class SweepSettings:
         axes = {"depths": list(self.depths), "widths": list(self.widths), "width_rule": self.width_rule,
                 "activations": list(self.activations), "inits": list(self.inits), "lrs": list(self.lrs),
                 "seeds": self.seeds, "sample": self.sample, "sample_seed": self.sample_seed,
-                **{axis: list(getattr(self, axis)) for axis in SETTING_AXES if getattr(self, axis)}}
+                **{axis: list(getattr(self, axis)) for axis in SETTING_AXES if getattr(self, axis)},
+                **{axis: list(getattr(self, axis)) for axis, default in NETWORK_AXES.items()
+                   if getattr(self, axis) != default}}
         base = {f.name: getattr(self.base, f.name) for f in train.TrainConfig.settings()
                 if f.name in SAVED_ALWAYS or (f.name != "lr" and getattr(self.base, f.name) != f.default)}
         return {**axes, **base}
@@ -306,6 +346,10 @@ class SweepSettings:
             lrs += " × training images " + ",".join("all" if n is None else str(n) for n in self.train_sizes)
         if self.label_noises:
             lrs += " × label noise " + ",".join(f"{f:g}" for f in self.label_noises)
+        if self.dropouts != NETWORK_AXES["dropouts"]:
+            lrs += " × dropout " + ",".join(f"{p:g}" for p in self.dropouts)
+        if self.batch_norms != NETWORK_AXES["batch_norms"]:
+            lrs += " × batch norm " + ",".join(map(batch_norm_text, self.batch_norms))
         sample = f", random {self.sample} of {self.grid_size} configs" if self.sample else ""
         if self.train_images and not self.train_sizes:
             sample += f", first {self.train_images:,} training images"
@@ -324,7 +368,8 @@ class SweepSettings:
 
 PARAMS = {"depths": "depths", "widths": "widths", "rule": "width_rule", "act": "activations",
           "init": "inits", "lr": "lrs", "seeds": "seeds", "epochs": "epochs", "sample": "sample",
-          "wd": "weight_decays", "images": "train_sizes", "noise": "label_noises"}
+          "wd": "weight_decays", "images": "train_sizes", "noise": "label_noises", "drop": "dropouts",
+          "bn": "batch_norms"}
 
 
 def from_params(params) -> SweepSettings | None:
@@ -353,4 +398,8 @@ def to_params(settings: SweepSettings) -> dict[str, str]:
         values = getattr(settings, axis) or (getattr(settings.base, SETTING_AXES[axis][0]),)
         if getattr(settings, axis) or values != (getattr(train.TrainConfig(), SETTING_AXES[axis][0]),):
             params[key] = ",".join(map(show, values))
+    if settings.dropouts != NETWORK_AXES["dropouts"]:
+        params["drop"] = ",".join(f"{p:g}" for p in settings.dropouts)
+    if settings.batch_norms != NETWORK_AXES["batch_norms"]:
+        params["bn"] = ",".join(map(batch_norm_text, settings.batch_norms))
     return params

@@ -16,17 +16,31 @@ from mnistlab.sweep import SweepSettings
 DB_NAME = "sweeps.sqlite"
 
 
+# What a record written before a setting could vary lacks, as its key says it (a key holds a newer
+# setting only where it is not its default): so a resumed sweep's old and new trials of one config
+# are one row of its table, not two.
+FILLED_FROM_KEY = {"weight_decay": ("config", "weight_decay", 0.0),
+                   "label_noise": ("config", "label_noise", 0.0),
+                   "train_images": ("config", "train_images", None),
+                   "batch_norm": ("arch", "batch_norm", False)}
+
+
 def _as_saved_now(record: dict, settings: dict) -> dict:
     """A trial record as this version writes it. Before the training settings were one config, a
     sweep's training-set size was the sweep's own and not in its trials' keys; it is now a training
-    setting like any other, so it joins the key where the sweep had one."""
+    setting like any other, so it joins the key where the sweep had one. Settings added since the
+    record was written (weight decay, label noise, dropout, batch norm) are filled in from its key."""
     n = settings.get("train_images")
-    if n:
-        key = json.loads(record["key"])
-        if "train_images" not in key.get("config", {}):
-            key["config"]["train_images"] = n
-            record = {**record, "key": json.dumps(key, sort_keys=True), "train_images": n}
-    return record
+    key = json.loads(record["key"])
+    if n and "train_images" not in key.get("config", {}):
+        key["config"]["train_images"] = n
+        record = {**record, "key": json.dumps(key, sort_keys=True), "train_images": n}
+    missing = {name: key.get(part, {}).get(field, default)
+               for name, (part, field, default) in FILLED_FROM_KEY.items() if name not in record}
+    if "dropout" not in record:
+        ps = key.get("arch", {}).get("dropout", [0.0])
+        missing["dropout"] = ps[0] if len(set(ps)) == 1 else ps
+    return {**record, **missing} if missing else record
 
 
 def db_path(folder=None) -> Path:

@@ -1,8 +1,10 @@
 """Plotly figures of a sweep's results, as sweep tools show them; each point carries its config's index
 (`customdata`) so a page can tell which network was clicked.
 
-Builders take `sweep.summarize` rows (one per config: mean accuracy over its seeds and their spread)
-and never touch Streamlit. The look (fonts, margins) is plots.py's.
+Builders take `sweep_results.summarize` rows (one per config: mean accuracy over its seeds and their
+spread) and never touch Streamlit. What chooses is drawn: validation accuracy (the front, the best,
+the colours); test accuracy is in each point's hover, for the report. Rows trained before there was
+a validation split have none and are left out. The look (fonts, margins) is plots.py's.
 """
 
 from __future__ import annotations
@@ -13,16 +15,24 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mnistlab.activations import ACTIVATIONS
-from mnistlab.plots import FONT_SIZE, TEXT, _layout
+from mnistlab.plots import FONT_SIZE, RUN_COLORS, TEXT, _layout
+from mnistlab.sweep_results import SETTINGS, setting_value
 
 DEPTH_SYMBOLS = {1: "circle", 2: "square", 3: "diamond", 4: "triangle-up"}
 FRONT = "#222222"
+VALIDATION = "validation accuracy (%), what chooses"
+
+
+def _validated(rows: list[dict]) -> list[int]:
+    return [i for i, r in enumerate(rows) if r.get("validation_accuracy") is not None]
 
 
 def _hover(r: dict) -> str:
-    spread = f" ± {r['accuracy_std']:.2%} over {r['seeds']} seeds" if r["seeds"] > 1 else ""
+    spread = f" ± {r['validation_std']:.2%} over {r['seeds']} seeds" if r["seeds"] > 1 else ""
+    train = "" if r.get("train_accuracy") is None else f"<br>training accuracy {r['train_accuracy']:.2%}"
     return (f"<b>{r['network']}</b><br>init {r['init']} · lr {r['lr']:g}<br>{r['parameters']:,} parameters"
-            f"<br>test accuracy {r['test_accuracy']:.2%}{spread}<br>{_time(r)}")
+            f"<br>validation accuracy {r['validation_accuracy']:.2%}{spread}{train}"
+            f"<br>test accuracy {r['test_accuracy']:.2%} (held out, not used to choose)<br>{_time(r)}")
 
 
 def _time(r: dict) -> str:
@@ -37,13 +47,13 @@ def _scatter(rows: list[dict], x: str, x_title: str, log_x: bool, title: str | N
              front: bool) -> go.Figure:
     fig = go.Figure()
     groups: dict[tuple, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault((r["activation"], r["depth"]), []).append(i)
+    for i in _validated(rows):
+        groups.setdefault((rows[i]["activation"], rows[i]["depth"]), []).append(i)
     for (act, depth), idx in sorted(groups.items()):
         pts = [rows[i] for i in idx]
-        errors = [p["accuracy_std"] * 100 for p in pts] if any(p["seeds"] > 1 for p in pts) else None
+        errors = [p["validation_std"] * 100 for p in pts] if any(p["seeds"] > 1 for p in pts) else None
         fig.add_trace(go.Scatter(
-            x=[p[x] for p in pts], y=[p["test_accuracy"] * 100 for p in pts], mode="markers",
+            x=[p[x] for p in pts], y=[p["validation_accuracy"] * 100 for p in pts], mode="markers",
             name=f"{act}, {depth} layer{'s' * (depth != 1)}", customdata=idx,
             marker=dict(color=ACTIVATIONS[act].color, symbol=DEPTH_SYMBOLS.get(depth, "x"),
                         size=13, line=dict(width=1, color="white")),
@@ -52,52 +62,57 @@ def _scatter(rows: list[dict], x: str, x_title: str, log_x: bool, title: str | N
     if front:
         pareto = sorted((r for r in rows if r.get("pareto")), key=lambda r: r[x])
         if pareto:
-            fig.add_trace(go.Scatter(x=[r[x] for r in pareto], y=[r["test_accuracy"] * 100 for r in pareto],
+            fig.add_trace(go.Scatter(x=[r[x] for r in pareto],
+                                     y=[r["validation_accuracy"] * 100 for r in pareto],
                                      mode="lines", line=dict(color=FRONT, width=1.5, dash="dot", shape="hv"),
                                      name="Pareto front", hoverinfo="skip"))
     _layout(fig, title, height)
     fig.update_layout(showlegend=True, legend=dict(font=dict(size=FONT_SIZE - 2, color=TEXT)),
                       clickmode="event+select", dragmode="pan")
     fig.update_xaxes(title=x_title, type="log" if log_x else "linear")
-    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_yaxes(title=VALIDATION)
     return fig
 
 
 def accuracy_vs_parameters(rows: list[dict], title: str | None = None, height: int = 460) -> go.Figure:
-    """Test accuracy against parameter count (log x): colour by activation, marker by depth, the Pareto
-    front dotted (the most accurate network for each budget of parameters)."""
+    """Validation accuracy against parameter count (log x): colour by activation, marker by depth, the
+    Pareto front dotted (the most accurate network on validation for each budget of parameters)."""
     return _scatter(rows, "parameters", "parameters (log scale)", True, title, height, front=True)
 
 
 def accuracy_vs_time(rows: list[dict], title: str | None = None, height: int = 460) -> go.Figure:
-    """Test accuracy against the training time measured: the wall time of the stack each network trained
-    in (networks of one shape train together, so their time is one measurement, not one each)."""
-    return _scatter(rows, "stack_seconds", "seconds its stack took (networks of one shape train together)",
+    """Validation accuracy against the training time measured: the wall time of the stack each network
+    trained in (networks of one shape train together, so their time is one measurement, not one each)."""
+    return _scatter(rows, "stack_seconds", "seconds its stack took",
                     False, title, height, front=False)
 
 
 def width_depth_heatmaps(rows: list[dict], title: str | None = None, height: int = 380) -> go.Figure:
-    """Mean test accuracy by first-layer width (x) and depth (y), one panel per activation; the best of
-    the configs in a cell (over inits and learning rates)."""
+    """Mean validation accuracy by first-layer width (x) and depth (y), one panel per activation; the
+    best of the configs in a cell (over inits, learning rates and the other axes)."""
+    rows = [rows[i] for i in _validated(rows)]
+    if not rows:
+        return _layout(go.Figure(), title, height)
     acts = list(dict.fromkeys(r["activation"] for r in rows))
     widths = sorted({r["width"] for r in rows})
     depths = sorted({r["depth"] for r in rows})
     fig = make_subplots(rows=1, cols=len(acts), subplot_titles=acts, horizontal_spacing=0.06,
                         shared_yaxes=True)
-    lo = min(r["test_accuracy"] for r in rows) * 100
-    hi = max(r["test_accuracy"] for r in rows) * 100
+    lo = min(r["validation_accuracy"] for r in rows) * 100
+    hi = max(r["validation_accuracy"] for r in rows) * 100
     for c, act in enumerate(acts, 1):
         best = {}
         for r in rows:
             if r["activation"] == act:
                 key = (r["depth"], r["width"])
-                best[key] = max(best.get(key, -math.inf), r["test_accuracy"] * 100)
+                best[key] = max(best.get(key, -math.inf), r["validation_accuracy"] * 100)
         z = [[best.get((d, w)) for w in widths] for d in depths]
         text = [[f"{v:.1f}" if v is not None else "" for v in row] for row in z]
         fig.add_trace(go.Heatmap(z=z, x=[str(w) for w in widths], y=[str(d) for d in depths], text=text,
                                  texttemplate="%{text}", zmin=lo, zmax=hi, colorscale="Viridis",
                                  showscale=c == len(acts), colorbar=dict(title="%"),
-                                 hovertemplate="width %{x}, %{y} layers: %{z:.2f}%<extra></extra>"),
+                                 hovertemplate="width %{x}, %{y} layers: validation %{z:.2f}%"
+                                               "<extra></extra>"),
                       row=1, col=c)
         fig.update_xaxes(title="width", type="category", row=1, col=c)
     fig.update_yaxes(title="hidden layers", type="category", row=1, col=1)
@@ -105,7 +120,10 @@ def width_depth_heatmaps(rows: list[dict], title: str | None = None, height: int
 
 
 def parallel_coordinates(rows: list[dict], title: str | None = None, height: int = 440) -> go.Figure:
-    """Every swept setting as an axis, one line per config coloured by its test accuracy."""
+    """Every swept setting as an axis, one line per config coloured by its validation accuracy."""
+    rows = [rows[i] for i in _validated(rows)]
+    if not rows:
+        return _layout(go.Figure(), title, height)
     acts = list(dict.fromkeys(r["activation"] for r in rows))
     stds = sorted({r["weight_std"] or 0 for r in rows})
     lrs = sorted({r["lr"] for r in rows})
@@ -117,6 +135,7 @@ def parallel_coordinates(rows: list[dict], title: str | None = None, height: int
         ("init std", [stds.index(r["weight_std"] or 0) for r in rows],
          {i: "default" if s == 0 else f"{s:g}" for i, s in enumerate(stds)}),
         ("learning rate", [lrs.index(r["lr"]) for r in rows], {i: f"{lr:g}" for i, lr in enumerate(lrs)}),
+        *(_category(rows, label, name, show) for label, name, show in SETTINGS),
     ]
     dims = []
     for label, values, ticks in swept:
@@ -130,8 +149,8 @@ def parallel_coordinates(rows: list[dict], title: str | None = None, height: int
     ticks = _log_ticks(rows)
     dims += [dict(label="parameters", values=[math.log10(r["parameters"]) for r in rows],
                   range=[ticks[0], ticks[-1]], tickvals=ticks, ticktext=[_si(10 ** t) for t in ticks]),
-             dict(label="accuracy %", values=[r["test_accuracy"] * 100 for r in rows])]
-    accuracy = [r["test_accuracy"] * 100 for r in rows]
+             dict(label="validation %", values=[r["validation_accuracy"] * 100 for r in rows])]
+    accuracy = [r["validation_accuracy"] * 100 for r in rows]
     fig = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True,
                                            colorbar=dict(title="%")),
                                  dimensions=dims, labelfont=dict(size=FONT_SIZE, color=TEXT),
@@ -149,3 +168,58 @@ def _log_ticks(rows: list[dict]) -> list[float]:
 
 def _si(n: float) -> str:
     return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}k" if n >= 1e3 else f"{n:.0f}"
+
+
+def _category(rows: list[dict], label: str, name: str, show) -> tuple:
+    """An axis of one setting's values in their order (None first: "all" training images last)."""
+    values = sorted({setting_value(r, name) for r in rows}, key=lambda v: (v is None, v))
+    return (label, [values.index(setting_value(r, name)) for r in rows],
+            {i: show(v) for i, v in enumerate(values)})
+
+
+def _images(n) -> str:
+    return "all training images" if n is None else f"{n:,} training images"
+
+
+def capacity(rows: list[dict], depth: int, activation: str, title: str | None = None,
+             height: int = 440) -> go.Figure:
+    """Training (solid) and validation (dashed) accuracy against parameters (log x) for the networks of
+    one depth and activation: one pair of lines per training-set size. As networks grow and the
+    training set shrinks, training accuracy climbs away from validation's: the gap is overfitting.
+    Where several configs share a size (inits, learning rates, dropout...), the one validation
+    chooses is drawn, as it would be chosen."""
+    fig = go.Figure()
+    mine = [rows[i] for i in _validated(rows)
+            if rows[i]["depth"] == depth and rows[i]["activation"] == activation
+            and rows[i].get("train_accuracy") is not None]
+    sizes = sorted({r.get("train_images") for r in mine}, key=lambda n: (n is None, n))
+    for c, n in enumerate(sizes):
+        chosen: dict[int, dict] = {}
+        for r in mine:
+            if r.get("train_images") == n:
+                best = chosen.get(r["parameters"])
+                if best is None or r["validation_accuracy"] > best["validation_accuracy"]:
+                    chosen[r["parameters"]] = r
+        pts = [chosen[p] for p in sorted(chosen)]
+        color = RUN_COLORS[c % len(RUN_COLORS)]
+        for split, dash, symbol in (("train", "solid", "circle"), ("validation", "dash", "circle-open")):
+            fig.add_trace(go.Scatter(
+                x=[p["parameters"] for p in pts], y=[p[f"{split}_accuracy"] * 100 for p in pts],
+                mode="lines+markers",
+                name=f"{'training' if split == 'train' else 'validation'}, {_images(n)}",
+                line=dict(color=color, dash=dash, width=2.5),
+                marker=dict(color=color, symbol=symbol, size=10, line=dict(width=2, color=color)),
+                hovertext=[_capacity_hover(p, n) for p in pts], hoverinfo="text"))
+    _layout(fig, title, height)
+    fig.update_layout(showlegend=True, legend=dict(font=dict(size=FONT_SIZE - 2, color=TEXT)))
+    fig.update_xaxes(title="parameters (log scale)", type="log")
+    fig.update_yaxes(title="accuracy (%): training solid, validation dashed")
+    return fig
+
+
+def _capacity_hover(r: dict, n) -> str:
+    gap = (r["train_accuracy"] - r["validation_accuracy"]) * 100
+    return (f"<b>{r['network']}</b><br>{r['parameters']:,} parameters, {_images(n)}<br>"
+            f"training accuracy {r['train_accuracy']:.2%}"
+            f"<br>validation accuracy {r['validation_accuracy']:.2%}"
+            f"<br>gap {gap:+.1f} points")

@@ -12,11 +12,37 @@ import json
 import math
 import statistics
 
-# What makes a config (everything but its seed); settings a sweep may vary are None in records
-# written before they could vary. Another axis (e.g. the network's dropout) joins here.
+# What makes a config (everything but its seed); a sweep's stored records are read as this version
+# writes them (`sweep_db`), so settings added since (weight decay, dropout...) have their values.
 CONFIG_FIELDS = ("network", "hidden", "activations", "activation", "depth", "width", "parameters",
-                 "weight_std", "init", "lr", "epochs", "weight_decay", "train_images", "label_noise")
+                 "weight_std", "init", "lr", "epochs", "weight_decay", "train_images", "label_noise",
+                 "dropout", "batch_norm")
 CHOOSE_BY = "validation_accuracy"
+# Settings a sweep may vary beside the network's shape, init and learning rate: what a column or an
+# axis is called, the field in a row, and how a value reads.
+SETTINGS = (("dropout", "dropout", lambda v: f"{v:g}"),
+            ("batch norm", "batch_norm", lambda v: "on" if v else "off"),
+            ("weight decay", "weight_decay", lambda v: f"{v:g}"),
+            ("training images", "train_images", lambda v: "all" if v is None else f"{v:,}"),
+            ("label noise", "label_noise", lambda v: f"{v:g}"))
+
+
+def setting_value(row: dict, name: str):
+    """A row's value of one of SETTINGS, comparable and sortable (dropout that differs by layer: the
+    largest; None training images: all of them)."""
+    value = row.get(name)
+    if name == "batch_norm":
+        return bool(value)
+    if name == "dropout" and isinstance(value, list):
+        return max(value)
+    if name != "train_images" and value is None:
+        return 0.0
+    return value
+
+
+def varied(rows: list[dict]) -> list[tuple]:
+    """The SETTINGS whose values differ between `rows`: the ones worth a column."""
+    return [s for s in SETTINGS if len({setting_value(r, s[1]) for r in rows}) > 1]
 
 
 def config_key(record: dict) -> str:

@@ -20,6 +20,10 @@ from mnistlab.sweep_results import summarize
 
 STEP_OVERHEAD_S = 0.35e-3  # a stack's step beyond its arithmetic at batch 64 (README, Benchmarks)
 MEMBER_OVERHEAD_S = 0.02e-3  # and per member (activations, loss, optimizer on more numbers)
+# and per hidden layer with dropout (a mask drawn and applied, forward and back) or batch norm (its
+# statistics, forward and back): measured against a step without, at widths 16 (stacks of 2)
+DROPOUT_LAYER_S = 0.15e-3
+BATCH_NORM_LAYER_S = 0.2e-3
 FLOPS = 90e9  # a core's fp32 rate in these matmuls (about MKL's peak on one core here)
 
 
@@ -29,13 +33,16 @@ EVALUATION_OVERHEAD_S = 0.1  # a stack's scoring beyond its arithmetic, and its 
 
 def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
     """About how long one stack takes on one core (`images`: the data set's training images): its
-    steps, each an overhead plus arithmetic (forward and weight gradients: about 4 flops per parameter
-    per image), its validation checks, then the training, validation and test sets scored."""
+    steps, each an overhead (more with dropout or batch norm) plus arithmetic (forward and weight
+    gradients: about 4 flops per parameter per image), its validation checks, then the training,
+    validation and test sets scored."""
     t, k = group[0], len(group)
-    c = t.config
+    c, arch = t.config, t.arch
     steps = math.ceil(_learning_images(c, images) / c.batch_size) * c.epochs
-    flops = 4 * c.batch_size * t.arch.n_parameters * k
-    learning = steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + flops / FLOPS)
+    flops = 4 * c.batch_size * arch.n_parameters * k
+    layers = (DROPOUT_LAYER_S * sum(p > 0 for p in arch.dropout)
+              + BATCH_NORM_LAYER_S * len(arch.hidden) * arch.batch_norm)
+    learning = steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + layers + flops / FLOPS)
     return learning + _evaluation_seconds(group, images)
 
 

@@ -18,10 +18,20 @@ lab_ui.entry_guard()
 WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1]
 INITS = ["default", *share.STD_SCALE]
+DROPOUTS = [0.0, 0.2, 0.5]
+WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2]
+TRAIN_SIZES = [300, 1_000, 3_000, 10_000]  # and "all"
+LABEL_NOISES = [0.0, 0.1, 0.2, 0.4]
 REFRESH_S = 0.5
 DEFAULTS = {"ex_depths": [1, 2], "ex_widths": [16, 64, 256], "ex_rule": "same",
             "ex_activations": ["relu", "sigmoid"], "ex_inits": ["default"], "ex_lrs": [1e-3], "ex_seeds": 1,
-            "ex_epochs": 1, "ex_search": "grid", "ex_sample": 8}
+            "ex_epochs": 1, "ex_search": "grid", "ex_sample": 8, "ex_dropouts": [0.0], "ex_bns": [False],
+            "ex_wds": [0.0], "ex_sizes": ["all"], "ex_noises": [0.0]}
+# The axes over the network beside its shape and over training settings: widget, SweepSettings axis,
+# what a list of its values is called (so an empty one says which).
+MORE_AXES = {"ex_dropouts": ("dropouts", "Dropouts"), "ex_bns": ("batch_norms", "Batch norm"),
+             "ex_wds": ("weight_decays", "Weight decays"), "ex_sizes": ("train_sizes", "Training-set sizes"),
+             "ex_noises": ("label_noises", "Label noises")}
 
 ss = st.session_state
 
@@ -37,11 +47,22 @@ def sweeps() -> sweep_db.SweepDatabase:
 
 
 def settings_from_widgets() -> sweep.SweepSettings:
+    axes = {axis: sweep.parse_list(title, ss[key]) for key, (axis, title) in MORE_AXES.items()}
     return sweep.SweepSettings.of(
         depths=ss["ex_depths"], widths=ss["ex_widths"], width_rule=ss["ex_rule"],
         activations=ss["ex_activations"], inits=[None if i == "default" else i for i in ss["ex_inits"]],
         lrs=ss["ex_lrs"], seeds=ss["ex_seeds"], epochs=ss["ex_epochs"], dataset=lab_ui.dataset().name,
-        sample=ss["ex_sample"] if ss["ex_search"] == "random" else None)
+        sample=ss["ex_sample"] if ss["ex_search"] == "random" else None, **axes)
+
+
+def linked_axes(linked: sweep.SweepSettings) -> dict:
+    """The widgets' values for a link's dropouts, batch norm, and training settings it varies (or holds)."""
+    def values(axis):
+        name = sweep.SETTING_AXES[axis][0]
+        return list(getattr(linked, axis) or (getattr(linked.base, name),))
+    return {"ex_dropouts": list(linked.dropouts), "ex_bns": list(linked.batch_norms),
+            "ex_wds": values("weight_decays"), "ex_noises": values("label_noises"),
+            "ex_sizes": ["all" if n is None else n for n in values("train_sizes")]}
 
 
 def start(settings: sweep.SweepSettings) -> None:
@@ -83,9 +104,17 @@ def picked_from_table() -> None:
         ss["ex_pick"] = chosen[0]  # rows are numbered as summarize() gave them, whatever the sort
 
 
+def row_network(row: dict) -> network.Network:
+    """A results row's network (seed 0), its dropout and batch norm included."""
+    dropout = row.get("dropout") or 0.0
+    arch = network.Architecture(tuple(row["hidden"]), tuple(row["activations"]),
+                                dropout=tuple(dropout) if isinstance(dropout, list) else dropout,
+                                batch_norm=bool(row.get("batch_norm")))
+    return network.Network(arch, network.Init(weight_std=row["weight_std"]), 0)
+
+
 def train_fully(row: dict, data_name: str) -> None:
-    arch = network.Architecture(tuple(row["hidden"]), tuple(row["activations"]))
-    lab_ui.set_build(network.Network(arch, network.Init(weight_std=row["weight_std"]), 0))
+    lab_ui.set_build(row_network(row))
     ss["lab_dataset"] = data_name  # Train trains it on the data set the sweep used
     ss["ex_goto_train"] = True
 
@@ -98,46 +127,104 @@ def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> N
     suffix = "_live" if live else ""
     plots = st.columns(2)
     with plots[0]:
-        lab_ui.plot(sweep_plots.accuracy_vs_parameters(rows, title="Test accuracy against size"),
+        lab_ui.plot(sweep_plots.accuracy_vs_parameters(rows, title="Validation accuracy against size"),
                     key="ex_params" + suffix, on_select=lambda: picked_from_chart("ex_params" + suffix),
                     selection_mode="points")
     with plots[1]:
-        lab_ui.plot(sweep_plots.accuracy_vs_time(rows, title="Test accuracy against the time its stack took"),
+        lab_ui.plot(sweep_plots.accuracy_vs_time(rows, title="Validation accuracy against time"),
                     key="ex_time" + suffix, on_select=lambda: picked_from_chart("ex_time" + suffix),
                     selection_mode="points")
     seeds = f"mean of {settings.seeds} seeds; " if settings.seeds > 1 else ""
-    st.caption(f"Each point is one network ({seeds}error bars: ± one standard deviation). The dotted line "
-               f"is the Pareto front: no network is more accurate with as few parameters. Click a point "
-               f"to open it.")
+    st.caption(f"Each point is one network ({seeds}error bars: ± one standard deviation), placed by its "
+               f"validation accuracy: validation chooses, the test set is kept for the report (in the "
+               f"table and each point's hover). The dotted line is the Pareto front: no network is more "
+               f"accurate on validation with as few parameters. Click a point to open it.")
     if live:
         return
-    lab_ui.plot(sweep_plots.width_depth_heatmaps(rows, title="Best test accuracy (%) by width and depth"))
+    capacity(rows)
+    lab_ui.plot(sweep_plots.width_depth_heatmaps(rows, title="Best validation accuracy (%) by width and "
+                                                             "depth"))
     if len(rows) > 1:
-        lab_ui.plot(sweep_plots.parallel_coordinates(rows, title="Every setting at once (drag along an axis "
+        lab_ui.plot(sweep_plots.parallel_coordinates(rows, title="Every setting at once, coloured by "
+                                                                 "validation accuracy (drag along an axis "
                                                                  "to filter)"))
+    table(rows, settings)
 
+
+def capacity(rows: list[dict]) -> None:
+    """Training against validation accuracy as networks grow: for one depth and activation at a time."""
+    st.subheader("Capacity: where training and validation part")
+    depths = sorted({r["depth"] for r in rows})
+    acts = list(dict.fromkeys(r["activation"] for r in rows))
+    for key, options in (("ex_cap_depth", depths), ("ex_cap_act", acts)):  # another sweep's choice
+        if ss.get(key) not in options:
+            ss.pop(key, None)
+    choose = len(depths) > 1 or len(acts) > 1
+    c = st.columns([1, 1, 3]) if choose else [None, None, st.container()]  # the text full width otherwise
+    depth = c[0].selectbox("Hidden layers", depths, key="ex_cap_depth") if len(depths) > 1 else depths[0]
+    act = c[1].selectbox("Activation", acts, key="ex_cap_act") if len(acts) > 1 else acts[0]
+    sized = len({r.get("train_images") for r in rows}) > 1
+    c[2].caption("Each network's accuracy on the images it learned from (solid) and on validation images "
+                 "it never saw (dashed), against its size"
+                 + (", one pair per training-set size" if sized else "") + ". As networks grow"
+                 + (" and the training set shrinks" if sized else "") + ", the solid line climbs away "
+                 "from the dashed one: the gap is what was memorized, not learned. Where several settings "
+                 "share a size, the one validation chooses is drawn.")
+    lab_ui.plot(sweep_plots.capacity(rows, depth, act, title=f"Training and validation accuracy, {depth} "
+                                                             f"hidden layer{'s' * (depth != 1)}, {act}"),
+                key="ex_capacity")
+
+
+def table(rows: list[dict], settings: sweep.SweepSettings) -> None:
+    """Every config, best first by validation; the settings the sweep varied as columns."""
     st.subheader("All networks")
+    varied = sweep_results.varied(rows)
+
+    def pct(x):
+        return None if x is None else x * 100
+
+    spread = settings.seeds > 1
+    # what tells rows apart and the accuracies first, so a narrow screen shows them without scrolling
+    # sideways (a network's name says its dropout and batch norm; their columns, to sort by, come later)
+    trained = [s for s in varied if s[1] not in ("dropout", "batch_norm")]
     table = pd.DataFrame([{
-        "network": r["network"], "init": r["init"], "lr": r["lr"], "parameters": r["parameters"],
-        "test accuracy": r["test_accuracy"] * 100, "± (seeds)": r["accuracy_std"] * 100,
-        "stack's seconds": round(r["stack_seconds"], 1), "trained together": r["stacked"],
-        "Pareto": "★" if r["pareto"] else ""} for r in rows])
+        "network": r["network"],
+        **{label: show(sweep_results.setting_value(r, name)) for label, name, show in trained},
+        "validation (chooses)": pct(r["validation_accuracy"]),
+        **({"± (seeds)": pct(r.get("validation_std"))} if spread else {}),
+        "test (held out, not used to choose)": pct(r["test_accuracy"]), "train": pct(r["train_accuracy"]),
+        "best epoch": r["best_epoch"], "Pareto": "★" if r["pareto"] else "", "parameters": r["parameters"],
+        "init": r["init"], "lr": r["lr"],
+        **{label: show(sweep_results.setting_value(r, name)) for label, name, show in varied if
+           (label, name, show) not in trained},
+        "stack's seconds": round(r["stack_seconds"], 1), "trained together": r["stacked"]} for r in rows])
+    percent = st.column_config.NumberColumn(format="%.2f%%")
     st.dataframe(table, hide_index=True, key="ex_table", on_select=picked_from_table,
                  selection_mode="single-row",
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
+                 column_config={"train": st.column_config.NumberColumn(
+                                    "train", format="%.2f%%", help="On the images it learned from."),
+                                "validation (chooses)": percent,
+                                "test (held out, not used to choose)": percent,
                                 "± (seeds)": st.column_config.NumberColumn(format="%.2f"),
+                                "best epoch": st.column_config.NumberColumn(
+                                    help="The epoch with the lowest validation loss (median over seeds)."),
                                 "parameters": st.column_config.NumberColumn(format="localized"),
                                 "lr": st.column_config.NumberColumn(format="%g")})
+    st.caption("Ranked by validation accuracy: validation chooses the best network; the test set is held out "
+               "and only reported. ★ the Pareto front.")
 
-    labels = [f"{r['network']} · init {r['init']} · lr {r['lr']:g}: {r['test_accuracy']:.2%}" for r in rows]
+    labels = [f"{r['network']} · init {r['init']} · lr {r['lr']:g}"
+              + "".join(f" · {label} {show(sweep_results.setting_value(r, name))}"
+                        for label, name, show in trained)
+              + (f": validation {r['validation_accuracy']:.2%}" if r["validation_accuracy"] is not None else
+                 f": test {r['test_accuracy']:.2%}") for r in rows]
     if ss.get("ex_pick") is not None and ss["ex_pick"] < len(rows):
         ss["ex_open"] = labels[ss.pop("ex_pick")]
     if ss.get("ex_open") not in labels:
         ss["ex_open"] = labels[0]
     choice = st.selectbox("Open a network (or click a point or a row)", labels, key="ex_open")
     row = rows[labels.index(choice)]
-    state = network.Network(network.Architecture(tuple(row["hidden"]), tuple(row["activations"])),
-                             network.Init(weight_std=row["weight_std"]), 0)
+    state = row_network(row)
     c = st.columns([1, 1, 2])
     c[0].page_link("pages/build.py", label="Open it on Build", icon=":material/account_tree:",
                    query_params=share.encode(state, settings.base.data))
@@ -177,7 +264,8 @@ if "ex_depths" not in ss:  # first run: a link's settings (?depths=1,2&widths=16
                   ex_activations=list(linked.activations),
                   ex_inits=["default" if s is None else s for s in linked.inits], ex_lrs=list(linked.lrs),
                   ex_seeds=linked.seeds, ex_epochs=linked.epochs,
-                  ex_search="random" if linked.sample else "grid", ex_sample=linked.sample or 8)
+                  ex_search="random" if linked.sample else "grid", ex_sample=linked.sample or 8,
+                  **linked_axes(linked))
 for key, value in DEFAULTS.items():
     ss.setdefault(key, value)
 
@@ -202,6 +290,28 @@ search = c[0].radio("Search", ["grid", "random"], key="ex_search", horizontal=Tr
                     format_func={"grid": "Full grid", "random": "Random sample"}.get,
                     help="A random sample of the grid finds the good regions with fewer trials.")
 c[1].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, key="ex_sample", disabled=search != "random")
+st.caption("Regularization and the data: choose several values of one to compare them (every value "
+           "multiplies the trials).")
+c = st.columns(3)  # three to a row: at 1280 px five would cut their values short
+c[0].multiselect("Dropout", sorted({*DROPOUTS, *ss["ex_dropouts"]}), key="ex_dropouts",
+                 format_func=lambda v: "none" if v == 0 else f"{v:g}",
+                 help="The probability of zeroing each hidden unit's output while training, in every hidden "
+                      "layer (never when evaluating).")
+c[1].multiselect("Batch norm", [False, True], key="ex_bns", format_func={False: "off", True: "on"}.get,
+                 help="Batch norm in every hidden layer, between its Linear and its activation.")
+c[2].multiselect("Weight decay", sorted({*WEIGHT_DECAYS, *ss["ex_wds"]}), key="ex_wds",
+                 format_func=lambda v: "none" if v == 0 else f"{v:g}",
+                 help="Pulls every weight toward 0 at each step (the optimizer's weight_decay).")
+sizes = sorted({*TRAIN_SIZES, *(n for n in ss["ex_sizes"] if n != "all")})
+c = st.columns(3)
+c[0].multiselect("Training images", [*sizes, "all"], key="ex_sizes",
+                 format_func=lambda n: "all" if n == "all" else f"{n:,}",
+                 help="How many training images each network learns from (the validation images are "
+                      "always the same): fewer show overfitting sooner.")
+c[1].multiselect("Label noise", sorted({*LABEL_NOISES, *ss["ex_noises"]}), key="ex_noises",
+                 format_func=lambda f: "none" if f == 0 else f"{f:.0%}",
+                 help="The share of training labels changed to a wrong class (validation and test keep "
+                      "theirs).")
 
 start_col, saved_col = st.columns([1.6, 1], gap="large")
 with start_col:

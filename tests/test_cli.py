@@ -87,6 +87,18 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
     (["sweep", "--train-images", "50,100"], "Training images must be a whole number from 100 to 50000"),
     (["sweep", "--label-noise", "0,,0.1"], "Label noises: values are separated by single commas"),
     (["sweep", "--validation", "999"], "Validation images must be a whole number from 1000 to 20000"),
+    (["train", "--dropout", "1.5"], "Dropout for hidden layer 1 must be a number from 0 (none) to 0.9; "
+     "got '1.5'"),
+    (["train", "--dropout", "x"], "Dropout for hidden layer 1 must be a number from 0 (none) to 0.9; "
+     "got 'x'"),
+    (["train", "--hidden", "8,8", "--dropout", "0.1,0.2,0.3"],
+     "Give one dropout probability per hidden layer, or one for all: 2 layers but 3 probabilities."),
+    (["sweep", "--dropout", "0,1.5"], "Dropouts must be numbers from 0 (none) to 0.9, e.g. "
+     "0,0.2,0.5; got '1.5'"),
+    (["sweep", "--dropout", "x"], "Dropouts must be numbers from 0 (none) to 0.9, e.g. "
+     "0,0.2,0.5; got 'x'"),
+    (["sweep", "--batch-norm", "maybe"], "Batch norm must be off, on, or off,on to compare both; "
+     "got 'maybe'"),
     (["train", "--threads", "0"], "Threads must be a whole number from 1 to"),
     (["eval", "x", "--threads", "many"], "Threads must be a whole number from 1 to"),
     (["eval", "../secret"], "A model name is"),
@@ -128,3 +140,19 @@ def test_train_with_a_small_noisy_set_weight_decay_and_early_stopping_writes_its
     assert h["validation_loss"] == pytest.approx(min(v["epoch_loss"]), rel=1e-6)  # the kept weights' loss
     assert h["early_stopped"] == (epochs < 6) and (epochs == 6 or epochs - h["best_epoch"] == 2)
     assert {"train_accuracy", "validation_accuracy", "test_accuracy"} <= set(h)
+
+
+def test_train_with_dropout_and_batch_norm_reports_each_split_and_writes_them_to_its_history(tmp_path):
+    history = tmp_path / "run.json"
+    trained = _cli("train", "--hidden", "32,16", "--dropout", "0.5,0.2", "--batch-norm", "--dry-run",
+                   "--history", str(history), models=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "Training 784-32-16-10 relu, dropout 0.5/0.2, batch norm (25,914 parameters" in trained.stderr
+    out = trained.stdout.splitlines()
+    assert [line.split(":")[0] for line in out[1:4]] == ["train accuracy", "validation accuracy",
+                                                         "test accuracy"]
+    h = json.loads(history.read_text())
+    assert h["architecture"] == {"hidden": [32, 16], "activations": ["relu", "relu"], "dropout": [0.5, 0.2],
+                                 "batch_norm": True}
+    assert len(h["loss"]) == len(h["accuracy"]) == 16  # each step's: 1,000 images in batches of 64
+    assert len(h["validation"]["accuracy"]) == len(h["validation"]["step"]) == 4  # each check's

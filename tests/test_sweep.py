@@ -267,8 +267,8 @@ def test_the_pace_is_measured_on_this_machine():
 def test_the_time_chart_shows_what_was_measured_a_stacks_time(tmp_path):
     records = [{"key": str(i), "network": f"784-{w}-10 relu", "hidden": [w], "activations": ["relu"],
                 "activation": "relu", "depth": 1, "width": w, "parameters": 795 * w, "weight_std": None,
-                "init": "default", "lr": 0.001, "epochs": 1, "test_accuracy": 0.9, "seconds": 1.5,
-                "stacked": k} for i, (w, k) in enumerate([(16, 4), (64, 2)])]
+                "init": "default", "lr": 0.001, "epochs": 1, "test_accuracy": 0.9, "validation_accuracy": 0.9,
+                "seconds": 1.5, "stacked": k} for i, (w, k) in enumerate([(16, 4), (64, 2)])]
     rows = sweep_results.summarize(records)
     fig = sweep_plots.accuracy_vs_time(rows)
     xs = sorted(x for trace in fig.data if trace.mode == "markers" for x in trace.x)

@@ -79,6 +79,26 @@ def test_a_sweep_over_training_set_sizes_and_weight_decay_ranks_by_validation_an
     assert "Ranked by validation accuracy; test (held out) is shown, never used to choose." in out
 
 
+def test_a_sweep_over_dropout_and_batch_norm_writes_both_in_its_records(tmp_path):
+    out, err = _finish(_cli("--depth", "1", "--hidden", "16", "--activation", "relu", "--epochs", "1",
+                            "--train-images", "1000", "--dropout", "0,0.5", "--batch-norm", "off,on",
+                            "--json", str(tmp_path / "s.json"), models=tmp_path))
+    records = json.loads((tmp_path / "s.json").read_text())
+    assert "× dropout 0,0.5 × batch norm off,on" in err and "4 of 4 trained" in err
+    assert {(r["dropout"], r["batch_norm"]) for r in records} == {(p, bn) for p in (0, 0.5)
+                                                                  for bn in (False, True)}
+    lines = out.splitlines()
+    assert any(line.startswith("* ") for line in lines[2:6])
+    assert any("784-16-10 relu, dropout 0.5, batch norm " in line for line in lines[2:6])  # wide enough
+    ranked = [float(line.split("%")[1].split()[-1]) for line in lines[2:6]]  # the validation column
+    assert ranked == sorted(ranked, reverse=True)
+    one = _finish(_cli("--depth", "1", "--hidden", "16", "--activation", "relu", "--epochs", "1",
+                       "--train-images", "1000", "--batch-norm", "--json", str(tmp_path / "bn.json"),
+                       models=tmp_path))
+    assert [r["batch_norm"] for r in json.loads((tmp_path / "bn.json").read_text())] == [True]  # alone: on
+    assert "× batch norm on" in one[1]
+
+
 def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(tmp_path):
     args = ["--depth", "1", "--hidden", "8,16,24,32,48,64", "--activation", "relu", "--epochs", "1",
             "--train-images", "12000", "--json", str(tmp_path / "out.json")]

@@ -46,7 +46,7 @@ def test_a_small_sweep_from_a_link_trains_shows_its_networks_and_opens_one_on_bu
     assert at.markdown[0].value.startswith("**4 trials** (4 configs × 1 seed), 1 epoch each: about ")
     run_sweep(at)
     charts = at.get("plotly_chart")
-    assert len(charts) == 4  # size, time, heatmap, parallel coordinates
+    assert len(charts) == 5  # size, time, capacity, heatmap, parallel coordinates
     records = sweep_db.SweepDatabase().records(at.session_state["ex_shown"])
     # one epoch on the 50,000 training images: 84-92% (a 16-unit ReLU layer is the slowest)
     assert len(records) == 4 and all(r["validation_accuracy"] > 0.8 for r in records)
@@ -103,3 +103,61 @@ def test_a_saved_sweep_reopens_in_a_new_session_and_resumes_only_what_is_missing
     run_sweep(at, "ex_resume")  # trains the other one only
     records = store.records(settings.id)
     assert len(records) == 2 and records[0]["test_accuracy"] == 0.9  # the first is the one kept
+
+
+def _figure(at: AppTest, title: str) -> dict:
+    from tests.test_app_pages import figure_with
+    return figure_with(at, title)
+
+
+def test_a_sweep_over_dropout_and_training_set_sizes_shows_its_columns_and_the_capacity_picture():
+    at = open_explore(depths="1", widths="16,64", act="relu", drop="0,0.5", images="1000,3000", seeds="1",
+                      epochs="1")
+    assert at.multiselect(key="ex_dropouts").value == [0.0, 0.5]
+    assert at.multiselect(key="ex_sizes").value == [1000, 3000]
+    assert [at.multiselect(key=k).value for k in ("ex_bns", "ex_wds", "ex_noises")] == [[False], [0.0], [0.0]]
+    assert at.markdown[0].value.startswith("**8 trials** (8 configs × 1 seed)")
+    ok(at.multiselect(key="ex_bns").set_value([False, True]).run())
+    assert at.markdown[0].value.startswith("**16 trials**")  # the estimate's trials count the new axis
+    ok(at.multiselect(key="ex_bns").set_value([False]).run())
+    run_sweep(at)
+    records = sweep_db.SweepDatabase().records(at.session_state["ex_shown"])
+    assert len(records) == 8 and {(r["dropout"], r["train_images"]) for r in records} == \
+        {(p, n) for p in (0.0, 0.5) for n in (1000, 3000)}
+
+    table = at.dataframe[0].value
+    assert list(table.columns)[:6] == ["network", "training images", "validation (chooses)",
+                                       "test (held out, not used to choose)", "train", "best epoch"]
+    assert {"dropout", "training images", "parameters"} <= set(table.columns)
+    assert list(table["best epoch"]) == [1] * 8
+    ranked = list(table["validation (chooses)"])
+    assert ranked == sorted(ranked, reverse=True)  # best first by validation
+    best = max(records, key=lambda r: r["validation_accuracy"])
+    assert table["validation (chooses)"][0] == pytest.approx(best["validation_accuracy"] * 100)
+    assert table["test (held out, not used to choose)"][0] == pytest.approx(best["test_accuracy"] * 100)
+    assert at.selectbox(key="ex_open").value.startswith(best["network"])
+
+    size = _figure(at, "Validation accuracy against size")
+    assert "validation" in size["layout"]["yaxis"]["title"]["text"]
+    capacity = _figure(at, "Training and validation accuracy, 1 hidden layer, relu")
+    lines = {t["name"]: t for t in capacity["data"]}
+    assert set(lines) == {f"{split}, {n:,} training images" for split in ("training", "validation")
+                          for n in (1000, 3000)}
+    # each point is the network validation chooses among that size's dropouts: its recorded accuracies
+    for n in (1000, 3000):
+        for width in (16, 64):
+            mine = [r for r in records if r["train_images"] == n and r["width"] == width]
+            chosen = max(mine, key=lambda r: r["validation_accuracy"])
+            i = list(lines[f"training, {n:,} training images"]["x"]).index(chosen["parameters"])
+            assert lines[f"training, {n:,} training images"]["y"][i] == \
+                pytest.approx(chosen["train_accuracy"] * 100)
+            assert lines[f"validation, {n:,} training images"]["y"][i] == \
+                pytest.approx(chosen["validation_accuracy"] * 100)
+    assert {t["line"]["dash"] for t in capacity["data"]} == {"solid", "dash"}
+
+    # a network with dropout goes to Train with its dropout
+    labels = at.selectbox(key="ex_open").options
+    ok(at.selectbox(key="ex_open").set_value(next(o for o in labels if "dropout 0.5" in o)).run())
+    assert "dropout=0.5" in at.get("page_link")[0].proto.query_string.split("&")  # and to Build's link
+    at.button(key="ex_train").click().run()
+    assert at.session_state["build"].network.arch.dropout == (0.5,)

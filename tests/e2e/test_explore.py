@@ -25,7 +25,7 @@ def test_a_sweep_shows_its_points_as_they_come_and_one_opens_on_build(page, base
     page.wait_for_function(f"({POINTS})() >= 1", timeout=TIMEOUT_MS)  # the first point, mid-sweep
     expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=3 * TIMEOUT_MS)
     page.wait_for_function(f"({POINTS})() == 3")
-    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(4)
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(5)  # with the capacity picture
     assert_no_exception(page)
     screenshot(page, "explore")
 
@@ -44,3 +44,28 @@ def test_a_sweep_shows_its_points_as_they_come_and_one_opens_on_build(page, base
     expect(page.locator('[data-testid="stCode"]').filter(has_text="(fc1): Linear(in_features=784, "
                                                                   "out_features=16")).to_be_visible()
     assert_no_exception(page)
+
+
+# Eight small networks: 16 or 64 ReLU units, dropout 0 or 0.5, on 1,000 or 3,000 training images.
+REGULARIZED = "explore?depths=1&widths=16,64&act=relu&drop=0,0.5&images=1000,3000&seeds=1&epochs=1"
+
+
+def test_a_sweep_over_dropout_and_training_sizes_shows_the_capacity_picture_at_both_sizes(page, base_url):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_app(page, base_url, REGULARIZED)
+    expect(page.get_by_text(re.compile(r"^8 trials \(8 configs × 1 seed\)"))).to_be_visible()
+    for label in ("Dropout", "Batch norm", "Weight decay", "Training images", "Label noise"):
+        expect(page.locator('[data-testid="stMultiSelect"]').filter(has_text=label)).to_be_visible()
+    with rerun(page):
+        page.get_by_role("button", name="Start the sweep").click()
+    expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=3 * TIMEOUT_MS)
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    capacity = charts.filter(has_text="Training and validation accuracy")
+    expect(capacity).to_be_visible()
+    expect(capacity.locator(".scatterlayer .trace")).to_have_count(4)  # training and validation × 2 sizes
+    expect(page.get_by_text("validation (chooses)").first).to_be_attached()
+    assert_no_exception(page)
+    screenshot(page, "explore-regularization-1280x720")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.wait_for_timeout(500)  # Plotly redraws at the new width
+    screenshot(page, "explore-regularization-1920x1080")
