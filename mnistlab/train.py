@@ -323,6 +323,13 @@ def progress_curve(reports: list[Progress]) -> tuple[list[float], list[float], l
     return ([p.epochs_done for p in reports], [p.loss for p in reports], [p.recent_accuracy for p in reports])
 
 
+def validation_progress_curve(reports: list[Progress]) -> tuple[list[float], list[float], list[float]]:
+    """(epochs, loss, accuracy) of the validation checks reported so far: the live dashed curve beside
+    `progress_curve`, as `History.validation_curve` draws it once done."""
+    checks = [(c.step / p.steps_per_epoch, c) for p in reports for c in p.validation]
+    return [x for x, _ in checks], [c.loss for _, c in checks], [c.accuracy for _, c in checks]
+
+
 @dataclass
 class History:
     """Training curves: one loss and one batch accuracy per step (a stack's: its members' mean), where
@@ -783,12 +790,12 @@ class Run:
         return self.evaluation.accuracy
 
     def label(self) -> str:
-        """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: 97.6%"."""
+        """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: 97.6% test"."""
         if self.name:
-            return f"{self.name} ({self.arch.label()}, loaded): {self.accuracy:.1%}"
+            return f"{self.name} ({self.arch.label()}, loaded): {self.accuracy:.1%} test"
         stopped = f" (stopped at {self.history.steps / self.history.steps_per_epoch:.1f} epochs)" \
             if self.history.stopped_early else ""
-        return f"{self.arch.label()}, {self.config.label()}{stopped}: {self.accuracy:.1%}"
+        return f"{self.arch.label()}, {self.config.label()}{stopped}: {self.accuracy:.1%} test"
 
 
 def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split, device="cpu",
