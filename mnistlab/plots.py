@@ -391,9 +391,10 @@ def _validation_lines(fig: go.Figure, label: str, curve: tuple, color: str, i: i
     """A run's validation checks, dashed, and its best epoch marked, on the loss and accuracy panels."""
     x, loss, acc = (list(v) for v in curve)
     best = best_epoch_point(x, loss)
+    dots = [7 if e > 0 and float(e).is_integer() else 0 for e in x]  # a dot where all of it was checked
     for col, y, what, fmt in ((1, loss, "loss", ".3f"), (2, acc, "accuracy", ".1%")):
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label} (validation)",
-                                 legendgroup=label, showlegend=False, marker=dict(size=5),
+                                 legendgroup=label, showlegend=False, marker=dict(size=dots),
                                  line=dict(color=color, width=2, dash="dash"),
                                  hovertemplate=f"validation, epoch %{{x:.2f}}: {what} %{{y:{fmt}}}"
                                                f"<extra></extra>"), row=1, col=col)

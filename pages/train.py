@@ -70,7 +70,7 @@ def chosen_config() -> train.TrainConfig:
                              normalization=ss["tr_normalization"], dataset=lab_ui.dataset().name,
                              train_images=ss["tr_train_images"], validation=ss["tr_validation"],
                              label_noise=ss["tr_label_noise"], weight_decay=ss["tr_weight_decay"],
-                             early_stop=ss["tr_early_stop"], evaluations=ss["tr_evaluations"])
+                             early_stop=ss["tr_early_stop"], split_seed=ss["tr_split_seed"])
 
 
 def data_caption(config: train.TrainConfig | None) -> str:
@@ -78,14 +78,14 @@ def data_caption(config: train.TrainConfig | None) -> str:
     config = config or train.TrainConfig(dataset=lab_ui.dataset().name)
     ds, total = config.data, train.MAX_TRAIN_IMAGES
     n = config.train_images or total - config.validation
-    which = ("the first of a seeded order, each class in proportion" if config.train_images
-             else "all but those")
+    which = (f"the first in a seeded order of its {total:,}, each class in proportion" if config.train_images
+             else f"its {total:,} less those that validate")
     noisy = noise_count(config.label_noise, n)
     noise = f"; {noisy:,} of their labels ({config.label_noise:.0%}) changed at random" if noisy else ""
     stop = (f"; training stops after {config.early_stop} epoch{'s' * (config.early_stop != 1)} without a "
             f"lower validation loss, keeping the best epoch's weights") if config.early_stop else ""
     return (f"Cross-entropy loss on the network's scores, an optimizer step per batch of its **{n:,} "
-            f"training images** ({ds.title}: {which} of the {total:,}{noise}), checked "
+            f"training images** ({ds.title}: {which}{noise}), checked "
             f"{config.evaluations} times an epoch on **{config.validation:,} validation images** set aside "
             f"(never trained on: they choose the best epoch{stop}); then the **10,000 test images** it has "
             f"never seen, which only report.")
@@ -214,14 +214,12 @@ with settings_col:
                       "-1, so Adam moves the weights of the hundreds of pixels that are black in a whole "
                       "batch together, like hundreds of extra biases: the same network learns more "
                       "slowly. Train both with the same seeds and compare the curves.")
-    with st.expander("Generalization: training images, label noise, weight decay, early stopping, "
-                     "validation", icon=":material/call_split:"):
-        per = "digit" if lab_ui.dataset().things == "digits" else "class"
+    with st.expander("Generalization settings", icon=":material/call_split:"):
         c = st.columns(2)
         rest = train.MAX_TRAIN_IMAGES - ss.get("tr_validation", DEFAULT_VALIDATION)
         c[0].selectbox(setting_label("train_images"), TRAIN_SIZES, TRAIN_SIZES.index(None),
                        key="tr_train_images", disabled=busy, help=setting_help("train_images"),
-                       format_func=lambda n: f"{n:,} (about {n // 10:,} per {per})" if n else f"all {rest:,}")
+                       format_func=lambda n: f"{n:,} images" if n else f"all {rest:,}")
         c[1].number_input(setting_label("validation"), MIN_VALIDATION, MAX_VALIDATION,
                           DEFAULT_VALIDATION, 1000, key="tr_validation", disabled=busy,
                           help=setting_help("validation"))
@@ -234,10 +232,9 @@ with settings_col:
         c = st.columns(2)
         c[0].selectbox(setting_label("early_stop"), EARLY_STOPS, key="tr_early_stop", disabled=busy,
                        help=setting_help("early_stop"),
-                       format_func=lambda k: f"after {k} epoch{'s' * (k != 1)} without a lower validation "
-                                             f"loss" if k else "off")
-        c[1].number_input(setting_label("evaluations"), 1, train.MAX_EVALUATIONS, 4,
-                          key="tr_evaluations", disabled=busy, help=setting_help("evaluations"))
+                       format_func=lambda k: f"after {k} epoch{'s' * (k != 1)}" if k else "off")
+        c[1].number_input(setting_label("split_seed"), 0, network.MAX_SEED, 0, key="tr_split_seed",
+                          disabled=busy, help=setting_help("split_seed"))
         if decay:
             st.caption(train.WEIGHT_DECAY_TEXT)
     try:
@@ -365,22 +362,25 @@ if runs:
     if run.dataset != lab_ui.dataset():
         st.info(f"This network learned {run.dataset.title}: its results are on {run.dataset.title}'s test "
                 f"images.", icon=":material/info:")
+    # Two rows, so that every label fits a projector's 1280 px whole: training against validation
+    # (and the epoch validation chose), then test, which only reports.
     learned, checked = run.train_evaluation, run.validation
-    c = st.columns([1, 1, 1.1, 1.5])
-    c[0].metric("Training accuracy", f"{learned.accuracy:.2%}" if learned else "—",
-                help="On the images it learned from, with the labels it learned (label noise too)")
-    c[1].metric("Validation accuracy", f"{checked.accuracy:.2%}" if checked else "—",
-                help="On the images set aside to choose with: never trained on")
+    c = st.columns([1, 1, 1.4, 0.8])
+    c[0].metric("Training accuracy", f"{learned.accuracy:.2%}" if learned else "—")
+    c[1].metric("Validation accuracy", f"{checked.accuracy:.2%}" if checked else "—")
     c[2].metric("Gap (training − validation)",
-                f"{100 * (learned.accuracy - checked.accuracy):+.1f} points" if learned and checked else "—",
-                help="How much better it does on the images it learned than on new ones: a wide gap is "
-                     "overfitting")
-    c[3].metric("Test accuracy (held out, not used to choose)", f"{e.accuracy:.2%}")
-    c = st.columns([1, 1, 1.1, 1.5])
-    c[0].metric("Best epoch", run.best_epoch or "—", help="The epoch with the lowest validation loss")
+                f"{100 * (learned.accuracy - checked.accuracy):+.1f} points" if learned and checked else "—")
+    c[3].metric("Best epoch", run.best_epoch or "—")
+    c = st.columns([2.3, 1, 1.3, 1])
+    c[0].metric("Test accuracy (held out, not used to choose)", f"{e.accuracy:.2%}")
     c[1].metric("Test loss", f"{e.loss:.4f}")
     c[2].metric(f"Test mistakes of {len(test_split):,}", f"{e.n_misclassified:,}")
     c[3].metric("Training time", f"{run.seconds:.1f} s" if run.history.steps else "—")
+    if learned and checked:
+        st.caption(f"Training: on the {int(learned.confusion.sum()):,} images it learned from, with the "
+                   f"labels it learned (noisy ones too). Validation: on {int(checked.confusion.sum()):,} "
+                   f"images set aside, never trained on; the best epoch has its lowest loss. A wide gap "
+                   f"between the two is overfitting. Test: held out, it only reports.")
     if note := stopping_note(run):
         st.info(note, icon=":material/front_hand:")
     verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, run.config.lr) \

@@ -5,6 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e import conftest
 from tests.e2e.conftest import assert_no_exception, goto_page, open_app, rerun, screenshot, wait_for_app
 
 PAGES = ["Lesson", "Dataset", "From tensors", "Build", "Train"]
@@ -188,3 +189,37 @@ def test_train_short_run_shows_accuracy(page, base_url):
     assert len(figure(page, "Training curves")["traces"]) >= 2
     assert_no_exception(page)
     screenshot(page, "train-two-runs")
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_train_on_a_small_training_set_shows_overfitting_by_split(page, base_url, size):
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    open_app(page, base_url)
+    goto_page(page, "Train")
+    page.get_by_text("Generalization settings").click()  # the expander opens in the browser
+    choose(page, "Training images", "1,000 images")
+    choose(page, "Early stopping", "after 2 epochs")
+    epochs = page.locator('[data-testid="stSlider"]').filter(has_text="Epochs").get_by_role("slider")
+    with rerun(page):
+        epochs.focus()
+        epochs.press("End")  # 20 epochs at most: early stopping ends it sooner
+    expect(page.get_by_text(re.compile(r"1,000 training images"))).to_be_visible()
+    assert_no_exception(page)
+    conftest.SCREENSHOTS.mkdir(exist_ok=True)  # the top of the page alone: what a room sees first
+    page.screenshot(path=str(conftest.SCREENSHOTS / f"train-generalization-settings-{size[0]}.png"))
+
+    with rerun(page):
+        page.get_by_role("button", name="Train", exact=True).click()
+    gap = page.locator('[data-testid="stMetric"]').filter(has_text="Gap (training − validation)")
+    expect(gap.locator('[data-testid="stMetricValue"]')).to_have_text(re.compile(r"^\+\d+\.\d points$"),
+                                                                     timeout=300_000)
+    wait_for_app(page)
+    for name in ["Training accuracy", "Validation accuracy", "Test accuracy (held out, not used to choose)"]:
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text=name)).to_be_visible()
+    stopped = r"stopped after epoch \d+ \(2 epochs without a lower validation loss\), kept epoch \d+'s"
+    expect(page.get_by_text(re.compile(stopped))).to_be_visible()
+    curves = figure(page, "Training curves")
+    assert {"loss", "accuracy"} <= set(curves["texts"])
+    assert any(t.startswith("best: epoch ") for t in curves["texts"])
+    assert_no_exception(page)
+    screenshot(page, f"train-generalization-{size[0]}")
