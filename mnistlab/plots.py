@@ -391,7 +391,8 @@ def _validation_lines(fig: go.Figure, label: str, curve: tuple, color: str, i: i
     """A run's validation checks, dashed, and its best epoch marked, on the loss and accuracy panels."""
     x, loss, acc = (list(v) for v in curve)
     best = best_epoch_point(x, loss)
-    dots = [7 if e > 0 and float(e).is_integer() else 0 for e in x]  # a dot where all of it was checked
+    # a dot where all of validation was checked, and at the latest check (a live curve's first shows)
+    dots = [8 if e > 0 and float(e).is_integer() else 6 if j == len(x) - 1 else 0 for j, e in enumerate(x)]
     for col, y, what, fmt in ((1, loss, "loss", ".3f"), (2, acc, "accuracy", ".1%")):
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label} (validation)",
                                  legendgroup=label, showlegend=False, marker=dict(size=dots),

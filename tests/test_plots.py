@@ -184,6 +184,10 @@ def test_training_curves_draw_validation_dashed_in_the_runs_colour_and_mark_its_
     assert [list(t.y) for t in dashed] == list(validation[1:]) and dashed[0].line.color == run[0].line.color
     stars = [t for t in run if t.marker.symbol == "star"]
     assert [(t.x, t.y) for t in stars] == [((2.0,), (0.4,)), ((2.0,), (0.87,))]
+    assert list(dashed[0].marker.size) == [0, 8, 0, 8, 0, 8]  # dots where all of validation was checked
+    live = plots.training_curves({"run": training}, validation={"run": ([0.5], [0.9], [0.7])})
+    first = [t.marker.size for t in live.data if t.line.dash == "dash" and t.legendgroup == "run"]
+    assert first == [(6,), (6,)]  # a live curve's first check shows before a line can
     assert plots.best_epoch_point([0.5], [0.1]) is None  # no epoch has ended yet: nothing to mark
     assert all(t.legendgroup != "key" or t.name != "validation (dashed)"
                for t in plots.training_curves({"run": training}).data)  # no validation, no key for it
