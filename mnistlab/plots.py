@@ -395,7 +395,9 @@ def _validation_lines(fig: go.Figure, label: str, curve: tuple, color: str, i: i
     dots = [8 if e > 0 and float(e).is_integer() else 6 if j == len(x) - 1 else 0 for j, e in enumerate(x)]
     for col, y, what, fmt in ((1, loss, "loss", ".3f"), (2, acc, "accuracy", ".1%")):
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label} (validation)",
-                                 legendgroup=label, showlegend=False, marker=dict(size=dots),
+                                 legendgroup=label, showlegend=False,
+                                 marker=dict(size=dots, color="white",  # open: seen on the solid line too
+                                             line=dict(color=color, width=[2 if d else 0 for d in dots])),
                                  line=dict(color=color, width=2, dash="dash"),
                                  hovertemplate=f"validation, epoch %{{x:.2f}}: {what} %{{y:{fmt}}}"
                                                f"<extra></extra>"), row=1, col=col)
