@@ -110,7 +110,7 @@ def stopping_note(run: train.Run) -> str | None:
     if h.kept_epoch is not None:
         return (f"Early stopping: ran all {len(h.epoch_ends)} epochs, kept epoch {h.kept_epoch}'s weights "
                 f"(its lowest validation loss).")
-    return "Early stopping: stopped by hand, so it keeps the weights it had then."
+    return "Early stopping: stopped by hand or the time limit first, so it keeps the weights it had then."
 
 
 def start_training(build: lab_ui.Build) -> None:
