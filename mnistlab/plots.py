@@ -371,24 +371,39 @@ def histograms(panels: Mapping[str, object], columns: int = 2, bins: int = 40, t
 RUN_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#9d755d", "#bab0ac"]
 
 
-def training_curves(curves: Mapping[str, tuple], title: str | None = None, height: int = 400,
-                    epochs: float | None = None) -> go.Figure:
-    """Training loss and accuracy against epochs, one line per run: {label: (epochs, loss, accuracy)}.
+KEY_COLOR = "#555555"  # the legend's key to the line styles, in no run's colour
 
-    Epochs on the x axis let runs with different batch sizes share it (an A/B comparison). With
-    `epochs`, the x axis spans the whole run from the start, so a live curve grows into it.
+
+def training_curves(curves: Mapping[str, tuple], title: str | None = None, height: int = 400,
+                    epochs: float | None = None, validation: Mapping[str, tuple] | None = None) -> go.Figure:
+    """Loss and accuracy against epochs, a colour per run: on the training images solid,
+    {label: (epochs, loss, accuracy)}, and on the validation images dashed, `validation` in the same
+    form (checked several times an epoch; on all of them at each epoch's end).
+
+    Each run's best validation epoch, the whole-epoch check with the lowest loss (what chooses the
+    epoch and early stopping), is marked on both panels. Epochs on the x axis let runs with different
+    batch sizes share it (an A/B comparison). With `epochs`, the x axis spans the whole run from the
+    start, so a live curve grows into it.
     """
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "training accuracy"),
-                        horizontal_spacing=0.1)
+    validation = validation or {}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.1)
+    key = [("training (solid)", "solid")] + ([("validation (dashed)", "dash")] if validation else [])
+    for name, dash in key:  # which line is which split: one legend entry each, for every run
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, legendgroup="key",
+                                 line=dict(color=KEY_COLOR, width=2, dash=dash), hoverinfo="skip"),
+                      row=1, col=1)
     for i, (label, (x, loss, acc)) in enumerate(curves.items()):
         color = RUN_COLORS[i % len(RUN_COLORS)]
         fig.add_trace(go.Scatter(x=list(x), y=list(loss), mode="lines", name=label, legendgroup=label,
                                  line=dict(color=color, width=2),
-                                 hovertemplate="epoch %{x:.2f}: loss %{y:.3f}<extra></extra>"), row=1, col=1)
+                                 hovertemplate="training, epoch %{x:.2f}: loss %{y:.3f}<extra></extra>"),
+                      row=1, col=1)
         fig.add_trace(go.Scatter(x=list(x), y=list(acc), mode="lines", name=label, legendgroup=label,
                                  showlegend=False, line=dict(color=color, width=2),
-                                 hovertemplate="epoch %{x:.2f}: accuracy %{y:.1%}<extra></extra>"),
+                                 hovertemplate="training, epoch %{x:.2f}: accuracy %{y:.1%}<extra></extra>"),
                       row=1, col=2)
+        if label in validation:
+            _validation_lines(fig, label, validation[label], color, i)
     fig.update_xaxes(title_text="epoch", rangemode="tozero", range=[0, epochs] if epochs else None)
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)  # accuracy: a share, whatever the run
@@ -398,6 +413,41 @@ def training_curves(curves: Mapping[str, tuple], title: str | None = None, heigh
     _layout(fig, title, height)
     fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
     return fig
+
+
+def best_epoch_point(x, loss) -> int | None:
+    """The index in a validation curve of its best epoch: of the checks at a whole epoch (on every
+    validation image), the first with the lowest loss; None before an epoch has ended."""
+    ends = [i for i, e in enumerate(x) if e > 0 and float(e).is_integer()]
+    return min(ends, key=lambda i: (loss[i], i)) if ends else None
+
+
+def _validation_lines(fig: go.Figure, label: str, curve: tuple, color: str, i: int) -> None:
+    """A run's validation checks, dashed, and its best epoch marked, on the loss and accuracy panels."""
+    x, loss, acc = (list(v) for v in curve)
+    best = best_epoch_point(x, loss)
+    # a dot where all of validation was checked, and at the latest check (a live curve's first shows)
+    dots = [8 if e > 0 and float(e).is_integer() else 6 if j == len(x) - 1 else 0 for j, e in enumerate(x)]
+    for col, y, what, fmt in ((1, loss, "loss", ".3f"), (2, acc, "accuracy", ".1%")):
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label} (validation)",
+                                 legendgroup=label, showlegend=False,
+                                 marker=dict(size=dots, color="white",  # open: seen on the solid line too
+                                             line=dict(color=color, width=[2 if d else 0 for d in dots])),
+                                 line=dict(color=color, width=2, dash="dash"),
+                                 hovertemplate=f"validation, epoch %{{x:.2f}}: {what} %{{y:{fmt}}}"
+                                               f"<extra></extra>"), row=1, col=col)
+        if best is None:
+            continue
+        fig.add_trace(go.Scatter(x=[x[best]], y=[y[best]], mode="markers", name=f"{label} (best epoch)",
+                                 legendgroup=label, showlegend=False,
+                                 marker=dict(symbol="star", size=16, color=color,
+                                             line=dict(color="white", width=1)),
+                                 hovertemplate=f"best validation epoch %{{x:.0f}}: {what} %{{y:{fmt}}}"
+                                               f"<extra></extra>"), row=1, col=col)
+        if col == 1:  # named once, above the loss panel's star, each run's a little higher
+            fig.add_annotation(x=x[best], y=y[best], xref="x", yref="y", text=f"best: epoch {x[best]:.0f}",
+                               showarrow=True, arrowhead=0, arrowcolor=color, ax=0, ay=-28 - 22 * (i % 4),
+                               font=dict(color=color, size=FONT_SIZE - 2), bgcolor="rgba(255,255,255,0.8)")
 
 
 def confusion_matrix(confusion, title: str | None = None, height: int = 560,

@@ -323,6 +323,13 @@ def progress_curve(reports: list[Progress]) -> tuple[list[float], list[float], l
     return ([p.epochs_done for p in reports], [p.loss for p in reports], [p.recent_accuracy for p in reports])
 
 
+def validation_progress_curve(reports: list[Progress]) -> tuple[list[float], list[float], list[float]]:
+    """(epochs, loss, accuracy) of the validation checks reported so far: the live dashed curve beside
+    `progress_curve`, as `History.validation_curve` draws it once done."""
+    checks = [(c.step / p.steps_per_epoch, c) for p in reports for c in p.validation]
+    return [x for x, _ in checks], [c.loss for _, c in checks], [c.accuracy for _, c in checks]
+
+
 @dataclass
 class History:
     """Training curves: one loss and one batch accuracy per step (a stack's: its members' mean), where

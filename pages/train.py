@@ -15,6 +15,7 @@ import streamlit as st
 import lab_ui
 from mnistlab import data, dynamics, jobs, model_files, network, network_diagram, notebook, plots, train
 from mnistlab.errors import LabError
+from mnistlab.splits import DEFAULT_VALIDATION, MAX_VALIDATION, MIN_VALIDATION, TRAIN_SIZES, noise_count
 
 lab_ui.entry_guard()
 
@@ -25,6 +26,10 @@ GALLERY = 4  # misclassified digits shown with their probability bars, per page
 SHOWN_UNITS = 64
 REFRESH_S = 0.5
 LIVE_IMAGE = 0  # the test image the live network diagram reads
+LABEL_NOISES = [i / 20 for i in range(21)]
+WEIGHT_DECAYS = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]
+EARLY_STOPS = [None, *range(1, 11)]
+SETTINGS = {f.name: f.metadata for f in train.TrainConfig.settings()}  # each setting's label and help
 
 ss = st.session_state
 ss.setdefault("runs", [])
@@ -48,12 +53,69 @@ def add_run(run: train.Run) -> None:
     ss["tr_compare"] = kept[-2:] + [newest]
 
 
+def setting_label(name: str) -> str:
+    return SETTINGS[name]["label"]
+
+
+def setting_help(name: str) -> str:
+    """A setting's help as a sentence."""
+    text = SETTINGS[name]["help"]
+    return text[0].upper() + text[1:] + "."
+
+
+def chosen_config() -> train.TrainConfig:
+    """The settings as the widgets say; a ConfigError says what is wrong with them."""
+    return train.TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
+                             batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], batch_seed=ss["tr_seed"],
+                             normalization=ss["tr_normalization"], dataset=lab_ui.dataset().name,
+                             train_images=ss["tr_train_images"], validation=ss["tr_validation"],
+                             label_noise=ss["tr_label_noise"], weight_decay=ss["tr_weight_decay"],
+                             early_stop=ss["tr_early_stop"], split_seed=ss["tr_split_seed"])
+
+
+def data_caption(config: train.TrainConfig | None) -> str:
+    """What the chosen settings train on, validate with and test on."""
+    config = config or train.TrainConfig(dataset=lab_ui.dataset().name)
+    ds, total = config.data, train.MAX_TRAIN_IMAGES
+    n = config.train_images or total - config.validation
+    which = (f"the first in a seeded order of its {total:,}, each class in proportion" if config.train_images
+             else f"its {total:,} less those that validate")
+    noisy = noise_count(config.label_noise, n)
+    noise = f"; {noisy:,} of their labels ({config.label_noise:.0%}) changed at random" if noisy else ""
+    stop = (f"; training stops after {config.early_stop} epoch{'s' * (config.early_stop != 1)} without a "
+            f"lower validation loss, keeping the best epoch's weights") if config.early_stop else ""
+    return (f"Cross-entropy loss on the network's scores, an optimizer step per batch of its **{n:,} "
+            f"training images** ({ds.title}: {which}{noise}), checked "
+            f"{config.evaluations} times an epoch on **{config.validation:,} validation images** set aside "
+            f"(never trained on: they choose the best epoch{stop}); then the **10,000 test images** it has "
+            f"never seen, which only report.")
+
+
+def split_curves(runs: dict[str, train.Run]) -> tuple[dict, dict]:
+    """Each run's training curve and validation checks, as plots.training_curves draws them."""
+    trained = {label: r.history for label, r in runs.items() if r.history.steps}
+    return ({label: h.curve() for label, h in trained.items()},
+            {label: h.validation_curve() for label, h in trained.items() if h.validation_steps})
+
+
+def stopping_note(run: train.Run) -> str | None:
+    """What early stopping did to a run: when it stopped and whose weights it kept."""
+    h, patience = run.history, run.config.early_stop
+    if not patience or not h.steps:
+        return None
+    if h.patience_ran_out:
+        return (f"Early stopping: stopped after epoch {len(h.epoch_ends)} ({patience} epoch"
+                f"{'s' * (patience != 1)} without a lower validation loss), kept epoch {h.kept_epoch}'s "
+                f"weights.")
+    if h.kept_epoch is not None:
+        return (f"Early stopping: ran all {len(h.epoch_ends)} epochs, kept epoch {h.kept_epoch}'s weights "
+                f"(its lowest validation loss).")
+    return "Early stopping: stopped by hand or the time limit first, so it keeps the weights it had then."
+
+
 def start_training(build: lab_ui.Build) -> None:
     try:
-        config = train.TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
-                                   batch_size=ss["tr_batch"], epochs=ss["tr_epochs"],
-                                   batch_seed=ss["tr_seed"],
-                                   normalization=ss["tr_normalization"], dataset=lab_ui.dataset().name)
+        config = chosen_config()
         ss["train_job"] = jobs.TrainingJob(build.network, config, lab_ui.split(True), lab_ui.split(False),
                                            build.device, owner=lab_ui.owner(), record_dynamics=True).start()
         ss.pop("tr_error", None)
@@ -103,9 +165,7 @@ def use_network_here() -> None:
 # -- what to train ---------------------------------------------------------------------------------
 
 st.title("Train")
-st.caption(f"Cross-entropy loss on the network's scores, an optimizer step per batch of its training "
-           f"images ({lab_ui.dataset().title}: 50,000 of the 60,000 by default), checked on 10,000 more set "
-           f"aside for validation; then the 10,000 test images it has never seen.")
+caption = st.empty()  # what the chosen settings train on: written once they are read below
 
 build = lab_ui.current_build()
 net = build.network
@@ -136,7 +196,7 @@ with settings_col:
     c = st.columns(2)
     optimizer = c[0].radio("Optimizer", train.OPTIMIZERS, key="tr_optimizer", horizontal=True,
                            format_func={"adam": "Adam", "adamw": "AdamW", "sgd": "SGD + momentum"}.get,
-                           disabled=busy)
+                           disabled=busy, help=f"{setting_help('optimizer')} {train.WEIGHT_DECAY_TEXT}")
     c[1].number_input("Momentum", 0.0, 0.99, 0.9, 0.05, key="tr_momentum",
                       disabled=busy or optimizer != "sgd")
     c = st.columns(2)
@@ -154,8 +214,37 @@ with settings_col:
                       "-1, so Adam moves the weights of the hundreds of pixels that are black in a whole "
                       "batch together, like hundreds of extra biases: the same network learns more "
                       "slowly. Train both with the same seeds and compare the curves.")
-    st.button("Train", key="tr_train", type="primary", icon=":material/play_arrow:", disabled=busy,
-              on_click=start_training, args=(build,))
+    with st.expander("Generalization settings", icon=":material/call_split:"):
+        c = st.columns(2)
+        rest = train.MAX_TRAIN_IMAGES - ss.get("tr_validation", DEFAULT_VALIDATION)
+        c[0].selectbox(setting_label("train_images"), TRAIN_SIZES, TRAIN_SIZES.index(None),
+                       key="tr_train_images", disabled=busy, help=setting_help("train_images"),
+                       format_func=lambda n: f"{n:,} images" if n else f"all {rest:,}")
+        c[1].number_input(setting_label("validation"), MIN_VALIDATION, MAX_VALIDATION,
+                          DEFAULT_VALIDATION, 1000, key="tr_validation", disabled=busy,
+                          help=setting_help("validation"))
+        c = st.columns(2)
+        c[0].select_slider(setting_label("label_noise"), LABEL_NOISES, 0.0, key="tr_label_noise",
+                           disabled=busy, format_func=lambda v: f"{v:.0%}", help=setting_help("label_noise"))
+        decay = c[1].select_slider(setting_label("weight_decay"), WEIGHT_DECAYS, 0.0, key="tr_weight_decay",
+                                   disabled=busy, format_func=lambda v: f"{v:g}" if v else "0 (off)",
+                                   help=f"{setting_help('weight_decay')} {train.WEIGHT_DECAY_TEXT}")
+        c = st.columns(2)
+        c[0].selectbox(setting_label("early_stop"), EARLY_STOPS, key="tr_early_stop", disabled=busy,
+                       help=setting_help("early_stop"),
+                       format_func=lambda k: f"after {k} epoch{'s' * (k != 1)}" if k else "off")
+        c[1].number_input(setting_label("split_seed"), 0, network.MAX_SEED, 0, key="tr_split_seed",
+                          disabled=busy, help=setting_help("split_seed"))
+        if decay:
+            st.caption(train.WEIGHT_DECAY_TEXT)
+    try:
+        config = chosen_config()
+    except LabError as e:
+        config = None
+        st.error(str(e), icon=":material/error:")
+    st.button("Train", key="tr_train", type="primary", icon=":material/play_arrow:",
+              disabled=busy or config is None, on_click=start_training, args=(build,))
+caption.caption(data_caption(config))
 
 if "tr_error" in ss:
     st.error(ss["tr_error"])
@@ -200,11 +289,14 @@ if job is not None:
             st.button("Resume", key="tr_resume", icon=":material/play_arrow:", on_click=job.resume,
                       disabled=not held, help=why or "Train on: to the same weights as a run never paused.")
         curves = {f"Training: {job.arch.label()}, {job.config.label()}": train.progress_curve(job.reports)}
-        for label, run in labelled_runs().items():
-            if label in ss.get("tr_compare", []) and run.history.steps:
-                curves[label] = run.history.curve()
-        lab_ui.plot(plots.training_curves(curves, title="While it trains", epochs=job.config.epochs),
-                    key="tr_live_curves")
+        x, _, accuracy = checked = train.validation_progress_curve(job.reports)
+        checks = {next(iter(curves)): checked}
+        done, done_checks = split_curves({label: run for label, run in labelled_runs().items()
+                                          if label in ss.get("tr_compare", [])})
+        title = "While it trains" + (f": validation accuracy {accuracy[-1]:.1%} at epoch {x[-1]:.2f}"
+                                     if x else "")
+        lab_ui.plot(plots.training_curves(curves | done, title=title, epochs=job.config.epochs,
+                                          validation=checks | done_checks), key="tr_live_curves")
         series = dynamics.live_series(job.reports)
         lab_ui.plot(plots.layer_dynamics({"Training": series}, epochs=job.config.epochs,
                                          title="Each layer while it trains"), key="tr_live_dynamics")
@@ -230,18 +322,35 @@ if job is not None:
 runs = labelled_runs()
 if runs:
     st.header("Runs")
-    # Five columns fit a projector's 1280 px without scrolling sideways.
+    # The numbers first, each named by its split, so a projector's 1280 px shows them all; the
+    # settings' long text comes last. Choose on validation: test only reports.
+    early = any(r.config.early_stop and r.history.steps for r in runs.values())
+    accuracy = lambda ev: ev.accuracy if ev is not None else None  # noqa: E731 (None: loaded from a file)
     st.dataframe(pd.DataFrame([{
-        "run": label.split(":")[0], "network": f"{r.name or r.arch.label()} · init {r.init.label()}",
+        "run": label.split(":")[0], "train accuracy": accuracy(r.train_evaluation),
+        "validation accuracy": accuracy(r.validation), "test accuracy": r.accuracy,
+        "best epoch": r.best_epoch, **({"kept epoch": r.history.kept_epoch} if early else {}),
+        "network": f"{r.name or r.arch.label()} · init {r.init.label()}",
         "training": (r.config.label() + (" · stopped early" if r.history.stopped_early else "")
-                     if r.history.steps else "loaded from a file"),
-        "test accuracy": r.accuracy, "seconds": round(r.seconds, 1)}
+                     + (f" · stopped after epoch {len(r.history.epoch_ends)}" if r.history.patience_ran_out
+                        else "") if r.history.steps else "loaded from a file"),
+        "seconds": round(r.seconds, 1)}
         for label, r in runs.items()]),
         hide_index=True, width="stretch",
         column_config={"run": st.column_config.TextColumn(width=60),
+                       "train accuracy": st.column_config.NumberColumn(format="percent", width=105,
+                                                                       help="On the images it learned from, "
+                                                                            "with their labels (noisy too)"),
+                       "validation accuracy": st.column_config.NumberColumn(
+                           format="percent", width=135, help="On the images set aside to choose with"),
+                       "test accuracy": st.column_config.NumberColumn(
+                           format="percent", width=100, help="Held out, not used to choose"),
+                       "best epoch": st.column_config.NumberColumn(
+                           width=85, help="The epoch with the lowest validation loss"),
+                       "kept epoch": st.column_config.NumberColumn(
+                           width=85, help="With early stopping: the epoch whose weights the network kept"),
                        "network": st.column_config.TextColumn(width=210),
                        "training": st.column_config.TextColumn(width=300),
-                       "test accuracy": st.column_config.NumberColumn(format="percent", width=95),
                        "seconds": st.column_config.NumberColumn(width=65)})
 
     trained = [label for label, r in runs.items() if r.history.steps]
@@ -249,8 +358,9 @@ if runs:
     compare = st.multiselect("Compare training curves", trained, key="tr_compare",
                              help="Pick two or more runs, e.g. sigmoid vs ReLU with the same seeds.")
     if compare:
-        lab_ui.plot(plots.training_curves({label: runs[label].history.curve() for label in compare},
-                                          title="Training curves"))
+        curves, checks = split_curves({label: runs[label] for label in compare})
+        lab_ui.plot(plots.training_curves(curves, validation=checks, title="Training curves: training "
+                                                                            "and validation"))
         recorded = {label: runs[label].dynamics.all_series() for label in compare if runs[label].dynamics}
         if len(recorded) > 1:  # one run's dynamics are on its Learning dynamics tab
             lab_ui.plot(plots.layer_dynamics(recorded, title="Each layer's dynamics: a colour per layer, a "
@@ -266,18 +376,35 @@ if runs:
     if run.dataset != lab_ui.dataset():
         st.info(f"This network learned {run.dataset.title}: its results are on {run.dataset.title}'s test "
                 f"images.", icon=":material/info:")
-    c = st.columns(4)
-    c[0].metric("Test accuracy", f"{e.accuracy:.2%}")
+    # Two rows, so that every label fits a projector's 1280 px whole: training against validation
+    # (and the epoch validation chose), then test, which only reports.
+    learned, checked = run.train_evaluation, run.validation
+    c = st.columns([1, 1, 1.4, 0.8])
+    c[0].metric("Training accuracy", f"{learned.accuracy:.2%}" if learned else "—")
+    c[1].metric("Validation accuracy", f"{checked.accuracy:.2%}" if checked else "—")
+    c[2].metric("Gap (training − validation)",
+                f"{100 * (learned.accuracy - checked.accuracy):+.1f} points" if learned and checked else "—")
+    c[3].metric("Best epoch", run.best_epoch or "—")
+    c = st.columns([2.3, 1, 1.3, 1])
+    c[0].metric("Test accuracy (held out, not used to choose)", f"{e.accuracy:.2%}")
     c[1].metric("Test loss", f"{e.loss:.4f}")
-    c[2].metric(f"Mistakes of {len(test_split):,}", f"{e.n_misclassified:,}")
+    c[2].metric(f"Test mistakes of {len(test_split):,}", f"{e.n_misclassified:,}")
     c[3].metric("Training time", f"{run.seconds:.1f} s" if run.history.steps else "—")
+    if learned and checked:
+        st.caption(f"Training: on the {int(learned.confusion.sum()):,} images it learned from, with the "
+                   f"labels it learned (noisy ones too). Validation: on {int(checked.confusion.sum()):,} "
+                   f"images set aside, never trained on; the best epoch has its lowest loss. A wide gap "
+                   f"between the two is overfitting. Test: held out, it only reports.")
+    if note := stopping_note(run):
+        st.info(note, icon=":material/front_hand:")
     verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, run.config.lr) \
         if run.history.steps else None
     if verdict:
         st.error(verdict, icon=":material/troubleshoot:")
 
     dynamics_tab, confusion_tab, mistakes_tab, weights_tab, code_tab, file_tab = st.tabs(
-        ["Learning dynamics", "Confusion matrix", "Mistakes", "Weights", "Training code", "Model file"])
+        ["Learning dynamics", "Confusion matrix (test)", "Mistakes (test)", "Weights", "Training code",
+         "Model file"])
 
     with dynamics_tab:
         d = run.dynamics
@@ -303,8 +430,9 @@ if runs:
     with confusion_tab:
         kind = "digit" if run.dataset.things == "digits" else "class"
         lab_ui.plot(plots.confusion_matrix(e.confusion, classes=classes,
-                                           title=f"True {kind} (rows) and prediction (columns)"))
-        st.dataframe(pd.DataFrame([[f"{a:.1%}" for a in e.per_class_accuracy]], index=["accuracy"],
+                                           title=f"True {kind} (rows) and prediction (columns), on the "
+                                                 f"{len(test_split):,} test images"))
+        st.dataframe(pd.DataFrame([[f"{a:.1%}" for a in e.per_class_accuracy]], index=["test accuracy"],
                                   columns=[f"digit {c}" if kind == "digit" else c for c in classes]),
                      width="stretch")
 
@@ -316,8 +444,8 @@ if runs:
             lab_ui.plot(plots.digit_grid(test_split.normalized(grid), test_split.labels[grid],
                                          predictions=e.misclassified_probabilities[:MISTAKES_GRID].argmax(1),
                                          classes=classes,
-                                         title=f"The first {len(grid)} of {e.n_misclassified:,} mistakes: "
-                                               f"true → predicted"))
+                                         title=f"The first {len(grid)} of {e.n_misclassified:,} test "
+                                               f"mistakes: true → predicted"))
             pages = math.ceil(e.n_misclassified / GALLERY)
             page = st.number_input(f"Mistakes page (1 to {pages})", 1, pages, 1, key="tr_gallery")
             for k in range((page - 1) * GALLERY, min(page * GALLERY, e.n_misclassified)):
@@ -354,8 +482,11 @@ if runs:
                                 "CPU, it trains these very weights to this test accuracy.")
 
     with file_tab:
+        kept = (f" These are epoch {run.history.kept_epoch}'s weights, which early stopping kept; the file "
+                f"says so (`kept_epoch`)." if run.history.kept_epoch is not None else "")
         st.markdown("A model file is one `.safetensors` file: the weights, and the architecture, settings "
-                    "and test results as text. It holds no code, so it is safe to share.")
+                    "and results as text (test, and where known training and validation accuracy and the "
+                    f"best epoch). It holds no code, so it is safe to share.{kept}")
         name = st.text_input("File name", f"run{shown.split(':')[0].split()[-1]}-"
                              f"{run.arch.label().replace(' ', '-').replace('/', '-')}", key="tr_file_name")
         try:

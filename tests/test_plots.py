@@ -185,3 +185,29 @@ def test_enlarged_puts_every_text_of_a_figure_at_least_at_the_size_asked():
     assert big.layout.margin.t > small.layout.margin.t and small.layout.annotations[1].text.count("<br>") == 0
     image = plots.enlarged(px.imshow(np.zeros((28, 28))), 30)
     assert image.layout.coloraxis.colorbar.tickfont.size == 30 and image.layout.xaxis.tickfont.size == 30
+
+
+def test_training_curves_draw_validation_dashed_in_the_runs_colour_and_mark_its_best_epoch():
+    training = ([0.5, 1.0, 1.5, 2.0, 2.5, 3.0], [1.0, 0.6, 0.4, 0.3, 0.2, 0.1],
+                [0.7, 0.8, 0.9, 0.92, 0.95, 0.97])
+    # checks twice an epoch; at whole epochs on every validation image, where the lowest loss is epoch 2's
+    # (0.30 at 2.5 is a part of the images, and never chooses)
+    validation = ([0.5, 1.0, 1.5, 2.0, 2.5, 3.0], [0.9, 0.5, 0.45, 0.4, 0.30, 0.42],
+                  [0.7, 0.8, 0.85, 0.87, 0.88, 0.86])
+    fig = plots.training_curves({"run": training}, validation={"run": validation})
+    assert [a.text for a in fig.layout.annotations] == ["loss", "accuracy", "best: epoch 2"]
+    key = [t for t in fig.data if t.legendgroup == "key"]
+    assert [(t.name, t.line.dash) for t in key] == [("training (solid)", "solid"),
+                                                    ("validation (dashed)", "dash")]
+    run = [t for t in fig.data if t.legendgroup == "run"]
+    dashed = [t for t in run if t.line.dash == "dash"]
+    assert [list(t.y) for t in dashed] == list(validation[1:]) and dashed[0].line.color == run[0].line.color
+    stars = [t for t in run if t.marker.symbol == "star"]
+    assert [(t.x, t.y) for t in stars] == [((2.0,), (0.4,)), ((2.0,), (0.87,))]
+    assert list(dashed[0].marker.size) == [0, 8, 0, 8, 0, 8]  # dots where all of validation was checked
+    live = plots.training_curves({"run": training}, validation={"run": ([0.5], [0.9], [0.7])})
+    first = [t.marker.size for t in live.data if t.line.dash == "dash" and t.legendgroup == "run"]
+    assert first == [(6,), (6,)]  # a live curve's first check shows before a line can
+    assert plots.best_epoch_point([0.5], [0.1]) is None  # no epoch has ended yet: nothing to mark
+    assert all(t.legendgroup != "key" or t.name != "validation (dashed)"
+               for t in plots.training_curves({"run": training}).data)  # no validation, no key for it

@@ -3,8 +3,10 @@
 import re
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
+from tests.e2e import conftest
 from tests.e2e.conftest import assert_no_exception, goto_page, open_app, rerun, screenshot, wait_for_app
 
 PAGES = ["Lesson", "Dataset", "From tensors", "Build", "Train"]
@@ -188,3 +190,54 @@ def test_train_short_run_shows_accuracy(page, base_url):
     assert len(figure(page, "Training curves")["traces"]) >= 2
     assert_no_exception(page)
     screenshot(page, "train-two-runs")
+
+
+def choose_opened(page, label: str, option: str, tries: int = 3) -> None:
+    """`choose`, in an expander just opened: a click on the box while the expander still grows can
+    focus it without opening its list (seen at 1280x720), so the list is asked for again."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_text(label, exact=True)).locator('[role="combobox"]')
+    wanted = page.get_by_role("option", name=option, exact=True)
+    for _ in range(tries):
+        box.click()
+        try:
+            wanted.wait_for(timeout=5_000)
+            break
+        except PlaywrightError:
+            page.keyboard.press("Escape")
+    with rerun(page):
+        wanted.click()
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_train_on_a_small_training_set_shows_overfitting_by_split(page, base_url, size):
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    open_app(page, base_url)
+    goto_page(page, "Train")
+    page.get_by_text("Generalization settings").click()  # the expander opens in the browser
+    choose_opened(page, "Training images", "1,000 images")
+    choose_opened(page, "Early stopping", "after 2 epochs")
+    epochs = page.locator('[data-testid="stSlider"]').filter(has_text="Epochs").get_by_role("slider")
+    with rerun(page):
+        epochs.focus()
+        epochs.press("End")  # 20 epochs at most: early stopping ends it sooner
+    expect(page.get_by_text(re.compile(r"1,000 training images"))).to_be_visible()
+    assert_no_exception(page)
+    conftest.SCREENSHOTS.mkdir(exist_ok=True)  # the top of the page alone: what a room sees first
+    page.screenshot(path=str(conftest.SCREENSHOTS / f"train-generalization-settings-{size[0]}.png"))
+
+    with rerun(page):
+        page.get_by_role("button", name="Train", exact=True).click()
+    gap = page.locator('[data-testid="stMetric"]').filter(has_text="Gap (training − validation)")
+    expect(gap.locator('[data-testid="stMetricValue"]')).to_have_text(re.compile(r"^\+\d+\.\d points$"),
+                                                                     timeout=300_000)
+    wait_for_app(page)
+    for name in ["Training accuracy", "Validation accuracy", "Test accuracy (held out, not used to choose)"]:
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text=name)).to_be_visible()
+    stopped = r"stopped after epoch \d+ \(2 epochs without a lower validation loss\), kept epoch \d+'s"
+    expect(page.get_by_text(re.compile(stopped))).to_be_visible()
+    curves = figure(page, "Training curves")
+    assert {"loss", "accuracy"} <= set(curves["texts"])
+    assert any(t.startswith("best: epoch ") for t in curves["texts"])
+    assert_no_exception(page)
+    screenshot(page, f"train-generalization-{size[0]}")
