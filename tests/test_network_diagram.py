@@ -1,6 +1,5 @@
 """The network drawn as a network: what it draws is the model's own weights and its forward pass."""
 
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -168,14 +167,7 @@ def lesson_named(*sizes) -> nn.Sequential:
 
 
 @pytest.mark.parametrize("sizes", [(128, 64), (2048, 2048)])
-def test_the_figure_is_built_in_a_few_milliseconds(sizes, images):
-    torch.set_num_threads(1)
-    model = lesson_named(*sizes)
-    nd.network_figure(model, image(images))
-    best = float("inf")
-    for _ in range(5):  # the best of five: other work on a shared machine only slows some of them
-        start = time.perf_counter()
-        fig = nd.network_figure(model, image(images), title="timed")
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.015, f"{best * 1000:.1f} ms"
-    assert len(fig.data) <= 20  # a few traces, however wide the network
+def test_the_figure_stays_a_few_traces_however_wide_the_network(sizes, images):
+    """Its cost is bench "pages" (Build's rerun); here: wide layers are sampled, not drawn whole."""
+    fig = nd.network_figure(lesson_named(*sizes), image(images))
+    assert len(fig.data) <= 20
