@@ -1,8 +1,8 @@
 """Jupyter notebooks to take home: the lesson with the visitor's values, a Build network, a Train run.
 
 Written with nbformat, without outputs: run top to bottom, each prints what the app showed (the
-lesson's steps are `mnistlab.lesson.STEPS`, the code is `codegen` and `train.training_code`, all shared with
-the pages). MNIST is read where the app found it ($MNISTLAB_DATA or the lesson's folder), and
+lesson's steps are `mnistlab.lesson.PARTS`, the code is `codegen` and `train.training_code`, all shared
+with the pages). MNIST is read where the app found it ($MNISTLAB_DATA or the lesson's folder), and
 downloaded when it is not there.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import nbformat
 from nbformat import v4
 
-from mnistlab import codegen, train
-from mnistlab import lesson as lesson_steps  # `lesson` is this module's notebook of them
+from mnistlab import codegen, lesson_step, train
+from mnistlab.lesson import PARTS
 from mnistlab.network import Network
 
 # The lesson's helper.view_classify, drawn with Plotly (the app draws its own, plots.view_classify).
@@ -50,13 +50,13 @@ def to_bytes(nb: nbformat.NotebookNode) -> bytes:
     return nbformat.writes(nb).encode()
 
 
-def _values_line(values: lesson_steps.LessonValues) -> str:
+def _values_line(values: lesson_step.LessonValues) -> str:
     return (f"hidden units {values.n_hidden} (steps 5-9), hidden layers {values.hidden[0]} and "
             f"{values.hidden[1]} (steps 11-14), seed {values.seed}, init std {values.std:g}, "
             f"image {values.index} of the batch")
 
 
-def lesson(values: lesson_steps.LessonValues = lesson_steps.DEFAULT, part: int = 1) -> nbformat.NotebookNode:
+def lesson(values: lesson_step.LessonValues = lesson_step.DEFAULT, part: int = 1) -> nbformat.NotebookNode:
     """A part of the lesson with these values: each step a markdown cell (what it shows, what changed
     since 2018) and its code cell, after a cell with the lesson's `view_classify` helper (part 2,
     which trains, first runs torch on one thread as the app does, to print the same losses)."""
@@ -72,7 +72,7 @@ def lesson(values: lesson_steps.LessonValues = lesson_steps.DEFAULT, part: int =
                      f"Part 2 of the lesson as MNIST Lab shows it, with seed {values.seed}. Run the cells "
                      "in order: each prints what the app's Lesson page showed."),
                  v4.new_code_cell(f"{VIEW_CLASSIFY}\n\nimport torch\n\n{ONE_THREAD}")]
-    for s in lesson_steps.PARTS[part - 1].steps:
+    for s in PARTS[part - 1].steps:
         text = f"## {s.number}. {s.title}\n\n{s.text}"
         if s.note:
             text += f"\n\n> **Changed since the 2018 lesson:** {s.note}"
@@ -98,7 +98,7 @@ def build(net: Network, style: str = "sequential") -> nbformat.NotebookNode:
 def training_source(config: train.TrainConfig, arch=None) -> str:
     """The Train page's training code (for a network of `arch`), reading the data set where this app does."""
     code = train.training_code(config, arch)
-    folder = repr(lesson_steps.data_folder_text(config.data))
+    folder = repr(lesson_step.data_folder_text(config.data))
     lesson_folder = f'"{config.data.lesson_folder}"'  # how train.training_code names the data folder
     if lesson_folder not in code:
         raise RuntimeError("train.training_code no longer names the lesson's data folder as expected")

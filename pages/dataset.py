@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 import lab_ui
-from mnistlab import lesson, plots
+from mnistlab import lesson_step, plots
 from mnistlab.data import MEAN, STD, FastLoader, normalize, normalize_code
 from mnistlab.network import MAX_SEED
 
@@ -64,8 +64,8 @@ st.caption(f"{ds.title} through the lesson's `trainloader`: each batch is a tens
 c = st.columns([1.2, 1, 1, 1, 1], vertical_alignment="bottom")
 split_name = c[0].segmented_control("Split", ["train", "test"], default="train", key="ds_split",
                                     required=True)
-batch_size = c[1].number_input("Batch size", 1, MAX_BATCH, lesson.BATCH, key="ds_batch_size")
-seed = c[2].number_input("Seed", 0, MAX_SEED, lesson.SEED, key="ds_seed",
+batch_size = c[1].number_input("Batch size", 1, MAX_BATCH, lesson_step.BATCH, key="ds_batch_size")
+seed = c[2].number_input("Seed", 0, MAX_SEED, lesson_step.SEED, key="ds_seed",
                          help="The lesson's seed by default: the Lesson's and From tensors' batch.")
 shuffle = c[3].toggle("Shuffle", True, key="ds_shuffle")
 advance = c[4].button("Next batch", type="primary", icon=":material/skip_next:")

@@ -1,7 +1,7 @@
 """Lesson: the lesson's steps in order, one at a time, with a presenter mode. Part 1 (neural networks in
 PyTorch) at /lesson?step=N, part 2 (validation and overfitting) at /lesson?part=2&step=N.
 
-The steps (their code, what it printed, the notes on the 2018 code) are `mnistlab.lesson`; this page
+The steps (their code, what it printed, the notes on the 2018 code) are `mnistlab.lesson`'s parts; this page
 lays them out. The step, presenter mode and any changed value live in the address bar, so a refresh,
 a bookmark or a second screen shows the same step.
 """
@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import lab_ui
-from mnistlab import lesson, notebook, plots, share
+from mnistlab import lesson, lesson_step, notebook, plots, share
 from mnistlab.errors import ConfigError
 from mnistlab.network import MAX_SEED, MAX_WIDTH
 
@@ -35,7 +35,7 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [da
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the lesson's code…")
-def lesson_outputs(values: lesson.LessonValues, part: int = 1) -> list[lesson.Output]:
+def lesson_outputs(values: lesson_step.LessonValues, part: int = 1) -> list[lesson.Output]:
     """Every step's output of a part for these values, shared by all visitors (only ever read).
     Part 2 trains three networks (about 15 s): run once per seed, then read from here."""
     outputs = lesson.run(values, part=part)
@@ -61,13 +61,13 @@ link_values = {k: v for k, v in params.items() if k in lesson.VALUE_KEYS}
 if link_values and link_values != ss.get("l_written"):  # a link's values, or an edited address
     decoded, notices = lesson.decode_values(link_values)
     ss["l_values"], ss["l_value_notices"] = decoded, (decoded, notices)
-values: lesson.LessonValues = ss.setdefault("l_values", lesson.DEFAULT)
+values: lesson_step.LessonValues = ss.setdefault("l_values", lesson_step.DEFAULT)
 
 
 def write_url() -> None:
     """The step, presenter mode and the values that differ from the lesson's, in the address bar."""
     changed = {k: v for k, v in lesson.encode_values(ss["l_values"]).items()
-               if v != lesson.encode_values(lesson.DEFAULT)[k]}
+               if v != lesson.encode_values(lesson_step.DEFAULT)[k]}
     wanted = {**({"part": str(ss["l_part"])} if ss["l_part"] != 1 else {}), "step": str(ss["l_step"]),
               **({"present": "1"} if ss.get("l_present") else {}), **changed,
               **lab_ui.link_params()}
@@ -212,7 +212,7 @@ def edit_values() -> None:
                                        on_change=edit, args=("seed", "l_seed"))
         elif field == "index":
             ss["l_index"] = values.index
-            next(widgets).slider("Image in the batch", 0, lesson.BATCH - 1, key="l_index",
+            next(widgets).slider("Image in the batch", 0, lesson_step.BATCH - 1, key="l_index",
                                  on_change=edit, args=("index", "l_index"))
         elif field == "n_hidden":
             ss["l_units"] = values.n_hidden

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import lesson, plots
+from mnistlab import lesson_step, plots
 from mnistlab.activations import layer_activations
 from mnistlab.data import FastLoader
 from mnistlab.network import MAX_SEED, MAX_WIDTH
@@ -19,7 +19,7 @@ lab_ui.entry_guard()
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def lesson_network(n_hidden: int, seed: int, data_name: str) -> tuple:
-    images, labels = next(iter(FastLoader(lab_ui.split(True, data_name), lesson.BATCH, shuffle=True,
+    images, labels = next(iter(FastLoader(lab_ui.split(True, data_name), lesson_step.BATCH, shuffle=True,
                                           seed=seed)))
     t = TensorNetwork.random(n_hidden, seed).forward(images)
     hidden = layer_activations(t["hidden"], "sigmoid", "hidden")
@@ -42,8 +42,8 @@ st.caption("Before `nn`: weights are plain tensors, a layer is a matrix multipli
 
 c = st.columns(3)
 n_hidden = int(c[0].number_input("Hidden units (n_hidden)", 1, MAX_WIDTH, 256, key="t_hidden"))
-seed = int(c[1].number_input("Seed (torch.manual_seed)", 0, MAX_SEED, lesson.SEED, key="t_seed"))
-index = int(c[2].slider("Image in the batch", 0, lesson.BATCH - 1, 0, key="t_index"))
+seed = int(c[1].number_input("Seed (torch.manual_seed)", 0, MAX_SEED, lesson_step.SEED, key="t_seed"))
+index = int(c[2].slider("Image in the batch", 0, lesson_step.BATCH - 1, 0, key="t_index"))
 
 ds = lab_ui.dataset()
 images, labels, t, hidden_figure = lesson_network(n_hidden, seed, ds.name)

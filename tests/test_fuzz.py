@@ -457,7 +457,8 @@ def test_any_lesson_step_in_a_link_is_a_step_with_or_without_a_notice(step, pres
                        max_size=6))
 def test_any_lesson_link_values_are_used_or_fall_back_with_a_notice(params):
     from mnistlab import lesson
+    from mnistlab.lesson_step import LessonValues
 
     values, notices = lesson.decode_values(params)
-    assert isinstance(values, lesson.LessonValues) and all(isinstance(n, str) and n for n in notices)
+    assert isinstance(values, LessonValues) and all(isinstance(n, str) and n for n in notices)
     assert lesson.decode_values(lesson.encode_values(values)) == (values, [])

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import codegen, data, lesson, network, plots, tensors
+from mnistlab import codegen, data, lesson, lesson_networks, network, plots, tensors
 from mnistlab.errors import ConfigError
-from mnistlab.lesson import LessonValues
+from mnistlab.lesson_step import DEFAULT, LessonValues
 
 OTHER = LessonValues(n_hidden=100, hidden=(200, 50), seed=3, std=0.1, index=9)
 
@@ -21,7 +21,7 @@ def other_outputs():
     return lesson.run(OTHER)
 
 
-def namespace(values=lesson.DEFAULT, upto=lesson.N_STEPS) -> dict:
+def namespace(values=DEFAULT, upto=lesson.N_STEPS) -> dict:
     return lesson.run(values, upto)[-1].namespace
 
 
@@ -36,7 +36,7 @@ def test_step_2_a_batch_is_64_images_of_1_by_28_by_28(lesson_outputs):
     assert lesson_outputs[1].text == "<class 'torch.Tensor'>\ntorch.Size([64, 1, 28, 28])\ntorch.Size([64])"
 
 
-@pytest.mark.parametrize("values", [lesson.DEFAULT, OTHER])
+@pytest.mark.parametrize("values", [DEFAULT, OTHER])
 def test_the_batch_is_the_seeded_one_the_app_and_the_train_page_use(values):
     ns = namespace(values, 2)
     images, labels = next(iter(data.FastLoader(data.load_split(True), 64, seed=values.seed)))
@@ -55,12 +55,13 @@ def test_step_3_writes_the_numbers_the_network_reads_large_enough_for_a_projecto
     picture = other_outputs[2].picture
     whole, window = picture.data
     assert np.array_equal(np.asarray(whole.z, dtype=np.float32), image)
-    r0, c0 = plots.pixel_window(image, lesson.PIXEL_WINDOW)
+    n = lesson_networks.PIXEL_WINDOW
+    r0, c0 = plots.pixel_window(image, n)
     shown = np.asarray(window.z, dtype=np.float32)
-    assert shown.shape == (lesson.PIXEL_WINDOW,) * 2
-    assert np.array_equal(shown, image[r0:r0 + lesson.PIXEL_WINDOW, c0:c0 + lesson.PIXEL_WINDOW])
+    assert shown.shape == (n,) * 2
+    assert np.array_equal(shown, image[r0:r0 + n, c0:c0 + n])
     assert shown.min() == -1 and shown.max() > 0.9  # across the stroke: background and ink
-    assert f"rows {r0}–{r0 + lesson.PIXEL_WINDOW - 1}" in picture.layout.annotations[1].text
+    assert f"rows {r0}–{r0 + n - 1}" in picture.layout.annotations[1].text
     assert window.textfont.size >= plots.FONT_SIZE
     assert plots.enlarged(picture, 26).data[1].textfont.size == 26  # presenter mode: the body text's size
 
@@ -69,7 +70,7 @@ def test_step_4_flattens_to_64_by_784_and_leaves_the_batch_alone(lesson_outputs)
     assert lesson_outputs[3].text == "torch.Size([64, 784])\ntorch.Size([64, 1, 28, 28])"
 
 
-@pytest.mark.parametrize("values", [lesson.DEFAULT, OTHER])
+@pytest.mark.parametrize("values", [DEFAULT, OTHER])
 def test_step_5_weights_are_torch_randn_after_manual_seed(values):
     ns = namespace(values, 5)
     net = tensors.TensorNetwork.random(values.n_hidden, values.seed)  # the oracle: the From tensors page's
@@ -195,13 +196,13 @@ def _split_reprs(text: str) -> list[str]:
 # -- the steps as data -----------------------------------------------------------------------------
 
 def test_every_step_has_a_title_text_and_code_and_the_2018_changes_are_noted():
-    assert [s.number for s in lesson.STEPS] == list(range(1, 15))
-    assert all(s.title and s.text and s.source() for s in lesson.STEPS)
-    notes = " ".join(s.note or "" for s in lesson.STEPS)
+    assert [s.number for s in lesson_networks.STEPS] == list(range(1, 15))
+    assert all(s.title and s.text and s.source() for s in lesson_networks.STEPS)
+    notes = " ".join(s.note or "" for s in lesson_networks.STEPS)
     for change in ("dataiter.next()", "next(dataiter)", "images.resize_", "`view`", "F.sigmoid",
                    "torch.sigmoid", "overflows", "passed the output through the sigmoid"):
         assert change in notes, change
-    code = "\n".join(s.source() for s in lesson.STEPS)
+    code = "\n".join(s.source() for s in lesson_networks.STEPS)
     assert ".next()" not in code and "resize_" not in code and "F.sigmoid" not in code
 
 
@@ -239,13 +240,13 @@ def test_presenter_mode_from_the_url(value, present):
 
 def test_the_values_round_trip_through_the_url():
     assert lesson.decode_values(lesson.encode_values(OTHER)) == (OTHER, [])
-    assert lesson.decode_values({}) == (lesson.DEFAULT, [])
+    assert lesson.decode_values({}) == (DEFAULT, [])
 
 
 def test_bad_values_in_a_link_keep_their_defaults_with_a_notice_each():
     values, notices = lesson.decode_values({"units": "0", "layers": "128", "seed": "-4", "std": "0.03",
                                            "image": "64"})
-    assert values == lesson.DEFAULT and len(notices) == 5
+    assert values == DEFAULT and len(notices) == 5
     values, notices = lesson.decode_values({"units": "abc", "image": "12"})
     assert values == LessonValues(index=12) and "units 'abc' was not used" in notices[0]
 

@@ -6,7 +6,8 @@ from urllib.parse import parse_qsl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnistlab import lesson, share
+from mnistlab import lesson, lesson_validation, share
+from mnistlab.lesson_step import LessonValues
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
@@ -112,7 +113,7 @@ def test_open_this_network_on_build_carries_the_network_and_seed(number, network
     params = dict(parse_qsl(link.query_string))
     assert link.page == "build"
     state, notices = share.decode(params)
-    assert not notices and state == getattr(lesson.LessonValues(n_hidden=64, seed=5), network)()
+    assert not notices and state == getattr(LessonValues(n_hidden=64, seed=5), network)()
 
     build = AppTest.from_file(APP, default_timeout=TIMEOUT)
     build.query_params.update(params)
@@ -133,7 +134,7 @@ def part_2_outputs():
     return lesson.run(part=2)
 
 
-@pytest.mark.parametrize("number", range(1, len(lesson.VALIDATION_STEPS) + 1))
+@pytest.mark.parametrize("number", range(1, len(lesson_validation.STEPS) + 1))
 def test_every_part_2_step_renders_its_code_then_what_it_printed(number, part_2_outputs):
     at = open_lesson({"part": "2", "step": str(number)})
     step = lesson.step(number, part=2)

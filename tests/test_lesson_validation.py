@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import lesson
+from mnistlab import lesson, lesson_networks, lesson_validation, plots
+from mnistlab.lesson_step import DEFAULT, LessonValues
 
 PART = 2
-STEPS = lesson.VALIDATION_STEPS
+STEPS = lesson_validation.STEPS
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def run():
 def table(text: str) -> list[tuple[int, float, float, float]]:
     """The per-epoch rows a training step printed: epoch, training loss, validation loss, accuracy."""
     lines = text.splitlines()
-    start = lines.index(lesson.HEADER) + 1
+    start = lines.index(lesson_validation.HEADER) + 1
     rows = []
     for line in lines[start:]:
         parts = line.split()
@@ -47,7 +48,7 @@ def test_part_2_follows_the_course_order_and_each_step_is_data():
     assert found == sorted(found), titles
     assert lesson.PARTS[1].label == "Part 2: Validation and overfitting"
     assert lesson.PARTS[0].label == "Part 1: Neural networks in PyTorch"
-    assert lesson.PARTS[0].steps is lesson.STEPS
+    assert lesson.PARTS[0].steps is lesson_networks.STEPS and lesson.PARTS[1].steps is STEPS
     notes = " ".join(s.note or "" for s in STEPS)
     for change in ("equals.type(torch.FloatTensor)", "equals.float()", "model.forward(img)", "test set"):
         assert change in notes, change
@@ -62,11 +63,11 @@ def test_step_1_splits_50000_and_10000_disjoint_and_seeded_and_trains_on_1000(ru
     train, valid = set(ns["trainset"].indices), set(ns["validset"].indices)
     assert not train & valid and len(train | valid) == 60000
     assert ns["trainsubset"].indices == range(1000)
-    again = lesson.run(lesson.DEFAULT, upto=1, part=PART)[-1].namespace
+    again = lesson.run(DEFAULT, upto=1, part=PART)[-1].namespace
     assert again["validset"].indices == ns["validset"].indices  # the same seed, the same split
-    other = lesson.run(lesson.LessonValues(seed=3), upto=1, part=PART)[-1].namespace
+    other = lesson.run(LessonValues(seed=3), upto=1, part=PART)[-1].namespace
     assert other["validset"].indices != ns["validset"].indices
-    assert "manual_seed(3)" in STEPS[0].source(lesson.LessonValues(seed=3))
+    assert "manual_seed(3)" in STEPS[0].source(LessonValues(seed=3))
 
 
 def test_steps_2_to_5_probabilities_topk_equals_and_accuracy(run):
@@ -86,11 +87,11 @@ def test_steps_2_to_5_probabilities_topk_equals_and_accuracy(run):
 def test_step_6_the_validation_loss_turns_up_while_the_training_loss_falls(run):
     outputs, ns = run
     rows = table(outputs[5].text)
-    assert [r[0] for r in rows] == list(range(1, lesson.EPOCHS + 1))
+    assert [r[0] for r in rows] == list(range(1, lesson_validation.EPOCHS + 1))
     train = [r[1] for r in rows]
     valid = [r[2] for r in rows]
     best = valid.index(min(valid))
-    assert 2 <= best < lesson.EPOCHS - 4, f"lowest validation loss at epoch {best + 1}"
+    assert 2 <= best < lesson_validation.EPOCHS - 4, f"lowest validation loss at epoch {best + 1}"
     assert valid[-1] > 1.15 * min(valid) and np.mean(valid[-5:]) > 1.1 * min(valid)  # it turned up
     assert train[-1] < 0.1 * train[0] and train[-1] < 0.25 * valid[-1]  # while training loss fell
     assert rows[-1][3] > 0.8  # it did learn: above 80% on validation
@@ -120,7 +121,7 @@ def test_step_9_eval_mode_makes_two_predictions_of_one_image_identical(run):
 def test_steps_10_and_11_dropout_narrows_the_gap_between_training_and_validation(run):
     outputs, ns = run
     plain, dropout = table(outputs[5].text), table(outputs[9].text)
-    assert [r[0] for r in dropout] == list(range(1, lesson.EPOCHS + 1))
+    assert [r[0] for r in dropout] == list(range(1, lesson_validation.EPOCHS + 1))
     gap = lambda rows: np.mean([r[2] - r[1] for r in rows[-5:]])  # noqa: E731
     assert gap(dropout) < 0.7 * gap(plain)
     fig = outputs[10].figure
@@ -136,7 +137,7 @@ def test_step_12_early_stopping_keeps_the_best_epochs_weights(run):
     rows = table(text)
     best = min(rows, key=lambda r: r[2])
     assert text.splitlines()[-1] == f"Keeping epoch {best[0]}'s weights: validation loss {best[2]:.3f}"
-    if rows[-1][0] - best[0] == lesson.PATIENCE:
+    if rows[-1][0] - best[0] == lesson_validation.PATIENCE:
         assert "No lower validation loss for 5 epochs: stopping" in text
     assert ns["best_epoch"] == best[0]
     loss, _ = ns["validation_pass"](ns["model"])  # the kept weights, measured again
@@ -170,7 +171,7 @@ def test_step_14_reports_the_test_accuracy_once_labelled_as_held_out(run):
 def test_each_training_step_runs_within_a_page_s_patience():
     import time
 
-    ns = {"__name__": "__lesson__", "view_classify": lesson.plots.view_classify}
+    ns = {"__name__": "__lesson__", "view_classify": plots.view_classify}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -201,6 +202,6 @@ def test_a_step_beyond_part_2_is_refused_by_its_own_count():
 
 
 def test_part_2_reads_only_the_seed():
-    changed = lesson.LessonValues(n_hidden=64, hidden=(32, 16), seed=5, std=0.1, index=3)
-    assert lesson.PARTS[1].values(changed) == lesson.LessonValues(seed=5)
-    assert all(s.source(changed) == s.source(lesson.LessonValues(seed=5)) for s in STEPS)
+    changed = LessonValues(n_hidden=64, hidden=(32, 16), seed=5, std=0.1, index=3)
+    assert lesson.PARTS[1].values(changed) == LessonValues(seed=5)
+    assert all(s.source(changed) == s.source(LessonValues(seed=5)) for s in STEPS)

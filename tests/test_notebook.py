@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import codegen, data, lesson, network, notebook, train
+from mnistlab import codegen, data, lesson, lesson_networks, lesson_validation, network, notebook, train
+from mnistlab.lesson_step import LessonValues
 from mnistlab.network import Architecture, Init
 
-OTHER = lesson.LessonValues(n_hidden=100, hidden=(200, 50), seed=3, std=0.1, index=9)
+OTHER = LessonValues(n_hidden=100, hidden=(200, 50), seed=3, std=0.1, index=9)
 
 
 def execute(nb, tmp_path, extra: str | None = None) -> nbformat.NotebookNode:
@@ -53,7 +54,7 @@ def test_the_lesson_notebook_prints_what_the_lesson_page_shows(tmp_path):
     cells = [c for c in nb.cells if c.cell_type == "code"][1:]  # after the view_classify helper
     app = lesson.run(OTHER)
     assert len(cells) == len(app) == 14
-    for step, cell, output in zip(lesson.STEPS, cells, app):
+    for step, cell, output in zip(lesson_networks.STEPS, cells, app):
         assert not [o for o in cell.outputs if o.output_type == "error"], step.title
         assert cell.source == step.source(OTHER)
         assert text_of(cell) == output.text, f"step {step.number}"
@@ -65,14 +66,14 @@ def test_the_lesson_notebook_prints_what_the_lesson_page_shows(tmp_path):
 
 @pytest.mark.slow
 def test_the_part_2_notebook_prints_what_the_lesson_page_shows(tmp_path):
-    chosen = lesson.LessonValues(seed=3)
+    chosen = LessonValues(seed=3)
     nb = execute(notebook.lesson(chosen, part=2), tmp_path)
     assert nb.cells[0].source.startswith("# Validation and overfitting")
     cells = [c for c in nb.cells if c.cell_type == "code"][1:]  # after view_classify and one thread
     torch.set_num_threads(1)  # as the app's server and the notebook's first cell
     app = lesson.run(chosen, part=2)
-    assert len(cells) == len(app) == len(lesson.VALIDATION_STEPS)
-    for step, cell, output in zip(lesson.VALIDATION_STEPS, cells, app):
+    assert len(cells) == len(app) == len(lesson_validation.STEPS)
+    for step, cell, output in zip(lesson_validation.STEPS, cells, app):
         assert not [o for o in cell.outputs if o.output_type == "error"], step.title
         assert cell.source == step.source(chosen)
         assert text_of(cell) == output.text, f"step {step.number}"
@@ -150,4 +151,4 @@ def test_the_part_2_notebook_has_its_steps_after_one_thread_and_view_classify():
     nbformat.validate(part_2)
     assert "torch.set_num_threads(1)" in part_2.cells[1].source
     assert [c.source for c in part_2.cells if c.cell_type == "code"][1:] == [
-        s.source() for s in lesson.VALIDATION_STEPS]
+        s.source() for s in lesson_validation.STEPS]

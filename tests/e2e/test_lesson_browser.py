@@ -5,7 +5,8 @@ import re
 
 from playwright.sync_api import expect
 
-from mnistlab import lesson
+from mnistlab import lesson, lesson_networks
+from mnistlab.lesson_step import LessonValues
 from tests.e2e.conftest import assert_no_exception, open_app, rerun, screenshot, wait_for_app
 
 SIDEBAR = '[data-testid="stSidebar"]'
@@ -89,9 +90,9 @@ def test_download_as_jupyter_notebook_gives_the_steps_with_the_visitors_values(p
     assert download.value.suggested_filename == "mnist-lab-lesson.ipynb"
     nb = nbformat.read(download.value.path(), as_version=4)
     nbformat.validate(nb)
-    values = lesson.LessonValues(n_hidden=64, seed=3)
+    values = LessonValues(n_hidden=64, seed=3)
     code = [c.source for c in nb.cells if c.cell_type == "code"][1:]
-    assert code == [s.source(values) for s in lesson.STEPS]
+    assert code == [s.source(values) for s in lesson_networks.STEPS]
 
 
 def test_part_2_from_its_address_and_back_to_part_1(page, base_url):

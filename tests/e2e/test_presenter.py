@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from mnistlab import lesson
+from mnistlab import lesson, lesson_networks
 from tests.e2e.conftest import assert_no_exception, open_app, screenshot
 
 SHOTS = Path(os.environ.get("MNISTLAB_SHOTS", "/tmp/shots/presenter"))
@@ -144,7 +144,7 @@ def test_step_3_pixel_values_are_legible_from_the_back_of_the_room(page, base_ur
     page.evaluate("document.fonts.ready.then(() => true)")
     page.screenshot(path=str(SHOTS / f"step-03-pixels-{width}x{height}.png"))
     numbers, body = page.evaluate(CELL_NUMBERS), page.evaluate(BODY_PX)
-    assert numbers["count"] == numbers["shown"] == lesson.PIXEL_WINDOW ** 2
+    assert numbers["count"] == numbers["shown"] == lesson_networks.PIXEL_WINDOW ** 2
     assert numbers["px"] >= body  # as large as the text beside it
     assert numbers["widest"] <= numbers["cell"], numbers  # no number runs into its neighbour
     expect(page.locator('[data-testid="stPlotlyChart"]').first).to_contain_text("cols")
