@@ -3,9 +3,9 @@
     python -m bench.cuda_check                 # on a CUDA machine: a few minutes at most
     python -m bench.cuda_check --device cpu    # the same checks here, to try the script itself
 
-1. `train.run` on the device: one epoch of the lesson's network, against the same run on the CPU.
+1. `runs.run` on the device: one epoch of the lesson's network, against the same run on the CPU.
 2. Stacked training on the device: a stack of ReLU, tanh and sigmoid networks, each member against
-   its own `train.run` on the device (the sweep's 0.3-point bar).
+   its own `runs.run` on the device (the sweep's 0.3-point bar).
 3. The dynamics recorder on the device: every recorded number finite, the step-0 loss near ln 10.
 4. Sweep throughput on the device: bench 9's grid, stacked against one by one (no goal: a figure).
 
@@ -22,8 +22,9 @@ import time
 import torch
 
 from bench.sweep import SETTINGS
-from mnistlab import data, network, stacked, sweep, sweep_run, train
+from mnistlab import data, network, runs, stacked, sweep, sweep_run
 from mnistlab.errors import ConfigError
+from mnistlab.train_config import TrainConfig
 
 POINTS = 0.3  # a stacked member against its own run, as the sweep promises
 CPU_POINTS = 0.5  # the device's run against the CPU's: other kernels round differently
@@ -50,11 +51,11 @@ def main(argv=None) -> int:
             failed.append(name)
 
     # 1. one training on the device, and on the CPU
-    arch, config = network.Architecture((128, 64), "relu"), train.TrainConfig(epochs=1)
-    on_device = train.run(network.Network(arch, network.Init(), 0), config, train_split, test_split, device)
-    on_cpu = train.run(network.Network(arch, network.Init(), 0), config, train_split, test_split, "cpu")
+    arch, config = network.Architecture((128, 64), "relu"), TrainConfig(epochs=1)
+    on_device = runs.run(network.Network(arch, network.Init(), 0), config, train_split, test_split, device)
+    on_cpu = runs.run(network.Network(arch, network.Init(), 0), config, train_split, test_split, "cpu")
     gap = abs(on_device.accuracy - on_cpu.accuracy) * 100
-    report("1. train.run", gap <= CPU_POINTS and on_device.accuracy > 0.9,
+    report("1. runs.run", gap <= CPU_POINTS and on_device.accuracy > 0.9,
            f"{on_device.accuracy:.2%} on {device.type} in {on_device.seconds:.2f} s, {on_cpu.accuracy:.2%} "
            f"on the CPU in {on_cpu.seconds:.2f} s ({gap:.2f} points apart, bar {CPU_POINTS})")
 
@@ -63,14 +64,14 @@ def main(argv=None) -> int:
     trials = [sweep.Trial(network.Network(network.Architecture((64,), a), network.Init(), seed), few)
               for a in ("relu", "tanh", "sigmoid") for seed in (0, 1)]
     together = stacked.train_group(trials, train_split, test_split, device)
-    gaps = [abs(r.test_accuracy - train.run(t.network, t.config, train_split, test_split,
-                                            device).accuracy) * 100 for t, r in zip(trials, together)]
+    gaps = [abs(r.test_accuracy - runs.run(t.network, t.config, train_split, test_split,
+                                           device).accuracy) * 100 for t, r in zip(trials, together)]
     report("2. stacked training", max(gaps) <= POINTS,
            f"{len(trials)} networks, each within {max(gaps):.2f} points of its own run (bar {POINTS})")
 
     # 3. the recorder on the device
-    recorded = train.run(network.Network(arch, network.Init(), 0), few, train_split, test_split, device,
-                         record_dynamics=True)
+    recorded = runs.run(network.Network(arch, network.Init(), 0), few, train_split, test_split, device,
+                        record_dynamics=True)
     table, start = recorded.dynamics.table, recorded.dynamics.init_loss
     report("3. dynamics", table.numel() > 0 and bool(torch.isfinite(table).all())
            and abs(start - math.log(10)) < 0.1,
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
     stacked_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for t in grid:
-        train.run(t.network, t.config, train_split, test_split, device)
+        runs.run(t.network, t.config, train_split, test_split, device)
     alone_s = time.perf_counter() - t0
     report("4. sweep throughput", True, f"{len(grid)} trials: stacked {stacked_s:.1f} s, one by one "
                                         f"{alone_s:.1f} s, {alone_s / stacked_s:.1f}x")

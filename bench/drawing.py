@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from bench.measure import median, percentile
-from mnistlab import data, network, train
+from mnistlab import data, network, train, train_config
+from mnistlab.train_config import TrainConfig
 
 CANVAS = 280
 
@@ -60,7 +61,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
 
         def trainer():
             busy = network.build(network.Architecture((128, 64), ("relu", "relu")), seed=1)
-            config = train.TrainConfig("adam", 1e-3, batch_size=64, epochs=train.MAX_EPOCHS, batch_seed=1)
+            config = TrainConfig("adam", 1e-3, batch_size=64, epochs=train_config.MAX_EPOCHS, batch_seed=1)
             train.train(busy, config, train_split, callback=lambda p: started.set(), stop=stop)
 
         thread = threading.Thread(target=trainer, daemon=True)

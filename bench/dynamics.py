@@ -11,6 +11,7 @@ import time
 
 from bench.measure import interleaved, median
 from mnistlab import data, dynamics, network, train
+from mnistlab.train_config import TrainConfig
 
 ARCH = network.Architecture((128, 64), ("relu", "relu"))
 GOAL = 1.10
@@ -20,7 +21,7 @@ def epoch(train_split: data.Split, test_split: data.Split, seed: int, record: bo
     model = network.build(ARCH, seed=seed)
     recorder = dynamics.Recorder(test_split) if record else None
     start = time.perf_counter()
-    train.train(model, train.TrainConfig("adam", 1e-3, batch_size=64, epochs=1, batch_seed=seed), train_split,
+    train.train(model, TrainConfig("adam", 1e-3, batch_size=64, epochs=1, batch_seed=seed), train_split,
                 recorder=recorder)
     return time.perf_counter() - start
 

@@ -350,11 +350,12 @@ TEACHER_IMAGES = 10_000
 def save_teacher_model(folder: Path) -> Path:
     """The network a teacher shows on Draw: the lesson's 784-128-64-10 ReLU, one epoch on 10,000 of
     the training images (~93% test accuracy), saved where the server lists models."""
-    from mnistlab import data, model_files, network, train
+    from mnistlab import data, model_files, network, runs
+    from mnistlab.train_config import TrainConfig
 
-    config = train.TrainConfig(epochs=1, train_images=TEACHER_IMAGES)
-    run = train.run(network.Network(network.Architecture(), network.Init(), 0), config, data.load_split(True),
-                    data.load_split(False))
+    config = TrainConfig(epochs=1, train_images=TEACHER_IMAGES)
+    run = runs.run(network.Network(network.Architecture(), network.Init(), 0), config, data.load_split(True),
+                   data.load_split(False))
     return model_files.save(model_files.SavedModel.from_run(run), TEACHER_MODEL, folder)
 
 

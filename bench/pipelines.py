@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from bench.measure import Seconds, interleaved, median
 from mnistlab import data, network, train
+from mnistlab.train_config import TrainConfig
 
 ARCH = network.Architecture((128, 64), ("relu", "relu"))
 LR = 1e-3
@@ -82,7 +83,7 @@ def lesson_accuracy(model, d: Data, max_steps: int | None = None) -> float:
 def fast_epoch(d: Data, seed: int, batch_size: int = 64, max_steps: int | None = None) -> torch.nn.Module:
     """One epoch of `train.train`, the loop the Train page runs."""
     model = network.build(ARCH, seed=seed)
-    config = train.TrainConfig("adam", LR, batch_size=batch_size, epochs=1, batch_seed=seed)
+    config = TrainConfig("adam", LR, batch_size=batch_size, epochs=1, batch_seed=seed)
     stop = None if max_steps is None else (lambda p: p.step < max_steps)
     train.train(model, config, d.train_split, callback=stop)
     return model

@@ -1,5 +1,5 @@
 """9. Sweep throughput: a sweep on the local engine (stacked, as `python -m mnistlab sweep` runs it)
-against the same trials trained one after another with `train.run`; and each trial's accuracy both ways.
+against the same trials trained one after another with `runs.run`; and each trial's accuracy both ways.
 
 Both sides get the whole machine, each in its best way, and are timed by the clock on the wall
 (training, evaluation, bookkeeping): the sweep with a stack on each core, each on one torch thread,
@@ -19,7 +19,7 @@ import tempfile
 import torch
 
 from bench.measure import interleaved, median
-from mnistlab import data, jobs, sweep, sweep_db, sweep_run, train
+from mnistlab import data, jobs, runs, sweep, sweep_db, sweep_run
 
 GOAL = 3.0  # trial-epochs per minute, stacked ÷ one by one
 GOAL_POINTS = 0.3  # each trial's test accuracy, stacked vs alone
@@ -57,7 +57,7 @@ def run(reps: int, quick: bool, log=print) -> dict:
     def one_by_one(threads: int, record: bool):
         torch.set_num_threads(threads)
         for t in trials:
-            r = train.run(t.network, t.config, train_split, test_split)
+            r = runs.run(t.network, t.config, train_split, test_split)
             if record:
                 accuracy["alone"][t.key] = r.accuracy
 
@@ -122,7 +122,7 @@ def run_dropout(reps: int, quick: bool, log=print) -> dict:
         def go(_):
             torch.set_num_threads(threads)
             for t in settings.trials():
-                accuracy["alone"][t.key] = train.run(t.network, t.config, train_split, test_split).accuracy
+                accuracy["alone"][t.key] = runs.run(t.network, t.config, train_split, test_split).accuracy
         return go
 
     cases = {f"dropout {DROPOUT:g}, stacked, {cores} slots": swept,

@@ -1,6 +1,6 @@
 """Item 10: what checking validation as it trains costs a training epoch (issue 20).
 
-`train.run` checks the validation split `evaluations` times per epoch (4 by default): the whole of
+`runs.run` checks the validation split `evaluations` times per epoch (4 by default): the whole of
 it at each epoch's end, its first eighth within the epoch. An epoch of `train.train` at batch 64 on
 the default 50,000 training images with those checks, against the same epoch without them.
 """
@@ -11,6 +11,7 @@ import time
 
 from bench.measure import interleaved, median
 from mnistlab import data, network, splits, train
+from mnistlab.train_config import TrainConfig
 
 ARCH = network.Architecture((128, 64), ("relu", "relu"))
 GOAL = 1.10
@@ -18,14 +19,14 @@ GOAL = 1.10
 
 def epoch(learn: data.Split, validation: data.Split | None, seed: int, evaluations: int = 4) -> float:
     model = network.build(ARCH, seed=seed)
-    config = train.TrainConfig(batch_size=64, epochs=1, batch_seed=seed, evaluations=evaluations)
+    config = TrainConfig(batch_size=64, epochs=1, batch_seed=seed, evaluations=evaluations)
     start = time.perf_counter()
     train.train(model, config, learn, validation=validation)
     return time.perf_counter() - start
 
 
 def run(reps: int, quick: bool, log=print) -> dict:
-    learn, validation = splits.training_splits(data.load_split(True), train.TrainConfig())
+    learn, validation = splits.training_splits(data.load_split(True), TrainConfig())
     if quick:
         learn = learn.first(12_800)
     t = interleaved({"without": lambda s: epoch(learn, None, s),

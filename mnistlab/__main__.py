@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import data, dynamics, jobs, model_files, network, parse, splits, sweep, train
+from mnistlab import data, dynamics, jobs, model_files, network, parse, runs, splits, sweep, train
 from mnistlab.errors import ConfigError, LabError
 from mnistlab.sweep_db import SweepDatabase
 from mnistlab.sweep_run import Sweep
+from mnistlab.train_config import TrainConfig
 
 THREADS_HELP = ("CPU threads for torch (default 1: at these layer sizes more threads gain little on an "
                 "idle machine, and on a busy one they wait for each other and can make an epoch 10-100 "
@@ -57,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--zero-bias", action="store_true", help="start every bias at 0")
     t.add_argument("--weight-std", default=None, help="draw initial weights from normal(0, std) "
                                                       "instead of PyTorch's default")
-    _config_flags(t, train.TrainConfig())
+    _config_flags(t, TrainConfig())
     t.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     t.add_argument("--threads", default="1", help=THREADS_HELP)
     t.add_argument("--out", default=None, help="save the trained model under this name in the models "
@@ -103,7 +104,7 @@ def _sweep_parser(commands) -> None:
     # every trial's training settings; --lr above is an axis (epochs: 1 to MAX_TRIAL_EPOCHS per trial),
     # and so are these, given several values
     for axis, (name, _) in sweep.SETTING_AXES.items():
-        f = train.TrainConfig.__dataclass_fields__[name]
+        f = TrainConfig.__dataclass_fields__[name]
         s.add_argument(f.metadata["flag"], dest=f"axis_{axis}", default=None,
                        help=f"{f.metadata['help']}; several, comma-separated, to compare "
                             f"(default {'all' if f.default is None else f.default})")
@@ -118,9 +119,9 @@ def _sweep_parser(commands) -> None:
                         "(default: all of this machine's)")
 
 
-def _config_flags(parser: argparse.ArgumentParser, defaults: train.TrainConfig, skip=()) -> None:
+def _config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig, skip=()) -> None:
     """One flag per training setting (`TrainConfig`'s fields), with its help and this command's default."""
-    for f in train.TrainConfig.settings():
+    for f in TrainConfig.settings():
         if f.name not in skip:
             default = getattr(defaults, f.name)
             shown = ("all" if f.name == "train_images" else "off") if default is None else default
@@ -128,9 +129,9 @@ def _config_flags(parser: argparse.ArgumentParser, defaults: train.TrainConfig, 
                                 help=f"{f.metadata['help']} (default {shown})")
 
 
-def _config(args, defaults: train.TrainConfig, **fixed) -> train.TrainConfig:
+def _config(args, defaults: TrainConfig, **fixed) -> TrainConfig:
     """`defaults` with the training settings given on the command line."""
-    given = {f.name: getattr(args, f"config_{f.name}") for f in train.TrainConfig.settings()
+    given = {f.name: getattr(args, f"config_{f.name}") for f in TrainConfig.settings()
              if getattr(args, f"config_{f.name}", None) is not None}
     return defaults.replace(**{**given, **fixed})
 
@@ -170,7 +171,7 @@ def cmd_train(args) -> None:
     net = network.Network(network.Architecture.parse(args.hidden, args.activation, args.dropout,
                                                      args.batch_norm),
                           network.Init(args.zero_bias, args.weight_std), args.seed)
-    defaults = train.TrainConfig(batch_seed=net.seed)  # the batches follow --seed unless given
+    defaults = TrainConfig(batch_seed=net.seed)  # the batches follow --seed unless given
     quick = {"epochs": 1, "train_images": DRY_RUN_IMAGES, "validation": DRY_RUN_IMAGES}
     config = _config(args, defaults, **(quick if args.dry_run else {}))
     dataset = config.data
@@ -187,8 +188,8 @@ def cmd_train(args) -> None:
     print(f"Training {arch.label()} ({arch.n_parameters:,} parameters, init {net.init.label()}) with "
           f"{config.label()} on {device}: {len(learn):,} training images, {len(validation):,} validation",
           file=sys.stderr)
-    run = train.run(net, config, train_split, test_split, device, callback=_ProgressBar(),
-                    record_dynamics=True)  # ~5% of the time: the loss at init, and why a run failed
+    run = runs.run(net, config, train_split, test_split, device, callback=_ProgressBar(),
+                   record_dynamics=True)  # ~5% of the time: the loss at init, and why a run failed
     e, h = run.evaluation, run.history
     print(f"trained in {run.seconds:.1f} s" + (f"; stopped early after epoch {len(h.epoch_ends)}"
                                                 if h.patience_ran_out else ""))
@@ -223,7 +224,7 @@ def _history_path(name: str | None) -> Path | None:
     return path
 
 
-def _history(run: train.Run, verdict: str | None) -> dict:
+def _history(run: runs.Run, verdict: str | None) -> dict:
     """The run's curves, per step, and its learning dynamics: what --history writes."""
     h = run.history
     return {"network": run.arch.label(), "architecture": run.arch.to_dict(), "init": run.init.to_dict(),

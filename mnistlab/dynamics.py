@@ -27,7 +27,7 @@ from mnistlab.activations import ACTIVATIONS, of_module
 
 EXPECTED_INIT_LOSS = -math.log(1 / 10)  # cross-entropy of ten equal guesses: 2.303
 HEALTHY_UPDATE = -3.0  # log10 of the update-to-data ratio the references aim for (about 1e-3)
-PROBE_IMAGES = 256  # the probe split's first images (train.run's: validation's)
+PROBE_IMAGES = 256  # the probe split's first images (runs.run's: validation's)
 TEMPLATE_UNITS = 16  # fc1 units kept per snapshot for the replay
 HISTOGRAM_BINS = 40
 # Rows: densely at first (where most of the change happens), then every RECORD_EVERY steps, or
@@ -226,7 +226,7 @@ class Recorder:
     """
 
     def __init__(self, probe_split, probe_images: int = PROBE_IMAGES):
-        """`probe_split`: the images it probes (train.run gives it the validation split)."""
+        """`probe_split`: the images it probes (runs.run gives it the validation split)."""
         self.probe_split, self.probe_images = probe_split, probe_images
         self.result: Dynamics | None = None
 

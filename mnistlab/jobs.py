@@ -21,10 +21,11 @@ import weakref
 
 import torch
 
-from mnistlab import network, train
+from mnistlab import network, runs, train
 from mnistlab.data import Split
 from mnistlab.errors import ConfigError
 from mnistlab.network import Network
+from mnistlab.train_config import TrainConfig
 
 # Trainings at once per server; more wait their turn. Each uses all of torch's threads, and two
 # sharing the cores go slower together than one after the other (threads spin, waiting for each other).
@@ -119,10 +120,10 @@ class LocalEngine:
     def __init__(self, slots: int | None = None):
         self.slots = max(1, int(slots)) if slots is not None else MAX_TRAINING_AT_ONCE
 
-    def train(self, net: Network, config: train.TrainConfig, train_split: Split, test_split: Split, device,
-              callback, stop, **run_kwargs) -> train.Run:
-        return train.run(net, config, train_split, test_split, device, callback=callback, stop=stop,
-                         **run_kwargs)
+    def train(self, net: Network, config: TrainConfig, train_split: Split, test_split: Split, device,
+              callback, stop, **run_kwargs) -> runs.Run:
+        return runs.run(net, config, train_split, test_split, device, callback=callback, stop=stop,
+                        **run_kwargs)
 
     def train_group(self, group, train_split: Split, test_split: Split, callback, stop, device="cpu"):
         from mnistlab import stacked
@@ -364,9 +365,9 @@ class Job(Background):
 
 
 class TrainingJob(Job):
-    """A `train.run` as a job: the Train page's runs and Draw's quick training. `result` is the Run.
+    """A `runs.run` as a job: the Train page's runs and Draw's quick training. `result` is the Run.
 
-    `run_kwargs` go on to `train.run` as they are (e.g. what to record as it trains). On the local
+    `run_kwargs` go on to `runs.run` as they are (e.g. what to record as it trains). On the local
     engine it can be paused, stepped a batch at a time and resumed (`pausable`); paused, it keeps
     its slot and its time limit keeps counting, so a forgotten pause ends at the limit (or when its
     owner leaves, or at Stop), never holding the queue or a server's shutdown for good.
@@ -374,7 +375,7 @@ class TrainingJob(Job):
 
     name = "mnistlab-training"
 
-    def __init__(self, net: Network, config: train.TrainConfig, train_split: Split, test_split: Split,
+    def __init__(self, net: Network, config: TrainConfig, train_split: Split, test_split: Split,
                  device="cpu", owner: Owner | None = None, time_limit: float | None = None,
                  queue: Queue | None = None, engine=None, **run_kwargs):
         super().__init__(owner, time_limit, queue, engine)
@@ -417,7 +418,7 @@ class TrainingJob(Job):
         super().stop()
         self._gate.wake()  # a paused loop stops now, not at its next look
 
-    def _run(self, engine) -> train.Run:
+    def _run(self, engine) -> runs.Run:
         kwargs = dict(self.run_kwargs)
         if engine.name == "local":  # in this process: the page can draw the network as it learns
             kwargs["on_model"] = self._keep_model

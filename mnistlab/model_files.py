@@ -28,11 +28,12 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from mnistlab import network, train
+from mnistlab import network, train, train_config
 from mnistlab.dataset import Dataset
 from mnistlab.errors import ConfigError, ModelFileError
 from mnistlab.network import Network
-from mnistlab.train import Run, TrainConfig
+from mnistlab.runs import Run
+from mnistlab.train_config import TrainConfig
 
 FORMAT, VERSION = "mnistlab-model", 1
 SUFFIX = ".safetensors"
@@ -168,7 +169,7 @@ def _read_metrics(metrics) -> dict:
         kept["validation_loss"] = float(loss)
     for key in ("best_epoch", "kept_epoch"):
         epoch = metrics.get(key)
-        if isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= train.MAX_EPOCHS:
+        if isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= train_config.MAX_EPOCHS:
             kept[key] = epoch
     return kept
 

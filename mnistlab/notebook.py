@@ -1,8 +1,8 @@
 """Jupyter notebooks to take home: the lesson with the visitor's values, a Build network, a Train run.
 
 Written with nbformat, without outputs: run top to bottom, each prints what the app showed (the
-lesson's steps are `mnistlab.lesson.PARTS`, the code is `codegen` and `train.training_code`, all shared
-with the pages). MNIST is read where the app found it ($MNISTLAB_DATA or the lesson's folder), and
+lesson's steps are `mnistlab.lesson.PARTS`, the code is `codegen` and `train_config.training_code`, all
+shared with the pages). MNIST is read where the app found it ($MNISTLAB_DATA or the lesson's folder), and
 downloaded when it is not there.
 """
 
@@ -11,9 +11,10 @@ from __future__ import annotations
 import nbformat
 from nbformat import v4
 
-from mnistlab import codegen, lesson_step, train
+from mnistlab import codegen, lesson_step, train_config
 from mnistlab.lesson import PARTS
 from mnistlab.network import Network
+from mnistlab.train_config import TrainConfig
 
 # The lesson's helper.view_classify, drawn with Plotly (the app draws its own, plots.view_classify).
 VIEW_CLASSIFY = '''import plotly.graph_objects as go
@@ -95,17 +96,17 @@ def build(net: Network, style: str = "sequential") -> nbformat.NotebookNode:
                       *_network_cells(net, style)])
 
 
-def training_source(config: train.TrainConfig, arch=None) -> str:
+def training_source(config: TrainConfig, arch=None) -> str:
     """The Train page's training code (for a network of `arch`), reading the data set where this app does."""
-    code = train.training_code(config, arch)
+    code = train_config.training_code(config, arch)
     folder = repr(lesson_step.data_folder_text(config.data))
-    lesson_folder = f'"{config.data.lesson_folder}"'  # how train.training_code names the data folder
+    lesson_folder = f'"{config.data.lesson_folder}"'  # how train_config.training_code names the data folder
     if lesson_folder not in code:
-        raise RuntimeError("train.training_code no longer names the lesson's data folder as expected")
+        raise RuntimeError("train_config.training_code no longer names the lesson's data folder as expected")
     return code.replace(lesson_folder, folder.replace("'", '"')).rstrip("\n")  # training and validation's
 
 
-def evaluation_source(config: train.TrainConfig) -> str:
+def evaluation_source(config: TrainConfig) -> str:
     return f"""testset = datasets.{config.data.torchvision_name}(trainset.dataset.root, download=True,
                             train=False, transform=transform)
 testloader = DataLoader(testset, batch_size=1000)
@@ -118,7 +119,7 @@ with torch.no_grad():
 print(f"Test accuracy (held out, not used to choose): {{correct / len(testset):.2%}}")"""
 
 
-def trained(net: Network, config: train.TrainConfig, accuracy: float | None = None) -> nbformat.NotebookNode:
+def trained(net: Network, config: TrainConfig, accuracy: float | None = None) -> nbformat.NotebookNode:
     """A Train page run: the network (OrderedDict `nn.Sequential`), the training code as the page
     shows it, and an evaluation cell that prints the test accuracy the app measured."""
     measured = "" if accuracy is None else f" MNIST Lab measured **{accuracy:.2%}**."

@@ -13,7 +13,7 @@ import time
 
 import ray
 
-from mnistlab import network, stacked, train
+from mnistlab import network, runs, stacked, train
 
 MAX_RETRIES = 3  # a worker that dies (e.g. its node is lost) gets its task run again
 STOP_POLL_S = 0.5  # how often a task asks whether it was stopped
@@ -85,8 +85,8 @@ class _Result:
 @ray.remote(num_cpus=1, max_retries=MAX_RETRIES)
 def _train_task(net, config, train_split, test_split, device, flag, run_kwargs):
     device = _on_worker(device)
-    yield from _stream(lambda report: train.run(net, config, train_split, test_split, device,
-                                                callback=report, **run_kwargs), flag)
+    yield from _stream(lambda report: runs.run(net, config, train_split, test_split, device,
+                                               callback=report, **run_kwargs), flag)
 
 
 @ray.remote(num_cpus=1, max_retries=MAX_RETRIES)
@@ -152,7 +152,7 @@ class RayEngine:
                 flag.set.remote()
         raise RuntimeError("The Ray task ended without a result.")
 
-    def train(self, net, config, train_split, test_split, device, callback, stop, **run_kwargs) -> train.Run:
+    def train(self, net, config, train_split, test_split, device, callback, stop, **run_kwargs) -> runs.Run:
         device = self._device(device)
         flag = _StopFlag.remote()
         generator = self._options(_train_task, device).remote(net, config, self._put(train_split),

@@ -8,7 +8,7 @@ K times the numbers, so K trials take little longer than one.
 A stack's members share their layer sizes and training settings (so the batches too: a sweep
 trains every trial on the same digits in the same order) and differ in their activations and
 initial weights (init, seed): each activation is applied to its own members' slice of a layer.
-Each member is the trial `train.run` would train: it starts from its `Network`'s weights, reads
+Each member is the trial `runs.run` would train: it starts from its `Network`'s weights, reads
 the very batches of `FastLoader(seed=config.batch_seed)` and is updated by the same optimizer
 (`config.make_optimizer`, fused Adam or SGD: both elementwise, so one optimizer over the stacked
 tensors does each member's update exactly). A `Stack` is what `train.train`, the one loop, trains
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mnistlab import network, splits, train
+from mnistlab import network, runs, splits, train
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.data import Split
 
@@ -221,7 +221,7 @@ class Stack:
 def train_group(trials: list, train_split: Split, test_split: Split, device="cpu", callback=None,
                 stop=None) -> list[Trained] | None:
     """Train `trials` (one stack: see `stacks`) together on the training images their settings pick
-    from `train_split` (`splits.training_splits`, as `train.run` does), checking each member on the
+    from `train_split` (`splits.training_splits`, as `runs.run` does), checking each member on the
     same validation split; each one's `Trained`, in order.
 
     `callback(progress)` is called as `train.train` calls it (loss and accuracy: the members'
@@ -251,8 +251,8 @@ def train_group(trials: list, train_split: Split, test_split: Split, device="cpu
 
 
 def _train_one(trial, train_split: Split, test_split: Split, device, callback, stop) -> list[Trained] | None:
-    run = train.run(trial.network, trial.config, train_split, test_split, device, callback=callback,
-                    stop=stop)
+    run = runs.run(trial.network, trial.config, train_split, test_split, device, callback=callback,
+                   stop=stop)
     if run.history.stopped_early:
         return None
     return [_trained(run.history, 0, run.evaluation, run.train_evaluation, run.seconds, 1)]

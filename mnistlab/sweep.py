@@ -17,11 +17,12 @@ import random
 import time
 from dataclasses import dataclass
 
-from mnistlab import network, parse, stacked, train
+from mnistlab import network, parse, stacked
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.network import Network
 from mnistlab.share import STD_SCALE
+from mnistlab.train_config import TrainConfig
 
 # Caps for a shared classroom server (also in the README's Limits table).
 MAX_DEPTH = 4
@@ -75,7 +76,7 @@ def widths_for(width: int, depth: int, rule: str) -> tuple[int, ...]:
     return (width,) * depth
 
 
-def key_form(config: train.TrainConfig) -> dict:
+def key_form(config: TrainConfig) -> dict:
     """A config as sweep keys hash it: as they were first written (the batch-order seed as "seed"),
     so sweeps saved before still find their finished trials."""
     return {"seed" if k == "batch_seed" else k: v for k, v in config.to_dict().items()}
@@ -86,7 +87,7 @@ class Trial(network.HasNetwork):
     """One network trained once: which network (architecture, init, weight seed), and how."""
 
     network: Network
-    config: train.TrainConfig
+    config: TrainConfig
 
     @property
     def key(self) -> str:
@@ -105,7 +106,7 @@ class Trial(network.HasNetwork):
                 "dropout": dropout, "batch_norm": arch.batch_norm,
                 "depth": len(arch.hidden), "width": arch.hidden[0], "parameters": arch.n_parameters,
                 "weight_std": self.init.weight_std, "init": self.init.label(), "seed": self.seed,
-                **{f.name: getattr(self.config, f.name) for f in train.TrainConfig.settings()},
+                **{f.name: getattr(self.config, f.name) for f in TrainConfig.settings()},
                 "train_accuracy": result.train_accuracy, "validation_accuracy": result.validation_accuracy,
                 "validation_loss": result.validation_loss, "best_epoch": result.best_epoch,
                 "best_validation_accuracy": result.best_validation_accuracy,
@@ -171,7 +172,7 @@ class SweepSettings:
     seeds: int = 1  # weight seeds 0 .. seeds-1 for every config
     sample: int | None = None  # a random sample of this many configs instead of the full grid
     sample_seed: int = 0
-    base: train.TrainConfig = train.TrainConfig(epochs=1)
+    base: TrainConfig = TrainConfig(epochs=1)
     weight_decays: tuple = ()  # empty: the base config's
     train_sizes: tuple = ()  # training images (None or "all": all that do not validate); empty: the base's
     label_noises: tuple = ()  # empty: the base config's
@@ -201,9 +202,9 @@ class SweepSettings:
         inits = self.inits if isinstance(self.inits, (list, tuple)) else str(self.inits).split(",")
         set_("inits", tuple(dict.fromkeys(_std(v) for v in inits)) or (None,))
         set_("lrs", parse_list("Learning rates", self.lrs,
-                               lambda p: train.TrainConfig(lr=p).lr))
+                               lambda p: TrainConfig(lr=p).lr))
         set_("seeds", parse.whole("Seeds per config", self.seeds, 1, MAX_SEEDS))
-        if not isinstance(self.base, train.TrainConfig):
+        if not isinstance(self.base, TrainConfig):
             raise ConfigError("A sweep's base settings must be a TrainConfig.")
         parse.whole("Epochs per trial", self.base.epochs, 1, MAX_TRIAL_EPOCHS)
         if self.base.early_stop is not None:
@@ -253,7 +254,7 @@ class SweepSettings:
                                 TRAIN_IMAGES - self.base.validation)
         return getattr(self.base.replace(**{name: value}), name)
 
-    def config(self, lr_index: int, **settings) -> train.TrainConfig:
+    def config(self, lr_index: int, **settings) -> TrainConfig:
         return self.base.replace(lr=self.lrs[lr_index], **settings)
 
     def setting_grid(self) -> list[dict]:
@@ -286,7 +287,7 @@ class SweepSettings:
     def n_trials(self) -> int:
         return self.n_configs * self.seeds
 
-    def configs(self) -> list[tuple[network.Architecture, network.Init, train.TrainConfig]]:
+    def configs(self) -> list[tuple[network.Architecture, network.Init, TrainConfig]]:
         """Every config of the grid, or the random sample of them (the same sample for the same settings)."""
         grid = [(arch, network.Init(weight_std=std), self.config(i, **settings))
                 for arch in self.architectures() for std in self.inits for i in range(len(self.lrs))
@@ -308,7 +309,7 @@ class SweepSettings:
                 **{axis: list(getattr(self, axis)) for axis in SETTING_AXES if getattr(self, axis)},
                 **{axis: list(getattr(self, axis)) for axis, default in NETWORK_AXES.items()
                    if getattr(self, axis) != default}}
-        base = {f.name: getattr(self.base, f.name) for f in train.TrainConfig.settings()
+        base = {f.name: getattr(self.base, f.name) for f in TrainConfig.settings()
                 if f.name in SAVED_ALWAYS or (f.name != "lr" and getattr(self.base, f.name) != f.default)}
         return {**axes, **base}
 
@@ -318,9 +319,9 @@ class SweepSettings:
         the training settings form the base config."""
         if not isinstance(d, dict):
             raise ConfigError("Sweep settings must be a mapping.")
-        base = {f.name: d[f.name] for f in train.TrainConfig.settings() if d.get(f.name) is not None}
+        base = {f.name: d[f.name] for f in TrainConfig.settings() if d.get(f.name) is not None}
         base["epochs"] = parse.whole("Epochs per trial", base.get("epochs", 1), 1, MAX_TRIAL_EPOCHS)
-        return cls(**{k: d[k] for k in AXES if k in d}, base=train.TrainConfig(**base))
+        return cls(**{k: d[k] for k in AXES if k in d}, base=TrainConfig(**base))
 
     @classmethod
     def of(cls, **values) -> SweepSettings:
@@ -396,7 +397,7 @@ def to_params(settings: SweepSettings) -> dict[str, str]:
                             ("images", "train_sizes", lambda n: "all" if n is None else str(n)),
                             ("noise", "label_noises", lambda f: f"{f:g}")):
         values = getattr(settings, axis) or (getattr(settings.base, SETTING_AXES[axis][0]),)
-        if getattr(settings, axis) or values != (getattr(train.TrainConfig(), SETTING_AXES[axis][0]),):
+        if getattr(settings, axis) or values != (getattr(TrainConfig(), SETTING_AXES[axis][0]),):
             params[key] = ",".join(map(show, values))
     if settings.dropouts != NETWORK_AXES["dropouts"]:
         params["drop"] = ",".join(f"{p:g}" for p in settings.dropouts)

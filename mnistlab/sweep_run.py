@@ -81,8 +81,9 @@ def pace() -> float:
         from mnistlab import train
         from mnistlab.network import Architecture, Network
         from mnistlab.sweep import Trial
+        from mnistlab.train_config import TrainConfig
 
-        config = train.TrainConfig(epochs=1, train_images=PACE_STEPS * 64)  # what `stack_seconds` models
+        config = TrainConfig(epochs=1, train_images=PACE_STEPS * 64)  # what `stack_seconds` models
         # Timing only: the numbers' values do not matter, their shapes and the work do.
         g = torch.Generator().manual_seed(0)
         images = torch.randint(0, 256, (config.train_images, 28, 28), dtype=torch.uint8,

@@ -1,262 +1,31 @@
-"""How a network is trained (`TrainConfig`), the one training loop, the one evaluation, and the `Run`
-a page keeps of each training.
+"""The one training loop (`train`), its progress reports and curves (`Progress`, `History`), what it
+trains (`Trainee`: one network as `Single`, or a `stacked.Stack`), and the one evaluation
+(`evaluate_all`, `evaluate`).
 
 The loop is the lesson's: batches from a loader, forward, loss, backward, optimizer step. It reads
 batches from `data.FastLoader` (the split held once in memory) and reports progress to a callback,
 which can also stop it. It trains one `nn.Sequential` or a stack of networks (`stacked.Stack`)
-alike: whatever it trains supplies its scores, its losses and its parameters (`Trainee`).
+alike: whatever it trains supplies its scores, its losses and its parameters (`Trainee`). How it
+trains is a `train_config.TrainConfig`; `runs.run` keeps what one training gives as a `Run`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab import network, parse, splits
-from mnistlab.data import NORMALIZATION_RANGE, FastLoader, Split, check_normalization, normalize_code
-from mnistlab.dataset import DATASETS, Dataset
-from mnistlab.dataset import DEFAULT as DEFAULT_DATASET
-from mnistlab.dataset import get as dataset_named
-from mnistlab.dynamics import Dynamics, Recorder
+from mnistlab import network
+from mnistlab.data import FastLoader, Split
 from mnistlab.errors import ConfigError
-from mnistlab.network import Network
+from mnistlab.train_config import TrainConfig
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-# Caps per run, so one visitor cannot hold a shared server's CPUs for long (also in the README).
-MAX_EPOCHS = 20
-MAX_BATCH_SIZE = 4096
-MAX_LR = 10.0
-MAX_TRAIN_IMAGES = 60_000
-MAX_WEIGHT_DECAY = 1.0
-MAX_EVALUATIONS = 10  # validation evaluations per epoch
-WEIGHT_DECAY_TEXT = (
-    "With adam or sgd, weight decay is L2 regularization: weight decay × each weight is added to its "
-    "gradient, so Adam divides it by the same running scale as the gradient, and weights with large "
-    "gradients are barely held back. adamw decays the weights apart from the gradient (decoupled: each "
-    "step shrinks every weight by lr × weight decay × itself), so every weight is pulled toward 0 alike.")
-MAX_RUNS_KEPT = 8  # runs a session keeps; each holds its weights before and after training
 REPORT_EVERY = 20  # steps between progress reports: often enough for a live curve, cheap enough
-
-
-def setting(default, label: str, help: str, flag: str):
-    """A TrainConfig field with what the command line and the pages say of it: a new setting is a
-    field, and its flag and widget label come with it."""
-    return field(default=default, metadata={"label": label, "help": help, "flag": flag})
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a network is trained: every training setting, checked once, here.
-
-    The batch-order seed orders the batches; the same seed gives the same batches, so two networks
-    trained with it see the same images in the same order (an A/B comparison). The normalization
-    stays with the trained network: it must read drawings and test images the way it read its
-    training images.
-    """
-
-    optimizer: str = setting("adam", "Optimizer",
-                             "adam, adamw (Adam with decoupled weight decay) or sgd (with momentum)",
-                             "--optimizer")
-    lr: float = setting(1e-3, "Learning rate", f"the optimizer's step size, above 0 and at most {MAX_LR:g}",
-                        "--lr")
-    momentum: float = setting(0.9, "Momentum", "SGD's momentum, from 0 to 0.999 (SGD only)", "--momentum")
-    batch_size: int = setting(64, "Batch size", f"images per step, 1 to {MAX_BATCH_SIZE} (the lesson's: 64)",
-                              "--batch-size")
-    epochs: int = setting(5, "Epochs", f"passes over the training images, 1 to {MAX_EPOCHS}", "--epochs")
-    batch_seed: int = setting(0, "Batch-order seed", "which shuffled order the batches come in",
-                              "--batch-seed")
-    normalization: str = setting(
-        "lesson", "Input normalization",
-        f"lesson (Normalize((0.5,), (0.5,)): [-1, 1]), a data set's own mean and std "
-        f"({', '.join(DATASETS)}) or none (ToTensor alone: [0, 1])", "--normalize")
-    dataset: str = setting("mnist", "Data set", f"the data set to learn: {', '.join(DATASETS)}", "--dataset")
-    train_images: int | None = setting(
-        None, "Training images",
-        "train on the first N images of a seeded stratified order of the training split, each class in "
-        "proportion, e.g. 100, 1000 (default: all that do not validate)", "--train-images")
-    validation: int = setting(
-        splits.DEFAULT_VALIDATION, "Validation images",
-        f"training images set aside to choose with (never trained on), {splits.MIN_VALIDATION:,} to "
-        f"{splits.MAX_VALIDATION:,}; the test images only report", "--validation")
-    split_seed: int = setting(0, "Split seed", "which training images validate, their order, and which "
-                                               "labels the label noise changes", "--split-seed")
-    label_noise: float = setting(
-        0.0, "Label noise", "the fraction of training labels changed to another class at random, from 0 to 1 "
-                            "(validation and test labels are never changed)", "--label-noise")
-    weight_decay: float = setting(
-        0.0, "Weight decay", f"from 0 to {MAX_WEIGHT_DECAY:g}: L2 regularization with adam and sgd, "
-                             f"decoupled with adamw", "--weight-decay")
-    early_stop: int | None = setting(
-        None, "Early stopping", f"stop after this many epochs (1 to {MAX_EPOCHS}) without a lower validation "
-                                f"loss and keep the best epoch's weights (default: off)", "--early-stop")
-    evaluations: int = setting(4, "Validation checks per epoch",
-                               f"how often each epoch validation is scored, 1 to {MAX_EVALUATIONS}",
-                               "--evaluations")
-
-    def __post_init__(self):
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        set_("dataset", dataset_named(self.dataset).name)
-        opt = str(self.optimizer).strip().lower()
-        if opt not in OPTIMIZERS:
-            raise ConfigError(f"Optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}.")
-        set_("optimizer", opt)
-        set_("lr", parse.number("Learning rate", self.lr, 0, MAX_LR, lo_open=True))
-        set_("momentum", parse.number("Momentum", self.momentum, 0, 0.999, lo_open=False))
-        set_("batch_size", parse.whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE))
-        set_("epochs", parse.whole("Epochs", self.epochs, 1, MAX_EPOCHS))
-        set_("batch_seed", network.check_seed(self.batch_seed))
-        set_("normalization", check_normalization(self.normalization))
-        set_("validation", parse.whole("Validation images", self.validation, splits.MIN_VALIDATION,
-                                       splits.MAX_VALIDATION))
-        set_("split_seed", network.check_seed(self.split_seed))
-        if self.train_images in (None, "", 0, "0"):
-            set_("train_images", None)
-        else:
-            hi = MAX_TRAIN_IMAGES - self.validation
-            try:
-                set_("train_images", parse.whole("Training images", self.train_images, 1, hi))
-            except ConfigError:
-                raise ConfigError(f"Training images must be a whole number from 1 to {hi} (the "
-                                  f"{MAX_TRAIN_IMAGES:,} training images less the {self.validation:,} "
-                                  f"that validate), or empty for all of them; got {self.train_images!r}."
-                                  ) from None
-            if self.batch_size > self.train_images:
-                raise ConfigError(f"Batch size must be at most the {self.train_images:,} training images; "
-                                  f"got {self.batch_size}.")
-        set_("label_noise", parse.number("Label noise", self.label_noise, 0, 1, lo_open=False))
-        set_("weight_decay", parse.number("Weight decay", self.weight_decay, 0, MAX_WEIGHT_DECAY,
-                                          lo_open=False))
-        if self.early_stop in (None, "", 0, "0", "off", "none"):
-            set_("early_stop", None)
-        else:
-            set_("early_stop", parse.whole("Early stopping", self.early_stop, 1, MAX_EPOCHS))
-        set_("evaluations", parse.whole("Validation checks per epoch", self.evaluations, 1, MAX_EVALUATIONS))
-
-    @classmethod
-    def settings(cls) -> list:
-        """Its fields, each with `metadata` label, help and flag."""
-        return list(fields(cls))
-
-    @property
-    def data(self) -> Dataset:
-        return dataset_named(self.dataset)
-
-    def label(self) -> str:
-        """E.g. "adam lr 0.001, batch 64, 5 epochs" (", inputs [0, 1]" when not the lesson's)."""
-        opt = self.optimizer if self.optimizer != "sgd" else f"sgd momentum {self.momentum:g}"
-        decay = f", weight decay {self.weight_decay:g}" if self.weight_decay else ""
-        scale = NORMALIZATION_RANGE[self.normalization]
-        inputs = "" if self.normalization == "lesson" else f", inputs {scale}"
-        epochs = f"{self.epochs} epoch{'s' * (self.epochs != 1)}"
-        data = "" if self.dataset == DEFAULT_DATASET.name else f", {self.data.title}"
-        first = f", first {self.train_images:,} images" if self.train_images else ""
-        if self.validation != splits.DEFAULT_VALIDATION:
-            first += f", {self.validation:,} validate"
-        noise = f", {self.label_noise:.0%} label noise" if self.label_noise else ""
-        stop = f", early stop {self.early_stop}" if self.early_stop else ""
-        return (f"{opt} lr {self.lr:g}{decay}, batch {self.batch_size}, {epochs}{inputs}{data}{first}"
-                f"{noise}{stop}")
-
-    def make_optimizer(self, parameters) -> torch.optim.Optimizer:
-        # fused: one kernel updates every tensor. Fewer ops than per-tensor updates: ~20% faster per
-        # epoch alone, and far fewer GIL waits in a busy server.
-        decay = self.weight_decay
-        if self.optimizer == "adam":
-            return torch.optim.Adam(parameters, lr=self.lr, weight_decay=decay, fused=True)
-        if self.optimizer == "adamw":
-            return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=decay, fused=True)
-        return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, weight_decay=decay, fused=True)
-
-    def to_dict(self) -> dict:
-        """Every setting; those added since files were first written only where they differ from
-        their default, so a file or a sweep key written before reads (and hashes) the same."""
-        d = {"optimizer": self.optimizer, "lr": self.lr, "momentum": self.momentum,
-             "batch_size": self.batch_size, "epochs": self.epochs, "batch_seed": self.batch_seed,
-             "normalization": self.normalization}
-        for f in fields(self):
-            if f.name not in d and getattr(self, f.name) != f.default:
-                d[f.name] = getattr(self, f.name)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        if not isinstance(d, dict):
-            names = ", ".join(f.name for f in fields(cls))
-            raise ConfigError(f"Training settings must be a mapping of {names}.")
-        d = {"batch_seed" if k == "seed" else k: v for k, v in d.items()}  # its name before version 2
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def replace(self, **changes) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-
-def optimizer_code(config: TrainConfig) -> str:
-    """The optimizer as `make_optimizer` makes it, e.g. "optim.Adam(model.parameters(), lr=0.001,
-    fused=True)"."""
-    name = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}[config.optimizer]
-    momentum = f", momentum={config.momentum:g}" if config.optimizer == "sgd" else ""
-    # AdamW's own default decay is 0.01: its 0 is written out
-    decay = f", weight_decay={config.weight_decay:g}" if config.weight_decay or name == "AdamW" else ""
-    return f"optim.{name}(model.parameters(), lr={config.lr:g}{momentum}{decay}, fused=True)"
-
-
-def training_code(config: TrainConfig, arch: network.Architecture | None = None) -> str:
-    """The lesson's training loop with these settings, the validation split and its check at each
-    epoch's end: what `train.run` does, step for step (it also checks validation within epochs; for a
-    network with dropout, from the masks' seed on: `arch` says whether it has)."""
-    ds = config.data
-    load = (f'datasets.{ds.torchvision_name}("{ds.lesson_folder}", download=True, train=True, '
-            f'transform=transform)')
-    stop = ""
-    if config.early_stop:
-        stop = f"""    if valid_loss < best_loss:  # early stopping: keep the best epoch's weights
-        best_loss, best_epoch, best_state = valid_loss, e + 1, copy.deepcopy(model.state_dict())
-    elif e + 1 - best_epoch >= {config.early_stop}:
-        break  # {config.early_stop} epoch{'s' * (config.early_stop != 1)} without a lower validation loss
-model.load_state_dict(best_state)
-"""
-    return f"""{"import copy" + chr(10) if config.early_stop else ""}import torch
-from torch import nn, optim
-from torch.utils.data import DataLoader, Subset
-from torchvision import datasets, transforms
-
-transform = transforms.Compose([transforms.ToTensor(),
-                                transforms.{normalize_code(config.normalization)}])
-trainset = {load}
-validset = {load}
-{splits.split_code(config)}trainloader = DataLoader(trainset, batch_size={config.batch_size}, shuffle=True,
-                         generator=torch.Generator().manual_seed({config.batch_seed}))  # the batch order
-validloader = DataLoader(validset, batch_size=1000)
-criterion = nn.CrossEntropyLoss()  # takes scores (logits), applies log-softmax itself
-optimizer = {optimizer_code(config)}
-{_early_stop_start(config)}{_dropout_code(config, arch)}
-for e in range({config.epochs}):
-    model.train()  # training mode (dropout drops, batch norm uses the batch's statistics)
-    for images, labels in trainloader:
-        images = images.view(images.shape[0], -1)
-        optimizer.zero_grad()
-        logits = model[:-1](images)  # every layer but the softmax (model: the nn.Sequential from Build)
-        loss = criterion(logits, labels)
-        loss.backward()
-        optimizer.step()
-    model.eval()  # evaluation mode: the same image always gets the same scores
-    valid_loss = right = 0
-    with torch.no_grad():
-        for images, labels in validloader:
-            logits = model[:-1](images.view(images.shape[0], -1))
-            valid_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-            right += (logits.argmax(1) == labels).sum().item()
-    valid_loss /= len(validset)
-    print(f"epoch {{e + 1}}: validation loss {{valid_loss:.3f}}, accuracy {{right / len(validset):.1%}}")
-{stop}"""
 
 
 @dataclass(frozen=True)
@@ -269,18 +38,6 @@ class Check:
     loss: float
     accuracy: float
     images: int
-
-
-def _early_stop_start(config: TrainConfig) -> str:
-    return "best_loss, best_epoch = float('inf'), 0\n" if config.early_stop else ""
-
-
-def _dropout_code(config: TrainConfig, arch: network.Architecture | None) -> str:
-    """The line that seeds dropout's masks: the app draws them from a private generator seeded so, in
-    the same order (network.DropoutMasks)."""
-    if arch is None or not arch.has_dropout:
-        return ""
-    return f"torch.manual_seed({config.batch_seed})  # the dropout masks: the batch-order seed\n"
 
 
 @dataclass(frozen=True)
@@ -718,117 +475,3 @@ def evaluate(model: nn.Sequential, split: Split, device=None, batch_size: int = 
     if device is not None:
         model.to(network.resolve_device(device))
     return evaluate_all(model, split, normalization, batch_size, mistakes=True)[0]
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-@dataclass
-class Run(network.HasNetwork):
-    """One training in a session: which network, how it was trained, its curves, its results on the
-    three splits and its weights. `evaluation` is the test set's, for the final report only: choose
-    between runs on `validation`."""
-
-    network: Network
-    config: TrainConfig
-    history: History
-    evaluation: Evaluation  # on the test split (held out, not used to choose)
-    state: dict[str, torch.Tensor]  # weights after training, on the CPU
-    initial_state: dict[str, torch.Tensor] | None = None  # weights before training (for comparison)
-    seconds: float = 0.0
-    device: str = "cpu"
-    name: str = ""  # set for a model loaded from a file: its name
-    dynamics: Dynamics | None = None  # each layer's learning dynamics, when recorded (mnistlab.dynamics)
-    train_evaluation: Evaluation | None = None  # on the images it learned from (with their noisy labels)
-    validation: Evaluation | None = None  # on the validation split: what to choose by
-
-    @property
-    def best_epoch(self) -> int | None:
-        """The epoch with the lowest validation loss (None for a model loaded from a file)."""
-        return self.history.best_epoch()
-
-    def metrics(self) -> dict:
-        """The numbers a saved model keeps: test, and where known training and validation accuracy, the
-        best validation epoch and the epoch whose weights were kept."""
-        out = self.evaluation.metrics()
-        if self.train_evaluation is not None:
-            out["train_accuracy"] = self.train_evaluation.accuracy
-        if self.validation is not None:
-            out.update(validation_accuracy=self.validation.accuracy, validation_loss=self.validation.loss)
-        if self.best_epoch is not None:
-            out["best_epoch"] = self.best_epoch
-        if self.history.kept_epoch is not None:
-            out["kept_epoch"] = self.history.kept_epoch
-        return out
-
-    @property
-    def dataset(self) -> Dataset:
-        return self.config.data
-
-    def model(self, device="cpu") -> nn.Sequential:
-        """The trained network, rebuilt from its weights."""
-        model = self.network.build(device)
-        model.load_state_dict(self.state)
-        return model.eval()
-
-    def initial_model(self) -> nn.Sequential:
-        return self.network.build()
-
-    @property
-    def normalization(self) -> str:
-        """How the network reads images: the name in data.NORMALIZATIONS it was trained with."""
-        return self.config.normalization
-
-    @property
-    def accuracy(self) -> float:
-        return self.evaluation.accuracy
-
-    def label(self) -> str:
-        """E.g. "784-128-64-10 relu, adam lr 0.001, batch 64, 5 epochs: test accuracy 97.6%"."""
-        if self.name:
-            return f"{self.name} ({self.arch.label()}, loaded): test accuracy {self.accuracy:.1%}"
-        stopped = f" (stopped at {self.history.steps / self.history.steps_per_epoch:.1f} epochs)" \
-            if self.history.stopped_early else ""
-        return f"{self.arch.label()}, {self.config.label()}{stopped}: test accuracy {self.accuracy:.1%}"
-
-
-def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split, device="cpu",
-        callback=None, stop=None, recorder: Recorder | None = None, record_dynamics: bool = False,
-        on_model=None, pause=None) -> Run:
-    """Build the network, train it on the training images `config` picks from `train_split` (the data
-    set's training images: `splits.training_splits`), checking validation as it goes, then score it on
-    the training, validation and test splits, and keep it all as a `Run`.
-
-    With `record_dynamics` (or a `recorder` of one's own), the Run keeps each layer's learning
-    dynamics, probed on the validation split's first images. `on_model(model)` is called with the
-    network about to be trained, so a page can draw it as it learns; `pause` holds it between batches
-    (see `train`).
-    """
-    check_split(config, train_split)
-    check_split(config, test_split)
-    learn, validation = splits.training_splits(train_split, config)
-    device = network.resolve_device(device)
-    model = net.build(device)
-    initial = _cpu_state(model)
-    if on_model is not None:
-        on_model(model)
-    if recorder is None and record_dynamics:
-        recorder = Recorder(validation)
-    start = time.perf_counter()
-    history = train(model, config, learn, device, callback, stop, recorder, validation=validation,
-                    pause=pause)
-    seconds = time.perf_counter() - start
-    scored = {role: evaluate_all(model, s, config.normalization)[0] for role, s in
-              (("train", learn), ("validation", validation))}
-    return Run(network=net, config=config, history=history,
-               evaluation=evaluate(model, test_split, normalization=config.normalization),
-               state=_cpu_state(model), initial_state=initial, seconds=seconds, device=str(device),
-               dynamics=recorder.result if recorder is not None else None,
-               train_evaluation=scored["train"], validation=scored["validation"])
-
-
-def keep_run(runs: list[Run], new: Run, limit: int = MAX_RUNS_KEPT) -> list[Run]:
-    """`runs` with `new` added, dropping the oldest beyond `limit` (each run holds its weights)."""
-    return (list(runs) + [new])[-limit:]
-

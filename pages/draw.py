@@ -15,11 +15,13 @@ import lab_ui
 from mnistlab import jobs, model_files, network, network_diagram, plots, preprocess, train
 from mnistlab.dataset import Dataset
 from mnistlab.errors import ImageError
+from mnistlab.runs import keep_run
+from mnistlab.train_config import TrainConfig
 
 lab_ui.entry_guard()
 
 CANVAS = 280
-QUICK = train.TrainConfig(epochs=1)  # the one-click default network: one epoch, a few seconds
+QUICK = TrainConfig(epochs=1)  # the one-click default network: one epoch, a few seconds
 FIGURE_PX = 440  # one network's prediction; as many side by side as the page has room for
 STAGE_PX = 100  # each preprocessing stage is shown with its longer side this big
 FRAME_GRAY = 110
@@ -94,7 +96,7 @@ def quick_train() -> None:
     if job.error is not None:
         raise job.error
     run = job.result
-    st.session_state["runs"] = train.keep_run(st.session_state.get("runs", []), run)
+    st.session_state["runs"] = keep_run(st.session_state.get("runs", []), run)
     st.session_state["draw_models"] = [lab_ui.run_label(len(st.session_state["runs"]), run)]
 
 

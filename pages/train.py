@@ -13,9 +13,22 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import data, dynamics, jobs, model_files, network, network_diagram, notebook, plots, train
+from mnistlab import (
+    data,
+    dynamics,
+    jobs,
+    model_files,
+    network,
+    network_diagram,
+    notebook,
+    plots,
+    train,
+    train_config,
+)
 from mnistlab.errors import LabError
+from mnistlab.runs import Run, keep_run
 from mnistlab.splits import DEFAULT_VALIDATION, MAX_VALIDATION, MIN_VALIDATION, TRAIN_SIZES, noise_count
+from mnistlab.train_config import TrainConfig
 
 lab_ui.entry_guard()
 
@@ -29,7 +42,7 @@ LIVE_IMAGE = 0  # the test image the live network diagram reads
 LABEL_NOISES = [i / 20 for i in range(21)]
 WEIGHT_DECAYS = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]
 EARLY_STOPS = [None, *range(1, 11)]
-SETTINGS = {f.name: f.metadata for f in train.TrainConfig.settings()}  # each setting's label and help
+SETTINGS = {f.name: f.metadata for f in TrainConfig.settings()}  # each setting's label and help
 
 ss = st.session_state
 ss.setdefault("runs", [])
@@ -41,12 +54,12 @@ def replays() -> weakref.WeakKeyDictionary:
     return weakref.WeakKeyDictionary()
 
 
-def labelled_runs() -> dict[str, train.Run]:
+def labelled_runs() -> dict[str, Run]:
     return {lab_ui.run_label(i, r): r for i, r in enumerate(ss["runs"], 1)}
 
 
-def add_run(run: train.Run) -> None:
-    ss["runs"] = train.keep_run(ss["runs"], run)
+def add_run(run: Run) -> None:
+    ss["runs"] = keep_run(ss["runs"], run)
     newest = lab_ui.run_label(len(ss["runs"]), run)
     ss["tr_show"] = newest
     kept = [label for label in ss.get("tr_compare", []) if label in labelled_runs()]
@@ -63,20 +76,20 @@ def setting_help(name: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def chosen_config() -> train.TrainConfig:
+def chosen_config() -> TrainConfig:
     """The settings as the widgets say; a ConfigError says what is wrong with them."""
-    return train.TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
-                             batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], batch_seed=ss["tr_seed"],
-                             normalization=ss["tr_normalization"], dataset=lab_ui.dataset().name,
-                             train_images=ss["tr_train_images"], validation=ss["tr_validation"],
-                             label_noise=ss["tr_label_noise"], weight_decay=ss["tr_weight_decay"],
-                             early_stop=ss["tr_early_stop"], split_seed=ss["tr_split_seed"])
+    return TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
+                       batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], batch_seed=ss["tr_seed"],
+                       normalization=ss["tr_normalization"], dataset=lab_ui.dataset().name,
+                       train_images=ss["tr_train_images"], validation=ss["tr_validation"],
+                       label_noise=ss["tr_label_noise"], weight_decay=ss["tr_weight_decay"],
+                       early_stop=ss["tr_early_stop"], split_seed=ss["tr_split_seed"])
 
 
-def data_caption(config: train.TrainConfig | None) -> str:
+def data_caption(config: TrainConfig | None) -> str:
     """What the chosen settings train on, validate with and test on."""
-    config = config or train.TrainConfig(dataset=lab_ui.dataset().name)
-    ds, total = config.data, train.MAX_TRAIN_IMAGES
+    config = config or TrainConfig(dataset=lab_ui.dataset().name)
+    ds, total = config.data, train_config.MAX_TRAIN_IMAGES
     n = config.train_images or total - config.validation
     which = (f"the first in a seeded order of its {total:,}, each class in proportion" if config.train_images
              else f"its {total:,} less those that validate")
@@ -91,14 +104,14 @@ def data_caption(config: train.TrainConfig | None) -> str:
             f"never seen, which only report.")
 
 
-def split_curves(runs: dict[str, train.Run]) -> tuple[dict, dict]:
+def split_curves(runs: dict[str, Run]) -> tuple[dict, dict]:
     """Each run's training curve and validation checks, as plots.training_curves draws them."""
     trained = {label: r.history for label, r in runs.items() if r.history.steps}
     return ({label: h.curve() for label, h in trained.items()},
             {label: h.validation_curve() for label, h in trained.items() if h.validation_steps})
 
 
-def stopping_note(run: train.Run) -> str | None:
+def stopping_note(run: Run) -> str | None:
     """What early stopping did to a run: when it stopped and whose weights it kept."""
     h, patience = run.history, run.config.early_stop
     if not patience or not h.steps:
@@ -194,9 +207,10 @@ with network_col:
 with settings_col:
     st.subheader("Training")
     c = st.columns(2)
-    optimizer = c[0].radio("Optimizer", train.OPTIMIZERS, key="tr_optimizer", horizontal=True,
+    optimizer = c[0].radio("Optimizer", train_config.OPTIMIZERS, key="tr_optimizer", horizontal=True,
                            format_func={"adam": "Adam", "adamw": "AdamW", "sgd": "SGD + momentum"}.get,
-                           disabled=busy, help=f"{setting_help('optimizer')} {train.WEIGHT_DECAY_TEXT}")
+                           disabled=busy,
+                           help=f"{setting_help('optimizer')} {train_config.WEIGHT_DECAY_TEXT}")
     c[1].number_input("Momentum", 0.0, 0.99, 0.9, 0.05, key="tr_momentum",
                       disabled=busy or optimizer != "sgd")
     c = st.columns(2)
@@ -204,7 +218,7 @@ with settings_col:
                        disabled=busy)
     c[1].select_slider("Batch size", BATCH_SIZES, 64, key="tr_batch", disabled=busy)
     c = st.columns(2)
-    c[0].slider("Epochs", 1, train.MAX_EPOCHS, 5, key="tr_epochs", disabled=busy)
+    c[0].slider("Epochs", 1, train_config.MAX_EPOCHS, 5, key="tr_epochs", disabled=busy)
     c[1].number_input("Batch order seed", 0, network.MAX_SEED, 0, key="tr_seed", disabled=busy,
                       help="The same seed gives the same batches: compare two networks on equal terms.")
     st.selectbox("Input normalization", list(data.NORMALIZATIONS), key="tr_normalization",
@@ -216,7 +230,7 @@ with settings_col:
                       "slowly. Train both with the same seeds and compare the curves.")
     with st.expander("Generalization settings", icon=":material/call_split:"):
         c = st.columns(2)
-        rest = train.MAX_TRAIN_IMAGES - ss.get("tr_validation", DEFAULT_VALIDATION)
+        rest = train_config.MAX_TRAIN_IMAGES - ss.get("tr_validation", DEFAULT_VALIDATION)
         c[0].selectbox(setting_label("train_images"), TRAIN_SIZES, TRAIN_SIZES.index(None),
                        key="tr_train_images", disabled=busy, help=setting_help("train_images"),
                        format_func=lambda n: f"{n:,} images" if n else f"all {rest:,}")
@@ -228,7 +242,7 @@ with settings_col:
                            disabled=busy, format_func=lambda v: f"{v:.0%}", help=setting_help("label_noise"))
         decay = c[1].select_slider(setting_label("weight_decay"), WEIGHT_DECAYS, 0.0, key="tr_weight_decay",
                                    disabled=busy, format_func=lambda v: f"{v:g}" if v else "0 (off)",
-                                   help=f"{setting_help('weight_decay')} {train.WEIGHT_DECAY_TEXT}")
+                                   help=f"{setting_help('weight_decay')} {train_config.WEIGHT_DECAY_TEXT}")
         c = st.columns(2)
         c[0].selectbox(setting_label("early_stop"), EARLY_STOPS, key="tr_early_stop", disabled=busy,
                        help=setting_help("early_stop"),
@@ -236,7 +250,7 @@ with settings_col:
         c[1].number_input(setting_label("split_seed"), 0, network.MAX_SEED, 0, key="tr_split_seed",
                           disabled=busy, help=setting_help("split_seed"))
         if decay:
-            st.caption(train.WEIGHT_DECAY_TEXT)
+            st.caption(train_config.WEIGHT_DECAY_TEXT)
     try:
         config = chosen_config()
     except LabError as e:
@@ -472,7 +486,7 @@ if runs:
                                         title=f"fc1 weights after training, one 28×28 image per unit{more}"))
 
     with code_tab:
-        st.code(train.training_code(run.config, run.arch), language="python")
+        st.code(train_config.training_code(run.config, run.arch), language="python")
         st.download_button("Download as Jupyter notebook", icon=":material/download:", key="tr_notebook",
                            data=lambda: notebook.to_bytes(notebook.trained(run.network, run.config,
                                                                            run.accuracy)),

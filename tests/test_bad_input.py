@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab import model_files, network, preprocess, share, train
+from mnistlab import model_files, network, preprocess, share
 from mnistlab.errors import ConfigError, ImageError, LabError, ModelFileError
 from mnistlab.network import Architecture, Init
+from mnistlab.train_config import TrainConfig
 
 
 class RunsCode:
@@ -74,13 +75,13 @@ TABLE = [
     ("std", "huge", lambda: Init(weight_std=1e30), ConfigError, "at most 10"),
     ("seed", "negative", lambda: network.check_seed(-1), ConfigError, "from 0 to 2147483647"),
     # Train page / CLI
-    ("learning rate", "0", lambda: train.TrainConfig(lr=0), ConfigError, "above 0"),
-    ("learning rate", "negative", lambda: train.TrainConfig(lr=-0.01), ConfigError, "above 0"),
-    ("learning rate", "NaN", lambda: train.TrainConfig(lr=math.nan), ConfigError, "Learning rate"),
-    ("batch size", "0", lambda: train.TrainConfig(batch_size=0), ConfigError, "Batch size"),
-    ("batch size", "10**7", lambda: train.TrainConfig(batch_size=10**7), ConfigError, "from 1 to 4096"),
-    ("epochs", "0", lambda: train.TrainConfig(epochs=0), ConfigError, "Epochs"),
-    ("epochs", "10**6", lambda: train.TrainConfig(epochs=10**6), ConfigError, "from 1 to 20"),
+    ("learning rate", "0", lambda: TrainConfig(lr=0), ConfigError, "above 0"),
+    ("learning rate", "negative", lambda: TrainConfig(lr=-0.01), ConfigError, "above 0"),
+    ("learning rate", "NaN", lambda: TrainConfig(lr=math.nan), ConfigError, "Learning rate"),
+    ("batch size", "0", lambda: TrainConfig(batch_size=0), ConfigError, "Batch size"),
+    ("batch size", "10**7", lambda: TrainConfig(batch_size=10**7), ConfigError, "from 1 to 4096"),
+    ("epochs", "0", lambda: TrainConfig(epochs=0), ConfigError, "Epochs"),
+    ("epochs", "10**6", lambda: TrainConfig(epochs=10**6), ConfigError, "from 1 to 20"),
     # uploaded model files
     ("model file", "empty", lambda: model_files.from_bytes(b""), ModelFileError, "empty"),
     ("model file", "random bytes", lambda: model_files.from_bytes(np.random.default_rng(0).bytes(5000)),

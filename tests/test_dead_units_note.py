@@ -6,6 +6,7 @@ import torch
 from test_train_page import open_train, train_once, use_network
 
 from mnistlab import data, dynamics, network, train
+from mnistlab.train_config import TrainConfig
 
 STEPS = 30
 
@@ -22,7 +23,7 @@ def relu1_dead(splits, seed=0, lr=1e-3, normalization="lesson") -> tuple[float, 
     first = train_split.first(64 * STEPS)
     model = network.build(network.Architecture(), network.Init(), seed)
     recorder = dynamics.Recorder(test_split)
-    train.train(model, train.TrainConfig(lr=lr, epochs=1, batch_seed=seed, normalization=normalization),
+    train.train(model, TrainConfig(lr=lr, epochs=1, batch_seed=seed, normalization=normalization),
                 first,
                 recorder=recorder)
     _, shares = recorder.result.series("relu1", "dead")

@@ -16,7 +16,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import lab_ui
-from mnistlab import data, model_files, network, preprocess, train
+from mnistlab import data, model_files, network, preprocess, runs, train
+from mnistlab.train_config import TrainConfig
 
 APP = "../app.py"
 TIMEOUT = 60
@@ -39,10 +40,10 @@ def test_split():
 @pytest.fixture(scope="module")
 def lesson_run(trained_relu, test_split):
     """The trained 784-128-64-10 network as a session's training run."""
-    return train.Run(network=network.Network(), config=train.TrainConfig(),
-                     history=train.History(steps_per_epoch=938),
-                     evaluation=train.evaluate(trained_relu, test_split),
-                     state={k: v.clone() for k, v in trained_relu.state_dict().items()})
+    return runs.Run(network=network.Network(), config=TrainConfig(),
+                    history=train.History(steps_per_epoch=938),
+                    evaluation=train.evaluate(trained_relu, test_split),
+                    state={k: v.clone() for k, v in trained_relu.state_dict().items()})
 
 
 def open_draw(runs=()) -> AppTest:
@@ -173,8 +174,8 @@ def test_saved_models_are_offered_and_compared_side_by_side(tmp_path, test_split
 
 def test_each_network_reads_the_digit_as_it_was_trained_to(test_split, lesson_run):
     splits = data.load_split(True), test_split
-    zero_one = train.run(network.Network(network.Architecture((32,)), network.Init(), 0),
-                         train.TrainConfig(epochs=1, batch_size=128, normalization="none"), *splits)
+    zero_one = runs.run(network.Network(network.Architecture((32,)), network.Init(), 0),
+                        TrainConfig(epochs=1, batch_size=128, normalization="none"), *splits)
     at = open_draw([lesson_run, zero_one])
     at.multiselect(key="draw_models").set_value([f"Run {i}: {r.label()}" for i, r in
                                                  enumerate([lesson_run, zero_one], 1)]).run()
@@ -199,8 +200,8 @@ def test_the_same_digit_read_twice_by_a_dropout_network_gets_the_same_probabilit
     """Predicting is in eval mode: dropout drops nothing and batch norm uses its running statistics,
     so a network with both gives one answer per digit (and a single image needs no batch)."""
     arch = network.Architecture.parse("64,32", "relu", "0.5", batch_norm=True)
-    run = train.run(network.Network(arch), train.TrainConfig(epochs=1, batch_size=100, train_images=10_000),
-                    data.load_split(train=True), test_split)
+    run = runs.run(network.Network(arch), TrainConfig(epochs=1, batch_size=100, train_images=10_000),
+                   data.load_split(train=True), test_split)
     at = open_draw([run])
     at.session_state["build"] = lab_ui.Build(network.Network(arch, seed=1))  # Build's network, untrained
     at.checkbox(key="draw_untrained").check().run()

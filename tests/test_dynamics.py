@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from mnistlab import __main__ as cli
-from mnistlab import data, dynamics, network, plots, train
+from mnistlab import data, dynamics, network, plots, runs, train, train_config
 from mnistlab import splits as splits_module
+from mnistlab.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +27,13 @@ def first_images(split: data.Split, n: int) -> data.Split:
     return split.first(n)
 
 
-def recorded(splits, arch, init=network.Init(), images=None, **config) -> train.Run:
+def recorded(splits, arch, init=network.Init(), images=None, **config) -> runs.Run:
     """A run on `images` training images (default: all 50,000 that do not validate), its dynamics
     probed on validation images."""
     train_split, test_split = splits
-    return train.run(network.Network(arch, init, 0),
-                     train.TrainConfig(**{"epochs": 1, "train_images": images, **config}),
-                     train_split, test_split, record_dynamics=True)
+    return runs.run(network.Network(arch, init, 0),
+                    TrainConfig(**{"epochs": 1, "train_images": images, **config}),
+                    train_split, test_split, record_dynamics=True)
 
 
 SIGMOID = network.Architecture((256,), ("sigmoid",))
@@ -97,7 +98,7 @@ def test_the_replays_last_frame_is_the_trained_network(splits):
 
 def test_recording_changes_nothing_that_is_trained(splits):
     train_split = first_images(splits[0], 6400)
-    config = train.TrainConfig(epochs=1)
+    config = TrainConfig(epochs=1)
     plain, watched = network.build(RELU, seed=3), network.build(RELU, seed=3)
     a = train.train(plain, config, train_split)
     b = train.train(watched, config, train_split, recorder=dynamics.Recorder(splits[1]))
@@ -109,7 +110,7 @@ def test_progress_reports_carry_the_new_rows_for_a_live_page(splits):
     reports = []
     recorder = dynamics.Recorder(splits[1])
     model = network.build(RELU)
-    train.train(model, train.TrainConfig(epochs=2), first_images(splits[0], 6400), callback=reports.append,
+    train.train(model, TrainConfig(epochs=2), first_images(splits[0], 6400), callback=reports.append,
                 recorder=recorder)
     d = recorder.result
     assert [r for p in reports for r in p.dynamics] == d.rows()
@@ -143,7 +144,7 @@ def test_a_runs_dynamics_stay_within_the_stated_memory_bound(splits):
     # The longest run allowed: 20 epochs of batch 1 would be 1.2 million steps; rows stay capped.
     assert len(dynamics.record_steps(20 * 60_000)) <= dynamics.MAX_ROWS
     assert len(dynamics.snapshot_steps(938, 20)) == 1 + len(dynamics.FIRST_EPOCH_SNAPSHOTS) + 20
-    worst = dynamics.memory_bound(network.MAX_HIDDEN_LAYERS + 1, train.MAX_EPOCHS)
+    worst = dynamics.memory_bound(network.MAX_HIDDEN_LAYERS + 1, train_config.MAX_EPOCHS)
     assert worst < 1.6e6  # the README's Limits: under 1.6 MB per run
     run = recorded(splits, RELU, images=12_800, epochs=3)
     assert 0 < run.dynamics.nbytes() <= dynamics.memory_bound(3, 3)

@@ -11,10 +11,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from mnistlab import codegen, data, dataset, model_files, network, notebook, share, train
+from mnistlab import codegen, data, dataset, model_files, network, notebook, runs, share, train_config
 from mnistlab.__main__ import main
 from mnistlab.dataset import FASHION, MNIST
 from mnistlab.errors import ConfigError, DataError
+from mnistlab.train_config import TrainConfig
 
 SMALL = network.Architecture((32,), ("relu",))
 
@@ -115,13 +116,13 @@ def test_the_app_says_how_to_get_fashion_and_mnist_still_works(tmp_path, no_debi
 def test_settings_for_one_data_set_refuse_the_others_images(fashion_train):
     with pytest.raises(ConfigError, match="These settings train on MNIST, but the images given are "
                                           "Fashion-MNIST's"):
-        train.run(network.Network(SMALL), train.TrainConfig(epochs=1), fashion_train.first(500),
-                  fashion_train.first(100))
+        runs.run(network.Network(SMALL), TrainConfig(epochs=1), fashion_train.first(500),
+                 fashion_train.first(100))
 
 
 def test_a_fashion_model_file_keeps_its_data_set_and_is_refused_on_digits(fashion_train, fashion_test):
-    config = train.TrainConfig(epochs=1, dataset="fashion", train_images=5000)
-    run = train.run(network.Network(SMALL), config, fashion_train, fashion_test)
+    config = TrainConfig(epochs=1, dataset="fashion", train_images=5000)
+    run = runs.run(network.Network(SMALL), config, fashion_train, fashion_test)
     saved = model_files.from_bytes(model_files.to_bytes(model_files.SavedModel.from_run(run, "clothes")))
     assert saved.dataset is FASHION and saved.config.to_dict()["dataset"] == "fashion"
     with pytest.raises(ConfigError, match="Fashion-MNIST"):
@@ -184,26 +185,26 @@ def test_cli_sweeps_fashion_and_keys_it_apart_from_mnist(tmp_path, monkeypatch, 
 # -- the code and the notebook reproduce a Fashion-MNIST run ------------------------------------------
 
 def test_the_training_code_shown_trains_the_very_same_weights_on_fashion(fashion_train, fashion_test):
-    config = train.TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="fashion",
-                               dataset="fashion", train_images=6000)
-    code = train.training_code(config)
+    config = TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="fashion",
+                         dataset="fashion", train_images=6000)
+    code = train_config.training_code(config)
     assert 'datasets.FashionMNIST("~/.pytorch/F_MNIST_data/"' in code
     assert "transforms.Normalize((0.286,), (0.353,))" in code
     code = code.replace('"~/.pytorch/F_MNIST_data/"', repr(str(data.data_root())))
     learner = {}
     exec(codegen.generate(network.Network(SMALL, network.Init(), 5), "sequential"), learner)
     exec(code, learner)
-    ours = train.run(network.Network(SMALL, network.Init(), 5), config, fashion_train, fashion_test)
+    ours = runs.run(network.Network(SMALL, network.Init(), 5), config, fashion_train, fashion_test)
     assert all(torch.equal(a, b) for a, b in zip(learner["model"].state_dict().values(), ours.state.values()))
 
 
 @pytest.mark.slow
 def test_the_train_notebook_reproduces_a_fashion_run(tmp_path, fashion_train, fashion_test):
     net = network.Network(network.Architecture.parse("64", "relu"), network.Init(), 4)
-    config = train.TrainConfig(batch_size=128, epochs=1, batch_seed=2, normalization="none",
-                               dataset="fashion")
+    config = TrainConfig(batch_size=128, epochs=1, batch_seed=2, normalization="none",
+                         dataset="fashion")
     torch.set_num_threads(1)  # as the app's server
-    run = train.run(net, config, fashion_train, fashion_test)
+    run = runs.run(net, config, fashion_train, fashion_test)
     nb = nbformat.reads(notebook.to_bytes(notebook.trained(net, config, run.accuracy)).decode(), as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("torch.save(model.state_dict(), 'trained.pt')"))
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",

@@ -6,8 +6,9 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from mnistlab import data, model_files, network, sweep_db, train
+from mnistlab import data, model_files, network, runs, sweep_db
 from mnistlab.dataset import FASHION, MNIST
+from mnistlab.train_config import TrainConfig
 from tests.test_app_pages import APP, TIMEOUT, code_text, figure_with, figures, open_page  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("navigation_mode")
@@ -153,9 +154,9 @@ def test_train_on_fashion_names_classes_in_every_result(monkeypatch):
 def test_train_page_scores_an_uploaded_model_on_the_data_set_it_learned(tmp_path):
     """A Fashion-MNIST model uploaded while the sidebar says MNIST is tested on clothes, named as such."""
     split = data.load_split(True, dataset=FASHION)
-    config = train.TrainConfig(epochs=1, dataset="fashion", train_images=2000)
+    config = TrainConfig(epochs=1, dataset="fashion", train_images=2000)
     net = network.Network(network.Architecture((32,), ("relu",)))
-    run = train.run(net, config, split, data.load_split(False, dataset=FASHION))
+    run = runs.run(net, config, split, data.load_split(False, dataset=FASHION))
     content = model_files.to_bytes(model_files.SavedModel.from_run(run, "fashion32"))
     at = open_page("pages/train.py")
     assert at.sidebar.radio(key="lab_dataset").value == "mnist"
@@ -205,15 +206,15 @@ def test_explore_sweeps_fashion_when_the_sidebar_says_so(tmp_path, monkeypatch):
 def fashion_run():
     """784-128-64-10 relu, one epoch on Fashion-MNIST (about 84% on its test set)."""
     torch.manual_seed(0)
-    config = train.TrainConfig(epochs=1, dataset="fashion")
-    return train.run(network.Network(), config, data.load_split(True, dataset=FASHION),
-                     data.load_split(False, dataset=FASHION))
+    config = TrainConfig(epochs=1, dataset="fashion")
+    return runs.run(network.Network(), config, data.load_split(True, dataset=FASHION),
+                    data.load_split(False, dataset=FASHION))
 
 
 @pytest.fixture(scope="module")
 def mnist_run():
-    config = train.TrainConfig(epochs=1, train_images=10000)
-    return train.run(network.Network(), config, data.load_split(True), data.load_split(False))
+    config = TrainConfig(epochs=1, train_images=10000)
+    return runs.run(network.Network(), config, data.load_split(True), data.load_split(False))
 
 
 def product_photo(garment: np.ndarray) -> bytes:

@@ -26,10 +26,10 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from mnistlab import __main__ as cli
-from mnistlab import data, model_files, network, preprocess, share, train
+from mnistlab import data, model_files, network, preprocess, share, train_config
 from mnistlab.errors import LabError
 from mnistlab.network import Architecture, Init
-from mnistlab.train import TrainConfig
+from mnistlab.train_config import TrainConfig
 
 settings.register_profile("ci", max_examples=150, deadline=5000,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -187,7 +187,7 @@ def test_validation_metrics_a_file_states_are_kept_only_when_they_can_be_true(me
     saved = model_files.from_bytes(with_header({**HEADER, "__metadata__": {"mnistlab": json.dumps(meta)}}))
     for key, value in saved.metrics.items():
         if key in ("best_epoch", "kept_epoch"):
-            assert type(value) is int and 1 <= value <= train.MAX_EPOCHS
+            assert type(value) is int and 1 <= value <= train_config.MAX_EPOCHS
         else:
             assert isinstance(value, float) and value >= 0 and (key == "validation_loss" or value <= 1)
     saved.label()
@@ -395,8 +395,9 @@ def test_an_init_from_anything_is_made_or_explained(zero_bias, weight_std):
 def test_training_settings_from_anything_are_made_or_explained(fields):
     config = parses_or_explains(TrainConfig.from_dict, fields)
     if config is not None:
-        assert 1 <= config.epochs <= train.MAX_EPOCHS and 1 <= config.batch_size <= train.MAX_BATCH_SIZE
-        assert 0 < config.lr <= train.MAX_LR
+        assert 1 <= config.epochs <= train_config.MAX_EPOCHS
+        assert 1 <= config.batch_size <= train_config.MAX_BATCH_SIZE
+        assert 0 < config.lr <= train_config.MAX_LR
         config.label()
         assert TrainConfig.from_dict(config.to_dict()) == config
 

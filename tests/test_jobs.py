@@ -6,7 +6,8 @@ import time
 import pytest
 import torch
 
-from mnistlab import data, jobs, network, sweep, sweep_db, sweep_run, train
+from mnistlab import data, jobs, network, runs, sweep, sweep_db, sweep_run
+from mnistlab.train_config import TrainConfig
 
 SMALL = network.Architecture((16,), ("relu",))
 
@@ -60,8 +61,7 @@ def test_a_single_run_submitted_while_a_sweep_is_queued_starts_within_one_trial(
                       engine=jobs.LocalEngine()).start()
     while queue.running == 0:  # the sweep's first trial has the only slot
         assert not run.wait(0.01), run.stop_reason
-    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(epochs=1,
-                                                                                        batch_size=600),
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), TrainConfig(epochs=1, batch_size=600),
                            *splits, owner=student, queue=queue).start()
     assert job.wait(120) and job.error is None
     finished_before = len(run.records)
@@ -75,7 +75,7 @@ def test_a_training_on_a_real_ray_instance_reports_live_stops_and_equals_the_loc
     engine = jobs.make_engine("ray")  # starts a local Ray instance (2 CPUs) for this test
     try:
         queue = jobs.Queue(engine.slots)
-        config = train.TrainConfig(epochs=1, batch_size=500)
+        config = TrainConfig(epochs=1, batch_size=500)
         job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, *splits, queue=queue,
                                engine=engine).start()
         assert job.wait(180) and job.error is None, job.error
@@ -84,12 +84,12 @@ def test_a_training_on_a_real_ray_instance_reports_live_stops_and_equals_the_loc
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the Ray worker trains (and the app's server)
         try:
-            local = train.run(network.Network(SMALL, network.Init(), 0), config, *splits)
+            local = runs.run(network.Network(SMALL, network.Init(), 0), config, *splits)
         finally:
             torch.set_num_threads(threads)
         assert all(torch.equal(job.result.state[k], local.state[k]) for k in local.state)
 
-        slow = train.TrainConfig(epochs=20, batch_size=8)
+        slow = TrainConfig(epochs=20, batch_size=8)
         long = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), slow, *splits,
                                 queue=queue, engine=engine).start()
         while not long.reports:  # training on a Ray worker, its reports arriving here
@@ -102,7 +102,7 @@ def test_a_training_on_a_real_ray_instance_reports_live_stops_and_equals_the_loc
 
 
 def test_a_training_job_shows_its_network_as_it_learns_then_lets_go(splits):
-    config = train.TrainConfig(epochs=3, batch_size=64)
+    config = TrainConfig(epochs=3, batch_size=64)
     job = jobs.TrainingJob(network.Network(SMALL), config, *splits, queue=jobs.Queue(1),
                            engine=jobs.LocalEngine(1)).start()
     while not job.reports and not job.done:

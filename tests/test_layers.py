@@ -16,13 +16,16 @@ from mnistlab import (
     model_files,
     network,
     network_diagram,
+    runs,
     share,
     stacked,
     sweep,
     train,
+    train_config,
 )
 from mnistlab.errors import ConfigError, ModelFileError
 from mnistlab.network import Architecture, Init, Network
+from mnistlab.train_config import TrainConfig
 
 LAYERED = Architecture.parse("64,32", "relu,tanh", "0.5,0.2", batch_norm=True)
 
@@ -44,8 +47,8 @@ def splits():
 @pytest.fixture(scope="module")
 def trained_run(splits):
     """A 784-64-32-10 network with dropout and batch norm, trained one epoch on 10,000 images."""
-    config = train.TrainConfig(epochs=1, batch_size=100, batch_seed=2, train_images=10_000)
-    return train.run(Network(LAYERED, Init(), 3), config, *splits)
+    config = TrainConfig(epochs=1, batch_size=100, batch_seed=2, train_images=10_000)
+    return runs.run(Network(LAYERED, Init(), 3), config, *splits)
 
 
 # -- the values ------------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ def test_the_same_seed_draws_the_same_weights_with_or_without_dropout_and_batch_
 # -- training: reproducible, private, as the shown code ---------------------------------------------
 
 def test_training_with_dropout_is_reproducible_and_leaves_torchs_global_rng_alone(splits):
-    config = train.TrainConfig(epochs=1, batch_size=100, batch_seed=1)
+    config = TrainConfig(epochs=1, batch_size=100, batch_seed=1)
     images = splits[0].first(3_000)
     global_rng = torch.get_rng_state()
     first, second, other = (network.build(LAYERED, Init(), 0) for _ in range(3))
@@ -123,29 +126,30 @@ def test_training_with_dropout_is_reproducible_and_leaves_torchs_global_rng_alon
 def test_the_shown_code_trains_the_apps_very_weights_with_dropout_and_batch_norm(splits, style, capsys):
     """Build's code, then the Train page's code, as a learner pastes them: every weight and batch norm
     statistic equal to the app's after training with dropout (masks seeded as the code shows)."""
-    config = train.TrainConfig(epochs=1, batch_size=128, batch_seed=3, train_images=5_000)
-    code = train.training_code(config, LAYERED)
+    config = TrainConfig(epochs=1, batch_size=128, batch_seed=3, train_images=5_000)
+    code = train_config.training_code(config, LAYERED)
     assert "torch.manual_seed(3)  # the dropout masks" in code and "model.train()" in code
     code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())))
     learner = {}
     exec(codegen.generate(Network(LAYERED, Init(), 5), style), learner)  # noqa: S102 - our own code
     exec(code, learner)  # noqa: S102
-    ours = train.run(Network(LAYERED, Init(), 5), config, *splits)
+    ours = runs.run(Network(LAYERED, Init(), 5), config, *splits)
     shown = learner["model"].state_dict()
     expected = codegen.state_dict_for(ours.state, LAYERED, style)
     assert shown.keys() == expected.keys() and any(k.endswith("running_var") for k in shown)
     assert all(torch.equal(shown[k], v) for k, v in expected.items())
-    assert train.training_code(config, Architecture((64, 32))) == train.training_code(config)  # as before
+    # as before
+    assert train_config.training_code(config, Architecture((64, 32))) == train_config.training_code(config)
 
 
 def test_batch_norm_refuses_a_last_batch_of_one_image(splits):
-    config = train.TrainConfig(epochs=1, batch_size=100)
+    config = TrainConfig(epochs=1, batch_size=100)
     with pytest.raises(ConfigError, match="at least 2 images in every batch"):
         train.train(network.build(LAYERED), config, splits[0].first(1_001))
 
 
 def test_recording_the_dynamics_changes_nothing_trained(splits):
-    config = train.TrainConfig(epochs=1, batch_size=100, batch_seed=1)
+    config = TrainConfig(epochs=1, batch_size=100, batch_seed=1)
     images = splits[0].first(3_000)
     recorded, plain = network.build(LAYERED, Init(), 0), network.build(LAYERED, Init(), 0)
     recorder = dynamics.Recorder(splits[1])
@@ -226,7 +230,7 @@ def test_a_link_carries_dropout_and_batch_norm_and_bad_values_fall_back_with_a_n
 # -- stacked trials --------------------------------------------------------------------------------
 
 def test_dropout_and_batch_norm_settings_train_in_separate_stacks():
-    config = train.TrainConfig()
+    config = TrainConfig()
     archs = [Architecture((32,)), Architecture((32,), dropout=0.2), Architecture((32,), dropout=0.5),
              Architecture((32,), batch_norm=True)]
     trials = [sweep.Trial(Network(a, Init(), s), config) for a in archs for s in (0, 1)]
@@ -237,13 +241,13 @@ def test_dropout_and_batch_norm_settings_train_in_separate_stacks():
 @pytest.mark.parametrize("dropout, batch_norm", [("0.3", False), ("0.5,0.2", True)])
 def test_a_stacked_trial_with_dropout_is_within_half_a_point_of_its_one_by_one_run(splits, dropout,
                                                                                    batch_norm):
-    config = train.TrainConfig(epochs=1, batch_seed=4)
+    config = TrainConfig(epochs=1, batch_seed=4)
     archs = [Architecture.parse("32,32", act, dropout, batch_norm) for act in ("relu", "tanh")]
     trials = [sweep.Trial(Network(a, Init(), s), config) for a in archs for s in (0, 1)]
     together = stacked.train_group(trials, *splits)
     assert [r.stacked for r in together] == [4] * 4
     for t, r in zip(trials, together):
-        alone = train.run(t.network, t.config, *splits)
+        alone = runs.run(t.network, t.config, *splits)
         assert abs(r.test_accuracy - alone.accuracy) <= 0.005, t.arch.label()
         if not batch_norm:  # each member's masks are its own run's: nothing but rounding differs
             assert r.test_loss == pytest.approx(alone.evaluation.loss, rel=1e-3)

@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from mnistlab import data, model_files, network, train
+from mnistlab import data, model_files, network, runs
 from mnistlab.errors import ModelFileError
+from mnistlab.train_config import TrainConfig
 
 ARCH = network.Architecture((128, 64), ("relu", "relu"))
 
@@ -18,7 +19,7 @@ ARCH = network.Architecture((128, 64), ("relu", "relu"))
 def saved(trained_relu):
     state = {k: v.clone() for k, v in trained_relu.state_dict().items()}
     return model_files.SavedModel(network.Network(ARCH, network.Init(), 0), state,
-                                  train.TrainConfig(epochs=10),
+                                  TrainConfig(epochs=10),
                             {"test_accuracy": 0.975}, "relu")
 
 
@@ -58,8 +59,8 @@ def test_the_file_is_plain_safetensors_with_a_json_description(good_bytes):
 
 def test_a_run_becomes_a_model_and_back(tmp_path):
     splits = data.load_split(True), data.load_split(False)
-    run = train.run(network.Network(network.Architecture((16,), ("tanh",)), network.Init(), 5),
-                    train.TrainConfig(epochs=1, batch_size=1000, normalization="mnist"), *splits)
+    run = runs.run(network.Network(network.Architecture((16,), ("tanh",)), network.Init(), 5),
+                   TrainConfig(epochs=1, batch_size=1000, normalization="mnist"), *splits)
     saved = model_files.SavedModel.from_run(run, "tiny")
     back = model_files.as_run(model_files.from_bytes(model_files.to_bytes(saved)), splits[1])
     assert back.config == run.config and back.normalization == "mnist"  # it reads images as it learned to
@@ -70,7 +71,7 @@ def test_a_run_becomes_a_model_and_back(tmp_path):
 def test_a_file_saved_before_normalization_was_a_choice_reads_the_lessons_inputs():
     training = {"optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64, "epochs": 5, "seed": 0}
     loaded = model_files.from_bytes(_with_meta(_tensors(), _meta(training=training)))
-    assert loaded.config == train.TrainConfig() and loaded.normalization == "lesson"
+    assert loaded.config == TrainConfig() and loaded.normalization == "lesson"
     no_settings = model_files.from_bytes(_with_meta(_tensors(), _meta()))
     assert no_settings.normalization == "lesson"  # no settings at all
 

@@ -10,9 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import codegen, data, lesson, lesson_networks, lesson_validation, network, notebook, train
+from mnistlab import (
+    codegen,
+    data,
+    lesson,
+    lesson_networks,
+    lesson_validation,
+    network,
+    notebook,
+    runs,
+    train_config,
+)
 from mnistlab.lesson_step import LessonValues
 from mnistlab.network import Architecture, Init
+from mnistlab.train_config import TrainConfig
 
 OTHER = LessonValues(n_hidden=100, hidden=(200, 50), seed=3, std=0.1, index=9)
 
@@ -101,14 +112,15 @@ def test_the_build_notebook_prints_the_model_and_draws_builds_weights(style, tmp
 @pytest.mark.slow
 def test_the_train_notebook_trains_the_apps_weights_to_the_apps_test_accuracy(tmp_path):
     arch, init, seed = Architecture.parse("64", "relu"), Init(), 4
-    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=1, batch_seed=2,
-                               normalization="none")
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=1, batch_seed=2,
+                         normalization="none")
     torch.set_num_threads(1)  # as the app's server
-    run = train.run(network.Network(arch, init, seed), config, data.load_split(True), data.load_split(False))
+    run = runs.run(network.Network(arch, init, seed), config, data.load_split(True), data.load_split(False))
     nb = execute(notebook.trained(network.Network(arch, init, seed), config, run.accuracy), tmp_path,
                  "torch.save(model.state_dict(), 'trained.pt')")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert train.training_code(config).split("trainset =")[0] in code[3].source  # as the Train page shows it
+    shown = train_config.training_code(config)  # as the Train page shows it
+    assert shown.split("trainset =")[0] in code[3].source
     assert text_of(code[-2]) == f"Test accuracy (held out, not used to choose): {run.accuracy:.2%}"
     trained = torch.load(tmp_path / "trained.pt")
     assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"
@@ -120,7 +132,7 @@ def test_notebooks_are_valid_and_read_mnist_where_the_app_does(monkeypatch):
     lesson = notebook.lesson()
     nbformat.validate(lesson)
     assert "datasets.MNIST('/some/where'" in lesson.cells[3].source
-    config = train.TrainConfig()
+    config = TrainConfig()
     assert 'datasets.MNIST("/some/where"' in notebook.training_source(config)
     monkeypatch.delenv("MNISTLAB_DATA")
     assert "datasets.MNIST('~/.pytorch/MNIST_data/'" in notebook.lesson().cells[3].source
@@ -132,9 +144,9 @@ def test_the_train_notebook_trains_the_apps_weights_with_dropout_and_batch_norm(
     """Dropout's masks seeded as the app draws them (torch.manual_seed(batch seed) before the loop),
     batch norm's running statistics kept: the notebook's model is the app's, tensor for tensor."""
     arch = Architecture.parse("64,32", "relu", "0.5,0.2", batch_norm=True)
-    config = train.TrainConfig(batch_size=128, epochs=1, batch_seed=2, train_images=6_000)
+    config = TrainConfig(batch_size=128, epochs=1, batch_seed=2, train_images=6_000)
     torch.set_num_threads(1)  # as the app's server
-    run = train.run(network.Network(arch, Init(), 4), config, data.load_split(True), data.load_split(False))
+    run = runs.run(network.Network(arch, Init(), 4), config, data.load_split(True), data.load_split(False))
     nb = execute(notebook.trained(network.Network(arch, Init(), 4), config, run.accuracy), tmp_path,
                  "torch.save(model.state_dict(), 'trained.pt')")
     code = [c for c in nb.cells if c.cell_type == "code"]

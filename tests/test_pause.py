@@ -10,17 +10,18 @@ import torch
 from test_app_pages import figure_with
 from test_train_page import ok, open_train, use_network
 
-from mnistlab import jobs, network, train
+from mnistlab import jobs, network, runs, train
+from mnistlab.train_config import TrainConfig
 
 NET = network.Network(network.Architecture((32,), ("relu",)), network.Init(), 0)
 # 2,000 training images in batches of 64: 32 steps an epoch; 10 validation checks an epoch, the
 # first after step 3, so a stepped batch meets one
-CONFIG = train.TrainConfig(epochs=2, batch_size=64, train_images=2000, evaluations=10)
+CONFIG = TrainConfig(epochs=2, batch_size=64, train_images=2000, evaluations=10)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(train_split, test_split):
-    return train.run(NET, CONFIG, train_split, test_split)
+    return runs.run(NET, CONFIG, train_split, test_split)
 
 
 def paused_job(train_split, test_split, **kwargs) -> jobs.TrainingJob:

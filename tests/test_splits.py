@@ -4,8 +4,9 @@ and noisy training sets drawn from them; validation and test never touched."""
 import pytest
 import torch
 
-from mnistlab import data, splits, train
+from mnistlab import data, splits
 from mnistlab.errors import ConfigError
+from mnistlab.train_config import TrainConfig
 
 
 def _indices(part, whole):
@@ -15,7 +16,7 @@ def _indices(part, whole):
 
 
 def test_the_default_split_is_50000_training_and_10000_validation_images_disjoint(train_split):
-    learn, validation = splits.training_splits(train_split, train.TrainConfig())
+    learn, validation = splits.training_splits(train_split, TrainConfig())
     assert (len(learn), len(validation)) == (50_000, 10_000)
     assert (learn.role, validation.role) == ("train", "validation")
     a, b = set(_indices(learn, train_split)), set(_indices(validation, train_split))
@@ -25,7 +26,7 @@ def test_the_default_split_is_50000_training_and_10000_validation_images_disjoin
 def test_the_split_is_stratified_each_digit_in_proportion(train_split):
     counts = torch.tensor(train_split.class_counts(), dtype=torch.float64)
     for validation_size in (1_000, 10_000, 20_000):
-        config = train.TrainConfig(validation=validation_size)
+        config = TrainConfig(validation=validation_size)
         learn, validation = splits.training_splits(train_split, config)
         expected = counts * validation_size / len(train_split)
         assert (torch.tensor(validation.class_counts()) - expected).abs().max() <= 1
@@ -34,27 +35,27 @@ def test_the_split_is_stratified_each_digit_in_proportion(train_split):
 
 def test_a_small_training_set_is_the_first_n_of_a_stratified_order_about_n_over_10_of_each_digit(train_split):
     share = torch.tensor(train_split.class_counts(), dtype=torch.float64) / len(train_split)
-    whole, _ = splits.training_splits(train_split, train.TrainConfig())
+    whole, _ = splits.training_splits(train_split, TrainConfig())
     for n in (100, 300, 1_000, 3_000, 10_000):
-        learn, validation = splits.training_splits(train_split, train.TrainConfig(train_images=n))
+        learn, validation = splits.training_splits(train_split, TrainConfig(train_images=n))
         assert len(learn) == n and len(validation) == 10_000
         assert (torch.tensor(learn.class_counts()) - share * n).abs().max() <= 1
         assert torch.equal(learn.images, whole.images[:n])  # the first n of the same order
 
 
 def test_the_same_seed_gives_the_same_split_and_another_seed_another(train_split):
-    a = splits.training_splits(train_split, train.TrainConfig(validation=5_000, split_seed=3))
+    a = splits.training_splits(train_split, TrainConfig(validation=5_000, split_seed=3))
     splits._cache.clear()  # computed again, not remembered
-    b = splits.training_splits(train_split, train.TrainConfig(validation=5_000, split_seed=3))
-    c = splits.training_splits(train_split, train.TrainConfig(validation=5_000, split_seed=4))
+    b = splits.training_splits(train_split, TrainConfig(validation=5_000, split_seed=3))
+    c = splits.training_splits(train_split, TrainConfig(validation=5_000, split_seed=4))
     assert all(torch.equal(x.images, y.images) and torch.equal(x.labels, y.labels) for x, y in zip(a, b))
     assert not torch.equal(a[1].images, c[1].images)
-    assert splits.training_splits(train_split, train.TrainConfig(validation=5_000, split_seed=3))[0] is b[0]
+    assert splits.training_splits(train_split, TrainConfig(validation=5_000, split_seed=3))[0] is b[0]
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.2, 0.5, 1.0])
 def test_label_noise_changes_exactly_that_fraction_of_training_labels_and_nothing_else(train_split, fraction):
-    config = train.TrainConfig(train_images=3_000, label_noise=fraction)
+    config = TrainConfig(train_images=3_000, label_noise=fraction)
     clean_learn, clean_validation = splits.training_splits(train_split, config.replace(label_noise=0))
     learn, validation = splits.training_splits(train_split, config)
     assert torch.equal(learn.images, clean_learn.images)  # the same images ...
@@ -80,12 +81,12 @@ def test_label_noise_changes_exactly_that_fraction_of_training_labels_and_nothin
 ])
 def test_bad_split_settings_are_refused_with_what_is_allowed(settings, says):
     with pytest.raises(ConfigError, match=says):
-        train.TrainConfig(**settings)
+        TrainConfig(**settings)
 
 
 def test_a_split_smaller_than_the_validation_set_is_refused_with_what_is_allowed(train_split):
     with pytest.raises(ConfigError, match="leaves none of the 5,000 training images"):
-        splits.training_splits(train_split.first(5_000), train.TrainConfig())
+        splits.training_splits(train_split.first(5_000), TrainConfig())
     with pytest.raises(ValueError, match="not a test split"):
         splits.training_splits(data.Split(train_split.images[:10], train_split.labels[:10], "test"),
-                               train.TrainConfig())
+                               TrainConfig())

@@ -1,9 +1,10 @@
-"""Several networks of one shape trained at once: each the very trial `train.run` trains, within 0.3 pt."""
+"""Several networks of one shape trained at once: each the very trial `runs.run` trains, within 0.3 pt."""
 
 import pytest
 import torch
 
-from mnistlab import data, network, stacked, sweep, train
+from mnistlab import data, network, runs, stacked, sweep, train
+from mnistlab.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -14,12 +15,12 @@ def splits():
 def test_each_stacked_network_is_the_network_trained_alone(splits):
     # seeds and inits of one shape, one epoch on 12,000 training images: the same batches for each,
     # and the same validation split, with weight decay
-    config = train.TrainConfig(epochs=1, batch_seed=4, train_images=12_000, weight_decay=1e-4)
+    config = TrainConfig(epochs=1, batch_seed=4, train_images=12_000, weight_decay=1e-4)
     arch = network.Architecture((32, 32), "sigmoid")
     trials = [sweep.Trial(network.Network(arch, init, seed), config)
               for seed in (0, 1, 2) for init in (network.Init(), network.Init(weight_std=0.1))]
     together = stacked.train_group(trials, splits[0], splits[1])
-    alone = [train.run(t.network, t.config, splits[0], splits[1]) for t in trials]
+    alone = [runs.run(t.network, t.config, splits[0], splits[1]) for t in trials]
     assert [r.stacked for r in together] == [6] * 6
     for r, a in zip(together, alone):
         assert abs(r.test_accuracy - a.accuracy) <= 0.003
@@ -34,7 +35,7 @@ def test_each_stacked_network_is_the_network_trained_alone(splits):
 
 def test_networks_of_one_shape_with_different_activations_train_together_each_as_alone(splits):
     # sigmoid, tanh and ReLU networks, and one mixing two per layer, in one stack
-    config = train.TrainConfig(epochs=1, batch_seed=1, train_images=12_000)
+    config = TrainConfig(epochs=1, batch_seed=1, train_images=12_000)
     archs = [network.Architecture((32, 32), a) for a in ("tanh", "relu", ("relu", "sigmoid"), "sigmoid")]
     trials = [sweep.Trial(network.Network(arch, network.Init(), seed),
                           config) for arch in archs for seed in (0, 1)]
@@ -43,7 +44,7 @@ def test_networks_of_one_shape_with_different_activations_train_together_each_as
     assert [t.arch.activations for t in group] == sorted(t.arch.activations for t in trials)
     together = stacked.train_group(trials, splits[0], splits[1])  # in the given order, too
     for t, r in zip(trials, together):
-        a = train.run(t.network, t.config, splits[0], splits[1])
+        a = runs.run(t.network, t.config, splits[0], splits[1])
         assert abs(r.test_accuracy - a.accuracy) <= 0.003, t.arch.label()
         assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-2)
 
@@ -65,7 +66,7 @@ def test_trials_stack_by_layer_sizes_and_settings_not_by_activation_seed_or_init
 def test_a_stopped_stack_has_no_results(splits):
     arch = network.Architecture((16,), "relu")
     trials = [sweep.Trial(network.Network(arch, network.Init(), s),
-                          train.TrainConfig(epochs=3)) for s in (0, 1)]
+                          TrainConfig(epochs=3)) for s in (0, 1)]
     reports = []
     out = stacked.train_group(trials, *splits, callback=lambda p: reports.append(p) or len(reports) < 3)
     assert out is None and len(reports) == 3 and reports[-1].step == 60
@@ -75,8 +76,8 @@ def test_the_stacks_adam_step_is_torchs_fused_adam_step_exactly():
     torch.manual_seed(0)
     ours = [torch.randn(6, 30, 20, requires_grad=True), torch.randn(6, 1, 20, requires_grad=True)]
     theirs = [p.detach().clone().requires_grad_() for p in ours]
-    fast = train.FusedAdam.wrapping(train.TrainConfig(lr=0.01).make_optimizer(ours))
-    reference = train.TrainConfig(lr=0.01).make_optimizer(theirs)
+    fast = train.FusedAdam.wrapping(TrainConfig(lr=0.01).make_optimizer(ours))
+    reference = TrainConfig(lr=0.01).make_optimizer(theirs)
     assert isinstance(fast, train.FusedAdam)
     for step in range(5):
         for opt, params in ((fast, ours), (reference, theirs)):
@@ -85,7 +86,7 @@ def test_the_stacks_adam_step_is_torchs_fused_adam_step_exactly():
             sum((p * torch.randn_like(p)).sum() for p in params).backward()
             opt.step()
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
-    sgd = train.TrainConfig(optimizer="sgd").make_optimizer(ours)
+    sgd = TrainConfig(optimizer="sgd").make_optimizer(ours)
     assert train.FusedAdam.wrapping(sgd) is sgd  # anything but plain Adam is used as it is
 
 
@@ -93,14 +94,14 @@ def test_the_stacks_adam_step_is_torchs_fused_adam_step_exactly():
 def test_the_fast_step_with_weight_decay_is_torchs_adam_or_adamw_step_exactly(optimizer, decay):
     # L2 (Adam's weight_decay, added to the gradient) and decoupled (AdamW's) decay: the same kernel
     # torch picks, with the same decay, gives the very same weights
-    config = train.TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=decay)
+    config = TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=decay)
     torch.manual_seed(0)
     ours = [torch.randn(6, 30, 20, requires_grad=True), torch.randn(6, 1, 20, requires_grad=True)]
     theirs = [p.detach().clone().requires_grad_() for p in ours]
     plain = [p.detach().clone().requires_grad_() for p in ours]  # without decay
     fast = train.FusedAdam.wrapping(config.make_optimizer(ours))
     reference = config.make_optimizer(theirs)
-    undecayed = train.TrainConfig(lr=0.01).make_optimizer(plain)
+    undecayed = TrainConfig(lr=0.01).make_optimizer(plain)
     assert isinstance(fast, train.FusedAdam) and type(reference).__name__ == {"adam": "Adam",
                                                                               "adamw": "AdamW"}[optimizer]
     for step in range(5):
@@ -114,10 +115,10 @@ def test_the_fast_step_with_weight_decay_is_torchs_adam_or_adamw_step_exactly(op
 
 
 def test_a_stack_with_sgd_and_weight_decay_is_each_network_trained_alone(splits):
-    config = train.TrainConfig(optimizer="sgd", lr=0.05, weight_decay=1e-3, epochs=1, train_images=3_000)
+    config = TrainConfig(optimizer="sgd", lr=0.05, weight_decay=1e-3, epochs=1, train_images=3_000)
     trials = [sweep.Trial(network.Network(network.Architecture((16,), "relu"), network.Init(), s), config)
               for s in (0, 1)]
     together = stacked.train_group(trials, *splits)
     for t, r in zip(trials, together):
-        a = train.run(t.network, t.config, *splits)
+        a = runs.run(t.network, t.config, *splits)
         assert abs(r.validation_accuracy - a.validation.accuracy) <= 0.003

@@ -7,8 +7,9 @@ import threading
 import pytest
 import torch
 
-from mnistlab import codegen, data, jobs, network, train
+from mnistlab import codegen, data, jobs, network, runs, train, train_config
 from mnistlab.errors import ConfigError
+from mnistlab.train_config import TrainConfig
 
 SMALL = network.Architecture((32,), ("relu",))
 
@@ -36,25 +37,26 @@ def test_split():
 ])
 def test_bad_training_settings_are_refused_with_what_is_allowed(field, value, says):
     with pytest.raises(ConfigError, match=says) as e:
-        train.TrainConfig(**{field: value})
+        TrainConfig(**{field: value})
     assert "got" in str(e.value)
 
 
 def test_settings_typed_as_text_are_read_as_numbers():
-    config = train.TrainConfig(optimizer=" SGD ", lr="0.01", batch_size="32", epochs="2", batch_seed="7")
-    assert config == train.TrainConfig(optimizer="sgd", lr=0.01, batch_size=32, epochs=2, batch_seed=7)
-    assert train.TrainConfig.from_dict(config.to_dict()) == config
+    config = TrainConfig(optimizer=" SGD ", lr="0.01", batch_size="32", epochs="2", batch_seed="7")
+    assert config == TrainConfig(optimizer="sgd", lr=0.01, batch_size=32, epochs=2, batch_seed=7)
+    assert TrainConfig.from_dict(config.to_dict()) == config
 
 
 def test_the_caps_themselves_are_allowed():
-    train.TrainConfig(lr=train.MAX_LR, batch_size=train.MAX_BATCH_SIZE, epochs=train.MAX_EPOCHS)
+    TrainConfig(lr=train_config.MAX_LR, batch_size=train_config.MAX_BATCH_SIZE,
+                epochs=train_config.MAX_EPOCHS)
 
 
 # -- the loop --------------------------------------------------------------------------------------
 
 def _trained(split, arch=SMALL, **settings):
     model = network.build(arch, network.Init(), seed=0)
-    history = train.train(model, train.TrainConfig(**{"epochs": 1, "batch_size": 256, **settings}), split)
+    history = train.train(model, TrainConfig(**{"epochs": 1, "batch_size": 256, **settings}), split)
     return model, history
 
 
@@ -74,7 +76,7 @@ def test_another_batch_order_seed_gives_other_weights(train_split):
 def test_training_leaves_the_global_random_state_alone(train_split):
     model = network.build(SMALL)
     before = torch.get_rng_state()
-    train.train(model, train.TrainConfig(epochs=1, batch_size=256), train_split)
+    train.train(model, TrainConfig(epochs=1, batch_size=256), train_split)
     assert torch.equal(torch.get_rng_state(), before)
 
 
@@ -90,7 +92,7 @@ def test_one_epoch_lowers_the_loss_and_learns_digits(train_split, test_split):
 def test_progress_is_reported_often_and_at_every_epoch_end(train_split):
     reports = []
     model = network.build(SMALL)
-    config = train.TrainConfig(epochs=2, batch_size=600)  # 100 steps an epoch
+    config = TrainConfig(epochs=2, batch_size=600)  # 100 steps an epoch
     history = train.train(model, config, train_split, callback=reports.append)
     assert [p.step for p in reports] == [20, 40, 60, 80, 100, 120, 140, 160, 180, 200]
     assert [p.step for p in reports if p.epoch_end] == [100, 200] == history.epoch_ends
@@ -107,7 +109,7 @@ def test_a_stop_event_ends_training_early(train_split):
         if progress.step >= 40:
             stop.set()
 
-    history = train.train(network.build(SMALL), train.TrainConfig(epochs=3, batch_size=64), train_split,
+    history = train.train(network.build(SMALL), TrainConfig(epochs=3, batch_size=64), train_split,
                           callback=press_stop, stop=stop)
     assert history.stopped_early
     assert history.steps == 41  # the event is checked after every step
@@ -115,7 +117,7 @@ def test_a_stop_event_ends_training_early(train_split):
 
 
 def test_a_callback_returning_false_ends_training_early(train_split):
-    history = train.train(network.build(SMALL), train.TrainConfig(epochs=3, batch_size=64), train_split,
+    history = train.train(network.build(SMALL), TrainConfig(epochs=3, batch_size=64), train_split,
                           callback=lambda p: p.step < 60)
     assert history.stopped_early and history.steps == 60
 
@@ -155,10 +157,10 @@ def test_evaluation_loss_is_the_lessons_criterion_on_the_test_set(trained_relu, 
 # -- runs ------------------------------------------------------------------------------------------
 
 def test_a_run_keeps_settings_curves_results_and_both_weights(train_split, test_split):
-    config = train.TrainConfig(epochs=1, batch_size=512)
+    config = TrainConfig(epochs=1, batch_size=512)
     reports = []
-    r = train.run(network.Network(SMALL, network.Init(zero_bias=True), 3), config, train_split, test_split,
-                  callback=reports.append)
+    r = runs.run(network.Network(SMALL, network.Init(zero_bias=True), 3), config, train_split, test_split,
+                 callback=reports.append)
     assert (r.arch, r.seed, r.config, r.init.zero_bias) == (SMALL, 3, config, True)
     assert r.history.steps == 98 and len(reports) == 5  # 50,000 training images: 10,000 validate
     assert r.accuracy == r.evaluation.accuracy > 0.85
@@ -174,10 +176,10 @@ def test_a_run_keeps_settings_curves_results_and_both_weights(train_split, test_
 
 
 def test_a_session_keeps_only_its_latest_runs():
-    runs = []
-    for i in range(train.MAX_RUNS_KEPT + 3):
-        runs = train.keep_run(runs, i)
-    assert runs == list(range(3, train.MAX_RUNS_KEPT + 3))
+    kept = []
+    for i in range(runs.MAX_RUNS_KEPT + 3):
+        kept = runs.keep_run(kept, i)
+    assert kept == list(range(3, runs.MAX_RUNS_KEPT + 3))
 
 
 # -- the quality bar (issue 4) ---------------------------------------------------------------------
@@ -185,11 +187,11 @@ def test_a_session_keeps_only_its_latest_runs():
 @pytest.mark.slow
 def test_relu_128_64_adam_batch_64_passes_97_percent_in_5_epochs_on_0_1_inputs(train_split, test_split):
     # ToTensor alone: 96.9-97.7% over seeds 0-9, nine of them at 97% or more (97.3% for seed 0).
-    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, batch_seed=0,
-                               normalization="none")
-    r = train.run(network.Network(network.Architecture((128, 64), ("relu", "relu")), network.Init(), 0),
-                  config,
-                  train_split, test_split)
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, batch_seed=0,
+                         normalization="none")
+    r = runs.run(network.Network(network.Architecture((128, 64), ("relu", "relu")), network.Init(), 0),
+                 config,
+                 train_split, test_split)
     assert r.accuracy >= 0.97
 
 
@@ -203,35 +205,34 @@ def test_0_1_inputs_learn_faster_than_the_lessons_minus_1_to_1(train_split, test
     # With the background at -1, Adam moves the weights of the pixels black in the whole batch in step,
     # like hundreds of extra biases; at 0 they get no gradient. Same network, same seeds, one epoch each.
     arch = network.Architecture((128, 64), ("relu", "relu"))
-    lesson, zero_one = (train.run(network.Network(arch, network.Init(), 0), train.TrainConfig(epochs=1,
-                                                                                              normalization=n),
-                                  train_split, test_split) for n in ("lesson", "none"))
+    lesson, zero_one = (runs.run(network.Network(arch, network.Init(), 0), TrainConfig(epochs=1,
+                                                                                       normalization=n),
+                                 train_split, test_split) for n in ("lesson", "none"))
     assert zero_one.accuracy > lesson.accuracy + 0.01  # about 95% against 93%
 
 
 @pytest.mark.slow
 def test_sigmoid_256_reaches_95_percent_in_5_epochs(train_split, test_split):
     # Adam 1e-3, batch 64: 96.7-97.2% over seeds 0-2.
-    config = train.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, batch_seed=0)
-    r = train.run(network.Network(network.Architecture((256,), ("sigmoid",)), network.Init(), 0), config,
-                  train_split, test_split)
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, batch_seed=0)
+    r = runs.run(network.Network(network.Architecture((256,), ("sigmoid",)), network.Init(), 0), config,
+                 train_split, test_split)
     assert r.accuracy >= 0.95
 
 
 # -- in the background (the Train page) ------------------------------------------------------------
 
 def test_a_background_job_reports_as_it_goes_and_gives_its_run(train_split, test_split):
-    config = train.TrainConfig(epochs=2, batch_size=500)
+    config = TrainConfig(epochs=2, batch_size=500)
     job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, train_split, test_split).start()
     assert job.wait(120) and job.error is None and not job.waiting
     assert [p.step for p in job.reports] == list(range(20, 201, 20))  # 100 steps of 500 an epoch
-    direct = train.run(network.Network(SMALL, network.Init(), 0), config, train_split, test_split)
+    direct = runs.run(network.Network(SMALL, network.Init(), 0), config, train_split, test_split)
     assert all(torch.equal(job.result.state[k], direct.state[k]) for k in direct.state)  # same run
 
 
 def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_split):
-    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(epochs=2,
-                                                                                        batch_size=1000),
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), TrainConfig(epochs=2, batch_size=1000),
                             train_split, test_split).start()
     job.wait(120)
     live, done = train.progress_curve(job.reports), job.result.history.curve()
@@ -247,7 +248,7 @@ def test_the_curve_after_training_is_the_curve_drawn_live(train_split, test_spli
 
 def test_jobs_beyond_the_cap_wait_their_turn(train_split, test_split, monkeypatch):
     monkeypatch.setattr(jobs, "_default", {"queue": jobs.Queue(1)})
-    config = train.TrainConfig(epochs=20, batch_size=16)
+    config = TrainConfig(epochs=20, batch_size=16)
     first = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, train_split,
                              test_split).start()
     second = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), config, train_split,
@@ -266,45 +267,45 @@ def test_jobs_beyond_the_cap_wait_their_turn(train_split, test_split, monkeypatc
 def test_a_job_stopped_while_waiting_never_trains(train_split, test_split, monkeypatch):
     monkeypatch.setattr(jobs, "_default", {"queue": jobs.Queue(1)})
     jobs.default_queue().acquire("another visitor")  # their training holds the only slot
-    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(), train_split,
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), TrainConfig(), train_split,
                            test_split).start()
     job.stop()
     assert job.wait(10) and job.result is None and "stopped before it started" in str(job.error)
 
 
 def test_the_training_code_shown_is_python_with_the_chosen_settings():
-    code = train.training_code(train.TrainConfig(optimizer="sgd", lr=0.01, momentum=0.5, batch_size=32,
-                                                 epochs=3))
+    code = train_config.training_code(TrainConfig(optimizer="sgd", lr=0.01, momentum=0.5, batch_size=32,
+                                                  epochs=3))
     compile(code, "training_code", "exec")
     assert "optim.SGD(model.parameters(), lr=0.01, momentum=0.5, fused=True)" in code
     assert "batch_size=32" in code and "for e in range(3):" in code
     assert "model[:-1](images)" in code  # cross-entropy on the scores, not on the softmax
     assert "transforms.Normalize((0.5,), (0.5,))" in code  # the lesson's, unless chosen otherwise
-    mnist = train.training_code(train.TrainConfig(normalization="mnist"))
+    mnist = train_config.training_code(TrainConfig(normalization="mnist"))
     assert "transforms.Normalize((0.1307,), (0.3081,))" in mnist
 
 
 @pytest.mark.parametrize("config", [
-    train.TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="mnist"),  # 50,000 images
-    train.TrainConfig(epochs=2, batch_size=32, batch_seed=1, train_images=3_000, label_noise=0.25,
-                      weight_decay=1e-3),  # L2 in Adam, a small noisy training set
-    train.TrainConfig(epochs=4, batch_size=64, optimizer="adamw", weight_decay=0.05, validation=5_000,
-                      split_seed=7, train_images=300, label_noise=0.3, early_stop=1, lr=0.01),  # stops at 2
-    train.TrainConfig(epochs=1, optimizer="sgd", lr=0.05, momentum=0.5, weight_decay=1e-4,
-                      train_images=1_000),
+    TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="mnist"),  # 50,000 images
+    TrainConfig(epochs=2, batch_size=32, batch_seed=1, train_images=3_000, label_noise=0.25,
+                weight_decay=1e-3),  # L2 in Adam, a small noisy training set
+    TrainConfig(epochs=4, batch_size=64, optimizer="adamw", weight_decay=0.05, validation=5_000,
+                split_seed=7, train_images=300, label_noise=0.3, early_stop=1, lr=0.01),  # stops at 2
+    TrainConfig(epochs=1, optimizer="sgd", lr=0.05, momentum=0.5, weight_decay=1e-4,
+                train_images=1_000),
 ], ids=["all images", "noisy 3,000, L2", "adamw, early stopping", "sgd, L2"])
 def test_the_training_code_shown_trains_the_very_same_weights(train_split, test_split, config, capsys):
     """The Build page's nn.Sequential code, then the Train page's code, run as a learner pastes them,
     against what the app trains (split, smaller set, label noise, weight decay, early stopping and
     all): identical weights."""
-    code = train.training_code(config)
+    code = train_config.training_code(config)
     # The code reads MNIST from the lesson's folder; here it comes from the tests' data folder.
     code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())))
     learner = {}
     exec(codegen.generate(network.Network(SMALL, network.Init(), 5), "sequential"), learner)
     exec(code, learner)
     shown = learner["model"]
-    ours = train.run(network.Network(SMALL, network.Init(), 5), config, train_split, test_split)
+    ours = runs.run(network.Network(SMALL, network.Init(), 5), config, train_split, test_split)
     assert all(torch.equal(a, b) for a, b in zip(shown.state_dict().values(), ours.state.values()))
     printed = capsys.readouterr().out.splitlines()[-len(ours.history.epoch_ends):]  # its epochs, as ours
     assert [line.split(":")[0] for line in printed] == [f"epoch {e + 1}" for e in range(len(printed))]
@@ -315,19 +316,19 @@ def test_the_training_code_shown_trains_the_very_same_weights(train_split, test_
 
 
 def test_weight_decay_and_adamw_are_settings_the_code_shows():
-    assert train.optimizer_code(train.TrainConfig(weight_decay=1e-4)) == \
+    assert train_config.optimizer_code(TrainConfig(weight_decay=1e-4)) == \
         "optim.Adam(model.parameters(), lr=0.001, weight_decay=0.0001, fused=True)"
-    assert train.optimizer_code(train.TrainConfig(optimizer="adamw")) == \
+    assert train_config.optimizer_code(TrainConfig(optimizer="adamw")) == \
         "optim.AdamW(model.parameters(), lr=0.001, weight_decay=0, fused=True)"  # not AdamW's own 0.01
-    assert "Adam divides it by the same running scale" in train.WEIGHT_DECAY_TEXT
-    config = train.TrainConfig(optimizer="AdamW", weight_decay="0.01", early_stop="3", label_noise="0.2")
+    assert "Adam divides it by the same running scale" in train_config.WEIGHT_DECAY_TEXT
+    config = TrainConfig(optimizer="AdamW", weight_decay="0.01", early_stop="3", label_noise="0.2")
     assert (config.optimizer, config.weight_decay, config.early_stop, config.label_noise) == \
         ("adamw", 0.01, 3, 0.2)
-    assert train.TrainConfig.from_dict(config.to_dict()) == config
+    assert TrainConfig.from_dict(config.to_dict()) == config
     assert "adamw lr 0.001, weight decay 0.01" in config.label() and "20% label noise" in config.label()
-    assert train.TrainConfig().to_dict() == {"optimizer": "adam", "lr": 0.001, "momentum": 0.9,  # as before
-                                             "batch_size": 64, "epochs": 5, "batch_seed": 0,
-                                             "normalization": "lesson"}
+    assert TrainConfig().to_dict() == {"optimizer": "adam", "lr": 0.001, "momentum": 0.9,  # as before
+                                       "batch_size": 64, "epochs": 5, "batch_seed": 0,
+                                       "normalization": "lesson"}
 
 
 @pytest.mark.parametrize("field, value, says", [
@@ -339,14 +340,14 @@ def test_weight_decay_and_adamw_are_settings_the_code_shows():
 ])
 def test_bad_regularization_settings_are_refused_with_what_is_allowed(field, value, says):
     with pytest.raises(ConfigError, match=says):
-        train.TrainConfig(**{field: value})
+        TrainConfig(**{field: value})
 
 
 def test_a_large_network_on_1000_images_learns_them_all_and_validation_shows_it_does_not_generalize(
         train_split, test_split):
     arch = network.Architecture((512, 512), "relu")
-    config = train.TrainConfig(epochs=15, train_images=1_000, evaluations=1)
-    r = train.run(network.Network(arch, network.Init(), 0), config, train_split, test_split)
+    config = TrainConfig(epochs=15, train_images=1_000, evaluations=1)
+    r = runs.run(network.Network(arch, network.Init(), 0), config, train_split, test_split)
     assert r.train_evaluation.accuracy >= 0.99  # memorized
     assert r.validation.accuracy < r.train_evaluation.accuracy - 0.07  # about 89% on images it never saw
     assert abs(r.accuracy - r.validation.accuracy) < 0.02  # test agrees with validation
@@ -357,22 +358,22 @@ def test_a_large_network_on_1000_images_learns_them_all_and_validation_shows_it_
 def test_early_stopping_ends_after_k_epochs_without_a_better_validation_loss_and_keeps_the_best(
         train_split, test_split):
     net = network.Network(network.Architecture((256,), "relu"), network.Init(), 0)
-    config = train.TrainConfig(epochs=20, train_images=1_000, label_noise=0.4, evaluations=1, early_stop=2)
-    r = train.run(net, config, train_split, test_split)
+    config = TrainConfig(epochs=20, train_images=1_000, label_noise=0.4, evaluations=1, early_stop=2)
+    r = runs.run(net, config, train_split, test_split)
     h = r.history
     losses = [e[0] for e in h.epoch_validation_loss]
     best = losses.index(min(losses)) + 1
     assert h.patience_ran_out and not h.stopped_early and len(h.epoch_ends) == best + 2 < 20
     assert h.kept_epoch == r.best_epoch == best and r.metrics()["kept_epoch"] == best
     # the weights kept are the best epoch's: the same run, trained for that many epochs
-    again = train.run(net, config.replace(epochs=best, early_stop=None), train_split, test_split)
+    again = runs.run(net, config.replace(epochs=best, early_stop=None), train_split, test_split)
     assert all(torch.equal(r.state[k], again.state[k]) for k in r.state)
     assert r.validation.loss == pytest.approx(min(losses), rel=1e-6)
 
 
 def test_a_network_is_evaluated_with_the_inputs_it_was_trained_on(train_split, test_split):
-    config = train.TrainConfig(epochs=1, batch_size=128, normalization="none")
-    r = train.run(network.Network(SMALL, network.Init(), 0), config, train_split, test_split)
+    config = TrainConfig(epochs=1, batch_size=128, normalization="none")
+    r = runs.run(network.Network(SMALL, network.Init(), 0), config, train_split, test_split)
     assert r.normalization == "none" and "inputs [0, 1]" in r.label()
     model = r.model()
     as_trained = train.evaluate(model, test_split, normalization="none")
@@ -382,8 +383,7 @@ def test_a_network_is_evaluated_with_the_inputs_it_was_trained_on(train_split, t
 
 
 def test_a_job_stops_at_its_time_limit_and_keeps_what_it_learned(train_split, test_split):
-    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(epochs=20,
-                                                                                        batch_size=8),
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), TrainConfig(epochs=20, batch_size=8),
                             train_split, test_split, time_limit=0.5).start()
     assert job.wait(60) and job.stop_reason == "time limit"
     assert job.result.history.stopped_early and job.result.history.steps < 150_000
@@ -391,8 +391,7 @@ def test_a_job_stops_at_its_time_limit_and_keeps_what_it_learned(train_split, te
 
 def test_a_job_whose_owner_is_gone_stops(train_split, test_split):
     owner = jobs.Owner()  # e.g. kept in a visitor's session state
-    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), train.TrainConfig(epochs=20,
-                                                                                        batch_size=8),
+    job = jobs.TrainingJob(network.Network(SMALL, network.Init(), 0), TrainConfig(epochs=20, batch_size=8),
                             train_split, test_split, owner=owner).start()
     while not job.reports:
         job.wait(0.05)

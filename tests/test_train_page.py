@@ -8,7 +8,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 from test_app_pages import figure_with
 
-from mnistlab import data, jobs, model_files, network, train
+from mnistlab import data, jobs, model_files, network, runs, train
+from mnistlab.train_config import TrainConfig
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
@@ -34,7 +35,7 @@ def use_network(at: AppTest, hidden: str, activation: str) -> AppTest:
     return ok(at.button(key="tr_use").click().run())
 
 
-def train_once(at: AppTest, epochs=1, batch=256) -> train.Run:
+def train_once(at: AppTest, epochs=1, batch=256) -> runs.Run:
     """Press Train, wait for the background job, and let the page pick up the finished run."""
     at.slider(key="tr_epochs").set_value(epochs)
     at.select_slider(key="tr_batch").set_value(batch)
@@ -154,7 +155,7 @@ def test_the_lessons_inputs_against_0_1_inputs_same_network_same_batches():
     at.selectbox(key="tr_normalization").set_value("none")
     zero_one = train_once(at)
     assert (lesson.normalization, zero_one.normalization) == ("lesson", "none")
-    assert zero_one.config == train.TrainConfig(epochs=1, batch_size=256, normalization="none")
+    assert zero_one.config == TrainConfig(epochs=1, batch_size=256, normalization="none")
     chosen = at.multiselect(key="tr_compare").value
     assert chosen[-1].endswith(f"inputs [0, 1]: test accuracy {zero_one.accuracy:.1%}")
     assert [t["name"] for t in figure_with(at, "Training curves")["data"]
@@ -168,7 +169,7 @@ def test_an_uploaded_model_becomes_a_run_and_a_pickle_is_refused(trained_relu):
     state = {k: v.clone() for k, v in trained_relu.state_dict().items()}
     content = model_files.to_bytes(model_files.SavedModel(network.Network(network.Architecture(),
                                                                           network.Init(), 0), state,
-                                              train.TrainConfig(epochs=10), name="lesson"))
+                                              TrainConfig(epochs=10), name="lesson"))
     at = open_train()
     ok(at.file_uploader(key="tr_upload").upload("lesson.safetensors", content, "application/octet-stream")
        .run())

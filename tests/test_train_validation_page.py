@@ -7,7 +7,7 @@ import pytest
 from test_app_pages import figure_with
 from test_train_page import metric, ok, open_train, use_network
 
-from mnistlab import train
+from mnistlab import runs, train_config
 
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
 TEST_ACCURACY = "Test accuracy (held out, not used to choose)"
@@ -24,7 +24,7 @@ def small_training_set(at, images=1000, validation=1000, epochs=6, batch=64, ear
     return ok(at.run())
 
 
-def train_and_wait(at) -> train.Run:
+def train_and_wait(at) -> runs.Run:
     ok(at.button(key="tr_train").click().run())
     assert at.session_state["train_job"].wait(300)
     ok(at.run())
@@ -134,12 +134,12 @@ def test_a_bad_setting_is_explained_where_it_was_chosen_and_the_page_still_train
 
 def test_weight_decay_explains_l2_against_adamw():
     at = open_train()
-    assert train.WEIGHT_DECAY_TEXT in at.radio(key="tr_optimizer").help
+    assert train_config.WEIGHT_DECAY_TEXT in at.radio(key="tr_optimizer").help
     at.select_slider(key="tr_weight_decay").set_value(0.01)
     at.radio(key="tr_optimizer").set_value("adamw")
     ok(at.run())
-    assert any(c.value == train.WEIGHT_DECAY_TEXT for c in at.caption)
-    assert train.WEIGHT_DECAY_TEXT in at.select_slider(key="tr_weight_decay").help
+    assert any(c.value == train_config.WEIGHT_DECAY_TEXT for c in at.caption)
+    assert train_config.WEIGHT_DECAY_TEXT in at.select_slider(key="tr_weight_decay").help
 
 
 def test_early_stopping_says_when_it_stopped_and_which_epochs_weights_it_kept():

@@ -1,0 +1,259 @@
+"""How a network is trained: `TrainConfig`, every training setting as one field (its label, help and
+command-line flag with it), checked once; the caps that keep one visitor from holding a shared server;
+and the lesson's training code written from a config (`training_code`), so the code shown is the code
+that runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from mnistlab import network, parse, splits
+from mnistlab.data import NORMALIZATION_RANGE, check_normalization, normalize_code
+from mnistlab.dataset import DATASETS, Dataset
+from mnistlab.dataset import DEFAULT as DEFAULT_DATASET
+from mnistlab.dataset import get as dataset_named
+from mnistlab.errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+# Caps per run, so one visitor cannot hold a shared server's CPUs for long (also in the README).
+MAX_EPOCHS = 20
+MAX_BATCH_SIZE = 4096
+MAX_LR = 10.0
+MAX_TRAIN_IMAGES = 60_000
+MAX_WEIGHT_DECAY = 1.0
+MAX_EVALUATIONS = 10  # validation evaluations per epoch
+WEIGHT_DECAY_TEXT = (
+    "With adam or sgd, weight decay is L2 regularization: weight decay × each weight is added to its "
+    "gradient, so Adam divides it by the same running scale as the gradient, and weights with large "
+    "gradients are barely held back. adamw decays the weights apart from the gradient (decoupled: each "
+    "step shrinks every weight by lr × weight decay × itself), so every weight is pulled toward 0 alike.")
+
+
+def setting(default, label: str, help: str, flag: str):
+    """A TrainConfig field with what the command line and the pages say of it: a new setting is a
+    field, and its flag and widget label come with it."""
+    return field(default=default, metadata={"label": label, "help": help, "flag": flag})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a network is trained: every training setting, checked once, here.
+
+    The batch-order seed orders the batches; the same seed gives the same batches, so two networks
+    trained with it see the same images in the same order (an A/B comparison). The normalization
+    stays with the trained network: it must read drawings and test images the way it read its
+    training images.
+    """
+
+    optimizer: str = setting("adam", "Optimizer",
+                             "adam, adamw (Adam with decoupled weight decay) or sgd (with momentum)",
+                             "--optimizer")
+    lr: float = setting(1e-3, "Learning rate", f"the optimizer's step size, above 0 and at most {MAX_LR:g}",
+                        "--lr")
+    momentum: float = setting(0.9, "Momentum", "SGD's momentum, from 0 to 0.999 (SGD only)", "--momentum")
+    batch_size: int = setting(64, "Batch size", f"images per step, 1 to {MAX_BATCH_SIZE} (the lesson's: 64)",
+                              "--batch-size")
+    epochs: int = setting(5, "Epochs", f"passes over the training images, 1 to {MAX_EPOCHS}", "--epochs")
+    batch_seed: int = setting(0, "Batch-order seed", "which shuffled order the batches come in",
+                              "--batch-seed")
+    normalization: str = setting(
+        "lesson", "Input normalization",
+        f"lesson (Normalize((0.5,), (0.5,)): [-1, 1]), a data set's own mean and std "
+        f"({', '.join(DATASETS)}) or none (ToTensor alone: [0, 1])", "--normalize")
+    dataset: str = setting("mnist", "Data set", f"the data set to learn: {', '.join(DATASETS)}", "--dataset")
+    train_images: int | None = setting(
+        None, "Training images",
+        "train on the first N images of a seeded stratified order of the training split, each class in "
+        "proportion, e.g. 100, 1000 (default: all that do not validate)", "--train-images")
+    validation: int = setting(
+        splits.DEFAULT_VALIDATION, "Validation images",
+        f"training images set aside to choose with (never trained on), {splits.MIN_VALIDATION:,} to "
+        f"{splits.MAX_VALIDATION:,}; the test images only report", "--validation")
+    split_seed: int = setting(0, "Split seed", "which training images validate, their order, and which "
+                                               "labels the label noise changes", "--split-seed")
+    label_noise: float = setting(
+        0.0, "Label noise", "the fraction of training labels changed to another class at random, from 0 to 1 "
+                            "(validation and test labels are never changed)", "--label-noise")
+    weight_decay: float = setting(
+        0.0, "Weight decay", f"from 0 to {MAX_WEIGHT_DECAY:g}: L2 regularization with adam and sgd, "
+                             f"decoupled with adamw", "--weight-decay")
+    early_stop: int | None = setting(
+        None, "Early stopping", f"stop after this many epochs (1 to {MAX_EPOCHS}) without a lower validation "
+                                f"loss and keep the best epoch's weights (default: off)", "--early-stop")
+    evaluations: int = setting(4, "Validation checks per epoch",
+                               f"how often each epoch validation is scored, 1 to {MAX_EVALUATIONS}",
+                               "--evaluations")
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_("dataset", dataset_named(self.dataset).name)
+        opt = str(self.optimizer).strip().lower()
+        if opt not in OPTIMIZERS:
+            raise ConfigError(f"Optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}.")
+        set_("optimizer", opt)
+        set_("lr", parse.number("Learning rate", self.lr, 0, MAX_LR, lo_open=True))
+        set_("momentum", parse.number("Momentum", self.momentum, 0, 0.999, lo_open=False))
+        set_("batch_size", parse.whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE))
+        set_("epochs", parse.whole("Epochs", self.epochs, 1, MAX_EPOCHS))
+        set_("batch_seed", network.check_seed(self.batch_seed))
+        set_("normalization", check_normalization(self.normalization))
+        set_("validation", parse.whole("Validation images", self.validation, splits.MIN_VALIDATION,
+                                       splits.MAX_VALIDATION))
+        set_("split_seed", network.check_seed(self.split_seed))
+        if self.train_images in (None, "", 0, "0"):
+            set_("train_images", None)
+        else:
+            hi = MAX_TRAIN_IMAGES - self.validation
+            try:
+                set_("train_images", parse.whole("Training images", self.train_images, 1, hi))
+            except ConfigError:
+                raise ConfigError(f"Training images must be a whole number from 1 to {hi} (the "
+                                  f"{MAX_TRAIN_IMAGES:,} training images less the {self.validation:,} "
+                                  f"that validate), or empty for all of them; got {self.train_images!r}."
+                                  ) from None
+            if self.batch_size > self.train_images:
+                raise ConfigError(f"Batch size must be at most the {self.train_images:,} training images; "
+                                  f"got {self.batch_size}.")
+        set_("label_noise", parse.number("Label noise", self.label_noise, 0, 1, lo_open=False))
+        set_("weight_decay", parse.number("Weight decay", self.weight_decay, 0, MAX_WEIGHT_DECAY,
+                                          lo_open=False))
+        if self.early_stop in (None, "", 0, "0", "off", "none"):
+            set_("early_stop", None)
+        else:
+            set_("early_stop", parse.whole("Early stopping", self.early_stop, 1, MAX_EPOCHS))
+        set_("evaluations", parse.whole("Validation checks per epoch", self.evaluations, 1, MAX_EVALUATIONS))
+
+    @classmethod
+    def settings(cls) -> list:
+        """Its fields, each with `metadata` label, help and flag."""
+        return list(fields(cls))
+
+    @property
+    def data(self) -> Dataset:
+        return dataset_named(self.dataset)
+
+    def label(self) -> str:
+        """E.g. "adam lr 0.001, batch 64, 5 epochs" (", inputs [0, 1]" when not the lesson's)."""
+        opt = self.optimizer if self.optimizer != "sgd" else f"sgd momentum {self.momentum:g}"
+        decay = f", weight decay {self.weight_decay:g}" if self.weight_decay else ""
+        scale = NORMALIZATION_RANGE[self.normalization]
+        inputs = "" if self.normalization == "lesson" else f", inputs {scale}"
+        epochs = f"{self.epochs} epoch{'s' * (self.epochs != 1)}"
+        data = "" if self.dataset == DEFAULT_DATASET.name else f", {self.data.title}"
+        first = f", first {self.train_images:,} images" if self.train_images else ""
+        if self.validation != splits.DEFAULT_VALIDATION:
+            first += f", {self.validation:,} validate"
+        noise = f", {self.label_noise:.0%} label noise" if self.label_noise else ""
+        stop = f", early stop {self.early_stop}" if self.early_stop else ""
+        return (f"{opt} lr {self.lr:g}{decay}, batch {self.batch_size}, {epochs}{inputs}{data}{first}"
+                f"{noise}{stop}")
+
+    def make_optimizer(self, parameters) -> torch.optim.Optimizer:
+        # fused: one kernel updates every tensor. Fewer ops than per-tensor updates: ~20% faster per
+        # epoch alone, and far fewer GIL waits in a busy server.
+        decay = self.weight_decay
+        if self.optimizer == "adam":
+            return torch.optim.Adam(parameters, lr=self.lr, weight_decay=decay, fused=True)
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=decay, fused=True)
+        return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, weight_decay=decay, fused=True)
+
+    def to_dict(self) -> dict:
+        """Every setting; those added since files were first written only where they differ from
+        their default, so a file or a sweep key written before reads (and hashes) the same."""
+        d = {"optimizer": self.optimizer, "lr": self.lr, "momentum": self.momentum,
+             "batch_size": self.batch_size, "epochs": self.epochs, "batch_seed": self.batch_seed,
+             "normalization": self.normalization}
+        for f in fields(self):
+            if f.name not in d and getattr(self, f.name) != f.default:
+                d[f.name] = getattr(self, f.name)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        if not isinstance(d, dict):
+            names = ", ".join(f.name for f in fields(cls))
+            raise ConfigError(f"Training settings must be a mapping of {names}.")
+        d = {"batch_seed" if k == "seed" else k: v for k, v in d.items()}  # its name before version 2
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def optimizer_code(config: TrainConfig) -> str:
+    """The optimizer as `make_optimizer` makes it, e.g. "optim.Adam(model.parameters(), lr=0.001,
+    fused=True)"."""
+    name = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}[config.optimizer]
+    momentum = f", momentum={config.momentum:g}" if config.optimizer == "sgd" else ""
+    # AdamW's own default decay is 0.01: its 0 is written out
+    decay = f", weight_decay={config.weight_decay:g}" if config.weight_decay or name == "AdamW" else ""
+    return f"optim.{name}(model.parameters(), lr={config.lr:g}{momentum}{decay}, fused=True)"
+
+
+def training_code(config: TrainConfig, arch: network.Architecture | None = None) -> str:
+    """The lesson's training loop with these settings, the validation split and its check at each
+    epoch's end: what `runs.run` does, step for step (it also checks validation within epochs; for a
+    network with dropout, from the masks' seed on: `arch` says whether it has)."""
+    ds = config.data
+    load = (f'datasets.{ds.torchvision_name}("{ds.lesson_folder}", download=True, train=True, '
+            f'transform=transform)')
+    stop = ""
+    if config.early_stop:
+        stop = f"""    if valid_loss < best_loss:  # early stopping: keep the best epoch's weights
+        best_loss, best_epoch, best_state = valid_loss, e + 1, copy.deepcopy(model.state_dict())
+    elif e + 1 - best_epoch >= {config.early_stop}:
+        break  # {config.early_stop} epoch{'s' * (config.early_stop != 1)} without a lower validation loss
+model.load_state_dict(best_state)
+"""
+    return f"""{"import copy" + chr(10) if config.early_stop else ""}import torch
+from torch import nn, optim
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
+
+transform = transforms.Compose([transforms.ToTensor(),
+                                transforms.{normalize_code(config.normalization)}])
+trainset = {load}
+validset = {load}
+{splits.split_code(config)}trainloader = DataLoader(trainset, batch_size={config.batch_size}, shuffle=True,
+                         generator=torch.Generator().manual_seed({config.batch_seed}))  # the batch order
+validloader = DataLoader(validset, batch_size=1000)
+criterion = nn.CrossEntropyLoss()  # takes scores (logits), applies log-softmax itself
+optimizer = {optimizer_code(config)}
+{_early_stop_start(config)}{_dropout_code(config, arch)}
+for e in range({config.epochs}):
+    model.train()  # training mode (dropout drops, batch norm uses the batch's statistics)
+    for images, labels in trainloader:
+        images = images.view(images.shape[0], -1)
+        optimizer.zero_grad()
+        logits = model[:-1](images)  # every layer but the softmax (model: the nn.Sequential from Build)
+        loss = criterion(logits, labels)
+        loss.backward()
+        optimizer.step()
+    model.eval()  # evaluation mode: the same image always gets the same scores
+    valid_loss = right = 0
+    with torch.no_grad():
+        for images, labels in validloader:
+            logits = model[:-1](images.view(images.shape[0], -1))
+            valid_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+            right += (logits.argmax(1) == labels).sum().item()
+    valid_loss /= len(validset)
+    print(f"epoch {{e + 1}}: validation loss {{valid_loss:.3f}}, accuracy {{right / len(validset):.1%}}")
+{stop}"""
+
+
+def _early_stop_start(config: TrainConfig) -> str:
+    return "best_loss, best_epoch = float('inf'), 0\n" if config.early_stop else ""
+
+
+def _dropout_code(config: TrainConfig, arch: network.Architecture | None) -> str:
+    """The line that seeds dropout's masks: the app draws them from a private generator seeded so, in
+    the same order (network.DropoutMasks)."""
+    if arch is None or not arch.has_dropout:
+        return ""
+    return f"torch.manual_seed({config.batch_seed})  # the dropout masks: the batch-order seed\n"
