@@ -272,7 +272,7 @@ if job is not None:
         else:
             steps, epochs = f"step {p.step:,} of {p.total_steps:,}", f"epoch {p.epoch} of {p.epochs}"
             where = f"Paused at {steps} · {epochs}" if job.paused else f"{epochs.capitalize()} · {steps}"
-            st.progress(p.fraction, text=f"{where} · loss {p.loss:.3f} · accuracy this epoch "
+            st.progress(p.fraction, text=f"{where} · loss {p.loss:.3f} · training accuracy this epoch "
                                          f"{p.accuracy:.1%}")
         held = job.paused and not job.stopping
         why = None if job.pausable else ("Pause and Step work where this server trains itself; trainings "

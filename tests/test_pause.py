@@ -1,6 +1,7 @@
 """Pause, step one batch, resume: a paused run rests between batches, each stepped batch is reported,
 and resumed it ends on the very weights of a run never paused (real MNIST, a small network)."""
 
+import re
 import resource
 import threading
 import time
@@ -154,6 +155,8 @@ def test_the_train_page_pauses_steps_and_resumes_a_run():
     at = open_train()
     job = start_long_run(at)
     assert progress_text(at).startswith("Epoch 1 of 20 · step ")
+    # the accuracy it shows is on the batches it trained on this epoch, and says so
+    assert re.search(r" · training accuracy this epoch \d+\.\d%$", progress_text(at)), progress_text(at)
     assert not at.button(key="tr_pause").disabled and at.button(key="tr_step").disabled
 
     ok(at.button(key="tr_pause").click().run())
