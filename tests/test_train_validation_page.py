@@ -58,7 +58,7 @@ def test_a_small_training_set_overfits_and_every_accuracy_names_its_split():
     row = table.iloc[0]
     assert (row["train accuracy"], row["validation accuracy"], row["test accuracy"], row["best epoch"]) == \
         pytest.approx((learned, checked, run.accuracy, run.best_epoch))
-    assert at.selectbox(key="tr_show").value.endswith(f"{run.accuracy:.1%} test")
+    assert at.selectbox(key="tr_show").value.endswith(f"test accuracy {run.accuracy:.1%}")
     assert figure_with(at, "True digit (rows) and prediction (columns), on the 10,000 test images")
     assert figure_with(at, "test mistakes: true → predicted")
     assert list(at.dataframe[-1].value.index) == ["test accuracy"]  # per digit, on the test set
