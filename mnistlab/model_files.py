@@ -26,7 +26,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
-from torch import nn
 
 from mnistlab import network, train
 from mnistlab.dataset import Dataset
@@ -50,7 +49,7 @@ _ACCEPTED = ("MNIST Lab loads only the .safetensors model files it saves (from t
 
 
 @dataclass
-class SavedModel(network.HasNetwork):
+class SavedModel(network.HasWeights):
     """A trained network as stored: what it is, how it was trained, how well it did, its weights."""
 
     network: Network
@@ -64,12 +63,6 @@ class SavedModel(network.HasNetwork):
     @classmethod
     def from_run(cls, run: Run, name: str = "") -> SavedModel:
         return cls(run.network, run.state, run.config, run.metrics(), name)
-
-    def model(self, device="cpu") -> nn.Sequential:
-        """The network, rebuilt from the architecture and loaded with the stored weights."""
-        model = self.network.build(device)
-        model.load_state_dict(self.state)
-        return model.eval()
 
     @property
     def settings(self) -> TrainConfig:
