@@ -93,6 +93,15 @@ def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
+def _sweep_row(what: str, x: dict) -> tuple:
+    """Bench 9's and 9d's row: stacked against one by one, and how far apart their accuracies are."""
+    met = x["ratio"] >= x["goal"] and x["max_difference_points"] <= x["goal_points"]
+    return (what, f"one by one {x['alone_per_minute']:.0f}", f"stacked, {x['cores']} cores "
+            f"{x['stacked_per_minute']:.0f} (accuracy within {x['max_difference_points']:.2f} pt, "
+            f"{x.get('identical_accuracies', '?')} identical)", f"{x['ratio']:.1f}",
+            f"≥ {x['goal']:g}, ± {x['goal_points']} pt", _met(met))
+
+
 def table(r: dict) -> str:
     """The results as a Markdown table (the README shows the latest one)."""
     rows = []
@@ -139,13 +148,7 @@ def table(r: dict) -> str:
                      _met(x["ratio"] <= x["goal"])))
     if "sweep" in r:
         x = r["sweep"]
-        met = x["max_difference_points"] <= x["goal_points"]
-        rows.append((f"9. sweep throughput, {x['trials']} trials (trial-epochs per minute)",
-                     f"one by one {x['alone_per_minute']:.0f}", f"stacked, {x['cores']} cores "
-                     f"{x['stacked_per_minute']:.0f} (accuracy within {x['max_difference_points']:.2f} pt, "
-                     f"{x.get('identical_accuracies', '?')} identical)",
-                     f"{x['ratio']:.1f}", f"≥ {x['goal']:g}, ± {x['goal_points']} pt",
-                     _met(x["ratio"] >= x["goal"] and met)))
+        rows.append(_sweep_row(f"9. sweep throughput, {x['trials']} trials (trial-epochs per minute)", x))
         if x.get("app_slots", x["cores"]) != x["cores"]:
             rows.append((f"9b. the same sweep in the app ({x['app_slots']} slot: a core kept for pages)",
                          "", "", f"{x['app_ratio']:.1f}", "", ""))
@@ -159,12 +162,8 @@ def table(r: dict) -> str:
                              f"{x['goal_estimate']:g}", met))
     if "sweep_dropout" in r:
         x = r["sweep_dropout"]
-        met = x["max_difference_points"] <= x["goal_points"]
-        rows.append((f"9d. sweep throughput with dropout {x['dropout']:g}, {x['trials']} trials",
-                     f"one by one {x['alone_per_minute']:.0f}", f"stacked, {x['cores']} cores "
-                     f"{x['stacked_per_minute']:.0f} (accuracy within {x['max_difference_points']:.2f} pt, "
-                     f"{x['identical_accuracies']} identical)", f"{x['ratio']:.1f}",
-                     f"≥ {x['goal']:g}, ± {x['goal_points']} pt", _met(x["ratio"] >= x["goal"] and met)))
+        rows.append(_sweep_row(f"9d. sweep throughput with dropout {x['dropout']:g}, {x['trials']} trials",
+                               x))
     if "validation" in r:
         x = r["validation"]
         rows.append(("10. epoch with validation checked 4× ÷ without, batch 64",

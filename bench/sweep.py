@@ -32,46 +32,62 @@ QUICK_IMAGES = 6_000
 DROPOUT = 0.2  # 9d: every network of the sweep with this dropout
 
 
+def swept(settings: sweep.SweepSettings, slots: int, train_split, test_split) -> dict[str, float]:
+    """A sweep on the local engine with `slots` slots, each training on one torch thread as the CLI and
+    the app train; each trial's test accuracy by its key."""
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        store = sweep_db.SweepDatabase(folder)
+        s = sweep_run.Sweep(settings, train_split, test_split, store, queue=jobs.Queue(slots),
+                            engine=jobs.LocalEngine(slots))
+        s.start().wait()
+        store.close()
+        if s.error:
+            raise s.error
+        return {r["key"]: r["test_accuracy"] for r in s.records}
+
+
+def one_by_one(trials: list, threads: int, train_split, test_split) -> dict[str, float]:
+    """The same trials trained one after another with `runs.run` at `threads` torch threads; each
+    trial's test accuracy by its key."""
+    torch.set_num_threads(threads)
+    return {t.key: runs.run(t.network, t.config, train_split, test_split).accuracy for t in trials}
+
+
+def timed(cases: dict, reps: int, log=print) -> dict[str, float]:
+    """Each case's median seconds, the cases interleaved; torch's thread count, which they set, restored."""
+    own_threads = torch.get_num_threads()
+    try:
+        return {name: median(t) for name, t in interleaved(cases, reps, log=log).items()}
+    finally:
+        torch.set_num_threads(own_threads)
+
+
 def run(reps: int, quick: bool, log=print) -> dict:
     settings = sweep.SweepSettings.of(**SETTINGS, train_images=QUICK_IMAGES if quick else None)
     train_split, test_split = data.load_split(True), data.load_split(False)
     n = settings.train_images or len(train_split) - settings.base.validation  # the images each trial learns
     trials = settings.trials()
-    cores, own_threads = os.cpu_count() or 1, torch.get_num_threads()  # restored at the end
+    cores = os.cpu_count() or 1
     app_slots = jobs.MAX_TRAINING_AT_ONCE
     accuracy: dict[str, dict[str, float]] = {"stacked": {}, "alone": {}}
 
-    def swept(slots: int, settings=settings, record: bool = True):
-        torch.set_num_threads(1)  # as the CLI and the app: each training on one thread
-        with tempfile.TemporaryDirectory() as folder:
-            store = sweep_db.SweepDatabase(folder)
-            s = sweep_run.Sweep(settings, train_split, test_split, store, queue=jobs.Queue(slots),
-                            engine=jobs.LocalEngine(slots))
-            s.start().wait()
-            store.close()
-            if s.error:
-                raise s.error
-            if record:
-                accuracy["stacked"] = {r["key"]: r["test_accuracy"] for r in s.records}
+    def stacked(slots: int):
+        accuracy["stacked"] = swept(settings, slots, train_split, test_split)
 
-    def one_by_one(threads: int, record: bool):
-        torch.set_num_threads(threads)
-        for t in trials:
-            r = runs.run(t.network, t.config, train_split, test_split)
-            if record:
-                accuracy["alone"][t.key] = r.accuracy
+    def alone(threads: int, record: bool):
+        accuracies = one_by_one(trials, threads, train_split, test_split)
+        if record:
+            accuracy["alone"] = accuracies
 
-    cases = {f"stacked, {cores} slots": lambda _: swept(cores),
-             "alone, 1 thread": lambda _: one_by_one(1, True)}
+    cases = {f"stacked, {cores} slots": lambda _: stacked(cores),
+             "alone, 1 thread": lambda _: alone(1, True)}
     if cores > 1:  # torch's own thread count, whatever --threads says: one by one at its best
-        cases[f"alone, {cores} threads"] = lambda _: one_by_one(cores, False)
+        cases[f"alone, {cores} threads"] = lambda _: alone(cores, False)
     if app_slots != cores:
-        cases[f"stacked, {app_slots} slot (the app)"] = lambda _: swept(app_slots)
+        cases[f"stacked, {app_slots} slot (the app)"] = lambda _: stacked(app_slots)
     log(f"9. sweep throughput: {settings.label()}")
-    try:
-        times = {name: median(t) for name, t in interleaved(cases, reps, log=log).items()}
-    finally:
-        torch.set_num_threads(own_threads)
+    times = timed(cases, reps, log)
     stacked_s = times[f"stacked, {cores} slots"]
     alone_s = min(t for name, t in times.items() if name.startswith("alone"))
     app_s = times.get(f"stacked, {app_slots} slot (the app)", stacked_s)
@@ -79,8 +95,8 @@ def run(reps: int, quick: bool, log=print) -> dict:
     # (start-up is most of it) and for this grid (issue 22: within a factor of 1.5 both ways).
     small = sweep.SweepSettings.of(**SMALL, train_images=settings.train_images)
     small_estimate = sweep_run.estimate_seconds(small.trials(), app_slots, n)
-    small_cases = {"small sweep, the app's slots": lambda _: swept(app_slots, small, record=False)}
-    small_s = median(interleaved(small_cases, reps, log=log)["small sweep, the app's slots"])
+    small_cases = {"small sweep, the app's slots": lambda _: swept(small, app_slots, train_split, test_split)}
+    small_s = timed(small_cases, reps, log)["small sweep, the app's slots"]
     app_estimate = sweep_run.estimate_seconds(trials, app_slots, n)
     trial_epochs = settings.n_trials * settings.epochs
     diffs = [abs(accuracy["stacked"][k] - accuracy["alone"][k]) * 100 for k in accuracy["alone"]]
@@ -103,37 +119,22 @@ def run_dropout(reps: int, quick: bool, log=print) -> dict:
     settings = sweep.SweepSettings.of(**SETTINGS, dropouts=str(DROPOUT),
                                       train_images=QUICK_IMAGES if quick else None)
     train_split, test_split = data.load_split(True), data.load_split(False)
-    cores, own_threads = os.cpu_count() or 1, torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    trials = settings.trials()
     accuracy: dict[str, dict[str, float]] = {"stacked": {}, "alone": {}}
 
-    def swept(_):
-        torch.set_num_threads(1)
-        with tempfile.TemporaryDirectory() as folder:
-            store = sweep_db.SweepDatabase(folder)
-            s = sweep_run.Sweep(settings, train_split, test_split, store, queue=jobs.Queue(cores),
-                                engine=jobs.LocalEngine(cores))
-            s.start().wait()
-            store.close()
-            if s.error:
-                raise s.error
-            accuracy["stacked"] = {r["key"]: r["test_accuracy"] for r in s.records}
+    def stacked():
+        accuracy["stacked"] = swept(settings, cores, train_split, test_split)
 
-    def one_by_one(threads: int):
-        def go(_):
-            torch.set_num_threads(threads)
-            for t in settings.trials():
-                accuracy["alone"][t.key] = runs.run(t.network, t.config, train_split, test_split).accuracy
-        return go
+    def alone(threads: int):
+        accuracy["alone"] = one_by_one(trials, threads, train_split, test_split)
 
-    cases = {f"dropout {DROPOUT:g}, stacked, {cores} slots": swept,
-             f"dropout {DROPOUT:g}, alone, 1 thread": one_by_one(1)}
+    cases = {f"dropout {DROPOUT:g}, stacked, {cores} slots": lambda _: stacked(),
+             f"dropout {DROPOUT:g}, alone, 1 thread": lambda _: alone(1)}
     if cores > 1:
-        cases[f"dropout {DROPOUT:g}, alone, {cores} threads"] = one_by_one(cores)
+        cases[f"dropout {DROPOUT:g}, alone, {cores} threads"] = lambda _: alone(cores)
     log(f"9d. sweep throughput with dropout: {settings.label()}")
-    try:
-        times = {name: median(t) for name, t in interleaved(cases, reps, log=log).items()}
-    finally:
-        torch.set_num_threads(own_threads)
+    times = timed(cases, reps, log)
     stacked_s = times[f"dropout {DROPOUT:g}, stacked, {cores} slots"]
     alone_s = min(t for name, t in times.items() if "alone" in name)
     trial_epochs = settings.n_trials * settings.epochs

@@ -13,6 +13,7 @@ MNISTLAB_RAY_ADDRESS (or Ray's own RAY_ADDRESS) set, the app's trainings all go 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import os
 import threading
@@ -191,7 +192,8 @@ class Pause:
     `step()` lets exactly one more batch through (reported too), `resume()` opens the gate. It
     changes when the loop waits, never what it trains: the same batches, the same weights as a run
     never paused. While it waits it returns False (stop) once `stop` is set or `going_on()` turns
-    false, asked every PAUSE_POLL_S seconds and at each `wake()`.
+    false, asked every PAUSE_POLL_S seconds and at each `wake()`. `rested` adds up the seconds it
+    waited, which are not training time.
     """
 
     def __init__(self, going_on=lambda: True):
@@ -201,6 +203,7 @@ class Pause:
         self._steps = 0  # batches let through while paused, not yet taken
         self._ended = False
         self.resting = False  # the loop waits here now
+        self.rested = 0.0  # seconds the loop has waited here, all its rests together
 
     def __repr__(self) -> str:
         state = "resting" if self.resting else "paused" if self._paused else "open"
@@ -241,7 +244,7 @@ class Pause:
         """The loop, after a batch it reported while paused: wait for a step (taking it), a resume or a
         stop. True: train on; False: stop."""
         with self._cond:
-            self.resting = True
+            self.resting, start = True, time.perf_counter()
             self._cond.notify_all()  # a page in `settle` sees where it rests
             try:
                 while True:
@@ -255,6 +258,7 @@ class Pause:
                     self._cond.wait(PAUSE_POLL_S)
             finally:
                 self.resting = False
+                self.rested += time.perf_counter() - start
 
     def settle(self, timeout: float = SETTLE_S) -> bool:
         """Wait (at most `timeout` s) until the loop rests here with no step left to take, it runs on
@@ -425,10 +429,13 @@ class TrainingJob(Job):
         if engine.pausable:
             kwargs["pause"] = self._gate
         try:
-            return engine.train(self.network, self.config, *self.splits, self.device, self._report,
-                                self._stop, **kwargs)
+            run = engine.train(self.network, self.config, *self.splits, self.device, self._report,
+                               self._stop, **kwargs)
         finally:
             self._gate.end()
+        # train.run times its whole loop, rests at the gate too: the Train page's training time (and
+        # the runs table's seconds) are the time it trained, however long it sat paused
+        return dataclasses.replace(run, seconds=max(0.0, run.seconds - self._gate.rested))
 
     def _keep_model(self, model) -> None:
         self.live_model = model

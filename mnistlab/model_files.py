@@ -26,7 +26,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
-from torch import nn
 
 from mnistlab import network, train, train_config
 from mnistlab.dataset import Dataset
@@ -51,7 +50,7 @@ _ACCEPTED = ("MNIST Lab loads only the .safetensors model files it saves (from t
 
 
 @dataclass
-class SavedModel(network.HasNetwork):
+class SavedModel(network.HasWeights):
     """A trained network as stored: what it is, how it was trained, how well it did, its weights."""
 
     network: Network
@@ -65,12 +64,6 @@ class SavedModel(network.HasNetwork):
     @classmethod
     def from_run(cls, run: Run, name: str = "") -> SavedModel:
         return cls(run.network, run.state, run.config, run.metrics(), name)
-
-    def model(self, device="cpu") -> nn.Sequential:
-        """The network, rebuilt from the architecture and loaded with the stored weights."""
-        model = self.network.build(device)
-        model.load_state_dict(self.state)
-        return model.eval()
 
     @property
     def settings(self) -> TrainConfig:
@@ -377,12 +370,32 @@ def list_models(folder=None) -> list[str]:
     return sorted(p.stem for p in folder.glob(f"*{SUFFIX}") if _NAME.fullmatch(p.stem))
 
 
-def as_run(saved: SavedModel, test_split, device="cpu") -> Run:
+@dataclass
+class LoadedRun(Run):
+    """A model loaded from a file, as a session's `Run`. It has no curves and no training or validation
+    split to score again, so what its file recorded of them (training and validation accuracy,
+    validation loss, best epoch) is carried as recorded; its test results are scored here."""
+
+    recorded: dict = field(default_factory=dict)  # the file's metrics (see SavedModel.metrics)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch with the lowest validation loss, as its file recorded it (None if it does not)."""
+        return self.recorded.get("best_epoch")
+
+    def metrics(self) -> dict:
+        """Its file's metrics, the test results scored here in place of the recorded ones."""
+        return {**self.recorded, **super().metrics()}
+
+
+def as_run(saved: SavedModel, test_split, device="cpu") -> LoadedRun:
     """A loaded model as a session's `Run` (no training curves), evaluated here on `test_split`, which
-    must be of the data set it learned."""
+    must be of the data set it learned; the training and validation results and the epochs its file
+    recorded go with it. (No file records how long it trained.)"""
     train.check_split(saved.settings, test_split)
     model = saved.model(device)
-    history = train.History(steps_per_epoch=1)
-    return Run(network=saved.network, config=saved.settings, history=history, state=saved.state,
-               device=str(device), name=saved.name or "uploaded model",
-               evaluation=train.evaluate(model, test_split, normalization=saved.normalization))
+    history = train.History(steps_per_epoch=1, kept_epoch=saved.metrics.get("kept_epoch"))
+    return LoadedRun(network=saved.network, config=saved.settings, history=history, state=saved.state,
+                     device=str(device), name=saved.name or "uploaded model",
+                     evaluation=train.evaluate(model, test_split, normalization=saved.normalization),
+                     recorded=dict(saved.metrics))

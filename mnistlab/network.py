@@ -294,6 +294,18 @@ class HasNetwork:
         return self.network.seed
 
 
+class HasWeights(HasNetwork):
+    """For what holds a network's trained weights too (a SavedModel; a Run): the network they make."""
+
+    state: dict[str, torch.Tensor]  # named as in the network
+
+    def model(self, device="cpu") -> nn.Sequential:
+        """The network, rebuilt from its architecture and loaded with its weights, in eval mode."""
+        model = self.network.build(device)
+        model.load_state_dict(self.state)
+        return model.eval()
+
+
 def build(arch: Architecture, init: Init = Init(), seed: int = 0, device="cpu") -> nn.Sequential:
     """The lesson's named `nn.Sequential`, weights drawn as the generated code draws them.
 

@@ -126,6 +126,20 @@ def stopping_note(run: Run) -> str | None:
     return "Early stopping: stopped by hand or the time limit first, so it keeps the weights it had then."
 
 
+def run_row(label: str, run: Run, early: bool) -> dict:
+    """A run's row in the runs table. A model loaded from a file has what its file recorded (blank
+    where it recorded nothing) and no training time."""
+    m, h = run.metrics(), run.history
+    return {"run": label.split(":")[0], "train accuracy": m.get("train_accuracy"),
+            "validation accuracy": m.get("validation_accuracy"), "test accuracy": run.accuracy,
+            "best epoch": run.best_epoch, **({"kept epoch": h.kept_epoch} if early else {}),
+            "network": f"{run.name or run.arch.label()} · init {run.init.label()}",
+            "training": (run.config.label() + (" · stopped early" if h.stopped_early else "")
+                         + (f" · stopped after epoch {len(h.epoch_ends)}" if h.patience_ran_out else "")
+                         if h.steps else "loaded from a file"),
+            "seconds": round(run.seconds, 1) if h.steps else None}
+
+
 def start_training(build: lab_ui.Build) -> None:
     try:
         config = chosen_config()
@@ -286,7 +300,7 @@ if job is not None:
         else:
             steps, epochs = f"step {p.step:,} of {p.total_steps:,}", f"epoch {p.epoch} of {p.epochs}"
             where = f"Paused at {steps} · {epochs}" if job.paused else f"{epochs.capitalize()} · {steps}"
-            st.progress(p.fraction, text=f"{where} · loss {p.loss:.3f} · accuracy this epoch "
+            st.progress(p.fraction, text=f"{where} · loss {p.loss:.3f} · training accuracy this epoch "
                                          f"{p.accuracy:.1%}")
         held = job.paused and not job.stopping
         why = None if job.pausable else ("Pause and Step work where this server trains itself; trainings "
@@ -338,18 +352,8 @@ if runs:
     st.header("Runs")
     # The numbers first, each named by its split, so a projector's 1280 px shows them all; the
     # settings' long text comes last. Choose on validation: test only reports.
-    early = any(r.config.early_stop and r.history.steps for r in runs.values())
-    accuracy = lambda ev: ev.accuracy if ev is not None else None  # noqa: E731 (None: loaded from a file)
-    st.dataframe(pd.DataFrame([{
-        "run": label.split(":")[0], "train accuracy": accuracy(r.train_evaluation),
-        "validation accuracy": accuracy(r.validation), "test accuracy": r.accuracy,
-        "best epoch": r.best_epoch, **({"kept epoch": r.history.kept_epoch} if early else {}),
-        "network": f"{r.name or r.arch.label()} · init {r.init.label()}",
-        "training": (r.config.label() + (" · stopped early" if r.history.stopped_early else "")
-                     + (f" · stopped after epoch {len(r.history.epoch_ends)}" if r.history.patience_ran_out
-                        else "") if r.history.steps else "loaded from a file"),
-        "seconds": round(r.seconds, 1)}
-        for label, r in runs.items()]),
+    early = any(r.config.early_stop and (r.history.steps or r.history.kept_epoch) for r in runs.values())
+    st.dataframe(pd.DataFrame([run_row(label, r, early) for label, r in runs.items()]),
         hide_index=True, width="stretch",
         column_config={"run": st.column_config.TextColumn(width=60),
                        "train accuracy": st.column_config.NumberColumn(format="percent", width=105,
@@ -392,23 +396,27 @@ if runs:
                 f"images.", icon=":material/info:")
     # Two rows, so that every label fits a projector's 1280 px whole: training against validation
     # (and the epoch validation chose), then test, which only reports.
-    learned, checked = run.train_evaluation, run.validation
+    learned, checked = (run.metrics().get(k) for k in ("train_accuracy", "validation_accuracy"))
+    known = learned is not None and checked is not None
     c = st.columns([1, 1, 1.4, 0.8])
-    c[0].metric("Training accuracy", f"{learned.accuracy:.2%}" if learned else "—")
-    c[1].metric("Validation accuracy", f"{checked.accuracy:.2%}" if checked else "—")
-    c[2].metric("Gap (training − validation)",
-                f"{100 * (learned.accuracy - checked.accuracy):+.1f} points" if learned and checked else "—")
+    c[0].metric("Training accuracy", f"{learned:.2%}" if learned is not None else "—")
+    c[1].metric("Validation accuracy", f"{checked:.2%}" if checked is not None else "—")
+    c[2].metric("Gap (training − validation)", f"{100 * (learned - checked):+.1f} points" if known else "—")
     c[3].metric("Best epoch", run.best_epoch or "—")
     c = st.columns([2.3, 1, 1.3, 1])
     c[0].metric("Test accuracy (held out, not used to choose)", f"{e.accuracy:.2%}")
     c[1].metric("Test loss", f"{e.loss:.4f}")
     c[2].metric(f"Test mistakes of {len(test_split):,}", f"{e.n_misclassified:,}")
     c[3].metric("Training time", f"{run.seconds:.1f} s" if run.history.steps else "—")
-    if learned and checked:
-        st.caption(f"Training: on the {int(learned.confusion.sum()):,} images it learned from, with the "
-                   f"labels it learned (noisy ones too). Validation: on {int(checked.confusion.sum()):,} "
-                   f"images set aside, never trained on; the best epoch has its lowest loss. A wide gap "
-                   f"between the two is overfitting. Test: held out, it only reports.")
+    if run.train_evaluation and run.validation:
+        st.caption(f"Training: on the {int(run.train_evaluation.confusion.sum()):,} images it learned from, "
+                   f"with the labels it learned (noisy ones too). Validation: on "
+                   f"{int(run.validation.confusion.sum()):,} images set aside, never trained on; the best "
+                   f"epoch has its lowest loss. A wide gap between the two is overfitting. Test: held out, "
+                   f"it only reports.")
+    elif not run.history.steps and (known or run.best_epoch):
+        st.caption("Training, validation and the best epoch: as the model file recorded them when it was "
+                   "trained. Test: scored here.")
     if note := stopping_note(run):
         st.info(note, icon=":material/front_hand:")
     verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, run.config.lr) \

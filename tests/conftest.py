@@ -43,6 +43,19 @@ def trained_relu(request):
 
 
 @pytest.fixture
+def fresh_caches():
+    """Streamlit's caches empty before and after the test, as on a server just started: one test's
+    cached data set or model never shows in another's pages."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
 def navigation_mode(request, monkeypatch):
     """As on a server where app.py has run once: st.navigation, not the pages/ folder, picks pages.
 

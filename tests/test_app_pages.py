@@ -12,17 +12,8 @@ from mnistlab.data import load_split
 from mnistlab.network import Architecture
 
 APP = "../app.py"
-pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
+pytestmark = pytest.mark.usefixtures("navigation_mode", "fresh_caches")  # see tests/conftest.py
 TIMEOUT = 60  # the first run of a test loads MNIST from disk
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def open_page(page: str | None = None, query_params: dict | None = None) -> AppTest:

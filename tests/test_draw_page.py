@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -24,12 +23,8 @@ TIMEOUT = 60
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches(tmp_path, monkeypatch):
+def no_saved_models(tmp_path, monkeypatch, fresh_caches):
     monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path / "models"))  # no saved models unless a test saves one
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from PIL import Image
 
@@ -11,17 +10,8 @@ from mnistlab.dataset import FASHION, MNIST
 from mnistlab.train_config import TrainConfig
 from tests.test_app_pages import APP, TIMEOUT, code_text, figure_with, figures, open_page  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("navigation_mode")
+pytestmark = pytest.mark.usefixtures("navigation_mode", "fresh_caches")  # see tests/conftest.py
 FASHION_LINK = {"data": "fashion"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def param(at, key: str):

@@ -68,6 +68,26 @@ def test_a_run_becomes_a_model_and_back(tmp_path):
     assert back.label().startswith("tiny (784-16-10 tanh, loaded): ")
 
 
+def test_a_loaded_model_carries_the_training_and_validation_results_its_file_recorded(tmp_path, saved):
+    splits = data.load_split(True), data.load_split(False)
+    config = TrainConfig(epochs=4, batch_size=100, train_images=1000, validation=1000, early_stop=1)
+    run = runs.run(network.Network(network.Architecture((64,), ("relu",)), network.Init(), 0), config,
+                    *splits)
+    path = model_files.save(model_files.SavedModel.from_run(run), "early", folder=tmp_path)
+    loaded = model_files.as_run(model_files.load_file(path), splits[1])
+    # what the Train page shows of it: training and validation accuracy, best and kept epoch
+    assert loaded.metrics()["train_accuracy"] == run.train_evaluation.accuracy
+    assert loaded.metrics()["validation_accuracy"] == run.validation.accuracy
+    assert loaded.best_epoch == run.best_epoch and loaded.history.kept_epoch == run.history.kept_epoch
+    assert run.history.kept_epoch is not None
+    # downloaded again, its file says all the first one did
+    assert model_files.SavedModel.from_run(loaded).metrics == run.metrics()
+    # a file that records none of them: nothing is made up
+    older = model_files.as_run(saved, splits[1])
+    assert older.best_epoch is None and older.history.kept_epoch is None
+    assert "train_accuracy" not in older.metrics() and "validation_accuracy" not in older.metrics()
+
+
 def test_a_file_saved_before_normalization_was_a_choice_reads_the_lessons_inputs():
     training = {"optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64, "epochs": 5, "seed": 0}
     loaded = model_files.from_bytes(_with_meta(_tensors(), _meta(training=training)))

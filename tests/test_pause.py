@@ -1,6 +1,7 @@
 """Pause, step one batch, resume: a paused run rests between batches, each stepped batch is reported,
 and resumed it ends on the very weights of a run never paused (real MNIST, a small network)."""
 
+import re
 import resource
 import threading
 import time
@@ -79,6 +80,19 @@ def test_a_forgotten_pause_ends_at_the_time_limit_and_frees_its_slot(train_split
     assert job._queue.running == 0
 
 
+def test_the_time_a_run_sat_paused_is_not_its_training_time(train_split, test_split):
+    started = time.perf_counter()
+    job = paused_job(train_split, test_split)
+    resting = time.perf_counter()
+    time.sleep(3.0)  # far longer than this small network takes to train
+    job.resume()
+    paused_for = time.perf_counter() - resting
+    assert job.wait(60) and job.error is None, job.error
+    took = time.perf_counter() - started
+    # the Train page's training time: what the job took, less the pause (and less its evaluation)
+    assert 0 < job.result.seconds < took - paused_for, (job.result.seconds, took, paused_for)
+
+
 def test_a_paused_run_sleeps(train_split, test_split):
     job = paused_job(train_split, test_split)
     time.sleep(0.5)  # torch's threads stop spinning after their last op
@@ -155,6 +169,8 @@ def test_the_train_page_pauses_steps_and_resumes_a_run():
     at = open_train()
     job = start_long_run(at)
     assert progress_text(at).startswith("Epoch 1 of 20 · step ")
+    # the accuracy it shows is on the batches it trained on this epoch, and says so
+    assert re.search(r" · training accuracy this epoch \d+\.\d%$", progress_text(at)), progress_text(at)
     assert not at.button(key="tr_pause").disabled and at.button(key="tr_step").disabled
 
     ok(at.button(key="tr_pause").click().run())

@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -183,3 +184,23 @@ def test_an_uploaded_model_becomes_a_run_and_a_pickle_is_refused(trained_relu):
     ok(at.file_uploader(key="tr_upload").upload("model.safetensors", prank, "application/octet-stream").run())
     assert "PyTorch pickle" in at.error[0].value and "never opens them" in at.error[0].value
     assert len(at.session_state["runs"]) == 1
+
+
+def test_an_uploaded_model_shows_what_its_file_recorded_of_training_and_validation(train_split, test_split):
+    config = TrainConfig(epochs=4, batch_size=100, train_images=1000, validation=1000, early_stop=1)
+    trained = runs.run(network.Network(network.Architecture((64,), ("relu",)), network.Init(), 0), config,
+                        train_split, test_split)
+    at = open_train()
+    content = model_files.to_bytes(model_files.SavedModel.from_run(trained, "early"))
+    ok(at.file_uploader(key="tr_upload").upload("early.safetensors", content, "application/octet-stream")
+       .run())
+    row = at.dataframe[0].value.iloc[0]
+    assert row["training"] == "loaded from a file"
+    assert (row["train accuracy"], row["validation accuracy"], row["best epoch"], row["kept epoch"]) == \
+        (trained.train_evaluation.accuracy, trained.validation.accuracy, trained.best_epoch,
+         trained.history.kept_epoch)
+    assert pd.isna(row["seconds"])  # a file does not record how long it trained: blank, not 0.0
+    assert metric(at, "Training accuracy") == f"{trained.train_evaluation.accuracy:.2%}"
+    assert metric(at, "Validation accuracy") == f"{trained.validation.accuracy:.2%}"
+    assert metric(at, "Best epoch") == str(trained.best_epoch)
+    assert any("as the model file recorded them" in c.value for c in at.caption)

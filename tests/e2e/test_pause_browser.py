@@ -20,6 +20,7 @@ def test_a_run_paused_and_stepped_one_batch(page, base_url):
         page.get_by_role("button", name="Train", exact=True).click()
     progress = page.locator('[data-testid="stProgress"]')
     expect(progress).to_contain_text("Epoch 1 of 5 · step")
+    expect(progress).to_contain_text(re.compile(r"training accuracy this epoch \d+\.\d%"))
 
     page.get_by_role("button", name="Pause").click()
     expect(progress).to_contain_text(PAUSED)
