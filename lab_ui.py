@@ -21,7 +21,7 @@ from mnistlab.errors import ConfigError, DataError, LabError
 # find it half made and fail (AttributeError: partially initialized module 'pandas'). Every page
 # imports this module before it draws, so pandas is whole by then.
 
-# One server, a whole classroom: each training run gets one core (mnistlab.train runs at most one
+# One server, a whole classroom: each training run gets one core (mnistlab.jobs runs at most one
 # per two cores at once), leaving the rest to everyone else's pages. At these layer sizes one
 # thread trains about as fast as two: the matrices are too small to split well.
 torch.set_num_threads(1)

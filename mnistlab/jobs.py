@@ -13,7 +13,6 @@ MNISTLAB_RAY_ADDRESS (or Ray's own RAY_ADDRESS) set, the app's trainings all go 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import os
 import threading
@@ -428,14 +427,11 @@ class TrainingJob(Job):
             kwargs["on_model"] = self._keep_model
         if engine.pausable:
             kwargs["pause"] = self._gate
-        try:
-            run = engine.train(self.network, self.config, *self.splits, self.device, self._report,
-                               self._stop, **kwargs)
+        try:  # runs.run leaves the rests at the gate out of the run's seconds
+            return engine.train(self.network, self.config, *self.splits, self.device, self._report,
+                                self._stop, **kwargs)
         finally:
             self._gate.end()
-        # train.run times its whole loop, rests at the gate too: the Train page's training time (and
-        # the runs table's seconds) are the time it trained, however long it sat paused
-        return dataclasses.replace(run, seconds=max(0.0, run.seconds - self._gate.rested))
 
     def _keep_model(self, model) -> None:
         self.live_model = model

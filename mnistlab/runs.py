@@ -26,7 +26,7 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @dataclass
-class Run(network.HasNetwork):
+class Run(network.HasWeights):
     """One training in a session: which network, how it was trained, its curves, its results on the
     three splits and its weights. `evaluation` is the test set's, for the final report only: choose
     between runs on `validation`."""
@@ -67,12 +67,6 @@ class Run(network.HasNetwork):
     def dataset(self) -> Dataset:
         return self.config.data
 
-    def model(self, device="cpu") -> nn.Sequential:
-        """The trained network, rebuilt from its weights."""
-        model = self.network.build(device)
-        model.load_state_dict(self.state)
-        return model.eval()
-
     def initial_model(self) -> nn.Sequential:
         return self.network.build()
 
@@ -103,8 +97,8 @@ def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split
 
     With `record_dynamics` (or a `recorder` of one's own), the Run keeps each layer's learning
     dynamics, probed on the validation split's first images. `on_model(model)` is called with the
-    network about to be trained, so a page can draw it as it learns; `pause` holds it between batches
-    (see `train.train`).
+    network about to be trained, so a page can draw it as it learns; `pause` (`jobs.Pause`) holds it
+    between batches (see `train.train`), and the time it held it is not counted in `Run.seconds`.
     """
     check_split(config, train_split)
     check_split(config, test_split)
@@ -119,7 +113,8 @@ def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split
     start = time.perf_counter()
     history = train(model, config, learn, device, callback, stop, recorder, validation=validation,
                     pause=pause)
-    seconds = time.perf_counter() - start
+    # training time: a paused loop's rests at the gate are not (the Train page's time, the runs table)
+    seconds = max(0.0, time.perf_counter() - start - (pause.rested if pause is not None else 0.0))
     scored = {role: evaluate_all(model, s, config.normalization)[0] for role, s in
               (("train", learn), ("validation", validation))}
     return Run(network=net, config=config, history=history,
