@@ -1,4 +1,5 @@
-"""Streamlit-side helpers shared by every page: cached data, the visitor's Build, errors, sidebar.
+"""Streamlit-side helpers shared by every page: cached data, the visitor's Build, errors, sidebar, and
+the live view of a job that runs (a training, a sweep).
 
 The data set is loaded once per server (`st.cache_resource`) and only ever read; each visitor's
 network configuration lives in their own `st.session_state`.
@@ -25,6 +26,8 @@ from mnistlab.errors import ConfigError, DataError, LabError
 # per two cores at once), leaving the rest to everyone else's pages. At these layer sizes one
 # thread trains about as fast as two: the matrices are too small to split well.
 torch.set_num_threads(1)
+
+LIVE_REFRESH_S = 0.5  # how often a page redraws a job that runs
 
 
 def entry_guard() -> None:
@@ -197,3 +200,21 @@ def run_label(number: int, run) -> str:
 def plot(fig, **kwargs) -> None:
     """A Plotly figure at full width, without Plotly's logo in the toolbar."""
     st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, **kwargs)
+
+
+def while_running(key: str, finish, draw) -> None:
+    """The live view of the job in `st.session_state[key]` (a `jobs.TrainingJob`, a sweep): redrawn
+    every LIVE_REFRESH_S seconds by `draw(job)` without rerunning the rest of the page; once the job is
+    done, `finish(job)` takes its result and the whole page reruns to show it."""
+
+    @st.fragment(run_every=LIVE_REFRESH_S)
+    def live() -> None:
+        job = st.session_state.get(key)
+        if job is None:
+            return
+        if job.done:
+            finish(job)
+            st.rerun()
+        draw(job)
+
+    live()

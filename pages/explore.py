@@ -22,7 +22,6 @@ DROPOUTS = [0.0, 0.2, 0.5]
 WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2]
 TRAIN_SIZES = [300, 1_000, 3_000, 10_000]  # and "all"
 LABEL_NOISES = [0.0, 0.1, 0.2, 0.4]
-REFRESH_S = 0.5
 DEFAULTS = {"ex_depths": [1, 2], "ex_widths": [16, 64, 256], "ex_rule": "same",
             "ex_activations": ["relu", "sigmoid"], "ex_inits": ["default"], "ex_lrs": [1e-3], "ex_seeds": 1,
             "ex_epochs": 1, "ex_search": "grid", "ex_sample": 8, "ex_dropouts": [0.0], "ex_bns": [False],
@@ -347,25 +346,20 @@ with saved_col:
 
 # -- while it runs ---------------------------------------------------------------------------------
 
-if running is not None:
-    @st.fragment(run_every=REFRESH_S)
-    def live() -> None:
-        run = ss.get("ex_sweep")
-        if run is None:
-            return
-        if run.done:
-            finish(run)
-            st.rerun()
-        p = run.progress()
-        text = p.text()
-        if run.waiting:
-            text += " · waiting for a free slot: other visitors' networks are training"
-        st.progress(p.finished / max(1, p.total), text=text)
-        st.button("Stop", key="ex_stop", icon=":material/stop:", on_click=run.stop,
-                  help="Keeps every trial that has finished.")
-        results(run.records, run.settings, live=True)
+def draw_running(run) -> None:
+    """The sweep as it runs: its progress, a Stop button and the results so far."""
+    p = run.progress()
+    text = p.text()
+    if run.waiting:
+        text += " · waiting for a free slot: other visitors' networks are training"
+    st.progress(p.finished / max(1, p.total), text=text)
+    st.button("Stop", key="ex_stop", icon=":material/stop:", on_click=run.stop,
+              help="Keeps every trial that has finished.")
+    results(run.records, run.settings, live=True)
 
-    live()
+
+if running is not None:
+    lab_ui.while_running("ex_sweep", finish, draw_running)
 
 
 # -- results ---------------------------------------------------------------------------------------

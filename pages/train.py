@@ -37,7 +37,6 @@ BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 MISTAKES_GRID = 40  # misclassified digits in the overview grid
 GALLERY = 4  # misclassified digits shown with their probability bars, per page
 SHOWN_UNITS = 64
-REFRESH_S = 0.5
 LIVE_IMAGE = 0  # the test image the live network diagram reads
 LABEL_NOISES = [i / 20 for i in range(21)]
 WEIGHT_DECAYS = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]
@@ -282,67 +281,62 @@ if "tr_notice" in ss:
 
 # -- while it trains -------------------------------------------------------------------------------
 
-if job is not None:
-    @st.fragment(run_every=REFRESH_S)
-    def live() -> None:
-        job = ss.get("train_job")
-        if job is None:
-            return
-        if job.done:
-            finish(job)
-            st.rerun()
-        p = job.latest
-        if job.waiting:
-            st.progress(0.0, text="Waiting for the server: other visitors' networks are training. "
-                                  "Yours starts when one finishes.")
-        elif p is None:
-            st.progress(0.0, text="Starting…")
-        else:
-            steps, epochs = f"step {p.step:,} of {p.total_steps:,}", f"epoch {p.epoch} of {p.epochs}"
-            where = f"Paused at {steps} · {epochs}" if job.paused else f"{epochs.capitalize()} · {steps}"
-            st.progress(p.fraction, text=f"{where} · loss {p.loss:.3f} · training accuracy this epoch "
-                                         f"{p.accuracy:.1%}")
-        held = job.paused and not job.stopping
-        why = None if job.pausable else ("Pause and Step work where this server trains itself; trainings "
-                                         "sent to a Ray cluster can only be stopped.")
-        with st.container(horizontal=True, gap="small"):
-            st.button("Stop", key="tr_stop", icon=":material/stop:", on_click=job.stop, disabled=job.stopping)
-            st.button("Pause", key="tr_pause", icon=":material/pause:", on_click=job.pause,
-                      disabled=not job.pausable or job.waiting or job.paused or job.stopping,
-                      help=why or f"Hold training after this batch. A paused run keeps its place on the "
-                                  f"server, and its {job.time_limit / 60:g}-minute limit keeps counting.")
-            st.button("Step one batch", key="tr_step", icon=":material/skip_next:", on_click=job.step,
-                      disabled=not held, help=why or "Train one more batch and show it on every chart, "
-                                                     "then pause again.")
-            st.button("Resume", key="tr_resume", icon=":material/play_arrow:", on_click=job.resume,
-                      disabled=not held, help=why or "Train on: to the same weights as a run never paused.")
-        curves = {f"Training: {job.arch.label()}, {job.config.label()}": train.progress_curve(job.reports)}
-        x, _, accuracy = checked = train.validation_progress_curve(job.reports)
-        checks = {next(iter(curves)): checked}
-        done, done_checks = split_curves({label: run for label, run in labelled_runs().items()
-                                          if label in ss.get("tr_compare", [])})
-        title = "While it trains" + (f": validation accuracy {accuracy[-1]:.1%} at epoch {x[-1]:.2f}"
-                                     if x else "")
-        lab_ui.plot(plots.training_curves(curves | done, title=title, epochs=job.config.epochs,
-                                          validation=checks | done_checks), key="tr_live_curves")
-        series = dynamics.live_series(job.reports)
-        lab_ui.plot(plots.layer_dynamics({"Training": series}, epochs=job.config.epochs,
-                                         title="Each layer while it trains"), key="tr_live_dynamics")
-        if ("probe", "loss") in series:
-            st.caption(dynamics.init_loss_note(series["probe", "loss"][1][0]))
-        if note := dynamics.dead_units_note(key for _, key in series):
-            st.caption(note)
-        snapshot = job.live_snapshot()
-        if snapshot is not None:
-            test_split = lab_ui.split(False, job.config.dataset)
-            image = test_split.normalized([LIVE_IMAGE], normalization=job.config.normalization)
-            lab_ui.plot(network_diagram.network_figure(snapshot, image,
-                                                       class_names=test_split.dataset.classes,
-                                                       title=f"The network as it learns, on test image "
-                                                             f"{LIVE_IMAGE}"), key="tr_live_network")
-            st.caption(network_diagram.LEGEND)
+def draw_running(job) -> None:
+    """The training as it runs: its progress, Stop / Pause / Step / Resume, and its live figures."""
+    p = job.latest
+    if job.waiting:
+        st.progress(0.0, text="Waiting for the server: other visitors' networks are training. "
+                              "Yours starts when one finishes.")
+    elif p is None:
+        st.progress(0.0, text="Starting…")
+    else:
+        steps, epochs = f"step {p.step:,} of {p.total_steps:,}", f"epoch {p.epoch} of {p.epochs}"
+        where = f"Paused at {steps} · {epochs}" if job.paused else f"{epochs.capitalize()} · {steps}"
+        st.progress(p.fraction, text=f"{where} · loss {p.loss:.3f} · training accuracy this epoch "
+                                     f"{p.accuracy:.1%}")
+    held = job.paused and not job.stopping
+    why = None if job.pausable else ("Pause and Step work where this server trains itself; trainings "
+                                     "sent to a Ray cluster can only be stopped.")
+    with st.container(horizontal=True, gap="small"):
+        st.button("Stop", key="tr_stop", icon=":material/stop:", on_click=job.stop, disabled=job.stopping)
+        st.button("Pause", key="tr_pause", icon=":material/pause:", on_click=job.pause,
+                  disabled=not job.pausable or job.waiting or job.paused or job.stopping,
+                  help=why or f"Hold training after this batch. A paused run keeps its place on the "
+                              f"server, and its {job.time_limit / 60:g}-minute limit keeps counting.")
+        st.button("Step one batch", key="tr_step", icon=":material/skip_next:", on_click=job.step,
+                  disabled=not held, help=why or "Train one more batch and show it on every chart, "
+                                                 "then pause again.")
+        st.button("Resume", key="tr_resume", icon=":material/play_arrow:", on_click=job.resume,
+                  disabled=not held, help=why or "Train on: to the same weights as a run never paused.")
+    curves = {f"Training: {job.arch.label()}, {job.config.label()}": train.progress_curve(job.reports)}
+    x, _, accuracy = checked = train.validation_progress_curve(job.reports)
+    checks = {next(iter(curves)): checked}
+    done, done_checks = split_curves({label: run for label, run in labelled_runs().items()
+                                      if label in ss.get("tr_compare", [])})
+    title = "While it trains" + (f": validation accuracy {accuracy[-1]:.1%} at epoch {x[-1]:.2f}"
+                                 if x else "")
+    lab_ui.plot(plots.training_curves(curves | done, title=title, epochs=job.config.epochs,
+                                      validation=checks | done_checks), key="tr_live_curves")
+    series = dynamics.live_series(job.reports)
+    lab_ui.plot(plots.layer_dynamics({"Training": series}, epochs=job.config.epochs,
+                                     title="Each layer while it trains"), key="tr_live_dynamics")
+    if ("probe", "loss") in series:
+        st.caption(dynamics.init_loss_note(series["probe", "loss"][1][0]))
+    if note := dynamics.dead_units_note(key for _, key in series):
+        st.caption(note)
+    snapshot = job.live_snapshot()
+    if snapshot is not None:
+        test_split = lab_ui.split(False, job.config.dataset)
+        image = test_split.normalized([LIVE_IMAGE], normalization=job.config.normalization)
+        lab_ui.plot(network_diagram.network_figure(snapshot, image,
+                                                   class_names=test_split.dataset.classes,
+                                                   title=f"The network as it learns, on test image "
+                                                         f"{LIVE_IMAGE}"), key="tr_live_network")
+        st.caption(network_diagram.LEGEND)
 
-    live()
+
+if job is not None:
+    lab_ui.while_running("train_job", finish, draw_running)
 
 
 # -- runs and their results ------------------------------------------------------------------------
