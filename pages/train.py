@@ -190,21 +190,13 @@ def use_network_here() -> None:
 
 # -- what to train ---------------------------------------------------------------------------------
 
-st.title("Train")
-caption = st.empty()  # what the chosen settings train on: written once they are read below
-
-build = lab_ui.current_build()
-net = build.network
-is_default = build.is_default
-job = ss.get("train_job")
-busy = job is not None
-
-network_col, settings_col = st.columns([1, 1.3], gap="large")
-with network_col:
+def network_column(build: lab_ui.Build, busy: bool) -> None:
+    """The network Train trains: Build's, with a way to change its shape here."""
     st.subheader("Network")
+    net = build.network
     st.markdown(f"**{net.arch.label()}**  \n{net.arch.n_parameters:,} parameters · init "
                 f"{net.init.label()} · seed {net.seed} · {lab_ui.device_label(build.device)}")
-    if is_default:
+    if build.is_default:
         st.info("This is the lesson's network, the default. Build another on the Build page, or change "
                 "it here.", icon=":material/info:")
     st.page_link("pages/build.py", label="Change it on Build", icon=":material/account_tree:")
@@ -217,7 +209,9 @@ with network_col:
         if "tr_build_error" in ss:
             st.error(ss["tr_build_error"])
 
-with settings_col:
+
+def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
+    """The training settings and the Train button; the config they make (None, and why, if invalid)."""
     st.subheader("Training")
     c = st.columns(2)
     optimizer = c[0].radio("Optimizer", train_config.OPTIMIZERS, key="tr_optimizer", horizontal=True,
@@ -271,6 +265,18 @@ with settings_col:
         st.error(str(e), icon=":material/error:")
     st.button("Train", key="tr_train", type="primary", icon=":material/play_arrow:",
               disabled=busy or config is None, on_click=start_training, args=(build,))
+    return config
+
+
+st.title("Train")
+caption = st.empty()  # what the chosen settings train on: written once they are read below
+build = lab_ui.current_build()
+job = ss.get("train_job")
+network_col, settings_col = st.columns([1, 1.3], gap="large")
+with network_col:
+    network_column(build, busy=job is not None)
+with settings_col:
+    config = training_settings(build, busy=job is not None)
 caption.caption(data_caption(config))
 
 if "tr_error" in ss:
@@ -341,9 +347,8 @@ if job is not None:
 
 # -- runs and their results ------------------------------------------------------------------------
 
-runs = labelled_runs()
-if runs:
-    st.header("Runs")
+def runs_table(runs: dict[str, Run]) -> None:
+    """Every run of this session, a row each."""
     # The numbers first, each named by its split, so a projector's 1280 px shows them all; the
     # settings' long text comes last. Choose on validation: test only reports.
     early = any(r.config.early_stop and (r.history.steps or r.history.kept_epoch) for r in runs.values())
@@ -365,6 +370,9 @@ if runs:
                        "training": st.column_config.TextColumn(width=300),
                        "seconds": st.column_config.NumberColumn(width=65)})
 
+
+def compare_runs(runs: dict[str, Run]) -> None:
+    """The training curves (and learning dynamics) of the runs the visitor picks, on one figure."""
     trained = [label for label, r in runs.items() if r.history.steps]
     ss["tr_compare"] = [label for label in ss.get("tr_compare", trained[-2:]) if label in trained]
     compare = st.multiselect("Compare training curves", trained, key="tr_compare",
@@ -378,16 +386,18 @@ if runs:
             lab_ui.plot(plots.layer_dynamics(recorded, title="Each layer's dynamics: a colour per layer, a "
                                                              "line style per run"), key="tr_compare_dynamics")
 
+
+def chosen_run(runs: dict[str, Run]) -> tuple[str, Run]:
+    """The run whose results are shown, as the visitor picked it (the latest at first)."""
     if ss.get("tr_show") not in runs:
         ss["tr_show"] = list(runs)[-1]
     shown = st.selectbox("Results of", list(runs), key="tr_show")
-    run = runs[shown]
+    return shown, runs[shown]
+
+
+def run_summary(run: Run, test_split: data.Split) -> None:
+    """Its accuracy on each split, named as such, the gap, and what went wrong if something did."""
     e = run.evaluation
-    test_split = lab_ui.split(False, run.dataset)  # the run's own data set, whichever the sidebar shows
-    classes = run.dataset.classes
-    if run.dataset != lab_ui.dataset():
-        st.info(f"This network learned {run.dataset.title}: its results are on {run.dataset.title}'s test "
-                f"images.", icon=":material/info:")
     # Two rows, so that every label fits a projector's 1280 px whole: training against validation
     # (and the epoch validation chose), then test, which only reports.
     learned, checked = (run.metrics().get(k) for k in ("train_accuracy", "validation_accuracy"))
@@ -418,101 +428,140 @@ if runs:
     if verdict:
         st.error(verdict, icon=":material/troubleshoot:")
 
+
+def show_dynamics(run: Run, shown: str) -> None:
+    """How each layer learned, as recorded while it trained; a replay of its predictions."""
+    classes = run.dataset.classes
+    d = run.dynamics
+    if d is None:
+        st.info("No learning dynamics for this run: they are recorded while the app trains a network, "
+                "not kept in a model file.", icon=":material/info:")
+    else:
+        st.caption(f"Update ratio: how much a step changed a layer's weights, log10(std of the change ÷ "
+                   f"std of the weights); near −3 (1e-3) is healthy, far below the layer barely learns, "
+                   f"far above training is unstable. Saturated or dead: on the first "
+                   f"{dynamics.PROBE_IMAGES} validation images, as on Build's Activations tab.")
+        st.markdown(dynamics.init_loss_note(d.init_loss))
+        lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
+                    key="tr_dynamics")
+        if note := dynamics.dead_units_note(d.activations.values()):
+            st.caption(note)
+        if d not in replays():
+            replays()[d] = plots.replay(d, data.normalize(d.replay_images, run.config.normalization),
+                                        classes=classes,
+                                        title="Replay: press play, or drag the slider (epochs)")
+        lab_ui.plot(replays()[d], key="tr_replay")
+
+
+def show_confusion(run: Run, test_split: data.Split) -> None:
+    """Which classes it takes for which, on the test images, and its accuracy per class."""
+    e, classes = run.evaluation, run.dataset.classes
+    kind = "digit" if run.dataset.things == "digits" else "class"
+    lab_ui.plot(plots.confusion_matrix(e.confusion, classes=classes,
+                                       title=f"True {kind} (rows) and prediction (columns), on the "
+                                             f"{len(test_split):,} test images"))
+    st.dataframe(pd.DataFrame([[f"{a:.1%}" for a in e.per_class_accuracy]], index=["test accuracy"],
+                              columns=[f"digit {c}" if kind == "digit" else c for c in classes]),
+                 width="stretch")
+
+
+def show_mistakes(run: Run, test_split: data.Split) -> None:
+    """The test images it got wrong: a grid, then a page of them with their probability bars."""
+    e, classes = run.evaluation, run.dataset.classes
+    if e.n_misclassified == 0:
+        st.success("No mistakes on the test set.")
+    else:
+        grid = e.misclassified[:MISTAKES_GRID]
+        lab_ui.plot(plots.digit_grid(test_split.normalized(grid), test_split.labels[grid],
+                                     predictions=e.misclassified_probabilities[:MISTAKES_GRID].argmax(1),
+                                     classes=classes,
+                                     title=f"The first {len(grid)} of {e.n_misclassified:,} test "
+                                           f"mistakes: true → predicted"))
+        pages = math.ceil(e.n_misclassified / GALLERY)
+        page = st.number_input(f"Mistakes page (1 to {pages})", 1, pages, 1, key="tr_gallery")
+        for k in range((page - 1) * GALLERY, min(page * GALLERY, e.n_misclassified)):
+            i = int(e.misclassified[k])
+            image, probs = test_split.normalized([i])[0], e.misclassified_probabilities[k]
+            lab_ui.plot(plots.view_classify(image, probs, label=int(test_split.labels[i]),
+                                            classes=classes, title=f"Test image {i}", height=320))
+
+
+def show_weights(run: Run) -> None:
+    """Its weights before and after training, and fc1's as one image per unit."""
+    names = [n for n in run.state if n.endswith((".weight", ".bias"))]
+    after = {f"{n} {tuple(run.state[n].shape)}": run.state[n] for n in names}
+    if run.initial_state is not None:
+        before = {f"{n} {tuple(run.state[n].shape)}": run.initial_state[n] for n in names}
+        lab_ui.plot(plots.histograms_before_after(before, after, title="Weights and biases before (grey) "
+                                                                       "and after (blue) training"))
+    else:
+        lab_ui.plot(plots.histograms(after, title="Weights and biases (loaded: no 'before')"))
+    units = min(SHOWN_UNITS, run.arch.hidden[0])
+    more = f" (first {units} of {run.arch.hidden[0]})" if units < run.arch.hidden[0] else ""
+    shared = st.toggle("One colour scale for all units", key="tr_shared_scale",
+                       help="Off: each unit on its own scale, so weak units still show their pattern. "
+                            "On: one scale, to compare the units' sizes.")
+    lab_ui.plot(plots.weight_images(run.state["fc1.weight"], max_units=SHOWN_UNITS, shared_scale=shared,
+                                    title=f"fc1 weights after training, one 28×28 image per unit{more}"))
+
+
+def show_code(run: Run) -> None:
+    """The PyTorch code that trains these very weights, and the same as a notebook."""
+    st.code(train_config.training_code(run.config, run.arch), language="python")
+    st.download_button("Download as Jupyter notebook", icon=":material/download:", key="tr_notebook",
+                       data=lambda: notebook.to_bytes(notebook.trained(run.network, run.config,
+                                                                       run.accuracy)),
+                       file_name=f"mnist-lab-{run.arch.label().replace(' ', '-').replace('/', '-')}"
+                                 "-training.ipynb", mime="application/x-ipynb+json", on_click="ignore",
+                       help="The network's code, this training code and an evaluation cell: run on a "
+                            "CPU, it trains these very weights to this test accuracy.")
+
+
+def show_file(run: Run, shown: str) -> None:
+    """Its weights, settings and results as a .safetensors file to download."""
+    kept = (f" These are epoch {run.history.kept_epoch}'s weights, which early stopping kept; the file "
+            f"says so (`kept_epoch`)." if run.history.kept_epoch is not None else "")
+    st.markdown("A model file is one `.safetensors` file: the weights, and the architecture, settings "
+                "and results as text (test, and where known training and validation accuracy and the "
+                f"best epoch). It holds no code, so it is safe to share.{kept}")
+    name = st.text_input("File name", f"run{shown.split(':')[0].split()[-1]}-"
+                         f"{run.arch.label().replace(' ', '-').replace('/', '-')}", key="tr_file_name")
+    try:
+        name = model_files.check_name(name)
+        saved = model_files.SavedModel.from_run(run, name)
+        st.download_button("Download model", data=lambda: model_files.to_bytes(saved),
+                           file_name=name + model_files.SUFFIX, mime="application/octet-stream",
+                           icon=":material/download:", key="tr_download", on_click="ignore")
+    except LabError as err:
+        st.error(str(err))
+
+
+runs = labelled_runs()
+if runs:
+    st.header("Runs")
+    runs_table(runs)
+    compare_runs(runs)
+    shown, run = chosen_run(runs)
+    test_split = lab_ui.split(False, run.dataset)  # the run's own data set, whichever the sidebar shows
+    if run.dataset != lab_ui.dataset():
+        st.info(f"This network learned {run.dataset.title}: its results are on {run.dataset.title}'s test "
+                f"images.", icon=":material/info:")
+    run_summary(run, test_split)
     dynamics_tab, confusion_tab, mistakes_tab, weights_tab, code_tab, file_tab = st.tabs(
         ["Learning dynamics", "Confusion matrix (test)", "Mistakes (test)", "Weights", "Training code",
          "Model file"])
-
     with dynamics_tab:
-        d = run.dynamics
-        if d is None:
-            st.info("No learning dynamics for this run: they are recorded while the app trains a network, "
-                    "not kept in a model file.", icon=":material/info:")
-        else:
-            st.caption(f"Update ratio: how much a step changed a layer's weights, log10(std of the change ÷ "
-                       f"std of the weights); near −3 (1e-3) is healthy, far below the layer barely learns, "
-                       f"far above training is unstable. Saturated or dead: on the first "
-                       f"{dynamics.PROBE_IMAGES} validation images, as on Build's Activations tab.")
-            st.markdown(dynamics.init_loss_note(d.init_loss))
-            lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
-                        key="tr_dynamics")
-            if note := dynamics.dead_units_note(d.activations.values()):
-                st.caption(note)
-            if d not in replays():
-                replays()[d] = plots.replay(d, data.normalize(d.replay_images, run.config.normalization),
-                                            classes=classes,
-                                            title="Replay: press play, or drag the slider (epochs)")
-            lab_ui.plot(replays()[d], key="tr_replay")
-
+        show_dynamics(run, shown)
     with confusion_tab:
-        kind = "digit" if run.dataset.things == "digits" else "class"
-        lab_ui.plot(plots.confusion_matrix(e.confusion, classes=classes,
-                                           title=f"True {kind} (rows) and prediction (columns), on the "
-                                                 f"{len(test_split):,} test images"))
-        st.dataframe(pd.DataFrame([[f"{a:.1%}" for a in e.per_class_accuracy]], index=["test accuracy"],
-                                  columns=[f"digit {c}" if kind == "digit" else c for c in classes]),
-                     width="stretch")
-
+        show_confusion(run, test_split)
     with mistakes_tab:
-        if e.n_misclassified == 0:
-            st.success("No mistakes on the test set.")
-        else:
-            grid = e.misclassified[:MISTAKES_GRID]
-            lab_ui.plot(plots.digit_grid(test_split.normalized(grid), test_split.labels[grid],
-                                         predictions=e.misclassified_probabilities[:MISTAKES_GRID].argmax(1),
-                                         classes=classes,
-                                         title=f"The first {len(grid)} of {e.n_misclassified:,} test "
-                                               f"mistakes: true → predicted"))
-            pages = math.ceil(e.n_misclassified / GALLERY)
-            page = st.number_input(f"Mistakes page (1 to {pages})", 1, pages, 1, key="tr_gallery")
-            for k in range((page - 1) * GALLERY, min(page * GALLERY, e.n_misclassified)):
-                i = int(e.misclassified[k])
-                image, probs = test_split.normalized([i])[0], e.misclassified_probabilities[k]
-                lab_ui.plot(plots.view_classify(image, probs, label=int(test_split.labels[i]),
-                                                classes=classes, title=f"Test image {i}", height=320))
-
+        show_mistakes(run, test_split)
     with weights_tab:
-        names = [n for n in run.state if n.endswith((".weight", ".bias"))]
-        after = {f"{n} {tuple(run.state[n].shape)}": run.state[n] for n in names}
-        if run.initial_state is not None:
-            before = {f"{n} {tuple(run.state[n].shape)}": run.initial_state[n] for n in names}
-            lab_ui.plot(plots.histograms_before_after(before, after, title="Weights and biases before (grey) "
-                                                                           "and after (blue) training"))
-        else:
-            lab_ui.plot(plots.histograms(after, title="Weights and biases (loaded: no 'before')"))
-        units = min(SHOWN_UNITS, run.arch.hidden[0])
-        more = f" (first {units} of {run.arch.hidden[0]})" if units < run.arch.hidden[0] else ""
-        shared = st.toggle("One colour scale for all units", key="tr_shared_scale",
-                           help="Off: each unit on its own scale, so weak units still show their pattern. "
-                                "On: one scale, to compare the units' sizes.")
-        lab_ui.plot(plots.weight_images(run.state["fc1.weight"], max_units=SHOWN_UNITS, shared_scale=shared,
-                                        title=f"fc1 weights after training, one 28×28 image per unit{more}"))
-
+        show_weights(run)
     with code_tab:
-        st.code(train_config.training_code(run.config, run.arch), language="python")
-        st.download_button("Download as Jupyter notebook", icon=":material/download:", key="tr_notebook",
-                           data=lambda: notebook.to_bytes(notebook.trained(run.network, run.config,
-                                                                           run.accuracy)),
-                           file_name=f"mnist-lab-{run.arch.label().replace(' ', '-').replace('/', '-')}"
-                                     "-training.ipynb", mime="application/x-ipynb+json", on_click="ignore",
-                           help="The network's code, this training code and an evaluation cell: run on a "
-                                "CPU, it trains these very weights to this test accuracy.")
-
+        show_code(run)
     with file_tab:
-        kept = (f" These are epoch {run.history.kept_epoch}'s weights, which early stopping kept; the file "
-                f"says so (`kept_epoch`)." if run.history.kept_epoch is not None else "")
-        st.markdown("A model file is one `.safetensors` file: the weights, and the architecture, settings "
-                    "and results as text (test, and where known training and validation accuracy and the "
-                    f"best epoch). It holds no code, so it is safe to share.{kept}")
-        name = st.text_input("File name", f"run{shown.split(':')[0].split()[-1]}-"
-                             f"{run.arch.label().replace(' ', '-').replace('/', '-')}", key="tr_file_name")
-        try:
-            name = model_files.check_name(name)
-            saved = model_files.SavedModel.from_run(run, name)
-            st.download_button("Download model", data=lambda: model_files.to_bytes(saved),
-                               file_name=name + model_files.SUFFIX, mime="application/octet-stream",
-                               icon=":material/download:", key="tr_download", on_click="ignore")
-        except LabError as err:
-            st.error(str(err))
+        show_file(run, shown)
 
 st.subheader("Load a model file")
 st.file_uploader("A .safetensors file saved by MNIST Lab", type=["safetensors"], key="tr_upload",
