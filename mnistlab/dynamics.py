@@ -106,7 +106,7 @@ class Dynamics:
         return [s / self.steps_per_epoch for s in self.steps], self.column(layer, key)
 
     def all_series(self) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
-        """{(layer, what): (epochs, values)} for every column: what `plots.layer_dynamics` draws."""
+        """{(layer, what): (epochs, values)} for every column: what `training_plots.layer_dynamics` draws."""
         return {c: self.series(*c) for c in self.columns}
 
     @property

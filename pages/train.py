@@ -24,6 +24,7 @@ from mnistlab import (
     plots,
     train,
     train_config,
+    training_plots,
 )
 from mnistlab.errors import LabError
 from mnistlab.runs import Run, keep_run
@@ -104,7 +105,7 @@ def data_caption(config: TrainConfig | None) -> str:
 
 
 def split_curves(runs: dict[str, Run]) -> tuple[dict, dict]:
-    """Each run's training curve and validation checks, as plots.training_curves draws them."""
+    """Each run's training curve and validation checks, as training_plots.training_curves draws them."""
     trained = {label: r.history for label, r in runs.items() if r.history.steps}
     return ({label: h.curve() for label, h in trained.items()},
             {label: h.validation_curve() for label, h in trained.items() if h.validation_steps})
@@ -321,11 +322,11 @@ def draw_running(job) -> None:
                                       if label in ss.get("tr_compare", [])})
     title = "While it trains" + (f": validation accuracy {accuracy[-1]:.1%} at epoch {x[-1]:.2f}"
                                  if x else "")
-    lab_ui.plot(plots.training_curves(curves | done, title=title, epochs=job.config.epochs,
-                                      validation=checks | done_checks), key="tr_live_curves")
+    lab_ui.plot(training_plots.training_curves(curves | done, title=title, epochs=job.config.epochs,
+                                               validation=checks | done_checks), key="tr_live_curves")
     series = dynamics.live_series(job.reports)
-    lab_ui.plot(plots.layer_dynamics({"Training": series}, epochs=job.config.epochs,
-                                     title="Each layer while it trains"), key="tr_live_dynamics")
+    lab_ui.plot(training_plots.layer_dynamics({"Training": series}, epochs=job.config.epochs,
+                                              title="Each layer while it trains"), key="tr_live_dynamics")
     if ("probe", "loss") in series:
         st.caption(dynamics.init_loss_note(series["probe", "loss"][1][0]))
     if note := dynamics.dead_units_note(key for _, key in series):
@@ -379,12 +380,13 @@ def compare_runs(runs: dict[str, Run]) -> None:
                              help="Pick two or more runs, e.g. sigmoid vs ReLU with the same seeds.")
     if compare:
         curves, checks = split_curves({label: runs[label] for label in compare})
-        lab_ui.plot(plots.training_curves(curves, validation=checks, title="Training curves: training "
-                                                                            "and validation"))
+        lab_ui.plot(training_plots.training_curves(curves, validation=checks,
+                                                   title="Training curves: training and validation"))
         recorded = {label: runs[label].dynamics.all_series() for label in compare if runs[label].dynamics}
         if len(recorded) > 1:  # one run's dynamics are on its Learning dynamics tab
-            lab_ui.plot(plots.layer_dynamics(recorded, title="Each layer's dynamics: a colour per layer, a "
-                                                             "line style per run"), key="tr_compare_dynamics")
+            lab_ui.plot(training_plots.layer_dynamics(recorded, title="Each layer's dynamics: a colour per "
+                                                                      "layer, a line style per run"),
+                        key="tr_compare_dynamics")
 
 
 def chosen_run(runs: dict[str, Run]) -> tuple[str, Run]:
@@ -442,14 +444,14 @@ def show_dynamics(run: Run, shown: str) -> None:
                    f"far above training is unstable. Saturated or dead: on the first "
                    f"{dynamics.PROBE_IMAGES} validation images, as on Build's Activations tab.")
         st.markdown(dynamics.init_loss_note(d.init_loss))
-        lab_ui.plot(plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
+        lab_ui.plot(training_plots.layer_dynamics({shown: d.all_series()}, title="Each layer over training"),
                     key="tr_dynamics")
         if note := dynamics.dead_units_note(d.activations.values()):
             st.caption(note)
         if d not in replays():
-            replays()[d] = plots.replay(d, data.normalize(d.replay_images, run.config.normalization),
-                                        classes=classes,
-                                        title="Replay: press play, or drag the slider (epochs)")
+            images = data.normalize(d.replay_images, run.config.normalization)
+            replays()[d] = training_plots.replay(d, images, classes=classes,
+                                                 title="Replay: press play, or drag the slider (epochs)")
         lab_ui.plot(replays()[d], key="tr_replay")
 
 

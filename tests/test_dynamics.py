@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mnistlab import __main__ as cli
-from mnistlab import data, dynamics, network, plots, runs, train, train_config
+from mnistlab import data, dynamics, network, plots, runs, train, train_config, training_plots
 from mnistlab import splits as splits_module
 from mnistlab.train_config import TrainConfig
 
@@ -88,9 +88,9 @@ def test_the_replays_last_frame_is_the_trained_network(splits):
     assert torch.equal(data.normalize(d.replay_images), digits)  # kept with the run, for the page
     assert torch.allclose(last.probabilities, network.probabilities(run.model(), digits), atol=1e-6)
 
-    fig = plots.replay(d, digits)
+    fig = training_plots.replay(d, digits)
     assert len(fig.frames) == len(steps) and fig.layout.sliders[0].steps[-1].label == "2.00"
-    trained = plots._diverging_png(plots._tile(plots._per_unit(
+    trained = training_plots._diverging_png(plots._tile(plots._per_unit(
         run.state["fc1.weight"][:dynamics.TEMPLATE_UNITS].numpy().reshape(-1, 28, 28)), 8, gap=3))
     assert fig.frames[-1].data[0].source == trained
     assert fig.layout.updatemenus[0].buttons[0].label == "▶ Play"
@@ -118,7 +118,7 @@ def test_progress_reports_carry_the_new_rows_for_a_live_page(splits):
     assert live["fc1", "update_ratio_log10"] == d.series("fc1", "update_ratio_log10")
     assert live["relu2", "dead"] == d.series("relu2", "dead")
     assert live["probe", "loss"][1][0] == d.init_loss
-    fig = plots.layer_dynamics({"live": live})
+    fig = training_plots.layer_dynamics({"live": live})
     assert {t.name for t in fig.data} == {"fc1", "fc2", "output", "relu1 (dead)", "relu2 (dead)"}
     assert len(fig.data) == 3 * 2 + 2  # two ratios per Linear layer, a share per hidden activation
 

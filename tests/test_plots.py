@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mnistlab import plots
+from mnistlab import plots, training_plots
 from mnistlab.data import load_split
 
 
@@ -194,7 +194,7 @@ def test_training_curves_draw_validation_dashed_in_the_runs_colour_and_mark_its_
     # (0.30 at 2.5 is a part of the images, and never chooses)
     validation = ([0.5, 1.0, 1.5, 2.0, 2.5, 3.0], [0.9, 0.5, 0.45, 0.4, 0.30, 0.42],
                   [0.7, 0.8, 0.85, 0.87, 0.88, 0.86])
-    fig = plots.training_curves({"run": training}, validation={"run": validation})
+    fig = training_plots.training_curves({"run": training}, validation={"run": validation})
     assert [a.text for a in fig.layout.annotations] == ["loss", "accuracy", "best: epoch 2"]
     key = [t for t in fig.data if t.legendgroup == "key"]
     assert [(t.name, t.line.dash) for t in key] == [("training (solid)", "solid"),
@@ -205,9 +205,9 @@ def test_training_curves_draw_validation_dashed_in_the_runs_colour_and_mark_its_
     stars = [t for t in run if t.marker.symbol == "star"]
     assert [(t.x, t.y) for t in stars] == [((2.0,), (0.4,)), ((2.0,), (0.87,))]
     assert list(dashed[0].marker.size) == [0, 8, 0, 8, 0, 8]  # dots where all of validation was checked
-    live = plots.training_curves({"run": training}, validation={"run": ([0.5], [0.9], [0.7])})
+    live = training_plots.training_curves({"run": training}, validation={"run": ([0.5], [0.9], [0.7])})
     first = [t.marker.size for t in live.data if t.line.dash == "dash" and t.legendgroup == "run"]
     assert first == [(6,), (6,)]  # a live curve's first check shows before a line can
-    assert plots.best_epoch_point([0.5], [0.1]) is None  # no epoch has ended yet: nothing to mark
+    assert training_plots.best_epoch_point([0.5], [0.1]) is None  # no epoch has ended yet: nothing to mark
     assert all(t.legendgroup != "key" or t.name != "validation (dashed)"
-               for t in plots.training_curves({"run": training}).data)  # no validation, no key for it
+               for t in training_plots.training_curves({"run": training}).data)  # no validation: no key
