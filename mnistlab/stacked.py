@@ -94,22 +94,23 @@ def stacks(trials: list, max_size: int = MAX_STACK, max_units: int = MAX_STACK_U
     return out
 
 
-def _runs(names: list[str]) -> list[tuple[int, int, object]]:
-    """Members' activation names at one layer as runs of neighbours: (first, end, function)."""
-    runs: list[tuple[int, int, object]] = []
+def _groups(names: list[str]) -> list[tuple[int, int, object]]:
+    """Members' activation names at one layer as groups of neighbours with the same function:
+    (first, end, function)."""
+    groups: list[tuple[int, int, object]] = []
     for m, name in enumerate(names):
-        if runs and runs[-1][2] is ACTIVATIONS[name].function:
-            runs[-1] = (runs[-1][0], m + 1, runs[-1][2])
+        if groups and groups[-1][2] is ACTIVATIONS[name].function:
+            groups[-1] = (groups[-1][0], m + 1, groups[-1][2])
         else:
-            runs.append((m, m + 1, ACTIVATIONS[name].function))
-    return runs
+            groups.append((m, m + 1, ACTIVATIONS[name].function))
+    return groups
 
 
-def _activate(h: torch.Tensor, runs: list, dim: int) -> torch.Tensor:
-    """Each run's activation on its members' slice of `h` (members along `dim`)."""
-    if len(runs) == 1:
-        return runs[0][2](h)
-    return torch.cat([f(h.narrow(dim, a, b - a)) for a, b, f in runs], dim)
+def _activate(h: torch.Tensor, groups: list, dim: int) -> torch.Tensor:
+    """Each group's activation on its members' slice of `h` (members along `dim`)."""
+    if len(groups) == 1:
+        return groups[0][2](h)
+    return torch.cat([f(h.narrow(dim, a, b - a)) for a, b, f in groups], dim)
 
 
 class Stack:
@@ -150,8 +151,8 @@ class Stack:
             self.biases.append(torch.stack([lay.bias.detach() for lay in layers]).unsqueeze(1).to(device))
         for p in self.parameters():
             p.requires_grad_(True)
-        # per hidden layer, the members' activations as runs of neighbours
-        self.runs = [_runs([a.activations[i] for a in archs]) for i in range(len(arch.hidden))]
+        # per hidden layer, the members' activations as groups of neighbours
+        self.groups = [_groups([a.activations[i] for a in archs]) for i in range(len(arch.hidden))]
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.w1, self.b1, *self.weights, *self.biases, *(t for bn in self.bn for t in bn[:2])]
@@ -175,15 +176,15 @@ class Stack:
         h = F.linear(images, self.w1, self.b1)  # (B, K*h1)
         if self.batch_norm:
             h = self._normalize(h, 0)
-        h = _activate(h.view(n, self.k, -1), self.runs[0], 1)  # (B, K, h1)
+        h = _activate(h.view(n, self.k, -1), self.groups[0], 1)  # (B, K, h1)
         h = self._drop(h, 0, 1).transpose(0, 1)  # (K, B, h1)
         for i, (w, b) in enumerate(zip(self.weights, self.biases), 1):
             h = torch.baddbmm(b, h, w)
-            if i < len(self.runs):
+            if i < len(self.groups):
                 if self.batch_norm:  # (K, B, h) as (B, K*h) and back
                     h = self._normalize(h.transpose(0, 1).reshape(n, -1), i)
                     h = h.view(n, self.k, -1).transpose(0, 1)
-                h = self._drop(_activate(h, self.runs[i], 0), i, 0)
+                h = self._drop(_activate(h, self.groups[i], 0), i, 0)
         if self.batch_norm and self.training:
             self.bn_batches += 1
         return h
