@@ -443,6 +443,28 @@ def test_any_explore_link_gives_settings_or_one_message(params):
         assert again.to_dict() == settings.to_dict()
 
 
+data_set_names = st.sampled_from(["fashion", " MNIST ", "Fashion", "fashion-mnist", "kmnist"])
+
+
+@given(link_values | st.none() | data_set_names)
+def test_any_data_set_in_a_link_is_a_data_set_or_explained(value):
+    from mnistlab.dataset import DATASETS
+
+    dataset = parses_or_explains(share.linked_dataset, {} if value is None else {"data": value})
+    if dataset is not None:
+        assert dataset in DATASETS.values()
+        assert share.linked_dataset({"data": dataset.name}) is dataset  # the app's own links round-trip
+
+
+@given(link_values | st.none() | st.integers())
+def test_any_lesson_part_in_a_link_is_a_part_with_or_without_a_notice(value):
+    from mnistlab import lesson
+
+    part, notice = lesson.parse_part(value)
+    assert part in (1, 2) and (notice is None or (isinstance(notice, str) and 0 < len(notice) < 300))
+    assert lesson.PARTS[part - 1].steps
+
+
 @given(step=link_values | st.none() | st.integers(), present=link_values | st.none())
 def test_any_lesson_step_in_a_link_is_a_step_with_or_without_a_notice(step, present):
     from mnistlab import lesson
