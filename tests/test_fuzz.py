@@ -231,11 +231,12 @@ OPTIONS = ["--hidden", "--activation", "--epochs", "--optimizer", "--lr", "--mom
            "--dry-run", "--help", "-h", "--", "--hid", "--nope", "--depth", "--width-rule", "--init",
            "--seeds", "--sample", "--sample-seed", "--batch-seed", "--train-images", "--engine", "--json",
            "--validation", "--split-seed", "--label-noise", "--weight-decay", "--early-stop", "--evaluations",
-           "--history"]
+           "--history", "--dataset", "--dropout", "--batch-norm"]
 argument_text = st.text(max_size=20) | st.sampled_from(
     ["128,64", "relu", "tanh,relu", "0", "1", "5", "-1", "1e-3", "nan", "inf", "cpu", "cuda", "auto", "mnist",
      "none", "lesson", "sgd", "adam", "adamw", "../x", "name.safetensors", "²", "1" * 5000, "0.5", "1.5",
-     "0,0.1", "100,all", "1000", "20000", "50001", "off", "run.json"])
+     "0,0.1", "100,all", "1000", "20000", "50001", "off", "run.json", "fashion", "on", "off,on", "0.2,0.5",
+     "0.9"])
 
 
 @given(argv=st.tuples(st.sampled_from(["train", "eval", "sweep", "nope", "", "-h"]),
