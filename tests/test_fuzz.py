@@ -26,7 +26,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from mnistlab import __main__ as cli
-from mnistlab import data, model_files, network, preprocess, share, train_config
+from mnistlab import data, model_files, network, preprocess, share, sweep, train_config
 from mnistlab.errors import LabError
 from mnistlab.network import Architecture, Init
 from mnistlab.train_config import TrainConfig
@@ -413,14 +413,16 @@ def test_a_seed_from_anything_is_a_seed_or_explained(value):
 
 sweep_values = json_values | st.text(max_size=20) | st.sampled_from(
     ["1,2", "16,64,256", "relu,tanh", "default,0.1", "0.001,0.01", "same", "halving", "3", "²", "1" * 5000,
-     "8,16,24,32,48,64,96,128", "0", "-1", "1e-3", "nan", "100,1000,all", "0,0.2,1", "0.5", "2000", "all"])
+     "8,16,24,32,48,64,96,128", "0", "-1", "1e-3", "nan", "100,1000,all", "0,0.2,1", "0.5", "2000", "all",
+     "off,on", "fashion", "mnist", "0.9"])
 
 
 @given(st.dictionaries(st.sampled_from(["depths", "widths", "width_rule", "activations", "inits", "lrs",
                                         "seeds", "epochs", "sample", "sample_seed", "optimizer", "batch_size",
                                         "normalization", "batch_seed", "train_images", "weight_decays",
                                         "train_sizes", "label_noises", "validation", "split_seed",
-                                        "label_noise", "weight_decay", "early_stop", "evaluations"]),
+                                        "label_noise", "weight_decay", "early_stop", "evaluations",
+                                        "dropouts", "batch_norms", "dataset", "momentum"]),
                        sweep_values, max_size=6))
 def test_sweep_settings_from_anything_are_made_or_explained(fields):
     from mnistlab import sweep
@@ -433,11 +435,10 @@ def test_sweep_settings_from_anything_are_made_or_explained(fields):
         assert sweep.SweepSettings.from_dict(settings.to_dict()) == settings
 
 
-@given(st.dictionaries(st.sampled_from(["depths", "widths", "rule", "act", "init", "lr", "seeds", "epochs",
-                                        "sample", "other"]) | st.text(max_size=6), link_values, max_size=6))
+@given(st.dictionaries(st.sampled_from([*sweep.PARAMS, "other"]) | st.text(max_size=6),
+                       link_values | st.sampled_from(["0,0.5", "off,on", "1e-4,0", "all,300", "0.2", "on"]),
+                       max_size=6))
 def test_any_explore_link_gives_settings_or_one_message(params):
-    from mnistlab import sweep
-
     settings = parses_or_explains(sweep.from_params, params)
     if settings is not None:
         again = sweep.from_params(sweep.to_params(settings))
