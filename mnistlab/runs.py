@@ -49,6 +49,21 @@ class Run(network.HasWeights):
         """The epoch with the lowest validation loss (None for a model loaded from a file)."""
         return self.history.best_epoch()
 
+    def stopping_note(self) -> str | None:
+        """What early stopping did to this run: when it stopped and whose weights it kept (None when
+        it was off, or for a model loaded from a file)."""
+        h, patience = self.history, self.config.early_stop
+        if not patience or not h.steps:
+            return None
+        if h.patience_ran_out:
+            return (f"Early stopping: stopped after epoch {len(h.epoch_ends)} ({patience} epoch"
+                    f"{'s' * (patience != 1)} without a lower validation loss), kept epoch {h.kept_epoch}'s "
+                    f"weights.")
+        if h.kept_epoch is not None:
+            return (f"Early stopping: ran all {len(h.epoch_ends)} epochs, kept epoch {h.kept_epoch}'s "
+                    f"weights (its lowest validation loss).")
+        return "Early stopping: stopped by hand or the time limit first, so it keeps the weights it had then."
+
     def metrics(self) -> dict:
         """The numbers a saved model keeps: test, and where known training and validation accuracy, the
         best validation epoch and the epoch whose weights were kept."""

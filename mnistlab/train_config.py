@@ -152,6 +152,22 @@ class TrainConfig:
         return (f"{opt} lr {self.lr:g}{decay}, batch {self.batch_size}, {epochs}{inputs}{data}{first}"
                 f"{noise}{stop}")
 
+    def splits_text(self) -> str:
+        """What these settings train on, validate with and test on, in a sentence (Markdown)."""
+        ds, total = self.data, MAX_TRAIN_IMAGES
+        n = self.train_images or total - self.validation
+        which = (f"the first in a seeded order of its {total:,}, each class in proportion"
+                 if self.train_images else f"its {total:,} less those that validate")
+        noisy = splits.noise_count(self.label_noise, n)
+        noise = f"; {noisy:,} of their labels ({self.label_noise:.0%}) changed at random" if noisy else ""
+        stop = (f"; training stops after {self.early_stop} epoch{'s' * (self.early_stop != 1)} without a "
+                f"lower validation loss, keeping the best epoch's weights") if self.early_stop else ""
+        return (f"Cross-entropy loss on the network's scores, an optimizer step per batch of its **{n:,} "
+                f"training images** ({ds.title}: {which}{noise}), checked "
+                f"{self.evaluations} times an epoch on **{self.validation:,} validation images** set aside "
+                f"(never trained on: they choose the best epoch{stop}); then the **10,000 test images** it "
+                f"has never seen, which only report.")
+
     def make_optimizer(self, parameters) -> torch.optim.Optimizer:
         # fused: one kernel updates every tensor. Fewer ops than per-tensor updates: ~20% faster per
         # epoch alone, and far fewer GIL waits in a busy server.

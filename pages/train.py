@@ -28,7 +28,7 @@ from mnistlab import (
 )
 from mnistlab.errors import LabError
 from mnistlab.runs import Run, keep_run
-from mnistlab.splits import DEFAULT_VALIDATION, MAX_VALIDATION, MIN_VALIDATION, TRAIN_SIZES, noise_count
+from mnistlab.splits import DEFAULT_VALIDATION, MAX_VALIDATION, MIN_VALIDATION, TRAIN_SIZES
 from mnistlab.train_config import TrainConfig
 
 lab_ui.entry_guard()
@@ -86,44 +86,11 @@ def chosen_config() -> TrainConfig:
                        early_stop=ss["tr_early_stop"], split_seed=ss["tr_split_seed"])
 
 
-def data_caption(config: TrainConfig | None) -> str:
-    """What the chosen settings train on, validate with and test on."""
-    config = config or TrainConfig(dataset=lab_ui.dataset().name)
-    ds, total = config.data, train_config.MAX_TRAIN_IMAGES
-    n = config.train_images or total - config.validation
-    which = (f"the first in a seeded order of its {total:,}, each class in proportion" if config.train_images
-             else f"its {total:,} less those that validate")
-    noisy = noise_count(config.label_noise, n)
-    noise = f"; {noisy:,} of their labels ({config.label_noise:.0%}) changed at random" if noisy else ""
-    stop = (f"; training stops after {config.early_stop} epoch{'s' * (config.early_stop != 1)} without a "
-            f"lower validation loss, keeping the best epoch's weights") if config.early_stop else ""
-    return (f"Cross-entropy loss on the network's scores, an optimizer step per batch of its **{n:,} "
-            f"training images** ({ds.title}: {which}{noise}), checked "
-            f"{config.evaluations} times an epoch on **{config.validation:,} validation images** set aside "
-            f"(never trained on: they choose the best epoch{stop}); then the **10,000 test images** it has "
-            f"never seen, which only report.")
-
-
 def split_curves(runs: dict[str, Run]) -> tuple[dict, dict]:
     """Each run's training curve and validation checks, as training_plots.training_curves draws them."""
     trained = {label: r.history for label, r in runs.items() if r.history.steps}
     return ({label: h.curve() for label, h in trained.items()},
             {label: h.validation_curve() for label, h in trained.items() if h.validation_steps})
-
-
-def stopping_note(run: Run) -> str | None:
-    """What early stopping did to a run: when it stopped and whose weights it kept."""
-    h, patience = run.history, run.config.early_stop
-    if not patience or not h.steps:
-        return None
-    if h.patience_ran_out:
-        return (f"Early stopping: stopped after epoch {len(h.epoch_ends)} ({patience} epoch"
-                f"{'s' * (patience != 1)} without a lower validation loss), kept epoch {h.kept_epoch}'s "
-                f"weights.")
-    if h.kept_epoch is not None:
-        return (f"Early stopping: ran all {len(h.epoch_ends)} epochs, kept epoch {h.kept_epoch}'s weights "
-                f"(its lowest validation loss).")
-    return "Early stopping: stopped by hand or the time limit first, so it keeps the weights it had then."
 
 
 def run_row(label: str, run: Run, early: bool) -> dict:
@@ -278,7 +245,7 @@ with network_col:
     network_column(build, busy=job is not None)
 with settings_col:
     config = training_settings(build, busy=job is not None)
-caption.caption(data_caption(config))
+caption.caption((config or TrainConfig(dataset=lab_ui.dataset().name)).splits_text())
 
 if "tr_error" in ss:
     st.error(ss["tr_error"])
@@ -423,7 +390,7 @@ def run_summary(run: Run, test_split: data.Split) -> None:
     elif not run.history.steps and (known or run.best_epoch):
         st.caption("Training, validation and the best epoch: as the model file recorded them when it was "
                    "trained. Test: scored here.")
-    if note := stopping_note(run):
+    if note := run.stopping_note():
         st.info(note, icon=":material/front_hand:")
     verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, run.config.lr) \
         if run.history.steps else None

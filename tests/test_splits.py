@@ -90,3 +90,11 @@ def test_a_split_smaller_than_the_validation_set_is_refused_with_what_is_allowed
     with pytest.raises(ValueError, match="not a test split"):
         splits.training_splits(data.Split(train_split.images[:10], train_split.labels[:10], "test"),
                                TrainConfig())
+
+
+def test_the_settings_say_what_they_train_validate_and_test_on():
+    text = TrainConfig(train_images=1000, label_noise=0.2, validation=5000, early_stop=3).splits_text()
+    assert "**1,000 training images**" in text and "200 of their labels (20%) changed" in text
+    assert "**5,000 validation images**" in text and "after 3 epochs without a lower validation loss" in text
+    assert "**10,000 test images**" in text and "only report" in text
+    assert "**50,000 training images**" in TrainConfig().splits_text()  # 60,000 less the 10,000 that validate
