@@ -192,7 +192,7 @@ def load_split(train: bool = True, root=None, download: bool = True, dataset: Da
     """The fast path's source: torchvision reads the files, we keep its uint8 tensors."""
     ds = load_dataset(train, root, download, dataset)
     images, labels = ds.data, ds.targets.to(torch.int64)
-    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != dataset.image_shape:
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != dataset.image_shape[1:]:
         raise DataError(f"The {dataset.title} files in {data_root(root, dataset)} do not hold 28×28 8-bit "
                         f"images (found {tuple(images.shape)}, {images.dtype}). Replace them with the "
                         f"originals.")

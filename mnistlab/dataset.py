@@ -20,7 +20,7 @@ DEBIAN_ROOT = "/usr/share/datasets"  # where Debian's dataset-* packages put the
 
 @dataclass(frozen=True)
 class Dataset:
-    """One data set of 28×28 greyscale images in classes, as torchvision reads it."""
+    """One data set of images in classes, as torchvision reads it (so far 28×28 greyscale)."""
 
     name: str  # in links (?data=mnist), model files, sweep keys and the command line
     title: str  # as a page writes it
@@ -31,7 +31,7 @@ class Dataset:
     things: str  # what an image shows, for sentences: "digits"
     lesson_folder: str  # where the course's code keeps it ("~/.pytorch/MNIST_data/")
     download_size: str  # for the first visit's message
-    image_shape: tuple[int, int] = (28, 28)
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # (channels, height, width), as a batch holds one
     debian_package: str | None = None  # a Debian/Ubuntu package with its gzipped files, if there is one
     prepare: str = "digit"  # how a drawing or an upload is made into its images (mnistlab.preprocess)
 
@@ -42,6 +42,18 @@ class Dataset:
     def inputs(self) -> int:
         """Numbers in one flattened image: a network's first layer reads this many."""
         return math.prod(self.image_shape)
+
+    @property
+    def channels(self) -> int:
+        return self.image_shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.image_shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.image_shape[2]
 
     @property
     def n_classes(self) -> int:
