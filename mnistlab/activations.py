@@ -61,8 +61,10 @@ def saturated(values: torch.Tensor, activation: str) -> torch.Tensor:
 
 
 def dead_units(values: torch.Tensor) -> torch.Tensor:
-    """Boolean mask of ReLU units (columns) that output 0 for every image (row) of the batch."""
-    return (values <= 0).all(dim=0)
+    """Boolean mask of ReLU units (columns) that output 0 for every image (row) of the batch; of a
+    convolution's (B, C, H, W) outputs, its maps (C) that are 0 everywhere for every image."""
+    dead = (values <= 0).all(dim=0)
+    return dead.flatten(1).all(1) if values.dim() == 4 else dead
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from mnistlab import network
-from mnistlab.activations import ACTIVATIONS
 from mnistlab.network import Architecture, check_seed
 
 STYLES = {
@@ -23,24 +22,9 @@ STYLES = {
 }
 
 
-def _linears(arch: Architecture) -> list[tuple[str, int, int]]:
-    s = arch.sizes
-    return [(name, s[i], s[i + 1]) for i, name in enumerate(arch.linear_names())]
-
-
 def _modules(arch: Architecture) -> list[tuple[str, str]]:
     """Every layer of `network.build`'s nn.Sequential but the softmax, in order: (name, code)."""
-    out = []
-    for (name, n_in, n_out), act, p in zip(_linears(arch), (*arch.activations, None), (*arch.dropout, 0)):
-        out.append((name, f"nn.Linear({n_in}, {n_out})"))
-        if act:
-            i = name[2:]
-            if arch.batch_norm:
-                out.append((f"bn{i}", f"nn.BatchNorm1d({n_out})"))
-            out.append((f"{act}{i}", ACTIVATIONS[act].code_module))
-            if p > 0:
-                out.append((f"dropout{i}", f"nn.Dropout(p={p!r})"))
-    return out
+    return [(m.name, m.code) for m in arch.made()[:-1]]
 
 
 def _module_source(arch: Architecture) -> list[str]:
@@ -54,20 +38,23 @@ def _module_source(arch: Architecture) -> list[str]:
 
 
 def _functional_source(arch: Architecture) -> list[str]:
-    """Layers with weights (Linear, BatchNorm1d: it keeps running statistics) as modules, activations
-    and dropout as functions; F.dropout drops only while training (self.training)."""
+    """Layers with weights (Conv2d, Linear, batch norm: it keeps running statistics) as modules;
+    activations, dropout, pooling and flattening as functions; F.dropout drops only while training
+    (self.training). A line for each function, the modules before it written inside it:
+    `x = F.relu(self.bn1(self.fc1(x)))`."""
+    made = arch.made()
     lines = ["import torch", "import torch.nn.functional as F", "from torch import nn", "", "",
              "class Network(nn.Module):", "    def __init__(self):", "        super().__init__()"]
-    lines += [f"        self.{name} = {code}" for name, code in _modules(arch)
-              if code.startswith(("nn.Linear", "nn.BatchNorm1d"))]
+    lines += [f"        self.{m.name} = {m.code}" for m in made if m.function is None]
     lines += ["", "    def forward(self, x):"]
-    for name, act, p in zip(arch.linear_names(), arch.activations, arch.dropout):
-        inner = f"self.bn{name[2:]}(self.{name}(x))" if arch.batch_norm else f"self.{name}(x)"
-        lines.append(f"        x = {ACTIVATIONS[act].code_function}({inner})")
-        if p > 0:
-            lines.append(f"        x = F.dropout(x, p={p!r}, training=self.training)")
-    lines += ["        x = F.softmax(self.output(x), dim=1)", "        return x"]
-    return lines
+    x = "x"
+    for m in made:
+        if m.function is None:
+            x = f"self.{m.name}({x})"
+        else:
+            lines.append(f"        x = {m.function.format(x=x)}")
+            x = "x"
+    return lines + ["        return x"]
 
 
 def _sequential_source(arch: Architecture) -> list[str]:
@@ -126,9 +113,10 @@ def printed(arch: Architecture, style: str = "sequential") -> str:
     """What the style's code prints with `print(model)`, without drawing any weights."""
     layers: list[tuple[str, nn.Module]] = []
     namespace = {"nn": nn, "torch": torch}
+    modules = {m.name for m in arch.made() if m.function is None}  # what the functional style keeps
     with torch.device("meta"):  # shapes only
         for name, code in _modules(arch):
-            if _check_style(style) != "functional" or code.startswith(("nn.Linear", "nn.BatchNorm1d")):
+            if _check_style(style) != "functional" or name in modules:
                 layers.append((name, eval(code, namespace)))  # noqa: S307 - our own code for a layer
         if style != "functional":
             layers.append(("softmax", nn.Softmax(dim=1)))
@@ -155,7 +143,8 @@ def generate(net: network.Network, style: str = "module", device: str = "cpu") -
         lines = [*_SOURCES[style](arch), "", "", seed_line, "model = Network()"]
     if init.zero_bias or init.weight_std is not None:
         lines += ["", f"# Init: {init.label()}"]
-        for ref in layer_refs(arch, style).values():
+        refs = _refs(arch, style)
+        for ref in (refs[name] for name in arch.weighted_names()):
             if init.zero_bias:
                 lines.append(f"{ref}.bias.data.fill_(0)")
             if init.weight_std is not None:

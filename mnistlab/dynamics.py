@@ -68,7 +68,8 @@ class Snapshot:
     """The network at one step: fc1's first units, every layer's weight histogram, and predictions."""
 
     step: int
-    templates: torch.Tensor  # (units, 784) float32: fc1's first TEMPLATE_UNITS rows
+    templates: torch.Tensor  # float32: the first weighted layer's first TEMPLATE_UNITS units: fc1's
+    # rows (units, 784), a CNN's conv1 filters (units, channels, kernel, kernel)
     histograms: dict[str, tuple[float, float, torch.Tensor]]  # layer: (low edge, high edge, counts)
     probabilities: torch.Tensor  # (10, 10): the replay digits' class probabilities
 
@@ -86,7 +87,7 @@ class Dynamics:
     a session keeps several runs (see `memory_bound`).
     """
 
-    layers: list[str]  # Linear layers: fc1, ..., output
+    layers: list[str]  # layers with weights: (conv1, ...,) fc1, ..., output
     activations: dict[str, str]  # hidden activation name (e.g. relu1): "dead" or "saturated"
     steps_per_epoch: int
     columns: list[tuple[str, str]]
@@ -233,11 +234,13 @@ class Recorder:
     def start(self, model: nn.Sequential, normalization: str, steps_per_epoch: int, epochs: int) -> None:
         device = next(model.parameters()).device
         split = self.probe_split
-        self.probe = split.normalized(slice(0, self.probe_images), device, normalization).flatten(1)
+        self.probe = network.as_input(model, split.normalized(slice(0, self.probe_images), device,
+                                                              normalization))
         self.probe_labels = split.labels[:self.probe_images].to(device)
         digits = replay_digits(split.labels)
-        self.digits = split.normalized(digits, device, normalization).flatten(1)
-        self.linears = {n: m for n, m in model.named_children() if isinstance(m, nn.Linear)}
+        self.digits = network.as_input(model, split.normalized(digits, device, normalization))
+        # the layers with weights: Linear, and a CNN's Conv2d (its filters)
+        self.linears = {n: m for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv2d))}
         self.hidden = {n: of_module(m) for n, m in model.named_children() if of_module(m) is not None}
         self.model = model
         self.body = model[:-1]

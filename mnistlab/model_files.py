@@ -86,18 +86,11 @@ class SavedModel(network.HasWeights):
 
 
 def expected_shapes(arch: network.Architecture) -> dict[str, tuple[int, ...]]:
-    """Every tensor a model file for `arch` must hold, with its shape: each Linear's weight and bias,
-    and with batch norm each BatchNorm1d's weight, bias, running mean and variance and batch count
-    (so a loaded network predicts as the trained one did). Dropout holds nothing."""
-    shapes = {}
-    for name, (n_in, n_out) in zip(arch.linear_names(), zip(arch.sizes, arch.sizes[1:])):
-        shapes[f"{name}.weight"] = (n_out, n_in)
-        shapes[f"{name}.bias"] = (n_out,)
-    for name, size in zip(arch.bn_names(), arch.hidden):
-        for t in ("weight", "bias", "running_mean", "running_var"):
-            shapes[f"{name}.{t}"] = (size,)
-        shapes[f"{name}.num_batches_tracked"] = ()
-    return shapes
+    """Every tensor a model file for `arch` must hold, with its shape: each Linear's and Conv2d's
+    weight and bias, and with batch norm each batch norm layer's weight, bias, running mean and
+    variance and batch count (so a loaded network predicts as the trained one did). Dropout and
+    pooling hold nothing."""
+    return network.state_shapes(arch)
 
 
 def _dtype(key: str) -> tuple[torch.dtype, str]:

@@ -1,5 +1,5 @@
-"""Fully-connected networks as values: an `Architecture`, its `Init`, and a `Network` (both and the
-weights' seed), which builds the lesson's named `nn.Sequential`."""
+"""Networks as values: an `Architecture` (architecture.py: its list of layers), its `Init`, and a
+`Network` (both and the weights' seed), which builds the lesson's named `nn.Sequential`."""
 
 from __future__ import annotations
 
@@ -12,193 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.activations import ACTIVATIONS
-from mnistlab.dataset import MNIST
+from mnistlab.architecture import (  # noqa: F401 - the caps: where callers find them
+    INPUTS,
+    MAX_HIDDEN_LAYERS,
+    MAX_INPUTS,
+    MAX_MACS,
+    MAX_PARAMETERS,
+    OUTPUTS,
+    Architecture,
+)
+from mnistlab.devices import available_devices, resolve_device  # noqa: F401 - where callers find them
 from mnistlab.errors import ConfigError
-from mnistlab.parse import whole, whole_number
-
-INPUTS, OUTPUTS = MNIST.inputs, MNIST.n_classes  # every data set so far: 28×28 images, 10 classes
-# Resource caps, so one visitor cannot take a shared server's memory (also in the README).
-MAX_HIDDEN_LAYERS = 8
-MAX_WIDTH = 2048
-MAX_PARAMETERS = 5_000_000
-MAX_INPUTS = 4096  # numbers in a flattened image, or classes
-MAX_DROPOUT = 0.9  # a dropout probability; at 1 a layer would pass nothing on
-
-
-def _as_size(value, position: int) -> int:
-    text = str(value).strip()
-    if isinstance(value, bool) or not whole_number(text.removeprefix("+")):
-        raise ConfigError(f"Hidden layer {position} size must be a whole number from 1 to "
-                          f"{MAX_WIDTH}; got {text!r}.")
-    size = int(text)
-    if not 1 <= size <= MAX_WIDTH:
-        raise ConfigError(f"Hidden layer {position} size must be from 1 to {MAX_WIDTH}; got {size}.")
-    return size
-
-
-def _as_activation(value, position: int) -> str:
-    name = str(value).strip().lower()
-    if name not in ACTIVATIONS:
-        raise ConfigError(f"Hidden layer {position} activation must be one of "
-                          f"{', '.join(ACTIVATIONS)}; got {str(value)!r}.")
-    return name
-
-
-def _as_dropout(value, position: int) -> float:
-    try:
-        p = float(str(value).strip()) if not isinstance(value, bool) else math.nan
-    except ValueError:
-        p = math.nan
-    if not 0 <= p <= MAX_DROPOUT:  # NaN fails too
-        raise ConfigError(f"Dropout for hidden layer {position} must be a number from 0 (none) to "
-                          f"{MAX_DROPOUT:g}; got {str(value).strip()!r}.")
-    return p
-
-
-def _as_flag(value) -> bool:
-    if isinstance(value, bool) or value in (0, 1):
-        return bool(value)
-    raise ConfigError(f"Batch norm must be on or off (true or false); got {value!r}.")
-
-
-def _p_text(p: float) -> str:
-    return f"{p:g}"
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """784 inputs, hidden layers of the given sizes each with its activation, 10 outputs, softmax.
-
-    Each hidden layer may also have batch norm (`nn.BatchNorm1d` between its Linear and its
-    activation) and dropout after its activation (`nn.Dropout(p)`, only where p > 0): by default
-    neither, so a network without them is the lesson's, module for module.
-    """
-
-    hidden: tuple[int, ...] = (128, 64)
-    activations: tuple[str, ...] | str = "relu"  # one name for every layer, or one per layer
-    inputs: int = INPUTS  # a data set's flattened image (dataset.Dataset.inputs)
-    outputs: int = OUTPUTS  # and its number of classes
-    dropout: tuple[float, ...] | float = 0.0  # one probability for every hidden layer, or one per layer
-    batch_norm: bool = False
-
-    def __post_init__(self):
-        hidden = self.hidden if isinstance(self.hidden, (tuple, list)) else (self.hidden,)
-        acts = (self.activations,) * len(hidden) if isinstance(self.activations, str) else self.activations
-        if len(hidden) == 0:
-            raise ConfigError("A network needs at least one hidden layer; give one or more sizes, "
-                              "e.g. 128,64.")
-        if len(hidden) > MAX_HIDDEN_LAYERS:
-            raise ConfigError(f"At most {MAX_HIDDEN_LAYERS} hidden layers are allowed; got {len(hidden)}.")
-        if len(acts) != len(hidden):
-            raise ConfigError(f"Give one activation per hidden layer, or one for all: {len(hidden)} "
-                              f"layer{'s' * (len(hidden) != 1)} but {len(acts)} activations.")
-        object.__setattr__(self, "hidden", tuple(_as_size(h, i) for i, h in enumerate(hidden, 1)))
-        object.__setattr__(self, "activations", tuple(_as_activation(a, i) for i, a in enumerate(acts, 1)))
-        drops = self.dropout if isinstance(self.dropout, (tuple, list)) else (self.dropout,) * len(hidden)
-        if len(drops) != len(hidden):
-            raise ConfigError(f"Give one dropout probability per hidden layer, or one for all: {len(hidden)} "
-                              f"layer{'s' * (len(hidden) != 1)} but {len(drops)} probabilities.")
-        object.__setattr__(self, "dropout", tuple(_as_dropout(p, i) for i, p in enumerate(drops, 1)))
-        object.__setattr__(self, "batch_norm", _as_flag(self.batch_norm))
-        if self.n_parameters > MAX_PARAMETERS:
-            raise ConfigError(f"This network has {self.n_parameters:,} parameters; at most "
-                              f"{MAX_PARAMETERS:,} are allowed. Use fewer or narrower hidden layers.")
-
-    @classmethod
-    def parse(cls, hidden: str, activation: str = "relu", dropout: str = "0",
-              batch_norm: bool = False) -> Architecture:
-        """From text as a user types it: hidden "128,64", activation "relu" or "relu,tanh", dropout
-        "0.5" or "0.5,0.2"."""
-        parts = [p.strip() for p in str(hidden).split(",")]
-        if parts == [""]:
-            raise ConfigError("Give at least one hidden layer size, e.g. 128,64.")
-        if "" in parts:
-            raise ConfigError(f"Hidden sizes are whole numbers separated by single commas, e.g. "
-                              f"128,64; got {hidden!r}.")
-        if len(parts) > MAX_HIDDEN_LAYERS:
-            raise ConfigError(f"At most {MAX_HIDDEN_LAYERS} hidden layers are allowed; got {len(parts)}.")
-        acts = [a.strip() for a in str(activation).split(",")]
-        if len(acts) == 1:
-            acts = acts * len(parts)
-        drops = [p.strip() for p in str(dropout).split(",")]
-        if len(drops) == 1:
-            drops = drops * len(parts)
-        return cls(tuple(parts), tuple(acts), dropout=tuple(drops), batch_norm=batch_norm)
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return (self.inputs, *self.hidden, self.outputs)
-
-    @property
-    def n_parameters(self) -> int:
-        """Weights and biases, and batch norm's scale and shift (its running statistics are not
-        learned: buffers, not parameters)."""
-        s = self.sizes
-        return sum(a * b + b for a, b in zip(s, s[1:])) + 2 * sum(self.hidden) * self.batch_norm
-
-    @property
-    def has_dropout(self) -> bool:
-        return any(p > 0 for p in self.dropout)
-
-    def layer_names(self) -> list[str]:
-        """The lesson's names: fc1, relu1, fc2, ..., output, softmax; with batch norm bn1 after fc1,
-        with dropout dropout1 after relu1."""
-        names = []
-        for i, (act, p) in enumerate(zip(self.activations, self.dropout), 1):
-            names += [f"fc{i}"] + [f"bn{i}"] * self.batch_norm + [f"{act}{i}"] + [f"dropout{i}"] * (p > 0)
-        return names + ["output", "softmax"]
-
-    def bn_names(self) -> list[str]:
-        return [f"bn{i}" for i in range(1, len(self.hidden) + 1)] if self.batch_norm else []
-
-    def linear_names(self) -> list[str]:
-        return [f"fc{i}" for i in range(1, len(self.hidden) + 1)] + ["output"]
-
-    def dropout_label(self) -> str:
-        """E.g. "0.5", or "0.5/0.2" when the layers differ; "" without dropout."""
-        if not self.has_dropout:
-            return ""
-        ps = self.dropout[:1] if len(set(self.dropout)) == 1 else self.dropout
-        return "/".join(map(_p_text, ps))
-
-    def label(self) -> str:
-        """E.g. "784-128-64-10 relu"; activations listed once when all equal; then dropout and batch
-        norm when there are, e.g. "784-512-512-10 relu, dropout 0.5, batch norm"."""
-        acts = self.activations[0] if len(set(self.activations)) == 1 else "/".join(self.activations)
-        extra = (f", dropout {self.dropout_label()}" if self.has_dropout else "") + \
-            (", batch norm" if self.batch_norm else "")
-        return "-".join(map(str, self.sizes)) + " " + acts + extra
-
-    def to_dict(self) -> dict:
-        """As files and keys hold it; input and output sizes, dropout and batch norm only where they
-        are not the defaults (files and sweep keys written before they were fields then read the same)."""
-        d = {"hidden": list(self.hidden), "activations": list(self.activations)}
-        if (self.inputs, self.outputs) != (INPUTS, OUTPUTS):
-            d.update(inputs=self.inputs, outputs=self.outputs)
-        if self.has_dropout:
-            d["dropout"] = list(self.dropout)
-        if self.batch_norm:
-            d["batch_norm"] = True
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Architecture:
-        if not isinstance(d, dict) or "hidden" not in d or "activations" not in d:
-            raise ConfigError("An architecture needs 'hidden' (sizes) and 'activations' (names).")
-        hidden, acts = d["hidden"], d["activations"]
-        if not isinstance(hidden, list) or not isinstance(acts, (list, str)):
-            raise ConfigError("An architecture's 'hidden' must be a list of sizes and 'activations' "
-                              "a list of names.")
-        sizes = {k: whole(f"An architecture's {k}", d[k], 1, MAX_INPUTS)
-                 for k in ("inputs", "outputs") if k in d}
-        dropout = d.get("dropout", 0.0)
-        if not isinstance(dropout, (int, float, list)) or isinstance(dropout, bool):
-            raise ConfigError("An architecture's 'dropout' must be a number from 0 to "
-                              f"{MAX_DROPOUT:g}, or a list of them (one per hidden layer).")
-        return cls(tuple(hidden), tuple(acts) if isinstance(acts, list) else acts, **sizes,
-                   dropout=tuple(dropout) if isinstance(dropout, list) else dropout,
-                   batch_norm=d.get("batch_norm", False))
+from mnistlab.layers import MAX_CONV_LAYERS, MAX_DROPOUT, MAX_WIDTH, Dropout, DropoutMasks  # noqa: F401
+from mnistlab.parse import whole_number
 
 
 @dataclass(frozen=True)
@@ -306,85 +132,43 @@ class HasWeights(HasNetwork):
         return model.eval()
 
 
+def state_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
+    """Every tensor a network of `arch` holds (weights, biases, batch norm's statistics), by its
+    state_dict name, with its shape; nothing drawn or allocated."""
+    with torch.device("meta"):
+        model = nn.Sequential(OrderedDict((m.name, m.module) for m in arch.made(DropoutMasks())))
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
 def build(arch: Architecture, init: Init = Init(), seed: int = 0, device="cpu") -> nn.Sequential:
     """The lesson's named `nn.Sequential`, weights drawn as the generated code draws them.
 
     The same numbers as `torch.manual_seed(seed)` followed by constructing the layers in order and
     applying the init, but from a private generator: visitors of one server never share RNG state.
+    A CNN's model reads images (B, C, H, W) and knows their shape (`image_shape`); an MLP's reads
+    them flattened, as the lesson's does.
     """
     seed = check_seed(seed)
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
-    sizes = arch.sizes
     masks = DropoutMasks()  # one stream for all its dropout layers, as torch's global one in the code
     # skip_init: no weights drawn from the global RNG here; they are all drawn from g below. Batch
-    # norm starts at weight 1, bias 0 and draws nothing, nor does dropout.
-    for i, (act, p) in enumerate(zip(arch.activations, arch.dropout), 1):
-        layers[f"fc{i}"] = nn.utils.skip_init(nn.Linear, sizes[i - 1], sizes[i])
-        if arch.batch_norm:
-            layers[f"bn{i}"] = nn.BatchNorm1d(sizes[i])
-        layers[f"{act}{i}"] = ACTIVATIONS[act].module()
-        if p > 0:
-            layers[f"dropout{i}"] = Dropout(p, masks)
-    layers["output"] = nn.utils.skip_init(nn.Linear, sizes[-2], sizes[-1])
-    layers["softmax"] = nn.Softmax(dim=1)
-    model = nn.Sequential(layers)
+    # norm starts at weight 1, bias 0 and draws nothing, nor do dropout and pooling.
+    made = arch.made(masks)
+    model = nn.Sequential(OrderedDict((m.name, m.module) for m in made))
+    if arch.is_cnn:
+        model.image_shape = arch.image
     g = torch.Generator().manual_seed(seed)
-    linears = [getattr(model, n) for n in arch.linear_names()]
+    weighted = [m.module for m in made if m.weighted]
     with torch.no_grad():
-        for layer in linears:  # nn.Linear.reset_parameters, drawn from g
+        for layer in weighted:  # nn.Linear's and nn.Conv2d's reset_parameters, drawn from g
             nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=g)
-            bound = 1 / math.sqrt(layer.in_features)
+            bound = 1 / math.sqrt(layer.weight[0].numel())  # fan-in: inputs, or in-channels × kernel
             nn.init.uniform_(layer.bias, -bound, bound, generator=g)
-        for layer in linears:
+        for layer in weighted:
             if init.zero_bias:
                 layer.bias.fill_(0)
             if init.weight_std is not None:
                 layer.weight.normal_(std=init.weight_std, generator=g)
     return model.to(resolve_device(device))
-
-
-class DropoutMasks:
-    """Where a network's dropout layers draw their masks: one private generator, seeded, shared by
-    its layers in the order they run; never torch's global generator, which every visitor's thread
-    shares. Seeded with s, the masks are those of `nn.Dropout` after `torch.manual_seed(s)` on a CPU
-    (what the generated training code does); `seed_dropout` reseeds it (the loop does, each run)."""
-
-    def __init__(self, seed: int = 0):
-        self.seed, self._generator = seed, None
-
-    def generator(self, device: torch.device) -> torch.Generator:
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device).manual_seed(self.seed)
-        return self._generator
-
-    def bernoulli(self, like: torch.Tensor, p: float) -> torch.Tensor:
-        """A mask scaled as `nn.Dropout`'s: 0 with probability p, else 1 / (1 - p); ATen's CPU dropout
-        draws it exactly so: `empty_like(x).bernoulli_(1 - p).div_(1 - p)`, then `x * mask`."""
-        return torch.empty_like(like).bernoulli_(1 - p, generator=self.generator(like.device)).div_(1 - p)
-
-    def __deepcopy__(self, memo):
-        copy = DropoutMasks(self.seed)
-        if self._generator is not None:
-            copy._generator = torch.Generator(self._generator.device)
-            copy._generator.set_state(self._generator.get_state())
-        return copy
-
-
-class Dropout(nn.Dropout):
-    """`nn.Dropout` drawing its masks from its network's `DropoutMasks`: the same outputs, the same
-    printout ("Dropout(p=0.5, inplace=False)"), no state of its own."""
-
-    def __init__(self, p: float, masks: DropoutMasks):
-        super().__init__(p)
-        self.masks = masks
-
-    def _get_name(self) -> str:
-        return "Dropout"  # prints as the nn.Dropout of the generated code
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return x * self.masks.bernoulli(x, self.p)
 
 
 def seed_dropout(model: nn.Module, seed: int) -> None:
@@ -419,50 +203,45 @@ def as_evaluated(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return module(x)
 
 
+def as_input(model: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
+    """A batch of images as `model`'s first layer reads them: (B, C, H, W) for a CNN, flattened to
+    (B, C·H·W) for an MLP (from (B, 1, 28, 28), (B, 28, 28) or already flat)."""
+    shape = getattr(model, "image_shape", None)
+    return images.reshape(images.shape[0], *shape) if shape else images.reshape(images.shape[0], -1)
+
+
+def numbers_per_image(model: nn.Sequential) -> int:
+    """The most numbers one image becomes in any layer of `model` (its widest activation)."""
+    shape = getattr(model, "image_shape", None)
+    sizes = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
+    if shape is not None:
+        h, w = shape[1:]
+        sizes += [math.prod(shape)] + [m.out_channels * (h + 2 * m.padding[0]) * (w + 2 * m.padding[1])
+                                       for m in model.modules() if isinstance(m, nn.Conv2d)]
+    else:
+        sizes += [m.in_features for m in model.modules() if isinstance(m, nn.Linear)]
+    return max(sizes, default=1)
+
+
 def logits(model: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
     """Scores before the softmax layer: what training's cross-entropy needs."""
-    return model[:-1](images.reshape(images.shape[0], -1))
+    return model[:-1](as_input(model, images))
 
 
 def probabilities(model: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
-    """The lesson's forward pass: flatten, run every layer, softmax; rows sum to 1."""
-    return model(images.reshape(images.shape[0], -1))
+    """The lesson's forward pass: flatten (an MLP), run every layer, softmax; rows sum to 1."""
+    return model(as_input(model, images))
+
+
+WEIGHTED = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def parameter_table(model: nn.Sequential) -> list[dict]:
-    """One row per Linear (and BatchNorm1d) layer: its weight and bias shapes and parameter count."""
+    """One row per layer with parameters (Linear, Conv2d, batch norm): its weight and bias shapes and
+    parameter count."""
     rows = []
     for name, layer in model.named_children():
-        if isinstance(layer, (nn.Linear, nn.BatchNorm1d)):
+        if isinstance(layer, WEIGHTED):
             rows.append({"layer": name, "weight": tuple(layer.weight.shape), "bias": tuple(layer.bias.shape),
                          "parameters": layer.weight.numel() + layer.bias.numel()})
     return rows
-
-
-# -- devices -------------------------------------------------------------------------------------
-
-def available_devices() -> list[str]:
-    """The devices present here, best first, always ending with "cpu"."""
-    found = []
-    if torch.cuda.is_available():
-        found.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        found.append("mps")
-    return found + ["cpu"]
-
-
-def resolve_device(name="auto") -> torch.device:
-    """"auto" picks the best present; naming an absent one is an error that says what is present."""
-    if isinstance(name, torch.device):
-        name = name.type if name.index is None else str(name)
-    name = str(name).strip().lower()
-    present = available_devices()
-    if name == "auto":
-        return torch.device(present[0])
-    if name.split(":")[0] not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"Device must be auto, {', '.join(present)}; got {name!r}.")
-    if name.split(":")[0] not in present:
-        raise ConfigError(f"Device {name!r} is not available on this machine; available: "
-                          f"{', '.join(present)} (or auto).")
-    return torch.device(name)

@@ -63,6 +63,13 @@ def nearest_std(std: float) -> float:
     return min(STD_SCALE, key=lambda s: abs(math.log(s) - math.log(std)))
 
 
+def _one_or_more(hidden: str) -> str:
+    """A Build link's hidden sizes: Build lays out one or more hidden layers."""
+    if not hidden.strip():
+        raise ConfigError("Give at least one hidden layer size, e.g. 128,64.")
+    return hidden
+
+
 def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
     """The state a link describes, and one notice per value that could not be used.
 
@@ -82,10 +89,10 @@ def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
     if "hidden" in p or "act" in p:
         hidden = p.get("hidden", ",".join(map(str, DEFAULT.arch.hidden)))
         try:
-            arch = Architecture.parse(hidden, p.get("act") or "relu")
+            arch = Architecture.parse(_one_or_more(hidden), p.get("act") or "relu")
         except ConfigError as e:
             try:  # keep the sizes if only the activations were wrong
-                arch = Architecture.parse(hidden, "relu")
+                arch = Architecture.parse(_one_or_more(hidden), "relu")
                 notices.append(f"Link value act={p.get('act')!r} was not used: {e} Using relu.")
             except ConfigError:
                 notices.append(f"Link value hidden={hidden!r} was not used: {e} "

@@ -72,11 +72,16 @@ def stack_key(trial) -> tuple:
     settings (so the same batches and dropout masks); only their activations and initial weights
     (init and seed) differ."""
     arch = trial.arch
-    return arch.hidden, arch.inputs, arch.outputs, arch.dropout, arch.batch_norm, trial.config
+    return (arch.hidden, arch.inputs, arch.outputs, arch.dropout, arch.batch_norm, trial.config,
+            arch.features, arch.image)
 
 
 def stack_size(trial, max_size: int = MAX_STACK, max_units: int = MAX_STACK_UNITS) -> int:
-    """How many trials of `trial`'s shape one stack holds."""
+    """How many trials of `trial`'s shape one stack holds. A CNN trains alone: here its convolutions
+    keep the cores busy, and grouped convolutions or vmap measured slower than one by one (README);
+    so does a network without hidden layers, which `Stack` does not hold."""
+    if trial.arch.features or not trial.arch.hidden:
+        return 1
     return max(1, min(max_size, max_units // trial.arch.hidden[0]))
 
 
@@ -171,8 +176,9 @@ class Stack:
         return h * mask.unsqueeze(members_dim)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, inputs) images, read by every member: (K, B, classes) scores."""
+        """(B, inputs) images (or (B, 1, 28, 28), flattened here), read by every member: (K, B, classes)."""
         n = len(images)
+        images = images.reshape(n, -1)
         h = F.linear(images, self.w1, self.b1)  # (B, K*h1)
         if self.batch_norm:
             h = self._normalize(h, 0)

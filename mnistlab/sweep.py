@@ -268,7 +268,7 @@ class SweepSettings:
 
     def architectures(self) -> list[network.Architecture]:
         data = self.base.data
-        return [network.Architecture(widths_for(w, d, self.width_rule), a, data.inputs, data.n_classes,
+        return [network.Architecture(widths_for(w, d, self.width_rule), a, data.image_shape, data.n_classes,
                                      dropout=p, batch_norm=bn)
                 for d in self.depths for w in self.widths for p in self.dropouts for bn in self.batch_norms
                 for a in self.activations]

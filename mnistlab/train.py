@@ -160,6 +160,9 @@ class Trainee(Protocol):
     def train(self, mode: bool = True): ...
 
 
+EVAL_NUMBERS = 25_000_000  # numbers in the largest activation of one evaluation batch: 100 MB
+
+
 class Single:
     """One `nn.Sequential` (built by `network.build`) as the loop trains it: cross-entropy on the
     scores before the softmax layer, which is there to show probabilities. Cross-entropy on logits
@@ -171,12 +174,14 @@ class Single:
     def __init__(self, model: nn.Sequential):
         self.model = model
         self.body = model[:-1]  # network.logits' layers, sliced once instead of every step
+        # images an evaluation reads at once: a CNN's feature maps of 10,000 images would take GBs
+        self.eval_batch = max(1, EVAL_NUMBERS // network.numbers_per_image(model))
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.model.parameters())
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body(images)
+        return self.body(network.as_input(self.model, images))
 
     def losses(self, scores: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         return F.cross_entropy(scores, labels, reduction=reduction)
@@ -197,7 +202,7 @@ class Single:
 
     @property
     def batch_norm(self) -> bool:
-        return any(isinstance(m, nn.BatchNorm1d) for m in self.model.modules())
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
 
 
 class FusedAdam:
@@ -259,7 +264,7 @@ class _Validation:
 
     def __init__(self, split: Split, config: TrainConfig, device, k: int):
         self.split, self.normalization = split, config.normalization
-        self.inputs = split.normalized(slice(None), device, config.normalization).flatten(1)
+        self.inputs = split.normalized(slice(None), device, config.normalization)
         self.part = -(-len(split) // (2 * config.evaluations))
         self.batch_size = 10_000 if k == 1 else 2_000  # a stack's hidden layers are K times as wide
 
@@ -321,7 +326,7 @@ def train(trainee, config: TrainConfig, split: Split, device="cpu",
     for epoch in range(1, config.epochs + 1):
         seen = right = 0  # this epoch's images so far (each member's), and how many were right
         for images, labels in loader:
-            scores = trainee.logits(images.flatten(1))
+            scores = trainee.logits(images)
             loss = trainee.losses(scores, labels)
             optimizer.zero_grad()
             (loss.sum() if trainee.k > 1 else loss).backward()  # each member's own mean loss's gradient
@@ -435,18 +440,19 @@ def evaluate_all(trainee, split: Split, normalization: str = "lesson", batch_siz
     """Each of `trainee`'s networks on `split` (its images normalized as they were trained, read once
     for all of them), in eval mode: loss, accuracy, per-class accuracy, confusion matrix, and with
     `mistakes` every misclassified image with its probabilities (one network only). `inputs`: the
-    split's images already normalized and flattened on the device (the loop's validation)."""
+    split's images already normalized on the device (the loop's validation)."""
     if isinstance(trainee, nn.Module):
         trainee = Single(trainee)
     trainee.train(False)
     k, c = trainee.k, split.dataset.n_classes
+    batch_size = min(batch_size, getattr(trainee, "eval_batch", batch_size))
     device = trainee.parameters()[0].device
     loss = torch.zeros(k, dtype=torch.float64)
     confusion = torch.zeros(k * c * c, dtype=torch.long)  # per network: true * c + predicted
     offsets = torch.arange(k).unsqueeze(1) * c * c
     probs = []
     for lo in range(0, len(split), batch_size):
-        images = (split.normalized(slice(lo, lo + batch_size), device, normalization).flatten(1)
+        images = (split.normalized(slice(lo, lo + batch_size), device, normalization)
                   if inputs is None else inputs[lo:lo + batch_size])
         labels = split.labels[lo:lo + batch_size].to(device)
         scores = trainee.logits(images)  # (n, c) or (K, n, c)

@@ -60,7 +60,7 @@ TABLE = [
     ("hidden sizes", "-3", lambda: Architecture.parse("-3"), ConfigError, "whole number"),
     ("hidden sizes", "10**9", lambda: Architecture.parse(str(10**9)), ConfigError, "from 1 to 2048"),
     ("hidden sizes", "text", lambda: Architecture.parse("wide"), ConfigError, "whole number"),
-    ("hidden sizes", "empty", lambda: Architecture.parse(""), ConfigError, "at least one hidden layer"),
+    ("hidden sizes", "a comma alone", lambda: Architecture.parse(","), ConfigError, "single commas"),
     ("hidden sizes", "doubled commas", lambda: Architecture.parse("128,,64"), ConfigError, "single commas"),
     ("hidden sizes", "dozens of layers", lambda: Architecture.parse(",".join(["32"] * 40)), ConfigError,
      "At most 8 hidden layers"),

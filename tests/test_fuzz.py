@@ -370,7 +370,7 @@ def test_any_share_link_gives_a_network_that_builds_with_notices(params):
 def test_typed_hidden_sizes_and_activations_parse_or_are_explained(hidden, activation):
     arch = parses_or_explains(Architecture.parse, hidden, activation)
     if arch is not None:
-        assert 1 <= len(arch.hidden) <= network.MAX_HIDDEN_LAYERS
+        assert 0 <= len(arch.hidden) <= network.MAX_HIDDEN_LAYERS  # none: softmax regression
         assert all(1 <= h <= network.MAX_WIDTH for h in arch.hidden)
         assert arch.n_parameters <= network.MAX_PARAMETERS
         assert Architecture.parse(",".join(map(str, arch.hidden)), ",".join(arch.activations)) == arch
