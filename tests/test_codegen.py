@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mnistlab import codegen, data, network
+from mnistlab.layers import Conv, Pool
 from mnistlab.network import Architecture, Init
 
 CASES = [
@@ -14,6 +15,13 @@ CASES = [
     (Architecture.parse("128,64", "relu", "0.5"), Init(), 1),
     (Architecture.parse("64,32,16", "relu,tanh,sigmoid", "0.2,0,0.5", True), Init(zero_bias=True), 9),
     (Architecture.parse("48", "tanh", batch_norm=True), Init(weight_std=0.05), 2),
+    # CNNs: ConvNetJS's layout straight to the output; padding, a pool of 3, a hidden layer, dropout
+    # and batch norm after convolutions too; a convolution's own activation and dropout
+    (Architecture.parse("", "relu", conv="8:5,16:5"), Init(), 0),
+    (Architecture.parse("32", "tanh", "0.3", True, conv="6:3:1,pool3,12:3"),
+     Init(zero_bias=True, weight_std=0.05), 5),
+    (Architecture((16,), "relu", features=(Conv(4, 3, 1, "sigmoid", 0.2), Pool(2), Conv(8, 5, 2, "relu"))),
+     Init(weight_std=0.1), 8),
 ]
 LAYERED = [case for case in CASES if case[0].has_dropout or case[0].batch_norm]
 
@@ -36,7 +44,7 @@ def test_generated_code_loads_the_state_dict_and_gives_identical_outputs(arch, i
     built = network.build(arch, init, seed)
     generated = run(codegen.generate(network.Network(arch, init, seed), style))
     generated.load_state_dict(codegen.state_dict_for(built.state_dict(), arch, style))
-    inputs = images.view(images.shape[0], -1)
+    inputs = network.as_input(built, images)  # flattened for an MLP, (64, 1, 28, 28) for a CNN
     generated.eval(), built.eval()  # predicting: dropout off, batch norm on its running statistics
     assert torch.equal(generated(inputs), built(inputs))
 
@@ -50,7 +58,7 @@ def test_in_training_mode_the_code_drops_the_units_the_app_drops(arch, init, see
     built = network.build(arch, init, seed).train()
     generated = run(codegen.generate(network.Network(arch, init, seed), style))
     generated.train()
-    inputs = images.view(images.shape[0], -1)
+    inputs = network.as_input(built, images)  # flattened for an MLP, (64, 1, 28, 28) for a CNN
     network.seed_dropout(built, 11)
     global_rng = torch.get_rng_state()
     app = [built(inputs) for _ in range(3)]
