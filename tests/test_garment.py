@@ -9,8 +9,8 @@ from PIL import Image, ImageDraw
 from torchvision import datasets
 
 from mnistlab import data
-from mnistlab.dataset import FASHION
 from mnistlab import preprocess as pp
+from mnistlab.dataset import FASHION
 from mnistlab.errors import ImageError
 
 PAPER_STEPS = ("converted to PNG", "trimmed", "longer side subsampled to 28", "sharpened",
