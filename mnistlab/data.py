@@ -151,8 +151,9 @@ ROLES = ("train", "validation", "test")
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One split held once in memory: images (N, 28, 28) uint8, labels (N,) int64, the data set they
-    come from, and their role: what training learns from, what chooses, or what reports."""
+    """One split held once in memory: images (N, height, width) uint8 (its data set's image shape),
+    labels (N,) int64, the data set they come from, and their role: what training learns from, what
+    chooses, or what reports."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -174,7 +175,8 @@ class Split:
         return Split(self.images[:n], self.labels[:n], self.role, self.dataset)
 
     def normalized(self, index, device="cpu", normalization: str = "lesson") -> torch.Tensor:
-        """Images at `index` as the transform gives them: (B, 1, 28, 28) float, [-1, 1] for the lesson's."""
+        """Images at `index` as the transform gives them: (B, 1, height, width) float, [-1, 1] for the
+        lesson's."""
         return normalize(self.images[index].to(device), normalization)
 
     def class_counts(self) -> list[int]:
@@ -182,7 +184,8 @@ class Split:
 
 
 def normalize(images_u8: torch.Tensor, normalization: str = "lesson") -> torch.Tensor:
-    """uint8 (B, 28, 28) to float (B, 1, 28, 28), computed as ToTensor + Normalize (default: the lesson's)."""
+    """uint8 (B, height, width) to float (B, 1, height, width), computed as ToTensor + Normalize
+    (default: the lesson's)."""
     mean, std = NORMALIZATIONS[normalization]
     x = images_u8.unsqueeze(-3).to(torch.float32).div_(255)
     return x.sub_(mean).div_(std)
@@ -193,9 +196,9 @@ def load_split(train: bool = True, root=None, download: bool = True, dataset: Da
     ds = load_dataset(train, root, download, dataset)
     images, labels = ds.data, ds.targets.to(torch.int64)
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != dataset.image_shape[1:]:
-        raise DataError(f"The {dataset.title} files in {data_root(root, dataset)} do not hold 28×28 8-bit "
-                        f"images (found {tuple(images.shape)}, {images.dtype}). Replace them with the "
-                        f"originals.")
+        raise DataError(f"The {dataset.title} files in {data_root(root, dataset)} do not hold "
+                        f"{dataset.shape_text()} 8-bit images (found {tuple(images.shape)}, {images.dtype}). "
+                        f"Replace them with the originals.")
     return Split(images.contiguous(), labels.contiguous(), "train" if train else "test", dataset)
 
 

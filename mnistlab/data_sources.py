@@ -7,8 +7,8 @@ the data set works offline.
 
 Debian recompressed the files (their .gz bytes differ from the published ones whose MD5s torchvision
 lists), so the .gz checksums cannot decide. The uncompressed files are byte-identical to the
-published ones: their MD5s (published with the data sets; torchvision 0.29 does not list them) are
-checked here, and then torchvision itself reads both splits.
+published ones: their MD5s (published with the data sets; torchvision 0.29 does not list them), which
+each `Dataset` holds (`raw_md5`), are checked here, and then torchvision itself reads both splits.
 """
 
 from __future__ import annotations
@@ -27,22 +27,9 @@ from mnistlab.errors import DataError
 DEBIAN_FOLDER = FASHION.debian_folder  # /usr/share/datasets/fashion-mnist
 DEBIAN_PACKAGE = FASHION.debian_package
 
-# MD5 of each uncompressed file, as published (the same as the files in ../shared/data/*/raw/MD5SUMS).
-RAW_MD5 = {
-    "MNIST": {
-        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-    },
-    "FashionMNIST": {
-        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
-        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
-        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
-    },
-}
 TITLES = {d.torchvision_name: d.title for d in DATASETS.values()}
+# MD5 of each uncompressed file, by torchvision class name: the Datasets' own (`Dataset.raw_md5`).
+RAW_MD5 = {d.torchvision_name: dict(d.raw_md5) for d in DATASETS.values()}
 
 
 @dataclass(frozen=True)

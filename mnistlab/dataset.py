@@ -2,9 +2,9 @@
 
 A `Dataset` is what torchvision's MNIST-style classes differ by (torchvision's `FashionMNIST` is
 its `MNIST` with other files and classes) plus what this app shows of it: class names, its own
-pixel mean and std, where the course's code keeps it. Loading (`data`), figures, generated code,
-notebooks, saved models, sweep keys and links all read it from here; adding a data set is one more
-description in `DATASETS`.
+pixel mean and std, its image shape, split sizes and files' checksums, where the course's code keeps
+it. Loading (`data`, `data_sources`), figures, generated code, notebooks, saved models, sweep keys and
+links all read it from here; adding a data set is one more description in `DATASETS`.
 """
 
 from __future__ import annotations
@@ -20,18 +20,24 @@ DEBIAN_ROOT = "/usr/share/datasets"  # where Debian's dataset-* packages put the
 
 @dataclass(frozen=True)
 class Dataset:
-    """One data set of images in classes, as torchvision reads it (so far 28×28 greyscale)."""
+    """One data set of images in classes, as torchvision reads it: its shape, sizes and files too."""
 
     name: str  # in links (?data=mnist), model files, sweep keys and the command line
     title: str  # as a page writes it
     torchvision_name: str  # the class in torchvision.datasets, also its folder under the data root
     classes: tuple[str, ...]  # class names, in label order
-    mean: float  # of its 60,000 training images' pixels, ToTensor's scale [0, 1]
+    mean: float  # of its training images' pixels, ToTensor's scale [0, 1]
     std: float
     things: str  # what an image shows, for sentences: "digits"
     lesson_folder: str  # where the course's code keeps it ("~/.pytorch/MNIST_data/")
     download_size: str  # for the first visit's message
+    # The four files torchvision reads from <root>/<torchvision_name>/raw/, in its `resources` order,
+    # each with the MD5 of its uncompressed bytes, as published with the data set. Not the .gz files':
+    # torchvision checks those of its own download, and Debian's recompressed copies differ from them.
+    raw_md5: tuple[tuple[str, str], ...]
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (channels, height, width), as a batch holds one
+    train_size: int = 60_000  # images in its training split (the files' first pair)
+    test_size: int = 10_000  # and in its test split
     debian_package: str | None = None  # a Debian/Ubuntu package with its gzipped files, if there is one
     prepare: str = "digit"  # how a drawing or an upload is made into its images (mnistlab.preprocess)
 
@@ -67,8 +73,15 @@ class Dataset:
     @property
     def raw_files(self) -> tuple[str, ...]:
         """The four files torchvision reads from <root>/<torchvision_name>/raw/."""
-        urls = [url for url, _ in self.torchvision_class().resources]
-        return tuple(url.rsplit("/", 1)[-1].removesuffix(".gz") for url in urls)
+        return tuple(name for name, _ in self.raw_md5)
+
+    def split_size(self, train: bool) -> int:
+        """Images in its training split (`train`) or its test split."""
+        return self.train_size if train else self.test_size
+
+    def shape_text(self) -> str:
+        """Its images' size as a sentence writes it: "28×28"."""
+        return f"{self.height}×{self.width}"
 
     @property
     def debian_folder(self) -> Path | None:
@@ -85,7 +98,11 @@ class Dataset:
 MNIST = Dataset(
     name="mnist", title="MNIST", torchvision_name="MNIST", classes=tuple("0123456789"),
     mean=0.1307, std=0.3081,  # as pytorch/examples writes them
-    things="digits", lesson_folder="~/.pytorch/MNIST_data/", download_size="about 12 MB")
+    things="digits", lesson_folder="~/.pytorch/MNIST_data/", download_size="about 12 MB",
+    raw_md5=(("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
+             ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624"),
+             ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
+             ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637")))
 
 # Zalando's product photos, made into MNIST's format (Xiao, Rasul & Vollgraf 2017): the same sizes,
 # harder to tell apart. Its mean and std: tests/test_dataset_stats.py computes them from the files.
@@ -94,7 +111,11 @@ FASHION = Dataset(
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
              "Ankle boot"),
     mean=0.2860, std=0.3530, things="clothes", lesson_folder="~/.pytorch/F_MNIST_data/",
-    download_size="about 30 MB", debian_package="dataset-fashion-mnist", prepare="garment")
+    download_size="about 30 MB", debian_package="dataset-fashion-mnist", prepare="garment",
+    raw_md5=(("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+             ("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9"),
+             ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a"),
+             ("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965")))
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (MNIST, FASHION)}
 DEFAULT = MNIST

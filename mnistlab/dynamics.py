@@ -10,7 +10,7 @@ Per Linear layer, every few steps (densely at first, where most of the change ha
 - the gradient's size against the weight's, log10(std(∂loss/∂W) / std(W)).
 Per hidden activation, on a fixed probe batch of validation images: the share saturated (sigmoid, tanh)
 or dead (ReLU), as `activations` defines them for Build's Activations tab. And the probe batch's loss,
-whose value at step 0 should be near -ln(1/10) ≈ 2.303: ten equal guesses.
+whose value at step 0 should be near -ln(1/classes): equal guesses (MNIST's ten: 2.303).
 """
 
 from __future__ import annotations
@@ -24,8 +24,15 @@ from torch import nn
 
 from mnistlab import activations, network
 from mnistlab.activations import ACTIVATIONS, of_module
+from mnistlab.dataset import MNIST, Dataset
 
-EXPECTED_INIT_LOSS = -math.log(1 / 10)  # cross-entropy of ten equal guesses: 2.303
+
+def expected_init_loss(n_classes: int) -> float:
+    """The cross-entropy of equal guesses between `n_classes` classes: -ln(1/n)."""
+    return -math.log(1 / n_classes)
+
+
+EXPECTED_INIT_LOSS = expected_init_loss(MNIST.n_classes)  # ten equal guesses: 2.303
 HEALTHY_UPDATE = -3.0  # log10 of the update-to-data ratio the references aim for (about 1e-3)
 PROBE_IMAGES = 256  # the probe split's first images (runs.run's: validation's)
 TEMPLATE_UNITS = 16  # fc1 units kept per snapshot for the replay
@@ -37,7 +44,8 @@ RECORD_EVERY = 100  # with the dense start, ~23 rows in a first epoch of 938 ste
 MAX_ROWS = 1000
 # Snapshots: the start, these fractions of the first epoch, and every epoch's end.
 FIRST_EPOCH_SNAPSHOTS = (0.02, 0.05, 0.1, 0.25, 0.5)
-CHANCE_ACCURACY = 0.15  # a run ending at or below this (10 classes: chance is 10%) learned nothing
+CHANCE_MARGIN = 1.5  # a run ending at or below this times chance (MNIST's: 10%, so 15%) learned nothing
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 RATIOS = ("update_ratio_log10", "grad_ratio_log10")  # per Linear layer, in a row
 
 
@@ -57,10 +65,20 @@ def snapshot_steps(steps_per_epoch: int, epochs: int) -> list[int]:
     return sorted({0} | early | ends)
 
 
-def replay_digits(labels: torch.Tensor) -> list[int]:
-    """Indices of the first image of each digit 0-9 (of those present) in the probe split: the fixed
-    row the replay predicts."""
-    return [int(hits[0]) for d in range(10) if len(hits := (labels == d).nonzero())]
+def replay_digits(labels: torch.Tensor, n_classes: int = MNIST.n_classes) -> list[int]:
+    """Indices of the first image of each class (each digit 0-9 for MNIST; of those present) in the
+    probe split: the fixed row the replay predicts."""
+    return [int(hits[0]) for d in range(n_classes) if len(hits := (labels == d).nonzero())]
+
+
+def _count(n: int) -> str:
+    """A count as a sentence writes it: "ten", "12"."""
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
+
+
+def chance_accuracy(n_classes: int) -> float:
+    """What guessing gives: one class in `n_classes`."""
+    return 1 / n_classes
 
 
 @dataclass
@@ -69,9 +87,9 @@ class Snapshot:
 
     step: int
     templates: torch.Tensor  # float32: the first weighted layer's first TEMPLATE_UNITS units: fc1's
-    # rows (units, 784), a CNN's conv1 filters (units, channels, kernel, kernel)
+    # rows (units, inputs), a CNN's conv1 filters (units, channels, kernel, kernel)
     histograms: dict[str, tuple[float, float, torch.Tensor]]  # layer: (low edge, high edge, counts)
-    probabilities: torch.Tensor  # (10, 10): the replay digits' class probabilities
+    probabilities: torch.Tensor  # (classes, classes): the replay images' class probabilities
 
     def nbytes(self) -> int:
         counts = sum(c.numel() * c.element_size() for _, _, c in self.histograms.values())
@@ -94,8 +112,9 @@ class Dynamics:
     steps: list[int] = field(default_factory=list)
     table: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     snapshots: list[Snapshot] = field(default_factory=list)
-    replay_digits: list[int] = field(default_factory=list)  # indices in the probe split, one per digit 0-9
-    replay_images: torch.Tensor | None = None  # those images, uint8 (n, 28, 28): what the replay shows
+    replay_digits: list[int] = field(default_factory=list)  # indices in the probe split, one per class
+    replay_images: torch.Tensor | None = None  # those images, uint8 (n, height, width): what the replay shows
+    dataset: Dataset = MNIST  # what the probe split's images are: their shape, their classes
 
     def column(self, layer: str, key: str) -> list[float]:
         if not self.steps:
@@ -109,6 +128,11 @@ class Dynamics:
     def all_series(self) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
         """{(layer, what): (epochs, values)} for every column: what `training_plots.layer_dynamics` draws."""
         return {c: self.series(*c) for c in self.columns}
+
+    @property
+    def expected_init_loss(self) -> float:
+        """The loss of equal guesses between its data set's classes: what `init_loss` should be near."""
+        return expected_init_loss(self.dataset.n_classes)
 
     @property
     def init_loss(self) -> float:
@@ -132,7 +156,7 @@ class Dynamics:
 
     def to_json(self) -> dict:
         """The rows and the step-0 check as JSON-ready values (non-finite numbers become null)."""
-        return {"expected_init_loss": EXPECTED_INIT_LOSS, "init_loss": json_safe(self.init_loss),
+        return {"expected_init_loss": self.expected_init_loss, "init_loss": json_safe(self.init_loss),
                 "healthy_update_ratio_log10": HEALTHY_UPDATE, "probe_images": PROBE_IMAGES,
                 "layers": self.layers, "activations": self.activations,
                 "rows": json_safe(self.rows())}
@@ -168,15 +192,17 @@ def live_series(reports) -> dict[tuple[str, str], tuple[list[float], list[float]
     return series
 
 
-def init_loss_note(loss: float) -> str:
-    """The "verify loss at init" check in words, e.g. for 2.31: near the 2.303 of ten equal guesses."""
-    text = (f"Loss at step 0 on the probe images: **{loss:.3f}**; ten equal guesses give "
-            f"−ln(1/10) = {EXPECTED_INIT_LOSS:.3f}")
+def init_loss_note(loss: float, n_classes: int = MNIST.n_classes) -> str:
+    """The "verify loss at init" check in words, e.g. for 2.31 on MNIST: near the 2.303 of ten equal
+    guesses."""
+    expected = expected_init_loss(n_classes)
+    text = (f"Loss at step 0 on the probe images: **{loss:.3f}**; {_count(n_classes)} equal guesses give "
+            f"−ln(1/{n_classes}) = {expected:.3f}")
     if not math.isfinite(loss):
         return text + ". It is not even a finite number: the network's outputs overflow from the start."
-    if abs(loss - EXPECTED_INIT_LOSS) <= 0.1 * EXPECTED_INIT_LOSS:
+    if abs(loss - expected) <= 0.1 * expected:
         return text + ": the network starts unsure, as it should."
-    if loss > EXPECTED_INIT_LOSS:
+    if loss > expected:
         return text + (": it starts confidently wrong, a sign that the initial weights are too large "
                        "(the scores spread far apart before it has learned anything).")
     return text + "."
@@ -197,12 +223,13 @@ def dead_units_note(kinds) -> str:
             "100%: a learning rate far too large does that (0.03 takes relu1 past 90% within 100 steps).")
 
 
-def memory_bound(n_layers: int, epochs: int) -> int:
-    """The most bytes a run's Dynamics holds in tensors, whatever its batch size: MAX_ROWS rows and
-    one snapshot at the start, FIRST_EPOCH_SNAPSHOTS and each epoch's end."""
+def memory_bound(n_layers: int, epochs: int, dataset: Dataset = MNIST) -> int:
+    """The most bytes a run's Dynamics on `dataset` holds in tensors, whatever its batch size:
+    MAX_ROWS rows and one snapshot at the start, FIRST_EPOCH_SNAPSHOTS and each epoch's end."""
     columns = 2 * n_layers + (n_layers - 1) + 1
     snapshots = 1 + len(FIRST_EPOCH_SNAPSHOTS) + epochs
-    per_snapshot = TEMPLATE_UNITS * 784 * 4 + 100 * 4 + n_layers * 8 * HISTOGRAM_BINS
+    per_snapshot = (TEMPLATE_UNITS * dataset.inputs * 4 + dataset.n_classes ** 2 * 4
+                    + n_layers * 8 * HISTOGRAM_BINS)
     return MAX_ROWS * (4 * columns + 8) + snapshots * per_snapshot
 
 
@@ -237,7 +264,7 @@ class Recorder:
         self.probe = network.as_input(model, split.normalized(slice(0, self.probe_images), device,
                                                               normalization))
         self.probe_labels = split.labels[:self.probe_images].to(device)
-        digits = replay_digits(split.labels)
+        digits = replay_digits(split.labels, split.dataset.n_classes)
         self.digits = network.as_input(model, split.normalized(digits, device, normalization))
         # the layers with weights: Linear, and a CNN's Conv2d (its filters)
         self.linears = {n: m for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv2d))}
@@ -252,7 +279,7 @@ class Recorder:
         columns += [("probe", "loss")] + list(problems.items())
         self.result = Dynamics(list(self.linears), problems,
                                steps_per_epoch, columns, replay_digits=digits,
-                               replay_images=split.images[digits].clone())
+                               replay_images=split.images[digits].clone(), dataset=split.dataset)
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._old: list[torch.Tensor] = []
         self.snapshot(0)
@@ -356,6 +383,7 @@ def _over_half(shares: dict[str, float]) -> str:
 def _causes(dyn: Dynamics, lr: float | None) -> list[str]:
     """What the recorded dynamics point at, most telling first."""
     causes = []
+    inputs = dyn.dataset.inputs
     updates = _finite_values(v for n in dyn.layers for v in dyn.column(n, "update_ratio_log10"))
     lr_text = f" ({lr:g})" if lr is not None else ""
     if updates and max(updates) > HEALTHY_UPDATE + 1.5:
@@ -366,7 +394,8 @@ def _causes(dyn: Dynamics, lr: float | None) -> list[str]:
     if saturated:
         causes.append(f"The activations were saturated from the start ({saturated} of the probe images' "
                       f"activations), so their gradients were near zero: the init's std is too large. Try "
-                      f"PyTorch's default init, or a std near 1/√784 ≈ 0.036 for fc1 (e.g. 0.02 or 0.05).")
+                      f"PyTorch's default init, or a std near 1/√{inputs} ≈ {inputs ** -0.5:.3f} for fc1 "
+                      f"(e.g. 0.02 or 0.05).")
     dead = _over_half({n: dyn.last(n, k) for n, k in dyn.activations.items() if k == "dead"})
     if dead:
         causes.append(f"Most ReLU units ended dead ({dead} output 0 for every probe image): a large "
@@ -375,26 +404,31 @@ def _causes(dyn: Dynamics, lr: float | None) -> list[str]:
         causes.append(f"The update ratios stayed below {10 ** max(updates):.1g} (10^{max(updates):.1f}), far "
                       f"under 0.001 (10^-3): the weights barely moved. The learning rate{lr_text} is too "
                       f"small, or the gradients vanish on the way back (look at the saturated shares).")
-    if math.isfinite(dyn.init_loss) and dyn.init_loss > 2 * EXPECTED_INIT_LOSS:
-        causes.append(f"The loss at step 0 was {dyn.init_loss:.1f}, against {EXPECTED_INIT_LOSS:.3f} for ten "
-                      f"equal guesses: the network started confidently wrong, a sign of initial weights "
-                      f"that are too large.")
+    expected = dyn.expected_init_loss
+    if math.isfinite(dyn.init_loss) and dyn.init_loss > 2 * expected:
+        causes.append(f"The loss at step 0 was {dyn.init_loss:.1f}, against {expected:.3f} for "
+                      f"{_count(dyn.dataset.n_classes)} equal guesses: the network started confidently "
+                      f"wrong, a sign of initial weights that are too large.")
     return causes
 
 
 def diagnosis(dyn: Dynamics | None, losses: list[float], accuracy: float,
-              lr: float | None = None) -> str | None:
+              lr: float | None = None, dataset: Dataset | None = None) -> str | None:
     """A plain-words verdict for a run that failed (test accuracy at chance, or a loss that stopped
-    being finite) with the likely cause the dynamics show; None for a run that learned."""
+    being finite) with the likely cause the dynamics show; None for a run that learned. Chance is
+    `dataset`'s (by default the dynamics', else MNIST's)."""
+    dataset = dataset or (dyn.dataset if dyn is not None else MNIST)
+    chance = chance_accuracy(dataset.n_classes)
     bad_step = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-    if bad_step is None and accuracy > CHANCE_ACCURACY:
+    if bad_step is None and accuracy > CHANCE_MARGIN / dataset.n_classes:
         return None
     if bad_step is not None:
         head = (f"Training diverged: the loss stopped being a finite number at step {bad_step + 1:,}, and "
-                f"the network ends at {accuracy:.0%} test accuracy (chance is 10%).")
+                f"the network ends at {accuracy:.0%} test accuracy (chance is {chance:.0%}).")
     else:
-        head = (f"This run ends at chance accuracy ({accuracy:.0%} on the test set; ten guesses give 10%): "
-                f"the network learned nothing useful.")
+        head = (f"This run ends at chance accuracy ({accuracy:.0%} on the test set; "
+                f"{_count(dataset.n_classes)} guesses give {chance:.0%}): the network learned nothing "
+                f"useful.")
     causes = _causes(dyn, lr) if dyn is not None and dyn.steps else []
     if dyn is None:
         causes.append("Its learning dynamics were not recorded, so they cannot say why.")

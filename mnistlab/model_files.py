@@ -127,16 +127,18 @@ def from_bytes(content: bytes, source: str = "The file") -> SavedModel:
             raise ModelFileError(f"{source} holds negative numbers in {k}, which cannot be negative; "
                                  f"this network cannot be used.")
     name = meta.get("name") if isinstance(meta.get("name"), str) and _NAME.fullmatch(meta["name"]) else ""
-    return SavedModel(net, state, config, _read_metrics(meta.get("metrics")), name)
+    metrics = _read_metrics(meta.get("metrics"), (config or TrainConfig()).data)
+    return SavedModel(net, state, config, metrics, name)
 
 
 def _fraction(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
 
 
-def _read_metrics(metrics) -> dict:
+def _read_metrics(metrics, dataset: Dataset) -> dict:
     """The test metrics a file states, each kept only if it is a number that can be one (they are
-    shown, never computed with): a damaged or hand-edited value is dropped, not displayed."""
+    shown, never computed with): a damaged or hand-edited value is dropped, not displayed. Per-class
+    accuracies: one for each of `dataset`'s classes (the file's data set)."""
     if not isinstance(metrics, dict):
         return {}
     kept = {}
@@ -145,7 +147,7 @@ def _read_metrics(metrics) -> dict:
         kept["test_loss"] = float(loss)
     if _fraction(acc):
         kept["test_accuracy"] = float(acc)
-    if isinstance(per_class, list) and len(per_class) == network.OUTPUTS and all(map(_fraction, per_class)):
+    if isinstance(per_class, list) and len(per_class) == dataset.n_classes and all(map(_fraction, per_class)):
         kept["per_class_accuracy"] = [float(a) for a in per_class]
     for key in ("train_accuracy", "validation_accuracy"):
         if _fraction(metrics.get(key)):

@@ -2,7 +2,7 @@
 
 As TensorFlow Playground draws it: the input image is the input layer, each hidden unit is a dot
 shaded by its activation for that image, each line is one weight (blue positive, red negative,
-thicker for larger |w|), and the output column is the 10 class probabilities. A wide layer shows
+thicker for larger |w|), and the output column is the class probabilities. A wide layer shows
 an evenly spaced sample of its units (the same units at every step of a run, so a live figure does
 not jump), and says how many; of the weights, only each drawn unit's strongest incoming ones.
 
@@ -22,6 +22,7 @@ from plotly.colors import diverging
 from torch import nn
 
 from mnistlab import plots
+from mnistlab.dataset import MNIST, Dataset
 from mnistlab.network import as_evaluated
 
 MAX_UNITS = 16  # drawn per layer: a readable column
@@ -61,7 +62,7 @@ class Connections:
     """The weights drawn for one Linear layer: `weight[i]` is `layer.weight[target[i], source[i]]`."""
 
     layer: str  # e.g. "fc1"
-    source: np.ndarray  # unit index in the layer before (a pixel index, 0-783, for the first layer)
+    source: np.ndarray  # unit index in the layer before (a pixel index, row by row, for the first layer)
     target: np.ndarray  # unit index in this layer
     weight: np.ndarray
 
@@ -70,7 +71,7 @@ class Connections:
 class Diagram:
     """Everything the figure draws: the image, one Column per layer after it, the drawn weights."""
 
-    image: np.ndarray  # (28, 28), as the network reads it (normalized)
+    image: np.ndarray  # (height, width), as the network reads it (normalized)
     columns: list[Column]  # the hidden layers, then the output (its values: the class probabilities)
     connections: list[Connections]  # connections[i] ends in columns[i]
     class_names: tuple[str, ...]
@@ -108,8 +109,9 @@ def _strongest(magnitude: torch.Tensor, k: int) -> torch.Tensor:
 
 @torch.no_grad()
 def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[str] | None = None,
-                 max_units: int = MAX_UNITS) -> Diagram:
-    """What the diagram draws for `model` (the lesson's named nn.Sequential) and one normalized image.
+                 max_units: int = MAX_UNITS, dataset: Dataset = MNIST) -> Diagram:
+    """What the diagram draws for `model` (the lesson's named nn.Sequential) and one normalized image
+    of `dataset`'s.
 
     One forward pass through the children, as in eval mode: dropout, if a model has it, is skipped
     and batch norm uses its running statistics (`network.as_evaluated`) rather than the model switched
@@ -117,8 +119,9 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     """
     groups = _groups(model)
     linears = [g for g in groups if g and isinstance(g[0][1], nn.Linear)]
-    if not linears or linears[0][0][1].in_features != 784:
-        raise ValueError("The network diagram draws a network of Linear layers that reads 784 pixels.")
+    if not linears or linears[0][0][1].in_features != dataset.inputs:
+        raise ValueError(f"The network diagram draws a network of Linear layers that reads "
+                         f"{dataset.inputs} pixels ({dataset.title}'s {dataset.shape_text()}).")
     weight = linears[0][0][1].weight
     x = image.detach().reshape(1, -1).to(weight.device, weight.dtype)
     for _, module in groups[0]:  # anything before the first Linear (e.g. a Flatten)
@@ -157,15 +160,15 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     names = tuple(str(c) for c in (range(columns[-1].size) if class_names is None else class_names))
     if len(names) != columns[-1].size:
         raise ValueError(f"{columns[-1].size} outputs need {columns[-1].size} class names; got {len(names)}.")
-    return Diagram(image.detach().to("cpu", torch.float32).reshape(28, 28).numpy(), columns, connections,
-                   names)
+    pixels = image.detach().to("cpu", torch.float32).reshape(dataset.height, dataset.width)
+    return Diagram(pixels.numpy(), columns, connections, names)
 
 
 # -- the figure ----------------------------------------------------------------------------------
-# Data units: one per pixel of the image, which spans y 0-27; the axes keep pixels square, so a
-# figure wider than the diagram gets white margins at the sides, a narrower one above and below.
+# Data units: one per pixel of the image, which spans y 0 to its height - 1 (0-27 for MNIST); the axes
+# keep pixels square, so a figure wider than the diagram gets white margins at the sides, a narrower
+# one above and below.
 
-IMAGE = 28
 MAX_SPACING = 3.0  # between units of a short column (a full one spans the image)
 HEADER_PX, CHAR_PX = 44, 9  # a two-line column header's height, and a character's width, at FONT_SIZE
 NETWORK = 70  # data units from the image's left edge to the output units, for a short network
@@ -183,12 +186,13 @@ def _segments(x0, y0, x1, y1) -> tuple[list, list]:
     return xs, ys
 
 
-def _spacing(n: int) -> float:
-    return min((IMAGE - 1) / max(n - 1, 1), MAX_SPACING)
+def _spacing(n: int, span: int) -> float:
+    """Between `n` units of a column beside an image `span` pixels high."""
+    return min((span - 1) / max(n - 1, 1), MAX_SPACING)
 
 
-def _column_y(n: int) -> np.ndarray:
-    return (IMAGE - 1) / 2 + (np.arange(n) - (n - 1) / 2) * _spacing(n)
+def _column_y(n: int, span: int) -> np.ndarray:
+    return (span - 1) / 2 + (np.arange(n) - (n - 1) / 2) * _spacing(n, span)
 
 
 def _fmt(v: float) -> str:
@@ -198,8 +202,9 @@ def _fmt(v: float) -> str:
 def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Figure:
     """The Diagram as one Plotly figure: the image, a few traces of lines, a scatter per column."""
     cols, names = diagram.columns, diagram.class_names
-    gap = max(9.0, (NETWORK - IMAGE) / len(cols))
-    xs = [IMAGE - 0.5 + gap * (i + 1) for i in range(len(cols))]
+    image_h, image_w = diagram.image.shape
+    gap = max(9.0, (NETWORK - image_w) / len(cols))
+    xs = [image_w - 0.5 + gap * (i + 1) for i in range(len(cols))]
     # The labels take a fixed share of the narrowest figure; the network the rest.
     name_px = CHAR_PX * max(len(n) for n in names) + 6
     labels_px = NAME_GAP_PX + name_px + BAR_PX + VALUE_PX
@@ -213,17 +218,17 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     widest = max((max(len(a), len(b)) for a, b in heads), default=0) * CHAR_PX
     below = widest > gap * narrow_px - 10
     top = -HEADER_PX / narrow_px - 0.8
-    bottom = IMAGE - 0.5 + (HEADER_PX / narrow_px + 0.6 if below else 0.5)
+    bottom = image_h - 0.5 + (HEADER_PX / narrow_px + 0.6 if below else 0.5)
     # px per data unit: set by the height in a wide figure, by the width in a narrow one.
     unit_px = min((height - (70 if title else 40) - 10) / (bottom - top), narrow_px)
-    ys = [_column_y(len(c.shown)) for c in cols]
+    ys = [_column_y(len(c.shown), image_h) for c in cols]
 
     traces: list[dict] = []
     # Weights: one trace per (sign, quarter of the layer's largest drawn |w|) over every layer.
     segments = {(s, q): ([], [], [], []) for s in (1, -1) for q in range(4)}
     for i, (c, col) in enumerate(zip(diagram.connections, cols)):
         if i == 0:
-            x0, y0 = c.source % IMAGE, c.source // IMAGE  # the pixel's centre, under the image
+            x0, y0 = c.source % image_w, c.source // image_w  # the pixel's centre, under the image
         else:
             before = dict(zip(cols[i - 1].shown.tolist(), ys[i - 1]))
             x0, y0 = np.full(len(c.source), xs[i - 1]), np.array([before[s] for s in c.source.tolist()])
@@ -255,7 +260,7 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     for col, x, y in zip(cols, xs, ys):
         out_name = col.header.split(" → ")[-1]
         text = [f"{out_name} unit {u}: {_fmt(v)}" for u, v in zip(col.shown.tolist(), col.values.tolist())]
-        size = float(np.clip(0.85 * min(_spacing(len(y)), 2.2) * unit_px, 7, 22))
+        size = float(np.clip(0.85 * min(_spacing(len(y), image_h), 2.2) * unit_px, 7, 22))
         traces.append(dict(type="scatter", x=[x] * len(y), y=y.tolist(), mode="markers", name=col.header,
                            text=text, hovertemplate="%{text}<extra></extra>",
                            marker=dict(size=size, color=np.nan_to_num(col.values).tolist(),
@@ -267,7 +272,7 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     predicted = int(np.argmax(ps))
     name_x = xs[-1] + NAME_GAP_PX / narrow_px
     bar_x, bar = name_x + name_px / narrow_px, BAR_PX / narrow_px
-    thickness = float(np.clip(0.45 * _spacing(len(y)) * unit_px, 4, 14))
+    thickness = float(np.clip(0.45 * _spacing(len(y), image_h) * unit_px, 4, 14))
     for chosen, color in ((False, plots.BAR), (True, plots.PREDICTED)):
         rows = [r for r in range(len(ps)) if (r == predicted) == chosen]
         lx, ly = _segments([bar_x] * len(rows), y[rows], bar_x + bar * ps[rows], y[rows])
@@ -284,10 +289,10 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
                        textfont=dict(size=plots.FONT_SIZE, color=color)))
 
     # The headers; the output's runs to the right, over its labels, clear of the last hidden layer's.
-    heads = [("input", "28×28 pixels")] + heads + [(cols[-1].header, f"{cols[-1].size} classes")]
-    head_x = [(IMAGE - 1) / 2] + xs[:-1] + [xs[-1] - 1.2]
+    heads = [("input", f"{image_h}×{image_w} pixels"), *heads, (cols[-1].header, f"{cols[-1].size} classes")]
+    head_x = [(image_w - 1) / 2] + xs[:-1] + [xs[-1] - 1.2]
     down = [below and 0 <= i < len(cols) - 1 and i % 2 == 0 for i in range(-1, len(cols))]  # fc1, fc3, ...
-    head_y = [IMAGE if d else top + 0.2 for d in down]
+    head_y = [image_h if d else top + 0.2 for d in down]
     traces.append(dict(type="scatter", x=head_x, y=head_y, mode="text",
                        text=[f"<b>{a}</b><br>{b}" for a, b in heads], hoverinfo="skip",
                        textposition=["bottom center"] * (len(heads) - 1) + ["bottom right"],
@@ -308,6 +313,7 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
 
 
 def network_figure(model: nn.Module, image: torch.Tensor, class_names: Sequence[str] | None = None,
-                   title: str | None = None, height: int = 440) -> go.Figure:
-    """The network drawn for one normalized image (1, 1, 28, 28): see the module's docstring."""
-    return draw(diagram_data(model, image, class_names), title, height)
+                   title: str | None = None, height: int = 440, dataset: Dataset = MNIST) -> go.Figure:
+    """The network drawn for one normalized image of `dataset`'s, (1, 1, height, width): see the
+    module's docstring."""
+    return draw(diagram_data(model, image, class_names, dataset=dataset), title, height)

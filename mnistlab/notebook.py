@@ -12,27 +12,35 @@ import nbformat
 from nbformat import v4
 
 from mnistlab import codegen, lesson_step, train_config
+from mnistlab.dataset import MNIST, Dataset
 from mnistlab.lesson import PARTS
 from mnistlab.network import Network
 from mnistlab.train_config import TrainConfig
 
-# The lesson's helper.view_classify, drawn with Plotly (the app draws its own, plots.view_classify).
-VIEW_CLASSIFY = '''import plotly.graph_objects as go
+
+def view_classify_code(dataset: Dataset = MNIST) -> str:
+    """The lesson's helper.view_classify for `dataset`'s images and classes, drawn with Plotly (the app
+    draws its own, plots.view_classify)."""
+    h, w, n = dataset.height, dataset.width, dataset.n_classes
+    return f'''import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
 def view_classify(img, ps):
-    """The lesson's helper: an image and its 10 class probabilities, side by side."""
+    """The lesson's helper: an image and its {n} class probabilities, side by side."""
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
                         subplot_titles=("image", "class probability"))
-    fig.add_trace(go.Heatmap(z=img.view(28, 28).numpy(), colorscale="gray", showscale=False),
+    fig.add_trace(go.Heatmap(z=img.view({h}, {w}).numpy(), colorscale="gray", showscale=False),
                   row=1, col=1)
-    fig.add_trace(go.Bar(x=ps.detach().view(10).numpy(), y=[str(c) for c in range(10)],
+    fig.add_trace(go.Bar(x=ps.detach().view({n}).numpy(), y=[str(c) for c in range({n})],
                          orientation="h"), row=1, col=2)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", row=1, col=1)
     fig.update_xaxes(range=[0, 1.1], row=1, col=2)
     fig.update_layout(showlegend=False, height=380)
     return fig'''
+
+
+VIEW_CLASSIFY = view_classify_code(MNIST)  # the lesson's: MNIST
 
 ONE_THREAD = ("torch.set_num_threads(1)  # as MNIST Lab's server: the same arithmetic, in the same order, "
               "so the same weights")

@@ -19,14 +19,16 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from mnistlab.dataset import MNIST, Dataset
+
 FONT_SIZE = 16  # readable from the back of a classroom
 TEXT = "#111111"
 BAR = "#4c78a8"
 PREDICTED = "#e45756"
 TRUE = "#2ca02c"
 GRAY = [[0.0, "black"], [1.0, "white"]]  # digits as MNIST stores them: white ink on black
-DIGITS = tuple("0123456789")  # MNIST's class names, the default wherever classes are named
-LABEL_SIZE = 11  # class names longer than a digit, above a 28-pixel tile
+DIGITS = MNIST.classes  # MNIST's class names, the default wherever classes are named
+LABEL_SIZE = 11  # class names longer than a digit, above a tile of an image's size
 DIVERGING = "RdBu"
 
 
@@ -37,12 +39,12 @@ def _np(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _as_image(image) -> np.ndarray:
-    """(28, 28) from (1, 28, 28), (1, 1, 28, 28) or a flattened (784,) image."""
+def _as_image(image, dataset: Dataset = MNIST) -> np.ndarray:
+    """(height, width) of `dataset`'s images, from (1, H, W), (1, 1, H, W) or a flattened image."""
     a = _np(image)
-    if a.size != 784:
-        raise ValueError(f"An MNIST image has 784 pixels; got shape {a.shape}.")
-    return a.reshape(28, 28)
+    if a.size != dataset.inputs:
+        raise ValueError(f"{dataset.title}'s images have {dataset.inputs} pixels; got shape {a.shape}.")
+    return a.reshape(dataset.height, dataset.width)
 
 
 def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
@@ -79,13 +81,16 @@ def _colored(text: str, color: str) -> str:
 # -- the lesson's view_classify -------------------------------------------------------------------
 
 def view_classify(image, probabilities, label: int | None = None, title: str | None = None,
-                  height: int = 380, classes: Sequence[str] = DIGITS) -> go.Figure:
-    """The lesson's `view_classify`: the image beside its 10 class-probability bars, as one figure.
+                  height: int = 380, classes: Sequence[str] | None = None,
+                  dataset: Dataset = MNIST) -> go.Figure:
+    """The lesson's `view_classify`: the image beside its class-probability bars, as one figure.
 
     The most probable class is drawn in red; with `label` given, the true class is drawn in green
-    (so a correct prediction is one green bar). `classes` names the bars (a data set's `classes`).
+    (so a correct prediction is one green bar). The image has `dataset`'s shape; `classes` names the
+    bars (by default `dataset`'s classes).
     """
-    img = _as_image(image)
+    img = _as_image(image, dataset)
+    classes = dataset.classes if classes is None else classes
     ps = _np(probabilities).reshape(-1)
     classes = tuple(map(str, classes))
     if ps.size != len(classes):
@@ -105,7 +110,7 @@ def view_classify(image, probabilities, label: int | None = None, title: str | N
         bars_title += f", {_colored(f'true {classes[int(label)]}', TRUE)}"
     # The figure Plotly built and checked once for this title, height and classes, with this call's
     # numbers and words put in: building it anew took ~25 ms (a Draw page shows one per network).
-    fig = copy.deepcopy(_view_classify_template(title, height, classes))
+    fig = copy.deepcopy(_view_classify_template(title, height, classes, img.shape))
     heatmap, bars = fig["data"]
     heatmap["z"] = img
     bars.update(x=ps, text=[f"{p:.2f}" for p in ps], marker={**bars["marker"], "color": colors})
@@ -115,9 +120,10 @@ def view_classify(image, probabilities, label: int | None = None, title: str | N
 
 
 @functools.lru_cache(maxsize=64)
-def _view_classify_template(title: str | None, height: int, classes: tuple[str, ...] = DIGITS) -> dict:
+def _view_classify_template(title: str | None, height: int, classes: tuple[str, ...] = DIGITS,
+                            shape: tuple[int, int] = MNIST.image_shape[1:]) -> dict:
     n = len(classes)
-    return _view_classify_figure(np.zeros((28, 28)), np.full(n, 1 / n), [BAR] * n, "image",
+    return _view_classify_figure(np.zeros(shape), np.full(n, 1 / n), [BAR] * n, "image",
                                  "class probability", title, height, classes).to_dict()
 
 
@@ -147,7 +153,7 @@ def _view_classify_figure(img: np.ndarray, ps: np.ndarray, colors: list[str], im
 # -- images -------------------------------------------------------------------------------------
 
 def _tile(images: np.ndarray, columns: int, gap: int) -> np.ndarray:
-    """(N, 28, 28) laid out `columns` wide, with NaN gaps (drawn as background) between tiles."""
+    """(N, H, W) laid out `columns` wide, with NaN gaps (drawn as background) between tiles."""
     n, h, w = images.shape
     rows = math.ceil(n / columns)
     # float32: Plotly sends it as compact binary; float64 with NaN falls back to slow, big JSON lists.
@@ -170,15 +176,18 @@ def png_data_url(image: np.ndarray) -> str:
 
 
 def digit_grid(images, labels=None, columns: int | None = None, title: str | None = None,
-               predictions=None, height: int | None = None, classes: Sequence[str] = DIGITS) -> go.Figure:
-    """A batch of images in a grid, each with its label above it (and a prediction, when given),
-    named by `classes` (a data set's: "Ankle boot", not 9).
+               predictions=None, height: int | None = None, classes: Sequence[str] | None = None,
+               dataset: Dataset = MNIST) -> go.Figure:
+    """A batch of `dataset`'s images in a grid, each with its label above it (and a prediction, when
+    given), named by `classes` (by default the data set's: "Ankle boot", not 9).
 
     By default the grid is about twice as wide as tall, the shape of a page's main column. The tiles
     are one PNG, gray from the batch's lowest value (black) to its highest (white), as a heatmap
     would draw them; the page's pixel-value figures show the numbers.
     """
-    imgs = _np(images).reshape(-1, 28, 28)
+    h, w = dataset.height, dataset.width
+    imgs = _np(images).reshape(-1, h, w)
+    classes = dataset.classes if classes is None else classes
     n = len(imgs)
     names = [str(c) for c in classes]
     words = max(map(len, names)) > 3  # "Ankle boot", not 9: fewer, wider columns and smaller labels
@@ -198,43 +207,46 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
         text = [names[y] if preds is None else f"{names[y]}{arrow}{names[preds[i]]}"
                 for i, y in enumerate(labels)]
         colors = TEXT if preds is None else [TRUE if p == y else PREDICTED for p, y in zip(preds, labels)]
-        fig.add_trace(go.Scatter(x=[c * (28 + gap) + 13.5 for _, c in rc],
-                                 y=[r * (28 + gap) - 1 for r, _ in rc], text=text, mode="text",
+        fig.add_trace(go.Scatter(x=[c * (w + gap) + (w - 1) / 2 for _, c in rc],
+                                 y=[r * (h + gap) - 1 for r, _ in rc], text=text, mode="text",
                                  textposition="top center", hoverinfo="skip",
                                  textfont=dict(size=LABEL_SIZE if words else FONT_SIZE, color=colors)))
     _image_axes(fig)
     rows = math.ceil(n / columns)
-    fig.update_yaxes(range=[rows * (28 + gap) - gap - 0.5, -gap])
+    fig.update_yaxes(range=[rows * (h + gap) - gap - 0.5, -gap])
     return _layout(fig, title, height=height or min(540 if not words else 720,
                                                     max(220, (78 if not words else 100) * rows + 70)))
 
 
-def pixel_window(image, size: int = 14) -> tuple[int, int]:
+def pixel_window(image, size: int = 14, dataset: Dataset = MNIST) -> tuple[int, int]:
     """The (row, column) of the top-left pixel of the `size`×`size` window whose values vary most:
     ink and background both, across the stroke's edge. Of equal ones, the nearest the centre."""
-    img = _as_image(image)
-    if not 1 <= size <= 28:
-        raise ValueError(f"A window of an MNIST image is 1 to 28 pixels wide; got {size}.")
+    img = _as_image(image, dataset)
+    h, w = img.shape
+    if not 1 <= size <= min(h, w):
+        raise ValueError(f"A window of {dataset.title}'s images is 1 to {min(h, w)} pixels wide; got {size}.")
     spread = np.lib.stride_tricks.sliding_window_view(img, (size, size)).var(axis=(2, 3))
     r, c = np.indices(spread.shape)
-    from_centre = (r + size / 2 - 14) ** 2 + (c + size / 2 - 14) ** 2
+    from_centre = (r + size / 2 - h / 2) ** 2 + (c + size / 2 - w / 2) ** 2
     best = np.lexsort((from_centre.ravel(), -np.round(spread, 9).ravel()))[0]
     return divmod(int(best), spread.shape[1])
 
 
 def pixel_values(image, decimals: int = 0, title: str | None = None, height: int = 520,
-                 window: int = 14, beside: bool = True, name: str = "all") -> go.Figure:
-    """One digit small, its window of `window`×`window` pixels across the stroke (`pixel_window`) outlined,
-    and beside it (or, not `beside`, below it: a narrow column) that window enlarged with each pixel's
-    value written in its cell at the body text's size: 784 numbers that size do not fit a screen.
-    Hovering over the whole image gives any pixel. `name` names the whole image in its title."""
-    img = _as_image(image)
-    r0, c0 = pixel_window(img, window)
+                 window: int = 14, beside: bool = True, name: str = "all",
+                 dataset: Dataset = MNIST) -> go.Figure:
+    """One of `dataset`'s images small, its window of `window`×`window` pixels across the stroke
+    (`pixel_window`) outlined, and beside it (or, not `beside`, below it: a narrow column) that window
+    enlarged with each pixel's value written in its cell at the body text's size: all of an image's
+    numbers (784 for MNIST) that size do not fit a screen. Hovering over the whole image gives any
+    pixel. `name` names the whole image in its title."""
+    img = _as_image(image, dataset)
+    r0, c0 = pixel_window(img, window, dataset)
     rows, cols = list(range(r0, r0 + window)), list(range(c0, c0 + window))
     lo, hi = float(np.min(img)), float(np.max(img))
     scale = dict(colorscale=GRAY, zmin=min(lo, 0.0), zmax=max(hi, lo + 1e-9), showscale=False,
                  hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:.{max(decimals, 2)}f}}<extra></extra>")
-    titles = (f"{name} 28 × 28", f"rows {r0}–{rows[-1]}, cols {c0}–{cols[-1]}")
+    titles = (f"{name} {dataset.height} × {dataset.width}", f"rows {r0}–{rows[-1]}, cols {c0}–{cols[-1]}")
     if beside:
         fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.08,
                             subplot_titles=titles)
@@ -259,9 +271,10 @@ def pixel_values(image, decimals: int = 0, title: str | None = None, height: int
     return _layout(fig, title, height)
 
 
-def weight_images(weight, max_units: int = 64, columns: int | None = None,
-                  title: str | None = None, shared_scale: bool = False) -> go.Figure:
-    """The first layer's weights as 28×28 images, one per hidden unit (the first `max_units`).
+def weight_images(weight, max_units: int = 64, columns: int | None = None, title: str | None = None,
+                  shared_scale: bool = False, dataset: Dataset = MNIST) -> go.Figure:
+    """The first layer's weights as images of `dataset`'s shape, one per hidden unit (the first
+    `max_units`): each unit's weight on each pixel where that pixel is.
 
     Blue is positive, red negative, white zero. By default each unit has its own symmetric scale
     (its largest |weight| is full colour), so a unit with small weights still shows its pattern
@@ -269,9 +282,9 @@ def weight_images(weight, max_units: int = 64, columns: int | None = None,
     Hovering shows the weight itself either way.
     """
     w = _np(weight)
-    if w.ndim != 2 or w.shape[1] != 784:
-        raise ValueError(f"First-layer weights are (hidden, 784); got shape {w.shape}.")
-    w = w[:max_units].reshape(-1, 28, 28)
+    if w.ndim != 2 or w.shape[1] != dataset.inputs:
+        raise ValueError(f"First-layer weights are (hidden, {dataset.inputs}); got shape {w.shape}.")
+    w = w[:max_units].reshape(-1, dataset.height, dataset.width)
     columns = max(1, min(columns or math.ceil(math.sqrt(2 * len(w))), len(w)))
     actual = _tile(w, columns, gap=3)
     rows = math.ceil(len(w) / columns)
@@ -291,7 +304,7 @@ def weight_images(weight, max_units: int = 64, columns: int | None = None,
 
 
 def _per_unit(w: np.ndarray) -> np.ndarray:
-    """Each (28, 28) unit divided by its own largest |weight|: -1 to 1, as float32."""
+    """Each (H, W) unit divided by its own largest |weight|: -1 to 1, as float32."""
     bound = np.nanmax(np.abs(np.where(np.isfinite(w), w, np.nan)), axis=(1, 2), keepdims=True) \
         if np.isfinite(w).any() else np.ones((len(w), 1, 1))
     bound = np.where(np.isfinite(bound) & (bound > 0), bound, 1.0)

@@ -3,7 +3,8 @@
 MNIST's digits were cropped to their ink, scaled (keeping the aspect ratio, with antialiasing) so
 the longer side is 20 pixels, put in a 28×28 field and shifted so their center of mass is at the
 field's center. `preprocess` does the same to any image and keeps every stage so a page can show
-what the network is given; `naive` just shrinks the whole image, for comparison.
+what the network is given; `naive` just shrinks the whole image, for comparison. The field is the
+data set's image (`Dataset.image_shape`: MNIST's 28×28), never a size written here.
 
 `preprocess_garment` prepares a picture of a garment the way Fashion-MNIST's product photos were
 (Xiao, Rasul & Vollgraf 2017, section 2): trim the background, subsample the longer side to 28,
@@ -21,11 +22,12 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 
 from mnistlab.data import normalize
+from mnistlab.dataset import FASHION, MNIST, Dataset
 from mnistlab.errors import ImageError
 
-SIZE = 28  # the field
-BOX = 20  # the longer side of the digit inside it
-CENTER = 14.0  # where MNIST's centers of mass are (row, column; measured: 13.99, 14.01)
+BOX = 20  # the longer side of the digit inside MNIST's field
+# Where MNIST's centers of mass are: the field's center (row, column; measured: 13.99, 14.01).
+CENTER = MNIST.height / 2
 MIN_CONTRAST = 0.2  # brightest ink minus background, on a 0-1 scale, below which nothing is drawn
 INK_LEVEL = 0.2  # a pixel counts as ink from this level up, once the background is 0 and the ink 1
 MIN_STROKE = 2.0  # MNIST's pen is about 2-3 px wide in the 20 px box; thinner drawings are thickened
@@ -45,8 +47,22 @@ TRIM_DISTANCE = 0.05
 # effect grows near outlines (the paper quotes ImageMagick's unsharp mask; its defaults for the rest:
 # gain 1, threshold 5% of the range).
 SHARPEN = ImageFilter.UnsharpMask(radius=1, percent=100, threshold=13)
-GARMENT_STAGES = ("converted to PNG", "trimmed", "longer side subsampled to 28", "sharpened",
-                  "extended to 28×28, centred", "negated", "8-bit greyscale")
+
+
+def garment_stages(dataset: Dataset = FASHION) -> tuple[str, ...]:
+    """The paper's seven steps, named for `dataset`'s field (Fashion-MNIST's 28×28)."""
+    return ("converted to PNG", "trimmed", f"longer side subsampled to {_side(dataset)}", "sharpened",
+            f"extended to {dataset.shape_text()}, centred", "negated", "8-bit greyscale")
+
+
+def _field(dataset: Dataset) -> tuple[int, int]:
+    """(height, width) of `dataset`'s images: the field a drawing is made into."""
+    return dataset.height, dataset.width
+
+
+def _side(dataset: Dataset) -> int:
+    """The longest side a picture is subsampled to so that it fits `dataset`'s field."""
+    return min(_field(dataset))
 
 
 @dataclass(frozen=True)
@@ -62,7 +78,7 @@ class Stage:
 
 @dataclass(frozen=True, eq=False)
 class Preprocessed:
-    """Every stage from the input to the 28×28 digit the network reads.
+    """Every stage from the input to the image the network reads (a 28×28 digit for MNIST).
 
     `blank` when the image holds no digit (blank, or a speck): there is nothing to predict.
     """
@@ -71,15 +87,16 @@ class Preprocessed:
     blank: bool
 
     def input(self, normalization: str = "lesson") -> torch.Tensor | None:
-        """The (1, 1, 28, 28) tensor a network reads: the 28×28 digit stored as MNIST stores it
-        (8 bits), then normalized by the training code's own function, as the network was trained."""
+        """The (1, 1, height, width) tensor a network reads: the last stage stored as its data set
+        stores it (8 bits), then normalized by the training code's own function, as the network was
+        trained."""
         if self.blank:
             return None
         return normalize(torch.from_numpy(self.image)[None], normalization)
 
     @property
     def image(self) -> np.ndarray:
-        """The last stage: the 28×28 digit (or the grayscale input, when blank)."""
+        """The last stage: the data set's image (or the grayscale input, when blank)."""
         return self.stages[-1].image
 
     def __repr__(self) -> str:
@@ -215,12 +232,14 @@ def scale_to_box(digit: np.ndarray, box: int = BOX) -> np.ndarray:
     return out / out.max() if out.max() > 0 else out  # thin strokes fade when shrunk: ink back to 1
 
 
-def pad(digit: np.ndarray, top: int | None = None, left: int | None = None, size: int = SIZE) -> np.ndarray:
-    """`digit` in a black size×size field at (top, left); centered by its box when not given."""
+def pad(digit: np.ndarray, top: int | None = None, left: int | None = None,
+        field_shape: tuple[int, int] = _field(MNIST)) -> np.ndarray:
+    """`digit` in a black field of `field_shape` (height, width) at (top, left); centered by its box
+    when not given."""
     h, w = digit.shape
-    top = (size - h) // 2 if top is None else top
-    left = (size - w) // 2 if left is None else left
-    field = np.zeros((size, size))
+    top = (field_shape[0] - h) // 2 if top is None else top
+    left = (field_shape[1] - w) // 2 if left is None else left
+    field = np.zeros(field_shape)
     field[top:top + h, left:left + w] = digit
     return field
 
@@ -232,16 +251,17 @@ def center_of_mass(image: np.ndarray) -> tuple[float, float]:
     return float((rows * image).sum() / total), float((cols * image).sum() / total)
 
 
-def center_by_mass(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
-    """`digit` placed in the field so its center of mass lands on MNIST's (whole-pixel shift, as MNIST).
+def center_by_mass(digit: np.ndarray, field_shape: tuple[int, int] = _field(MNIST)) -> np.ndarray:
+    """`digit` placed in the field so its center of mass lands on the field's center, as MNIST's do
+    (whole-pixel shift, as MNIST).
 
     The digit is never pushed out of the field: a lopsided digit stops at the edge.
     """
     h, w = digit.shape
     row, col = center_of_mass(digit)
-    top = min(max(round(CENTER - row), 0), size - h)
-    left = min(max(round(CENTER - col), 0), size - w)
-    return pad(digit, top, left, size)
+    top = min(max(round(field_shape[0] / 2 - row), 0), field_shape[0] - h)
+    left = min(max(round(field_shape[1] / 2 - col), 0), field_shape[1] - w)
+    return pad(digit, top, left, field_shape)
 
 
 def _u8(image: np.ndarray) -> np.ndarray:
@@ -250,8 +270,10 @@ def _u8(image: np.ndarray) -> np.ndarray:
 
 # -- the two ways in -----------------------------------------------------------------------------
 
-def preprocess(image) -> Preprocessed:
-    """The MNIST procedure, one stage at a time: grayscale, crop, scale, pad, center, normalize."""
+def preprocess(image, dataset: Dataset = MNIST) -> Preprocessed:
+    """The MNIST procedure, one stage at a time: grayscale, crop, scale, pad, center, normalize, into
+    `dataset`'s field."""
+    field_shape = _field(dataset)
     gray = ink_on_black(to_grayscale(image))
     stages = [Stage("grayscale", _u8(gray))]
     box = ink_box(gray)
@@ -260,21 +282,24 @@ def preprocess(image) -> Preprocessed:
     top, left, bottom, right = box
     cropped = thicken(gray[top:bottom, left:right])
     scaled = scale_to_box(cropped)
-    centered = center_by_mass(scaled)
-    stages += [Stage("cropped to the ink", _u8(cropped)), Stage("scaled to 20 px", _u8(scaled)),
-               Stage("padded to 28×28", _u8(pad(scaled))), Stage("centered by mass", _u8(centered))]
+    centered = center_by_mass(scaled, field_shape)
+    stages += [Stage("cropped to the ink", _u8(cropped)), Stage(f"scaled to {BOX} px", _u8(scaled)),
+               Stage(f"padded to {dataset.shape_text()}", _u8(pad(scaled, field_shape=field_shape))),
+               Stage("centered by mass", _u8(centered))]
     return Preprocessed(tuple(stages), blank=False)
 
 
-def naive(image) -> Preprocessed:
-    """The whole image shrunk to 28×28, no cropping or centering: what preprocessing is compared to."""
+def naive(image, dataset: Dataset = MNIST) -> Preprocessed:
+    """The whole image shrunk to `dataset`'s image size, no cropping or centering: what preprocessing
+    is compared to."""
     gray = ink_on_black(to_grayscale(image))
     stages = [Stage("grayscale", _u8(gray))]
     if ink_box(gray) is None:
         return Preprocessed(tuple(stages), blank=True)
-    small = Image.fromarray(gray.astype(np.float32)).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+    size = (dataset.width, dataset.height)  # PIL's order
+    small = Image.fromarray(gray.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
     field = np.clip(np.asarray(small, dtype=np.float64), 0, 1)
-    stages.append(Stage("resized to 28×28", _u8(field)))
+    stages.append(Stage(f"resized to {dataset.shape_text()}", _u8(field)))
     return Preprocessed(tuple(stages), blank=False)
 
 
@@ -302,8 +327,9 @@ def garment_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
     return int(top), int(left), int(bottom), int(right)
 
 
-def preprocess_garment(image) -> Preprocessed:
-    """Fashion-MNIST's conversion of a product photo, one stage per step of Xiao et al. (2017).
+def preprocess_garment(image, dataset: Dataset = FASHION) -> Preprocessed:
+    """Fashion-MNIST's conversion of a product photo, one stage per step of Xiao et al. (2017), into
+    `dataset`'s field.
 
     Made for garments on a white background; a light drawing on a dark one (the canvas) is already
     what the network reads, so it is not negated. An ImageError when there is no garment to find.
@@ -316,16 +342,17 @@ def preprocess_garment(image) -> Preprocessed:
     top, left, bottom, right = garment_box(png)  # (2)
     trimmed = png[top:bottom, left:right]
     h, w = trimmed.shape[:2]
-    small = Image.fromarray(trimmed).resize(_fit((w, h), SIZE), Image.Resampling.NEAREST)  # (3)
+    small = Image.fromarray(trimmed).resize(_fit((w, h), _side(dataset)), Image.Resampling.NEAREST)  # (3)
     sharp = small.filter(SHARPEN)  # (4)
-    field = Image.new("RGB", (SIZE, SIZE), tuple(int(round(c)) for c in background))  # (5)
+    height, width = _field(dataset)
+    field = Image.new("RGB", (width, height), tuple(int(round(c)) for c in background))  # (5)
     # centred as ImageMagick's gravity centres (half the field minus half the image, each rounded
     # down): an odd width leaves the wider margin on the left, as in 99.7% of Fashion-MNIST's images
-    field.paste(sharp, (SIZE // 2 - sharp.width // 2, SIZE // 2 - sharp.height // 2))
+    field.paste(sharp, (width // 2 - sharp.width // 2, height // 2 - sharp.height // 2))
     field = np.asarray(field)
     light_background = _luminance(background / 255) > 0.5
     negated = 255 - field if light_background else field  # (6)
-    names = list(GARMENT_STAGES)
+    names = list(garment_stages(dataset))
     if not light_background:
         names[5] = "not negated: already light on dark"
     pictures = (png, trimmed, small, sharp, field, negated, negated)  # (7): their grays

@@ -27,7 +27,6 @@ BATCH_NORM_LAYER_S = 0.2e-3
 FLOPS = 90e9  # a core's fp32 rate in these matmuls (about MKL's peak on one core here)
 
 
-TEST_IMAGES = 10_000
 EVALUATION_OVERHEAD_S = 0.1  # a stack's scoring beyond its arithmetic, and its bookkeeping
 
 
@@ -86,9 +85,9 @@ def pace() -> float:
         config = TrainConfig(epochs=1, train_images=PACE_STEPS * 64)  # what `stack_seconds` models
         # Timing only: the numbers' values do not matter, their shapes and the work do.
         g = torch.Generator().manual_seed(0)
-        images = torch.randint(0, 256, (config.train_images, 28, 28), dtype=torch.uint8,
-                               generator=g)
-        split = Split(images, torch.randint(0, 10, (len(images),), generator=g))
+        shape, classes = config.data.image_shape[1:], config.data.n_classes
+        images = torch.randint(0, 256, (config.train_images, *shape), dtype=torch.uint8, generator=g)
+        split = Split(images, torch.randint(0, classes, (len(images),), generator=g), dataset=config.data)
         trials = [Trial(Network(Architecture((16,), act)), config) for act in ("relu", "sigmoid")]
         stack = stacked.Stack([t.network.build() for t in trials], [t.arch for t in trials], "cpu")
         train.train(stack, config, split)  # once to warm up: the first steps allocate what later ones reuse
@@ -106,11 +105,11 @@ def _learning_images(c, images: int) -> int:
 
 def _evaluation_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
     """A stack's scoring: validation checked within and at the end of each epoch, then the training,
-    validation and test sets scored once."""
+    validation and test sets scored once (the test set: its data set's)."""
     t, k = group[0], len(group)
     c = t.config
     checked = c.validation * (2 - 1 / c.evaluations) * c.epochs  # whole at each epoch's end, parts within
-    scored = TEST_IMAGES + _learning_images(c, images) + c.validation + checked
+    scored = c.data.test_size + _learning_images(c, images) + c.validation + checked
     return EVALUATION_OVERHEAD_S + 2 * scored * t.arch.n_parameters * k / FLOPS
 
 

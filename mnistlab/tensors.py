@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from mnistlab.dataset import MNIST, Dataset
+
 
 def activation(x: torch.Tensor) -> torch.Tensor:
     """The lesson's sigmoid: 1 / (1 + exp(-x))."""
@@ -21,7 +23,8 @@ def softmax(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True, eq=False)
 class TensorNetwork:
-    """W1, W2, B1, B2 drawn with `torch.randn` in the lesson's order, from a seed."""
+    """W1, W2, B1, B2 drawn with `torch.randn` in the lesson's order, from a seed: for a data set's
+    images (W1 has a row per pixel) and classes (W2 a column per class)."""
 
     W1: torch.Tensor
     W2: torch.Tensor
@@ -30,7 +33,8 @@ class TensorNetwork:
     seed: int
 
     @classmethod
-    def random(cls, n_hidden: int = 256, seed: int = 7, n_input: int = 784, n_output: int = 10):
+    def random(cls, n_hidden: int = 256, seed: int = 7, dataset: Dataset = MNIST):
+        n_input, n_output = dataset.inputs, dataset.n_classes
         g = torch.Generator().manual_seed(seed)  # same numbers as torch.manual_seed(seed)
         W1 = torch.randn(n_input, n_hidden, generator=g)
         W2 = torch.randn(n_hidden, n_output, generator=g)

@@ -159,9 +159,9 @@ def layer_dynamics(runs: Mapping[str, Mapping[tuple[str, str], tuple]], title: s
     return fig
 
 
-def _digit_column(images) -> str:
-    """Digits stacked top to bottom, as one gray PNG data URL."""
-    a = _np(images).reshape(-1, 28, 28)
+def _digit_column(images, shape: tuple[int, int]) -> str:
+    """Images of `shape` (height, width) stacked top to bottom, as one gray PNG data URL."""
+    a = _np(images).reshape(-1, *shape)
     a = np.concatenate(list(a))
     lo, hi = float(a.min()), float(a.max())
     return png_data_url(np.round((a - lo) / max(hi - lo, 1e-9) * 255).astype(np.uint8))
@@ -181,22 +181,26 @@ def _diverging_png(z: np.ndarray) -> str:
 
 
 def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
-           frame_ms: int = 700, classes: Sequence[str] = DIGITS) -> go.Figure:
+           frame_ms: int = 700, classes: Sequence[str] | None = None) -> go.Figure:
     """The run's snapshots as an animation: a slider over them and a play button, played in the
     browser (Plotly frames), with no round-trip to the server per frame.
 
     Each frame shows fc1's first units (each on its own symmetric scale), the class probabilities
     for one test image of each digit (`digit_images`, in `dynamics.replay_digits` order), and each
-    Linear layer's weight histogram. `dynamics` is a `mnistlab.dynamics.Dynamics`.
+    Linear layer's weight histogram. `dynamics` is a `mnistlab.dynamics.Dynamics`: its data set gives
+    the images' shape and, unless `classes` is given, the class names.
     """
     snaps, spe, layers = dynamics.snapshots, dynamics.steps_per_epoch, dynamics.layers
+    shape = dynamics.dataset.image_shape[1:]
+    classes = dynamics.dataset.classes if classes is None else classes
     hist_cols = min(3, len(layers))
     hist_rows = math.ceil(len(layers) / hist_cols)
     cols = hist_cols * 2  # the digits' column is one half of a histogram column
     specs = [[{"colspan": cols}] + [None] * (cols - 1),
              [{}] + [{"colspan": cols - 1}] + [None] * (cols - 2)]
     titles = [f"fc1: the first {len(snaps[0].templates)} units, each on its own scale", "",
-              "class probabilities (columns 0-9) for one test image of each digit" if tuple(classes) == DIGITS
+              f"class probabilities (columns 0-{len(classes) - 1}) for one test image of each digit"
+              if tuple(classes) == DIGITS
               else "class probabilities for one test image of each class"]
     for r in range(hist_rows):
         row = []
@@ -216,7 +220,7 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
 
     # Frames carry plain lists and PNGs: Plotly.js does not decode 2-D binary arrays inside frames.
     def templates(s):
-        return _diverging_png(_tile(_per_unit(_np(s.templates).reshape(-1, 28, 28)), tile_cols, gap=3))
+        return _diverging_png(_tile(_per_unit(_np(s.templates).reshape(-1, *shape)), tile_cols, gap=3))
 
     def probabilities(s):
         p = _np(s.probabilities)
@@ -233,7 +237,7 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
 
     first = snaps[0]
     fig.add_trace(go.Image(source=templates(first), hoverinfo="skip"), row=1, col=1)
-    fig.add_trace(go.Image(source=_digit_column(digit_images), hoverinfo="skip"), row=2, col=1)
+    fig.add_trace(go.Image(source=_digit_column(digit_images, shape), hoverinfo="skip"), row=2, col=1)
     p, text = probabilities(first)
     digits = [str(c) for c in classes][:len(p)]  # the replay images are one of each class, in order
     fig.add_trace(go.Heatmap(z=p, x=digits, y=digits, text=text, texttemplate="%{text}", colorscale="Blues",

@@ -26,19 +26,19 @@ lab_ui.entry_guard()
 
 @st.cache_resource(max_entries=256, show_spinner=False)
 def grid_figure(batch: str, title: str, data_name: str, _images: torch.Tensor, _labels: torch.Tensor):
-    classes = lab_ui.split(True, data_name).dataset.classes
-    return plots.digit_grid(_images, _labels, title=title, classes=classes)
+    return plots.digit_grid(_images, _labels, title=title, dataset=lab_ui.split(True, data_name).dataset)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def pixel_figure(batch: str, index: int, view: str, label: str, _image: torch.Tensor):
+def pixel_figure(batch: str, index: int, view: str, label: str, data_name: str, _image: torch.Tensor):
+    dataset = lab_ui.split(True, data_name).dataset
     stored = ((_image * STD + MEAN) * 255).round()  # undo the lesson's Normalize: the stored 8-bit values
     if view == BEFORE:
-        return plots.pixel_values(stored, decimals=0,
+        return plots.pixel_values(stored, decimals=0, dataset=dataset,
                                   title=f"images[{index}], label {label}: stored 8-bit values")
     name = VIEWS[view]
     how = "ToTensor (÷255)" + (f" and {normalize_code(name)}" if name != "none" else "")
-    return plots.pixel_values(normalize(stored.to(torch.uint8)[0], name), decimals=1,
+    return plots.pixel_values(normalize(stored.to(torch.uint8)[0], name), decimals=1, dataset=dataset,
                               title=f"images[{index}] after {how}")
 
 
@@ -59,7 +59,7 @@ def fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
 st.title("Dataset")
 st.caption(f"{ds.title} through the lesson's `trainloader`: each batch is a tensor of images and one of "
            f"labels." + (f" Its {ds.n_classes} classes are {', '.join(ds.classes)}; a label is the class's "
-                         f"number, 0 to {ds.n_classes - 1}." if ds.classes != tuple("0123456789") else ""))
+                         f"number, 0 to {ds.n_classes - 1}." if ds.classes != plots.DIGITS else ""))
 
 c = st.columns([1.2, 1, 1, 1, 1], vertical_alignment="bottom")
 split_name = c[0].segmented_control("Split", ["train", "test"], default="train", key="ds_split",
@@ -98,7 +98,7 @@ batch = fingerprint(images, labels)
 st.subheader(f"Batch {st.session_state['ds_number']} of {len(loader)}"
              + (f" (pass {st.session_state['ds_pass']})" if st.session_state["ds_pass"] > 1 else ""))
 st.code(f">>> images.shape\n{images.shape}\n>>> labels.shape\n{labels.shape}\n"
-        f">>> images.view(images.shape[0], -1).shape   # flattened: 784 inputs per image\n"
+        f">>> images.view(images.shape[0], -1).shape   # flattened: {ds.inputs} inputs per image\n"
         f"{images.view(n, -1).shape}", language="python")
 shown = min(n, MAX_SHOWN)
 first = f" (first {shown} of {n})" if shown < n else ""
@@ -108,8 +108,9 @@ lab_ui.plot(grid_figure(batch, f"The batch's {ds.things} with their labels{first
 
 @st.fragment
 def one_image() -> None:
-    """One image's 784 values: a window of them written out, every one on hover. A fragment: picking
-    another image or view redraws only this part, and only one pixel-value figure is drawn at a time."""
+    """One image's values (784 for MNIST): a window of them written out, every one on hover. A fragment:
+    picking another image or view redraws only this part, and only one pixel-value figure is drawn at a
+    time."""
     st.subheader("One image, pixel by pixel")
     index = st.slider("Image in the batch", 0, n - 1, 0, key="ds_index") if n > 1 else 0
     view = st.segmented_control(
@@ -120,7 +121,7 @@ def one_image() -> None:
     label = int(labels[index])
     name = ds.classes[label]
     lab_ui.plot(pixel_figure(batch, index, view, str(label) if name == str(label) else f"{label} ({name})",
-                             images[index]))
+                             ds.name, images[index]))
 
 
 one_image()

@@ -2,7 +2,7 @@
 
 Each network reads the drawing the way its data set was made: a digit network as MNIST's digits
 were (crop, scale to 20 px, centre by mass), a Fashion-MNIST network as Zalando's product photos
-were (`preprocess.preprocess_garment`: trim, subsample to 28, sharpen, centre, negate).
+were (`preprocess.preprocess_garment`: trim, subsample to its size, sharpen, centre, negate).
 """
 
 import numpy as np
@@ -13,7 +13,7 @@ from streamlit_drawable_canvas import st_canvas
 
 import lab_ui
 from mnistlab import jobs, model_files, network, network_diagram, plots, preprocess, train
-from mnistlab.dataset import Dataset
+from mnistlab.dataset import FASHION, MNIST, Dataset
 from mnistlab.errors import ImageError
 from mnistlab.runs import keep_run
 from mnistlab.train_config import TrainConfig
@@ -22,6 +22,7 @@ lab_ui.entry_guard()
 
 CANVAS = 280
 QUICK = TrainConfig(epochs=1)  # the one-click default network: one epoch, a few seconds
+QUICK_NETWORK = network.Network()  # the lesson's, e.g. 784-128-64-10 relu
 FIGURE_PX = 440  # one network's prediction; as many side by side as the page has room for
 STAGE_PX = 100  # each preprocessing stage is shown with its longer side this big
 FRAME_GRAY = 110
@@ -67,23 +68,24 @@ def preview(image: np.ndarray) -> np.ndarray:
 def prepared_for(ds: Dataset, image) -> preprocess.Preprocessed:
     """`image` made into what a network of `ds` reads: as its images were made."""
     if ds.prepare != "garment":
-        return preprocess.preprocess(image)
+        return preprocess.preprocess(image, ds)
     try:
-        return preprocess.preprocess_garment(image)
+        return preprocess.preprocess_garment(image, ds)
     except ImageError:  # nothing there: a blank canvas or an empty picture
         return preprocess.Preprocessed((), blank=True)
 
 
 def quick_train() -> None:
     """Trains the lesson's network for one epoch, with a progress bar, and keeps it as a session run."""
-    bar = st.progress(0.0, text=f"Training 784-128-64-10 relu on {lab_ui.dataset().title} for one epoch…")
+    bar = st.progress(0.0, text=f"Training {QUICK_NETWORK.arch.label()} on {lab_ui.dataset().title} for one "
+                                f"epoch…")
 
     def report(p: train.Progress):
         bar.progress(p.fraction, text=f"Training: step {p.step} of {p.total_steps}, training loss "
                                       f"{p.loss:.3f}, training accuracy so far {p.accuracy:.1%}")
 
     # A job in the server's queue like every training, so it takes its turn with the others.
-    job = jobs.TrainingJob(network.Network(), QUICK.replace(dataset=lab_ui.dataset().name),
+    job = jobs.TrainingJob(QUICK_NETWORK, QUICK.replace(dataset=lab_ui.dataset().name),
                            lab_ui.split(True), lab_ui.split(False),
                            lab_ui.current_build().device, owner=lab_ui.owner()).start()
     shown = 0
@@ -102,11 +104,11 @@ def quick_train() -> None:
 
 chosen_data = lab_ui.dataset()
 st.title("Draw a digit" if chosen_data.things == "digits" else f"Draw or upload: {chosen_data.title}")
-st.caption("Your drawing is prepared the way each network's data set was made, then each network you "
-           "choose gives its 10 class probabilities. A digit network: cropped to the ink, scaled to 20 px, "
-           "padded to 28×28, centered by mass, as MNIST's digits were. A Fashion-MNIST network: trimmed, "
-           "subsampled to 28 px, sharpened, centred and negated, as its product photos were (Xiao et al. "
-           "2017).")
+st.caption(f"Your drawing is prepared the way each network's data set was made, then each network you "
+           f"choose gives its {chosen_data.n_classes} class probabilities. A digit network: cropped to the "
+           f"ink, scaled to {preprocess.BOX} px, padded to {MNIST.shape_text()}, centered by mass, as "
+           f"MNIST's digits were. A Fashion-MNIST network: trimmed, subsampled to {FASHION.width} px, "
+           f"sharpened, centred and negated, as its product photos were (Xiao et al. 2017).")
 
 # Canvas and predictions side by side; on a narrow screen the predictions wrap below the canvas.
 top = st.container(horizontal=True, gap="large")
@@ -138,9 +140,10 @@ with left:
                 image = preprocess.read_image(upload.getvalue(), upload.name)
                 st.image(plots.png_data_url(preview(image)), caption=upload.name, width=CANVAS)
     compare = st.toggle("Compare with a naive resize", key="draw_naive",
-                        help="Shrink the whole image to 28×28, with no cropping or centering.")
+                        help=f"Shrink the whole image to {chosen_data.shape_text()}, with no cropping or "
+                             f"centering.")
 
-naive = preprocess.naive(image) if image is not None and compare else None
+naive = preprocess.naive(image, chosen_data) if image is not None and compare else None
 
 # -- the networks --------------------------------------------------------------------------------
 
@@ -164,7 +167,7 @@ with right:
     else:
         chosen = []
         st.info("No trained network yet. Train one on the Train page, or train the lesson's "
-                "784-128-64-10 network here for one epoch.")
+                f"{'-'.join(map(str, QUICK_NETWORK.arch.sizes))} network here for one epoch.")
         if st.button("Train a default network", type="primary", icon=":material/bolt:", key="draw_train"):
             with lab_ui.show_errors():
                 quick_train()
@@ -223,8 +226,8 @@ with right:
                         continue
                     with torch.no_grad():
                         ps = network.probabilities(model, ready.input(normalization))[0]
-                    lab_ui.plot(plots.view_classify(ready.image, ps, title=how, height=280,
-                                                    classes=ds.classes), key=f"draw_fig_{i}_{how}")
+                    lab_ui.plot(plots.view_classify(ready.image, ps, title=how, height=280, dataset=ds),
+                                key=f"draw_fig_{i}_{how}")
     st.checkbox(f"Also show an untrained network ({build.network.arch.label()}, random weights)",
                 key="draw_untrained")
 
@@ -238,7 +241,7 @@ if models and digit is not None and not digit.blank:
                    f"responds, the class probabilities on the right. {network_diagram.LEGEND}")
         with torch.no_grad():
             lab_ui.plot(network_diagram.network_figure(model, prepared[ds].input(normalization),
-                                                       class_names=ds.classes, height=440),
+                                                       class_names=ds.classes, height=440, dataset=ds),
                         key="draw_network")
 
 # -- what the network sees -----------------------------------------------------------------------

@@ -19,9 +19,9 @@ lab_ui.entry_guard()
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def lesson_network(n_hidden: int, seed: int, data_name: str) -> tuple:
-    images, labels = next(iter(FastLoader(lab_ui.split(True, data_name), lesson_step.BATCH, shuffle=True,
-                                          seed=seed)))
-    t = TensorNetwork.random(n_hidden, seed).forward(images)
+    split = lab_ui.split(True, data_name)
+    images, labels = next(iter(FastLoader(split, lesson_step.BATCH, shuffle=True, seed=seed)))
+    t = TensorNetwork.random(n_hidden, seed, split.dataset).forward(images)
     hidden = layer_activations(t["hidden"], "sigmoid", "hidden")
     figure = plots.histograms({f"hidden: {hidden.share:.0%} of activations saturated": t["hidden"]},
                               columns=1, x_title="sigmoid output", panel_height=300)
@@ -33,7 +33,7 @@ def image_figure(n_hidden: int, seed: int, index: int, data_name: str):
     images, labels, t, _ = lesson_network(n_hidden, seed, data_name)
     return plots.view_classify(images[index], t["probabilities"][index], label=int(labels[index]),
                                title=f"images[{index}] through the untrained network",
-                               classes=lab_ui.split(True, data_name).dataset.classes)
+                               dataset=lab_ui.split(True, data_name).dataset)
 
 
 st.title("A network from tensors")
@@ -57,26 +57,27 @@ def step(title: str, code: str):
 
 
 with step("1. A batch, flattened", "dataiter = iter(trainloader)\nimages, labels = next(dataiter)\n\n"
-          "# 784 inputs per image\ninputs = images.view(images.shape[0], -1)"):
+          f"# {ds.inputs} inputs per image\ninputs = images.view(images.shape[0], -1)"):
     st.code(f">>> images.shape\n{t['images'].shape}\n>>> inputs.shape\n{t['inputs'].shape}",
             language="python")
 
 with step("2. Weights and biases from torch.randn",
-          f"torch.manual_seed({seed})\n\nn_input = 784\nn_hidden = {n_hidden}\nn_output = 10\n\n"
+          f"torch.manual_seed({seed})\n\nn_input = {ds.inputs}\nn_hidden = {n_hidden}\n"
+          f"n_output = {ds.n_classes}\n\n"
           "W1 = torch.randn(n_input, n_hidden)\nW2 = torch.randn(n_hidden, n_output)\n"
           "B1 = torch.randn((1, n_hidden))\nB2 = torch.randn((1, n_output))"):
     names = ["images", "inputs", "W1", "B1", "hidden", "W2", "B2", "scores", "probabilities"]
     st.dataframe(pd.DataFrame({"tensor": names, "shape": [str(t[n].shape) for n in names]}),
                  hide_index=True, width="stretch")
-    st.caption("`torch.mm(inputs, W1)` needs inputs' 784 columns to match W1's 784 rows; "
-               "B1's shape (1, n_hidden) is broadcast over the batch's rows.")
+    st.caption(f"`torch.mm(inputs, W1)` needs inputs' {ds.inputs} columns to match W1's {ds.inputs} rows; "
+               f"B1's shape (1, n_hidden) is broadcast over the batch's rows.")
 
 with step("3. Hidden layer: sigmoid of inputs × W1 + B1",
           "def activation(x):\n    return 1 / (1 + torch.exp(-x))\n\n"
           "hidden = activation(torch.mm(inputs, W1) + B1)"):
     lab_ui.plot(hidden_figure)
-    st.caption("Each hidden unit adds up 784 inputs times unscaled `randn` weights, so its input is far "
-               "from 0 and the sigmoid sits at 0 or 1, where its slope (and learning) is almost nil. "
+    st.caption(f"Each hidden unit adds up {ds.inputs} inputs times unscaled `randn` weights, so its input is "
+               "far from 0 and the sigmoid sits at 0 or 1, where its slope (and learning) is almost nil. "
                "That is why `nn.Linear` scales its initial weights by 1/√inputs.")
 
 with step("4. Output scores and softmax",
@@ -91,5 +92,5 @@ with step("4. Output scores and softmax",
     st.code(f">>> probabilities.shape\n{ps.shape}\n>>> probabilities.sum(dim=1)\ntensor([{sums}])",
             language="python", wrap_lines=True)
     named = f" ({', '.join(ds.classes)})" if ds.things != "digits" else ""
-    st.caption(f"Every row sums to 1: a probability for each of the 10 classes{named}. With random weights "
-               f"the guess means nothing yet.")
+    st.caption(f"Every row sums to 1: a probability for each of the {ds.n_classes} classes{named}. With "
+               f"random weights the guess means nothing yet.")

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 
 from mnistlab import data
+from mnistlab.dataset import MNIST
 from mnistlab.errors import DataError
 
 
@@ -24,9 +25,9 @@ def test_split():
 
 def test_a_batch_is_64_images_of_1x28x28_and_64_labels(trainloader):
     images, labels = next(iter(trainloader))
-    assert images.shape == (64, 1, 28, 28)
+    assert images.shape == (64, 1, 28, 28) == (64, *MNIST.image_shape)
     assert labels.shape == (64,)
-    assert images.view(images.shape[0], -1).shape == (64, 784)
+    assert images.view(images.shape[0], -1).shape == (64, 784) == (64, MNIST.inputs)
 
 
 def test_normalized_pixels_lie_in_minus_one_to_one_and_use_both_ends(trainloader):
@@ -36,9 +37,10 @@ def test_normalized_pixels_lie_in_minus_one_to_one_and_use_both_ends(trainloader
 
 def test_the_splits_hold_60000_and_10000_digits_of_every_class():
     train, test = data.load_split(True), data.load_split(False)
-    assert (len(train), len(test)) == (60000, 10000)
+    assert (len(train), len(test)) == (60000, 10000) == (MNIST.train_size, MNIST.test_size)
+    assert len(train.class_counts()) == len(test.class_counts()) == MNIST.n_classes
     assert all(count > 800 for count in train.class_counts() + test.class_counts())
-    assert sum(test.class_counts()) == 10000
+    assert sum(test.class_counts()) == MNIST.test_size
 
 
 def test_fast_path_equals_the_lesson_transform_on_real_images(test_split):
@@ -174,3 +176,12 @@ def test_images_and_labels_of_different_counts_are_refused(broken_root):
     path.write_bytes(content[:4] + struct.pack(">i", 9000) + content[8:8 + 9000])
     with pytest.raises(DataError, match="10000 images but 9000 labels"):
         data.load_split(train=False, root=broken_root)
+
+
+def test_images_of_another_shape_are_refused_naming_the_data_sets_shape(broken_root):
+    path = broken_root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    content = path.read_bytes()  # the same pixels, its header saying 14 rows of 56: torchvision reads it
+    path.write_bytes(content[:8] + struct.pack(">ii", 14, 56) + content[16:])
+    with pytest.raises(DataError, match=r"do not hold 28×28 8-bit images \(found \(10000, 14, 56\)"):
+        data.load_split(train=False, root=broken_root)
+    assert MNIST.shape_text() == "28×28"

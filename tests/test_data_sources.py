@@ -10,11 +10,13 @@ import torch
 from torchvision import datasets
 
 from mnistlab import data, data_sources
+from mnistlab.dataset import FASHION, MNIST
 from mnistlab.errors import DataError
 
 SHARED_RAW = data.data_root() / "FashionMNIST" / "raw"
 NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SIZES = (FASHION.train_size, FASHION.test_size)  # (60000, 10000)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,9 @@ def debian_copy(tmp_path_factory) -> Path:
 def torchvision_reads(root) -> tuple[int, int]:
     train = datasets.FashionMNIST(root, train=True, download=False)
     test = datasets.FashionMNIST(root, train=False, download=False)
-    assert train.data.shape[1:] == (28, 28) and train.data.dtype == torch.uint8
-    assert torch.bincount(test.targets).tolist() == [1000] * 10  # 10 balanced classes
+    assert train.data.shape[1:] == FASHION.image_shape[1:] and train.data.dtype == torch.uint8
+    per_class = FASHION.test_size // FASHION.n_classes
+    assert torch.bincount(test.targets).tolist() == [per_class] * FASHION.n_classes  # balanced classes
     return len(train), len(test)
 
 
@@ -44,7 +47,7 @@ def leftovers(root: Path) -> list[str]:
 
 
 def test_torchvision_names_the_four_files_debian_ships_gzipped():
-    assert data_sources.raw_names(datasets.FashionMNIST) == NAMES
+    assert data_sources.raw_names(datasets.FashionMNIST) == NAMES == FASHION.raw_files
 
 
 @pytest.mark.skipif(not data_sources.DEBIAN_FOLDER.is_dir(),
@@ -56,7 +59,7 @@ def test_debians_package_unpacked_is_read_by_torchvision(tmp_path):
     assert done.written == NAMES and done.kept == ()
     assert str(tmp_path / "FashionMNIST" / "raw") in str(done)
     assert data_sources.dataset_folder_has_files(tmp_path, datasets.FashionMNIST)
-    assert torchvision_reads(tmp_path) == (60000, 10000)
+    assert torchvision_reads(tmp_path) == SIZES
     # the same bytes as the published files: the first training image is the same ankle boot
     shared = datasets.FashionMNIST(data.data_root(), train=True, download=False)
     assert torch.equal(datasets.FashionMNIST(tmp_path, train=True).data[:100], shared.data[:100])
@@ -65,7 +68,7 @@ def test_debians_package_unpacked_is_read_by_torchvision(tmp_path):
 def test_a_gzipped_copy_is_unpacked_and_read_and_a_second_call_keeps_it(tmp_path, debian_copy):
     done = data_sources.unpack_debian(datasets.FashionMNIST, tmp_path, debian=debian_copy)
     assert done.written == NAMES
-    assert torchvision_reads(tmp_path) == (60000, 10000)
+    assert torchvision_reads(tmp_path) == SIZES
     assert leftovers(tmp_path) == sorted(f"FashionMNIST/raw/{n}" for n in NAMES)  # no temporary files
     again = data_sources.unpack_debian(datasets.FashionMNIST, tmp_path, debian=debian_copy)
     assert again.written == () and again.kept == NAMES and "nothing was unpacked" in str(again)
@@ -77,7 +80,7 @@ def test_only_the_missing_files_are_unpacked(tmp_path, debian_copy):
     shutil.copy(SHARED_RAW / NAMES[0], raw / NAMES[0])
     done = data_sources.unpack_debian(datasets.FashionMNIST, tmp_path, debian=debian_copy)
     assert done.kept == NAMES[:1] and done.written == NAMES[1:]
-    assert torchvision_reads(tmp_path) == (60000, 10000)
+    assert torchvision_reads(tmp_path) == SIZES
 
 
 def assert_explains(error: DataError, root: Path, debian: Path):
@@ -111,6 +114,9 @@ def test_a_gz_of_other_bytes_fails_the_published_checksum(tmp_path, debian_copy)
     with pytest.raises(DataError, match="does not hold the published t10k-labels-idx1-ubyte") as err:
         data_sources.unpack_debian(datasets.FashionMNIST, root, debian=debian)
     assert_explains(err.value, root, debian)
+    # the checksums are the Datasets': the file's is MNIST's own, the one expected Fashion-MNIST's
+    published = dict(FASHION.raw_md5)["t10k-labels-idx1-ubyte"]
+    assert f"its MD5 is {dict(MNIST.raw_md5)['t10k-labels-idx1-ubyte']}, not {published}" in str(err.value)
     assert leftovers(root) == []
 
 
@@ -131,7 +137,7 @@ def test_without_checksums_torchvision_decides_and_a_short_file_is_refused(tmp_p
     shutil.copytree(debian_copy, debian)
     with open(SHARED_RAW / "train-images-idx3-ubyte", "rb") as raw, \
             gzip.open(debian / "train-images-idx3-ubyte.gz", "wb", compresslevel=1) as gz:
-        gz.write(raw.read(16 + 784 * 59_999))  # a whole, well-compressed file one image short
+        gz.write(raw.read(16 + FASHION.inputs * (FASHION.train_size - 1)))  # a whole file one image short
     root = tmp_path / "data"
     with pytest.raises(DataError, match="torchvision could not read") as err:
         data_sources.unpack_debian(Unlisted, root, debian=debian)
@@ -139,4 +145,4 @@ def test_without_checksums_torchvision_decides_and_a_short_file_is_refused(tmp_p
     assert leftovers(root) == []
     shutil.copy(debian_copy / "train-images-idx3-ubyte.gz", debian)
     assert data_sources.unpack_debian(Unlisted, root, debian=debian).written == NAMES
-    assert (len(Unlisted(root, train=True)), len(Unlisted(root, train=False))) == (60000, 10000)
+    assert (len(Unlisted(root, train=True)), len(Unlisted(root, train=False))) == SIZES

@@ -10,6 +10,7 @@ from torchvision import datasets
 
 from mnistlab import data
 from mnistlab import preprocess as pp
+from mnistlab.dataset import FASHION
 from mnistlab.errors import ImageError
 
 PAPER_STEPS = ("converted to PNG", "trimmed", "longer side subsampled to 28", "sharpened",
@@ -67,11 +68,12 @@ def test_a_jpeg_upload_is_read_and_prepared_too(garments):
 
 def test_the_stages_are_the_papers_steps_in_order(garments):
     prepared = pp.preprocess_garment(product_photo(garments[0], np.random.default_rng(2)))
-    assert tuple(s.name for s in prepared.stages) == PAPER_STEPS == pp.GARMENT_STAGES
+    assert tuple(s.name for s in prepared.stages) == PAPER_STEPS == pp.garment_stages(FASHION)
     png, trimmed, small, sharp, field, negated, final = (s.image for s in prepared.stages)
     assert png.shape[0] > 280 and png.shape[1] > 280  # the photo with its margins
-    assert max(trimmed.shape) == 280 and max(small.shape) == 28 and small.shape == sharp.shape
-    assert field.shape == negated.shape == final.shape == (28, 28)
+    assert max(trimmed.shape) == 280 and max(small.shape) == FASHION.width and small.shape == sharp.shape
+    # the field is the data set's image, as its real files hold them
+    assert field.shape == negated.shape == final.shape == FASHION.image_shape[1:] == garments.shape[1:]
     assert field[0, 0] == 255 and negated[0, 0] == 0  # white around the product, then black
     assert np.abs(negated.astype(int) - (255 - field)).max() <= 1
     assert prepared.input().shape == (1, 1, 28, 28) and not prepared.blank

@@ -9,6 +9,7 @@ from torch import nn
 
 from mnistlab import network_diagram as nd
 from mnistlab.data import load_split
+from mnistlab.dataset import MNIST
 from mnistlab.network import Architecture, Init, build, probabilities
 
 
@@ -60,7 +61,7 @@ def test_each_line_is_a_weight_of_the_model_coloured_by_its_sign(trained_relu, i
         weight = getattr(trained_relu, c.layer).weight.detach()
         assert np.array_equal(c.weight, weight[c.target, c.source].numpy())
         for source, target, w in zip(c.source, c.target, c.weight):
-            start = (point(source % 28, source // 28) if i == 0  # the pixel's centre
+            start = (point(source % MNIST.width, source // MNIST.width) if i == 0  # the pixel's centre
                      else at[outputs[i - 1], int(source)])
             colour = drawn[start, at[outputs[i], int(target)]]
             assert colour == (nd.POSITIVE if w > 0 else nd.NEGATIVE)
@@ -98,7 +99,8 @@ def test_units_are_shaded_by_the_forward_pass_after_the_activation(trained_relu,
         assert column.bound == pytest.approx(expected.max())  # the layer's strongest unit: full colour
     assert (relu1 == 0).any() and (relu1 > 0).any()  # some units off, some on: the shading shows both
     heatmap = next(t for t in fig.data if t.type == "heatmap")
-    assert np.allclose(np.asarray(heatmap.z), x.reshape(28, 28).numpy())  # the image is the input layer
+    # the image is the input layer
+    assert np.allclose(np.asarray(heatmap.z), x.reshape(MNIST.height, MNIST.width).numpy())
 
 
 def test_the_output_column_is_the_softmax_probabilities_with_the_class_names(trained_relu, images):
@@ -159,10 +161,10 @@ def test_bounded_activations_are_shaded_on_their_own_range(activation, low, high
 
 def lesson_named(*sizes) -> nn.Sequential:
     """The lesson's layer names at any size (784-2048-2048-10 is over Build's parameter cap)."""
-    layers, sizes = OrderedDict(), (784, *sizes, 10)
+    layers, sizes = OrderedDict(), (MNIST.inputs, *sizes, MNIST.n_classes)
     for i, (a, b) in enumerate(zip(sizes[:-2], sizes[1:-1]), 1):
         layers[f"fc{i}"], layers[f"relu{i}"] = nn.Linear(a, b), nn.ReLU()
-    layers["output"], layers["softmax"] = nn.Linear(sizes[-2], 10), nn.Softmax(dim=1)
+    layers["output"], layers["softmax"] = nn.Linear(sizes[-2], sizes[-1]), nn.Softmax(dim=1)
     return nn.Sequential(layers).requires_grad_(False)
 
 

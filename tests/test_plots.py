@@ -11,6 +11,9 @@ from PIL import Image
 
 from mnistlab import plots, training_plots
 from mnistlab.data import load_split
+from mnistlab.dataset import MNIST
+
+H, W = MNIST.height, MNIST.width  # 28×28: the figures take them from the data set
 
 
 @pytest.fixture(scope="module")
@@ -24,22 +27,22 @@ def test_view_classify_is_one_figure_with_the_image_beside_ten_bars(test_split):
     fig = plots.view_classify(image, ps, label=int(test_split.labels[0]), title="untrained")
     assert isinstance(fig, go.Figure)
     heatmap, bars = fig.data
-    assert heatmap.type == "heatmap" and np.asarray(heatmap.z).shape == (28, 28)
-    assert np.allclose(np.asarray(heatmap.z), image.reshape(28, 28).numpy())
+    assert heatmap.type == "heatmap" and np.asarray(heatmap.z).shape == (H, W) == (28, 28)
+    assert np.allclose(np.asarray(heatmap.z), image.reshape(H, W).numpy())
     assert bars.type == "bar" and bars.orientation == "h"
-    assert list(bars.y) == [str(c) for c in range(10)]
+    assert tuple(bars.y) == MNIST.classes == tuple(str(c) for c in range(10))
     assert np.allclose(bars.x, ps.numpy())
     assert fig.layout.title.text == "untrained"
 
 
 def test_view_classify_marks_the_prediction_and_the_true_label():
     ps = torch.tensor([0.05] * 9 + [0.55])
-    fig = plots.view_classify(torch.zeros(784), ps, label=3)
+    fig = plots.view_classify(torch.zeros(MNIST.inputs), ps, label=3)
     colors = list(fig.data[1].marker.color)
     assert colors[9] == plots.PREDICTED and colors[3] == plots.TRUE
     assert {colors[i] for i in range(10) if i not in (3, 9)} == {plots.BAR}
     # Correct prediction: the true class's bar is the only highlighted one.
-    colors = list(plots.view_classify(torch.zeros(784), ps, label=9).data[1].marker.color)
+    colors = list(plots.view_classify(torch.zeros(MNIST.inputs), ps, label=9).data[1].marker.color)
     assert colors[9] == plots.TRUE and plots.PREDICTED not in colors
 
 
@@ -54,7 +57,7 @@ def test_view_classify_is_the_very_figure_plotly_builds_and_checks(test_split):
         fig = plots.view_classify(image, ps, label=label, title=title, height=280)
         colors = list(fig.data[1].marker.color)
         words = [a.text for a in fig.layout.annotations]
-        fresh = plots._view_classify_figure(image.reshape(28, 28).double().numpy(), ps.double().numpy(),
+        fresh = plots._view_classify_figure(image.reshape(H, W).double().numpy(), ps.double().numpy(),
                                             colors, *words, title, 280)
         assert json.loads(fig.to_json()) == json.loads(fresh.to_json())
     assert plots.view_classify(images[0], ps).layout.annotations[1].text.startswith("class probability")
@@ -62,7 +65,7 @@ def test_view_classify_is_the_very_figure_plotly_builds_and_checks(test_split):
 
 def test_view_classify_refuses_a_wrong_number_of_classes():
     with pytest.raises(ValueError, match="10 class probabilities"):
-        plots.view_classify(torch.zeros(784), torch.ones(9) / 9)
+        plots.view_classify(torch.zeros(MNIST.inputs), torch.ones(9) / 9)
 
 
 def grid_pixels(fig: go.Figure) -> np.ndarray:
@@ -76,10 +79,10 @@ def test_digit_grid_shows_every_digit_with_its_label(test_split):
     images, labels = test_split.normalized(slice(0, 64)), test_split.labels[:64]
     fig = plots.digit_grid(images, labels, columns=8)
     pixels = grid_pixels(fig)
-    assert np.count_nonzero(pixels[..., 1]) == 64 * 28 * 28  # every digit's pixels, and gaps between
+    assert np.count_nonzero(pixels[..., 1]) == 64 * H * W  # every digit's pixels, and gaps between
     assert list(fig.data[1].text) == [str(int(y)) for y in labels]
     # The first tile is the first image as stored: -1 black, 1 white, 8 bits.
-    assert np.array_equal(pixels[:28, :28, 0], test_split.images[0].numpy())
+    assert np.array_equal(pixels[:H, :W, 0], test_split.images[0].numpy())
 
 
 def test_a_batch_grid_is_small_enough_for_a_classroom(test_split):
@@ -89,7 +92,7 @@ def test_a_batch_grid_is_small_enough_for_a_classroom(test_split):
 
 
 def test_pixel_values_writes_the_window_across_the_stroke_at_body_size(test_split):
-    image = test_split.images[0].numpy().reshape(28, 28)
+    image = test_split.images[0].numpy().reshape(H, W)
     raw = plots.pixel_values(test_split.images[0])
     whole, window = raw.data
     assert np.array_equal(np.asarray(whole.z), image) and whole.texttemplate is None  # small, no numbers
@@ -108,25 +111,25 @@ def test_pixel_values_writes_the_window_across_the_stroke_at_body_size(test_spli
 
 
 def test_the_window_varies_most_and_is_the_nearest_the_centre_of_equals():
-    image = np.zeros((28, 28))
+    image = np.zeros((H, W))
     assert plots.pixel_window(image, 8) == (10, 10)  # all alike: the centre
     image[3:6, 20:23] = 1  # the only ink: a window holding it and background
     r0, c0 = plots.pixel_window(image, 4)
     assert image[r0:r0 + 4, c0:c0 + 4].sum() > 0 and image[r0:r0 + 4, c0:c0 + 4].min() == 0
-    with pytest.raises(ValueError, match="1 to 28"):
-        plots.pixel_window(image, 29)
+    with pytest.raises(ValueError, match=f"1 to {H}"):
+        plots.pixel_window(image, H + 1)
 
 
 def test_class_counts_shows_ten_bars_summing_to_the_split(test_split):
     fig = plots.class_counts(test_split.class_counts())
     assert list(fig.data[0].x) == [str(c) for c in range(10)]
-    assert sum(fig.data[0].y) == len(test_split) == 10_000
+    assert sum(fig.data[0].y) == len(test_split) == MNIST.test_size
 
 
 def test_histogram_of_zero_biases_is_a_spike_at_zero():
-    fig = plots.histograms({"fc1.weight": torch.randn(128, 784), "fc1.bias": torch.zeros(128)})
+    fig = plots.histograms({"fc1.weight": torch.randn(128, MNIST.inputs), "fc1.bias": torch.zeros(128)})
     weights, biases = fig.data
-    assert len(weights.x) == 40 and sum(weights.y) == 128 * 784
+    assert len(weights.x) == 40 and sum(weights.y) == 128 * MNIST.inputs
     assert list(biases.x) == [0.0] and list(biases.y) == [128]
     assert [a.text for a in fig.layout.annotations] == ["fc1.weight", "fc1.bias"]
 
@@ -137,25 +140,25 @@ def test_histograms_ignore_values_that_are_not_finite():
 
 
 def test_weight_images_show_one_28x28_tile_per_unit_up_to_the_cap():
-    w = torch.randn(128, 784)
+    w = torch.randn(128, MNIST.inputs)
     fig = plots.weight_images(w, max_units=64, columns=8, shared_scale=True)
     z = np.asarray(fig.data[0].z, dtype=float)
-    assert np.count_nonzero(~np.isnan(z)) == 64 * 784
-    assert np.allclose(z[:28, :28], w[0].reshape(28, 28).numpy(), atol=1e-6)
+    assert np.count_nonzero(~np.isnan(z)) == 64 * MNIST.inputs
+    assert np.allclose(z[:H, :W], w[0].reshape(H, W).numpy(), atol=1e-6)
     assert fig.data[0].zmid == 0
 
 
 def test_weight_images_give_each_unit_its_own_symmetric_scale_by_default():
-    w = torch.randn(2, 784)
+    w = torch.randn(2, MNIST.inputs)
     w[1] *= 0.01  # a weak unit beside a strong one: on a shared scale it would look blank
     fig = plots.weight_images(w, columns=2)
     z = np.asarray(fig.data[0].z, dtype=float)
-    assert np.nanmax(np.abs(z[:, :28])) == pytest.approx(1)
-    assert np.nanmax(np.abs(z[:, 31:])) == pytest.approx(1)
+    assert np.nanmax(np.abs(z[:, :W])) == pytest.approx(1)
+    assert np.nanmax(np.abs(z[:, W + 3:])) == pytest.approx(1)
     hover = np.asarray(fig.data[0].customdata, dtype=float)  # the weights themselves
-    assert np.allclose(hover[:28, 31:], w[1].reshape(28, 28).numpy(), atol=1e-6)
+    assert np.allclose(hover[:H, W + 3:], w[1].reshape(H, W).numpy(), atol=1e-6)
     shared = np.asarray(plots.weight_images(w, columns=2, shared_scale=True).data[0].z, dtype=float)
-    assert np.nanmax(np.abs(shared[:, 31:])) < 0.1 * np.nanmax(np.abs(shared[:, :28]))
+    assert np.nanmax(np.abs(shared[:, W + 3:])) < 0.1 * np.nanmax(np.abs(shared[:, :W]))
 
 
 def test_log_scale_histograms_tick_only_powers_of_ten():
@@ -176,7 +179,8 @@ def test_digit_grid_with_predictions_colours_right_and_wrong(test_split):
 def test_enlarged_puts_every_text_of_a_figure_at_least_at_the_size_asked():
     import plotly.express as px
 
-    small = plots.view_classify(torch.zeros(784), torch.full((10,), 0.1), label=3, title="A long title: here")
+    small = plots.view_classify(torch.zeros(MNIST.inputs), torch.full((10,), 0.1), label=3,
+                                title="A long title: here")
     big = plots.enlarged(small, 26, line_chars=12)
     sizes = [big.layout.font.size, big.layout.title.font.size, *(a.font.size for a in big.layout.annotations),
              big.data[1].textfont.size, big.layout.xaxis2.tickfont.size, big.layout.yaxis2.tickfont.size]
