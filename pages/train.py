@@ -25,7 +25,7 @@ from mnistlab import (
 )
 from mnistlab.errors import LabError
 from mnistlab.runs import Run, keep_run
-from mnistlab.splits import DEFAULT_VALIDATION, MAX_VALIDATION, MIN_VALIDATION, TRAIN_SIZES
+from mnistlab.splits import DEFAULT_VALIDATION, MAX_VALIDATION, MIN_VALIDATION
 from mnistlab.train_config import TrainConfig
 
 lab_ui.entry_guard()
@@ -33,10 +33,11 @@ lab_ui.entry_guard()
 LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 LIVE_IMAGE = 0  # the test image the live network diagram reads
-LABEL_NOISES = [i / 20 for i in range(21)]
-WEIGHT_DECAYS = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]
-EARLY_STOPS = [None, *range(1, 11)]
-SETTINGS = {f.name: f.metadata for f in TrainConfig.settings()}  # each setting's label and help
+SETTINGS = {f.name: f for f in TrainConfig.settings()}  # each setting's default, label, help, choices...
+# Each setting's widget is "tr_" + its name, but for these two (older keys, which tests use too)
+WIDGET_KEYS = {"batch_size": "tr_batch", "batch_seed": "tr_seed"}
+# The settings placed above the Generalization settings; every other one with choices is in there
+PLACED = ("optimizer", "lr", "momentum", "batch_size", "epochs", "batch_seed", "normalization")
 
 ss = st.session_state
 ss.setdefault("runs", [])
@@ -54,24 +55,37 @@ def add_run(run: Run) -> None:
     ss["tr_compare"] = kept[-2:] + [newest]
 
 
+def widget_key(name: str) -> str:
+    return WIDGET_KEYS.get(name, f"tr_{name}")
+
+
 def setting_label(name: str) -> str:
-    return SETTINGS[name]["label"]
+    return SETTINGS[name].metadata["label"]
 
 
 def setting_help(name: str) -> str:
     """A setting's help as a sentence."""
-    text = SETTINGS[name]["help"]
+    text = SETTINGS[name].metadata["help"]
     return text[0].upper() + text[1:] + "."
 
 
+def setting_widget(place, name: str, busy: bool):
+    """A setting's widget as its field says: a slider over its choices (a drop-down for a `menu`),
+    each read as its `text` says, its help with what its field `explain`s; its value."""
+    f = SETTINGS[name]
+    m = f.metadata
+    options = dict(key=widget_key(name), disabled=busy, format_func=m["text"],
+                   help=f"{setting_help(name)} {m['explain']}".strip())
+    if m["menu"]:
+        return place.selectbox(m["label"], m["choices"], m["choices"].index(f.default), **options)
+    return place.select_slider(m["label"], m["choices"], f.default, **options)
+
+
 def chosen_config() -> TrainConfig:
-    """The settings as the widgets say; a ConfigError says what is wrong with them."""
-    return TrainConfig(optimizer=ss["tr_optimizer"], lr=ss["tr_lr"], momentum=ss["tr_momentum"],
-                       batch_size=ss["tr_batch"], epochs=ss["tr_epochs"], batch_seed=ss["tr_seed"],
-                       normalization=ss["tr_normalization"], dataset=lab_ui.dataset().name,
-                       train_images=ss["tr_train_images"], validation=ss["tr_validation"],
-                       label_noise=ss["tr_label_noise"], weight_decay=ss["tr_weight_decay"],
-                       early_stop=ss["tr_early_stop"], split_seed=ss["tr_split_seed"])
+    """The settings as the widgets say (a setting with none: its default; the data set: the
+    sidebar's); a ConfigError says what is wrong with them."""
+    return TrainConfig(dataset=lab_ui.dataset().name,
+                       **{name: ss[widget_key(name)] for name in SETTINGS if widget_key(name) in ss})
 
 
 def start_training(build: lab_ui.Build) -> None:
@@ -172,27 +186,19 @@ def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
                       "slowly. Train both with the same seeds and compare the curves.")
     with st.expander("Generalization settings", icon=":material/call_split:"):
         c = st.columns(2)
-        rest = train_config.MAX_TRAIN_IMAGES - ss.get("tr_validation", DEFAULT_VALIDATION)
-        c[0].selectbox(setting_label("train_images"), TRAIN_SIZES, TRAIN_SIZES.index(None),
-                       key="tr_train_images", disabled=busy, help=setting_help("train_images"),
-                       format_func=lambda n: f"{n:,} images" if n else f"all {rest:,}")
-        c[1].number_input(setting_label("validation"), MIN_VALIDATION, MAX_VALIDATION,
+        c[0].number_input(setting_label("validation"), MIN_VALIDATION, MAX_VALIDATION,
                           DEFAULT_VALIDATION, 1000, key="tr_validation", disabled=busy,
                           help=setting_help("validation"))
-        c = st.columns(2)
-        c[0].select_slider(setting_label("label_noise"), LABEL_NOISES, 0.0, key="tr_label_noise",
-                           disabled=busy, format_func=lambda v: f"{v:.0%}", help=setting_help("label_noise"))
-        decay = c[1].select_slider(setting_label("weight_decay"), WEIGHT_DECAYS, 0.0, key="tr_weight_decay",
-                                   disabled=busy, format_func=lambda v: f"{v:g}" if v else "0 (off)",
-                                   help=f"{setting_help('weight_decay')} {train_config.WEIGHT_DECAY_TEXT}")
-        c = st.columns(2)
-        c[0].selectbox(setting_label("early_stop"), EARLY_STOPS, key="tr_early_stop", disabled=busy,
-                       help=setting_help("early_stop"),
-                       format_func=lambda k: f"after {k} epoch{'s' * (k != 1)}" if k else "off")
         c[1].number_input(setting_label("split_seed"), 0, network.MAX_SEED, 0, key="tr_split_seed",
                           disabled=busy, help=setting_help("split_seed"))
-        if decay:
-            st.caption(train_config.WEIGHT_DECAY_TEXT)
+        chosen = {}  # every other setting with choices, two to a row in the order of its fields
+        for i, name in enumerate(n for n, f in SETTINGS.items() if f.metadata["choices"] and n not in PLACED):
+            if i % 2 == 0:
+                c = st.columns(2)
+            chosen[name] = setting_widget(c[i % 2], name, busy)
+        for name, value in chosen.items():  # what a setting does, once it is on
+            if SETTINGS[name].metadata["explain"] and value != SETTINGS[name].default:
+                st.caption(SETTINGS[name].metadata["explain"])
     try:
         config = chosen_config()
     except LabError as e:
