@@ -104,7 +104,8 @@ def run(reps: int, quick: bool, log=print) -> dict:
     steps = QUICK_STEPS if quick else None
     n_steps = steps or -(-len(split) // 64)
     log("11. a CNN's epoch (ConvNetJS's layout): the app, plain PyTorch, the lesson's DataLoader")
-    t = interleaved({"app": lambda s: app_epoch(split, s, steps), "plain": lambda s: plain_epoch(split, s, steps),
+    t = interleaved({"app": lambda s: app_epoch(split, s, steps),
+                     "plain": lambda s: plain_epoch(split, s, steps),
                      "channels_last": lambda s: plain_epoch(split, s, steps, channels_last=True),
                      "lesson": lambda s: lesson_epoch(trainset, s, steps),
                      "matmul": lambda _: Seconds(1 / matmul_gflops())}, reps, log=log)

@@ -1,6 +1,7 @@
 """What a sweep tries: a base training config plus the axes it varies (depths × widths × activations
-× dropouts × batch norm × inits × learning rates × weight decays × training-set sizes × label noises,
-each config with 1 to MAX_SEEDS weight seeds), its trials, and its link.
+× dropouts × batch norm × inits × learning rates × the training settings whose field says a sweep
+varies them: weight decays × training-set sizes × label noises; each config with 1 to MAX_SEEDS
+weight seeds), its trials, and its link.
 
 Every trial reads the same batches (the base config's batch-order seed), so trials differ only
 where the axes say. Trials of one shape train together (`stacked`) as jobs of the app's one queue:
@@ -22,7 +23,7 @@ from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.network import Network
 from mnistlab.share import STD_SCALE
-from mnistlab.train_config import TrainConfig
+from mnistlab.train_config import TrainConfig, link_text
 
 # Caps for a shared classroom server (also in the README's Limits table).
 MAX_DEPTH = 4
@@ -118,8 +119,6 @@ class Trial(network.HasNetwork):
 # The base config's settings a saved sweep always holds (the others only where they are not their
 # default, so a sweep saved before they existed keeps its id); its `lr` is the axis `lrs`.
 SAVED_ALWAYS = ("optimizer", "batch_size", "epochs", "normalization", "batch_seed", "train_images")
-AXES = ("depths", "widths", "width_rule", "activations", "inits", "lrs", "seeds", "sample", "sample_seed",
-        "weight_decays", "train_sizes", "label_noises", "dropouts", "batch_norms")
 # Axes over the network beside its shape: each network's dropout (one probability in every hidden
 # layer) and batch norm; saved and linked only where they are not these (so older sweeps keep their ids).
 NETWORK_AXES = {"dropouts": (0.0,), "batch_norms": (False,)}
@@ -149,14 +148,27 @@ def _batch_norm(value) -> bool:
 
 def batch_norm_text(on: bool) -> str:
     return "on" if on else "off"
-# Axes over training settings, each empty unless it varies (then the base config's value holds): the
-# axis, its setting, and what a list of its values is called in a message.
-SETTING_AXES = {"weight_decays": ("weight_decay", "Weight decays"),
-                "train_sizes": ("train_images", "Training-set sizes"),
-                "label_noises": ("label_noise", "Label noises")}
+
+
+# Axes over training settings, from the fields that say a sweep varies them (`train_config.SweepAxis`),
+# each empty unless it varies (then the base config's value holds): the axis, its setting, and what
+# a list of its values is called in a message.
+SETTING_AXES = {f.metadata["sweep"].axis: (f.name, f.metadata["sweep"].title) for f in TrainConfig.swept()}
+AXES = ("depths", "widths", "width_rule", "activations", "inits", "lrs", "seeds", "sample", "sample_seed",
+        *SETTING_AXES, "dropouts", "batch_norms")
+
+
+def _with_setting_axes(cls):
+    """SweepSettings with a field per setting axis, e.g. `weight_decays: tuple = ()`: empty, the base
+    config's setting; its values are checked as the base config checks them."""
+    for axis in SETTING_AXES:
+        cls.__annotations__[axis] = "tuple"
+        setattr(cls, axis, ())
+    return cls
 
 
 @dataclass(frozen=True)
+@_with_setting_axes
 class SweepSettings:
     """What a sweep tries: a base training config, and the axes it varies. Values may be given as
     text ("16,64,256") or sequences; all are checked, and a sweep beyond the server's caps is refused
@@ -173,11 +185,10 @@ class SweepSettings:
     sample: int | None = None  # a random sample of this many configs instead of the full grid
     sample_seed: int = 0
     base: TrainConfig = TrainConfig(epochs=1)
-    weight_decays: tuple = ()  # empty: the base config's
-    train_sizes: tuple = ()  # training images (None or "all": all that do not validate); empty: the base's
-    label_noises: tuple = ()  # empty: the base config's
     dropouts: tuple = (0.0,)  # each network's dropout, in every hidden layer
     batch_norms: tuple = (False,)  # without batch norm, with it, or both
+    # and one axis per setting a sweep varies (SETTING_AXES, added by _with_setting_axes), e.g.
+    # train_sizes (None or "all": all that do not validate)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -258,8 +269,8 @@ class SweepSettings:
         return self.base.replace(lr=self.lrs[lr_index], **settings)
 
     def setting_grid(self) -> list[dict]:
-        """Each combination of the varied training settings (weight decay, training-set size, label
-        noise) as TrainConfig changes; [{}] when none varies."""
+        """Each combination of the varied training settings (SETTING_AXES: weight decay, training-set
+        size, label noise) as TrainConfig changes; [{}] when none varies."""
         grid: list[dict] = [{}]
         for axis, (name, _) in SETTING_AXES.items():
             if getattr(self, axis):
@@ -341,23 +352,18 @@ class SweepSettings:
         depth = ",".join(map(str, self.depths)) + f" layer{'s' * (self.depths != (1,))}"
         inits = ",".join("default" if s is None else f"std {s:g}" for s in self.inits)
         lrs = ",".join(f"{lr:g}" for lr in self.lrs)
-        if self.weight_decays:
-            lrs += " × weight decay " + ",".join(f"{w:g}" for w in self.weight_decays)
-        if self.train_sizes:
-            lrs += " × training images " + ",".join("all" if n is None else str(n) for n in self.train_sizes)
-        if self.label_noises:
-            lrs += " × label noise " + ",".join(f"{f:g}" for f in self.label_noises)
+        held = ""  # the base config's settings a sweep could vary, where they are not their default
+        for f in TrainConfig.swept():
+            name, values = f.metadata["label"].lower(), getattr(self, f.metadata["sweep"].axis)
+            if values:
+                lrs += f" × {name} " + ",".join(map(link_text, values))
+            elif getattr(self.base, f.name) != f.default:
+                held += f", {name} {f.metadata['text'](getattr(self.base, f.name))}"
         if self.dropouts != NETWORK_AXES["dropouts"]:
             lrs += " × dropout " + ",".join(f"{p:g}" for p in self.dropouts)
         if self.batch_norms != NETWORK_AXES["batch_norms"]:
             lrs += " × batch norm " + ",".join(map(batch_norm_text, self.batch_norms))
-        sample = f", random {self.sample} of {self.grid_size} configs" if self.sample else ""
-        if self.train_images and not self.train_sizes:
-            sample += f", first {self.train_images:,} training images"
-        if self.base.weight_decay and not self.weight_decays:
-            sample += f", weight decay {self.base.weight_decay:g}"
-        if self.base.label_noise and not self.label_noises:
-            sample += f", {self.base.label_noise:.0%} label noise"
+        sample = (f", random {self.sample} of {self.grid_size} configs" if self.sample else "") + held
         data = "" if self.base.dataset == "mnist" else f" on {self.base.data.title}"
         return (f"{depth} ({self.width_rule} width) × widths {','.join(map(str, self.widths))} × "
                 f"{','.join(self.activations)} × init {inits} × lr {lrs}, {self.seeds} seed"
@@ -367,10 +373,11 @@ class SweepSettings:
 
 # -- as a link -------------------------------------------------------------------------------------
 
+# a link's parameter: its axis or setting (a setting axis's parameter is its field's `sweep.link`)
 PARAMS = {"depths": "depths", "widths": "widths", "rule": "width_rule", "act": "activations",
           "init": "inits", "lr": "lrs", "seeds": "seeds", "epochs": "epochs", "sample": "sample",
-          "wd": "weight_decays", "images": "train_sizes", "noise": "label_noises", "drop": "dropouts",
-          "bn": "batch_norms"}
+          **{f.metadata["sweep"].link: f.metadata["sweep"].axis for f in TrainConfig.swept()},
+          "drop": "dropouts", "bn": "batch_norms"}
 
 
 def from_params(params) -> SweepSettings | None:
@@ -393,12 +400,10 @@ def to_params(settings: SweepSettings) -> dict[str, str]:
               "epochs": str(settings.epochs)}
     if settings.sample:
         params["sample"] = str(settings.sample)
-    for key, axis, show in (("wd", "weight_decays", lambda w: f"{w:g}"),
-                            ("images", "train_sizes", lambda n: "all" if n is None else str(n)),
-                            ("noise", "label_noises", lambda f: f"{f:g}")):
-        values = getattr(settings, axis) or (getattr(settings.base, SETTING_AXES[axis][0]),)
-        if getattr(settings, axis) or values != (getattr(TrainConfig(), SETTING_AXES[axis][0]),):
-            params[key] = ",".join(map(show, values))
+    for f in TrainConfig.swept():  # varied, or held at other than its default
+        values = getattr(settings, f.metadata["sweep"].axis) or (getattr(settings.base, f.name),)
+        if values != (f.default,):
+            params[f.metadata["sweep"].link] = ",".join(map(link_text, values))
     if settings.dropouts != NETWORK_AXES["dropouts"]:
         params["drop"] = ",".join(f"{p:g}" for p in settings.dropouts)
     if settings.batch_norms != NETWORK_AXES["batch_norms"]:

@@ -12,31 +12,34 @@ import json
 import math
 import statistics
 
+from mnistlab.train_config import TrainConfig
+
+# The training settings a sweep can vary (their field's `sweep`), and each one's default: what a
+# record written before the setting existed was trained with.
+SWEPT = {f.name: f.default for f in TrainConfig.swept()}
 # What makes a config (everything but its seed); a sweep's stored records are read as this version
 # writes them (`sweep_db`), so settings added since (weight decay, dropout...) have their values.
 CONFIG_FIELDS = ("network", "hidden", "activations", "activation", "depth", "width", "parameters",
-                 "weight_std", "init", "lr", "epochs", "weight_decay", "train_images", "label_noise",
-                 "dropout", "batch_norm")
+                 "weight_std", "init", "lr", "epochs", *SWEPT, "dropout", "batch_norm")
 CHOOSE_BY = "validation_accuracy"
 # Settings a sweep may vary beside the network's shape, init and learning rate: what a column or an
-# axis is called, the field in a row, and how a value reads.
+# axis is called, the field in a row, and how a value reads (a training setting's: its field's label
+# and text).
 SETTINGS = (("dropout", "dropout", lambda v: f"{v:g}"),
             ("batch norm", "batch_norm", lambda v: "on" if v else "off"),
-            ("weight decay", "weight_decay", lambda v: f"{v:g}"),
-            ("training images", "train_images", lambda v: "all" if v is None else f"{v:,}"),
-            ("label noise", "label_noise", lambda v: f"{v:g}"))
+            *((f.metadata["label"].lower(), f.name, f.metadata["text"]) for f in TrainConfig.swept()))
 
 
 def setting_value(row: dict, name: str):
     """A row's value of one of SETTINGS, comparable and sortable (dropout that differs by layer: the
-    largest; None training images: all of them)."""
+    largest; a training setting the row lacks: its default)."""
     value = row.get(name)
     if name == "batch_norm":
         return bool(value)
     if name == "dropout" and isinstance(value, list):
         return max(value)
-    if name != "train_images" and value is None:
-        return 0.0
+    if value is None:
+        return SWEPT.get(name, 0.0)
     return value
 
 
@@ -46,7 +49,7 @@ def varied(rows: list[dict]) -> list[tuple]:
 
 
 def config_key(record: dict) -> str:
-    return json.dumps([record.get(k) for k in CONFIG_FIELDS])
+    return json.dumps([record.get(k, SWEPT.get(k)) for k in CONFIG_FIELDS])
 
 
 def _mean(members: list[dict], key: str) -> float | None:
@@ -64,7 +67,7 @@ def summarize(records: list[dict]) -> list[dict]:
     rows = []
     for members in by_config.values():
         acc = [m["test_accuracy"] for m in members]
-        row = {k: members[0].get(k) for k in CONFIG_FIELDS}
+        row = {k: members[0].get(k, SWEPT.get(k)) for k in CONFIG_FIELDS}
         row.update(seeds=len(members), test_accuracy=statistics.fmean(acc),
                    accuracy_std=statistics.stdev(acc) if len(acc) > 1 else 0.0,  # test's spread
                    accuracy_min=min(acc), accuracy_max=max(acc),

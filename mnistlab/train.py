@@ -1,208 +1,36 @@
-"""The one training loop (`train`), its progress reports and curves (`Progress`, `History`), what it
-trains (`Trainee`: one network as `Single`, or a `stacked.Stack`), and the one evaluation
-(`evaluate_all`, `evaluate`).
+"""The one training loop (`train`): batches from a loader, forward, loss, backward, optimizer step,
+with validation checks and early stopping.
 
-The loop is the lesson's: batches from a loader, forward, loss, backward, optimizer step. It reads
-batches from `data.FastLoader` (the split held once in memory) and reports progress to a callback,
-which can also stop it. It trains one `nn.Sequential` or a stack of networks (`stacked.Stack`)
-alike: whatever it trains supplies its scores, its losses and its parameters (`Trainee`). How it
-trains is a `train_config.TrainConfig`; `runs.run` keeps what one training gives as a `Run`.
+The loop is the lesson's. It reads batches from `data.FastLoader` (the split held once in memory)
+and reports progress (`history.Progress`) to a callback, which can also stop it. It trains one
+`nn.Sequential` or a stack of networks (`stacked.Stack`) alike: whatever it trains supplies its
+scores, its losses and its parameters (`trainee.Trainee`), and validation is scored by the one
+evaluation (`evaluation.evaluate_all`). How it trains is a `train_config.TrainConfig`; what it
+gives is a `history.History`; `runs.run` keeps what one training gives as a `Run`.
+
+`evaluate`, `progress_curve`, `validation_progress_curve` and `Trainee` are imported here `as`
+themselves: callers read them (and the rest) from `train`, as before they moved to their modules.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mnistlab import network
 from mnistlab.data import FastLoader, Split
 from mnistlab.errors import ConfigError
+from mnistlab.evaluation import Evaluation, evaluate_all
+from mnistlab.evaluation import evaluate as evaluate
+from mnistlab.history import REPORT_EVERY, Check, History, Progress
+from mnistlab.history import progress_curve as progress_curve
+from mnistlab.history import validation_progress_curve as validation_progress_curve
 from mnistlab.train_config import TrainConfig
-
-REPORT_EVERY = 20  # steps between progress reports: often enough for a live curve, cheap enough
-
-
-@dataclass(frozen=True)
-class Check:
-    """Validation scored once while training: after `step` steps, on `images` validation images (all
-    of them at each epoch's end; within an epoch the first 1/(2 × evaluations), to stay cheap).
-    A stack's: its members' mean."""
-
-    step: int
-    loss: float
-    accuracy: float
-    images: int
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a progress report shows: where training is, and how it is doing lately."""
-
-    step: int  # steps done so far, over all epochs
-    total_steps: int
-    epoch: int  # 1-based epoch in progress (or just finished)
-    epochs: int
-    loss: float  # mean training loss over the steps since the previous report
-    accuracy: float  # fraction of this epoch's training images classified right so far
-    recent_accuracy: float  # the same over the steps since the previous report (a curve's point)
-    steps_per_epoch: int
-    epoch_end: bool = False
-    dynamics: tuple = ()  # the dynamics rows recorded since the previous report (see mnistlab.dynamics)
-    validation: tuple[Check, ...] = ()  # validation checks since the previous report
-
-    @property
-    def validation_accuracy(self) -> float | None:
-        """The latest validation accuracy in this report, if validation was checked since the last."""
-        return self.validation[-1].accuracy if self.validation else None
-
-    @property
-    def validation_loss(self) -> float | None:
-        return self.validation[-1].loss if self.validation else None
-
-    @property
-    def fraction(self) -> float:
-        return self.step / self.total_steps
-
-    @property
-    def epochs_done(self) -> float:
-        """Where this report sits on a curve's x axis, in epochs."""
-        return self.step / self.steps_per_epoch
-
-
-def progress_curve(reports: list[Progress]) -> tuple[list[float], list[float], list[float]]:
-    """(epochs, loss, accuracy) from the reports so far: the live curve while a run trains."""
-    return ([p.epochs_done for p in reports], [p.loss for p in reports], [p.recent_accuracy for p in reports])
-
-
-def validation_progress_curve(reports: list[Progress]) -> tuple[list[float], list[float], list[float]]:
-    """(epochs, loss, accuracy) of the validation checks reported so far: the live dashed curve beside
-    `progress_curve`, as `History.validation_curve` draws it once done."""
-    checks = [(c.step / p.steps_per_epoch, c) for p in reports for c in p.validation]
-    return [x for x, _ in checks], [c.loss for _, c in checks], [c.accuracy for _, c in checks]
-
-
-@dataclass
-class History:
-    """Training curves: one loss and one batch accuracy per step (a stack's: its members' mean), where
-    each epoch ended, and each member's mean loss over each epoch."""
-
-    steps_per_epoch: int
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    epoch_ends: list[int] = field(default_factory=list)  # step count at the end of each whole epoch
-    epoch_loss: list[list[float]] = field(default_factory=list)  # per epoch, per member
-    stopped_early: bool = False  # stopped before its last epoch by its user or a time limit
-    # validation, checked `evaluations` times per epoch (members' mean) ...
-    validation_steps: list[int] = field(default_factory=list)
-    validation_loss: list[float] = field(default_factory=list)
-    validation_accuracy: list[float] = field(default_factory=list)
-    validation_images: list[int] = field(default_factory=list)  # how many images each check read
-    # ... and on every validation image at each epoch's end: per epoch, per member
-    epoch_validation_loss: list[list[float]] = field(default_factory=list)
-    epoch_validation_accuracy: list[list[float]] = field(default_factory=list)
-    patience_ran_out: bool = False  # early stopping ended it: `early_stop` epochs without a better loss
-    kept_epoch: int | None = None  # with early stopping on: the epoch whose weights the network kept
-
-    def add_check(self, check: Check) -> None:
-        self.validation_steps.append(check.step)
-        self.validation_loss.append(check.loss)
-        self.validation_accuracy.append(check.accuracy)
-        self.validation_images.append(check.images)
-
-    def best_epoch(self, member: int = 0) -> int | None:
-        """The (first) epoch with the lowest validation loss, 1-based; None without validation."""
-        losses = [epoch[member] for epoch in self.epoch_validation_loss]
-        return losses.index(min(losses)) + 1 if losses else None
-
-    def validation_curve(self) -> tuple[list[float], list[float], list[float]]:
-        """(epochs, loss, accuracy) of the validation checks: the dashed curve beside `curve`."""
-        return ([s / self.steps_per_epoch for s in self.validation_steps], list(self.validation_loss),
-                list(self.validation_accuracy))
-
-    @property
-    def steps(self) -> int:
-        return len(self.loss)
-
-    def curve(self, every: int = REPORT_EVERY) -> tuple[list[float], list[float], list[float]]:
-        """(epochs, loss, accuracy) averaged between progress reports: the live curve, once done.
-
-        Single steps are noisy (one batch each); these means are what the progress reports showed.
-        """
-        ends = sorted(set(range(every, self.steps + 1, every)) | set(self.epoch_ends) | {self.steps} - {0})
-        x, loss, acc, lo = [], [], [], 0
-        for hi in ends:
-            x.append(hi / self.steps_per_epoch)
-            loss.append(sum(self.loss[lo:hi]) / (hi - lo))
-            acc.append(sum(self.accuracy[lo:hi]) / (hi - lo))
-            lo = hi
-        return x, loss, acc
-
-
-class Trainee(Protocol):
-    """What the loop trains: `k` networks that read the same batches (1 for one nn.Sequential)."""
-
-    k: int
-
-    def parameters(self) -> list[torch.Tensor]: ...
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, inputs) images to scores: (B, classes) for one network, (K, B, classes) for K."""
-
-    def losses(self, scores: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """Cross-entropy: a 0-dim tensor for one network, (K,) for K."""
-
-    def train(self, mode: bool = True): ...
-
-
-EVAL_NUMBERS = 25_000_000  # numbers in the largest activation of one evaluation batch: 100 MB
-
-
-class Single:
-    """One `nn.Sequential` (built by `network.build`) as the loop trains it: cross-entropy on the
-    scores before the softmax layer, which is there to show probabilities. Cross-entropy on logits
-    (log-softmax inside) is the numerically stable form; the log of softmax outputs would underflow
-    for confident wrong answers."""
-
-    k = 1
-
-    def __init__(self, model: nn.Sequential):
-        self.model = model
-        self.body = model[:-1]  # network.logits' layers, sliced once instead of every step
-        # images an evaluation reads at once: a CNN's feature maps of 10,000 images would take GBs
-        self.eval_batch = max(1, EVAL_NUMBERS // network.numbers_per_image(model))
-
-    def parameters(self) -> list[torch.Tensor]:
-        return list(self.model.parameters())
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body(network.as_input(self.model, images))
-
-    def losses(self, scores: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        return F.cross_entropy(scores, labels, reduction=reduction)
-
-    def train(self, mode: bool = True):
-        self.model.train(mode)
-        return self
-
-    def state(self) -> dict[str, torch.Tensor]:
-        """A copy of its weights (and any buffers), to come back to (early stopping)."""
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-
-    def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(state)
-
-    def seed_dropout(self, seed: int) -> None:
-        network.seed_dropout(self.model, seed)
-
-    @property
-    def batch_norm(self) -> bool:
-        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+from mnistlab.trainee import Single
+from mnistlab.trainee import Trainee as Trainee
 
 
 class FusedAdam:
@@ -410,74 +238,3 @@ def _done(trainee, history: History, recorder, step: int) -> History:
         recorder.finish(step)  # the last rows, and a snapshot of the weights as trained
     trainee.train(False)
     return history
-
-
-@dataclass
-class Evaluation:
-    """A trained network on one split: what a user checks after training."""
-
-    loss: float
-    accuracy: float
-    per_class_accuracy: list[float]
-    confusion: torch.Tensor  # (classes, classes) int64 counts; row = true class, column = predicted
-    misclassified: torch.Tensor | None = None  # (K,) indices into the split
-    misclassified_probabilities: torch.Tensor | None = None  # (K, classes), the network's probabilities
-    split: str = "test"  # the role of the split it was scored on: train, validation or test
-
-    @property
-    def n_misclassified(self) -> int:
-        return int(self.confusion.sum() - self.confusion.diagonal().sum())
-
-    def metrics(self) -> dict:
-        """The numbers worth saving with a model."""
-        return {"test_loss": self.loss, "test_accuracy": self.accuracy,
-                "per_class_accuracy": self.per_class_accuracy}
-
-
-@torch.no_grad()
-def evaluate_all(trainee, split: Split, normalization: str = "lesson", batch_size: int = 10_000,
-                 mistakes: bool = False, inputs: torch.Tensor | None = None) -> list[Evaluation]:
-    """Each of `trainee`'s networks on `split` (its images normalized as they were trained, read once
-    for all of them), in eval mode: loss, accuracy, per-class accuracy, confusion matrix, and with
-    `mistakes` every misclassified image with its probabilities (one network only). `inputs`: the
-    split's images already normalized on the device (the loop's validation)."""
-    if isinstance(trainee, nn.Module):
-        trainee = Single(trainee)
-    trainee.train(False)
-    k, c = trainee.k, split.dataset.n_classes
-    batch_size = min(batch_size, getattr(trainee, "eval_batch", batch_size))
-    device = trainee.parameters()[0].device
-    loss = torch.zeros(k, dtype=torch.float64)
-    confusion = torch.zeros(k * c * c, dtype=torch.long)  # per network: true * c + predicted
-    offsets = torch.arange(k).unsqueeze(1) * c * c
-    probs = []
-    for lo in range(0, len(split), batch_size):
-        images = (split.normalized(slice(lo, lo + batch_size), device, normalization)
-                  if inputs is None else inputs[lo:lo + batch_size])
-        labels = split.labels[lo:lo + batch_size].to(device)
-        scores = trainee.logits(images)  # (n, c) or (K, n, c)
-        loss += trainee.losses(scores, labels, "sum").reshape(k).cpu().double()
-        if mistakes:
-            probs.append(scores.softmax(-1).cpu())
-        cells = (labels * c + scores.argmax(-1)).cpu().reshape(k, -1) + offsets
-        confusion += torch.bincount(cells.flatten(), minlength=k * c * c)
-    confusion = confusion.view(k, c, c)
-    right = confusion.diagonal(dim1=1, dim2=2)
-    per_class = right / confusion.sum(2).clamp(min=1)
-    accuracy = right.sum(1) / len(split)
-    out = [Evaluation(loss=loss[m].item() / len(split), accuracy=accuracy[m].item(),
-                      per_class_accuracy=per_class[m].tolist(), confusion=confusion[m], split=split.role)
-           for m in range(k)]
-    if mistakes:
-        probabilities = torch.cat(probs)
-        wrong = (probabilities.argmax(1) != split.labels).nonzero().flatten()
-        out[0].misclassified, out[0].misclassified_probabilities = wrong, probabilities[wrong]
-    return out
-
-
-def evaluate(model: nn.Sequential, split: Split, device=None, batch_size: int = 10_000,
-             normalization: str = "lesson") -> Evaluation:
-    """One network on `split`, with every mistake (see `evaluate_all`)."""
-    if device is not None:
-        model.to(network.resolve_device(device))
-    return evaluate_all(model, split, normalization, batch_size, mistakes=True)[0]

@@ -7,7 +7,9 @@ that runs.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 
@@ -26,6 +28,10 @@ MAX_LR = 10.0
 MAX_TRAIN_IMAGES = 60_000
 MAX_WEIGHT_DECAY = 1.0
 MAX_EVALUATIONS = 10  # validation evaluations per epoch
+# What a page offers for the settings with a widget of their own
+WEIGHT_DECAYS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
+LABEL_NOISES = tuple(i / 20 for i in range(21))
+EARLY_STOPS = (None, *range(1, 11))
 WEIGHT_DECAY_TEXT = (
     "With adam or sgd, weight decay is L2 regularization: weight decay × each weight is added to its "
     "gradient, so Adam divides it by the same running scale as the gradient, and weights with large "
@@ -33,10 +39,48 @@ WEIGHT_DECAY_TEXT = (
     "step shrinks every weight by lr × weight decay × itself), so every weight is pulled toward 0 alike.")
 
 
-def setting(default, label: str, help: str, flag: str):
-    """A TrainConfig field with what the command line and the pages say of it: a new setting is a
-    field, and its flag and widget label come with it."""
-    return field(default=default, metadata={"label": label, "help": help, "flag": flag})
+def link_text(value) -> str:
+    """A setting's value as a link, a sweep's label and the CLI write it, read back by its own check:
+    0.001, 1000, all (None: all training images)."""
+    return "all" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class SweepAxis:
+    """How a sweep varies a setting: its axis (the `SweepSettings` field of the values to try, e.g.
+    `weight_decays`), what a list of them is called in a message, and its link parameter. The
+    sweep's flag is the setting's; its results column and Explore's menu are the setting's label."""
+
+    axis: str
+    title: str
+    link: str
+
+
+def setting(default, label: str, help: str, flag: str, *, choices: tuple | None = None,
+            text: Callable[[Any], str] = link_text, menu: bool = False, explain: str = "",
+            sweep: SweepAxis | None = None):
+    """A TrainConfig field with what the command line, the pages and a sweep say of it: a new setting
+    is a field, and its flag, widgets, sweep axis, link parameter and results column come with it.
+
+    `choices`: the values a page's widget offers (a slider, or with `menu` a drop-down), each read as
+    `text` says (also in results tables and charts); `explain`: more than `help`, where a page has
+    room; `sweep`: how a sweep varies it (see SweepAxis), offering its `choices` on Explore."""
+    if sweep is not None and choices is None:
+        raise ValueError(f"{label}: a setting a sweep varies needs the choices Explore offers.")
+    return field(default=default, metadata={"label": label, "help": help, "flag": flag, "choices": choices,
+                                            "text": text, "menu": menu, "explain": explain, "sweep": sweep})
+
+
+def _decay_text(w: float) -> str:
+    return f"{w:g}" if w else "0 (off)"
+
+
+def _images_text(n: int | None) -> str:
+    return "all" if n is None else f"{n:,}"
+
+
+def _epochs_text(k: int | None) -> str:
+    return f"after {k} epoch{'s' * (k != 1)}" if k else "off"
 
 
 @dataclass(frozen=True)
@@ -65,10 +109,19 @@ class TrainConfig:
         f"lesson (Normalize((0.5,), (0.5,)): [-1, 1]), a data set's own mean and std "
         f"({', '.join(DATASETS)}) or none (ToTensor alone: [0, 1])", "--normalize")
     dataset: str = setting("mnist", "Data set", f"the data set to learn: {', '.join(DATASETS)}", "--dataset")
+    # A sweep's grid nests its axes in this order (weight decay, training images, label noise): keep
+    # it, or a random sample of a sweep saved before picks other trials.
+    weight_decay: float = setting(
+        0.0, "Weight decay", f"from 0 to {MAX_WEIGHT_DECAY:g}: L2 regularization with adam and sgd, "
+                             f"decoupled with adamw", "--weight-decay",
+        choices=WEIGHT_DECAYS, text=_decay_text, explain=WEIGHT_DECAY_TEXT,
+        sweep=SweepAxis("weight_decays", "Weight decays", "wd"))
     train_images: int | None = setting(
         None, "Training images",
         "train on the first N images of a seeded stratified order of the training split, each class in "
-        "proportion, e.g. 100, 1000 (default: all that do not validate)", "--train-images")
+        "proportion, e.g. 100, 1000 (default: all that do not validate)", "--train-images",
+        choices=splits.TRAIN_SIZES, text=_images_text, menu=True,
+        sweep=SweepAxis("train_sizes", "Training-set sizes", "images"))
     validation: int = setting(
         splits.DEFAULT_VALIDATION, "Validation images",
         f"training images set aside to choose with (never trained on), {splits.MIN_VALIDATION:,} to "
@@ -77,13 +130,13 @@ class TrainConfig:
                                                "labels the label noise changes", "--split-seed")
     label_noise: float = setting(
         0.0, "Label noise", "the fraction of training labels changed to another class at random, from 0 to 1 "
-                            "(validation and test labels are never changed)", "--label-noise")
-    weight_decay: float = setting(
-        0.0, "Weight decay", f"from 0 to {MAX_WEIGHT_DECAY:g}: L2 regularization with adam and sgd, "
-                             f"decoupled with adamw", "--weight-decay")
+                            "(validation and test labels are never changed)", "--label-noise",
+        choices=LABEL_NOISES, text=lambda f: f"{f:.0%}",
+        sweep=SweepAxis("label_noises", "Label noises", "noise"))
     early_stop: int | None = setting(
         None, "Early stopping", f"stop after this many epochs (1 to {MAX_EPOCHS}) without a lower validation "
-                                f"loss and keep the best epoch's weights (default: off)", "--early-stop")
+                                f"loss and keep the best epoch's weights (default: off)", "--early-stop",
+        choices=EARLY_STOPS, text=_epochs_text, menu=True)
     evaluations: int = setting(4, "Validation checks per epoch",
                                f"how often each epoch validation is scored, 1 to {MAX_EVALUATIONS}",
                                "--evaluations")
@@ -129,8 +182,13 @@ class TrainConfig:
 
     @classmethod
     def settings(cls) -> list:
-        """Its fields, each with `metadata` label, help and flag."""
+        """Its fields, each with `metadata` label, help and flag (and choices, text, sweep: `setting`)."""
         return list(fields(cls))
+
+    @classmethod
+    def swept(cls) -> list:
+        """The settings a sweep can vary (their `sweep` axis), in the order its grid nests them."""
+        return [f for f in fields(cls) if f.metadata["sweep"] is not None]
 
     @property
     def data(self) -> Dataset:

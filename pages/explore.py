@@ -12,6 +12,7 @@ import lab_ui
 from mnistlab import jobs, network, share, sweep, sweep_db, sweep_plots, sweep_results, sweep_run
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import LabError
+from mnistlab.train_config import TrainConfig
 
 lab_ui.entry_guard()
 
@@ -19,18 +20,17 @@ WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1]
 INITS = ["default", *share.STD_SCALE]
 DROPOUTS = [0.0, 0.2, 0.5]
-WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2]
-TRAIN_SIZES = [300, 1_000, 3_000, 10_000]  # and "all"
-LABEL_NOISES = [0.0, 0.1, 0.2, 0.4]
+# The training settings a sweep can vary, each with a menu from its field (label, help, choices, how a
+# value reads) under the key "ex_" + its axis, e.g. ex_weight_decays
+SWEPT = {f"ex_{f.metadata['sweep'].axis}": f for f in TrainConfig.swept()}
 DEFAULTS = {"ex_depths": [1, 2], "ex_widths": [16, 64, 256], "ex_rule": "same",
             "ex_activations": ["relu", "sigmoid"], "ex_inits": ["default"], "ex_lrs": [1e-3], "ex_seeds": 1,
             "ex_epochs": 1, "ex_search": "grid", "ex_sample": 8, "ex_dropouts": [0.0], "ex_bns": [False],
-            "ex_wds": [0.0], "ex_sizes": ["all"], "ex_noises": [0.0]}
+            **{key: [f.default] for key, f in SWEPT.items()}}
 # The axes over the network beside its shape and over training settings: widget, SweepSettings axis,
 # what a list of its values is called (so an empty one says which).
 MORE_AXES = {"ex_dropouts": ("dropouts", "Dropouts"), "ex_bns": ("batch_norms", "Batch norm"),
-             "ex_wds": ("weight_decays", "Weight decays"), "ex_sizes": ("train_sizes", "Training-set sizes"),
-             "ex_noises": ("label_noises", "Label noises")}
+             **{key: (f.metadata["sweep"].axis, f.metadata["sweep"].title) for key, f in SWEPT.items()}}
 
 ss = st.session_state
 
@@ -56,12 +56,19 @@ def settings_from_widgets() -> sweep.SweepSettings:
 
 def linked_axes(linked: sweep.SweepSettings) -> dict:
     """The widgets' values for a link's dropouts, batch norm, and training settings it varies (or holds)."""
-    def values(axis):
-        name = sweep.SETTING_AXES[axis][0]
-        return list(getattr(linked, axis) or (getattr(linked.base, name),))
     return {"ex_dropouts": list(linked.dropouts), "ex_bns": list(linked.batch_norms),
-            "ex_wds": values("weight_decays"), "ex_noises": values("label_noises"),
-            "ex_sizes": ["all" if n is None else n for n in values("train_sizes")]}
+            **{key: list(getattr(linked, f.metadata["sweep"].axis) or (getattr(linked.base, f.name),))
+               for key, f in SWEPT.items()}}
+
+
+def setting_menu(place, key: str) -> None:
+    """The menu of a training setting's values to compare, as its field says (None sorts last: all
+    training images)."""
+    f = SWEPT[key]
+    options = sorted({*f.metadata["choices"], *ss[key]}, key=lambda v: (v is None, v))
+    help_ = f.metadata["help"]
+    place.multiselect(f.metadata["label"], options, key=key, format_func=f.metadata["text"],
+                      help=help_[0].upper() + help_[1:] + ".")
 
 
 def start(settings: sweep.SweepSettings) -> None:
@@ -291,26 +298,17 @@ search = c[0].radio("Search", ["grid", "random"], key="ex_search", horizontal=Tr
 c[1].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, key="ex_sample", disabled=search != "random")
 st.caption("Regularization and the data: choose several values of one to compare them (every value "
            "multiplies the trials).")
-c = st.columns(3)  # three to a row: at 1280 px five would cut their values short
-c[0].multiselect("Dropout", sorted({*DROPOUTS, *ss["ex_dropouts"]}), key="ex_dropouts",
-                 format_func=lambda v: "none" if v == 0 else f"{v:g}",
-                 help="The probability of zeroing each hidden unit's output while training, in every hidden "
-                      "layer (never when evaluating).")
-c[1].multiselect("Batch norm", [False, True], key="ex_bns", format_func={False: "off", True: "on"}.get,
-                 help="Batch norm in every hidden layer, between its Linear and its activation.")
-c[2].multiselect("Weight decay", sorted({*WEIGHT_DECAYS, *ss["ex_wds"]}), key="ex_wds",
-                 format_func=lambda v: "none" if v == 0 else f"{v:g}",
-                 help="Pulls every weight toward 0 at each step (the optimizer's weight_decay).")
-sizes = sorted({*TRAIN_SIZES, *(n for n in ss["ex_sizes"] if n != "all")})
-c = st.columns(3)
-c[0].multiselect("Training images", [*sizes, "all"], key="ex_sizes",
-                 format_func=lambda n: "all" if n == "all" else f"{n:,}",
-                 help="How many training images each network learns from (the validation images are "
-                      "always the same): fewer show overfitting sooner.")
-c[1].multiselect("Label noise", sorted({*LABEL_NOISES, *ss["ex_noises"]}), key="ex_noises",
-                 format_func=lambda f: "none" if f == 0 else f"{f:.0%}",
-                 help="The share of training labels changed to a wrong class (validation and test keep "
-                      "theirs).")
+menus = st.columns(3)  # three to a row: at 1280 px five would cut their values short
+menus[0].multiselect("Dropout", sorted({*DROPOUTS, *ss["ex_dropouts"]}), key="ex_dropouts",
+                     format_func=lambda v: "none" if v == 0 else f"{v:g}",
+                     help="The probability of zeroing each hidden unit's output while training, in every "
+                          "hidden layer (never when evaluating).")
+menus[1].multiselect("Batch norm", [False, True], key="ex_bns", format_func={False: "off", True: "on"}.get,
+                     help="Batch norm in every hidden layer, between its Linear and its activation.")
+for i, key in enumerate(SWEPT, start=2):
+    if i % 3 == 0:
+        menus = st.columns(3)
+    setting_menu(menus[i % 3], key)
 
 start_col, saved_col = st.columns([1.6, 1], gap="large")
 with start_col:

@@ -8,6 +8,7 @@ import pytest
 
 from mnistlab import data, jobs, network, sweep, sweep_db, sweep_plots, sweep_results, sweep_run
 from mnistlab.errors import ConfigError
+from mnistlab.train_config import TrainConfig
 
 
 def test_the_grid_is_every_combination_with_each_seed():
@@ -124,6 +125,27 @@ def test_a_sweep_varies_weight_decay_training_set_size_and_label_noise():
     assert one.weight_decays == () and one.base.weight_decay == 0.01  # one value is no axis
     assert one == sweep.SweepSettings.of(depths="1", widths="16", activations="relu", weight_decay=0.01)
     assert sweep.SweepSettings.of().id == sweep.SweepSettings.of(weight_decays="0").id  # defaults: same id
+
+
+def test_a_setting_a_sweep_varies_has_its_axis_link_and_column_from_its_field():
+    """What ARCHITECTURE's worked example promises: the field is all a setting needs to be swept."""
+    for f in TrainConfig.swept():
+        axis = f.metadata["sweep"]
+        assert sweep.SETTING_AXES[axis.axis] == (f.name, axis.title)
+        assert sweep.PARAMS[axis.link] == axis.axis
+        assert (f.metadata["label"].lower(), f.name, f.metadata["text"]) in sweep_results.SETTINGS
+        assert f.name in sweep_results.CONFIG_FIELDS
+        values = [v for v in f.metadata["choices"] if v != f.default][:2]
+        s = sweep.SweepSettings.of(depths="1", widths="16", activations="relu", **{axis.axis: values})
+        assert getattr(s, axis.axis) == tuple(values) and s.n_trials == 2
+        assert {getattr(t.config, f.name) for t in s.trials()} == set(values)
+        assert sweep.from_params(sweep.to_params(s)) == s and sweep.to_params(s)[axis.link]
+        assert f"× {f.metadata['label'].lower()} " in s.label()
+
+
+def test_the_grid_nests_the_setting_axes_as_sweeps_saved_before_did():
+    # the order of TrainConfig's fields: another order would give a saved random sample other trials
+    assert list(sweep.SETTING_AXES) == ["weight_decays", "train_sizes", "label_noises"]
 
 
 @pytest.mark.parametrize("kwargs, message", [

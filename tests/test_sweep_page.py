@@ -114,8 +114,9 @@ def test_a_sweep_over_dropout_and_training_set_sizes_shows_its_columns_and_the_c
     at = open_explore(depths="1", widths="16,64", act="relu", drop="0,0.5", images="1000,3000", seeds="1",
                       epochs="1")
     assert at.multiselect(key="ex_dropouts").value == [0.0, 0.5]
-    assert at.multiselect(key="ex_sizes").value == [1000, 3000]
-    assert [at.multiselect(key=k).value for k in ("ex_bns", "ex_wds", "ex_noises")] == [[False], [0.0], [0.0]]
+    assert at.multiselect(key="ex_train_sizes").value == [1000, 3000]
+    assert [at.multiselect(key=k).value for k in ("ex_bns", "ex_weight_decays", "ex_label_noises")] == \
+        [[False], [0.0], [0.0]]
     assert at.markdown[0].value.startswith("**8 trials** (8 configs × 1 seed)")
     ok(at.multiselect(key="ex_bns").set_value([False, True]).run())
     assert at.markdown[0].value.startswith("**16 trials**")  # the estimate's trials count the new axis

@@ -215,7 +215,7 @@ def test_train_on_a_small_training_set_shows_overfitting_by_split(page, base_url
     open_app(page, base_url)
     goto_page(page, "Train")
     page.get_by_text("Generalization settings").click()  # the expander opens in the browser
-    choose_opened(page, "Training images", "1,000 images")
+    choose_opened(page, "Training images", "1,000")
     choose_opened(page, "Early stopping", "after 2 epochs")
     epochs = page.locator('[data-testid="stSlider"]').filter(has_text="Epochs").get_by_role("slider")
     with rerun(page):
