@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from bench import app_start, drawing, dynamics, pages, pipelines, sweep, validation
+from bench import app_start, cnn, drawing, dynamics, pages, pipelines, sweep, validation
 from bench.measure import load_average, machine
 
 RESULTS = Path(__file__).parent / "results"
-ITEMS = ("pipelines", "drawing", "app", "dynamics", "validation", "pages", "sweep", "sweep_dropout")
+ITEMS = ("pipelines", "drawing", "app", "dynamics", "validation", "pages", "sweep", "sweep_dropout", "cnn",
+         "cnn_sweep")
 
 
 def main(argv=None) -> int:
@@ -57,6 +58,10 @@ def main(argv=None) -> int:
         report.update(sweep.run(reps, args.quick))
     if "sweep_dropout" in only:
         report.update(sweep.run_dropout(reps, args.quick))
+    if "cnn" in only:
+        report.update(cnn.run(reps, args.quick))
+    if "cnn_sweep" in only:
+        report.update(cnn.run_sweep(reps, args.quick))
     if "app" in only:
         print("6. app start, 7. server memory")
         report.update(app_start.run(reps, args.quick))
@@ -173,6 +178,24 @@ def table(r: dict) -> str:
             rows.append((f"10b. Lesson part 2, its slowest step (step {x['slowest_step']})", "",
                          f"{x['slowest_step_s']:.1f} s", "", f"≤ {x['step_goal_s']:g} s",
                          _met(x["slowest_step_s"] <= x["step_goal_s"])))
+    if "cnn" in r:
+        x = r["cnn"]
+        rows.append((f"11. CNN epoch ({x['parameters']:,} parameters) ÷ plain PyTorch, same tensors",
+                     f"plain {x['plain_s']:.2f} s (channels_last {x['channels_last_s']:.2f} s)",
+                     f"{x['app_s']:.2f} s", f"{x['ratio_plain']:.2f}", f"≤ {x['goal_plain']:.2f}",
+                     _met(x["ratio_plain"] <= x["goal_plain"])))
+        rows.append(("11b. CNN epoch ÷ the lesson's DataLoader pipeline", f"lesson {x['lesson_s']:.2f} s",
+                     f"{x['app_s']:.2f} s", _fraction(x["ratio_lesson"]), "", ""))
+        rows.append(("11c. CNN multiply-adds a second ÷ fp32 matmul rate",
+                     f"matmul {x['matmul_gflops'] / 2:.1f} GMAC/s", f"{x['achieved_gmacs']:.2f} GMAC/s",
+                     f"{x['achieved_gmacs'] / (x['matmul_gflops'] / 2):.2f}", "", ""))
+    if "cnn_sweep" in r:
+        x = r["cnn_sweep"]
+        rows.append((f"11d. CNN sweep ÷ its {x['trials']} trials one by one",
+                     f"one by one {x['alone_s']:.1f} s",
+                     f"swept {x['swept_s']:.1f} s (within {x['max_difference_points']:.2f} pt, "
+                     f"{x['identical']} identical)", f"{x['ratio']:.2f}", f"≥ {x['goal']:g}",
+                     _met(x["ratio"] >= x["goal"] and x["max_difference_points"] <= 0.3)))
     if "accuracy_guard" in r:
         x = r["accuracy_guard"]
         lesson = ", ".join(f"{a:.2%}" for a in x["lesson"])

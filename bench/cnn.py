@@ -29,7 +29,7 @@ QUICK_STEPS = 150
 
 def app_epoch(split: data.Split, seed: int, max_steps: int | None) -> Seconds:
     model = network.build(ARCH, seed=seed)
-    config = TrainConfig("adam", LR, batch_size=64, epochs=1, batch_seed=seed, validation=0)
+    config = TrainConfig("adam", LR, batch_size=64, epochs=1, batch_seed=seed)  # train.train: no split
     stop = None if max_steps is None else (lambda p: p.step < max_steps)
     start = time.perf_counter()
     train.train(model, config, split, callback=stop)
