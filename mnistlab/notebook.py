@@ -114,7 +114,8 @@ def training_source(config: TrainConfig, arch=None) -> str:
     return code.replace(lesson_folder, folder.replace("'", '"')).rstrip("\n")  # training and validation's
 
 
-def evaluation_source(config: TrainConfig) -> str:
+def evaluation_source(config: TrainConfig, arch=None) -> str:
+    images = "images" if arch is not None and arch.is_cnn else "images.view(images.shape[0], -1)"
     return f"""testset = datasets.{config.data.torchvision_name}(trainset.dataset.root, download=True,
                             train=False, transform=transform)
 testloader = DataLoader(testset, batch_size=1000)
@@ -122,7 +123,7 @@ model.eval()
 correct = 0
 with torch.no_grad():
     for images, labels in testloader:
-        ps = model(images.view(images.shape[0], -1))
+        ps = model({images})
         correct += (ps.argmax(dim=1) == labels).sum().item()
 print(f"Test accuracy (held out, not used to choose): {{correct / len(testset):.2%}}")"""
 
@@ -140,5 +141,5 @@ def trained(net: Network, config: TrainConfig, accuracy: float | None = None) ->
         v4.new_markdown_cell("## Training, as the Train page shows it"),
         v4.new_code_cell(training_source(config, net.arch)),
         v4.new_markdown_cell(f"## Evaluation on the {config.data.title} test images"),
-        v4.new_code_cell(evaluation_source(config)),
+        v4.new_code_cell(evaluation_source(config, net.arch)),
     ])

@@ -273,8 +273,12 @@ def optimizer_code(config: TrainConfig) -> str:
 def training_code(config: TrainConfig, arch: network.Architecture | None = None) -> str:
     """The lesson's training loop with these settings, the validation split and its check at each
     epoch's end: what `runs.run` does, step for step (it also checks validation within epochs; for a
-    network with dropout, from the masks' seed on: `arch` says whether it has)."""
+    network with dropout, from the masks' seed on: `arch` says whether it has, and whether it is a CNN,
+    which reads images unflattened)."""
     ds = config.data
+    cnn = arch is not None and arch.is_cnn  # a CNN reads the (64, 1, 28, 28) batch as it comes
+    flatten = "" if cnn else "        images = images.view(images.shape[0], -1)\n"
+    valid_images = "images" if cnn else "images.view(images.shape[0], -1)"
     load = (f'datasets.{ds.torchvision_name}("{ds.lesson_folder}", download=True, train=True, '
             f'transform=transform)')
     stop = ""
@@ -303,8 +307,7 @@ optimizer = {optimizer_code(config)}
 for e in range({config.epochs}):
     model.train()  # training mode (dropout drops, batch norm uses the batch's statistics)
     for images, labels in trainloader:
-        images = images.view(images.shape[0], -1)
-        optimizer.zero_grad()
+{flatten}        optimizer.zero_grad()
         logits = model[:-1](images)  # every layer but the softmax (model: the nn.Sequential from Build)
         loss = criterion(logits, labels)
         loss.backward()
@@ -313,7 +316,7 @@ for e in range({config.epochs}):
     valid_loss = right = 0
     with torch.no_grad():
         for images, labels in validloader:
-            logits = model[:-1](images.view(images.shape[0], -1))
+            logits = model[:-1]({valid_images})
             valid_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
             right += (logits.argmax(1) == labels).sum().item()
     valid_loss /= len(validset)

@@ -24,6 +24,7 @@ from mnistlab import (
     train_config,
 )
 from mnistlab.errors import ConfigError, ModelFileError
+from mnistlab.layers import Conv, Pool
 from mnistlab.network import Architecture, Init, Network
 from mnistlab.train_config import TrainConfig
 
@@ -140,6 +141,30 @@ def test_the_shown_code_trains_the_apps_very_weights_with_dropout_and_batch_norm
     assert all(torch.equal(shown[k], v) for k, v in expected.items())
     # as before
     assert train_config.training_code(config, Architecture((64, 32))) == train_config.training_code(config)
+
+
+# A CNN with both: batch norm after each convolution and the hidden layer, dropout after a convolution
+# and after the hidden layer, a padded 3×3 convolution with tanh.
+LAYERED_CNN = Architecture((32,), "relu", dropout=0.3, batch_norm=True,
+                           features=(Conv(6, 5, 0, "relu", 0.2), Pool(2), Conv(8, 3, 1, "tanh"), Pool(2)))
+
+
+@pytest.mark.parametrize("style", ["sequential", "indexed"])
+def test_the_shown_code_trains_the_apps_very_weights_for_a_cnn(splits, style, capsys):
+    """A CNN with dropout and batch norm, trained by the code Build and Train show: the app's very
+    weights and statistics, and the code reads its batches unflattened."""
+    config = TrainConfig(epochs=1, batch_size=128, batch_seed=4, train_images=3_000)
+    code = train_config.training_code(config, LAYERED_CNN)
+    assert "images.view" not in code and "torch.manual_seed(4)  # the dropout masks" in code
+    code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())))
+    learner = {}
+    exec(codegen.generate(Network(LAYERED_CNN, Init(), 2), style), learner)  # noqa: S102 - our own code
+    exec(code, learner)  # noqa: S102
+    ours = runs.run(Network(LAYERED_CNN, Init(), 2), config, *splits)
+    shown = learner["model"].state_dict()
+    expected = codegen.state_dict_for(ours.state, LAYERED_CNN, style)
+    assert shown.keys() == expected.keys()
+    assert all(torch.equal(shown[k], v) for k, v in expected.items())
 
 
 def test_batch_norm_refuses_a_last_batch_of_one_image(splits):
