@@ -21,6 +21,7 @@ from mnistlab import (
     runs,
     train_config,
 )
+from mnistlab.layers import Conv, Pool
 from mnistlab.lesson_step import LessonValues
 from mnistlab.network import Architecture, Init
 from mnistlab.train_config import TrainConfig
@@ -142,8 +143,10 @@ def test_notebooks_are_valid_and_read_mnist_where_the_app_does(monkeypatch):
 @pytest.mark.slow
 def test_the_train_notebook_trains_the_apps_weights_with_dropout_and_batch_norm(tmp_path):
     """Dropout's masks seeded as the app draws them (torch.manual_seed(batch seed) before the loop),
-    batch norm's running statistics kept: the notebook's model is the app's, tensor for tensor."""
-    arch = Architecture.parse("64,32", "relu", "0.5,0.2", batch_norm=True)
+    batch norm's running statistics kept: the notebook's model is the app's, tensor for tensor; here a
+    CNN, whose convolution has dropout and batch norm too, before two hidden layers that have them."""
+    arch = Architecture((64, 32), "relu", dropout=(0.5, 0.2), batch_norm=True,
+                        features=(Conv(4, 5, 0, "relu", 0.2), Pool(2)))
     config = TrainConfig(batch_size=128, epochs=1, batch_seed=2, train_images=6_000)
     torch.set_num_threads(1)  # as the app's server
     run = runs.run(network.Network(arch, Init(), 4), config, data.load_split(True), data.load_split(False))
@@ -154,7 +157,7 @@ def test_the_train_notebook_trains_the_apps_weights_with_dropout_and_batch_norm(
     # evaluated in eval mode, as the app
     assert text_of(code[-2]) == f"Test accuracy (held out, not used to choose): {run.accuracy:.2%}"
     trained = torch.load(tmp_path / "trained.pt")
-    assert trained.keys() == run.state.keys() and "bn2.running_var" in trained
+    assert trained.keys() == run.state.keys() and {"bn2.running_var", "bn_conv1.running_var"} <= set(trained)
     assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"
 
 
