@@ -197,13 +197,22 @@ def show_weights(run: Run) -> None:
                                                                        "and after (blue) training"))
     else:
         lab_ui.plot(plots.histograms(after, title="Weights and biases (loaded: no 'before')"))
-    units = min(SHOWN_UNITS, run.arch.hidden[0])
-    more = f" (first {units} of {run.arch.hidden[0]})" if units < run.arch.hidden[0] else ""
-    shared = st.toggle("One colour scale for all units", key="tr_shared_scale",
-                       help="Off: each unit on its own scale, so weak units still show their pattern. "
-                            "On: one scale, to compare the units' sizes.")
-    lab_ui.plot(plots.weight_images(run.state["fc1.weight"], max_units=SHOWN_UNITS, shared_scale=shared,
-                                    title=f"fc1 weights after training, one 28×28 image per unit{more}"))
+    if run.arch.is_cnn:
+        st.caption("This network's first layer is a convolution: its weights are small filters, not "
+                   "images of the input.")
+        return
+    first = run.arch.weighted_names()[0]  # fc1, or without hidden layers the output: one per class
+    weight = run.state[f"{first}.weight"]
+    units = min(SHOWN_UNITS, len(weight))
+    one, many = ("unit", "units") if first == "fc1" else ("class", "classes")
+    more = f" (first {units} of {len(weight)})" if units < len(weight) else ""
+    shared = st.toggle(f"One colour scale for all {many}", key="tr_shared_scale",
+                       help="Off: each on its own scale, so weak ones still show their pattern. "
+                            "On: one scale, to compare their sizes.")
+    ds = run.config.data
+    lab_ui.plot(plots.weight_images(weight, max_units=SHOWN_UNITS, shared_scale=shared, dataset=ds,
+                                    title=f"{first} weights after training, one {ds.shape_text()} image per "
+                                          f"{one}{more}"))
 
 
 def show_code(run: Run) -> None:
