@@ -30,8 +30,28 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [da
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] p code {{ font-size: 0.85em; }}
 [data-testid="stMain"] h2 {{ font-size: 2.2rem !important; padding-top: 0; }}
 [data-testid="stMainBlockContainer"] {{ padding: 1rem 2rem 4rem; max-width: 100%; }}
+.st-key-l_clicker {{ display: none !important; }}
 .st-key-l_figure {{ height: calc(100vh - {FIGURE_TOP}) !important; flex: 0 0 auto !important; }}
 </style>"""
+# A presentation remote sends Page Down / Page Up (some, the arrow keys): Next and Previous. Listened
+# for on the page's document, once; it acts only while presenter mode's "Leave" button is there, and
+# never while a field has the keyboard.
+CLICKER_JS = """<script>
+if (!window.mnistlabClicker) {
+  window.mnistlabClicker = true;
+  const keys = {PageDown: "next", ArrowRight: "next", ArrowDown: "next",
+                PageUp: "prev", ArrowLeft: "prev", ArrowUp: "prev"};
+  document.addEventListener("keydown", (event) => {
+    const which = keys[event.key], target = event.target;
+    if (!which || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (!document.querySelector(".st-key-l_leave")) return;
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    event.preventDefault();
+    const button = document.querySelector(`.st-key-l_${which}_top button`);
+    if (button && !button.disabled) button.click();
+  });
+}
+</script>"""
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the lesson's code…")
@@ -114,6 +134,8 @@ n_steps = len(part.steps)
 
 if present:
     st.html(PRESENTER_CSS)
+    with st.container(key="l_clicker"):  # .st-key-l_clicker is hidden by PRESENTER_CSS
+        st.html(CLICKER_JS, unsafe_allow_javascript=True)
 
 
 def navigation(where: str) -> None:
