@@ -191,6 +191,22 @@ def sidebar(place=None) -> None:
                                   f"**Data:** `{data.data_root(dataset=dataset())}`")
 
 
+def whole_field(place, label: str, key: str, **kwargs):
+    """A number field for a whole number that passes on what was typed, for the caller's check to
+    accept or refuse with its reason beside the field. Streamlit's whole-number field cuts what it is
+    given ("12.5" becomes 12, "1e3" becomes 1) and one with bounds drops a value outside them; this
+    one takes any number: 1000 for "1e3", 12.5 for "12.5". No bounds: the caller checks."""
+    return typed(place.number_input(label, key=key, step=1.0, format="%g", **kwargs))
+
+
+def typed(value):
+    """A number field's value as the number typed: a float with no fraction is that whole number
+    (what a whole-number check reads); 12.5 stays 12.5."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 def run_label(number: int, run) -> str:
     """How every page names a session's training run: "Run 3: 784-128-64-10 relu, adam ...: test accuracy
     97.1%"."""

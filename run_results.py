@@ -234,8 +234,8 @@ def show_file(run: Run, shown: str) -> None:
     st.markdown("A model file is one `.safetensors` file: the weights, and the architecture, settings "
                 "and results as text (test, and where known training and validation accuracy and the "
                 f"best epoch). It holds no code, so it is safe to share.{kept}")
-    name = st.text_input("File name", f"run{shown.split(':')[0].split()[-1]}-"
-                         f"{run.arch.label().replace(' ', '-').replace('/', '-')}", key="tr_file_name")
+    number = shown.split(":")[0].split()[-1]
+    name = st.text_input("File name", model_files.default_name(run.arch, f"run{number}"), key="tr_file_name")
     try:
         name = model_files.check_name(name)
         saved = model_files.SavedModel.from_run(run, name)

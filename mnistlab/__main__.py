@@ -3,6 +3,9 @@
     python -m mnistlab train --hidden 128,64 --activation relu --epochs 5 --out lesson
     python -m mnistlab eval lesson
     python -m mnistlab sweep --depth 1,2 --hidden 16,64,256 --activation relu,sigmoid --seeds 2 --epochs 1
+
+Only what a command needs is imported, once its arguments are read: `mnistlab --help` and a mistyped
+command answer at once instead of waiting seconds for torch.
 """
 
 from __future__ import annotations
@@ -14,13 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from mnistlab import data, dynamics, jobs, model_files, network, parse, runs, splits, sweep, train
+from mnistlab import parse
 from mnistlab.errors import ConfigError, LabError
-from mnistlab.sweep_db import SweepDatabase
-from mnistlab.sweep_run import Sweep
-from mnistlab.train_config import TrainConfig
 
 THREADS_HELP = ("CPU threads for torch (default 1: at these layer sizes more threads gain little on an "
                 "idle machine, and on a busy one they wait for each other and can make an epoch 10-100 "
@@ -40,11 +38,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command(argv: list[str]) -> str | None:
+    """The command `argv` names: its first word not an option (the top level has no option but -h)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the flags of `command` only: the training settings' flags come from
+    `TrainConfig`, whose module imports torch, so only `train` and `sweep` pay for them."""
     parser = _Parser(prog="mnistlab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = commands.add_parser("train", help="train a network and print its test accuracy")
+    e = commands.add_parser("eval", help="print a saved model's test loss, accuracy and per-class accuracy")
+    s = commands.add_parser("sweep", help="train a grid (or random sample) of networks and compare them")
+    if command == "train":
+        _train_flags(t)
+    elif command == "eval":
+        e.add_argument("name", help="a model name in the models folder, or a path to a .safetensors file")
+        e.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+        e.add_argument("--threads", default="1", help=THREADS_HELP)
+    elif command == "sweep":
+        _sweep_flags(s)
+    return parser
+
+
+def _train_flags(t: argparse.ArgumentParser) -> None:
+    from mnistlab import network
+    from mnistlab.train_config import TrainConfig
+
     t.add_argument("--hidden", default="128,64", help="hidden layer sizes, e.g. 128,64 (default)")
     t.add_argument("--activation", default="relu",
                    help="sigmoid, tanh or relu (default), or one per hidden layer, e.g. relu,tanh")
@@ -68,20 +90,14 @@ def _parser() -> argparse.ArgumentParser:
                         "validation check's), and each layer's learning dynamics (update ratios, "
                         "saturated or dead shares, loss at step 0) to this JSON file")
     t.add_argument("--dry-run", action="store_true",
-                   help=f"a quick check: one epoch on {DRY_RUN_IMAGES} training images, validated on "
-                        f"{DRY_RUN_IMAGES}, evaluated on the first {DRY_RUN_IMAGES} test images")
-
-    e = commands.add_parser("eval", help="print a saved model's test loss, accuracy and per-class accuracy")
-    e.add_argument("name", help="a model name in the models folder, or a path to a .safetensors file")
-    e.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    e.add_argument("--threads", default="1", help=THREADS_HELP)
-
-    _sweep_parser(commands)
-    return parser
+                   help=f"a quick check: one epoch on {DRY_RUN_IMAGES:,} training images, validated on "
+                        f"{DRY_RUN_IMAGES:,}, evaluated on the first {DRY_RUN_IMAGES:,} test images")
 
 
-def _sweep_parser(commands) -> None:
-    s = commands.add_parser("sweep", help="train a grid (or random sample) of networks and compare them")
+def _sweep_flags(s: argparse.ArgumentParser) -> None:
+    from mnistlab import network, sweep
+    from mnistlab.train_config import TrainConfig
+
     s.add_argument("--depth", default="1,2",
                    help=f"numbers of hidden layers, 1 to {sweep.MAX_DEPTH} (default 1,2)")
     s.add_argument("--hidden", default="16,64,256", help="layer widths (default 16,64,256)")
@@ -105,9 +121,9 @@ def _sweep_parser(commands) -> None:
     # and so are these, given several values
     for axis, (name, _) in sweep.SETTING_AXES.items():
         f = TrainConfig.__dataclass_fields__[name]
-        s.add_argument(f.metadata["flag"], dest=f"axis_{axis}", default=None,
-                       help=f"{f.metadata['help']}; several, comma-separated, to compare "
-                            f"(default {'all' if f.default is None else f.default})")
+        s.add_argument(f.metadata["flag"], dest=f"axis_{axis}", default=None, metavar=_metavar(f),
+                       help=_with_default(f"{f.metadata['help']}; several, comma-separated, to compare",
+                                          "all" if f.default is None else f.default))
     _config_flags(s, sweep.SweepSettings().base, skip=("lr", "early_stop", *(
         name for name, _ in sweep.SETTING_AXES.values())))
     s.add_argument("--engine", default="local",
@@ -119,19 +135,31 @@ def _sweep_parser(commands) -> None:
                         "(default: all of this machine's)")
 
 
-def _config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig, skip=()) -> None:
+def _config_flags(parser: argparse.ArgumentParser, defaults, skip=()) -> None:
     """One flag per training setting (`TrainConfig`'s fields), with its help and this command's default."""
-    for f in TrainConfig.settings():
+    for f in type(defaults).settings():
         if f.name not in skip:
             default = getattr(defaults, f.name)
             shown = ("all" if f.name == "train_images" else "off") if default is None else default
             parser.add_argument(f.metadata["flag"], dest=f"config_{f.name}", default=None,
-                                help=f"{f.metadata['help']} (default {shown})")
+                                metavar=_metavar(f), help=_with_default(f.metadata["help"], shown))
 
 
-def _config(args, defaults: TrainConfig, **fixed) -> TrainConfig:
-    """`defaults` with the training settings given on the command line."""
-    given = {f.name: getattr(args, f"config_{f.name}") for f in TrainConfig.settings()
+def _metavar(f) -> str:
+    """What a setting's flag takes, named by the flag ("--lr LR"), not by where argparse keeps it."""
+    return f.metadata["flag"].removeprefix("--").replace("-", "_").upper()
+
+
+def _with_default(help: str, default) -> str:
+    """`help` with "(default ...)" added, unless it already says its default in its own words."""
+    if "(default" in help:
+        return help
+    return f"{help} (default {format(default, 'g') if isinstance(default, float) else default})"
+
+
+def _config(args, defaults, **fixed):
+    """`defaults` (a `TrainConfig`) with the training settings given on the command line."""
+    given = {f.name: getattr(args, f"config_{f.name}") for f in type(defaults).settings()
              if getattr(args, f"config_{f.name}", None) is not None}
     return defaults.replace(**{**given, **fixed})
 
@@ -142,7 +170,14 @@ def _threads(value: str) -> int:
 
 
 def _use_threads(value: str) -> None:
+    import torch
+
     torch.set_num_threads(_threads(value))
+
+
+def _duration(seconds: float) -> str:
+    """"4.2 s", or "38 ms" under a second: a dry run trains in milliseconds, not in "0.0 s"."""
+    return f"{seconds:.1f} s" if seconds >= 0.95 else f"{max(1, round(seconds * 1000))} ms"
 
 
 class _ProgressBar:
@@ -153,7 +188,7 @@ class _ProgressBar:
         self.live = stream.isatty()
         self.validation = None  # the latest validation check
 
-    def __call__(self, p: train.Progress):
+    def __call__(self, p):  # a train.Progress
         filled = round(self.width * p.fraction)
         self.validation = p.validation[-1] if p.validation else self.validation
         checked = (f"  validation loss {self.validation.loss:.3f}  accuracy {self.validation.accuracy:.1%}"
@@ -168,6 +203,9 @@ class _ProgressBar:
 
 
 def cmd_train(args) -> None:
+    from mnistlab import data, dynamics, model_files, network, runs, splits
+    from mnistlab.train_config import TrainConfig
+
     net = network.Network(network.Architecture.parse(args.hidden, args.activation, args.dropout,
                                                      args.batch_norm),
                           network.Init(args.zero_bias, args.weight_std), args.seed)
@@ -191,7 +229,7 @@ def cmd_train(args) -> None:
     run = runs.run(net, config, train_split, test_split, device, callback=_ProgressBar(),
                    record_dynamics=True)  # ~5% of the time: the loss at init, and why a run failed
     e, h = run.evaluation, run.history
-    print(f"trained in {run.seconds:.1f} s" + (f"; stopped early after epoch {len(h.epoch_ends)}"
+    print(f"trained in {_duration(run.seconds)}" + (f"; stopped early after epoch {len(h.epoch_ends)}"
                                                 if h.patience_ran_out else ""))
     noisy = f", {config.label_noise:.0%} of their labels changed" if config.label_noise else ""
     print(f"train accuracy: {run.train_evaluation.accuracy:.2%} (on the {len(learn):,} images it learned "
@@ -200,7 +238,7 @@ def cmd_train(args) -> None:
     print(f"validation accuracy: {run.validation.accuracy:.2%} (validation loss {run.validation.loss:.4f}, "
           f"{len(validation):,} images; lowest validation loss at epoch {run.best_epoch}{kept})")
     print(f"test accuracy: {e.accuracy:.2%} (held out, not used to choose; test loss {e.loss:.4f}, "
-          f"{e.n_misclassified} of {len(test_split):,} wrong)")
+          f"{e.n_misclassified:,} of {len(test_split):,} wrong)")
     verdict = dynamics.diagnosis(run.dynamics, run.history.loss, e.accuracy, config.lr)
     if run.dynamics is not None:
         print(f"loss at step 0: {run.dynamics.init_loss:.3f} "
@@ -224,8 +262,8 @@ def _history_path(name: str | None) -> Path | None:
     return path
 
 
-def _history(run: runs.Run, verdict: str | None) -> dict:
-    """The run's curves, per step, and its learning dynamics: what --history writes."""
+def _history(run, verdict: str | None) -> dict:
+    """The run's curves, per step, and its learning dynamics (a `runs.Run`'s): what --history writes."""
     h = run.history
     return {"network": run.arch.label(), "architecture": run.arch.to_dict(), "init": run.init.to_dict(),
             "seed": run.seed, "training": run.config.to_dict(), "steps_per_epoch": h.steps_per_epoch,
@@ -245,6 +283,8 @@ def _history(run: runs.Run, verdict: str | None) -> dict:
 
 
 def cmd_eval(args) -> None:
+    from mnistlab import data, model_files, network, train
+
     device = network.resolve_device(args.device)
     _use_threads(args.threads)
     path = Path(args.name)
@@ -268,6 +308,12 @@ def cmd_eval(args) -> None:
 
 
 def cmd_sweep(args) -> None:
+    import torch
+
+    from mnistlab import data, jobs, sweep
+    from mnistlab.sweep_db import SweepDatabase
+    from mnistlab.sweep_run import Sweep
+
     settings = sweep.SweepSettings(
         depths=args.depth, widths=args.hidden, width_rule=args.width_rule, activations=args.activation,
         dropouts=args.dropout, batch_norms=args.batch_norm,
@@ -292,8 +338,8 @@ def cmd_sweep(args) -> None:
         print(f"Sweep {run.id}: {settings.label()}, on the {engine.name} engine ({engine.slots} at once); "
               f"stored in {sweep_db.path}", file=sys.stderr)
         if run.resumed:
-            print(f"{run.resumed} of {settings.n_trials} trials were trained before; training the "
-                  f"{len(run.missing)} missing", file=sys.stderr)
+            print(f"{run.resumed:,} of {settings.n_trials:,} trials were trained before; training the "
+                  f"{len(run.missing):,} missing", file=sys.stderr)
         bar(run)
         try:
             run.start()
@@ -313,7 +359,7 @@ def cmd_sweep(args) -> None:
     if out is not None:
         records = [{k: v for k, v in r.items() if k != "key"} for r in run.records]
         out.write_text(json.dumps(records, indent=1))
-        print(f"{len(run.records)} trials written to {out}")
+        print(f"{len(run.records):,} trials written to {out}")
 
 
 class _SweepBar:
@@ -331,10 +377,13 @@ class _SweepBar:
         self.stream.flush()
 
 
-def _sweep_table(rows: list[dict], seeds: int, settings: sweep.SweepSettings | None = None) -> str:
+def _sweep_table(rows: list[dict], seeds: int, settings=None) -> str:
     """Best first by validation accuracy; * marks the Pareto front (no config is more accurate on
     validation with as few parameters); test accuracy beside it, never used to choose. A network's
-    dropout and batch norm are in its name ("784-64-10 relu, dropout 0.2, batch norm")."""
+    dropout and batch norm are in its name ("784-64-10 relu, dropout 0.2, batch norm"). `settings`:
+    the `sweep.SweepSettings`, whose varied training settings get a column each."""
+    from mnistlab import sweep
+
     spread = seeds > 1
     named = max([28, *(len(r["network"]) + 2 for r in rows)])
     varied = [(axis, name) for axis, (name, _) in sweep.SETTING_AXES.items()
@@ -364,7 +413,8 @@ def _sweep_table(rows: list[dict], seeds: int, settings: sweep.SweepSettings | N
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(_command(argv)).parse_args(argv)
     started = time.perf_counter()
     try:
         {"train": cmd_train, "eval": cmd_eval, "sweep": cmd_sweep}[args.command](args)

@@ -44,7 +44,8 @@ MAX_HEADER_BYTES = 64 * 1024
 # statistics and batch counts) plus its header (also in the README).
 MAX_FILE_BYTES = (4 * network.MAX_PARAMETERS + (2 * 4 * network.MAX_WIDTH + 8) * network.MAX_HIDDEN_LAYERS
                   + MAX_HEADER_BYTES + 8)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_NAME = 64
+_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_NAME - 1}}}")
 _ACCEPTED = ("MNIST Lab loads only the .safetensors model files it saves (from the Train page or "
              "`python -m mnistlab train`).")
 
@@ -272,14 +273,26 @@ def models_dir() -> Path:
 
 
 def check_name(name) -> str:
-    """A model's name: up to 64 letters, digits, '_', '-', '.'; no folders; drops a trailing .safetensors."""
+    """A model's name: up to MAX_NAME letters, digits, '_', '-', '.'; no folders; drops a trailing
+    .safetensors."""
     text = str(name).strip()
     if text.endswith(SUFFIX):
         text = text[: -len(SUFFIX)]
     if not _NAME.fullmatch(text) or ".." in text:
-        raise ModelFileError(f"A model name is 1 to 64 letters, digits, '_', '-' or '.', starting with a "
-                             f"letter or digit (no folders); got {str(name)!r}.")
+        raise ModelFileError(f"A model name is 1 to {MAX_NAME} letters, digits, '_', '-' or '.', starting "
+                             f"with a letter or digit (no folders); got {str(name)!r}.")
     return text
+
+
+def default_name(arch: network.Architecture, prefix: str = "") -> str:
+    """A name `check_name` accepts for a model of `arch`, from its label, e.g.
+    "run3-784-512-512-10-relu-dropout-0.5-batch-norm": spaces, commas and slashes become one '-', and
+    a label too long for a name is cut at a '-'."""
+    text = re.sub(r"[^A-Za-z0-9_.]+", "-", f"{prefix} {arch.label()}").strip("-._")
+    text = re.sub(r"\.{2,}", ".", text)
+    if len(text) > MAX_NAME:
+        text = text[:MAX_NAME + 1].rsplit("-", 1)[0].rstrip("-._")
+    return check_name(text or "model")
 
 
 def path_for(name, folder=None) -> Path:

@@ -89,6 +89,7 @@ def activation_view(arch: Architecture, init: Init, seed: int, data_name: str) -
 
 
 # -- widget state: the layer list lives in keyed widgets b_size_<i>, b_act_<i>, b_drop_<i> -----------
+# Sizes and the seed are held as floats, the type of their fields (lab_ui.whole_field).
 LAYER_KEYS = ("b_size", "b_act", "b_drop")
 
 def load(state: network.Network, device: str) -> None:
@@ -97,21 +98,20 @@ def load(state: network.Network, device: str) -> None:
     for i in range(MAX_HIDDEN_LAYERS):
         for k in LAYER_KEYS:
             ss.pop(f"{k}_{i}", None)
-    for i, layer in enumerate(zip(state.arch.hidden, state.arch.activations, state.arch.dropout)):
-        for k, value in zip(LAYER_KEYS, layer):
-            ss[f"{k}_{i}"] = value
+    for i, (size, act, p) in enumerate(zip(state.arch.hidden, state.arch.activations, state.arch.dropout)):
+        ss[f"b_size_{i}"], ss[f"b_act_{i}"], ss[f"b_drop_{i}"] = float(size), act, float(p)
     ss["b_layers"] = len(state.arch.hidden)
     ss["b_bn"] = state.arch.batch_norm
     ss["b_init"] = DEFAULT_INIT if state.init.weight_std is None else NORMAL_INIT
     ss["b_std"] = state.init.weight_std or 0.01
     ss["b_zero_bias"] = state.init.zero_bias
-    ss["b_seed"] = state.seed
+    ss["b_seed"] = float(state.seed)
     ss["b_device"] = device if device in available_devices() else available_devices()[0]
 
 
 def add_layer() -> None:
     ss, n = st.session_state, st.session_state["b_layers"]
-    ss[f"b_size_{n}"], ss[f"b_act_{n}"], ss[f"b_drop_{n}"] = 64, ss[f"b_act_{n - 1}"], ss[f"b_drop_{n - 1}"]
+    ss[f"b_size_{n}"], ss[f"b_act_{n}"], ss[f"b_drop_{n}"] = 64.0, ss[f"b_act_{n - 1}"], ss[f"b_drop_{n - 1}"]
     ss["b_layers"] = n + 1
 
 
@@ -126,14 +126,13 @@ def remove_layer(i: int) -> None:
 
 def chosen_image() -> int | None:
     """The test image the Network and Forward pass tabs run through the network (one choice for both);
-    None, with a message under the field, when it is out of range (the field has no bounds, where the
-    browser would refuse a value silently)."""
+    None, with a message under the field, when it is not one of the test images."""
     last = len(lab_ui.split(False)) - 1
     column = st.columns(3)[0]
-    index = int(column.number_input(f"Test image (0 to {last})", key="b_image", step=1))
-    if 0 <= index <= last:
+    index = lab_ui.whole_field(column, f"Test image (0 to {last})", "b_image")
+    if isinstance(index, int) and 0 <= index <= last:
         return index
-    column.error(f"The test image must be from 0 to {last}; got {index}.")
+    column.error(f"The test image must be a whole number from 0 to {last}; got {index:g}.")
     return None
 
 
@@ -158,17 +157,18 @@ controls, model_view = st.columns([1, 1.35], gap="large")
 with controls:
     st.subheader("Hidden layers")
     n_layers = st.session_state["b_layers"]
+    sizes, drops = [], []
     for i in range(n_layers):
         c = st.columns([1.5, 1.9, 1.2, 0.6], vertical_alignment="bottom")
-        c[0].number_input(f"fc{i + 1} units", key=f"b_size_{i}", step=1, help=f"1 to {MAX_WIDTH}")
+        sizes.append(lab_ui.whole_field(c[0], f"fc{i + 1} units", f"b_size_{i}", help=f"1 to {MAX_WIDTH}"))
         c[1].selectbox(f"activation {i + 1}", list(ACTIVATIONS), key=f"b_act_{i}")
-        c[2].number_input("dropout", step=0.1, format="%.2f", key=f"b_drop_{i}", help=f"0 to {MAX_DROPOUT:g}")
+        drops.append(c[2].number_input("dropout", step=0.1, format="%g", key=f"b_drop_{i}",
+                                       help=f"0 to {MAX_DROPOUT:g}"))
         c[3].button("", icon=":material/delete:", key=f"b_remove_{i}", on_click=remove_layer, args=(i,),
                     disabled=n_layers == 1, help=f"Remove hidden layer {i + 1}")
     try:  # no bounds on the number inputs, where the browser would refuse a value silently: this says why
-        arch = Architecture(tuple(st.session_state[f"b_size_{i}"] for i in range(n_layers)),
-                            tuple(st.session_state[f"b_act_{i}"] for i in range(n_layers)),
-                            dropout=tuple(round(st.session_state[f"b_drop_{i}"], 3) for i in range(n_layers)),
+        arch = Architecture(tuple(sizes), tuple(st.session_state[f"b_act_{i}"] for i in range(n_layers)),
+                            dropout=tuple(round(p, 12) for p in drops),  # the steps' 0.30000000000000004
                             batch_norm=st.session_state["b_bn"])
     except ConfigError as e:
         arch = None
@@ -187,7 +187,7 @@ with controls:
                            disabled=init_kind == DEFAULT_INIT)
     zero_bias = st.checkbox("Zero biases", key="b_zero_bias")
     c = st.columns(2)
-    seed = c[0].number_input("Seed", key="b_seed", step=1, help=f"0 to {MAX_SEED}")
+    seed = lab_ui.whole_field(c[0], "Seed", "b_seed", help=f"0 to {MAX_SEED}")
     try:
         seed = check_seed(seed)
     except ConfigError as e:

@@ -30,8 +30,28 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [da
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] p code {{ font-size: 0.85em; }}
 [data-testid="stMain"] h2 {{ font-size: 2.2rem !important; padding-top: 0; }}
 [data-testid="stMainBlockContainer"] {{ padding: 1rem 2rem 4rem; max-width: 100%; }}
+.st-key-l_clicker {{ display: none !important; }}
 .st-key-l_figure {{ height: calc(100vh - {FIGURE_TOP}) !important; flex: 0 0 auto !important; }}
 </style>"""
+# A presentation remote sends Page Down / Page Up (some, the arrow keys): Next and Previous. Listened
+# for on the page's document, once; it acts only while presenter mode's "Leave" button is there, and
+# never while a field has the keyboard.
+CLICKER_JS = """<script>
+if (!window.mnistlabClicker) {
+  window.mnistlabClicker = true;
+  const keys = {PageDown: "next", ArrowRight: "next", ArrowDown: "next",
+                PageUp: "prev", ArrowLeft: "prev", ArrowUp: "prev"};
+  document.addEventListener("keydown", (event) => {
+    const which = keys[event.key], target = event.target;
+    if (!which || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (!document.querySelector(".st-key-l_leave")) return;
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    event.preventDefault();
+    const button = document.querySelector(`.st-key-l_${which}_top button`);
+    if (button && !button.disabled) button.click();
+  });
+}
+</script>"""
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the lesson's code…")
@@ -93,13 +113,17 @@ def set_present(on: bool) -> None:
     write_url()
 
 
-def edit(field: str, key: str | tuple[str, str]) -> None:
-    """A value widget changed: the new LessonValues, and the address bar."""
-    new = tuple(ss[k] for k in key) if isinstance(key, tuple) else ss[key]
+def edit(field: str, key: str | tuple[str, str], changed: str | None = None) -> None:
+    """A value widget changed: the new LessonValues, and the address bar. A refused value is told
+    under its field (`changed`, where two fields make one value), with the value the steps keep."""
+    new = tuple(lab_ui.typed(ss[k]) for k in key) if isinstance(key, tuple) else lab_ui.typed(ss[key])
     try:
         ss["l_values"] = replace(ss["l_values"], **{field: new})
     except ConfigError as e:
-        ss["l_edit_error"] = str(e)
+        kept = getattr(ss["l_values"], field)
+        if isinstance(key, tuple):
+            kept = kept[key.index(changed)]
+        ss["l_refused"] = (changed or key, f"{e} The steps still use {kept:g}.")
     write_url()
 
 
@@ -110,6 +134,8 @@ n_steps = len(part.steps)
 
 if present:
     st.html(PRESENTER_CSS)
+    with st.container(key="l_clicker"):  # .st-key-l_clicker is hidden by PRESENTER_CSS
+        st.html(CLICKER_JS, unsafe_allow_javascript=True)
 
 
 def navigation(where: str) -> None:
@@ -166,8 +192,6 @@ link_notices = ss.get("l_value_notices")
 if link_notices and link_notices[0] == values:
     for text in link_notices[1]:
         st.warning(text, icon=":material/link_off:")
-if ss.get("l_edit_error"):
-    st.error(ss.pop("l_edit_error"))
 
 
 def code(text: str, language: str, key: str) -> None:
@@ -200,29 +224,36 @@ def figure(fig, drawn_by_the_lesson: bool) -> None:
 
 
 def edit_values() -> None:
-    """The values this step introduces, editable in place (not in presenter mode)."""
+    """The values this step introduces, editable in place (not in presenter mode). The number fields
+    have no bounds, so no value is dropped or cut in silence: `edit` checks it, and a refused one
+    stays in its field this once, with why under it."""
     if not step.edits:
         return
     cols = st.columns(4)
     widgets = iter(cols)
+    refused_key, refused = ss.pop("l_refused", (None, None))
+
+    def number(label: str, key: str, value: int, help: str, args: tuple) -> None:
+        column = next(widgets)
+        if key != refused_key:
+            ss[key] = float(value)  # the field's type (lab_ui.whole_field)
+        lab_ui.whole_field(column, label, key, help=help, on_change=edit, args=args)
+        if key == refused_key:
+            column.error(refused)
+
     for field in step.edits:
         if field == "seed":
-            ss["l_seed"] = values.seed
-            next(widgets).number_input("Seed (torch.manual_seed)", 0, MAX_SEED, key="l_seed",
-                                       on_change=edit, args=("seed", "l_seed"))
+            number("Seed (torch.manual_seed)", "l_seed", values.seed, f"0 to {MAX_SEED}", ("seed", "l_seed"))
         elif field == "index":
             ss["l_index"] = values.index
             next(widgets).slider("Image in the batch", 0, lesson_step.BATCH - 1, key="l_index",
                                  on_change=edit, args=("index", "l_index"))
         elif field == "n_hidden":
-            ss["l_units"] = values.n_hidden
-            next(widgets).number_input("Hidden units (n_hidden)", 1, MAX_WIDTH, key="l_units",
-                                       on_change=edit, args=("n_hidden", "l_units"))
+            number("Hidden units (n_hidden)", "l_units", values.n_hidden, f"1 to {MAX_WIDTH}",
+                   ("n_hidden", "l_units"))
         elif field == "hidden":
-            ss["l_fc1"], ss["l_fc2"] = values.hidden
-            for i, key in enumerate(("l_fc1", "l_fc2"), 1):
-                next(widgets).number_input(f"fc{i} units", 1, MAX_WIDTH, key=key,
-                                           on_change=edit, args=("hidden", ("l_fc1", "l_fc2")))
+            for i, (key, size) in enumerate(zip(("l_fc1", "l_fc2"), values.hidden), 1):
+                number(f"fc{i} units", key, size, f"1 to {MAX_WIDTH}", ("hidden", ("l_fc1", "l_fc2"), key))
         elif field == "std":
             ss["l_std"] = values.std
             next(widgets).select_slider("Weight std (normal_)", share.STD_SCALE, key="l_std",

@@ -60,6 +60,28 @@ def test_a_test_image_past_the_last_is_told_under_its_field():
     at.run()
     at.number_input(key="b_image").set_value(10_000).run()
     label = "Test image (0 to 9999)"
-    assert errors_in_column_with(at, label) == ["The test image must be from 0 to 9999; got 10000."]
+    allowed = "The test image must be a whole number from 0 to 9999"
+    assert errors_in_column_with(at, label) == [f"{allowed}; got 10000."]
+    at.number_input(key="b_image").set_value(12.5).run()
+    assert errors_in_column_with(at, label) == [f"{allowed}; got 12.5."]
     at.number_input(key="b_image").set_value(9_999).run()
     assert not at.error and at.get("plotly_chart")
+
+
+def test_a_fraction_is_refused_never_cut_to_a_whole_number():
+    """Streamlit's whole-number field made "12.5" 12 and "1e3" 1 (the browser's parseInt)."""
+    at = open_build()
+    at.number_input(key="b_size_0").set_value(12.5).run()
+    assert [e.value for e in controls(at).error] == [
+        f"Hidden layer 1 size must be a whole number from 1 to {MAX_WIDTH}; got '12.5'."]
+    at.number_input(key="b_size_0").set_value(1e3).run()  # what the field reads "1e3" as
+    assert not at.error and "Linear(in_features=784, out_features=1000, bias=True)" in at.code[0].value
+    at.number_input(key="b_seed").set_value(2.5).run()
+    assert errors_in_column_with(at, "Seed") == [
+        f"Seed must be a whole number from 0 to {MAX_SEED}; got 2.5."]
+
+
+def test_a_dropout_is_kept_as_typed():
+    at = open_build()
+    at.number_input(key="b_drop_0").set_value(0.1234).run()
+    assert "(dropout1): Dropout(p=0.1234, inplace=False)" in at.code[0].value

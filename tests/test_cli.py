@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ def test_train_saves_a_model_that_eval_reports_on(tmp_path):
     assert out[2].startswith("validation accuracy: ") and "1,000 images; lowest validation loss at epoch 1" \
         in out[2]
     assert out[3].startswith("test accuracy: ") and "held out, not used to choose" in out[3]
+    assert re.fullmatch(r"trained in (\d+ ms|\d+\.\d s)", out[0]), out[0]  # never "0.0 s"
     assert f"saved to {tmp_path / 'smoke.safetensors'}" in trained.stdout
     saved = model_files.load("smoke", tmp_path)
     assert saved.arch.label() == "784-64-10 tanh" and saved.seed == 3 and saved.normalization == "none"
@@ -128,6 +130,9 @@ def test_train_with_a_small_noisy_set_weight_decay_and_early_stopping_writes_its
     assert "adamw lr 0.001, weight decay 0.0005" in trained.stderr
     assert "300 training images, 2,000 validation" in trained.stderr
     assert "(on the 300 images it learned from, 20% of their labels changed)" in trained.stdout
+    accuracy, wrong = re.search(r"test accuracy: ([\d.]+)%.*, ([\d,]+) of 10,000 wrong\)",
+                                trained.stdout).groups()
+    assert wrong == f"{round(10_000 - float(accuracy) * 100):,}"  # one number format: "2,549 of 10,000"
     h = json.loads(history.read_text())
     assert h["training"]["train_images"] == 300 and h["training"]["early_stop"] == 2
     epochs = len(h["epoch_ends"])
@@ -156,3 +161,31 @@ def test_train_with_dropout_and_batch_norm_reports_each_split_and_writes_them_to
                                  "batch_norm": True}
     assert len(h["loss"]) == len(h["accuracy"]) == 16  # each step's: 1,000 images in batches of 64
     assert len(h["validation"]["accuracy"]) == len(h["validation"]["step"]) == 4  # each check's
+
+
+def test_help_answers_without_importing_torch():
+    """`mnistlab --help` took 6.7 s, torch imported before the arguments were read."""
+    done = subprocess.run([sys.executable, "-c", "import runpy, sys, time; start = time.perf_counter()\n"
+                           "try: runpy.run_module('mnistlab', run_name='__main__')\n"
+                           "except SystemExit: pass\n"
+                           "print('torch' in sys.modules, time.perf_counter() - start)", "--help"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    *usage, last = done.stdout.splitlines()
+    assert "usage: mnistlab" in usage[0] and "sweep" in "".join(usage)
+    imported, seconds = last.split()
+    assert imported == "False" and float(seconds) < 1
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_help_names_what_each_flag_takes_and_each_default_once(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse's line breaks aside
+    assert "CONFIG_" not in text and "AXIS_" not in text
+    if command == "train":  # sweep's --lr is an axis, and it has no early stopping
+        assert "--lr LR" in text and "--early-stop EARLY_STOP" in text
+    assert "--batch-size BATCH_SIZE" in text and "--train-images TRAIN_IMAGES" in text
+    assert text.count("(default: all that do not validate)") == 1
+    assert not re.search(r"\(default[^()]*\)[;,]?( several, comma-separated, to compare)? \(default", text)
+    assert "(default 0.0)" not in text  # label noise and weight decay: "(default 0)"

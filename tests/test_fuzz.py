@@ -20,6 +20,7 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -247,8 +248,8 @@ def test_any_command_line_is_run_or_refused_in_one_line(argv, capsys, monkeypatc
     def stop(*args, **kwargs):
         raise ReachedTraining
 
-    monkeypatch.setattr(cli.data, "load_split", stop)
-    monkeypatch.setattr(cli.torch, "set_num_threads", lambda n: None)  # keep this process's threads
+    monkeypatch.setattr(data, "load_split", stop)  # the commands import it when they run
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # keep this process's threads
     capsys.readouterr()
     command, rest = argv
     try:

@@ -66,6 +66,28 @@ def test_previous_and_next_walk_the_steps_and_keep_the_address_in_step():
     assert shown_step(at) == 2 and "torch.Size([64, 1, 28, 28])" in texts(at)[1]
 
 
+@pytest.mark.parametrize("step, key, typed, says", [
+    ("5", "l_units", -3, "Hidden units must be a whole number from 1 to 2048; got -3. The steps still "
+                         "use 256."),
+    ("5", "l_units", 12.5, "Hidden units must be a whole number from 1 to 2048; got 12.5. The steps still "
+                           "use 256."),
+    ("11", "l_fc2", 5000, "fc2 units must be a whole number from 1 to 2048; got 5000. The steps still "
+                          "use 64."),
+    ("1", "l_seed", -1, "Seed must be a whole number from 0 to 2147483647; got -1. The steps still use 7."),
+])
+def test_a_refused_value_is_told_under_its_field_and_the_steps_keep_theirs(step, key, typed, says):
+    at = open_lesson({"step": step})
+    code = texts(at)[0]
+    at.number_input(key=key).set_value(typed).run()
+    column = next(c for c in at.columns if any(getattr(w, "key", None) == key for w in c.children.values()))
+    assert [e.value for e in column.error] == [says] and len(at.error) == 1
+    assert at.number_input(key=key).value == typed  # what was typed, not quietly the old value
+    assert texts(at)[0] == code
+    at.button(key="l_next_top").click().run()
+    at.button(key="l_prev_top").click().run()
+    assert not at.error and at.number_input(key=key).value != typed  # moved on: the value in use
+
+
 def test_a_value_changed_in_place_is_followed_by_the_later_steps_and_kept_in_the_address():
     at = open_lesson({"step": "5"})
     at.number_input(key="l_units").set_value(100).run()

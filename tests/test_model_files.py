@@ -6,10 +6,12 @@ import struct
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save as st_save
 
 from mnistlab import data, model_files, network, runs
-from mnistlab.errors import ModelFileError
+from mnistlab.errors import ConfigError, ModelFileError
 from mnistlab.train_config import TrainConfig
 
 ARCH = network.Architecture((128, 64), ("relu", "relu"))
@@ -112,6 +114,38 @@ def test_model_names_cannot_leave_the_models_folder(name, tmp_path):
 
 def test_a_trailing_suffix_is_part_of_no_name(tmp_path):
     assert model_files.path_for("run_3.safetensors", tmp_path) == tmp_path / "run_3.safetensors"
+
+
+@pytest.mark.parametrize("arch, prefix, name", [
+    (ARCH, "run1", "run1-784-128-64-10-relu"),
+    (network.Architecture((512, 512), "relu", dropout=0.5, batch_norm=True), "run3",
+     "run3-784-512-512-10-relu-dropout-0.5-batch-norm"),  # the Train page's default was refused: ", "
+    (network.Architecture((32, 16), ("relu", "tanh"), dropout=(0.5, 0.2)), "run12",
+     "run12-784-32-16-10-relu-tanh-dropout-0.5-0.2"),
+    (network.Architecture((8,) * 8, "sigmoid", batch_norm=True), "",
+     "784-8-8-8-8-8-8-8-8-10-sigmoid-batch-norm"),
+    (network.Architecture((500,) * 8, ("relu", "tanh") * 4, dropout=0.25, batch_norm=True), "run7",
+     "run7-784-500-500-500-500-500-500-500-500-10-relu-tanh-relu-tanh"),  # cut at a "-" to fit 64
+])
+def test_a_default_file_name_says_the_network_and_is_accepted(arch, prefix, name, saved, tmp_path):
+    assert model_files.default_name(arch, prefix) == name and len(name) <= model_files.MAX_NAME
+    assert model_files.save(saved, name, folder=tmp_path) == tmp_path / f"{name}.safetensors"
+
+
+@settings(max_examples=300, deadline=None)
+@given(hidden=st.lists(st.integers(1, network.MAX_WIDTH), min_size=1, max_size=network.MAX_HIDDEN_LAYERS),
+       acts=st.lists(st.sampled_from(["relu", "sigmoid", "tanh"]), min_size=1, max_size=1)
+       | st.lists(st.sampled_from(["relu", "sigmoid", "tanh"]), min_size=8, max_size=8),
+       dropout=st.sampled_from([0, 0.05, 0.1, 0.2, 0.5, 0.9]) | st.floats(0, network.MAX_DROPOUT),
+       batch_norm=st.booleans(), run=st.integers(1, 10**6))
+def test_every_networks_default_file_name_passes_the_name_check(hidden, acts, dropout, batch_norm, run):
+    try:
+        arch = network.Architecture(tuple(hidden), tuple(acts[:len(hidden)]) if len(acts) > 1 else acts[0],
+                                    dropout=dropout, batch_norm=batch_norm)
+    except ConfigError:  # too many parameters
+        assume(False)
+    name = model_files.default_name(arch, f"run{run}")
+    assert model_files.check_name(name) == name and name.startswith(f"run{run}-784-")
 
 
 def test_loading_a_missing_name_lists_the_saved_ones(saved, tmp_path):

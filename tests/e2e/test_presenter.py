@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from mnistlab import lesson, lesson_networks
-from tests.e2e.conftest import assert_no_exception, open_app, screenshot
+from tests.e2e.conftest import assert_no_exception, open_app, rerun, screenshot
 
 SHOTS = Path(os.environ.get("MNISTLAB_SHOTS", "/tmp/shots/presenter"))
 SIZES = [(1280, 720), (1920, 1080)]
@@ -148,3 +148,36 @@ def test_step_3_pixel_values_are_legible_from_the_back_of_the_room(page, base_ur
     assert numbers["px"] >= body  # as large as the text beside it
     assert numbers["widest"] <= numbers["cell"], numbers  # no number runs into its neighbour
     expect(page.locator('[data-testid="stPlotlyChart"]').first).to_contain_text("cols")
+
+
+def shown_step(page) -> str:
+    return page.locator('[data-testid="stMain"] h2').first.inner_text()
+
+
+@pytest.mark.parametrize("part", [1, 2])
+def test_a_clickers_page_down_and_page_up_and_the_arrow_keys_are_next_and_previous(page, base_url, part):
+    steps = lesson.PARTS[part - 1].steps
+    there = f"part={part}&" if part == 2 else ""
+    open_app(page, base_url, f"lesson?{there}step=1&present=1")
+    assert shown_step(page).startswith(f"1. {steps[0].title}")
+    for key, number in [("PageDown", 2), ("ArrowRight", 3), ("ArrowDown", 4), ("PageUp", 3),
+                        ("ArrowLeft", 2), ("ArrowUp", 1)]:
+        with rerun(page):
+            page.keyboard.press(key)
+        expect(page.locator('[data-testid="stMain"] h2').first).to_have_text(
+            f"{number}. {steps[number - 1].title}")
+        assert f"step={number}" in page.url and (f"part={part}" in page.url) == (part == 2)
+    page.keyboard.press("PageUp")  # at step 1: nothing to go back to, and no error
+    open_app(page, base_url, f"lesson?{there}step={len(steps)}&present=1")
+    page.keyboard.press("PageDown")
+    page.wait_for_timeout(500)
+    assert shown_step(page).startswith(f"{len(steps)}. ") and f"step={len(steps)}" in page.url
+    assert_no_exception(page)
+
+
+def test_outside_presenter_mode_the_keys_scroll_the_page_and_leave_the_step(page, base_url):
+    open_app(page, base_url, "lesson?step=4")
+    page.keyboard.press("PageDown")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(1000)
+    assert shown_step(page).startswith("4. ") and "step=4" in page.url
