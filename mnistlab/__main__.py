@@ -67,9 +67,19 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
     from mnistlab import network
     from mnistlab.train_config import TrainConfig
 
-    t.add_argument("--hidden", default="128,64", help="hidden layer sizes, e.g. 128,64 (default)")
+    t.add_argument("--hidden", default="128,64",
+                   help='hidden layer sizes, e.g. 128,64 (default); "" for none (softmax regression, or a '
+                        'CNN straight from its last pool to the output)')
+    t.add_argument("--conv", default="", metavar="C:K[:P],...",
+                   help="convolutions before the hidden layers, each channels:kernel[:padding] (padding 0 "
+                        "unless given; stride 1), e.g. 8:5,16:5; each is followed by the activation and a "
+                        "2×2 max pool (see --pool; or place pools yourself: 8:5,pool,16:5). Default: none, "
+                        "an MLP")
+    t.add_argument("--pool", default="2", choices=("2", "none"),
+                   help="a 2×2 max pool after each convolution (2, the default), or none")
     t.add_argument("--activation", default="relu",
-                   help="sigmoid, tanh or relu (default), or one per hidden layer, e.g. relu,tanh")
+                   help="sigmoid, tanh or relu (default), or one per hidden layer, e.g. relu,tanh "
+                        "(convolutions take the first)")
     t.add_argument("--dropout", default="0", metavar="P",
                    help=f"dropout after each hidden layer's activation: a probability from 0 (none, the "
                         f"default) to {network.MAX_DROPOUT:g}, or one per hidden layer, e.g. 0.5,0.2")
@@ -207,7 +217,7 @@ def cmd_train(args) -> None:
     from mnistlab.train_config import TrainConfig
 
     net = network.Network(network.Architecture.parse(args.hidden, args.activation, args.dropout,
-                                                     args.batch_norm),
+                                                     args.batch_norm, args.conv, args.pool != "none"),
                           network.Init(args.zero_bias, args.weight_std), args.seed)
     defaults = TrainConfig(batch_seed=net.seed)  # the batches follow --seed unless given
     quick = {"epochs": 1, "train_images": DRY_RUN_IMAGES, "validation": DRY_RUN_IMAGES}

@@ -61,7 +61,12 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
     (["train", "--hidden", "0"], "Hidden layer 1 size must be from 1 to 2048"),
     (["train", "--hidden", "1000000000"], "Hidden layer 1 size must be from 1 to 2048"),
     (["train", "--hidden", "abc"], "whole number"),
-    (["train", "--hidden", ""], "at least one hidden layer"),
+    (["train", "--hidden", ","], "single commas"),
+    (["train", "--conv", "8:5,pool,16:5,pool,16:5"],
+     "Layer 5: a 5×5 kernel does not fit the 4×4 maps after layer 4"),
+    (["train", "--conv", "8:5,16:5,16:3,8:3", "--hidden", ""],
+     "Layer 7: a 3×3 kernel does not fit the 1×1 maps after layer 6"),
+    (["train", "--conv", "8x5"], "channels:kernel or channels:kernel:padding"),
     (["train", "--hidden", "10,,10"], "single commas"),
     (["train", "--hidden", ",".join(["8"] * 30)], "At most 8 hidden layers"),
     (["train", "--activation", "swish"], "activation must be one of"),
@@ -112,7 +117,8 @@ def test_each_bad_argument_is_refused_with_its_reason(args, says, capsys, tmp_pa
     assert err.startswith("mnistlab: error: ") and says in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("args", [[], ["fly"], ["train", "--epochs"], ["train", "--nope"], ["eval"]])
+@pytest.mark.parametrize("args", [[], ["fly"], ["train", "--epochs"], ["train", "--nope"], ["eval"],
+                                  ["train", "--conv", "8:5", "--pool", "max"]])
 def test_malformed_commands_exit_2_with_one_line(args, capsys):
     with pytest.raises(SystemExit) as e:
         main(args)
@@ -189,3 +195,16 @@ def test_help_names_what_each_flag_takes_and_each_default_once(command, capsys):
     assert text.count("(default: all that do not validate)") == 1
     assert not re.search(r"\(default[^()]*\)[;,]?( several, comma-separated, to compare)? \(default", text)
     assert "(default 0.0)" not in text  # label noise and weight decay: "(default 0)"
+
+
+def test_a_cnn_trains_saves_and_evaluates_from_the_command_line(capsys, tmp_path, monkeypatch):
+    """--conv with the pools it adds, --hidden "" for no hidden layer: the report names the network
+    with its convolutions, and eval scores the file it saved."""
+    monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
+    assert main(["train", "--conv", "4:5,8:3:1", "--hidden", "", "--dry-run", "--out", "cnn"]) == 0
+    out = capsys.readouterr()
+    assert "Training conv 4:5 → pool → conv 8:3:1 → pool → 288-10 relu (3,290 parameters" in out.err
+    assert "saved to" in out.out
+    assert main(["eval", "cnn"]) == 0
+    report = capsys.readouterr().out
+    assert report.startswith("cnn: conv 4:5 → pool → conv 8:3:1 → pool → 288-10 relu, trained")
