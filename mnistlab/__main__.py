@@ -109,7 +109,12 @@ def _sweep_flags(s: argparse.ArgumentParser) -> None:
     from mnistlab.train_config import TrainConfig
 
     s.add_argument("--depth", default="1,2",
-                   help=f"numbers of hidden layers, 1 to {sweep.MAX_DEPTH} (default 1,2)")
+                   help=f"numbers of hidden layers, 0 to {sweep.MAX_DEPTH} (default 1,2)")
+    s.add_argument("--conv", default="none", metavar="STACK;...",
+                   help=f"convolution stacks before the hidden layers, separated by ';', each as train's "
+                        f"--conv takes it (a 2×2 max pool after each convolution), e.g. "
+                        f'"none;8:5,16:5;32:3:1,64:3:1"; none: an MLP (the default); at most '
+                        f"{sweep.MAX_CONV_STACKS}")
     s.add_argument("--hidden", default="16,64,256", help="layer widths (default 16,64,256)")
     s.add_argument("--width-rule", default="same", help="how a deeper network uses a width: same (default: "
                                                         "64-64-64) or halving (64-32-16)")
@@ -326,7 +331,7 @@ def cmd_sweep(args) -> None:
 
     settings = sweep.SweepSettings(
         depths=args.depth, widths=args.hidden, width_rule=args.width_rule, activations=args.activation,
-        dropouts=args.dropout, batch_norms=args.batch_norm,
+        dropouts=args.dropout, batch_norms=args.batch_norm, convs=args.conv,
         inits=args.init.split(","), lrs=args.lr, seeds=args.seeds, sample=args.sample,
         sample_seed=args.sample_seed, base=_config(args, sweep.SweepSettings().base),
         **{axis: getattr(args, f"axis_{axis}") for axis in sweep.SETTING_AXES

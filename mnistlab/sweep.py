@@ -1,7 +1,7 @@
-"""What a sweep tries: a base training config plus the axes it varies (depths × widths × activations
-× dropouts × batch norm × inits × learning rates × the training settings whose field says a sweep
-varies them: weight decays × training-set sizes × label noises; each config with 1 to MAX_SEEDS
-weight seeds), its trials, and its link.
+"""What a sweep tries: a base training config plus the axes it varies (convolution stacks × depths ×
+widths × activations × dropouts × batch norm × inits × learning rates × the training settings whose
+field says a sweep varies them: weight decays × training-set sizes × label noises; each config with
+1 to MAX_SEEDS weight seeds), its trials, and its link.
 
 Every trial reads the same batches (the base config's batch-order seed), so trials differ only
 where the axes say. Trials of one shape train together (`stacked`) as jobs of the app's one queue:
@@ -18,7 +18,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from mnistlab import network, parse, stacked
+from mnistlab import layers, network, parse, stacked
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.network import Network
@@ -27,6 +27,14 @@ from mnistlab.train_config import TrainConfig, link_text
 
 # Caps for a shared classroom server (also in the README's Limits table).
 MAX_DEPTH = 4
+MAX_CONV_STACKS = 4  # convolution stacks one sweep compares ("none", an MLP, among them)
+# A CNN's epoch costs more than its parameters say: it counts as this many trial-epochs against
+# MAX_SWEEP_EPOCHS, about what it takes here against an MLP's (bench 11: ConvNetJS's layout, 322,560
+# multiply-adds an image, about 10 MLP epochs; the 50,186-parameter CNN's 3.9 million about 35).
+def cnn_epoch_weight(arch) -> float:
+    return max(1.0, math.sqrt(arch.macs / 3_200)) if arch.is_cnn else 1.0
+
+
 MAX_SEEDS = 5
 MAX_TRIAL_EPOCHS = 5  # epochs of one trial
 MAX_TRIALS = 200
@@ -96,6 +104,13 @@ class Trial(network.HasNetwork):
         return json.dumps({"arch": self.arch.to_dict(), "init": self.init.to_dict(), "seed": self.seed,
                            "config": key_form(self.config)}, sort_keys=True)
 
+    @property
+    def activation(self) -> str:
+        """The one activation a sweep's network uses (its convolutions' where it has no hidden layer)."""
+        convs = (f.activation for f in self.arch.features if hasattr(f, "activation"))
+        acts = [*self.arch.activations, *convs]
+        return acts[0] if acts else "relu"
+
     def record(self, result: stacked.Trained, engine: str) -> dict:
         """What a sweep keeps of the trial once trained: one row of its table, one line of its JSON:
         the network, every training setting, and the results. Its dropout is one probability (a
@@ -103,9 +118,11 @@ class Trial(network.HasNetwork):
         arch = self.arch
         dropout = arch.dropout[0] if len(set(arch.dropout)) == 1 else list(arch.dropout)
         return {"key": self.key, "network": arch.label(), "hidden": list(arch.hidden),
-                "activations": list(arch.activations), "activation": arch.activations[0],
-                "dropout": dropout, "batch_norm": arch.batch_norm,
-                "depth": len(arch.hidden), "width": arch.hidden[0], "parameters": arch.n_parameters,
+                "activations": list(arch.activations), "activation": self.activation,
+                "dropout": dropout, "batch_norm": arch.batch_norm, "convs": arch.features_text() or "none",
+                "family": "CNN" if arch.is_cnn else "MLP", "macs": arch.macs,
+                "depth": len(arch.hidden), "width": arch.hidden[0] if arch.hidden else None,
+                "parameters": arch.n_parameters,
                 "weight_std": self.init.weight_std, "init": self.init.label(), "seed": self.seed,
                 **{f.name: getattr(self.config, f.name) for f in TrainConfig.settings()},
                 "train_accuracy": result.train_accuracy, "validation_accuracy": result.validation_accuracy,
@@ -121,7 +138,7 @@ class Trial(network.HasNetwork):
 SAVED_ALWAYS = ("optimizer", "batch_size", "epochs", "normalization", "batch_seed", "train_images")
 # Axes over the network beside its shape: each network's dropout (one probability in every hidden
 # layer) and batch norm; saved and linked only where they are not these (so older sweeps keep their ids).
-NETWORK_AXES = {"dropouts": (0.0,), "batch_norms": (False,)}
+NETWORK_AXES = {"dropouts": (0.0,), "batch_norms": (False,), "convs": ("none",)}
 BATCH_NORM = {"off": False, "on": True, "false": False, "true": True, "no": False, "yes": True}
 
 
@@ -150,12 +167,31 @@ def batch_norm_text(on: bool) -> str:
     return "on" if on else "off"
 
 
+def _convs(value) -> tuple[str, ...]:
+    """Convolution stacks as typed, separated by ';': "none;8:5,16:5;32:3:1,64:3:1" (each convolution
+    followed by a 2×2 max pool unless the stack places its pools), each as its canonical text."""
+    parts = list(value) if isinstance(value, (list, tuple)) else str(value).split(";")
+    parts = [str(p).strip().lower() for p in parts]
+    if not parts or "" in parts:
+        raise ConfigError(f"Convolution stacks are separated by single ';', e.g. none;8:5,16:5 (none: an "
+                          f"MLP); got {';'.join(parts)!r}.")
+    stacks = []
+    for p in parts:
+        features = layers.parse_features(p, "relu", "pool" not in p)
+        stacks.append(",".join(f.text() for f in features) or "none")
+    stacks = tuple(dict.fromkeys(stacks))
+    if len(stacks) > MAX_CONV_STACKS:
+        raise ConfigError(f"A sweep compares at most {MAX_CONV_STACKS} convolution stacks; got "
+                          f"{len(stacks)}.")
+    return stacks
+
+
 # Axes over training settings, from the fields that say a sweep varies them (`train_config.SweepAxis`),
 # each empty unless it varies (then the base config's value holds): the axis, its setting, and what
 # a list of its values is called in a message.
 SETTING_AXES = {f.metadata["sweep"].axis: (f.name, f.metadata["sweep"].title) for f in TrainConfig.swept()}
 AXES = ("depths", "widths", "width_rule", "activations", "inits", "lrs", "seeds", "sample", "sample_seed",
-        *SETTING_AXES, "dropouts", "batch_norms")
+        *SETTING_AXES, "dropouts", "batch_norms", "convs")
 
 
 def _with_setting_axes(cls):
@@ -187,13 +223,16 @@ class SweepSettings:
     base: TrainConfig = TrainConfig(epochs=1)
     dropouts: tuple = (0.0,)  # each network's dropout, in every hidden layer
     batch_norms: tuple = (False,)  # without batch norm, with it, or both
+    convs: tuple = ("none",)  # convolution stacks before the hidden layers ("none": an MLP)
     # and one axis per setting a sweep varies (SETTING_AXES, added by _with_setting_axes), e.g.
     # train_sizes (None or "all": all that do not validate)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_("convs", _convs(self.convs))
+        # no hidden layer: a CNN straight from its last pool to the output (or softmax regression)
         set_("depths", parse_list("Hidden layers", self.depths,
-                                  lambda p: parse.whole("Hidden layers", p, 1, MAX_DEPTH)))
+                                  lambda p: parse.whole("Hidden layers", p, 0, MAX_DEPTH)))
         set_("widths", parse_list("Widths", self.widths,
                                   lambda p: parse.whole("A width", p, 1, network.MAX_WIDTH)))
         rule = str(self.width_rule).strip().lower()
@@ -245,7 +284,14 @@ class SweepSettings:
             raise ConfigError(f"This sweep trains {n:,} trials × {self.epochs} epochs = {n * self.epochs:,} "
                               f"trial-epochs; at most {MAX_SWEEP_EPOCHS} are allowed on this server. "
                               f"Choose fewer trials or epochs.")
-        self.architectures()  # each within network's caps (parameters)
+        archs = self.architectures()  # each within network's caps (parameters, multiply-adds)
+        if any(a.is_cnn for a in archs):
+            cost = self.seeds * self.epochs * sum(cnn_epoch_weight(a) for a, *_ in self.configs())
+            if cost > MAX_SWEEP_EPOCHS:
+                raise ConfigError(f"This sweep's CNNs cost as much as {cost:,.0f} MLP trial-epochs (a CNN's "
+                                  f"epoch takes longer: the more multiply-adds, the longer); at most "
+                                  f"{MAX_SWEEP_EPOCHS} are allowed on this server. Choose fewer or smaller "
+                                  f"convolution stacks, fewer trials or epochs.")
 
     @property
     def epochs(self) -> int:
@@ -278,17 +324,19 @@ class SweepSettings:
         return grid
 
     def architectures(self) -> list[network.Architecture]:
+        """Each network of the grid, once (a network without hidden layers has no width)."""
         data = self.base.data
-        return [network.Architecture(widths_for(w, d, self.width_rule), a, data.image_shape, data.n_classes,
-                                     dropout=p, batch_norm=bn)
-                for d in self.depths for w in self.widths for p in self.dropouts for bn in self.batch_norms
-                for a in self.activations]
+        archs = [network.Architecture(widths_for(w, d, self.width_rule), a, data.image_shape, data.n_classes,
+                                      dropout=p, batch_norm=bn,
+                                      features=layers.parse_features(c.replace("none", ""), a, False))
+                 for c in self.convs for d in self.depths for w in self.widths for p in self.dropouts
+                 for bn in self.batch_norms for a in self.activations]
+        return list(dict.fromkeys(archs))
 
     @property
     def grid_size(self) -> int:
         """Configs in the full grid (a config: everything but the seed)."""
-        return (len(self.depths) * len(self.widths) * len(self.activations) * len(self.dropouts)
-                * len(self.batch_norms) * len(self.inits) * len(self.lrs) * len(self.setting_grid()))
+        return len(self.architectures()) * len(self.inits) * len(self.lrs) * len(self.setting_grid())
 
     @property
     def n_configs(self) -> int:
@@ -363,6 +411,8 @@ class SweepSettings:
             lrs += " × dropout " + ",".join(f"{p:g}" for p in self.dropouts)
         if self.batch_norms != NETWORK_AXES["batch_norms"]:
             lrs += " × batch norm " + ",".join(map(batch_norm_text, self.batch_norms))
+        if self.convs != NETWORK_AXES["convs"]:
+            depth = "convolutions " + "; ".join(self.convs) + " × " + depth
         sample = (f", random {self.sample} of {self.grid_size} configs" if self.sample else "") + held
         data = "" if self.base.dataset == "mnist" else f" on {self.base.data.title}"
         return (f"{depth} ({self.width_rule} width) × widths {','.join(map(str, self.widths))} × "
@@ -377,7 +427,7 @@ class SweepSettings:
 PARAMS = {"depths": "depths", "widths": "widths", "rule": "width_rule", "act": "activations",
           "init": "inits", "lr": "lrs", "seeds": "seeds", "epochs": "epochs", "sample": "sample",
           **{f.metadata["sweep"].link: f.metadata["sweep"].axis for f in TrainConfig.swept()},
-          "drop": "dropouts", "bn": "batch_norms"}
+          "drop": "dropouts", "bn": "batch_norms", "conv": "convs"}
 
 
 def from_params(params) -> SweepSettings | None:
@@ -408,4 +458,6 @@ def to_params(settings: SweepSettings) -> dict[str, str]:
         params["drop"] = ",".join(f"{p:g}" for p in settings.dropouts)
     if settings.batch_norms != NETWORK_AXES["batch_norms"]:
         params["bn"] = ",".join(map(batch_norm_text, settings.batch_norms))
+    if settings.convs != NETWORK_AXES["convs"]:
+        params["conv"] = ";".join(settings.convs)
     return params

@@ -25,6 +25,15 @@ MEMBER_OVERHEAD_S = 0.02e-3  # and per member (activations, loss, optimizer on m
 DROPOUT_LAYER_S = 0.15e-3
 BATCH_NORM_LAYER_S = 0.2e-3
 FLOPS = 90e9  # a core's fp32 rate in these matmuls (about MKL's peak on one core here)
+CONV_FLOPS = 20e9  # and in a CNN's convolutions at batch 64 (bench 11c: about 10 GMAC/s a core)
+
+
+def _arithmetic_seconds(arch) -> float:
+    """Seconds of one image's forward pass at those rates: its linear layers' multiply-adds (about its
+    parameters, for an MLP) at FLOPS, its convolutions' at CONV_FLOPS."""
+    conv = sum(row["macs"] for row in arch.table() if row["layer"] == "conv")
+    linear = arch.n_parameters if not arch.is_cnn else arch.macs - conv
+    return 2 * (linear / FLOPS + conv / CONV_FLOPS)
 
 
 EVALUATION_OVERHEAD_S = 0.1  # a stack's scoring beyond its arithmetic, and its bookkeeping
@@ -38,10 +47,10 @@ def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
     t, k = group[0], len(group)
     c, arch = t.config, t.arch
     steps = math.ceil(_learning_images(c, images) / c.batch_size) * c.epochs
-    flops = 4 * c.batch_size * arch.n_parameters * k
+    arithmetic = 2 * c.batch_size * _arithmetic_seconds(arch) * k  # forward and weight gradients
     layers = (DROPOUT_LAYER_S * sum(p > 0 for p in arch.dropout)
               + BATCH_NORM_LAYER_S * len(arch.hidden) * arch.batch_norm)
-    learning = steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + layers + flops / FLOPS)
+    learning = steps * (STEP_OVERHEAD_S + MEMBER_OVERHEAD_S * k + layers + arithmetic)
     return learning + _evaluation_seconds(group, images)
 
 
@@ -110,7 +119,7 @@ def _evaluation_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float
     c = t.config
     checked = c.validation * (2 - 1 / c.evaluations) * c.epochs  # whole at each epoch's end, parts within
     scored = c.data.test_size + _learning_images(c, images) + c.validation + checked
-    return EVALUATION_OVERHEAD_S + 2 * scored * t.arch.n_parameters * k / FLOPS
+    return EVALUATION_OVERHEAD_S + scored * _arithmetic_seconds(t.arch) * k
 
 
 def estimate_seconds(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES,

@@ -99,6 +99,23 @@ def test_a_sweep_over_dropout_and_batch_norm_writes_both_in_its_records(tmp_path
     assert "× batch norm on" in one[1]
 
 
+def test_a_sweep_of_both_families_records_each_trials_family_parameters_and_multiply_adds(tmp_path):
+    """--conv "none;4:5": an MLP and a CNN of each depth, the CNN trained alone (not stacked); with
+    depth 0, a CNN straight from its last pool to the output beside softmax regression."""
+    out, err = _finish(_cli("--conv", "none;4:5", "--depth", "0,1", "--hidden", "16", "--activation", "relu",
+                            "--epochs", "1", "--train-images", "3000", "--json", str(tmp_path / "s.json"),
+                            models=tmp_path))
+    records = {r["network"]: r for r in json.loads((tmp_path / "s.json").read_text())}
+    assert "convolutions none; 4:5,pool × 0,1 layers" in err and "4 of 4 trained" in err
+    assert set(records) == {"784-10", "784-16-10 relu", "conv 4:5 → pool → 576-10 relu",
+                            "conv 4:5 → pool → 576-16-10 relu"}
+    cnn = records["conv 4:5 → pool → 576-10 relu"]
+    assert (cnn["family"], cnn["convs"], cnn["parameters"], cnn["macs"], cnn["stacked"]) == \
+        ("CNN", "4:5,pool", 104 + 5_770, 4 * 24 * 24 * 25 + 5_760, 1)
+    assert records["784-10"]["family"] == "MLP" and records["784-10"]["width"] is None
+    assert all(r["validation_accuracy"] > 0.4 for r in records.values())  # 47 steps: well above 10%
+
+
 def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(tmp_path):
     args = ["--depth", "1", "--hidden", "8,16,24,32,48,64", "--activation", "relu", "--epochs", "1",
             "--train-images", "12000", "--json", str(tmp_path / "out.json")]
@@ -132,7 +149,7 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
 @pytest.mark.parametrize("args, message", [
     (["--hidden", "16,abc"], "mnistlab: error: A width must be a whole number from 1 to 2048; got 'abc'."),
     (["--seeds", "9"], "mnistlab: error: Seeds per config must be a whole number from 1 to 5; got '9'."),
-    (["--depth", "5"], "mnistlab: error: Hidden layers must be a whole number from 1 to 4; got '5'."),
+    (["--depth", "5"], "mnistlab: error: Hidden layers must be a whole number from 0 to 4; got '5'."),
     (["--engine", "spark"], "mnistlab: error: Engine must be local or ray; got 'spark'."),
     (["--init", "default,0.3"], "mnistlab: error: Init must be 'default' or a normal std on Build's scale"),
     (["--hidden", "8,16,32,64,128,256,512", "--depth", "1,2,3,4", "--activation", "relu,tanh,sigmoid",
