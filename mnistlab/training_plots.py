@@ -14,10 +14,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mnistlab.plots import (
+from mnistlab.plot_style import (
     BAR,
     DIGITS,
-    DIVERGING,
     FONT_SIZE,
     RUN_COLORS,
     TEXT,
@@ -28,6 +27,7 @@ from mnistlab.plots import (
     _tile,
     png_data_url,
 )
+from mnistlab.plot_style import diverging_png as _diverging_png
 
 KEY_COLOR = "#555555"  # the legend's key to the line styles, in no run's colour
 
@@ -165,19 +165,6 @@ def _digit_column(images, shape: tuple[int, int]) -> str:
     a = np.concatenate(list(a))
     lo, hi = float(a.min()), float(a.max())
     return png_data_url(np.round((a - lo) / max(hi - lo, 1e-9) * 255).astype(np.uint8))
-
-
-def _diverging_png(z: np.ndarray) -> str:
-    """Values in [-1, 1] (NaN: a gap, transparent) as an RGBA PNG in the DIVERGING colours."""
-    from plotly.colors import diverging, unlabel_rgb
-
-    stops = np.array([unlabel_rgb(c) for c in getattr(diverging, DIVERGING)], dtype=np.float64)
-    t = (np.clip(np.nan_to_num(z, nan=0.0), -1, 1) + 1) / 2 * (len(stops) - 1)
-    lo = np.floor(t).astype(int).clip(0, len(stops) - 2)
-    frac = (t - lo)[..., None]
-    rgb = stops[lo] * (1 - frac) + stops[lo + 1] * frac
-    alpha = np.where(np.isnan(z), 0, 255)[..., None]
-    return png_data_url(np.round(np.concatenate([rgb, alpha], axis=-1)).astype(np.uint8))
 
 
 def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
