@@ -110,15 +110,17 @@ def _per_unit(w: np.ndarray) -> np.ndarray:
 
 
 
-def diverging_png(z: np.ndarray) -> str:
-    """Values in [-1, 1] (NaN: a gap, transparent) as an RGBA PNG in the DIVERGING colours: red
-    negative, white 0, blue positive."""
+def diverging_png(z: np.ndarray, gap: tuple[int, int, int] | None = None) -> str:
+    """Values in [-1, 1] as an RGBA PNG in the DIVERGING colours: red negative, white 0, blue
+    positive. NaN is a gap: transparent, or the colour `gap` (a frame that shows a white tile)."""
     stops = np.array([unlabel_rgb(c) for c in getattr(diverging, DIVERGING)], dtype=np.float64)
     t = (np.clip(np.nan_to_num(z, nan=0.0), -1, 1) + 1) / 2 * (len(stops) - 1)
     lo = np.floor(t).astype(int).clip(0, len(stops) - 2)
     frac = (t - lo)[..., None]
     rgb = stops[lo] * (1 - frac) + stops[lo + 1] * frac
-    alpha = np.where(np.isnan(z), 0, 255)[..., None]
+    if gap is not None:
+        rgb[np.isnan(z)] = gap
+    alpha = np.where(np.isnan(z) & (gap is None), 0, 255)[..., None]
     return png_data_url(np.round(np.concatenate([rgb, alpha], axis=-1)).astype(np.uint8))
 
 
