@@ -78,7 +78,7 @@ def _grid(tiles: np.ndarray, columns: int, gap: int) -> np.ndarray:
     return out
 
 
-def _bound(values) -> float:
+def symmetric_bound(values) -> float:
     """The largest finite |value| (1 when there is none, or it is 0): a symmetric scale's full colour."""
     a = np.abs(_np(values))
     a = a[np.isfinite(a)]
@@ -141,7 +141,7 @@ def filters_figure(model: nn.Module, title: str | None = None, most_filters: int
     for name, conv in convs:
         w = conv.weight.detach()
         units, maps, k, _ = w.shape
-        bound = _bound(w)
+        bound = symmetric_bound(w)
         strips = filter_strips(w[:most_filters], most_maps)
         n, sh, sw = strips.shape
         if maps == 1:  # single squares, PER_BAND a row
@@ -275,7 +275,7 @@ def feature_maps_figure(maps: FeatureMaps, title: str | None = None, most_channe
                 y = (b * len(rows) + i) * (h + gap) + (h - 1) / 2
                 notes.append((y, f"<b>{name}</b>{which}<br>{label}"))
                 labels_px = max(labels_px, CHAR_PX * max(len(name + which), len(label)) + 16)
-        bound = _bound(torch.cat([r.flatten() for r in rows]))
+        bound = symmetric_bound(torch.cat([r.flatten() for r in rows]))
         z = _grid(np.concatenate(tiles), PER_BAND, gap)
         if n < PER_BAND:
             z = z[:, :n * (w + gap) - gap]
