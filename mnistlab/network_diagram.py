@@ -6,6 +6,9 @@ thicker for larger |w|), and the output column is the class probabilities. A wid
 an evenly spaced sample of its units (the same units at every step of a run, so a live figure does
 not jump), and says how many; of the weights, only each drawn unit's strongest incoming ones.
 
+A CNN's convolutions and pools come first, each a stack of its first feature maps for the image
+(shaded as the units are), then its linear layers, whose first lines start at the maps' pixels.
+
 `diagram_data` computes what is drawn from the model's own weights and one forward pass;
 `draw` turns it into a Plotly figure; `network_figure` does both.
 """
@@ -21,13 +24,17 @@ import torch
 from plotly.colors import diverging
 from torch import nn
 
-from mnistlab import plots
+from mnistlab import conv_plots, plots
 from mnistlab.dataset import MNIST, Dataset
 from mnistlab.network import as_evaluated
+from mnistlab.plot_style import diverging_png
 
 MAX_UNITS = 16  # drawn per layer: a readable column
 PIXELS_PER_UNIT = 3  # lines from the image into each drawn first-layer unit
 EDGES_PER_UNIT = 3  # lines into each drawn unit of later layers
+MAPS_PER_STACK = 3  # a convolution's or pool's first maps, drawn as stacked tiles
+STACK_SCALE, STACK_OFFSET, STACK_GAP = 3.0, 1.6, 6.0  # a tile's size per √(map size); between tiles, stacks
+STACK_TO_UNITS = 12.0  # from the last stack to the first column of units
 LEGEND = ("Each line is one weight: blue positive, red negative, thicker for a larger |weight| (each unit's "
           "strongest incoming ones). Each unit is shaded by its activation for this image: white 0, blue "
           "positive, red negative; the output column is the softmax's class probabilities. A layer wider "
@@ -68,20 +75,39 @@ class Connections:
 
 
 @dataclass(frozen=True, eq=False)
+class Stack:
+    """A convolution's or a pool's feature maps for the image: its first channels, drawn as tiles."""
+
+    header: str  # the modules that make these maps, e.g. "conv1 → relu_conv1", or "pool1"
+    shape: tuple[int, int, int]  # (channels, height, width) of the layer's output
+    shown: np.ndarray  # the channels drawn, front tile first
+    maps: np.ndarray  # (len(shown), height, width): after the activation (a pool: its output)
+    bound: float  # the shading's full colour: ±bound, the layer's largest |value|
+
+    @property
+    def showing(self) -> str:
+        """E.g. "8×24×24"."""
+        return "×".join(map(str, self.shape))
+
+
+@dataclass(frozen=True, eq=False)
 class Diagram:
     """Everything the figure draws: the image, one Column per layer after it, the drawn weights."""
 
     image: np.ndarray  # (height, width), as the network reads it (normalized)
     columns: list[Column]  # the hidden layers, then the output (its values: the class probabilities)
-    connections: list[Connections]  # connections[i] ends in columns[i]
+    connections: list[Connections]  # connections[i] ends in columns[i]; a CNN's first from its last stack
     class_names: tuple[str, ...]
+    stacks: tuple[Stack, ...] = ()  # a CNN's convolutions and pools, in order; none for an MLP
 
     @property
     def probabilities(self) -> np.ndarray:
         return self.columns[-1].values
 
     def __repr__(self) -> str:
-        return "Diagram(" + " | ".join(f"{c.header}: {c.showing}" for c in self.columns) + ")"
+        layers = [f"{s.header}: {s.showing}" for s in self.stacks]
+        layers += [f"{c.header}: {c.showing}" for c in self.columns]
+        return "Diagram(" + " | ".join(layers) + ")"
 
 
 def sample_units(size: int, most: int = MAX_UNITS) -> np.ndarray:
@@ -115,17 +141,25 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
 
     One forward pass through the children, as in eval mode: dropout, if a model has it, is skipped
     and batch norm uses its running statistics (`network.as_evaluated`) rather than the model switched
-    to eval(), since a training thread may be using it meanwhile.
+    to eval(), since a training thread may be using it meanwhile (a CNN's maps: `conv_plots`'s).
     """
     groups = _groups(model)
     linears = [g for g in groups if g and isinstance(g[0][1], nn.Linear)]
-    if not linears or linears[0][0][1].in_features != dataset.inputs:
-        raise ValueError(f"The network diagram draws a network of Linear layers that reads "
-                         f"{dataset.inputs} pixels ({dataset.title}'s {dataset.shape_text()}).")
+    cnn = getattr(model, "image_shape", None) is not None
+    if not linears or (not cnn and linears[0][0][1].in_features != dataset.inputs) \
+            or (cnn and tuple(model.image_shape) != tuple(dataset.image_shape)):
+        raise ValueError(f"The network diagram draws a network that reads {dataset.inputs} pixels "
+                         f"({dataset.title}'s {dataset.shape_text()}) and ends in Linear layers.")
     weight = linears[0][0][1].weight
-    x = image.detach().reshape(1, -1).to(weight.device, weight.dtype)
-    for _, module in groups[0]:  # anything before the first Linear (e.g. a Flatten)
-        x = module(x)
+    stacks: tuple[Stack, ...] = ()
+    if cnn:
+        maps = conv_plots.feature_maps(model, image)
+        stacks = _stacks(maps)
+        x = maps.maps[next(reversed(maps.maps))].reshape(1, -1).to(weight.device, weight.dtype)
+    else:
+        x = image.detach().reshape(1, -1).to(weight.device, weight.dtype)
+        for _, module in groups[0]:  # anything before the first Linear
+            x = module(x)
     columns, connections = [], []
     shown_before = None  # None: the image, every pixel
     for i, group in enumerate(linears):
@@ -138,7 +172,12 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
         name, linear = group[0]
         shown = sample_units(linear.out_features, 10**6 if last else max_units)
         rows = linear.weight[torch.as_tensor(shown, device=linear.weight.device)]
-        if shown_before is None:
+        if shown_before is None and stacks:  # from the drawn maps' pixels
+            _, h, w = stacks[-1].shape
+            drawn = torch.cat([torch.arange(c * h * w, (c + 1) * h * w) for c in stacks[-1].shown.tolist()])
+            drawn = drawn.to(rows.device)
+            source = drawn[_strongest(rows[:, drawn].abs(), PIXELS_PER_UNIT)]
+        elif shown_before is None:
             source = _strongest(rows.abs(), PIXELS_PER_UNIT)
         else:
             before = torch.as_tensor(shown_before, device=rows.device)
@@ -160,8 +199,24 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     names = tuple(str(c) for c in (range(columns[-1].size) if class_names is None else class_names))
     if len(names) != columns[-1].size:
         raise ValueError(f"{columns[-1].size} outputs need {columns[-1].size} class names; got {len(names)}.")
-    pixels = image.detach().to("cpu", torch.float32).reshape(dataset.height, dataset.width)
-    return Diagram(pixels.numpy(), columns, connections, names)
+    pixels = image.detach().to("cpu", torch.float32).reshape(-1, dataset.height, dataset.width)[0]
+    return Diagram(pixels.numpy(), columns, connections, names, stacks)
+
+
+def _stacks(maps: conv_plots.FeatureMaps) -> tuple[Stack, ...]:
+    """A stack per convolution (its maps after the activation) and per pool, in order."""
+    stacks = []
+    for block in maps.blocks:
+        pools = [r for r in block.rows if r.startswith("pool")]
+        layers = [r for r in block.rows if r not in pools and r != "input"]
+        drawn = ([(" → ".join(dict.fromkeys([block.name, *layers])), layers[-1])] if layers else []) \
+            + [(p, p) for p in pools]
+        for header, name in drawn:
+            values = maps.maps[name].numpy()
+            shown = np.arange(min(MAPS_PER_STACK, len(values)))
+            bound = conv_plots.symmetric_bound(values)
+            stacks.append(Stack(header, tuple(values.shape), shown, values[shown], bound))
+    return tuple(stacks)
 
 
 # -- the figure ----------------------------------------------------------------------------------
@@ -199,12 +254,79 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}" if np.isfinite(v) else str(v)
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where a Stack's tiles go: the front tile's left edge and size, each further tile up and right."""
+
+    left: float
+    size: float
+    tiles: int
+    middle: float  # the stack's vertical centre
+
+    @property
+    def right(self) -> float:
+        return self.left + self.size + (self.tiles - 1) * STACK_OFFSET
+
+    def corner(self, t: int) -> tuple[float, float]:
+        """(left, top) of tile t, 0 the front one."""
+        back_top = self.middle - (self.size + (self.tiles - 1) * STACK_OFFSET) / 2
+        return self.left + t * STACK_OFFSET, back_top + (self.tiles - 1 - t) * STACK_OFFSET
+
+
+def _places(stacks: Sequence[Stack], image_w: int, image_h: int) -> list[_Place]:
+    """Stacks left to right after the image, each tile sized by the square root of its maps' size
+    (a pool's smaller maps look smaller, but a 4×4 map stays visible)."""
+    places, left = [], image_w - 0.5
+    for stack in stacks:
+        size = min(STACK_SCALE * np.sqrt(stack.shape[1]), 0.6 * image_h)
+        places.append(_Place(left + STACK_GAP, float(size), len(stack.shown), (image_h - 1) / 2))
+        left = places[-1].right
+    return places
+
+
+def _stack_pixels(stack: Stack, place: _Place, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The centres of flattened features (channel, row, column of `stack`'s maps) on its drawn tiles."""
+    _, h, w = stack.shape
+    channel, pixel = np.divmod(features, h * w)
+    row, column = np.divmod(pixel, w)
+    tile = np.searchsorted(stack.shown, channel)
+    corners = np.array([place.corner(t) for t in range(place.tiles)])
+    step_x, step_y = place.size / w, place.size / h
+    return corners[tile, 0] + (column + 0.5) * step_x, corners[tile, 1] + (row + 0.5) * step_y
+
+
+def _stack_traces(stacks: Sequence[Stack], places: Sequence[_Place]) -> list[dict]:
+    """Each stack's tiles, back to front, shaded as the units are, with a thin frame; on the image's
+    axes, above the lines that start at their pixels."""
+    traces, frame_x, frame_y = [], [], []
+    for stack, place in zip(stacks, places):
+        _, h, w = stack.shape
+        for t in reversed(range(place.tiles)):
+            x0, y0 = place.corner(t)
+            traces.append(dict(type="image", xaxis="x2", yaxis="y2", hoverinfo="skip",
+                               source=diverging_png(stack.maps[t] / stack.bound),
+                               x0=x0 + place.size / w / 2, dx=place.size / w, y0=y0 + place.size / h / 2,
+                               dy=place.size / h))
+            x1, y1 = x0 + place.size, y0 + place.size
+            frame_x += [x0, x1, x1, x0, x0, None]
+            frame_y += [y0, y0, y1, y1, y0, None]
+    traces.append(dict(type="scatter", xaxis="x2", yaxis="y2", x=frame_x, y=frame_y, mode="lines",
+                       hoverinfo="skip", line=dict(color="#555555", width=1), name="feature maps"))
+    return traces
+
+
 def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Figure:
-    """The Diagram as one Plotly figure: the image, a few traces of lines, a scatter per column."""
+    """The Diagram as one Plotly figure: the image, a CNN's stacks of maps, a few traces of lines,
+    a scatter per column."""
     cols, names = diagram.columns, diagram.class_names
     image_h, image_w = diagram.image.shape
-    gap = max(9.0, (NETWORK - image_w) / len(cols))
-    xs = [image_w - 0.5 + gap * (i + 1) for i in range(len(cols))]
+    places = _places(diagram.stacks, image_w, image_h)
+    if places:
+        gap = STACK_TO_UNITS
+        xs = [places[-1].right + gap * (i + 1) for i in range(len(cols))]
+    else:
+        gap = max(9.0, (NETWORK - image_w) / len(cols))
+        xs = [image_w - 0.5 + gap * (i + 1) for i in range(len(cols))]
     # The labels take a fixed share of the narrowest figure; the network the rest.
     name_px = CHAR_PX * max(len(n) for n in names) + 6
     labels_px = NAME_GAP_PX + name_px + BAR_PX + VALUE_PX
@@ -212,11 +334,15 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     narrow_px = NARROW_PX / (right + 1)  # px per data unit in the narrowest figure planned for
     # Column headers: the layer, then how many of its units are drawn. Where neighbours' would
     # overlap in a narrow figure, the hidden layers' are shortened, then every other one goes below.
-    heads = [(c.header, c.showing.removesuffix(" units")) for c in cols[:-1]]
-    if max((len(a) for a, _ in heads), default=0) * CHAR_PX > gap * narrow_px - 10:
-        heads = [(a.split(" → ")[-1], b) for a, b in heads]
+    # A stack's header is shortened to its first module (conv1), a column's to its last (relu1).
+    heads = [(s.header, s.showing) for s in diagram.stacks]
+    heads += [(c.header, c.showing.removesuffix(" units")) for c in cols[:-1]]
+    middles = [(p.left + p.right) / 2 for p in places] + xs[:-1]
+    room = gap if not places else float(np.diff([(image_w - 1) / 2, *middles, xs[-1]]).min())
+    if max((len(a) for a, _ in heads), default=0) * CHAR_PX > room * narrow_px - 10:
+        heads = [(a.split(" → ")[0 if i < len(places) else -1], b) for i, (a, b) in enumerate(heads)]
     widest = max((max(len(a), len(b)) for a, b in heads), default=0) * CHAR_PX
-    below = widest > gap * narrow_px - 10
+    below = widest > room * narrow_px - 10
     top = -HEADER_PX / narrow_px - 0.8
     bottom = image_h - 0.5 + (HEADER_PX / narrow_px + 0.6 if below else 0.5)
     # px per data unit: set by the height in a wide figure, by the width in a narrow one.
@@ -227,7 +353,9 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     # Weights: one trace per (sign, quarter of the layer's largest drawn |w|) over every layer.
     segments = {(s, q): ([], [], [], []) for s in (1, -1) for q in range(4)}
     for i, (c, col) in enumerate(zip(diagram.connections, cols)):
-        if i == 0:
+        if i == 0 and places:
+            x0, y0 = _stack_pixels(diagram.stacks[-1], places[-1], c.source)  # under the last stack
+        elif i == 0:
             x0, y0 = c.source % image_w, c.source // image_w  # the pixel's centre, under the image
         else:
             before = dict(zip(cols[i - 1].shown.tolist(), ys[i - 1]))
@@ -255,6 +383,8 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
         type="heatmap", xaxis="x2", yaxis="y2", z=diagram.image.astype(np.float32), x0=0, dx=1, y0=0, dy=1,
         colorscale=plots.GRAY, zmin=float(np.nanmin(diagram.image)), zmax=float(np.nanmax(diagram.image)),
         showscale=False, hovertemplate="pixel row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
+    if places:
+        traces += _stack_traces(diagram.stacks, places)
 
     # Units, shaded by their values; hovering says which unit and its value.
     for col, x, y in zip(cols, xs, ys):
@@ -289,9 +419,10 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
                        textfont=dict(size=plots.FONT_SIZE, color=color)))
 
     # The headers; the output's runs to the right, over its labels, clear of the last hidden layer's.
+    items = len(heads)  # stacks and hidden columns
     heads = [("input", f"{image_h}×{image_w} pixels"), *heads, (cols[-1].header, f"{cols[-1].size} classes")]
-    head_x = [(image_w - 1) / 2] + xs[:-1] + [xs[-1] - 1.2]
-    down = [below and 0 <= i < len(cols) - 1 and i % 2 == 0 for i in range(-1, len(cols))]  # fc1, fc3, ...
+    head_x = [(image_w - 1) / 2] + middles + [xs[-1] - 1.2]
+    down = [below and 0 <= i < items and i % 2 == 0 for i in range(-1, items + 1)]  # fc1, fc3, ...
     head_y = [image_h if d else top + 0.2 for d in down]
     traces.append(dict(type="scatter", x=head_x, y=head_y, mode="text",
                        text=[f"<b>{a}</b><br>{b}" for a, b in heads], hoverinfo="skip",

@@ -14,10 +14,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mnistlab.plots import (
+from mnistlab.conv_plots import filter_strips
+from mnistlab.plot_style import (
     BAR,
     DIGITS,
-    DIVERGING,
     FONT_SIZE,
     RUN_COLORS,
     TEXT,
@@ -28,6 +28,7 @@ from mnistlab.plots import (
     _tile,
     png_data_url,
 )
+from mnistlab.plot_style import diverging_png as _diverging_png
 
 KEY_COLOR = "#555555"  # the legend's key to the line styles, in no run's colour
 
@@ -167,25 +168,13 @@ def _digit_column(images, shape: tuple[int, int]) -> str:
     return png_data_url(np.round((a - lo) / max(hi - lo, 1e-9) * 255).astype(np.uint8))
 
 
-def _diverging_png(z: np.ndarray) -> str:
-    """Values in [-1, 1] (NaN: a gap, transparent) as an RGBA PNG in the DIVERGING colours."""
-    from plotly.colors import diverging, unlabel_rgb
-
-    stops = np.array([unlabel_rgb(c) for c in getattr(diverging, DIVERGING)], dtype=np.float64)
-    t = (np.clip(np.nan_to_num(z, nan=0.0), -1, 1) + 1) / 2 * (len(stops) - 1)
-    lo = np.floor(t).astype(int).clip(0, len(stops) - 2)
-    frac = (t - lo)[..., None]
-    rgb = stops[lo] * (1 - frac) + stops[lo + 1] * frac
-    alpha = np.where(np.isnan(z), 0, 255)[..., None]
-    return png_data_url(np.round(np.concatenate([rgb, alpha], axis=-1)).astype(np.uint8))
-
-
 def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
            frame_ms: int = 700, classes: Sequence[str] | None = None) -> go.Figure:
     """The run's snapshots as an animation: a slider over them and a play button, played in the
     browser (Plotly frames), with no round-trip to the server per frame.
 
-    Each frame shows fc1's first units (each on its own symmetric scale), the class probabilities
+    Each frame shows fc1's first units (a CNN's: conv1's first filters), each on its own symmetric
+    scale, the class probabilities
     for one test image of each digit (`digit_images`, in `dynamics.replay_digits` order), and each
     Linear layer's weight histogram. `dynamics` is a `mnistlab.dynamics.Dynamics`: its data set gives
     the images' shape and, unless `classes` is given, the class names.
@@ -198,7 +187,10 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
     cols = hist_cols * 2  # the digits' column is one half of a histogram column
     specs = [[{"colspan": cols}] + [None] * (cols - 1),
              [{}] + [{"colspan": cols - 1}] + [None] * (cols - 2)]
-    titles = [f"fc1: the first {len(snaps[0].templates)} units, each on its own scale", "",
+    units = len(snaps[0].templates)
+    cnn = snaps[0].templates.dim() == 4  # a CNN's first filters (units, maps, k, k), not fc1's rows
+    what = f"filters {snaps[0].templates.shape[-1]}×{snaps[0].templates.shape[-1]}" if cnn else "units"
+    titles = [f"{layers[0]}: the first {units} {what}, each on its own scale", "",
               f"class probabilities (columns 0-{len(classes) - 1}) for one test image of each digit"
               if tuple(classes) == DIGITS
               else "class probabilities for one test image of each class"]
@@ -215,12 +207,12 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
                         row_heights=heights, vertical_spacing=0.3 / (2 + hist_rows),
                         horizontal_spacing=0.05)
 
-    units = len(snaps[0].templates)
-    tile_cols = max(1, min(columns, units))
+    tile_cols = max(1, min(columns, math.ceil(units / 2) if cnn else units))  # small filters: two rows
 
     # Frames carry plain lists and PNGs: Plotly.js does not decode 2-D binary arrays inside frames.
     def templates(s):
-        return _diverging_png(_tile(_per_unit(_np(s.templates).reshape(-1, *shape)), tile_cols, gap=3))
+        pictures = filter_strips(s.templates) if cnn else _np(s.templates).reshape(-1, *shape)
+        return _diverging_png(_tile(_per_unit(pictures), tile_cols, gap=1 if cnn else 3))
 
     def probabilities(s):
         p = _np(s.probabilities)
