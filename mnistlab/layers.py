@@ -335,7 +335,7 @@ FEATURE_LAYERS: dict[str, type[Layer]] = {"conv": Conv, "pool": Pool}
 
 def feature_from_dict(d) -> Conv | Pool:
     """A convolution or pool as files, links and sweep keys hold it ({"type": "conv", ...})."""
-    if not isinstance(d, dict) or d.get("type") not in FEATURE_LAYERS:
+    if not isinstance(d, dict) or not isinstance(d.get("type"), str) or d["type"] not in FEATURE_LAYERS:
         raise ConfigError(f"A layer must be a mapping with 'type' one of {', '.join(FEATURE_LAYERS)}; "
                           f"got {str(d)[:60]!r}.")
     fields = {k: v for k, v in d.items() if k != "type"}

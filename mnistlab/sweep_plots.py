@@ -16,9 +16,10 @@ from plotly.subplots import make_subplots
 
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.plots import FONT_SIZE, RUN_COLORS, TEXT, _layout
-from mnistlab.sweep_results import SETTINGS, setting_value
+from mnistlab.sweep_results import SETTINGS, mark_pareto, setting_value
 
-DEPTH_SYMBOLS = {1: "circle", 2: "square", 3: "diamond", 4: "triangle-up"}
+DEPTH_SYMBOLS = {0: "star", 1: "circle", 2: "square", 3: "diamond", 4: "triangle-up"}
+FAMILY_COLORS = {"MLP": "#4c78a8", "CNN": "#f58518"}  # when a sweep has both: the colour is the family
 FRONT = "#222222"
 VALIDATION = "validation accuracy (%), what chooses"
 
@@ -30,7 +31,9 @@ def _validated(rows: list[dict]) -> list[int]:
 def _hover(r: dict) -> str:
     spread = f" ± {r['validation_std']:.2%} over {r['seeds']} seeds" if r["seeds"] > 1 else ""
     train = "" if r.get("train_accuracy") is None else f"<br>training accuracy {r['train_accuracy']:.2%}"
-    return (f"<b>{r['network']}</b><br>init {r['init']} · lr {r['lr']:g}<br>{r['parameters']:,} parameters"
+    macs = f" · {r['macs']:,} multiply-adds an image" if r.get("macs") else ""
+    return (f"<b>{r['network']}</b><br>init {r['init']} · lr {r['lr']:g}<br>"
+            f"{r['parameters']:,} parameters{macs}"
             f"<br>validation accuracy {r['validation_accuracy']:.2%}{spread}{train}"
             f"<br>test accuracy {r['test_accuracy']:.2%} (held out, not used to choose)<br>{_time(r)}")
 
@@ -47,20 +50,24 @@ def _scatter(rows: list[dict], x: str, x_title: str, log_x: bool, title: str | N
              front: bool) -> go.Figure:
     fig = go.Figure()
     groups: dict[tuple, list[int]] = {}
+    families = len({rows[i]["family"] for i in _validated(rows)}) > 1  # both: colour by family
     for i in _validated(rows):
-        groups.setdefault((rows[i]["activation"], rows[i]["depth"]), []).append(i)
-    for (act, depth), idx in sorted(groups.items()):
+        key = rows[i]["family"] if families else rows[i]["activation"]
+        groups.setdefault((key, rows[i]["depth"]), []).append(i)
+    for (key, depth), idx in sorted(groups.items()):
         pts = [rows[i] for i in idx]
         errors = [p["validation_std"] * 100 for p in pts] if any(p["seeds"] > 1 for p in pts) else None
+        color = FAMILY_COLORS.get(key, "#888888") if families else ACTIVATIONS[key].color
         fig.add_trace(go.Scatter(
             x=[p[x] for p in pts], y=[p["validation_accuracy"] * 100 for p in pts], mode="markers",
-            name=f"{act}, {depth} layer{'s' * (depth != 1)}", customdata=idx,
-            marker=dict(color=ACTIVATIONS[act].color, symbol=DEPTH_SYMBOLS.get(depth, "x"),
+            name=f"{key}, {depth} hidden layer{'s' * (depth != 1)}", customdata=idx,
+            marker=dict(color=color, symbol=DEPTH_SYMBOLS.get(depth, "x"),
                         size=13, line=dict(width=1, color="white")),
             error_y=dict(type="data", array=errors, visible=True, thickness=1.2) if errors else None,
             hovertext=[_hover(p) for p in pts], hoverinfo="text"))
-    if front:
-        pareto = sorted((r for r in rows if r.get("pareto")), key=lambda r: r[x])
+    if front:  # the front of this chart's cost (parameters, or multiply-adds)
+        marked = mark_pareto([dict(rows[i]) for i in _validated(rows)], cost=x)
+        pareto = sorted((r for r in marked if r["pareto"]), key=lambda r: r[x])
         if pareto:
             fig.add_trace(go.Scatter(x=[r[x] for r in pareto],
                                      y=[r["validation_accuracy"] * 100 for r in pareto],
@@ -80,6 +87,13 @@ def accuracy_vs_parameters(rows: list[dict], title: str | None = None, height: i
     return _scatter(rows, "parameters", "parameters (log scale)", True, title, height, front=True)
 
 
+def accuracy_vs_macs(rows: list[dict], title: str | None = None, height: int = 460) -> go.Figure:
+    """Validation accuracy against multiply-adds to classify one image (log x), its own Pareto front: a
+    CNN has few parameters but reuses each many times, so what it costs to run is this axis."""
+    rows = [r if r.get("macs") else {**r, "macs": r["parameters"]} for r in rows]  # old records: MLPs
+    return _scatter(rows, "macs", "multiply-adds an image (log scale)", True, title, height, front=True)
+
+
 def accuracy_vs_time(rows: list[dict], title: str | None = None, height: int = 460) -> go.Figure:
     """Validation accuracy against the training time measured: the wall time of the stack each network
     trained in (networks of one shape train together, so their time is one measurement, not one each)."""
@@ -90,27 +104,28 @@ def accuracy_vs_time(rows: list[dict], title: str | None = None, height: int = 4
 def width_depth_heatmaps(rows: list[dict], title: str | None = None, height: int = 380) -> go.Figure:
     """Mean validation accuracy by first-layer width (x) and depth (y), one panel per activation; the
     best of the configs in a cell (over inits, learning rates and the other axes)."""
-    rows = [rows[i] for i in _validated(rows)]
+    rows = [rows[i] for i in _validated(rows) if rows[i]["width"] is not None]  # a width: hidden layers
     if not rows:
         return _layout(go.Figure(), title, height)
-    acts = list(dict.fromkeys(r["activation"] for r in rows))
+    families = len({r["family"] for r in rows}) > 1  # then a panel per family and activation
+    panels = list(dict.fromkeys((r["family"], r["activation"]) for r in rows))
     widths = sorted({r["width"] for r in rows})
     depths = sorted({r["depth"] for r in rows})
-    fig = make_subplots(rows=1, cols=len(acts), subplot_titles=acts, horizontal_spacing=0.06,
-                        shared_yaxes=True)
+    fig = make_subplots(rows=1, cols=len(panels), horizontal_spacing=0.06, shared_yaxes=True,
+                        subplot_titles=[f"{f} · {a}" if families else a for f, a in panels])
     lo = min(r["validation_accuracy"] for r in rows) * 100
     hi = max(r["validation_accuracy"] for r in rows) * 100
-    for c, act in enumerate(acts, 1):
+    for c, panel in enumerate(panels, 1):
         best = {}
         for r in rows:
-            if r["activation"] == act:
+            if (r["family"], r["activation"]) == panel:
                 key = (r["depth"], r["width"])
                 best[key] = max(best.get(key, -math.inf), r["validation_accuracy"] * 100)
         z = [[best.get((d, w)) for w in widths] for d in depths]
         text = [[f"{v:.1f}" if v is not None else "" for v in row] for row in z]
         fig.add_trace(go.Heatmap(z=z, x=[str(w) for w in widths], y=[str(d) for d in depths], text=text,
                                  texttemplate="%{text}", zmin=lo, zmax=hi, colorscale="Viridis",
-                                 showscale=c == len(acts), colorbar=dict(title="%"),
+                                 showscale=c == len(panels), colorbar=dict(title="%"),
                                  hovertemplate="width %{x}, %{y} layers: validation %{z:.2f}%"
                                                "<extra></extra>"),
                       row=1, col=c)
@@ -129,8 +144,8 @@ def parallel_coordinates(rows: list[dict], title: str | None = None, height: int
     lrs = sorted({r["lr"] for r in rows})
     swept = [
         ("layers", [r["depth"] for r in rows], None),
-        ("width", [math.log2(r["width"]) for r in rows],
-         {math.log2(r["width"]): str(r["width"]) for r in rows}),
+        ("width", [math.log2(r["width"] or 1) for r in rows],  # no hidden layer: drawn at 1
+         {math.log2(r["width"] or 1): str(r["width"] or "none") for r in rows}),
         ("activation", [acts.index(r["activation"]) for r in rows], dict(enumerate(acts))),
         ("init std", [stds.index(r["weight_std"] or 0) for r in rows],
          {i: "default" if s == 0 else f"{s:g}" for i, s in enumerate(stds)}),
@@ -182,7 +197,7 @@ def _images(n) -> str:
 
 
 def capacity(rows: list[dict], depth: int, activation: str, title: str | None = None,
-             height: int = 440) -> go.Figure:
+             height: int = 440, family: str | None = None) -> go.Figure:
     """Training (solid) and validation (dashed) accuracy against parameters (log x) for the networks of
     one depth and activation: one pair of lines per training-set size. As networks grow and the
     training set shrinks, training accuracy climbs away from validation's: the gap is overfitting.
@@ -191,6 +206,7 @@ def capacity(rows: list[dict], depth: int, activation: str, title: str | None = 
     fig = go.Figure()
     mine = [rows[i] for i in _validated(rows)
             if rows[i]["depth"] == depth and rows[i]["activation"] == activation
+            and family in (None, rows[i]["family"])
             and rows[i].get("train_accuracy") is not None]
     sizes = sorted({r.get("train_images") for r in mine}, key=lambda n: (n is None, n))
     for c, n in enumerate(sizes):

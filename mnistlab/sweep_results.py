@@ -20,12 +20,14 @@ SWEPT = {f.name: f.default for f in TrainConfig.swept()}
 # What makes a config (everything but its seed); a sweep's stored records are read as this version
 # writes them (`sweep_db`), so settings added since (weight decay, dropout...) have their values.
 CONFIG_FIELDS = ("network", "hidden", "activations", "activation", "depth", "width", "parameters",
-                 "weight_std", "init", "lr", "epochs", *SWEPT, "dropout", "batch_norm")
+                 "weight_std", "init", "lr", "epochs", *SWEPT, "dropout", "batch_norm", "convs", "family",
+                 "macs")
 CHOOSE_BY = "validation_accuracy"
 # Settings a sweep may vary beside the network's shape, init and learning rate: what a column or an
 # axis is called, the field in a row, and how a value reads (a training setting's: its field's label
 # and text).
-SETTINGS = (("dropout", "dropout", lambda v: f"{v:g}"),
+SETTINGS = (("convolutions", "convs", str),
+            ("dropout", "dropout", lambda v: f"{v:g}"),
             ("batch norm", "batch_norm", lambda v: "on" if v else "off"),
             *((f.metadata["label"].lower(), f.name, f.metadata["text"]) for f in TrainConfig.swept()))
 
@@ -38,6 +40,8 @@ def setting_value(row: dict, name: str):
         return bool(value)
     if name == "dropout" and isinstance(value, list):
         return max(value)
+    if name == "convs":
+        return value or "none"  # a record from before convolutions: an MLP
     if value is None:
         return SWEPT.get(name, 0.0)
     return value
@@ -68,6 +72,7 @@ def summarize(records: list[dict]) -> list[dict]:
     for members in by_config.values():
         acc = [m["test_accuracy"] for m in members]
         row = {k: members[0].get(k, SWEPT.get(k)) for k in CONFIG_FIELDS}
+        row["family"] = row["family"] or "MLP"  # records from before convolutions are MLPs
         row.update(seeds=len(members), test_accuracy=statistics.fmean(acc),
                    accuracy_std=statistics.stdev(acc) if len(acc) > 1 else 0.0,  # test's spread
                    accuracy_min=min(acc), accuracy_max=max(acc),
