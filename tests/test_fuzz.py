@@ -12,9 +12,11 @@ CI runs a bounded number of examples per parser (seconds each). Before a release
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
+import re
 import resource
 import struct
 
@@ -27,7 +29,8 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from mnistlab import __main__ as cli
-from mnistlab import data, model_files, network, preprocess, share, sweep, train_config
+from mnistlab import data, layers, model_files, network, preprocess, share, sweep, train_config
+from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import LabError
 from mnistlab.network import Architecture, Init
 from mnistlab.train_config import TrainConfig
@@ -83,11 +86,11 @@ json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
 ARCH = Architecture((16, 8), ("relu", "tanh"))
 
 
-def _valid_file() -> bytes:
-    saved = model_files.SavedModel(network.Network(ARCH, Init(), 3), network.build(ARCH, Init(),
-                                                                                   3).state_dict(),
-                             TrainConfig(epochs=1), {"test_loss": 0.3, "test_accuracy": 0.9,
-                                                     "per_class_accuracy": [0.9] * 10}, "fuzzed")
+def _valid_file(arch: Architecture = ARCH) -> bytes:
+    state = network.build(arch, Init(), 3).state_dict()
+    saved = model_files.SavedModel(network.Network(arch, Init(), 3), state, TrainConfig(epochs=1),
+                                   {"test_loss": 0.3, "test_accuracy": 0.9, "per_class_accuracy": [0.9] * 10},
+                                   "fuzzed")
     return model_files.to_bytes(saved)
 
 
@@ -408,6 +411,186 @@ def test_training_settings_from_anything_are_made_or_explained(fields):
 def test_a_seed_from_anything_is_a_seed_or_explained(value):
     seed = parses_or_explains(network.check_seed, value)
     assert seed is None or 0 <= seed <= network.MAX_SEED
+
+
+# -- layer lists: typed (Build, the CLI's --conv), from a file's or key's JSON, and what they build -----
+
+def _conv_text(channels, kernel, padding):
+    return f"{channels}:{kernel}" + ("" if padding is None else f":{padding}")
+
+
+layer_items = (st.builds(_conv_text, st.integers(1, 32) | st.integers(0, 300),
+                         st.integers(1, 7) | st.integers(0, 13),
+                         st.none() | st.integers(0, 3) | st.integers(0, 12))
+               | st.sampled_from(["pool", "pool2", "pool3", "pool4", "pool5", "pool1", "pool0", "POOL",
+                                  " pool ", "poolx", "pool-1", "pool²", "pool 3", "pool02"])
+               | st.text(max_size=8))
+layer_texts = (st.lists(layer_items, max_size=14).map(",".join) | st.text(max_size=40) | st.sampled_from(
+    ["", "none", " None ", "8:5,16:5", "32:3:1,64:3:1", "8:5,pool,16:5,pool", "1" * 5000, "8:5:1:1", "8:²",
+     "٨:5", "+8:5", "8 : 5", "8:5,,16:5", ",", "0:5", "8:0", "8:5:5", "256:11:10", "256:11,256:11", "8:-5",
+     "1e1:5", "8:5,pool,pool,pool,pool", ",".join(["4:1"] * 7), "pool," * 13 + "pool"]))
+conv_activations = st.sampled_from(["relu", "tanh", "sigmoid", " ReLU ", "bogus", ""]) | st.text(max_size=8)
+
+
+def counted_as_torch_counts(arch: Architecture) -> None:
+    """A valid network is within the caps, and its table is what torch builds: each layer's output
+    shape, the parameters, the multiply-adds and every tensor a model file holds."""
+    assert 0 < arch.n_parameters <= network.MAX_PARAMETERS and 0 < arch.macs <= network.MAX_MACS
+    assert sum(isinstance(f, layers.Conv) for f in arch.features) <= layers.MAX_CONV_LAYERS
+    assert all(min(shape) >= 1 for shape in arch.shapes())
+    model = network.build(arch, Init(), 0)
+    assert arch.n_parameters == sum(p.numel() for p in model.parameters())
+    assert network.state_shapes(arch) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    shapes, macs = [], []
+
+    def seen(module, args, output):
+        shapes.append(tuple(output.shape[1:]))
+        if isinstance(module, torch.nn.Conv2d):
+            macs.append(output.numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1])
+        elif isinstance(module, torch.nn.Linear):
+            macs.append(module.in_features * module.out_features)
+
+    for name, module in model.named_children():  # the first module of each layer: its output shape
+        if re.fullmatch(r"(conv|pool|fc)\d+|flatten|output", name):
+            module.register_forward_hook(seen)
+    x = torch.zeros(1, *arch.image) if arch.is_cnn else torch.zeros(1, arch.inputs)
+    with torch.no_grad():
+        probs = model.eval()(x)
+    assert shapes == arch.shapes()[1:] and sum(macs) == arch.macs
+    assert probs.shape == (1, arch.outputs) and torch.allclose(probs.sum(), torch.tensor(1.0))
+
+
+@given(layer_texts, conv_activations, st.booleans())
+def test_a_typed_layer_list_parses_or_is_explained(text, activation, pool):
+    features = parses_or_explains(layers.parse_features, text, activation, pool)
+    if features is not None:
+        for f in features:
+            assert isinstance(f, (layers.Conv, layers.Pool))
+            if isinstance(f, layers.Conv):
+                assert 1 <= f.channels <= layers.MAX_CHANNELS and 1 <= f.kernel <= layers.MAX_KERNEL
+                assert 0 <= f.padding < f.kernel and f.activation in ACTIVATIONS
+            else:
+                assert 2 <= f.size <= layers.MAX_POOL
+        typed = ",".join(f.text() for f in features)  # as the Build page shows it back
+        assert layers.parse_features(typed, activation) == features
+        assert tuple(map(layers.feature_from_dict, [f.to_dict() for f in features])) == features
+
+
+@given(conv=layer_texts, pool=st.booleans(), activation=conv_activations | st.just("relu,tanh"),
+       hidden=st.sampled_from(["", "16", "128,64", "0", "x", "2048,2048", ",", "10,"]) | st.text(max_size=10),
+       dropout=st.sampled_from(["0", "0.5", "0.2,0.1", "2", ""]), batch_norm=st.booleans())
+def test_an_architecture_typed_with_any_layer_list_is_made_or_explained(conv, pool, activation, hidden,
+                                                                       dropout, batch_norm):
+    arch = parses_or_explains(Architecture.parse, hidden, activation, dropout, batch_norm, conv=conv,
+                              pool=pool)
+    if arch is not None:
+        assert arch.n_parameters <= network.MAX_PARAMETERS and arch.macs <= network.MAX_MACS
+        assert all(min(shape) >= 1 for shape in arch.shapes())
+        assert arch.is_cnn == bool(arch.features)
+        arch.label(), arch.table()
+        assert Architecture.from_dict(arch.to_dict()) == arch  # as a model file or sweep key holds it
+        assert layers.parse_features(arch.features_text(), activation.split(",")[0]) == arch.features
+
+
+small = st.integers(-1, 12) | st.integers(0, 300)
+layer_dicts = st.fixed_dictionaries(
+    {"type": st.sampled_from(["conv", "pool", "linear", "Conv", ""]) | json_values},
+    optional={"channels": small | json_values, "kernel": small | json_values, "padding": small | json_values,
+              "activation": st.sampled_from(["relu", "tanh", "sigmoid", "RELU", "x"]) | json_values,
+              "dropout": st.sampled_from([0, 0.5, 0.95, -1, "0.2"]) | json_values,
+              "size": small | json_values, "other": json_values})
+layer_lists = st.lists(layer_dicts | json_values, max_size=14) | json_values
+image_values = st.sampled_from([[1, 28, 28], [3, 32, 32], [1, 1, 784], [2, 28, 28], [1, 64, 64], [1, 4096, 1],
+                                [28, 28], [1, 28, 28, 1], "1,28,28", [1, 28, 28.0]]) \
+    | st.lists(st.integers(-1, 70) | json_values, max_size=4) | json_values
+ARCH_BASES = [{"hidden": [16], "activations": "relu"}, {"hidden": [], "activations": []},
+              {"hidden": [32, 16], "activations": ["relu", "tanh"], "dropout": [0.1, 0.2],
+               "batch_norm": True}]
+
+
+def _unhashable_type(layers_) -> bool:
+    """A layer whose "type" is a list or mapping: the known bug below."""
+    return isinstance(layers_, list) and any(
+        isinstance(d, dict) and isinstance(d.get("type"), (list, dict)) for d in layers_)
+
+
+@given(base=st.sampled_from(ARCH_BASES), layers_=layer_lists, image=st.none() | image_values)
+def test_an_architecture_with_any_layers_and_image_in_its_json_is_made_or_explained(base, layers_, image):
+    d = {**base, "layers": layers_, **({} if image is None else {"image": image})}
+    if _unhashable_type(layers_):  # until it is fixed, the known bug's TypeError; nothing else
+        with pytest.raises((LabError, TypeError)):
+            Architecture.from_dict(d)
+        return
+    arch = parses_or_explains(Architecture.from_dict, d)
+    if arch is not None:
+        assert arch.n_parameters <= network.MAX_PARAMETERS and arch.macs <= network.MAX_MACS
+        assert arch.inputs <= network.MAX_INPUTS
+        assert Architecture.from_dict(arch.to_dict()) == arch
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
+    "found by the fuzzer above: layers.feature_from_dict tests `d.get('type') not in FEATURE_LAYERS`, a "
+    "dict lookup, so a list or mapping as a layer's type raises TypeError: unhashable type (a model file "
+    "shows it as \"cannot build: unhashable type: 'list'\"; Network.from_dict lets it escape)"))
+def test_a_layer_whose_type_is_a_list_is_explained():
+    with pytest.raises(LabError, match="A layer must be a mapping with 'type' one of conv, pool"):
+        Architecture.from_dict({"hidden": [16], "activations": "relu", "layers": [{"type": []}]})
+
+
+CNN = Architecture.parse("16", "relu", conv="4:5,8:3:1")
+VALID_CNN = _valid_file(CNN)
+CNN_BODY = VALID_CNN[8 + struct.unpack("<Q", VALID_CNN[:8])[0]:]
+CNN_HEADER = json.loads(VALID_CNN[8:8 + len(VALID_CNN) - len(CNN_BODY) - 8])
+CNN_META = json.loads(CNN_HEADER["__metadata__"]["mnistlab"])
+
+
+def with_arch(header: dict, meta: dict, body: bytes, **arch) -> bytes:
+    meta = {**meta, "arch": {**meta["arch"], **arch}}
+    return with_header({**header, "__metadata__": {"mnistlab": json.dumps(meta)}}, body)
+
+
+@given(cnn=st.booleans(), layers_=layer_lists, image=st.none() | image_values)
+def test_a_model_file_whose_arch_has_any_layers_loads_or_is_explained(cnn, layers_, image):
+    header, meta, body = (CNN_HEADER, CNN_META, CNN_BODY) if cnn else (HEADER, META, VALID[8 + HEADER_LEN:])
+    image = {} if image is None else {"image": image}
+    loads_or_explains(with_arch(header, meta, body, layers=layers_, **image))
+
+
+@given(index=st.integers(0, 3), field=st.sampled_from(["type", "channels", "kernel", "padding", "activation",
+                                                       "dropout", "size", "other"]),
+       value=json_values | small)
+def test_a_model_files_layer_edited_loads_or_is_explained(index, field, value):
+    edited = json.loads(json.dumps(CNN_META["arch"]["layers"]))
+    edited[index][field] = value
+    saved = loads_or_explains(with_arch(CNN_HEADER, CNN_META, CNN_BODY, layers=edited))
+    if saved is not None:  # e.g. padding 1 before a pool that floors 13 and 12 alike: the same tensors
+        assert network.state_shapes(saved.arch) == network.state_shapes(CNN)
+
+
+def test_the_cnn_file_fuzzed_from_loads_as_saved():
+    saved = model_files.from_bytes(VALID_CNN)
+    assert saved.arch == CNN and model_files.from_bytes(with_arch(CNN_HEADER, CNN_META, CNN_BODY)).arch == CNN
+
+
+convs = st.builds(_conv_text, st.sampled_from([1, 2, 4, 8, 16, 32]) | st.integers(1, 256),
+                  st.integers(1, 5) | st.integers(1, 11), st.none() | st.integers(0, 2))
+cnn_texts = st.lists(convs | st.sampled_from(["pool", "pool3", "pool4"]), min_size=1,
+                     max_size=8).map(",".join)
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 3))
+@given(conv=cnn_texts, pool=st.booleans(), hidden=st.sampled_from(["", "10", "64,32", "256"]),
+       activation=st.sampled_from(["relu", "tanh", "sigmoid"]), dropout=st.sampled_from(["0", "0.5"]),
+       batch_norm=st.booleans(), image=st.sampled_from([(1, 28, 28), (3, 16, 16), (1, 64, 64), (2, 8, 8)]))
+def test_any_valid_cnn_builds_and_counts_as_torch_counts(conv, pool, hidden, activation, dropout, batch_norm,
+                                                         image):
+    typed = parses_or_explains(Architecture.parse, hidden, activation, dropout, batch_norm, conv=conv,
+                               pool=pool)
+    if typed is not None:
+        counted_as_torch_counts(typed)
+        arch = parses_or_explains(dataclasses.replace, typed, image=image)  # another data set's images
+        if arch is not None:
+            counted_as_torch_counts(arch)
 
 
 # -- sweep settings (Explore page links, `mnistlab sweep`) and the lesson's link -------------------
