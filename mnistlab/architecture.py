@@ -124,8 +124,10 @@ class Architecture:
             layer.check(shape, position)
             shape = layer.out_shape(shape)
         if self.n_parameters > MAX_PARAMETERS:
+            fewer = ("fewer channels, or fewer or narrower layers" if features else
+                     "fewer or narrower hidden layers")
             raise ConfigError(f"This network has {self.n_parameters:,} parameters; at most "
-                              f"{MAX_PARAMETERS:,} are allowed. Use fewer or narrower layers.")
+                              f"{MAX_PARAMETERS:,} are allowed. Use {fewer}.")
         if self.macs > MAX_MACS:
             raise ConfigError(f"This network takes {self.macs:,} multiply-adds an image; at most "
                               f"{MAX_MACS:,} are allowed. Use fewer channels, or pool sooner.")
