@@ -116,7 +116,7 @@ class Trial(network.HasNetwork):
         the network, every training setting, and the results. Its dropout is one probability (a
         sweep's networks use one in every hidden layer), or a list where layers differ."""
         arch = self.arch
-        dropout = arch.dropout[0] if len(set(arch.dropout)) == 1 else list(arch.dropout)
+        dropout = arch.dropout[0] if len(set(arch.dropout)) == 1 else list(arch.dropout) or 0.0
         return {"key": self.key, "network": arch.label(), "hidden": list(arch.hidden),
                 "activations": list(arch.activations), "activation": self.activation,
                 "dropout": dropout, "batch_norm": arch.batch_norm, "convs": arch.features_text() or "none",

@@ -39,7 +39,7 @@ def setting_value(row: dict, name: str):
     if name == "batch_norm":
         return bool(value)
     if name == "dropout" and isinstance(value, list):
-        return max(value)
+        return max(value, default=0.0)
     if name == "convs":
         return value or "none"  # a record from before convolutions: an MLP
     if value is None:

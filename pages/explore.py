@@ -9,7 +9,18 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import jobs, network, share, sweep, sweep_db, sweep_plots, sweep_results, sweep_run
+from mnistlab import (
+    dataset,
+    jobs,
+    layers,
+    network,
+    share,
+    sweep,
+    sweep_db,
+    sweep_plots,
+    sweep_results,
+    sweep_run,
+)
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import LabError
 from mnistlab.train_config import TrainConfig
@@ -20,16 +31,21 @@ WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LR_SCALE = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1]
 INITS = ["default", *share.STD_SCALE]
 DROPOUTS = [0.0, 0.2, 0.5]
+# Convolution stacks to compare with MLPs (each convolution followed by a 2×2 max pool): ConvNetJS's
+# MNIST demo (5,994 parameters with no hidden layer), a wider pair, and a padded 3×3 pair (50,186).
+CONVS = ["none", "8:5,pool,16:5,pool", "16:5,pool,32:5,pool", "32:3:1,pool,64:3:1,pool"]
 # The training settings a sweep can vary, each with a menu from its field (label, help, choices, how a
 # value reads) under the key "ex_" + its axis, e.g. ex_weight_decays
 SWEPT = {f"ex_{f.metadata['sweep'].axis}": f for f in TrainConfig.swept()}
 DEFAULTS = {"ex_depths": [1, 2], "ex_widths": [16, 64, 256], "ex_rule": "same",
             "ex_activations": ["relu", "sigmoid"], "ex_inits": ["default"], "ex_lrs": [1e-3], "ex_seeds": 1,
             "ex_epochs": 1, "ex_search": "grid", "ex_sample": 8, "ex_dropouts": [0.0], "ex_bns": [False],
+            "ex_convs": ["none"],
             **{key: [f.default] for key, f in SWEPT.items()}}
 # The axes over the network beside its shape and over training settings: widget, SweepSettings axis,
 # what a list of its values is called (so an empty one says which).
-MORE_AXES = {"ex_dropouts": ("dropouts", "Dropouts"), "ex_bns": ("batch_norms", "Batch norm"),
+MORE_AXES = {"ex_convs": ("convs", "Convolutions"), "ex_dropouts": ("dropouts", "Dropouts"),
+             "ex_bns": ("batch_norms", "Batch norm"),
              **{key: (f.metadata["sweep"].axis, f.metadata["sweep"].title) for key, f in SWEPT.items()}}
 
 ss = st.session_state
@@ -56,9 +72,17 @@ def settings_from_widgets() -> sweep.SweepSettings:
 
 def linked_axes(linked: sweep.SweepSettings) -> dict:
     """The widgets' values for a link's dropouts, batch norm, and training settings it varies (or holds)."""
-    return {"ex_dropouts": list(linked.dropouts), "ex_bns": list(linked.batch_norms),
+    return {"ex_convs": list(linked.convs), "ex_dropouts": list(linked.dropouts),
+            "ex_bns": list(linked.batch_norms),
             **{key: list(getattr(linked, f.metadata["sweep"].axis) or (getattr(linked.base, f.name),))
                for key, f in SWEPT.items()}}
+
+
+def conv_text(stack: str) -> str:
+    """A convolution stack as a menu shows it: "conv 8:5 → pool → conv 16:5 → pool"."""
+    if stack == "none":
+        return "none (an MLP)"
+    return " → ".join(p if p.startswith("pool") else f"conv {p}" for p in stack.split(","))
 
 
 def setting_menu(place, key: str) -> None:
@@ -110,17 +134,20 @@ def picked_from_table() -> None:
         ss["ex_pick"] = chosen[0]  # rows are numbered as summarize() gave them, whatever the sort
 
 
-def row_network(row: dict) -> network.Network:
-    """A results row's network (seed 0), its dropout and batch norm included."""
+def row_network(row: dict, data) -> network.Network:
+    """A results row's network (seed 0) for the sweep's data set, its convolutions, dropout and batch
+    norm included."""
     dropout = row.get("dropout") or 0.0
-    arch = network.Architecture(tuple(row["hidden"]), tuple(row["activations"]),
-                                dropout=tuple(dropout) if isinstance(dropout, list) else dropout,
-                                batch_norm=bool(row.get("batch_norm")))
+    convs = (row.get("convs") or "none").replace("none", "")
+    dropout = tuple(dropout) if isinstance(dropout, list) else dropout
+    arch = network.Architecture(tuple(row["hidden"]), tuple(row["activations"]), data.image_shape,
+                                data.n_classes, dropout=dropout, batch_norm=bool(row.get("batch_norm")),
+                                features=layers.parse_features(convs, row["activation"], False))
     return network.Network(arch, network.Init(weight_std=row["weight_std"]), 0)
 
 
 def train_fully(row: dict, data_name: str) -> None:
-    lab_ui.set_build(row_network(row))
+    lab_ui.set_build(row_network(row, dataset.get(data_name)))
     ss["lab_dataset"] = data_name  # Train trains it on the data set the sweep used
     ss["ex_goto_train"] = True
 
@@ -140,11 +167,19 @@ def results(records: list[dict], settings: sweep.SweepSettings, live: bool) -> N
         lab_ui.plot(sweep_plots.accuracy_vs_time(rows, title="Validation accuracy against time"),
                     key="ex_time" + suffix, on_select=lambda: picked_from_chart("ex_time" + suffix),
                     selection_mode="points")
+    if len({r["family"] for r in rows}) > 1:  # both families: what each costs to run, too
+        lab_ui.plot(sweep_plots.accuracy_vs_macs(rows, title="Validation accuracy against multiply-adds an "
+                                                             "image"),
+                    key="ex_macs" + suffix, on_select=lambda: picked_from_chart("ex_macs" + suffix),
+                    selection_mode="points")
     seeds = f"mean of {settings.seeds} seeds; " if settings.seeds > 1 else ""
     st.caption(f"Each point is one network ({seeds}error bars: ± one standard deviation), placed by its "
                f"validation accuracy: validation chooses, the test set is kept for the report (in the "
                f"table and each point's hover). The dotted line is the Pareto front: no network is more "
-               f"accurate on validation with as few parameters. Click a point to open it.")
+               f"accurate on validation with as few parameters. Click a point to open it."
+               + (" Blue: MLPs, orange: CNNs. A CNN reuses each weight all over the image, so it has few "
+                  "parameters for the multiply-adds it runs: the second map prices what each costs to run."
+                  if len({r["family"] for r in rows}) > 1 else ""))
     if live:
         return
     capacity(rows)
@@ -162,13 +197,16 @@ def capacity(rows: list[dict]) -> None:
     st.subheader("Capacity: where training and validation part")
     depths = sorted({r["depth"] for r in rows})
     acts = list(dict.fromkeys(r["activation"] for r in rows))
-    for key, options in (("ex_cap_depth", depths), ("ex_cap_act", acts)):  # another sweep's choice
-        if ss.get(key) not in options:
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    for key, options in (("ex_cap_depth", depths), ("ex_cap_act", acts), ("ex_cap_family", families)):
+        if ss.get(key) not in options:  # another sweep's choice
             ss.pop(key, None)
-    choose = len(depths) > 1 or len(acts) > 1
-    c = st.columns([1, 1, 3]) if choose else [None, None, st.container()]  # the text full width otherwise
+    choose = len(depths) > 1 or len(acts) > 1 or len(families) > 1
+    c = st.columns([1, 1, 1, 3]) if choose else [None, None, None, st.container()]  # text full width else
+    family = c[2].selectbox("Family", families, key="ex_cap_family") if len(families) > 1 else families[0]
     depth = c[0].selectbox("Hidden layers", depths, key="ex_cap_depth") if len(depths) > 1 else depths[0]
     act = c[1].selectbox("Activation", acts, key="ex_cap_act") if len(acts) > 1 else acts[0]
+    c = [None, None, c[3]]
     sized = len({r.get("train_images") for r in rows}) > 1
     c[2].caption("Each network's accuracy on the images it learned from (solid) and on validation images "
                  "it never saw (dashed), against its size"
@@ -176,8 +214,10 @@ def capacity(rows: list[dict]) -> None:
                  + (" and the training set shrinks" if sized else "") + ", the solid line climbs away "
                  "from the dashed one: the gap is what was memorized, not learned. Where several settings "
                  "share a size, the one validation chooses is drawn.")
-    lab_ui.plot(sweep_plots.capacity(rows, depth, act, title=f"Training and validation accuracy, {depth} "
-                                                             f"hidden layer{'s' * (depth != 1)}, {act}"),
+    which = f"{family}, " if len(families) > 1 else ""
+    lab_ui.plot(sweep_plots.capacity(rows, depth, act, family=family,
+                                     title=f"Training and validation accuracy, {which}{depth} hidden "
+                                           f"layer{'s' * (depth != 1)}, {act}"),
                 key="ex_capacity")
 
 
@@ -230,7 +270,7 @@ def table(rows: list[dict], settings: sweep.SweepSettings) -> None:
         ss["ex_open"] = labels[0]
     choice = st.selectbox("Open a network (or click a point or a row)", labels, key="ex_open")
     row = rows[labels.index(choice)]
-    state = row_network(row)
+    state = row_network(row, settings.base.data)
     c = st.columns([1, 1, 2])
     c[0].page_link("pages/build.py", label="Open it on Build", icon=":material/account_tree:",
                    query_params=share.encode(state, settings.base.data))
@@ -277,11 +317,19 @@ for key, value in DEFAULTS.items():
 
 st.subheader("What to try")
 c = st.columns([1.1, 1.6, 1.3, 1.2])
-c[0].multiselect("Hidden layers", list(range(1, sweep.MAX_DEPTH + 1)), key="ex_depths")
+c[0].multiselect("Hidden layers", list(range(0, sweep.MAX_DEPTH + 1)), key="ex_depths",
+                 help="0: no hidden layer (softmax regression, or a CNN straight from its last pool to the "
+                      "output).")
 c[1].multiselect("Widths", sorted({*WIDTHS, *ss["ex_widths"]}), key="ex_widths")
 c[2].multiselect("Activations", list(ACTIVATIONS), key="ex_activations")
 c[3].radio("A deeper network uses its width", list(sweep.WIDTH_RULES), key="ex_rule",
            format_func=sweep.WIDTH_RULES.get)
+st.multiselect("Convolutions before the hidden layers",
+               [*CONVS, *(v for v in ss["ex_convs"] if v not in CONVS)],
+               key="ex_convs", format_func=conv_text,
+               help="Each stack's convolutions, channels:kernel[:padding], each followed by a 2×2 max pool; "
+                    "none: an MLP. Choose several to compare both families on one map (a CNN's epoch takes "
+                    "about 10-35 times an MLP's).")
 c = st.columns([1.3, 1.3, 1, 1.2])
 c[0].multiselect("Weight init", INITS, key="ex_inits",
                  format_func=lambda v: "PyTorch's default" if v == "default" else f"normal, std {v:g}",
