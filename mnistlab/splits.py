@@ -89,11 +89,12 @@ def training_splits(split: Split, config) -> tuple[Split, Split]:
     return out
 
 
-def split_code(config, n_images: int = 60_000) -> str:
+def split_code(config, n_images: int | None = None) -> str:
     """The split, the smaller training set and the label noise as torch calls, after `trainset =
     datasets.X(...)` and `validset = datasets.X(...)` (the same images, loaded twice so that noise
     in the training labels cannot reach validation's): what `training_splits` does, draw for draw."""
     n_val, n_classes = config.validation, config.data.n_classes
+    n_images = n_images or config.data.train_size
     n_train = config.train_images or n_images - n_val
     kind = "digit" if config.dataset == "mnist" else "class"
     lines = [

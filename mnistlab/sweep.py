@@ -41,7 +41,7 @@ MAX_TRIALS = 200
 MAX_SWEEP_EPOCHS = 400  # trials × epochs: about 5-10 minutes of a 2-core server
 WIDTH_RULES = {"same": "the same width in every layer (e.g. 64-64-64)",
                "halving": "halving layer by layer (e.g. 64-32-16)"}
-TRAIN_IMAGES, MIN_TRAIN_IMAGES = 60_000, 100
+MIN_TRAIN_IMAGES = 100
 
 
 def parse_list(name: str, text, convert=str) -> tuple:
@@ -308,7 +308,7 @@ class SweepSettings:
             value = None
         if name == "train_images" and value is not None:  # a sweep's trials need a few images each
             value = parse.whole("Training images", value, MIN_TRAIN_IMAGES,
-                                TRAIN_IMAGES - self.base.validation)
+                                self.base.data.train_size - self.base.validation)
         return getattr(self.base.replace(**{name: value}), name)
 
     def config(self, lr_index: int, **settings) -> TrainConfig:

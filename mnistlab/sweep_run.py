@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from mnistlab import jobs, stacked
 from mnistlab.data import Split
-from mnistlab.sweep import TRAIN_IMAGES, SweepSettings, Trial
+from mnistlab.sweep import SweepSettings, Trial
 from mnistlab.sweep_db import SweepDatabase
 from mnistlab.sweep_results import summarize
 
@@ -39,7 +39,7 @@ def _arithmetic_seconds(arch) -> float:
 EVALUATION_OVERHEAD_S = 0.1  # a stack's scoring beyond its arithmetic, and its bookkeeping
 
 
-def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
+def stack_seconds(group: list[Trial], images: int | None = None) -> float:
     """About how long one stack takes on one core (`images`: the data set's training images): its
     steps, each an overhead (more with dropout or batch norm) plus arithmetic (forward and weight
     gradients: about 4 flops per parameter per image), its validation checks, then the training,
@@ -54,7 +54,7 @@ def stack_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
     return learning + _evaluation_seconds(group, images)
 
 
-def plan(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES) -> list[list[Trial]]:
+def plan(trials: list[Trial], slots: int = 1, images: int | None = None) -> list[list[Trial]]:
     """`trials` as the stacks to train, the longest first (so that with several slots the last to
     finish is a short one); where there are fewer stacks than slots, the longest are halved until
     every slot has one (a stack trains on one core)."""
@@ -108,11 +108,13 @@ def pace() -> float:
         return _pace["factor"]
 
 
-def _learning_images(c, images: int) -> int:
-    return c.train_images or images - c.validation
+def _learning_images(c, images: int | None) -> int:
+    """The images a trial learns from: its own number, else its data set's training images (or
+    `images`) less those that validate."""
+    return c.train_images or (images or c.data.train_size) - c.validation
 
 
-def _evaluation_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float:
+def _evaluation_seconds(group: list[Trial], images: int | None = None) -> float:
     """A stack's scoring: validation checked within and at the end of each epoch, then the training,
     validation and test sets scored once (the test set: its data set's)."""
     t, k = group[0], len(group)
@@ -122,7 +124,7 @@ def _evaluation_seconds(group: list[Trial], images: int = TRAIN_IMAGES) -> float
     return EVALUATION_OVERHEAD_S + scored * _arithmetic_seconds(t.arch) * k
 
 
-def estimate_seconds(trials: list[Trial], slots: int = 1, images: int = TRAIN_IMAGES,
+def estimate_seconds(trials: list[Trial], slots: int = 1, images: int | None = None,
                      measured_pace: bool = True) -> float:
     """About how long `trials` take on `slots` cores, trained in stacks, from start to the last
     result: the sweep's start, and each stack at this machine's pace just now (see `pace`)."""

@@ -25,7 +25,6 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 MAX_EPOCHS = 20
 MAX_BATCH_SIZE = 4096
 MAX_LR = 10.0
-MAX_TRAIN_IMAGES = 60_000
 MAX_WEIGHT_DECAY = 1.0
 MAX_EVALUATIONS = 10  # validation evaluations per epoch
 # What a page offers for the settings with a widget of their own
@@ -160,12 +159,12 @@ class TrainConfig:
         if self.train_images in (None, "", 0, "0"):
             set_("train_images", None)
         else:
-            hi = MAX_TRAIN_IMAGES - self.validation
+            hi = self.data.train_size - self.validation
             try:
                 set_("train_images", parse.whole("Training images", self.train_images, 1, hi))
             except ConfigError:
                 raise ConfigError(f"Training images must be a whole number from 1 to {hi} (the "
-                                  f"{MAX_TRAIN_IMAGES:,} training images less the {self.validation:,} "
+                                  f"{self.data.train_size:,} training images less the {self.validation:,} "
                                   f"that validate), or empty for all of them; got {self.train_images!r}."
                                   ) from None
             if self.batch_size > self.train_images:
@@ -212,7 +211,8 @@ class TrainConfig:
 
     def splits_text(self) -> str:
         """What these settings train on, validate with and test on, in a sentence (Markdown)."""
-        ds, total = self.data, MAX_TRAIN_IMAGES
+        ds = self.data
+        total = ds.train_size
         n = self.train_images or total - self.validation
         which = (f"the first in a seeded order of its {total:,}, each class in proportion"
                  if self.train_images else f"its {total:,} less those that validate")
@@ -223,8 +223,8 @@ class TrainConfig:
         return (f"Cross-entropy loss on the network's scores, an optimizer step per batch of its **{n:,} "
                 f"training images** ({ds.title}: {which}{noise}), checked "
                 f"{self.evaluations} times an epoch on **{self.validation:,} validation images** set aside "
-                f"(never trained on: they choose the best epoch{stop}); then the **10,000 test images** it "
-                f"has never seen, which only report.")
+                f"(never trained on: they choose the best epoch{stop}); then the **{ds.test_size:,} test "
+                f"images** it has never seen, which only report.")
 
     def make_optimizer(self, parameters) -> torch.optim.Optimizer:
         # fused: one kernel updates every tensor. Fewer ops than per-tensor updates: ~20% faster per
