@@ -22,12 +22,21 @@ from mnistlab import layers, network, parse, stacked
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.network import Network
-from mnistlab.share import STD_SCALE
+from mnistlab.sweep_values import (  # noqa: F401 - parse_list, widths_for, ...: where callers find them
+    MAX_CONV_STACKS,
+    WIDTH_RULES,
+    batch_norm_text,
+    batch_norm_value,
+    conv_stacks,
+    dropout_value,
+    parse_list,
+    std_value,
+    widths_for,
+)
 from mnistlab.train_config import TrainConfig, link_text
 
 # Caps for a shared classroom server (also in the README's Limits table).
 MAX_DEPTH = 4
-MAX_CONV_STACKS = 4  # convolution stacks one sweep compares ("none", an MLP, among them)
 # A CNN's epoch costs more than its parameters say: it counts as this many trial-epochs against
 # MAX_SWEEP_EPOCHS, about what it takes here against an MLP's (bench 11: ConvNetJS's layout, 322,560
 # multiply-adds an image, about 10 MLP epochs; the 50,186-parameter CNN's 3.9 million about 35).
@@ -39,50 +48,7 @@ MAX_SEEDS = 5
 MAX_TRIAL_EPOCHS = 5  # epochs of one trial
 MAX_TRIALS = 200
 MAX_SWEEP_EPOCHS = 400  # trials × epochs: about 5-10 minutes of a 2-core server
-WIDTH_RULES = {"same": "the same width in every layer (e.g. 64-64-64)",
-               "halving": "halving layer by layer (e.g. 64-32-16)"}
 MIN_TRAIN_IMAGES = 100
-
-
-def parse_list(name: str, text, convert=str) -> tuple:
-    """"16, 64,256" as a tuple of values; a one-line ConfigError naming `name` otherwise."""
-    if isinstance(text, (list, tuple)):
-        parts = [str(p).strip() for p in text]
-    else:
-        parts = [p.strip() for p in str(text).split(",")]
-    if parts == [""] or not parts:
-        raise ConfigError(f"{name}: give at least one value.")
-    if "" in parts:
-        raise ConfigError(f"{name}: values are separated by single commas; got {text!r}.")
-    out = []
-    for p in parts:
-        try:
-            out.append(convert(p))
-        except ConfigError:
-            raise
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: {p!r} is not a valid value.") from None
-    return tuple(dict.fromkeys(out))  # in the order given, each once
-
-
-def _std(value) -> float | None:
-    if value is None or str(value).strip().lower() in ("default", "none", ""):
-        return None
-    try:
-        std = float(value)
-    except (TypeError, ValueError):
-        std = math.nan
-    if std not in STD_SCALE:
-        raise ConfigError(f"Init must be 'default' or a normal std on Build's scale "
-                          f"({', '.join(f'{s:g}' for s in STD_SCALE)}); got {value!r}.")
-    return std
-
-
-def widths_for(width: int, depth: int, rule: str) -> tuple[int, ...]:
-    """The hidden sizes of a `depth`-layer network built from `width` by `rule` (see WIDTH_RULES)."""
-    if rule == "halving":
-        return tuple(max(1, width >> i) for i in range(depth))
-    return (width,) * depth
 
 
 def key_form(config: TrainConfig) -> dict:
@@ -139,53 +105,6 @@ SAVED_ALWAYS = ("optimizer", "batch_size", "epochs", "normalization", "batch_see
 # Axes over the network beside its shape: each network's dropout (one probability in every hidden
 # layer) and batch norm; saved and linked only where they are not these (so older sweeps keep their ids).
 NETWORK_AXES = {"dropouts": (0.0,), "batch_norms": (False,), "convs": ("none",)}
-BATCH_NORM = {"off": False, "on": True, "false": False, "true": True, "no": False, "yes": True}
-
-
-def _dropout(value) -> float:
-    try:
-        p = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        p = math.nan
-    if not 0 <= p <= network.MAX_DROPOUT:  # NaN fails too
-        raise ConfigError(f"Dropouts must be numbers from 0 (none) to {network.MAX_DROPOUT:g}, e.g. "
-                          f"0,0.2,0.5; got {str(value).strip()!r}.")
-    return p
-
-
-def _batch_norm(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    name = str(value).strip().lower()
-    if name not in BATCH_NORM:
-        raise ConfigError(f"Batch norm must be off, on, or off,on to compare both; "
-                          f"got {str(value).strip()!r}.")
-    return BATCH_NORM[name]
-
-
-def batch_norm_text(on: bool) -> str:
-    return "on" if on else "off"
-
-
-def _convs(value) -> tuple[str, ...]:
-    """Convolution stacks as typed, separated by ';': "none;8:5,16:5;32:3:1,64:3:1" (each convolution
-    followed by a 2×2 max pool unless the stack places its pools), each as its canonical text."""
-    parts = list(value) if isinstance(value, (list, tuple)) else str(value).split(";")
-    parts = [str(p).strip().lower() for p in parts]
-    if not parts or "" in parts:
-        raise ConfigError(f"Convolution stacks are separated by single ';', e.g. none;8:5,16:5 (none: an "
-                          f"MLP); got {';'.join(parts)!r}.")
-    stacks = []
-    for p in parts:
-        features = layers.parse_features(p, "relu", "pool" not in p)
-        stacks.append(",".join(f.text() for f in features) or "none")
-    stacks = tuple(dict.fromkeys(stacks))
-    if len(stacks) > MAX_CONV_STACKS:
-        raise ConfigError(f"A sweep compares at most {MAX_CONV_STACKS} convolution stacks; got "
-                          f"{len(stacks)}.")
-    return stacks
-
-
 # Axes over training settings, from the fields that say a sweep varies them (`train_config.SweepAxis`),
 # each empty unless it varies (then the base config's value holds): the axis, its setting, and what
 # a list of its values is called in a message.
@@ -229,7 +148,7 @@ class SweepSettings:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        set_("convs", _convs(self.convs))
+        set_("convs", conv_stacks(self.convs))
         # no hidden layer: a CNN straight from its last pool to the output (or softmax regression)
         set_("depths", parse_list("Hidden layers", self.depths,
                                   lambda p: parse.whole("Hidden layers", p, 0, MAX_DEPTH)))
@@ -247,10 +166,10 @@ class SweepSettings:
             return name
 
         set_("activations", parse_list("Activations", self.activations, activation))
-        set_("dropouts", parse_list("Dropouts", self.dropouts, _dropout))
-        set_("batch_norms", parse_list("Batch norm", self.batch_norms, _batch_norm))
+        set_("dropouts", parse_list("Dropouts", self.dropouts, dropout_value))
+        set_("batch_norms", parse_list("Batch norm", self.batch_norms, batch_norm_value))
         inits = self.inits if isinstance(self.inits, (list, tuple)) else str(self.inits).split(",")
-        set_("inits", tuple(dict.fromkeys(_std(v) for v in inits)) or (None,))
+        set_("inits", tuple(dict.fromkeys(std_value(v) for v in inits)) or (None,))
         set_("lrs", parse_list("Learning rates", self.lrs,
                                lambda p: TrainConfig(lr=p).lr))
         set_("seeds", parse.whole("Seeds per config", self.seeds, 1, MAX_SEEDS))
