@@ -43,7 +43,6 @@ from mnistlab.plot_style import (  # noqa: F401 - the shared look, where callers
     png_data_url,
 )
 
-
 # -- the lesson's view_classify -------------------------------------------------------------------
 
 def view_classify(image, probabilities, label: int | None = None, title: str | None = None,
