@@ -25,6 +25,7 @@ from mnistlab.plot_style import (
     _image_axes,
     _layout,
     _np,
+    _tile,
     diverging_png,
     diverging_scale,
     png_data_url,
@@ -64,17 +65,6 @@ def filter_strips(weight, most_maps: int = MAX_MAPS) -> np.ndarray:
     out = np.full((units, kh, maps * (kw + 1) - 1), np.nan, dtype=np.float32)
     for m in range(maps):
         out[:, :, m * (kw + 1):m * (kw + 1) + kw] = w[:, m]
-    return out
-
-
-def _grid(tiles: np.ndarray, columns: int, gap: int) -> np.ndarray:
-    """(N, h, w) tiles `columns` wide, NaN between them."""
-    n, h, w = tiles.shape
-    rows = math.ceil(n / columns)
-    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, dtype=np.float32)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, columns)
-        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = t
     return out
 
 
@@ -150,7 +140,7 @@ def filters_figure(model: nn.Module, title: str | None = None, most_filters: int
             gap = max(2, k // 2 + 1)
             fits = [c for c in range(1, n + 1) if n % c == 0] or [1]
             columns = min(fits, key=lambda c: abs(math.log(c * (sw + gap) / (n / c * (sh + gap)) / 3)))
-        z = _grid(strips, columns, gap)
+        z = _tile(strips, columns, gap)
         caps = [f"first {n}" if units > n else "", f"on maps 0–{most_maps - 1}" if maps > most_maps else ""]
         caps = ", ".join(c for c in caps if c)
         block_title = (f"<b>{name}</b>: {_plural(units, 'filter')} {k}×{k} over {_plural(maps, 'map')}"
@@ -165,12 +155,12 @@ def filters_figure(model: nn.Module, title: str | None = None, most_filters: int
 
 @dataclass(frozen=True)
 class Block:
-    """What one row of the figure draws: a convolution's maps before its activation (batch norm's
+    """What one block of the figure draws: a convolution's maps before its activation (batch norm's
     output, when it has it), after it, and after each pool that follows; or the input and its pools."""
 
     name: str  # "conv1", or "input"
     rows: tuple[str, ...]  # the modules whose outputs are drawn, e.g. ("conv1", "relu_conv1", "pool1")
-    labels: tuple[str, ...]  # what each row is, e.g. ("before relu", "after relu", "max 2×2")
+    labels: tuple[str, ...]  # what each row is, e.g. ("before relu", "after relu", "max pool 2×2")
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,12 +241,15 @@ def feature_maps_figure(maps: FeatureMaps, title: str | None = None, most_channe
     per block, symmetric around 0 and reaching its largest |value|."""
     blocks, labels_px = [], 0
     for block in maps.blocks:
-        if block.name == "input":
+        if block.name == "input":  # gray, as a digit is drawn; with any pools before the first convolution
             c, h, w = maps.image.shape
-            z = _grid(_np(maps.image), c, 2)
+            shown = [maps.image] + [maps.maps[r] for r in block.rows[1:]]
+            z = _tile(np.concatenate([_resized(_np(m), h, w) for m in shown]), c, 2)
+            notes = [(i * (h + 2) + (h - 1) / 2, f"<b>{r}</b><br>{lab}")
+                     for i, (r, lab) in enumerate(zip(block.rows, block.labels)) if i]
             blocks.append(dict(title=f"<b>input</b>: {c}×{h}×{w}, normalized as the network reads it",
-                               width=z.shape[1], height=z.shape[0], bound=None, most_px=130,
-                               traces=[go.Image(source=_gray_png(z), hoverinfo="skip")]))
+                               width=z.shape[1], height=z.shape[0], bound=None, most_px=130 * len(shown),
+                               notes=notes, traces=[go.Image(source=_gray_png(z), hoverinfo="skip")]))
             continue
         rows = [maps.maps[r] for r in block.rows]
         channels, h, w = rows[0].shape
@@ -276,7 +269,7 @@ def feature_maps_figure(maps: FeatureMaps, title: str | None = None, most_channe
                 notes.append((y, f"<b>{name}</b>{which}<br>{label}"))
                 labels_px = max(labels_px, CHAR_PX * max(len(name + which), len(label)) + 16)
         bound = symmetric_bound(torch.cat([r.flatten() for r in rows]))
-        z = _grid(np.concatenate(tiles), PER_BAND, gap)
+        z = _tile(np.concatenate(tiles), PER_BAND, gap)
         if n < PER_BAND:
             z = z[:, :n * (w + gap) - gap]
         names = [block.name] + [r for r in block.rows if r != block.name]
