@@ -3,8 +3,9 @@ through every convolution and pool, before and after the activation.
 
 `feature_maps` computes the maps as the network reads the image (in eval mode, without switching
 the model, which may be training in another thread); `filters_figure` and `feature_maps_figure`
-draw them. Each layer is one PNG of tiles (`plot_style`): a few kilobytes per figure, however many
-filters, where a heatmap per filter would be hundreds of traces re-sent on every rerun.
+draw them, and `stacks` picks what the network diagram draws of them. Each layer is one PNG of
+tiles (`plot_style`): a few kilobytes per figure, however many filters, where a heatmap per filter
+would be hundreds of traces re-sent on every rerun.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mnistlab.plot_style import (
 MAX_FILTERS = 16  # filters drawn per layer: "first 16 of 64"
 MAX_MAPS = 8  # of a filter's input maps, the slices drawn
 MAX_CHANNELS = 16  # feature maps drawn per layer
+MAPS_PER_STACK = 3  # in the network diagram: a convolution's or pool's first maps, as stacked tiles
 PER_BAND = 8  # feature maps a row: a band of 8 columns stays legible in a tab at 1280 px
 DESIGN_PX = 900  # the plot's width the heights are planned for (a page's main column at 1280-1920 px)
 BLOCK_GAP_PX = 56  # between blocks: room for a block's title
@@ -288,3 +290,38 @@ def feature_maps_figure(maps: FeatureMaps, title: str | None = None, most_channe
                            most_px=110 * len(rows) * bands,
                            source=diverging_png(z / bound, GAP_RGB)))
     return _blocks_figure(blocks, title, height, labels_px)
+
+
+# -- in the network diagram -------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Stack:
+    """A convolution's or a pool's feature maps for the image: its first channels, drawn as tiles."""
+
+    header: str  # the modules that make these maps, e.g. "conv1 → relu_conv1", or "pool1"
+    shape: tuple[int, int, int]  # (channels, height, width) of the layer's output
+    shown: np.ndarray  # the channels drawn, front tile first
+    maps: np.ndarray  # (len(shown), height, width): after the activation (a pool: its output)
+    bound: float  # the shading's full colour: ±bound, the layer's largest |value|
+
+    @property
+    def showing(self) -> str:
+        """E.g. "8×24×24"."""
+        return "×".join(map(str, self.shape))
+
+
+def stacks(maps: FeatureMaps, most: int = MAPS_PER_STACK) -> tuple[Stack, ...]:
+    """The network diagram's stacks: one per convolution (its maps after the activation) and per
+    pool, in order, each with its first `most` maps."""
+    found = []
+    for block in maps.blocks:
+        pools = [r for r in block.rows if r.startswith("pool")]
+        layers = [r for r in block.rows if r not in pools and r != "input"]
+        drawn = ([(" → ".join(dict.fromkeys([block.name, *layers])), layers[-1])] if layers else []) \
+            + [(p, p) for p in pools]
+        for header, name in drawn:
+            values = maps.maps[name].numpy()
+            shown = np.arange(min(most, len(values)))
+            bound = symmetric_bound(values)
+            found.append(Stack(header, tuple(values.shape), shown, values[shown], bound))
+    return tuple(found)

@@ -156,7 +156,7 @@ def test_the_network_diagram_draws_each_convolution_and_pool_as_its_stack_of_rea
     assert set(lines.source // 16) <= set(diagram.stacks[-1].shown.tolist())
     assert np.array_equal(lines.weight, model.output.weight.detach()[lines.target, lines.source].numpy())
     fig = network_diagram.draw(diagram, title="ConvNetJS")
-    assert [t.type for t in fig.data].count("image") == 4 * network_diagram.MAPS_PER_STACK
+    assert [t.type for t in fig.data].count("image") == 4 * conv_plots.MAPS_PER_STACK
     headers = " ".join(fig.data[-1].text)
     assert "8×24×24" in headers and "16×4×4" in headers and "28×28 pixels" in headers
     assert len(fig.data) <= 30
