@@ -40,6 +40,9 @@ LEGEND = ("Each line is one weight: blue positive, red negative, thicker for a l
           "strongest incoming ones). Each unit is shaded by its activation for this image: white 0, blue "
           "positive, red negative; the output column is the softmax's class probabilities. A layer wider "
           f"than {MAX_UNITS} units shows {MAX_UNITS} of them, evenly spaced.")
+CNN_LEGEND = (LEGEND + " A convolution or a pool is a stack of its first maps for this image, shaded "
+              "the same way (each layer on its own scale); the first linear layer's lines start at their "
+              "pixels.")
 
 _STOPS = diverging.RdBu  # red (negative) to blue (positive), as plots.DIVERGING draws weights
 UNIT_SCALE = [[i / (len(_STOPS) - 1), c] for i, c in enumerate(_STOPS)]
