@@ -3,8 +3,9 @@ through every convolution and pool, before and after the activation.
 
 `feature_maps` computes the maps as the network reads the image (in eval mode, without switching
 the model, which may be training in another thread); `filters_figure` and `feature_maps_figure`
-draw them. Each layer is one PNG of tiles (`plot_style`): a few kilobytes per figure, however many
-filters, where a heatmap per filter would be hundreds of traces re-sent on every rerun.
+draw them, and `stacks` picks what the network diagram draws of them. Each layer is one PNG of
+tiles (`plot_style`): a few kilobytes per figure, however many filters, where a heatmap per filter
+would be hundreds of traces re-sent on every rerun.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 from torch import nn
 
 from mnistlab.network import as_evaluated
 from mnistlab.plot_style import (
     FONT_SIZE,
     TEXT,
-    _image_axes,
-    _layout,
     _np,
+    _tile,
     diverging_png,
     diverging_scale,
     png_data_url,
@@ -33,6 +32,7 @@ from mnistlab.plot_style import (
 MAX_FILTERS = 16  # filters drawn per layer: "first 16 of 64"
 MAX_MAPS = 8  # of a filter's input maps, the slices drawn
 MAX_CHANNELS = 16  # feature maps drawn per layer
+MAPS_PER_STACK = 3  # in the network diagram: a convolution's or pool's first maps, as stacked tiles
 PER_BAND = 8  # feature maps a row: a band of 8 columns stays legible in a tab at 1280 px
 DESIGN_PX = 900  # the plot's width the heights are planned for (a page's main column at 1280-1920 px)
 BLOCK_GAP_PX = 56  # between blocks: room for a block's title
@@ -67,17 +67,6 @@ def filter_strips(weight, most_maps: int = MAX_MAPS) -> np.ndarray:
     return out
 
 
-def _grid(tiles: np.ndarray, columns: int, gap: int) -> np.ndarray:
-    """(N, h, w) tiles `columns` wide, NaN between them."""
-    n, h, w = tiles.shape
-    rows = math.ceil(n / columns)
-    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, dtype=np.float32)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, columns)
-        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = t
-    return out
-
-
 def symmetric_bound(values) -> float:
     """The largest finite |value| (1 when there is none, or it is 0): a symmetric scale's full colour."""
     a = np.abs(_np(values))
@@ -85,45 +74,56 @@ def symmetric_bound(values) -> float:
     return float(a.max()) if a.size and a.max() > 0 else 1.0
 
 
-def _colorbar(bound: float, y: float, length: float) -> go.Scatter:
+def _colorbar(bound: float, y: float, length: float) -> dict:
     """A colour bar from -bound to +bound beside one layer's block (a trace of no points)."""
     ticks = [-bound, 0.0, bound]
-    return go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False, marker=dict(
-        colorscale=diverging_scale(), cmin=-bound, cmax=bound, color=[0.0], showscale=True,
-        colorbar=dict(x=1.0, xanchor="left", y=y, yanchor="middle", len=length, thickness=14,
-                      tickvals=ticks, ticktext=[f"{v:.2g}" for v in ticks],
-                      tickfont=dict(size=FONT_SIZE - 2, color=TEXT))))
+    bar = dict(x=1.0, xanchor="left", y=y, yanchor="middle", len=length, thickness=14, tickvals=ticks,
+               ticktext=[f"{v:.2g}" for v in ticks], tickfont=dict(size=FONT_SIZE - 2, color=TEXT))
+    return dict(type="scatter", x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
+                marker=dict(colorscale=diverging_scale(), cmin=-bound, cmax=bound, color=[0.0],
+                            showscale=True, colorbar=bar))
 
 
 def _blocks_figure(blocks: list[dict], title: str | None, height: int | None,
                    labels_px: int = 0) -> go.Figure:
-    """One subplot per block, top to bottom, each an image in its own units, left-aligned:
-    {"title", "width", "height" (units), "traces", "bound" (None: no colour bar), "most_px" (the
-    tallest it is drawn), "notes" [(y, text)]: row labels in the left margin, `labels_px` wide}."""
+    """One pair of axes per block, top to bottom, each an image in its own units, left-aligned:
+    {"title", "width", "height" (units), "source" (its PNG), "bound" (None: no colour bar),
+    "most_px" (the tallest it is drawn), "notes" [(y, text)]: row labels in the left margin,
+    `labels_px` wide}. Written as Plotly's dicts: through make_subplots and its checks, ~10× slower
+    (the look is plot_style's `_layout`, written out)."""
     room = DESIGN_PX - labels_px - 90  # the colour bars' column on the right
     plan = [min(room * b["height"] / b["width"], b["most_px"]) for b in blocks]
     total = sum(plan) + BLOCK_GAP_PX * (len(blocks) - 1)
-    fig = make_subplots(rows=len(blocks), cols=1, row_heights=plan, vertical_spacing=BLOCK_GAP_PX / total,
-                        subplot_titles=[b["title"] for b in blocks])
-    for i, b in enumerate(blocks, 1):
-        for trace in b["traces"]:
-            fig.add_trace(trace, row=i, col=1)
-        _image_axes(fig, row=i, col=1)
-        suffix = "" if i == 1 else str(i)
-        fig.update_yaxes(scaleanchor=f"x{suffix}", range=[b["height"] - 0.5, -0.5], row=i, col=1)
-        fig.update_xaxes(range=[-0.5, b["width"] - 0.5], constraintoward="left", row=i, col=1)
-        for y, text in b.get("notes", ()):
-            fig.add_annotation(x=0, xref="paper", xanchor="right", xshift=-8, y=y, yref=f"y{suffix}",
-                               text=text, showarrow=False, align="right", font=dict(size=FONT_SIZE - 2))
+    data, notes, layout = [], [], {}
+    top = 1.0
+    for i, (b, px) in enumerate(zip(blocks, plan), 1):
+        n = i if i > 1 else ""
+        x, y = f"x{n}", f"y{n}"
+        lo = top - px / total
+        bare = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False, constrain="domain",
+                    fixedrange=True)
+        layout[f"xaxis{n}"] = dict(bare, domain=[0, 1], anchor=y, range=[-0.5, b["width"] - 0.5],
+                                   constraintoward="left")
+        layout[f"yaxis{n}"] = dict(bare, domain=[max(lo, 0), top], anchor=x, scaleanchor=x,
+                                   range=[b["height"] - 0.5, -0.5], constraintoward="top")
+        data.append(dict(type="image", source=b["source"], xaxis=x, yaxis=y, hoverinfo="skip"))
         if b["bound"] is not None:
-            lo, hi = fig.layout[f"yaxis{suffix}"].domain
-            fig.add_trace(_colorbar(b["bound"], (lo + hi) / 2, max(hi - lo, 110 / total)), row=i, col=1)
-    top = (70 if title else 40) + 26  # the first block's title
-    _layout(fig, title, height or int(total + top + 10))
-    for a in fig.layout.annotations[:len(blocks)]:  # each block's title at its left edge, over its tiles
-        a.update(x=0, xanchor="left")
-    fig.update_layout(margin=dict(l=labels_px + 10, r=90, t=top), plot_bgcolor="white")
-    return fig
+            bar = _colorbar(b["bound"], (lo + top) / 2, max(top - lo, 110 / total))
+            data.append(dict(bar, xaxis=x, yaxis=y))
+        notes.append(dict(text=b["title"], x=0, xref="paper", xanchor="left", y=top, yref="paper",
+                          yanchor="bottom", showarrow=False))
+        notes += [dict(text=text, x=0, xref="paper", xanchor="right", xshift=-8, y=row, yref=y, align="right",
+                       showarrow=False) for row, text in b.get("notes", ())]
+        top = lo - BLOCK_GAP_PX / total
+    for note in notes:
+        note["font"] = dict(size=FONT_SIZE, color=TEXT)
+    margin_top = (70 if title else 40) + 26  # the first block's title
+    layout.update(
+        title=dict(text=title, font=dict(size=FONT_SIZE + 2, color=TEXT)) if title else None,
+        height=height or int(total + margin_top + 10), font=dict(size=FONT_SIZE, color=TEXT),
+        margin=dict(l=labels_px + 10, r=90, t=margin_top, b=10), annotations=notes, showlegend=False,
+        plot_bgcolor="white", paper_bgcolor="white", dragmode=False, meta={"figure": "cnn blocks"})
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
 
 
 # -- filters ---------------------------------------------------------------------------------------
@@ -150,14 +150,14 @@ def filters_figure(model: nn.Module, title: str | None = None, most_filters: int
             gap = max(2, k // 2 + 1)
             fits = [c for c in range(1, n + 1) if n % c == 0] or [1]
             columns = min(fits, key=lambda c: abs(math.log(c * (sw + gap) / (n / c * (sh + gap)) / 3)))
-        z = _grid(strips, columns, gap)
+        z = _tile(strips, columns, gap)
         caps = [f"first {n}" if units > n else "", f"on maps 0–{most_maps - 1}" if maps > most_maps else ""]
         caps = ", ".join(c for c in caps if c)
         block_title = (f"<b>{name}</b>: {_plural(units, 'filter')} {k}×{k} over {_plural(maps, 'map')}"
                        + (f" ({caps})" if caps else ""))
         blocks.append(dict(title=block_title, width=z.shape[1], height=z.shape[0], bound=bound,
                            most_px=110 * math.ceil(n / columns) if maps == 1 else 420,
-                           traces=[go.Image(source=diverging_png(z / bound, GAP_RGB), hoverinfo="skip")]))
+                           source=diverging_png(z / bound, GAP_RGB)))
     return _blocks_figure(blocks, title, height)
 
 
@@ -165,12 +165,12 @@ def filters_figure(model: nn.Module, title: str | None = None, most_filters: int
 
 @dataclass(frozen=True)
 class Block:
-    """What one row of the figure draws: a convolution's maps before its activation (batch norm's
+    """What one block of the figure draws: a convolution's maps before its activation (batch norm's
     output, when it has it), after it, and after each pool that follows; or the input and its pools."""
 
     name: str  # "conv1", or "input"
     rows: tuple[str, ...]  # the modules whose outputs are drawn, e.g. ("conv1", "relu_conv1", "pool1")
-    labels: tuple[str, ...]  # what each row is, e.g. ("before relu", "after relu", "max 2×2")
+    labels: tuple[str, ...]  # what each row is, e.g. ("before relu", "after relu", "max pool 2×2")
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,12 +251,15 @@ def feature_maps_figure(maps: FeatureMaps, title: str | None = None, most_channe
     per block, symmetric around 0 and reaching its largest |value|."""
     blocks, labels_px = [], 0
     for block in maps.blocks:
-        if block.name == "input":
+        if block.name == "input":  # gray, as a digit is drawn; with any pools before the first convolution
             c, h, w = maps.image.shape
-            z = _grid(_np(maps.image), c, 2)
+            shown = [maps.image] + [maps.maps[r] for r in block.rows[1:]]
+            z = _tile(np.concatenate([_resized(_np(m), h, w) for m in shown]), c, 2)
+            notes = [(i * (h + 2) + (h - 1) / 2, f"<b>{r}</b><br>{lab}")
+                     for i, (r, lab) in enumerate(zip(block.rows, block.labels)) if i]
             blocks.append(dict(title=f"<b>input</b>: {c}×{h}×{w}, normalized as the network reads it",
-                               width=z.shape[1], height=z.shape[0], bound=None, most_px=130,
-                               traces=[go.Image(source=_gray_png(z), hoverinfo="skip")]))
+                               width=z.shape[1], height=z.shape[0], bound=None, most_px=130 * len(shown),
+                               notes=notes, source=_gray_png(z)))
             continue
         rows = [maps.maps[r] for r in block.rows]
         channels, h, w = rows[0].shape
@@ -276,7 +279,7 @@ def feature_maps_figure(maps: FeatureMaps, title: str | None = None, most_channe
                 notes.append((y, f"<b>{name}</b>{which}<br>{label}"))
                 labels_px = max(labels_px, CHAR_PX * max(len(name + which), len(label)) + 16)
         bound = symmetric_bound(torch.cat([r.flatten() for r in rows]))
-        z = _grid(np.concatenate(tiles), PER_BAND, gap)
+        z = _tile(np.concatenate(tiles), PER_BAND, gap)
         if n < PER_BAND:
             z = z[:, :n * (w + gap) - gap]
         names = [block.name] + [r for r in block.rows if r != block.name]
@@ -285,5 +288,40 @@ def feature_maps_figure(maps: FeatureMaps, title: str | None = None, most_channe
         blocks.append(dict(title=f"<b>{' → '.join(names)}</b>: {_plural(channels, 'map')} {sizes}{caps}",
                            width=z.shape[1], height=z.shape[0], bound=bound, notes=notes,
                            most_px=110 * len(rows) * bands,
-                           traces=[go.Image(source=diverging_png(z / bound, GAP_RGB), hoverinfo="skip")]))
+                           source=diverging_png(z / bound, GAP_RGB)))
     return _blocks_figure(blocks, title, height, labels_px)
+
+
+# -- in the network diagram -------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Stack:
+    """A convolution's or a pool's feature maps for the image: its first channels, drawn as tiles."""
+
+    header: str  # the modules that make these maps, e.g. "conv1 → relu_conv1", or "pool1"
+    shape: tuple[int, int, int]  # (channels, height, width) of the layer's output
+    shown: np.ndarray  # the channels drawn, front tile first
+    maps: np.ndarray  # (len(shown), height, width): after the activation (a pool: its output)
+    bound: float  # the shading's full colour: ±bound, the layer's largest |value|
+
+    @property
+    def showing(self) -> str:
+        """E.g. "8×24×24"."""
+        return "×".join(map(str, self.shape))
+
+
+def stacks(maps: FeatureMaps, most: int = MAPS_PER_STACK) -> tuple[Stack, ...]:
+    """The network diagram's stacks: one per convolution (its maps after the activation) and per
+    pool, in order, each with its first `most` maps."""
+    found = []
+    for block in maps.blocks:
+        pools = [r for r in block.rows if r.startswith("pool")]
+        layers = [r for r in block.rows if r not in pools and r != "input"]
+        drawn = ([(" → ".join(dict.fromkeys([block.name, *layers])), layers[-1])] if layers else []) \
+            + [(p, p) for p in pools]
+        for header, name in drawn:
+            values = maps.maps[name].numpy()
+            shown = np.arange(min(most, len(values)))
+            bound = symmetric_bound(values)
+            found.append(Stack(header, tuple(values.shape), shown, values[shown], bound))
+    return tuple(found)

@@ -25,6 +25,7 @@ from plotly.colors import diverging
 from torch import nn
 
 from mnistlab import conv_plots, plots
+from mnistlab.conv_plots import Stack
 from mnistlab.dataset import MNIST, Dataset
 from mnistlab.network import as_evaluated
 from mnistlab.plot_style import diverging_png
@@ -32,13 +33,16 @@ from mnistlab.plot_style import diverging_png
 MAX_UNITS = 16  # drawn per layer: a readable column
 PIXELS_PER_UNIT = 3  # lines from the image into each drawn first-layer unit
 EDGES_PER_UNIT = 3  # lines into each drawn unit of later layers
-MAPS_PER_STACK = 3  # a convolution's or pool's first maps, drawn as stacked tiles
-STACK_SCALE, STACK_OFFSET, STACK_GAP = 3.0, 1.6, 6.0  # a tile's size per √(map size); between tiles, stacks
-STACK_TO_UNITS = 12.0  # from the last stack to the first column of units
+STACK_SCALE, STACK_OFFSET, STACK_GAP = 2.6, 1.3, 4.5  # a tile's size per √(map size); between tiles, stacks
+STACK_TO_UNITS = 9.0  # from the last stack to the first column of units, and between columns
+CNN_SPAN = 1.5  # a CNN's columns span 1.5 times the image's height
 LEGEND = ("Each line is one weight: blue positive, red negative, thicker for a larger |weight| (each unit's "
           "strongest incoming ones). Each unit is shaded by its activation for this image: white 0, blue "
           "positive, red negative; the output column is the softmax's class probabilities. A layer wider "
           f"than {MAX_UNITS} units shows {MAX_UNITS} of them, evenly spaced.")
+CNN_LEGEND = (LEGEND + " A convolution or a pool is a stack of its first maps for this image, shaded "
+              "the same way (each layer on its own scale); the first linear layer's lines start at their "
+              "pixels.")
 
 _STOPS = diverging.RdBu  # red (negative) to blue (positive), as plots.DIVERGING draws weights
 UNIT_SCALE = [[i / (len(_STOPS) - 1), c] for i, c in enumerate(_STOPS)]
@@ -75,22 +79,6 @@ class Connections:
 
 
 @dataclass(frozen=True, eq=False)
-class Stack:
-    """A convolution's or a pool's feature maps for the image: its first channels, drawn as tiles."""
-
-    header: str  # the modules that make these maps, e.g. "conv1 → relu_conv1", or "pool1"
-    shape: tuple[int, int, int]  # (channels, height, width) of the layer's output
-    shown: np.ndarray  # the channels drawn, front tile first
-    maps: np.ndarray  # (len(shown), height, width): after the activation (a pool: its output)
-    bound: float  # the shading's full colour: ±bound, the layer's largest |value|
-
-    @property
-    def showing(self) -> str:
-        """E.g. "8×24×24"."""
-        return "×".join(map(str, self.shape))
-
-
-@dataclass(frozen=True, eq=False)
 class Diagram:
     """Everything the figure draws: the image, one Column per layer after it, the drawn weights."""
 
@@ -98,7 +86,7 @@ class Diagram:
     columns: list[Column]  # the hidden layers, then the output (its values: the class probabilities)
     connections: list[Connections]  # connections[i] ends in columns[i]; a CNN's first from its last stack
     class_names: tuple[str, ...]
-    stacks: tuple[Stack, ...] = ()  # a CNN's convolutions and pools, in order; none for an MLP
+    stacks: tuple[Stack, ...] = ()  # a CNN's convolutions and pools (conv_plots.stacks); none for an MLP
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -154,7 +142,7 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     stacks: tuple[Stack, ...] = ()
     if cnn:
         maps = conv_plots.feature_maps(model, image)
-        stacks = _stacks(maps)
+        stacks = conv_plots.stacks(maps)
         x = maps.maps[next(reversed(maps.maps))].reshape(1, -1).to(weight.device, weight.dtype)
     else:
         x = image.detach().reshape(1, -1).to(weight.device, weight.dtype)
@@ -203,22 +191,6 @@ def diagram_data(model: nn.Module, image: torch.Tensor, class_names: Sequence[st
     return Diagram(pixels.numpy(), columns, connections, names, stacks)
 
 
-def _stacks(maps: conv_plots.FeatureMaps) -> tuple[Stack, ...]:
-    """A stack per convolution (its maps after the activation) and per pool, in order."""
-    stacks = []
-    for block in maps.blocks:
-        pools = [r for r in block.rows if r.startswith("pool")]
-        layers = [r for r in block.rows if r not in pools and r != "input"]
-        drawn = ([(" → ".join(dict.fromkeys([block.name, *layers])), layers[-1])] if layers else []) \
-            + [(p, p) for p in pools]
-        for header, name in drawn:
-            values = maps.maps[name].numpy()
-            shown = np.arange(min(MAPS_PER_STACK, len(values)))
-            bound = conv_plots.symmetric_bound(values)
-            stacks.append(Stack(header, tuple(values.shape), shown, values[shown], bound))
-    return tuple(stacks)
-
-
 # -- the figure ----------------------------------------------------------------------------------
 # Data units: one per pixel of the image, which spans y 0 to its height - 1 (0-27 for MNIST); the axes
 # keep pixels square, so a figure wider than the diagram gets white margins at the sides, a narrower
@@ -241,13 +213,13 @@ def _segments(x0, y0, x1, y1) -> tuple[list, list]:
     return xs, ys
 
 
-def _spacing(n: int, span: int) -> float:
+def _spacing(n: int, span: int, most: float = MAX_SPACING) -> float:
     """Between `n` units of a column beside an image `span` pixels high."""
-    return min((span - 1) / max(n - 1, 1), MAX_SPACING)
+    return min((span - 1) / max(n - 1, 1), most)
 
 
-def _column_y(n: int, span: int) -> np.ndarray:
-    return (span - 1) / 2 + (np.arange(n) - (n - 1) / 2) * _spacing(n, span)
+def _column_y(n: int, span: int, most: float = MAX_SPACING) -> np.ndarray:
+    return (span - 1) / 2 + (np.arange(n) - (n - 1) / 2) * _spacing(n, span, most)
 
 
 def _fmt(v: float) -> str:
@@ -273,13 +245,13 @@ class _Place:
         return self.left + t * STACK_OFFSET, back_top + (self.tiles - 1 - t) * STACK_OFFSET
 
 
-def _places(stacks: Sequence[Stack], image_w: int, image_h: int) -> list[_Place]:
+def _places(stacks: Sequence[Stack], image_w: int, image_h: int, span: int) -> list[_Place]:
     """Stacks left to right after the image, each tile sized by the square root of its maps' size
     (a pool's smaller maps look smaller, but a 4×4 map stays visible)."""
     places, left = [], image_w - 0.5
     for stack in stacks:
         size = min(STACK_SCALE * np.sqrt(stack.shape[1]), 0.6 * image_h)
-        places.append(_Place(left + STACK_GAP, float(size), len(stack.shown), (image_h - 1) / 2))
+        places.append(_Place(left + STACK_GAP, float(size), len(stack.shown), (span - 1) / 2))
         left = places[-1].right
     return places
 
@@ -320,7 +292,11 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     a scatter per column."""
     cols, names = diagram.columns, diagram.class_names
     image_h, image_w = diagram.image.shape
-    places = _places(diagram.stacks, image_w, image_h)
+    # A CNN's columns span more than the image: its stacks make it wide, so a unit has fewer px.
+    span, most = image_h, MAX_SPACING
+    if diagram.stacks:
+        span, most = round(CNN_SPAN * image_h), CNN_SPAN * MAX_SPACING
+    places = _places(diagram.stacks, image_w, image_h, span)
     if places:
         gap = STACK_TO_UNITS
         xs = [places[-1].right + gap * (i + 1) for i in range(len(cols))]
@@ -344,10 +320,10 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     widest = max((max(len(a), len(b)) for a, b in heads), default=0) * CHAR_PX
     below = widest > room * narrow_px - 10
     top = -HEADER_PX / narrow_px - 0.8
-    bottom = image_h - 0.5 + (HEADER_PX / narrow_px + 0.6 if below else 0.5)
+    bottom = span - 0.5 + (HEADER_PX / narrow_px + 0.6 if below else 0.5)
     # px per data unit: set by the height in a wide figure, by the width in a narrow one.
     unit_px = min((height - (70 if title else 40) - 10) / (bottom - top), narrow_px)
-    ys = [_column_y(len(c.shown), image_h) for c in cols]
+    ys = [_column_y(len(c.shown), span, most) for c in cols]
 
     traces: list[dict] = []
     # Weights: one trace per (sign, quarter of the layer's largest drawn |w|) over every layer.
@@ -380,7 +356,8 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     # The image, on a second pair of axes laid exactly over the first, so that it covers the lines
     # running to its pixels (Plotly draws a subplot's heatmaps under its lines).
     traces.append(dict(
-        type="heatmap", xaxis="x2", yaxis="y2", z=diagram.image.astype(np.float32), x0=0, dx=1, y0=0, dy=1,
+        type="heatmap", xaxis="x2", yaxis="y2", z=diagram.image.astype(np.float32), x0=0, dx=1,
+        y0=(span - image_h) // 2, dy=1,
         colorscale=plots.GRAY, zmin=float(np.nanmin(diagram.image)), zmax=float(np.nanmax(diagram.image)),
         showscale=False, hovertemplate="pixel row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
     if places:
@@ -390,7 +367,7 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     for col, x, y in zip(cols, xs, ys):
         out_name = col.header.split(" → ")[-1]
         text = [f"{out_name} unit {u}: {_fmt(v)}" for u, v in zip(col.shown.tolist(), col.values.tolist())]
-        size = float(np.clip(0.85 * min(_spacing(len(y), image_h), 2.2) * unit_px, 7, 22))
+        size = float(np.clip(0.85 * min(_spacing(len(y), span, most), 2.2) * unit_px, 7, 22))
         traces.append(dict(type="scatter", x=[x] * len(y), y=y.tolist(), mode="markers", name=col.header,
                            text=text, hovertemplate="%{text}<extra></extra>",
                            marker=dict(size=size, color=np.nan_to_num(col.values).tolist(),
@@ -402,7 +379,7 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     predicted = int(np.argmax(ps))
     name_x = xs[-1] + NAME_GAP_PX / narrow_px
     bar_x, bar = name_x + name_px / narrow_px, BAR_PX / narrow_px
-    thickness = float(np.clip(0.45 * _spacing(len(y), image_h) * unit_px, 4, 14))
+    thickness = float(np.clip(0.45 * _spacing(len(y), span, most) * unit_px, 4, 14))
     for chosen, color in ((False, plots.BAR), (True, plots.PREDICTED)):
         rows = [r for r in range(len(ps)) if (r == predicted) == chosen]
         lx, ly = _segments([bar_x] * len(rows), y[rows], bar_x + bar * ps[rows], y[rows])
@@ -422,8 +399,10 @@ def draw(diagram: Diagram, title: str | None = None, height: int = 440) -> go.Fi
     items = len(heads)  # stacks and hidden columns
     heads = [("input", f"{image_h}×{image_w} pixels"), *heads, (cols[-1].header, f"{cols[-1].size} classes")]
     head_x = [(image_w - 1) / 2] + middles + [xs[-1] - 1.2]
-    down = [below and 0 <= i < items and i % 2 == 0 for i in range(-1, items + 1)]  # fc1, fc3, ...
-    head_y = [image_h if d else top + 0.2 for d in down]
+    # fc1, fc3, ... below; a CNN's every other one from the last, whose room is the output header's
+    first = (items - 1) % 2 if places else 0
+    down = [below and 0 <= i < items and i % 2 == first for i in range(-1, items + 1)]
+    head_y = [span if d else top + 0.2 for d in down]
     traces.append(dict(type="scatter", x=head_x, y=head_y, mode="text",
                        text=[f"<b>{a}</b><br>{b}" for a, b in heads], hoverinfo="skip",
                        textposition=["bottom center"] * (len(heads) - 1) + ["bottom right"],

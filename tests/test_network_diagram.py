@@ -1,6 +1,8 @@
 """The network drawn as a network: what it draws is the model's own weights and its forward pass."""
 
+import json
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +175,17 @@ def test_the_figure_stays_a_few_traces_however_wide_the_network(sizes, images):
     """Its cost is bench "pages" (Build's rerun); here: wide layers are sampled, not drawn whole."""
     fig = nd.network_figure(lesson_named(*sizes), image(images))
     assert len(fig.data) <= 20
+
+
+def test_an_mlps_diagram_is_drawn_exactly_as_before_the_diagram_drew_cnns(images):
+    """tests/fixtures/mlp-diagrams.json: these figures as the diagram drew them at 923d004, before it
+    drew convolutions (the same calls, on the same untrained networks and test images)."""
+    made = json.loads((Path(__file__).parent / "fixtures" / "mlp-diagrams.json").read_text())
+    cases = [(Architecture((64,), "relu", dropout=0.2, batch_norm=True), 0,
+              dict(class_names=MNIST.classes, title="t")),
+             (Architecture((256, 20, 12)), 1, dict(height=700))]
+    for (arch, i, how), (what, figure) in zip(cases, made.items(), strict=True):
+        model = build(arch, Init(), 3)
+        assert nd.diagram_data(model, image(images, i)).stacks == ()
+        drawn = nd.network_figure(model, image(images, i), **how)
+        assert json.loads(drawn.to_json()) == json.loads(figure), what

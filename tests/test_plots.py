@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mnistlab import plots, training_plots
+from mnistlab import image_plots, plot_style, plots, training_plots
 from mnistlab.data import load_split
 from mnistlab.dataset import MNIST
 
@@ -215,3 +215,12 @@ def test_training_curves_draw_validation_dashed_in_the_runs_colour_and_mark_its_
     assert training_plots.best_epoch_point([0.5], [0.1]) is None  # no epoch has ended yet: nothing to mark
     assert all(t.legendgroup != "key" or t.name != "validation (dashed)"
                for t in training_plots.training_curves({"run": training}).data)  # no validation: no key
+
+
+def test_a_page_finds_every_figure_as_plots_name():
+    """plots.py is split by concern (the look in plot_style, images in image_plots); pages and the
+    lesson still call plots.<name>, the same functions."""
+    for name in ("digit_grid", "pixel_values", "pixel_window", "weight_images"):
+        assert getattr(plots, name) is getattr(image_plots, name)
+    for name in ("png_data_url", "FONT_SIZE", "DIGITS", "BAR", "PREDICTED", "TRUE", "TEXT", "RUN_COLORS"):
+        assert getattr(plots, name) is getattr(plot_style, name)
