@@ -40,10 +40,15 @@ def brief_run(arch: Architecture, train_split, test_split, cache) -> runs.Run:
                     state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
 
-@pytest.fixture(scope="session")
+def mlp_and_cnn_runs(cache, train_split, test_split) -> tuple[runs.Run, runs.Run]:
+    """The lesson's MLP and ConvNetJS's CNN, each trained one epoch on the same 10,000 images (the Draw
+    page's tests use them too)."""
+    return tuple(brief_run(arch, train_split, test_split, cache) for arch in (MLP, CNN))
+
+
+@pytest.fixture(scope="module")
 def mlp_and_cnn(request, train_split, test_split) -> tuple[runs.Run, runs.Run]:
-    """The lesson's MLP and ConvNetJS's CNN, each trained one epoch on the same 10,000 images."""
-    return tuple(brief_run(arch, train_split, test_split, request.config.cache) for arch in (MLP, CNN))
+    return mlp_and_cnn_runs(request.config.cache, train_split, test_split)
 
 
 def test_a_move_is_torchvisions(test_split):
