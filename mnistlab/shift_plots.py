@@ -18,8 +18,8 @@ from mnistlab.plot_style import FONT_SIZE, PREDICTED, RUN_COLORS, TEXT, _colored
 from mnistlab.shift_test import ShiftTest
 
 SCALE = "Blues"  # probability 0 white to 1 dark blue: the same on every heatmap
-CELL_TEXT_MOST = 3  # networks up to which each cell writes its probability (wider, and they crowd)
-PANEL_PX = 330  # the heatmaps' side: 9 cells of ~35 px hold "0.97" at FONT_SIZE - 4
+CELL_TEXT_MOST = 2  # networks up to which each cell writes its probability (more, and they crowd)
+PANEL_PX = 330  # the heatmaps' side at most: cells of 22-40 px, holding "97" at FONT_SIZE - 4
 TITLE_CHARS = 34  # a network's label wraps at this many characters above its heatmap
 
 
@@ -33,6 +33,11 @@ def _title(test: ShiftTest, color: str, chars: int) -> str:
            f"{test.kept_shift.size} shifts"
 
 
+def _percent(ps: np.ndarray) -> np.ndarray:
+    """Each probability as a whole percent, "97"; under 1% blank, so the cells that lost it stay quiet."""
+    return np.where(ps < 0.005, "", np.char.mod("%d", np.round(ps * 100).astype(int)))
+
+
 def shift_figure(tests: Sequence[ShiftTest], title: str | None = None,
                  height: int | None = None) -> go.Figure:
     """One heatmap per network (columns: moved right, rows: moved down, in pixels; the drawing as it
@@ -43,6 +48,7 @@ def shift_figure(tests: Sequence[ShiftTest], title: str | None = None,
     colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(n)]
     chars = max(18, TITLE_CHARS - 5 * (n - 1))
     fig = make_subplots(rows=1, cols=n + 1, horizontal_spacing=0.06 if n <= 2 else 0.04,
+                        column_widths=[1.0] * n + [0.75],
                         subplot_titles=[_title(t, c, chars) for t, c in zip(tests, colors)]
                         + ["<b>Turned</b> (not moved)<br>P(its class) against the angle"])
     for i, (t, color) in enumerate(zip(tests, colors), 1):
@@ -50,7 +56,8 @@ def shift_figure(tests: Sequence[ShiftTest], title: str | None = None,
         answers = np.asarray(t.classes, dtype=object)[t.answer_shift]
         fig.add_trace(go.Heatmap(
             x=shifts, y=shifts, z=np.round(t.by_shift, 3), coloraxis="coloraxis", xgap=1, ygap=1,
-            customdata=answers, texttemplate="%{z:.2f}" if n <= CELL_TEXT_MOST else None,
+            customdata=answers, text=_percent(t.by_shift),
+            texttemplate="%{text}" if n <= CELL_TEXT_MOST else None,
             textfont=dict(size=FONT_SIZE - 4),
             hovertemplate=f"moved %{{x}} px right, %{{y}} px down<br>P({t.class_name}) = %{{z:.3f}}<br>"
                           f"answer: %{{customdata}}<extra>{t.label[:40]}</extra>"), row=1, col=i)
@@ -68,17 +75,19 @@ def shift_figure(tests: Sequence[ShiftTest], title: str | None = None,
             hovertemplate=f"turned %{{x:g}}°<br>P({t.class_name}) = %{{y:.3f}}<br>answer: %{{customdata}}"
                           f"<extra>{t.label[:40]}</extra>"), row=1, col=n + 1)
     angles = list(tests[0].angles)
-    ticks = angles if len(angles) <= 7 else [a for a in angles if a % 5 == 0] or angles[::2]
-    fig.update_xaxes(title_text="turned (degrees, anticlockwise +)", zeroline=False, tickvals=ticks,
-                     row=1, col=n + 1)
-    fig.update_yaxes(range=[-0.03, 1.03], tickvals=[0, 0.25, 0.5, 0.75, 1],
+    ticks = sorted({angles[0], 0.0, angles[-1]})  # the panel may be narrow: its ends and the middle
+    fig.update_xaxes(title_text="turned (anticlockwise +)", zeroline=False, tickvals=ticks,
+                     ticktext=[f"{a:g}°" for a in ticks], tickangle=0, row=1, col=n + 1)
+    fig.update_yaxes(range=[-0.03, 1.03], tickvals=[0, 0.5, 1], ticktext=["0", "50%", "100%"],
                      row=1, col=n + 1)
     heatmaps_end = fig.layout[f"xaxis{n}"].domain[1]
     fig.update_layout(coloraxis=dict(
         colorscale=SCALE, cmin=0, cmax=1,
         colorbar=dict(orientation="h", x=heatmaps_end / 2, xanchor="center", y=-0.2, yanchor="top",
                       len=min(0.6, heatmaps_end), thickness=12, tickvals=[0, 0.25, 0.5, 0.75, 1],
-                      title=dict(text="probability of the class", side="top"),
+                      ticktext=["0", "25%", "50%", "75%", "100%"],
+                      title=dict(text="probability of the class (cells: in %)", side="top",
+                                 font=dict(size=FONT_SIZE - 2, color=TEXT)),
                       tickfont=dict(size=FONT_SIZE - 2, color=TEXT))))
     title_lines = max(a.text.count("<br>") + 1 for a in fig.layout.annotations)
     top = (60 if title else 20) + 22 * title_lines

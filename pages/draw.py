@@ -279,22 +279,19 @@ if models and digit is not None and not digit.blank:
 readable = [m for m in models if m[3] in prepared and not prepared[m[3]].blank]
 if readable:
     st.subheader("Shift test: your drawing moved and turned")
-    st.caption("Each network reads your drawing moved up to 4 pixels each way (what comes in from the edge "
-               "is background) and, on the right, turned up to 15° either way. Each cell is its probability "
-               "of the class it gives the drawing as it is (outlined in red), or of the class chosen below. "
-               "A convolution looks for the same small pattern everywhere and a pool forgets exactly where "
-               "it was, so a CNN should keep its answer where an MLP, one weight per pixel, reads a moved "
-               "digit as a new picture.")
-    st.caption("What it showed on 300 MNIST test digits, both networks trained 3 epochs: at shifts of up to "
-               "2 pixels each way the lesson's MLP (109,386 parameters) still gave the right digit at 73% of "
-               "them, ConvNetJS's CNN (5,994) at 92%; at 3-4 pixels, 25% against 53%: neither is immune, "
-               "as the CNN's last linear layer still reads where its features are. Turned by 15°, the MLP "
-               "kept it 9 times in 10, the CNN 97 in 100. Choose an MLP and a CNN above to compare them on "
-               "your own drawing.")
+    st.caption("Your drawing moved up to 4 pixels each way (background comes in at the edge) and turned up "
+               "to 15° either way: each cell is a network's probability of its answer on the drawing as it "
+               "is (outlined in red), or of the class chosen here. A convolution finds the same small "
+               "pattern anywhere and a pool forgets exactly where, so a CNN should keep its answer where an "
+               "MLP, one weight per pixel, sees a new picture. On 300 MNIST test digits (3 epochs each), "
+               "within 2 pixels the lesson's MLP kept the right digit at 73% of the shifts, ConvNetJS's "
+               "5,994-parameter CNN at 92%; at 3-4 pixels, 25% and 53%: the CNN's last linear layer still "
+               "reads where its features are. Turned 15°: 90% and 97%.")
     first = readable[0][3]
-    follow = st.selectbox("Class to follow", [OWN_ANSWER, *first.classes], key="draw_shift_class",
-                          help=f"By default each network's own answer on the drawing as it is; or one of "
-                               f"{first.title}'s classes for every {first.title} network.")
+    follow = st.container(width=360).selectbox(
+        "Class to follow", [OWN_ANSWER, *first.classes], key="draw_shift_class",
+        help=f"By default each network's own answer on the drawing as it is; or one of {first.title}'s "
+             f"classes for every {first.title} network.")
     tests, keys = [], []
     for label, model, normalization, ds in readable[:SHIFT_NETWORKS]:
         target = None if follow == OWN_ANSWER or ds != first else first.classes.index(follow)
