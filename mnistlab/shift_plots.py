@@ -19,7 +19,7 @@ from mnistlab.shift_test import ShiftTest
 
 SCALE = "Blues"  # probability 0 white to 1 dark blue: the same on every heatmap
 CELL_TEXT_MOST = 2  # networks up to which each cell writes its probability (more, and they crowd)
-PANEL_PX = 330  # the heatmaps' side at most: cells of 22-40 px, holding "97" at FONT_SIZE - 4
+PANEL_PX = 280  # the heatmaps' side at most: cells of 22-31 px, holding "97" at FONT_SIZE - 4
 TITLE_CHARS = 34  # a network's label wraps at this many characters above its heatmap
 
 

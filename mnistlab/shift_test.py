@@ -6,21 +6,23 @@ so a CNN's answer should survive a small move; an MLP's first layer has one weig
 digit moved off the pixels it learned on reads as another picture. The test measures it rather than
 saying it: `shift_test` returns the numbers, `shift_plots` draws them.
 
-Moves are torchvision's (`transforms.v2.functional.affine`, bilinear) on the image as its data set
-stores it (8 bits, background 0), which is then normalized as the network was trained: the part moved
-in from outside the field is background, as in every image it learned from.
+Moves are torchvision's affine (`transforms.v2.functional.affine`, bilinear, turning as `rotate`
+does: anticlockwise for a positive angle), computed for every move at once with torch's
+`affine_grid` and `grid_sample` (tests/test_shift_test.py holds it to torchvision, move by move), on
+the image as its data set stores it (8 bits, background 0), which is then normalized as the network
+was trained: what comes in from outside the field is background, as in every image it learned from.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from mnistlab import network
 from mnistlab.data import normalize
@@ -31,24 +33,43 @@ ANGLES = tuple(a / 2 for a in range(-30, 31, 5))  # -15° to 15° by 2.5°, anti
 BACKGROUND = 0  # the stored images' background (white ink on black; a garment's after its negation)
 
 
-def moved(images: torch.Tensor, dx: float = 0, dy: float = 0, angle: float = 0.0) -> torch.Tensor:
-    """Images (…, H, W) uint8 moved `dx` pixels right and `dy` down and turned `angle` degrees
-    counter-clockwise about their centre; what comes in from outside is background."""
-    return TF.affine(images, angle=float(angle), translate=[float(dx), float(dy)], scale=1.0,
-                     shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR, fill=BACKGROUND)
-
-
 def moves(shifts=SHIFTS, angles=ANGLES) -> list[tuple[int, int, float]]:
     """(dx, dy, angle) of every image the test shows a network: each shift on a grid (rows dy, columns
     dx, not turned), then each angle (not moved)."""
     return [(dx, dy, 0.0) for dy in shifts for dx in shifts] + [(0, 0, float(a)) for a in angles]
 
 
-def moved_batch(images: np.ndarray | torch.Tensor, shifts=SHIFTS, angles=ANGLES) -> torch.Tensor:
-    """Images (B, H, W) uint8, as their data set stores them, at every move of `moves`: (moves, B, H, W)
-    uint8. One torchvision call a move, for the whole batch."""
+def _thetas(where: list[tuple[float, float, float]], height: int, width: int) -> torch.Tensor:
+    """(N, 2, 3): each move as the matrix `affine_grid` takes (output to input, in its -1..1 units):
+    torchvision's inverse affine matrix in pixels about the centre, rescaled as its `_affine_grid` does."""
+    out = []
+    for dx, dy, angle in where:
+        r = math.radians(-angle)  # affine turns clockwise for a positive angle; as rotate, the other way
+        cos, sin = math.cos(r), math.sin(r)
+        m = [cos, sin, -cos * dx - sin * dy, -sin, cos, sin * dx - cos * dy]
+        out.append([[m[0], m[1] * height / width, m[2] * 2 / width],
+                    [m[3] * width / height, m[4], m[5] * 2 / height]])
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def moved(images: np.ndarray | torch.Tensor, where: list[tuple[float, float, float]]) -> torch.Tensor:
+    """Images (B, H, W) uint8 at each move (dx pixels right, dy down, turned angle degrees
+    anticlockwise about the centre): (moves, B, H, W) uint8, background where the field had nothing."""
     x = torch.as_tensor(np.asarray(images), dtype=torch.uint8)
-    return torch.stack([moved(x, dx, dy, a) for dx, dy, a in moves(shifts, angles)])
+    b, h, w = x.shape
+    n = len(where)
+    grid = F.affine_grid(_thetas(where, h, w), [n, 1, h, w], align_corners=False)
+    # The image and a mask of ones, sampled together: as torchvision does, to fill with the background.
+    source = torch.stack([x.to(torch.float32), torch.ones(b, h, w)], dim=1)  # (B, 2, H, W)
+    out = F.grid_sample(source.repeat(n, 1, 1, 1), grid.repeat_interleave(b, dim=0), mode="bilinear",
+                        padding_mode="zeros", align_corners=False)
+    image, mask = out[:, 0], out[:, 1]
+    return ((image - BACKGROUND) * mask + BACKGROUND).round_().to(torch.uint8).reshape(n, b, h, w)
+
+
+def moved_batch(images: np.ndarray | torch.Tensor, shifts=SHIFTS, angles=ANGLES) -> torch.Tensor:
+    """Images (B, H, W) uint8, as their data set stores them, at every move of `moves`: (moves, B, H, W)."""
+    return moved(images, moves(shifts, angles))
 
 
 @dataclass(frozen=True, eq=False)
