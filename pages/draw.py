@@ -3,6 +3,8 @@
 Each network reads the drawing the way its data set was made: a digit network as MNIST's digits
 were (crop, scale to 20 px, centre by mass), a Fashion-MNIST network as Zalando's product photos
 were (`preprocess.preprocess_garment`: trim, subsample to its size, sharpen, centre, negate).
+Below the predictions: the shift test (the drawing moved and turned, each network's probability of its
+answer: `shift_test`, `shift_plots`) and a chosen CNN's feature maps of the drawing (`conv_plots`).
 """
 
 import numpy as np
