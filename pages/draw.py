@@ -3,6 +3,8 @@
 Each network reads the drawing the way its data set was made: a digit network as MNIST's digits
 were (crop, scale to 20 px, centre by mass), a Fashion-MNIST network as Zalando's product photos
 were (`preprocess.preprocess_garment`: trim, subsample to its size, sharpen, centre, negate).
+Below the predictions: the shift test (the drawing moved and turned, each network's probability of its
+answer: `shift_test`, `shift_plots`) and a chosen CNN's feature maps of the drawing (`conv_plots`).
 """
 
 import numpy as np
@@ -12,8 +14,19 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 import lab_ui
-from mnistlab import jobs, model_files, network, network_diagram, plots, preprocess, train
-from mnistlab.dataset import FASHION, MNIST, Dataset
+from mnistlab import (
+    conv_plots,
+    jobs,
+    model_files,
+    network,
+    network_diagram,
+    plots,
+    preprocess,
+    shift_plots,
+    shift_test,
+    train,
+)
+from mnistlab.dataset import DATASETS, FASHION, MNIST, Dataset
 from mnistlab.errors import ImageError
 from mnistlab.runs import keep_run
 from mnistlab.train_config import TrainConfig
@@ -26,12 +39,31 @@ QUICK_NETWORK = network.Network()  # the lesson's, e.g. 784-128-64-10 relu
 FIGURE_PX = 440  # one network's prediction; as many side by side as the page has room for
 STAGE_PX = 100  # each preprocessing stage is shown with its longer side this big
 FRAME_GRAY = 110
+SHIFT_NETWORKS = 4  # networks in one shift test: more and each heatmap is too small to read
+OWN_ANSWER = "each network's own answer"
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def saved_model(name: str, stamp: tuple) -> model_files.SavedModel:
     """A saved model, read once per server while its file is unchanged (`stamp`: mtime and size)."""
     return model_files.load(name)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def shift_result(key: str, label: str, normalization: str, target: int | None, data_name: str, _model,
+                 _image) -> shift_test.ShiftTest:
+    """One network's shift test on one drawing, keyed by its weights' and the drawing's `key`."""
+    return shift_test.shift_test(_model, _image, normalization, label, target, DATASETS[data_name])
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def shift_figure(keys: tuple, _tests: list) -> object:
+    return shift_plots.shift_figure(_tests)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def feature_maps_figure(key: str, _model, _image) -> object:
+    return conv_plots.feature_maps_figure(conv_plots.feature_maps(_model, _image))
 
 
 def file_stamp(name: str) -> tuple:
@@ -243,6 +275,49 @@ if models and digit is not None and not digit.blank:
             lab_ui.plot(network_diagram.network_figure(model, prepared[ds].input(normalization),
                                                        class_names=ds.classes, height=440, dataset=ds),
                         key="draw_network")
+
+# -- the shift test, and a CNN's feature maps -------------------------------------------------------
+
+readable = [m for m in models if m[3] in prepared and not prepared[m[3]].blank]
+if readable:
+    st.subheader("Shift test: your drawing moved and turned")
+    st.caption("Your drawing moved up to 4 pixels each way (background comes in at the edge) and turned up "
+               "to 15° either way: each cell is a network's probability of its answer on the drawing as it "
+               "is (outlined in red), or of the class chosen here. A convolution finds the same small "
+               "pattern anywhere and a pool forgets exactly where, so a CNN should keep its answer where an "
+               "MLP, one weight per pixel, sees a new picture. On 300 MNIST test digits (3 epochs each), "
+               "within 2 pixels the lesson's MLP kept the right digit at 73% of the shifts, ConvNetJS's "
+               "5,994-parameter CNN at 92%; at 3-4 pixels, 25% and 53%: the CNN's last linear layer still "
+               "reads where its features are. Turned 15°: 90% and 97%.")
+    first = readable[0][3]
+    follow = st.container(width=360).selectbox(
+        "Class to follow", [OWN_ANSWER, *first.classes], key="draw_shift_class",
+        help=f"By default each network's own answer on the drawing as it is; or one of {first.title}'s "
+             f"classes for every {first.title} network.")
+    tests, keys = [], []
+    for label, model, normalization, ds in readable[:SHIFT_NETWORKS]:
+        target = None if follow == OWN_ANSWER or ds != first else first.classes.index(follow)
+        image = prepared[ds].image
+        keys.append(shift_test.fingerprint(model, image, normalization, target, ds.name))
+        tests.append(shift_result(keys[-1], label, normalization, target, ds.name, model, image))
+    if len(readable) > SHIFT_NETWORKS:
+        st.caption(f"The first {SHIFT_NETWORKS} of the {len(readable)} networks chosen.")
+    lab_ui.plot(shift_figure(tuple(keys), tests), key="draw_shift")
+    st.markdown("  \n".join(f"**{t.label}**: {t.summary()}." for t in tests))
+
+    cnns = [m for m in readable if getattr(m[1], "image_shape", None) is not None]
+    if cnns:
+        st.subheader("Feature maps of your drawing")
+        names = [m[0] for m in cnns]
+        which = st.selectbox("Convolutional network", names, key="draw_maps_network") if len(cnns) > 1 \
+            else names[0]
+        label, model, normalization, ds = cnns[names.index(which)]
+        st.caption(f"{label}: your drawing through every convolution and pool. {conv_plots.MAPS_LEGEND}")
+        image = prepared[ds].input(normalization)
+        lab_ui.plot(feature_maps_figure(shift_test.fingerprint(model, image), model, image), key="draw_maps")
+    else:
+        st.caption("Feature maps of your drawing appear here when one of the chosen networks is a "
+                   "convolutional network (Build: add convolution layers, then train it).")
 
 # -- what the network sees -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from test_shift_test import mlp_and_cnn_runs
 
 import lab_ui
 from mnistlab import data, model_files, network, preprocess, runs, train
@@ -39,6 +40,12 @@ def lesson_run(trained_relu, test_split):
                     history=train.History(steps_per_epoch=938),
                     evaluation=train.evaluate(trained_relu, test_split),
                     state={k: v.clone() for k, v in trained_relu.state_dict().items()})
+
+
+@pytest.fixture(scope="module")
+def mlp_and_cnn(request, train_split, test_split):
+    """The shift test's MLP and CNN, trained briefly (their weights kept in .pytest_cache)."""
+    return mlp_and_cnn_runs(request.config.cache, train_split, test_split)
 
 
 def open_draw(runs=()) -> AppTest:
@@ -70,8 +77,14 @@ def dark_on_light(test_split, index: int) -> bytes:
 
 
 def charts(at: AppTest) -> list[dict]:
-    """The networks' probability figures (the network diagram below them apart)."""
-    return [f for f in all_charts(at) if f["layout"].get("meta") != {"figure": "network diagram"}]
+    """The networks' probability figures (the network diagram, the shift test and the feature maps below
+    them apart)."""
+    return [f for f in all_charts(at) if f["layout"].get("meta") != {"figure": "network diagram"}
+            and any(t["type"] == "bar" for t in f["data"])]
+
+
+def shift_figures(at: AppTest) -> list[dict]:
+    return [f for f in all_charts(at) if f["layout"].get("meta") == {"figure": "shift test"}]
 
 
 def all_charts(at: AppTest) -> list[dict]:
@@ -207,3 +220,32 @@ def test_the_same_digit_read_twice_by_a_dropout_network_gets_the_same_probabilit
         at.file_uploader(key="draw_upload").clear().run()
     assert len(seen[0]) == 2 and seen[0] == seen[1]
     assert int(np.argmax(seen[0][0])) == int(test_split.labels[0])
+
+
+def test_an_mlp_and_a_cnn_take_the_shift_test_side_by_side(test_split, mlp_and_cnn):
+    at = open_draw(mlp_and_cnn)
+    labels = [f"Run {i}: {r.label()}" for i, r in enumerate(mlp_and_cnn, 1)]
+    at.multiselect(key="draw_models").set_value(labels).run()
+    upload(at, "seven.png", dark_on_light(test_split, 0))
+    headings = [h.value for h in at.subheader]
+    assert "Shift test: your drawing moved and turned" in headings
+    assert "Feature maps of your drawing" in headings
+    (figure,) = shift_figures(at)
+    heatmaps = [t for t in figure["data"] if t["type"] == "heatmap"]
+    assert len(heatmaps) == 2 and all(h["coloraxis"] == "coloraxis" for h in heatmaps)
+    titles = " ".join(a["text"] for a in figure["layout"]["annotations"])
+    assert "784-128-64-10" in titles and "conv 8:5" in titles and "P(7)" in titles
+    assert any("still says 7 at" in m.value for m in at.markdown)
+    assert len(all_charts(at)) == 2 + 1 + 1 + 1  # each network's bars, the diagram, the shift test, the maps
+
+    at.selectbox(key="draw_shift_class").set_value("1").run()  # follow another class: both follow it
+    assert not at.exception
+    (figure,) = shift_figures(at)
+    assert "P(1)" in " ".join(a["text"] for a in figure["layout"]["annotations"])
+
+
+def test_without_a_cnn_the_shift_test_shows_and_feature_maps_wait_for_one(test_split, lesson_run):
+    at = upload(open_draw([lesson_run]), "seven.png", dark_on_light(test_split, 0))
+    assert len(shift_figures(at)) == 1
+    assert "Feature maps of your drawing" not in [h.value for h in at.subheader]
+    assert any("convolutional network" in c.value for c in at.caption)

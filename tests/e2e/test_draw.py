@@ -1,8 +1,12 @@
 """Draw page in a real browser: draw with the mouse on the canvas, see the 10 class probabilities."""
 
 import re
+from pathlib import Path
 
-from conftest import assert_no_exception, open_app, rerun, screenshot, wait_for_app
+from conftest import SCREENSHOTS, assert_no_exception, open_app, rerun, screenshot, wait_for_app
+from test_shift_test import mlp_and_cnn_runs
+
+from mnistlab import model_files
 
 TRAIN_TIMEOUT_MS = 300_000  # one epoch on a busy 2-core CI machine
 CHART = '[data-testid="stPlotlyChart"]'
@@ -73,3 +77,46 @@ def test_draw_a_digit_and_see_ten_class_probabilities(page, base_url):
         page.get_by_role("button", name="Reset canvas & history").click()
     page.get_by_text("Draw a digit on the canvas").wait_for()
     assert page.locator(CHART).count() == 0
+
+
+SEVEN = [[(95, 60), (205, 60), (190, 110), (150, 190), (125, 245)]]
+
+
+def test_an_mlp_and_a_cnn_take_the_shift_test_on_a_drawing(page, base_url, server, request, train_split,
+                                                            test_split):
+    """Two saved networks, one of each family, chosen side by side: the drawing's shift test draws a
+    heatmap for each and a CNN's feature maps below."""
+    folder = Path(server.env["MNISTLAB_MODELS"])
+    names = []
+    for name, run in zip(("shift-mlp", "shift-cnn"), mlp_and_cnn_runs(request.config.cache, train_split,
+                                                                        test_split)):
+        model_files.save(model_files.SavedModel(run.network, run.state, run.config, run.evaluation.metrics()),
+                         name, folder)
+        names.append(name)
+    try:
+        open_app(page, base_url, "draw")
+        networks = page.locator('[data-testid="stMultiSelect"]')
+        networks.click()
+        with rerun(page):
+            page.get_by_role("option", name=re.compile(r"^Saved: shift-mlp")).click()
+        page.keyboard.press("Escape")
+        with rerun(page):
+            draw(page, SEVEN)
+        section = page.get_by_role("heading", name="Shift test: your drawing moved and turned")
+        section.wait_for()
+        shift_chart = page.locator(CHART).filter(has=page.locator(".heatmaplayer"))
+        shift_chart.first.wait_for()
+        assert page.locator(f"{CHART} .heatmaplayer .hm").count() >= 2  # one heatmap per network
+        assert page.get_by_role("heading", name="Feature maps of your drawing").is_visible()
+        assert page.get_by_text(re.compile(r"shift-mlp.*still says \d at \d+ of 81 shifts")).count() >= 1
+        assert_no_exception(page)
+        for width, height in ((1280, 720), (1920, 1080)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(500)  # Plotly redraws at the new width
+            section.evaluate("el => el.scrollIntoView({block: 'start'})")  # the section, as a visitor sees it
+            page.wait_for_timeout(200)
+            page.screenshot(path=str(SCREENSHOTS / f"draw-shift-{width}x{height}.png"))
+            screenshot(page, f"draw-shift-{width}x{height}-page")
+    finally:
+        for name in names:
+            model_files.path_for(name, folder).unlink(missing_ok=True)
