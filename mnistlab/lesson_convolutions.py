@@ -8,14 +8,19 @@ takes about 15 s for it on one thread, its slowest step about 5 s (the CNN's tra
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from torch import nn
 
 from mnistlab import conv_plots, data
 from mnistlab.dataset import FASHION
 from mnistlab.lesson_step import BATCH, LessonValues, Step, data_folder_text
 from mnistlab.lesson_validation import HEADER, ROW
+from mnistlab.plot_style import _image_axes, _layout, _np, diverging_scale
 
 TRAIN_IMAGES = 20_000  # of the 50,000: two epochs of the CNN take seconds, not a minute
 EPOCHS = 2  # each network's training; the epoch kept is chosen on validation
@@ -229,9 +234,10 @@ print(f"Chosen on validation: the {chosen}. Test only reports.")"""
 
 
 def _filters(v: LessonValues) -> str:
-    return """print(tuple(model.conv1.weight.shape))  # 8 filters, 5×5, on 1 map
-print(tuple(model.conv2.weight.shape))  # 16 filters, 5×5, on 8 maps
-for row in model.conv1.weight[0, 0].detach():  # conv1's first filter
+    return """print(tuple(model.conv1.weight.shape))  # 8 filters on 1 map
+print(tuple(model.conv2.weight.shape))  # 16 filters on 8 maps
+first = model.conv1.weight[0, 0].detach()  # conv1's first
+for row in first:
     print(show(row, width=5, digits=2))"""
 
 
@@ -242,28 +248,56 @@ with torch.no_grad():
         if name == "flatten":
             break
         x = layer(x)
-        strongest = x[0].amax(dim=(1, 2))  # each map's largest value
-        print(f"{name:<6} {str(tuple(x.shape)):<15} "
-              f"strongest: map {strongest.argmax()}, {strongest.max():.1f}")"""
+        strongest = x[0].amax(dim=(1, 2))  # each map's largest
+        print(f"{name:<6} {str(tuple(x.shape)):<15} strongest: "
+              f"map {strongest.argmax()}, {strongest.max():.1f}")"""
 
 
-# -- the pictures: conv_plots draws the step's maps and filters ----------------------------------------
+# -- the pictures: each fits a slide's column, its text as large as the slide's ------------------------
 
-EDGE_ROWS = (("feature_map", "before ReLU"), ("activated", "after ReLU"), ("pooled", "max pool 2×2"))
-
-
-def edge_maps(namespace: dict, rows: int) -> conv_plots.FeatureMaps:
-    """The image and the first `rows` of the hand-set filter's maps (before ReLU, after, pooled), as
-    conv_plots draws a CNN's: one column, on one colour scale."""
-    shown = EDGE_ROWS[:rows]
-    names, labels = tuple(n for n, _ in shown), tuple(label for _, label in shown)
-    return conv_plots.FeatureMaps(
-        namespace["image"], {n: namespace[n][0].detach() for n in names},
-        (conv_plots.Block("input", ("input",), ("as read",)), conv_plots.Block(names[0], names, labels)))
+EDGE_MAPS = (("feature_map", "before ReLU"), ("activated", "after ReLU"), ("pooled", "max pool 2×2"))
 
 
-def _edge_picture(rows: int):
-    return lambda namespace, v: conv_plots.feature_maps_figure(edge_maps(namespace, rows))
+def edge_figure(image, maps: list[tuple[str, object]]) -> go.Figure:
+    """The image (gray) and the hand-set filter's maps (blue positive, red negative, on one scale),
+    two to a row, each titled by its variable in the step's code."""
+    panels = [("image", _np(image).reshape(28, 28)), *((name, _np(m)) for name, m in maps)]
+    rows = math.ceil(len(panels) / 2)
+    fig = make_subplots(rows=rows, cols=2, subplot_titles=[name for name, _ in panels],
+                        horizontal_spacing=0.06, vertical_spacing=0.12)
+    bound = conv_plots.symmetric_bound(np.concatenate([z.ravel() for _, z in panels[1:]]))
+    for i, (_, z) in enumerate(panels):
+        fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis2" if i == 0 else "coloraxis", hoverinfo="skip"),
+                      row=i // 2 + 1, col=i % 2 + 1)
+        _image_axes(fig, row=i // 2 + 1, col=i % 2 + 1)
+        suffix = "" if i == 0 else str(i + 1)
+        fig.update_yaxes(scaleanchor=f"x{suffix}", row=i // 2 + 1, col=i % 2 + 1)
+    _layout(fig, None, 300 * rows + 60)
+    fig.update_layout(plot_bgcolor="white", margin=dict(l=10, r=10, t=40, b=10),
+                      coloraxis=dict(colorscale=diverging_scale(), cmin=-bound, cmax=bound,
+                                     colorbar=dict(thickness=14, len=0.8)),
+                      coloraxis2=dict(colorscale="gray", showscale=False))
+    return fig
+
+
+def _edge_picture(shown: int):
+    """Steps 2-4: the image and the first `shown` of its maps (before ReLU, after, pooled)."""
+    return lambda namespace, v: edge_figure(
+        namespace["image"], [(name, namespace[name][0, 0]) for name, _ in EDGE_MAPS[:shown]])
+
+
+def for_a_slide(fig: go.Figure) -> go.Figure:
+    """A conv_plots figure whose colour bars' numbers follow the figure's font (the page enlarges it
+    on a projector), without its row labels and with each block titled by its layers alone: a slide's
+    column has no room beside the maps for the labels, nor across them for the sizes."""
+    for trace in fig.data:
+        if getattr(trace, "marker", None) is not None and trace.marker.colorbar.tickfont.size:
+            trace.marker.colorbar.tickfont.size = None
+    fig.layout.annotations = [a for a in fig.layout.annotations if a.xanchor != "right"]
+    for a in fig.layout.annotations:  # a block's title: its layers' names (the printout has the shapes)
+        a.text = a.text.split(":")[0]
+    fig.update_layout(margin_l=10)
+    return fig
 
 
 def read_as_built(model: nn.Sequential, image_shape=(1, 28, 28)) -> nn.Sequential:
@@ -274,12 +308,15 @@ def read_as_built(model: nn.Sequential, image_shape=(1, 28, 28)) -> nn.Sequentia
 
 
 def _filters_picture(namespace: dict, v: LessonValues):
-    return conv_plots.filters_figure(namespace["model"])
+    return for_a_slide(conv_plots.filters_figure(namespace["model"]))
 
 
 def _maps_picture(namespace: dict, v: LessonValues):
-    model = read_as_built(namespace["model"])
-    return conv_plots.feature_maps_figure(conv_plots.feature_maps(model, namespace["image"]))
+    """Step 12: the maps of each convolution (the image is steps 2-4's), top to bottom before ReLU,
+    after it, after the pool."""
+    maps = conv_plots.feature_maps(read_as_built(namespace["model"]), namespace["image"])
+    return for_a_slide(conv_plots.feature_maps_figure(
+        conv_plots.FeatureMaps(maps.image, maps.maps, maps.blocks[1:])))
 
 
 STEPS: tuple[Step, ...] = (
@@ -322,6 +359,6 @@ STEPS: tuple[Step, ...] = (
          "step 2's; conv2's read conv1's 8 maps, a row of 8 squares each.", _filters,
          picture=_filters_picture),
     Step(12, "Feature maps of one image", "Step 2's trouser through the trained CNN: each filter's "
-         "map before and after ReLU and after each pool, down to the 4×4 maps its output layer "
-         "reads.", _feature_maps, picture=_maps_picture),
+         "map is a column, top to bottom before ReLU, after it and after the pool, down to the 4×4 "
+         "maps its output layer reads.", _feature_maps, picture=_maps_picture),
 )
