@@ -75,10 +75,16 @@ def test_every_part_2_step_fits_a_projector(page, base_url, part_2_with_figure, 
 def test_every_part_3_step_fits_a_projector_with_code_at_16_px_at_least(page, base_url, part_3_with_figure,
                                                                         width, height):
     assert part_3_with_figure == {2, 3, 4, 11, 12}  # the edge filter's maps, the filters, the feature maps
-    mark = page.runs.mark()  # the server's first run of part 3 trains its two networks: let it finish
-    page.goto(f"{base_url.rstrip('/')}/lesson?part=3&step=1&present=1")
-    page.runs.wait(mark, 300_000)
+    trained_first(page, base_url, 3)
     fits_a_projector(page, base_url, 3, part_3_with_figure, width, height, min_code_px=16)
+
+
+def trained_first(page, base_url, part: int) -> None:
+    """The server's first run of a part that trains (part 3: two networks, about 15 s on an idle
+    machine) may take longer than one page's wait: let it finish once."""
+    mark = page.runs.mark()
+    page.goto(f"{base_url.rstrip('/')}/lesson?part={part}&step=1&present=1")
+    page.runs.wait(mark, 300_000)
 
 
 def fits_a_projector(page, base_url, part: int, with_figure: set[int], width: int, height: int,
@@ -181,6 +187,8 @@ def shown_step(page) -> str:
 def test_a_clickers_page_down_and_page_up_and_the_arrow_keys_are_next_and_previous(page, base_url, part):
     steps = lesson.PARTS[part - 1].steps
     there = f"part={part}&" if part != 1 else ""
+    if part == 3:
+        trained_first(page, base_url, part)
     open_app(page, base_url, f"lesson?{there}step=1&present=1")
     assert shown_step(page).startswith(f"1. {steps[0].title}")
     for key, number in [("PageDown", 2), ("ArrowRight", 3), ("ArrowDown", 4), ("PageUp", 3),
