@@ -1,10 +1,11 @@
-"""The lesson, step by step: its two parts, the Lesson page's address, and each step's code run as a
+"""The lesson, step by step: its three parts, the Lesson page's address, and each step's code run as a
 notebook runs it.
 
 `run` executes a part's steps' code in order in one namespace, as Jupyter runs a notebook's cells,
 and keeps what each prints (and the value of its last expression: a module's repr, or a figure). The
 Lesson page and the notebook export read the same steps (`lesson_networks.STEPS`,
-`lesson_validation.STEPS`), so what the page shows is what the downloaded notebook prints.
+`lesson_validation.STEPS`, `lesson_convolutions.STEPS`), so what the page shows is what the
+downloaded notebook prints.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from mnistlab import lesson_networks, lesson_validation, parse, plots
+from mnistlab import lesson_convolutions, lesson_networks, lesson_validation, parse, plots
+from mnistlab.dataset import FASHION, MNIST, Dataset
 from mnistlab.errors import ConfigError
 from mnistlab.lesson_step import DEFAULT, LessonValues, Step
 from mnistlab.share import STD_SCALE
@@ -48,18 +50,18 @@ def parse_step(value, n_steps: int = N_STEPS) -> tuple[int, str | None]:
               f"Showing step 1."
 
 
-N_PARTS = 2
+N_PARTS = 3
 
 
 def parse_part(value) -> tuple[int, str | None]:
     """The part a URL's `part` asks for: missing is part 1 (links from before part 2 keep opening
-    part 1's steps); anything but 1 or 2 is part 1 with a notice."""
+    part 1's steps); anything but a part's number is part 1 with a notice."""
     text = parse.last(value).strip()
     if text == "":
         return 1, None
     if text in [str(n) for n in range(1, N_PARTS + 1)]:
         return int(text), None
-    return 1, f"The link's part {_shown(text)} is not a part of this lesson: parts are 1 and 2. " \
+    return 1, f"The link's part {_shown(text)} is not a part of this lesson: parts are 1 to {N_PARTS}. " \
               f"Showing part 1."
 
 
@@ -102,12 +104,13 @@ def decode_values(params: Mapping[str, object]) -> tuple[LessonValues, list[str]
 
 @dataclass(frozen=True)
 class Part:
-    """One part of the lesson: its steps, and the LessonValues its code reads."""
+    """One part of the lesson: its steps, the LessonValues its code reads, the data set it loads."""
 
     number: int
     title: str
     steps: tuple[Step, ...]
     reads: tuple[str, ...]
+    dataset: Dataset = MNIST
 
     @property
     def label(self) -> str:
@@ -123,6 +126,7 @@ PARTS: tuple[Part, ...] = (
     Part(1, "Neural networks in PyTorch", lesson_networks.STEPS,
          ("n_hidden", "hidden", "seed", "std", "index")),
     Part(2, "Validation and overfitting", lesson_validation.STEPS, ("seed",)),
+    Part(3, "Convolutions", lesson_convolutions.STEPS, ("seed",), FASHION),
 )
 assert len(PARTS) == N_PARTS and len(PARTS[0].steps) == N_STEPS and all(
     [s.number for s in p.steps] == list(range(1, len(p.steps) + 1)) for p in PARTS)

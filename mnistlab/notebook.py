@@ -67,8 +67,9 @@ def _values_line(values: lesson_step.LessonValues) -> str:
 
 def lesson(values: lesson_step.LessonValues = lesson_step.DEFAULT, part: int = 1) -> nbformat.NotebookNode:
     """A part of the lesson with these values: each step a markdown cell (what it shows, what changed
-    since 2018) and its code cell, after a cell with the lesson's `view_classify` helper (part 2,
-    which trains, first runs torch on one thread as the app does, to print the same losses)."""
+    since 2018) and its code cell, after a cell with the lesson's `view_classify` helper (parts 2 and
+    3, which train, first run torch on one thread as the app does, to print the same losses; part 3
+    draws no probabilities, so it has no helper)."""
     if part == 1:
         cells = [v4.new_markdown_cell(
                      "# Neural Network Architecture: PyTorch's `nn` on MNIST\n\n"
@@ -76,11 +77,14 @@ def lesson(values: lesson_step.LessonValues = lesson_step.DEFAULT, part: int = 1
                      "order: each prints what the app's Lesson page showed."),
                  v4.new_code_cell(VIEW_CLASSIFY)]
     else:
+        title = {2: "Validation and overfitting: PyTorch on MNIST",
+                 3: "Convolutions: a CNN on Fashion-MNIST, beside part 2's network"}[part]
         cells = [v4.new_markdown_cell(
-                     "# Validation and overfitting: PyTorch on MNIST\n\n"
-                     f"Part 2 of the lesson as MNIST Lab shows it, with seed {values.seed}. Run the cells "
-                     "in order: each prints what the app's Lesson page showed."),
-                 v4.new_code_cell(f"{VIEW_CLASSIFY}\n\nimport torch\n\n{ONE_THREAD}")]
+                     f"# {title}\n\n"
+                     f"Part {part} of the lesson as MNIST Lab shows it, with seed {values.seed}. Run the "
+                     "cells in order: each prints what the app's Lesson page showed."),
+                 v4.new_code_cell(("" if part == 3 else f"{VIEW_CLASSIFY}\n\n")  # part 3 has no use for it
+                                  + f"import torch\n\n{ONE_THREAD}")]
     for s in PARTS[part - 1].steps:
         text = f"## {s.number}. {s.title}\n\n{s.text}"
         if s.note:

@@ -1,5 +1,6 @@
 """Lesson: the lesson's steps in order, one at a time, with a presenter mode. Part 1 (neural networks in
-PyTorch) at /lesson?step=N, part 2 (validation and overfitting) at /lesson?part=2&step=N.
+PyTorch) at /lesson?step=N, part 2 (validation and overfitting) at /lesson?part=2&step=N, part 3
+(convolutions) at /lesson?part=3&step=N.
 
 The steps (their code, what it printed, the notes on the 2018 code) are `mnistlab.lesson`'s parts; this page
 lays them out. The step, presenter mode and any changed value live in the address bar, so a refresh,
@@ -178,11 +179,12 @@ if not present:
     st.title("The lesson, step by step")
     st.caption("PyTorch's `nn` on MNIST, in the course's order: each step's code, then what running it "
                "printed here. Change a value where it appears; every later step follows. Part 2 is the "
-               "course's next lesson: validation, overfitting, dropout and early stopping.")
-    if lab_ui.dataset().name != "mnist":
-        st.info(f"The lesson is MNIST's: its code loads MNIST, so this page shows digits whichever data "
-                f"set the sidebar chooses. The other pages use {lab_ui.dataset().title}.",
-                icon=":material/school:")
+               "course's next lesson: validation, overfitting, dropout and early stopping; part 3, "
+               "convolutions: filters, pooling and a small CNN beside part 2's network.")
+    if lab_ui.dataset() != part.dataset:
+        st.info(f"This part of the lesson is {part.dataset.title}'s: its code loads {part.dataset.title}, "
+                f"so it shows {part.dataset.things} whichever data set the sidebar chooses. The other "
+                f"pages use {lab_ui.dataset().title}.", icon=":material/school:")
     tools()
 navigation("top")
 

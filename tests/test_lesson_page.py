@@ -173,7 +173,8 @@ def test_the_part_choice_opens_part_2_at_its_first_step_and_old_links_stay_in_pa
     at = open_lesson({"step": "5"})  # a link from before part 2
     assert at.header[0].value == f"5. {lesson.step(5).title}" and "part" not in at.query_params
     assert at.radio(key="l_part_choice").options == ["Part 1: Neural networks in PyTorch",
-                                                     "Part 2: Validation and overfitting"]
+                                                     "Part 2: Validation and overfitting",
+                                                     "Part 3: Convolutions"]
     at.radio(key="l_part_choice").set_value(2).run()
     assert at.header[0].value == "1. Training, validation and test sets"
     assert at.query_params["part"] in ("2", ["2"]) and at.query_params["step"] in ("1", ["1"])
@@ -187,7 +188,7 @@ def test_the_part_choice_opens_part_2_at_its_first_step_and_old_links_stay_in_pa
 def test_a_bad_part_in_a_link_is_part_1_with_a_notice():
     at = open_lesson({"part": "7", "step": "3"})
     assert at.header[0].value == f"3. {lesson.step(3).title}"
-    assert "parts are 1 and 2" in at.warning[0].value
+    assert "parts are 1 to 3" in at.warning[0].value
 
 
 def test_part_2_in_presenter_mode_keeps_the_part_in_the_address():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from mnistlab import lesson, lesson_networks
+from mnistlab import lesson, lesson_convolutions, lesson_networks
 from tests.e2e.conftest import assert_no_exception, open_app, rerun, screenshot
 
 SHOTS = Path(os.environ.get("MNISTLAB_SHOTS", "/tmp/shots/presenter"))
@@ -52,6 +52,13 @@ def part_2_with_figure() -> set[int]:
     return figure_steps(2)
 
 
+@pytest.fixture(scope="module")
+def part_3_with_figure() -> set[int]:
+    """Part 3's code draws no figure itself (tests/test_lesson_convolutions.py runs it): its
+    figures are its steps' pictures, so they are read without training its two networks here."""
+    return {s.number for s in lesson_convolutions.STEPS if s.picture is not None}
+
+
 @pytest.mark.parametrize("width, height", SIZES)
 def test_every_step_fits_a_projector(page, base_url, with_figure, width, height):
     assert with_figure >= {3, 10, 12, 13}
@@ -64,17 +71,36 @@ def test_every_part_2_step_fits_a_projector(page, base_url, part_2_with_figure, 
     fits_a_projector(page, base_url, 2, part_2_with_figure, width, height)
 
 
-def fits_a_projector(page, base_url, part: int, with_figure: set[int], width: int, height: int) -> None:
+@pytest.mark.parametrize("width, height", SIZES)
+def test_every_part_3_step_fits_a_projector_with_code_at_16_px_at_least(page, base_url, part_3_with_figure,
+                                                                        width, height):
+    assert part_3_with_figure == {2, 3, 4, 11, 12}  # the edge filter's maps, the filters, the feature maps
+    trained_first(page, base_url, 3)
+    fits_a_projector(page, base_url, 3, part_3_with_figure, width, height, min_code_px=16)
+
+
+def trained_first(page, base_url, part: int) -> None:
+    """The server's first run of a part that trains (part 3: two networks, about 15 s on an idle
+    machine) may take longer than one page's wait: let it finish once."""
+    mark = page.runs.mark()
+    page.goto(f"{base_url.rstrip('/')}/lesson?part={part}&step=1&present=1")
+    page.runs.wait(mark, 300_000)
+
+
+def fits_a_projector(page, base_url, part: int, with_figure: set[int], width: int, height: int,
+                     min_code_px: float | None = None) -> None:
+    """Every step of a part in presenter mode; with `min_code_px`, no code or printout may be set
+    smaller than that to fit."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": width, "height": height})
     problems = []
     for number in range(1, len(lesson.PARTS[part - 1].steps) + 1):
-        open_app(page, base_url, f"lesson?{'part=2&' if part == 2 else ''}step={number}&present=1")
+        open_app(page, base_url, f"lesson?{f'part={part}&' if part != 1 else ''}step={number}&present=1")
         if number in with_figure:
             expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
         page.evaluate("document.fonts.ready.then(() => true)")  # measured in the fonts the room sees
         assert_no_exception(page)
-        prefix = "step" if part == 1 else "part-2-step"
+        prefix = "step" if part == 1 else f"part-{part}-step"
         page.screenshot(path=str(SHOTS / f"{prefix}-{number:02d}-{width}x{height}.png"))
         where = f"part {part} step {number} at {width}×{height}"
 
@@ -90,6 +116,9 @@ def fits_a_projector(page, base_url, part: int, with_figure: set[int], width: in
             if not fits and not (b["overflowX"] in ("auto", "scroll") and b["fontPx"] <= 13.01):
                 problems.append(f"{where}: {b['text']!r} is cut off, or scrolls before its font is "
                                 f"at its smallest ({b['fontPx']:.1f} px)")
+            if min_code_px is not None and b["fontPx"] < min_code_px - 0.01:
+                problems.append(f"{where}: {b['text']!r} is set at {b['fontPx']:.1f} px to fit, "
+                                f"under {min_code_px} px")
 
         figures = page.evaluate(FIGURES)
         if number in with_figure:
@@ -154,10 +183,12 @@ def shown_step(page) -> str:
     return page.locator('[data-testid="stMain"] h2').first.inner_text()
 
 
-@pytest.mark.parametrize("part", [1, 2])
+@pytest.mark.parametrize("part", [1, 2, 3])
 def test_a_clickers_page_down_and_page_up_and_the_arrow_keys_are_next_and_previous(page, base_url, part):
     steps = lesson.PARTS[part - 1].steps
-    there = f"part={part}&" if part == 2 else ""
+    there = f"part={part}&" if part != 1 else ""
+    if part == 3:
+        trained_first(page, base_url, part)
     open_app(page, base_url, f"lesson?{there}step=1&present=1")
     assert shown_step(page).startswith(f"1. {steps[0].title}")
     for key, number in [("PageDown", 2), ("ArrowRight", 3), ("ArrowDown", 4), ("PageUp", 3),
@@ -166,7 +197,7 @@ def test_a_clickers_page_down_and_page_up_and_the_arrow_keys_are_next_and_previo
             page.keyboard.press(key)
         expect(page.locator('[data-testid="stMain"] h2').first).to_have_text(
             f"{number}. {steps[number - 1].title}")
-        assert f"step={number}" in page.url and (f"part={part}" in page.url) == (part == 2)
+        assert f"step={number}" in page.url and (f"part={part}" in page.url) == (part != 1)
     page.keyboard.press("PageUp")  # at step 1: nothing to go back to, and no error
     open_app(page, base_url, f"lesson?{there}step={len(steps)}&present=1")
     page.keyboard.press("PageDown")
