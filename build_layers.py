@@ -109,29 +109,33 @@ def feature_rows(layers: list, problems: dict[int, str], n_hidden: int) -> None:
         if layer is not None and not any(j <= i for j in problems):
             shape = Architecture((), features=tuple(layers[:i + 1])).shapes()[i + 1]
         with st.container(border=True):
-            c = st.columns([4, 0.6, 0.6, 0.6], vertical_alignment="center")
-            out = f" → {shape_text(shape)}" if shape and not any(j <= i for j in problems) else ""
-            c[0].markdown(f"**Layer {i + 1}**: {kind}{counts[kind]}{out}")
-            c[1].button("", icon=":material/arrow_upward:", key=f"b_up_{i}", on_click=swap_features,
-                        args=(i - 1, i), disabled=i == 0, help="Move up")
-            c[2].button("", icon=":material/arrow_downward:", key=f"b_down_{i}", on_click=swap_features,
-                        args=(i, i + 1), disabled=i == n - 1, help="Move down")
-            last = n == 1 and n_hidden == 0
-            c[3].button("", icon=":material/delete:", key=f"b_fremove_{i}", on_click=remove_feature,
-                        args=(i,), disabled=last,
-                        help="Add a hidden layer first: without convolutions a network needs one" if last
-                        else f"Remove layer {i + 1}")
+            with st.container(horizontal=True, vertical_alignment="center", gap="small", wrap=False):
+                fits = shape and not any(j <= i for j in problems)
+                out = f":gray[→ {shape_text(shape)}]" if fits else ""  # where it does not fit: why, below
+                st.markdown(f"**Layer {i + 1}**: {kind}{counts[kind]}  \n{out}", width="stretch")
+                st.button("", icon=":material/arrow_upward:", key=f"b_up_{i}", on_click=swap_features,
+                          args=(i - 1, i), disabled=i == 0, help="Move up", width="content", type="tertiary")
+                st.button("", icon=":material/arrow_downward:", key=f"b_down_{i}", on_click=swap_features,
+                          args=(i, i + 1), disabled=i == n - 1, help="Move down", width="content",
+                          type="tertiary")
+                last = n == 1 and n_hidden == 0
+                st.button("", icon=":material/delete:", key=f"b_fremove_{i}", on_click=remove_feature,
+                          args=(i,), disabled=last, width="content", type="tertiary",
+                          help="Add a hidden layer first: without convolutions a network needs one" if last
+                          else f"Remove layer {i + 1}")
             if kind == "conv":
-                c = st.columns([1.1, 1, 1, 1.5, 1.1], vertical_alignment="bottom")
-                lab_ui.whole_field(c[0], "channels", f"b_ch_{i}", help=f"1 to {MAX_CHANNELS}")
-                lab_ui.whole_field(c[1], "kernel", f"b_k_{i}", help=f"1 to {MAX_KERNEL}: k×k")
-                lab_ui.whole_field(c[2], "padding", f"b_pad_{i}", help="0 to kernel − 1, each side")
-                c[3].selectbox("activation", list(ACTIVATIONS), key=f"b_cact_{i}")
-                c[4].number_input("dropout", step=0.1, format="%g", key=f"b_cdrop_{i}",
+                c = st.columns(3, vertical_alignment="bottom")
+                lab_ui.whole_field(c[0], "channels", f"b_ch_{i}", help=f"1 to {MAX_CHANNELS} feature maps")
+                lab_ui.whole_field(c[1], "kernel", f"b_k_{i}", help=f"1 to {MAX_KERNEL}: a k×k filter")
+                lab_ui.whole_field(c[2], "padding", f"b_pad_{i}", help="0 to kernel − 1 zeros on each side")
+                c = st.columns([2, 1], vertical_alignment="bottom")
+                c[0].selectbox("activation", list(ACTIVATIONS), key=f"b_cact_{i}")
+                c[1].number_input("dropout", step=0.1, format="%g", key=f"b_cdrop_{i}",
                                   help=f"0 to {MAX_DROPOUT:g}")
             else:
-                c = st.columns([1.1, 3.6], vertical_alignment="bottom")
-                lab_ui.whole_field(c[0], "pool size", f"b_pool_{i}", help=f"2 to {MAX_POOL}: max of each n×n")
+                c = st.columns(3, vertical_alignment="bottom")
+                lab_ui.whole_field(c[0], "pool size", f"b_pool_{i}", help=f"2 to {MAX_POOL}: the largest of "
+                                                                          f"each n×n window")
             if i in problems:
                 st.error(problems[i])
 
@@ -147,26 +151,31 @@ def add_buttons() -> None:
                   help=f"At most {2 * MAX_CONV_LAYERS} convolutions and pools")
 
 
-def batch_shape(shape: tuple) -> str:
-    return str((BATCH, *shape))
+def batch_shape(shape: tuple, keep: str = " ") -> str:
+    """(64, 8, 24, 24): a shape with the batch; `keep` between its numbers ("\N{NO-BREAK SPACE}" keeps
+    one shape on one line where a long chain of them wraps)."""
+    return str((BATCH, *shape)).replace(" ", keep)
 
 
 def shapes_table(arch: Architecture) -> None:
     """A CNN's layers as the lesson writes a batch's shapes, (64, 1, 28, 28) → (64, 8, 24, 24) → …, each
     with its parameters and multiply-adds per image (`Architecture.table`), and the totals."""
     st.subheader("Layers and shapes")
-    st.code(" → ".join(batch_shape(s) for s in arch.shapes()), language=None, wrap_lines=True)
+    st.code(" → ".join(batch_shape(s, "\N{NO-BREAK SPACE}") for s in arch.shapes()), language=None,
+            wrap_lines=True)
     counts, rows = {}, []
     for row in arch.table():
         counts[row["layer"]] = counts.get(row["layer"], 0) + 1
         name = {"conv": "conv", "pool": "pool", "linear": "fc"}.get(row["layer"], "")
         rows.append({"layer": f"{name}{counts[row['layer']]}" if name else row["layer"],
-                     "what": row["text"] if row["layer"] != "pool" else f"max {row['text']}",
                      "output shape": batch_shape(row["shape"]), "parameters": row["parameters"],
                      "multiply-adds": row["macs"]})
     number = st.column_config.NumberColumn(format="localized")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"parameters": number, "multiply-adds": number})
+                 column_config={"layer": st.column_config.TextColumn(width=58),
+                                "output shape": st.column_config.TextColumn(width=108),
+                                "parameters": st.column_config.NumberColumn(format="localized", width=80),
+                                "multiply-adds": number})
     c = st.columns(2)
     c[0].metric("Total parameters", f"{arch.n_parameters:,}")
     c[1].metric("Multiply-adds per image", f"{arch.macs:,}")

@@ -181,7 +181,8 @@ else:
     st.caption(f"784 inputs (a {ds.title} image's 28×28 pixels) → your hidden layers → {outputs} → softmax, "
                f"as the lesson's `nn.Sequential`.")
 
-controls, model_view = st.columns([1, 1.35], gap="large")
+# A CNN's layers have more fields than a hidden layer: its controls take a wider share.
+controls, model_view = st.columns([1, 1.12] if st.session_state["b_features"] else [1, 1.35], gap="large")
 with controls:
     st.subheader("Convolutions and pools")
     n_layers, n_features = st.session_state["b_layers"], st.session_state["b_features"]
