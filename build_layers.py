@@ -143,12 +143,13 @@ def feature_rows(layers: list, problems: dict[int, str], n_hidden: int) -> None:
 def add_buttons() -> None:
     n = st.session_state["b_features"]
     with st.container(horizontal=True, gap="small"):
-        st.button("Add convolution", icon=":material/add:", key="b_add_conv", on_click=add_feature,
+        st.button("Convolution", icon=":material/add:", key="b_add_conv", on_click=add_feature,
                   args=("conv",), disabled=conv_count() >= MAX_CONV_LAYERS or n >= 2 * MAX_CONV_LAYERS,
-                  help=f"At most {MAX_CONV_LAYERS} convolutions")
-        st.button("Add pool", icon=":material/add:", key="b_add_pool", on_click=add_feature, args=("pool",),
+                  help=f"Add a convolution after the layers above (at most {MAX_CONV_LAYERS})")
+        st.button("Pool", icon=":material/add:", key="b_add_pool", on_click=add_feature, args=("pool",),
                   disabled=n >= 2 * MAX_CONV_LAYERS,
-                  help=f"At most {2 * MAX_CONV_LAYERS} convolutions and pools")
+                  help=f"Add a 2×2 max pool after the layers above (at most {2 * MAX_CONV_LAYERS} "
+                       f"convolutions and pools)")
 
 
 def batch_shape(shape: tuple, keep: str = " ") -> str:

@@ -184,7 +184,7 @@ else:
 # A CNN's layers have more fields than a hidden layer: its controls take a wider share.
 controls, model_view = st.columns([1, 1.12] if st.session_state["b_features"] else [1, 1.35], gap="large")
 with controls:
-    st.subheader("Convolutions and pools")
+    st.subheader("Convolutions")
     n_layers, n_features = st.session_state["b_layers"], st.session_state["b_features"]
     features, feature_problems = build_layers.read_features()
     build_layers.feature_rows(features, feature_problems, n_layers)

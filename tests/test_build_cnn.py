@@ -180,7 +180,7 @@ def test_an_mlp_build_page_is_as_before():
     at = open_build()
     assert [t.label for t in at.tabs] == ["Code", "Network", "Weights and biases", "Forward pass",
                                          "Activations"]
-    assert [s.value for s in at.subheader][:3] == ["Convolutions and pools", "Hidden layers",
+    assert [s.value for s in at.subheader][:3] == ["Convolutions", "Hidden layers",
                                                    "Initial weights"]
     assert at.metric[0].label == "Total" and "conv" not in at.query_params
 
@@ -241,3 +241,30 @@ def test_train_keeps_builds_convolution_activations_and_dropout_when_only_the_hi
     at.button(key="tr_use").click().run()
     assert at.session_state["build"].network.arch == dataclasses.replace(arch, hidden=(48,))
     st.cache_resource.clear()
+
+
+def test_the_live_view_draws_a_training_cnn_as_its_feature_maps():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"hidden": "", "conv": "4:5,pool"})
+    at.run()
+    ok(at.switch_page("pages/build.py").run())
+    at.query_params.clear()
+    ok(at.switch_page("pages/train.py").run())
+    at.slider(key="tr_epochs").set_value(20)
+    at.select_slider(key="tr_batch").set_value(8)  # far more steps than the test waits for
+    ok(at.button(key="tr_train").click().run())
+    job = at.session_state["train_job"]
+    try:
+        for _ in range(100):  # until the loop has its first batch
+            if job.live_snapshot() is not None and job.latest is not None:
+                break
+            job.wait(0.1)
+        ok(at.run())
+        titles = chart_titles(at)
+        assert "The network as it learns, on test image 0" in titles
+        assert any(t.startswith("While it trains") for t in titles)
+    finally:
+        job.stop()
+        assert job.wait(60)
+    ok(at.run())
+    assert at.session_state["runs"][-1].arch.features_text() == "4:5,pool"
