@@ -286,7 +286,8 @@ st.code(codegen.printed(arch, style), language="text")
 
 # Only the open tab's content runs (on_change="rerun"): an edit on the Code tab builds no figures.
 # A CNN's filters and feature maps have tabs of their own; its activations are those feature maps.
-names = ["Code", "Network", *(["Filters", "Feature maps"] if arch.is_cnn else []), "Weights and biases",
+names = ["Code", "Network", *(["Filters"] if arch.conv_names() else []),
+         *(["Feature maps"] if arch.is_cnn else []), "Weights and biases",
          "Forward pass", *([] if arch.is_cnn else ["Activations"])]
 tabs = dict(zip(names, st.tabs(names, key="b_tab", on_change="rerun")))
 for key in ("b_shared_scale", "b_image"):  # a closed tab's widgets keep their values meanwhile

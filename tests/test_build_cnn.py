@@ -161,6 +161,18 @@ def test_the_filters_and_feature_maps_tabs_draw_the_untrained_cnn_and_warm_rerun
     assert not any("fc1 weights as" in t for t in chart_titles(open_tab(at, "Weights and biases")))
 
 
+@pytest.mark.parametrize("link, tabs", [
+    ({"hidden": "", "conv": "pool"},
+     ["Code", "Network", "Feature maps", "Weights and biases", "Forward pass"]),
+    ({"hidden": "", "conv": "4:3,pool", "bn": "1", "conv_dropout": "0.5"},
+     ["Code", "Network", "Filters", "Feature maps", "Weights and biases", "Forward pass"])])
+def test_every_tab_of_a_cnn_without_hidden_layers_renders(link, tabs):
+    at = open_build(link)
+    assert not at.warning and [t.label for t in at.tabs] == tabs  # pools alone have no filters
+    for tab in tabs:
+        assert not open_tab(at, tab).error
+
+
 def test_a_cnn_link_opens_the_same_network_and_a_bad_conv_is_a_notice_that_keeps_the_rest():
     state = Network(Architecture.parse("32", "tanh", conv="4:3:1,pool,8:3", pool=False), Init(True, 0.05), 7)
     at = open_build(share.encode(state))
