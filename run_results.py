@@ -178,6 +178,8 @@ def show_dynamics(run: Run, shown: str) -> None:
                     key="tr_dynamics")
         if note := dynamics.dead_units_note(d.activations.values()):
             st.caption(note)
+        if run.arch.is_cnn and not run.arch.conv_names():  # pools alone: no filters, and no images to replay
+            return
         if d not in replays():
             images = data.normalize(d.replay_images, run.config.normalization)
             replays()[d] = training_plots.replay(d, images, classes=classes,

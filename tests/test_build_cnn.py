@@ -280,3 +280,15 @@ def test_the_live_view_draws_a_training_cnn_as_its_feature_maps():
         assert job.wait(60)
     ok(at.run())
     assert at.session_state["runs"][-1].arch.features_text() == "4:5,pool"
+
+
+def test_a_network_of_pools_alone_trains_and_every_result_tab_renders():
+    at = open_build({"hidden": "", "conv": "pool"})
+    at.query_params.clear()
+    ok(at.switch_page("pages/train.py").run())
+    at.slider(key="tr_epochs").set_value(1)
+    at.selectbox(key="tr_train_images").set_value(1000)
+    ok(at.button(key="tr_train").click().run())
+    assert at.session_state["train_job"].wait(120)
+    ok(at.run())  # no replay: its first weights read pooled maps, not images
+    assert at.session_state["runs"][-1].arch.features_text() == "pool" and "tr_error" not in at.session_state
