@@ -9,7 +9,17 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import data, dynamics, model_files, notebook, plots, train_config, training_plots
+from mnistlab import (
+    conv_plots,
+    data,
+    dynamics,
+    model_files,
+    notebook,
+    plots,
+    share,
+    train_config,
+    training_plots,
+)
 from mnistlab.errors import LabError
 from mnistlab.runs import Run
 
@@ -24,6 +34,24 @@ ss = st.session_state
 def replays() -> weakref.WeakKeyDictionary:
     """Each run's replay figure, built once (half a second of Plotly work), gone with its run."""
     return weakref.WeakKeyDictionary()
+
+
+@st.cache_resource
+def filter_figures() -> dict:
+    """CNN runs' trained filters, drawn once: by the id of a run's conv1 weights (a run's weights never
+    change), with a weak reference to them, so a figure goes with its run."""
+    return {}
+
+
+def trained_filters(run: Run):
+    weight, cache = run.state["conv1.weight"], filter_figures()
+    held = cache.get(id(weight))
+    if held is None or held[0]() is not weight:
+        for k in [k for k, (ref, _) in list(cache.items()) if ref() is None]:
+            cache.pop(k, None)
+        cache[id(weight)] = (weakref.ref(weight), conv_plots.filters_figure(run.model(),
+                                                                           title="Filters after training"))
+    return cache[id(weight)][1]
 
 
 def split_curves(runs: dict[str, Run]) -> tuple[dict, dict]:
@@ -128,6 +156,9 @@ def run_summary(run: Run, test_split: data.Split) -> None:
         if run.history.steps else None
     if verdict:
         st.error(verdict, icon=":material/troubleshoot:")
+    st.page_link("pages/build.py", label="Open this network on Build: its layers, init and seed (the weights "
+                                         "before training)", icon=":material/account_tree:",
+                 query_params=share.encode(run.network, run.dataset))
 
 
 def show_dynamics(run: Run, shown: str) -> None:
@@ -147,6 +178,8 @@ def show_dynamics(run: Run, shown: str) -> None:
                     key="tr_dynamics")
         if note := dynamics.dead_units_note(d.activations.values()):
             st.caption(note)
+        if run.arch.is_cnn and not run.arch.conv_names():  # pools alone: no filters, and no images to replay
+            return
         if d not in replays():
             images = data.normalize(d.replay_images, run.config.normalization)
             replays()[d] = training_plots.replay(d, images, classes=classes,
@@ -198,8 +231,11 @@ def show_weights(run: Run) -> None:
     else:
         lab_ui.plot(plots.histograms(after, title="Weights and biases (loaded: no 'before')"))
     if run.arch.is_cnn:
-        st.caption("This network's first layer is a convolution: its weights are small filters, not "
-                   "images of the input.")
+        if not run.arch.conv_names():
+            return  # pools only: no filters
+        st.caption(f"{conv_plots.FILTERS_LEGEND} The replay on the Learning dynamics tab shows conv1's "
+                   f"filters as they learned, epoch by epoch." if run.dynamics else conv_plots.FILTERS_LEGEND)
+        lab_ui.plot(trained_filters(run), key="tr_filters")
         return
     first = run.arch.weighted_names()[0]  # fc1, or without hidden layers the output: one per class
     weight = run.state[f"{first}.weight"]

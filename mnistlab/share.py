@@ -3,6 +3,10 @@
 `?hidden=128,64&act=relu,relu&std=default&bias=default&seed=0`, and `&dropout=0.2&bn=1` for a network
 with dropout (one probability, or one per hidden layer) and batch norm, and `&data=fashion` for a
 data set other than MNIST (a link without it, as every link before there was a choice, is MNIST's).
+A CNN adds its convolutions and pools as typed, `&conv=8:5,pool,16:5,pool` (then `hidden=` may be
+empty), and only where they are not the defaults its convolutions' activations (`conv_act=tanh`, or
+one per convolution; the default is the first hidden layer's, relu without one) and dropout
+(`conv_dropout=0.2`, or one per convolution).
 The seed fixes the weights, so the link carries a few characters instead of the weights themselves.
 Decoding never fails: each value that is malformed or out of range falls back to its default, with
 a notice saying so.
@@ -17,11 +21,12 @@ from collections.abc import Mapping
 from mnistlab import dataset as datasets
 from mnistlab import parse
 from mnistlab.errors import ConfigError
+from mnistlab.layers import Conv, parse_features
 from mnistlab.network import MAX_SEED, Architecture, Init, Network, check_seed
 
 # Normal-init std values offered on the Build page: a log scale from 0.001 to 10.
 STD_SCALE = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-KEYS = ("hidden", "act", "std", "bias", "seed", "dropout", "bn", "data")
+KEYS = ("hidden", "act", "std", "bias", "seed", "dropout", "bn", "data", "conv", "conv_act", "conv_dropout")
 ON, OFF = ("1", "on", "true", "yes"), ("0", "off", "false", "no", "")
 MAX_VALUE_LENGTH = 100  # a real link's values are short; longer ones are not echoed back
 
@@ -43,10 +48,39 @@ def encode(state: Network, dataset: datasets.Dataset | str = datasets.DEFAULT) -
         "seed": str(state.seed),
         **({} if data == datasets.DEFAULT.name else {"data": data}),
     }
-    if state.arch.has_dropout:
+    if any(p > 0 for p in state.arch.dropout):
         params["dropout"] = state.arch.dropout_label().replace("/", ",")
     if state.arch.batch_norm:
         params["bn"] = "1"
+    return params | _conv_params(state.arch)
+
+
+def _number_text(p: float) -> str:
+    """0.2 as "0.2"; a probability that "%g" would round keeps every digit, so the link gives it back."""
+    return f"{p:g}" if float(f"{p:g}") == p else repr(p)
+
+
+def _per_conv(values: list[str]) -> str:
+    return values[0] if len(set(values)) == 1 else ",".join(values)
+
+
+def conv_activation(arch: Architecture) -> str:
+    """The activation a link's convolutions have unless it says otherwise: the first hidden layer's
+    (as `Architecture.parse` gives them), relu when there is none."""
+    return arch.activations[0] if arch.activations else "relu"
+
+
+def _conv_params(arch: Architecture) -> dict[str, str]:
+    """A CNN's part of its link: its layers as typed, then its convolutions' activations and dropout
+    only where they are not the defaults (an MLP's link has none of these)."""
+    if not arch.features:
+        return {}
+    convs = [f for f in arch.features if isinstance(f, Conv)]
+    params = {"conv": arch.features_text()}
+    if any(c.activation != conv_activation(arch) for c in convs):
+        params["conv_act"] = _per_conv([c.activation for c in convs])
+    if any(c.dropout > 0 for c in convs):
+        params["conv_dropout"] = _per_conv([_number_text(c.dropout) for c in convs])
     return params
 
 
@@ -63,9 +97,10 @@ def nearest_std(std: float) -> float:
     return min(STD_SCALE, key=lambda s: abs(math.log(s) - math.log(std)))
 
 
-def _one_or_more(hidden: str) -> str:
-    """A Build link's hidden sizes: Build lays out one or more hidden layers."""
-    if not hidden.strip():
+def _one_or_more(hidden: str, features: tuple) -> str:
+    """A Build link's hidden sizes: Build lays out one or more hidden layers (none only after
+    convolutions)."""
+    if not hidden.strip() and not features:
         raise ConfigError("Give at least one hidden layer size, e.g. 128,64.")
     return hidden
 
@@ -85,19 +120,21 @@ def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
             else:
                 p[k] = value
 
+    features, own_activations = _features(p, notices)
     arch = DEFAULT.arch
     if "hidden" in p or "act" in p:
         hidden = p.get("hidden", ",".join(map(str, DEFAULT.arch.hidden)))
         try:
-            arch = Architecture.parse(_one_or_more(hidden), p.get("act") or "relu")
+            arch = Architecture.parse(_one_or_more(hidden, features), p.get("act") or "relu")
         except ConfigError as e:
             try:  # keep the sizes if only the activations were wrong
-                arch = Architecture.parse(_one_or_more(hidden), "relu")
+                arch = Architecture.parse(_one_or_more(hidden, features), "relu")
                 notices.append(f"Link value act={p.get('act')!r} was not used: {e} Using relu.")
             except ConfigError:
                 notices.append(f"Link value hidden={hidden!r} was not used: {e} "
                                f"Using the default {DEFAULT.arch.label()}.")
 
+    arch = _with_convolutions(arch, features, own_activations, p, notices)
     arch = _with_layers(arch, p, notices)
 
     std = None
@@ -150,4 +187,53 @@ def _with_layers(arch: Architecture, p: dict[str, str], notices: list[str]) -> A
         return dataclasses.replace(arch, dropout=drops * len(arch.hidden) if len(drops) == 1 else drops)
     except ConfigError as e:
         notices.append(f"Link value dropout={raw!r} was not used: {e} Using no dropout.")
+        return arch
+
+
+def _features(p: dict[str, str], notices: list[str]) -> tuple[tuple, bool]:
+    """The link's convolutions and pools (`conv`), with their dropout and activations, checked on
+    their own (shapes, caps), and whether the activations were the link's own (`conv_act`); () and
+    a notice naming what was wrong when `conv` cannot be used. Where `conv_act` or `conv_dropout`
+    cannot be used, a notice, and the convolutions keep the defaults."""
+    raw = p.get("conv", "")
+    try:
+        features = parse_features(raw, "relu")
+        Architecture((), features=features)  # the shape check: which layer no longer fits
+    except ConfigError as e:
+        notices.append(f"Link value conv={raw!r} was not used: {e} Using no convolutions.")
+        return (), False
+    n, own_activations = sum(isinstance(f, Conv) for f in features), False
+    for key, field, default in (("conv_act", "activation", None), ("conv_dropout", "dropout", "0")):
+        if p.get(key, "") == "" or not n:
+            continue
+        values = [v.strip() for v in p[key].split(",")]
+        try:
+            if len(values) not in (1, n):
+                raise ConfigError(f"Give one value for all {n} convolutions, or one each; got "
+                                  f"{len(values)}.")
+            values = iter(values * n if len(values) == 1 else values)
+            changed = tuple(dataclasses.replace(f, **{field: next(values)}) if isinstance(f, Conv) else f
+                            for f in features)
+            Architecture((), features=changed)
+            features, own_activations = changed, own_activations or field == "activation"
+        except ConfigError as e:
+            notices.append(f"Link value {key}={p[key]!r} was not used: {e} Using "
+                           f"{'the default activation' if default is None else 'no dropout'} for the "
+                           f"convolutions.")
+    return features, own_activations
+
+
+def _with_convolutions(arch: Architecture, features: tuple, own_activations: bool, p: dict[str, str],
+                       notices: list[str]) -> Architecture:
+    """`arch` after the link's convolutions; without them (and a notice) where together they pass a cap."""
+    if not features:
+        return arch
+    act = conv_activation(arch)
+    if not own_activations:  # the network's default
+        features = tuple(dataclasses.replace(f, activation=act) if isinstance(f, Conv) else f
+                         for f in features)
+    try:
+        return dataclasses.replace(arch, features=features)
+    except ConfigError as e:
+        notices.append(f"Link value conv={p['conv']!r} was not used: {e} Using no convolutions.")
         return arch

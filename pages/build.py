@@ -8,10 +8,12 @@ import pandas as pd
 import streamlit as st
 import torch
 
+import build_layers
 import lab_ui
-from mnistlab import activations, codegen, network, network_diagram, notebook, plots, share
+from mnistlab import activations, codegen, conv_plots, network, network_diagram, notebook, plots, share
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
+from mnistlab.layers import shape_text
 from mnistlab.network import (
     MAX_DROPOUT,
     MAX_HIDDEN_LAYERS,
@@ -49,9 +51,11 @@ def weight_figures(arch: Architecture, init: Init, seed: int, shared_scale: bool
     model = untrained(arch, init, seed)
     panels = {}
     for name, layer in model.named_children():
-        if isinstance(layer, torch.nn.Linear):
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
             panels[f"{name}.weight {tuple(layer.weight.shape)}"] = layer.weight
             panels[f"{name}.bias {tuple(layer.bias.shape)}"] = layer.bias
+    if arch.is_cnn:  # fc1 reads maps, not pixels: its rows are no images (the Filters tab has conv1's)
+        return plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"), None
     shown = min(SHOWN_UNITS, arch.hidden[0])
     first = f" (first {shown} of {arch.hidden[0]})" if shown < arch.hidden[0] else ""
     images = plots.weight_images(model.fc1.weight, max_units=SHOWN_UNITS, shared_scale=shared_scale,
@@ -79,6 +83,21 @@ def network_view(arch: Architecture, init: Init, seed: int, index: int, data_nam
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
+def filters_view(arch: Architecture, init: Init, seed: int):
+    return conv_plots.filters_figure(untrained(arch, init, seed),
+                                     title=f"Untrained filters: init {init.label()}, seed {seed}")
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def feature_maps_view(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
+    test_split = lab_ui.split(False, data_name)
+    classes = test_split.dataset.classes
+    maps = conv_plots.feature_maps(untrained(arch, init, seed), test_split.normalized([index]))
+    return conv_plots.feature_maps_figure(
+        maps, title=f"Untrained: test image {index}, label {classes[int(test_split.labels[index])]}")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
 def activation_view(arch: Architecture, init: Init, seed: int, data_name: str) -> tuple:
     hidden = activations.hidden_activations(untrained(arch, init, seed),
                                         lab_ui.split(False, data_name).normalized(slice(0, ACTIVATION_BATCH)))
@@ -89,8 +108,10 @@ def activation_view(arch: Architecture, init: Init, seed: int, data_name: str) -
 
 
 # -- widget state: the layer list lives in keyed widgets b_size_<i>, b_act_<i>, b_drop_<i> -----------
-# Sizes and the seed are held as floats, the type of their fields (lab_ui.whole_field).
+# (the convolutions and pools before them: build_layers). Sizes and the seed are held as floats, the
+# type of their fields (lab_ui.whole_field).
 LAYER_KEYS = ("b_size", "b_act", "b_drop")
+
 
 def load(state: network.Network, device: str) -> None:
     """Put a Build state into the page's widgets (before they are drawn)."""
@@ -100,6 +121,7 @@ def load(state: network.Network, device: str) -> None:
             ss.pop(f"{k}_{i}", None)
     for i, (size, act, p) in enumerate(zip(state.arch.hidden, state.arch.activations, state.arch.dropout)):
         ss[f"b_size_{i}"], ss[f"b_act_{i}"], ss[f"b_drop_{i}"] = float(size), act, float(p)
+    build_layers.load(state.arch.features)
     ss["b_layers"] = len(state.arch.hidden)
     ss["b_bn"] = state.arch.batch_norm
     ss["b_init"] = DEFAULT_INIT if state.init.weight_std is None else NORMAL_INIT
@@ -111,7 +133,9 @@ def load(state: network.Network, device: str) -> None:
 
 def add_layer() -> None:
     ss, n = st.session_state, st.session_state["b_layers"]
-    ss[f"b_size_{n}"], ss[f"b_act_{n}"], ss[f"b_drop_{n}"] = 64.0, ss[f"b_act_{n - 1}"], ss[f"b_drop_{n - 1}"]
+    ss[f"b_size_{n}"] = 64.0
+    ss[f"b_act_{n}"], ss[f"b_drop_{n}"] = (ss[f"b_act_{n - 1}"], ss[f"b_drop_{n - 1}"]) if n else \
+        ("relu", 0.0)
     ss["b_layers"] = n + 1
 
 
@@ -149,14 +173,27 @@ elif "b_seed" not in st.session_state:
     load(b.network, b.device)
 
 st.title("Build a network")
-st.caption(f"784 inputs (a {ds.title} image's 28×28 pixels) → your hidden layers → 10 outputs (its classes"
-           f"{': ' + ', '.join(ds.classes) if ds.things != 'digits' else ''}) → softmax, as the lesson's "
-           f"`nn.Sequential`.")
+outputs = f"10 outputs (its classes{': ' + ', '.join(ds.classes) if ds.things != 'digits' else ''})"
+if st.session_state["b_features"]:
+    st.caption(f"Each {ds.title} image ({shape_text(ds.image_shape)}) → your convolutions and pools → "
+               f"flattened → your hidden layers → {outputs} → softmax, as the lesson's `nn.Sequential`.")
+else:
+    st.caption(f"784 inputs (a {ds.title} image's 28×28 pixels) → your hidden layers → {outputs} → softmax, "
+               f"as the lesson's `nn.Sequential`.")
 
-controls, model_view = st.columns([1, 1.35], gap="large")
+# A CNN's layers have more fields than a hidden layer: its controls take a wider share.
+controls, model_view = st.columns([1, 1.12] if st.session_state["b_features"] else [1, 1.35], gap="large")
 with controls:
+    st.subheader("Convolutions")
+    n_layers, n_features = st.session_state["b_layers"], st.session_state["b_features"]
+    features, feature_problems = build_layers.read_features()
+    build_layers.feature_rows(features, feature_problems, n_layers)
+    build_layers.add_buttons()
+    if not n_features:
+        st.caption("None: every pixel goes straight to fc1, as in the lesson. A convolution slides small "
+                   "filters over the image; a pool keeps the largest value of each window.")
+
     st.subheader("Hidden layers")
-    n_layers = st.session_state["b_layers"]
     sizes, drops = [], []
     for i in range(n_layers):
         c = st.columns([1.5, 1.9, 1.2, 0.6], vertical_alignment="bottom")
@@ -165,21 +202,27 @@ with controls:
         drops.append(c[2].number_input("dropout", step=0.1, format="%g", key=f"b_drop_{i}",
                                        help=f"0 to {MAX_DROPOUT:g}"))
         c[3].button("", icon=":material/delete:", key=f"b_remove_{i}", on_click=remove_layer, args=(i,),
-                    disabled=n_layers == 1, help=f"Remove hidden layer {i + 1}")
+                    disabled=n_layers == 1 and not n_features, help=f"Remove hidden layer {i + 1}")
+    if not n_layers:
+        st.caption("None: the last layer's maps, flattened, go straight to the output.")
+    fitting = tuple(features[:min(feature_problems, default=len(features))])  # the layers before a misfit
     try:  # no bounds on the number inputs, where the browser would refuse a value silently: this says why
         arch = Architecture(tuple(sizes), tuple(st.session_state[f"b_act_{i}"] for i in range(n_layers)),
                             dropout=tuple(round(p, 12) for p in drops),  # the steps' 0.30000000000000004
-                            batch_norm=st.session_state["b_bn"])
+                            batch_norm=st.session_state["b_bn"], features=fitting)
     except ConfigError as e:
         arch = None
         st.error(str(e))
+    if feature_problems:  # told beside the layer that does not fit
+        arch = None
     st.button("Add hidden layer", icon=":material/add:", on_click=add_layer, key="b_add",
               disabled=n_layers >= MAX_HIDDEN_LAYERS,
               help=f"At most {MAX_HIDDEN_LAYERS} hidden layers")
     st.toggle("Batch norm", key="b_bn")
     st.caption(f"Dropout p: the share of a layer's units dropped at random while training (0 to "
                f"{MAX_DROPOUT:g}; 0: no `nn.Dropout`). Batch norm: `nn.BatchNorm1d` after each hidden "
-               f"Linear, before its activation.")
+               f"Linear, before its activation" + ("; `nn.BatchNorm2d` after each convolution." if n_features
+                                                  else "."))
 
     st.subheader("Initial weights")
     init_kind = st.radio("Weights", [DEFAULT_INIT, NORMAL_INIT], key="b_init", horizontal=True)
@@ -218,12 +261,15 @@ if notices and link_state == params:
 model = None
 with model_view, lab_ui.show_errors():
     model = build(arch, init, int(seed), device)  # the visitor's device: an unavailable one is an error
-    table = parameter_table(model)
-    st.subheader("Parameters")
-    st.dataframe(pd.DataFrame([{**r, "weight": str(r["weight"]), "bias": str(r["bias"])} for r in table]),
-                 hide_index=True, width="stretch",
-                 column_config={"parameters": st.column_config.NumberColumn(format="localized")})
-    st.metric("Total", f"{sum(r['parameters'] for r in table):,}")
+    if arch.is_cnn:
+        build_layers.shapes_table(arch)
+    else:
+        table = parameter_table(model)
+        st.subheader("Parameters")
+        st.dataframe(pd.DataFrame([{**r, "weight": str(r["weight"]), "bias": str(r["bias"])} for r in table]),
+                     hide_index=True, width="stretch",
+                     column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+        st.metric("Total", f"{sum(r['parameters'] for r in table):,}")
     url = st.context.url
     st.caption("The address bar holds this network: copy the link to share it"
                + (f": {url}?{'&'.join(f'{k}={v}' for k, v in params.items())}" if url else "."))
@@ -239,47 +285,65 @@ style = st.radio("Code style", list(codegen.STYLES), format_func=codegen.STYLES.
 st.code(codegen.printed(arch, style), language="text")
 
 # Only the open tab's content runs (on_change="rerun"): an edit on the Code tab builds no figures.
-code_tab, network_tab, weights_tab, forward_tab, activations_tab = st.tabs(
-    ["Code", "Network", "Weights and biases", "Forward pass", "Activations"], key="b_tab", on_change="rerun")
+# A CNN's filters and feature maps have tabs of their own; its activations are those feature maps.
+names = ["Code", "Network", *(["Filters"] if arch.conv_names() else []),
+         *(["Feature maps"] if arch.is_cnn else []), "Weights and biases",
+         "Forward pass", *([] if arch.is_cnn else ["Activations"])]
+tabs = dict(zip(names, st.tabs(names, key="b_tab", on_change="rerun")))
 for key in ("b_shared_scale", "b_image"):  # a closed tab's widgets keep their values meanwhile
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]
 
-if code_tab.open:
-    code_tab.code(codegen.generate(state, style, device), language="python")
-    code_tab.download_button("Download as Jupyter notebook", icon=":material/download:", key="b_notebook",
-                             data=lambda: notebook.to_bytes(notebook.build(state, style)),
-                             file_name=f"mnist-lab-{arch.label().replace(' ', '-').replace('/', '-')}.ipynb",
-                             mime="application/x-ipynb+json", on_click="ignore",
-                             help="This code as a notebook: it prints the same model and draws the same "
-                                  "weights.")
+if tabs["Code"].open:
+    tabs["Code"].code(codegen.generate(state, style, device), language="python")
+    tabs["Code"].download_button(
+        "Download as Jupyter notebook", icon=":material/download:", key="b_notebook",
+        data=lambda: notebook.to_bytes(notebook.build(state, style)),
+        file_name=f"mnist-lab-{arch.label().replace(' ', '-').replace('/', '-')}.ipynb",
+        mime="application/x-ipynb+json", on_click="ignore",
+        help="This code as a notebook: it prints the same model and draws the same weights.")
 
-if network_tab.open:
-    with network_tab:
+if tabs["Network"].open:
+    with tabs["Network"]:
         index = chosen_image()
         if index is not None:
             lab_ui.plot(network_view(arch, init, int(seed), index, ds.name))
             st.caption(network_diagram.LEGEND)
 
-if weights_tab.open:
-    with weights_tab:
+if "Filters" in tabs and tabs["Filters"].open:
+    with tabs["Filters"]:
+        st.caption(f"{conv_plots.FILTERS_LEGEND} Untrained, they are the init's random numbers: train this "
+                   f"network on Train to watch them become edge and stroke detectors.")
+        lab_ui.plot(filters_view(arch, init, int(seed)))
+
+if "Feature maps" in tabs and tabs["Feature maps"].open:
+    with tabs["Feature maps"]:
+        index = chosen_image()
+        if index is not None:
+            st.caption(conv_plots.MAPS_LEGEND)
+            lab_ui.plot(feature_maps_view(arch, init, int(seed), index, ds.name))
+
+if tabs["Weights and biases"].open:
+    with tabs["Weights and biases"]:
         histograms = st.empty()
-        shared = st.toggle("One colour scale for all units", key="b_shared_scale",
-                           help="Off: each unit on its own scale, so every unit's pattern shows. On: one "
-                                "scale, to compare the units' sizes.")
+        shared = not arch.is_cnn and st.toggle(
+            "One colour scale for all units", key="b_shared_scale",
+            help="Off: each unit on its own scale, so every unit's pattern shows. On: one scale, to compare "
+                 "the units' sizes.")
         histogram_figure, images_figure = weight_figures(arch, init, int(seed), shared)
         with histograms:
             lab_ui.plot(histogram_figure)
-        lab_ui.plot(images_figure)
+        if images_figure is not None:
+            lab_ui.plot(images_figure)
 
-if forward_tab.open:
-    with forward_tab:
+if tabs["Forward pass"].open:
+    with tabs["Forward pass"]:
         index = chosen_image()
         if index is not None:
             lab_ui.plot(forward_figure(arch, init, int(seed), index, ds.name))
 
-if activations_tab.open:
-    with activations_tab:
+if "Activations" in tabs and tabs["Activations"].open:
+    with tabs["Activations"]:
         rows, figure = activation_view(arch, init, int(seed), ds.name)
         st.caption(f"Each hidden layer's outputs for the first {ACTIVATION_BATCH} {ds.title} test images. "
                    f"Saturated: a sigmoid or tanh output where its slope is under "

@@ -24,6 +24,7 @@ from mnistlab import (
     training_plots,
 )
 from mnistlab.errors import LabError
+from mnistlab.layers import Conv
 from mnistlab.runs import Run, keep_run
 from mnistlab.splits import DEFAULT_VALIDATION, MAX_VALIDATION, MIN_VALIDATION
 from mnistlab.train_config import TrainConfig
@@ -129,8 +130,14 @@ def upload_model() -> None:
 
 
 def use_network_here() -> None:
+    """The network as the fields say; Build's own convolutions (with their activations and dropout)
+    while their field is left as it was."""
+    built = lab_ui.current_build().network.arch
     try:
-        arch = network.Architecture.parse(ss["tr_hidden"], ss["tr_activation"])
+        arch = network.Architecture.parse(ss["tr_hidden"], ss["tr_activation"], conv=ss["tr_conv"],
+                                          pool=False)
+        if ss["tr_conv"].strip().lower() == built.features_text():
+            arch = dataclasses.replace(arch, features=built.features)
         lab_ui.set_build(dataclasses.replace(lab_ui.current_build().network, arch=arch))
         ss.pop("tr_build_error", None)
     except LabError as e:
@@ -143,16 +150,22 @@ def network_column(build: lab_ui.Build, busy: bool) -> None:
     """The network Train trains: Build's, with a way to change its shape here."""
     st.subheader("Network")
     net = build.network
-    st.markdown(f"**{net.arch.label()}**  \n{net.arch.n_parameters:,} parameters · init "
+    macs = f" · {net.arch.macs:,} multiply-adds an image" if net.arch.is_cnn else ""
+    st.markdown(f"**{net.arch.label()}**  \n{net.arch.n_parameters:,} parameters{macs} · init "
                 f"{net.init.label()} · seed {net.seed} · {lab_ui.device_label(build.device)}")
     if build.is_default:
         st.info("This is the lesson's network, the default. Build another on the Build page, or change "
                 "it here.", icon=":material/info:")
     st.page_link("pages/build.py", label="Change it on Build", icon=":material/account_tree:")
     with st.expander("Change it here"):
+        ss.setdefault("tr_conv", net.arch.features_text())
         ss.setdefault("tr_hidden", ",".join(map(str, net.arch.hidden)))
-        ss.setdefault("tr_activation", ",".join(dict.fromkeys(net.arch.activations)))
-        st.text_input("Hidden sizes", key="tr_hidden", help="e.g. 128,64")
+        convs = [f.activation for f in net.arch.features if isinstance(f, Conv)]  # no hidden layer: theirs
+        ss.setdefault("tr_activation", ",".join(dict.fromkeys(net.arch.activations or convs[:1] or ["relu"])))
+        st.text_input("Convolutions and pools", key="tr_conv",
+                      help="e.g. 8:5,pool,16:5,pool: channels:kernel or channels:kernel:padding, and pool "
+                           "(2×2) or pool3 (3×3), in order; empty for none (an MLP)")
+        st.text_input("Hidden sizes", key="tr_hidden", help="e.g. 128,64; empty for none after convolutions")
         st.text_input("Activations", key="tr_activation", help="sigmoid, tanh or relu; one, or one per layer")
         st.button("Use this network", key="tr_use", on_click=use_network_here, disabled=busy)
         if "tr_build_error" in ss:

@@ -354,7 +354,9 @@ def test_any_array_is_a_garment_or_nothing_to_see(pixels):  # the canvas's and t
 
 link_values = st.text(max_size=30) | st.sampled_from(
     ["128,64", "16", "2048,2048", "relu", "sigmoid,tanh", "0.01", "default", "zero", "1e-9", "nan", "-0",
-     "7", "2147483648", "²", "x" * 101]) | st.lists(st.text(max_size=10), max_size=3)
+     "7", "2147483648", "²", "x" * 101, "8:5,pool,16:5,pool", "8:5,16:5:2", "pool3,4:3", "256:11:10",
+     "8:5,pool,16:5,pool,16:5", "none", "tanh,relu", "0.2,0", ""]) \
+    | st.lists(st.text(max_size=10), max_size=3)
 
 
 @given(st.dictionaries(st.sampled_from([*share.KEYS, "other"]) | st.text(max_size=5), link_values,

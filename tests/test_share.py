@@ -1,8 +1,11 @@
 """A Build page link: encoded state comes back unchanged; bad values fall back with a notice."""
 
+import dataclasses
+
 import pytest
 import torch
 
+from mnistlab.layers import Conv
 from mnistlab.network import Architecture, Init, Network, build
 from mnistlab.share import DEFAULT, MAX_VALUE_LENGTH, STD_SCALE, decode, encode
 
@@ -80,3 +83,65 @@ def test_a_huge_value_is_refused_without_echoing_it():
     state, notices = decode({"hidden": huge})
     assert state == DEFAULT and len(notices) == 1
     assert huge[:MAX_VALUE_LENGTH + 1] not in notices[0] and len(notices[0]) < 200
+
+
+# -- a CNN's link ----------------------------------------------------------------------------------
+
+def test_a_cnn_link_carries_its_layers_as_typed_and_restores_the_same_weights():
+    arch = Architecture.parse("", "relu", conv="8:5,pool,16:5,pool")
+    state = Network(arch, Init(), 3)
+    params = encode(state)
+    assert params == {"hidden": "", "act": "", "std": "default", "bias": "default", "seed": "3",
+                      "conv": "8:5,pool,16:5,pool"}  # defaults left out: a short link
+    restored, notices = decode(params)
+    assert notices == [] and restored == state
+    a, b = state.build(), restored.build()
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_a_cnn_link_names_activations_and_dropout_only_where_they_differ_from_the_defaults():
+    arch = Architecture.parse("32", "tanh", conv="8:5:2,pool3,16:3")
+    same = Network(arch)
+    assert "conv_act" not in encode(same) and "conv_dropout" not in encode(same)  # tanh: the hidden layer's
+    convs = [dataclasses.replace(f, activation="relu", dropout=0.25) if isinstance(f, Conv) else f
+             for f in arch.features]
+    convs[-1] = dataclasses.replace(convs[-1], activation="sigmoid", dropout=0.0)
+    other = Network(dataclasses.replace(arch, features=tuple(convs), batch_norm=True), Init(True, 0.1))
+    params = encode(other)
+    assert params["conv"] == "8:5:2,pool3,16:3" and params["conv_act"] == "relu,sigmoid"
+    assert params["conv_dropout"] == "0.25,0" and params["bn"] == "1" and "dropout" not in params
+    assert decode(params) == (other, [])
+
+
+@pytest.mark.parametrize("conv, why", [
+    ("8:5,pool,16:5,pool,16:5", "Layer 5: a 5×5 kernel does not fit the 4×4 maps after layer 4"),
+    ("8:x", "Layer 1: a convolution is channels:kernel"),
+    ("8:13", "kernel must be from 1 to 11; got 13"),
+    ("pool9", "A pool's size must be from 2 to 4; got 9"),
+    ("300:3", "channels must be from 1 to 256; got 300")])
+def test_a_bad_conv_value_names_what_was_wrong_and_keeps_the_rest(conv, why):
+    state, notices = decode({"hidden": "32", "act": "tanh", "conv": conv, "seed": "5", "std": "0.1"})
+    assert state.arch == Architecture((32,), "tanh") and state.seed == 5 and state.init.weight_std == 0.1
+    assert len(notices) == 1 and f"conv={conv!r}" in notices[0] and why in notices[0]
+    assert notices[0].endswith("Using no convolutions.")
+
+
+def test_no_hidden_layer_is_allowed_after_convolutions_only():
+    assert decode({"hidden": "", "conv": "4:3"})[0].arch.hidden == ()
+    state, notices = decode({"hidden": "", "conv": "4:99"})  # no convolutions after all: the default MLP
+    assert state.arch == DEFAULT.arch and len(notices) == 2 and "hidden=''" in notices[1]
+
+
+def test_bad_conv_activations_or_dropout_keep_the_convolutions_with_the_defaults():
+    state, notices = decode({"hidden": "16", "act": "tanh", "conv": "4:3,pool,4:3", "conv_act": "relu,nope",
+                             "conv_dropout": "0.1,0.2,0.3"})
+    assert state.arch.features_text() == "4:3,pool,4:3"
+    convs = [f for f in state.arch.features if isinstance(f, Conv)]
+    assert [c.activation for c in convs] == ["tanh", "tanh"] and [c.dropout for c in convs] == [0, 0]
+    assert len(notices) == 2 and "conv_act=" in notices[0] and "conv_dropout=" in notices[1]
+
+
+def test_convolutions_that_pass_a_cap_with_the_hidden_layers_are_left_out_with_a_notice():
+    state, notices = decode({"hidden": "2048", "conv": "256:3:1"})
+    assert state.arch == Architecture((2048,)) and len(notices) == 1 and "parameters" in notices[0]
