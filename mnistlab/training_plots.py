@@ -210,8 +210,13 @@ def replay(dynamics, digit_images, title: str | None = None, columns: int = 8,
     tile_cols = max(1, min(columns, math.ceil(units / 2) if cnn else units))  # small filters: two rows
 
     # Frames carry plain lists and PNGs: Plotly.js does not decode 2-D binary arrays inside frames.
+    n, unit_shape = snaps[0].templates[0].numel(), shape
+    if not cnn and n != math.prod(shape):  # a first linear layer after pools only: its pooled map's shape
+        side = math.isqrt(n)
+        unit_shape = (side, side) if side * side == n else (1, n)
+
     def templates(s):
-        pictures = filter_strips(s.templates) if cnn else _np(s.templates).reshape(-1, *shape)
+        pictures = filter_strips(s.templates) if cnn else _np(s.templates).reshape(-1, *unit_shape)
         return _diverging_png(_tile(_per_unit(pictures), tile_cols, gap=1 if cnn else 3))
 
     def probabilities(s):

@@ -155,3 +155,15 @@ def test_cnn_trials_train_one_by_one_and_mlps_of_one_shape_together():
     groups = stacked.stacks(trials)
     assert sorted(len(g) for g in groups) == [1, 1, 1, 1, 2]
     assert all(len(g) == 1 for g in groups if g[0].arch.features or not g[0].arch.hidden)
+
+
+def test_a_network_of_pools_alone_trains_and_replays(train_split, test_split):
+    """No filters to learn: its first weights read the pooled 14×14 maps, and the replay draws them so."""
+    from mnistlab import training_plots
+
+    arch = Architecture((), (), features=(Pool(2),))
+    run = runs.run(Network(arch, Init(), 0), TrainConfig(epochs=1, train_images=2_000, validation=1_000),
+                   train_split, test_split, record_dynamics=True)
+    assert arch.shapes()[-2] == (196,) and run.validation.accuracy > 0.4  # 32 steps of softmax regression
+    fig = training_plots.replay(run.dynamics, test_split.images[run.dynamics.replay_digits])
+    assert fig.layout.annotations[0].text.startswith("output: the first")
