@@ -168,7 +168,7 @@ def test_cli_sweeps_fashion_and_keys_it_apart_from_mnist(tmp_path, monkeypatch, 
             "--train-images", "3000", "--threads", "1"]
     assert main([*args, "--dataset", "fashion", "--json", str(tmp_path / "fashion.json")]) == 0
     _, err = capfd.readouterr()
-    assert "training images on Fashion-MNIST: 2 trials" in err.splitlines()[0]
+    assert "training images 3,000 on Fashion-MNIST: 2 trials" in err.splitlines()[0]
     assert main([*args, "--json", str(tmp_path / "mnist.json")]) == 0
     _, err = capfd.readouterr()
     assert "Fashion-MNIST" not in err and "were trained before" not in err  # another sweep: MNIST's own
