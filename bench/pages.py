@@ -3,7 +3,8 @@ nothing (warm), and the edits visitors make most (a Build layer size, the next D
 stroke on Draw).
 
 One session over Streamlit's websocket protocol (bench/loadgen.py), nobody else on the server:
-the time from the BackMsg sent to that run's script_finished. Everything the server does for a
+the time from the BackMsg sent to that run's script_finished. Build is timed with an MLP and with a
+CNN (its filters, feature maps and diagram on the page). Everything the server does for a
 run is in it (the page script, Streamlit's own work, sending the page); the client's share is a
 millisecond or two. Goal: every warm run within 50 ms, so a classroom's reruns stay cheap.
 """
@@ -45,6 +46,10 @@ async def _measure(url: str, reps: int) -> dict:
             await timed("Dataset, next batch", lambda i: s.click("Next batch"))
         elif page == "Build":
             await timed("Build, fc1 size edited", lambda i: s.set_number("fc1 units", 100 + i % 2 * 28))
+            for layer in ("Convolution", "Pool", "Convolution", "Pool"):  # ConvNetJS's layout before fc1
+                await s.click(layer)
+            # its filters, feature maps and diagram drawn (cached) on every run, tabs and all
+            await timed("Build, a CNN, warm rerun", lambda i: s.act("rerun", s._client_state()))
         elif page == "Draw":
             await timed("Draw, a stroke (no network yet)", lambda i: s.draw(stroke))
     await s.close()
