@@ -20,7 +20,8 @@ lab_ui.entry_guard()
 ss = st.session_state
 
 PRESENT_PX = 26  # presenter mode's text size: body text, code at most, and every text in a figure
-MIN_CODE_PX = 13  # presenter mode: code shrinks to fit its longest line down to this; a longer line scrolls
+MIN_CODE_PX = 16  # presenter mode: code shrinks to fit its longest line down to this, legible from the back
+NARROW_PX = 1190  # presenter mode's width for the step on the smallest projector (1280 px less the padding)
 FIGURE_TOP = "7rem"  # presenter mode: room above a step's figure (the page's padding and Previous/Next)
 PRESENTER_CSS = f"""<style>
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"],
@@ -209,6 +210,13 @@ def code(text: str, language: str, key: str) -> None:
         st.code(text, language=language, wrap_lines=False)
 
 
+def width_share(text: str) -> float:
+    """The share of presenter mode's width that `text`'s longest line takes at MIN_CODE_PX on a
+    1280 px screen (a monospace character is 0.6 em wide; the box's padding besides)."""
+    longest = max(map(len, text.splitlines()), default=1)
+    return (0.6 * MIN_CODE_PX * longest + 44) / NARROW_PX
+
+
 def figure(fig, drawn_by_the_lesson: bool) -> None:
     """A step's figure, its text as large as the text beside it. In presenter mode it sits at the top
     right, beside the code, as tall as the screen leaves."""
@@ -271,20 +279,33 @@ if present:
 main = drawn[0][0] if drawn else None
 note = f"**Changed since the 2018 lesson.** {step.note}" if step.note else None
 
+source = step.source(values)
 if present and main is not None:  # a slide: the step at the left, its figure at the right, both on screen
-    left, right = st.columns([3, 2], gap="medium")
+    # the text's side as wide as its lines need, from 3/5 up to 7/10; a printout wider still (step 12's
+    # rows of 0.) goes under both, the whole width
+    printout_share = width_share(output.text or "")
+    text_share = min(max(width_share(source), printout_share if printout_share <= 0.7 else 0, 0.6), 0.7)
+    left, right = st.columns([text_share, 1 - text_share], gap="medium")
+    below = st.container() if printout_share > text_share else left
 else:
-    left = right = st.container()
+    left = right = below = st.container()
+# A slide without a figure: the printout beside the code where both fit, so it stays above the fold.
+beside = (present and main is None and bool(output.text)
+          and width_share(source) + width_share(output.text) <= 1)
 with left:
     st.header(f"{number}. {step.title}", divider="gray")
     st.markdown(step.text)
     if not present:
         edit_values()
-    code(step.source(values), "python", "code")
+    code_place, printout_place = (st.columns([width_share(source), width_share(output.text)], gap="medium")
+                                  if beside else (st.container(), below))
+    with code_place:
+        code(source, "python", "code")
     if note and not present:
         st.info(note, icon=":material/update:")
     if output.text:
-        code(output.text, "text", "printed")
+        with printout_place:
+            code(output.text, "text", "printed")
 if main is not None:
     with right:
         for fig, drawn_by_the_lesson in drawn:
