@@ -32,11 +32,13 @@ def print_addresses() -> None:
     from streamlit.web.server.server_util import get_url
 
     address = config.get_option("server.address")
-    network = get_internal_ip() if not address or address in ("0.0.0.0", "::") else address  # noqa: S104
-    lines = ["", "  MNIST Lab is running. Open it in a browser:", "",
-             f"  Local URL: {get_url('localhost')}"]
-    if network and network != "localhost":
-        lines.append(f"  Network URL: {get_url(network)}  (for the other computers on this network)")
+    lines = ["", "  MNIST Lab is running. Open it in a browser:", ""]
+    if address and address not in ("0.0.0.0", "::"):  # noqa: S104  one address, e.g. 127.0.0.1
+        lines.append(f"  URL: {get_url(address)}")
+    else:
+        lines.append(f"  Local URL: {get_url('localhost')}")
+        if network := get_internal_ip():
+            lines.append(f"  Network URL: {get_url(network)}  (for the other computers on this network)")
     print("\n".join(lines) + "\n", flush=True)
 
 

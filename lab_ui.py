@@ -122,9 +122,9 @@ def require_data() -> None:
     except DataError as e:
         progress.empty()  # one message: no "Downloading…" box left above what went wrong
         others = [d.title for d in datasets.DATASETS.values() if d != ds]
-        st.error(f"{e}\n\nStarting the app with files you already have: "
-                 f"`MNISTLAB_DATA=/path/to/data streamlit run app.py`, then reload this page. "
-                 f"Meanwhile {' and '.join(others)} may be there: choose it in the sidebar.",
+        st.error(f"{e}\n\nTo use files you already have, start the app again with "
+                 f"`MNISTLAB_DATA=/path/to/data streamlit run app.py`. Meanwhile {' and '.join(others)} "
+                 f"may be there: choose it in the sidebar.",
                  icon=":material/cloud_off:")
         st.stop()
 
