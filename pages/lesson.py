@@ -14,7 +14,6 @@ import streamlit as st
 import lab_ui
 from mnistlab import lesson, lesson_step, notebook, plots, share
 from mnistlab.errors import ConfigError
-from mnistlab.network import MAX_SEED, MAX_WIDTH
 
 lab_ui.entry_guard()
 ss = st.session_state
@@ -241,27 +240,26 @@ def edit_values() -> None:
     widgets = iter(cols)
     refused_key, refused = ss.pop("l_refused", (None, None))
 
-    def number(label: str, key: str, value: int, help: str, args: tuple) -> None:
+    def number(label: str, key: str, value: int, args: tuple) -> None:
         column = next(widgets)
         if key != refused_key:
             ss[key] = float(value)  # the field's type (lab_ui.whole_field)
-        lab_ui.whole_field(column, label, key, help=help, on_change=edit, args=args)
+        lab_ui.whole_field(column, label, key, on_change=edit, args=args)
         if key == refused_key:
             column.error(refused)
 
     for field in step.edits:
         if field == "seed":
-            number("Seed (torch.manual_seed)", "l_seed", values.seed, f"0 to {MAX_SEED}", ("seed", "l_seed"))
+            number("Seed (torch.manual_seed)", "l_seed", values.seed, ("seed", "l_seed"))
         elif field == "index":
             ss["l_index"] = values.index
             next(widgets).slider("Image in the batch", 0, lesson_step.BATCH - 1, key="l_index",
                                  on_change=edit, args=("index", "l_index"))
         elif field == "n_hidden":
-            number("Hidden units (n_hidden)", "l_units", values.n_hidden, f"1 to {MAX_WIDTH}",
-                   ("n_hidden", "l_units"))
+            number("Hidden units (n_hidden)", "l_units", values.n_hidden, ("n_hidden", "l_units"))
         elif field == "hidden":
             for i, (key, size) in enumerate(zip(("l_fc1", "l_fc2"), values.hidden), 1):
-                number(f"fc{i} units", key, size, f"1 to {MAX_WIDTH}", ("hidden", ("l_fc1", "l_fc2"), key))
+                number(f"fc{i} units", key, size, ("hidden", ("l_fc1", "l_fc2"), key))
         elif field == "std":
             ss["l_std"] = values.std
             next(widgets).select_slider("Weight std (normal_)", share.STD_SCALE, key="l_std",
