@@ -22,6 +22,26 @@ OTHER_PAGES = ("pyarrow", "streamlit_drawable_canvas", "mnistlab.codegen", "mnis
                "mnistlab.sweep", "mnistlab.sweep_plots")
 
 
+def print_addresses() -> None:
+    """Where to open the app, on the terminal, as Streamlit's own welcome would say it. That one is off
+    (.streamlit/config.toml): it asked checkip.amazonaws.com for an "External URL" a classroom does
+    not use, and offline or behind a school's firewall logged "Did not auto detect external IP",
+    which reads like an error to a teacher."""
+    from streamlit import config
+    from streamlit.net_util import get_internal_ip
+    from streamlit.web.server.server_util import get_url
+
+    address = config.get_option("server.address")
+    lines = ["", "  MNIST Lab is running. Open it in a browser:", ""]
+    if address and address not in ("0.0.0.0", "::"):  # noqa: S104  one address, e.g. 127.0.0.1
+        lines.append(f"  URL: {get_url(address)}")
+    else:
+        lines.append(f"  Local URL: {get_url('localhost')}")
+        if network := get_internal_ip():
+            lines.append(f"  Network URL: {get_url(network)}  (for the other computers on this network)")
+    print("\n".join(lines) + "\n", flush=True)
+
+
 def import_first_page() -> None:
     """Import torch, torchvision and Plotly: everything the first page (Dataset) runs on; then the
     other pages' modules, and freeze them all out of the garbage collector.
@@ -102,6 +122,7 @@ def _connected(sock) -> bool:
 @contextlib.asynccontextmanager
 async def lifespan(app):
     send_without_delay()
+    print_addresses()
     # A visit arriving meanwhile imports lab_ui first (app.py), so it waits on Python's import lock
     # for lab_ui until this thread is done with it, then carries on; an import that fails here is
     # tried again, and fails visibly, in that visit.

@@ -106,6 +106,7 @@ def require_data() -> None:
     works (the sidebar's menu stays).
     """
     ds = dataset()
+    progress = st.empty()
     try:
         if data.files_present(dataset=ds):
             split(True), split(False)
@@ -114,18 +115,17 @@ def require_data() -> None:
             label = f"Unpacking {ds.title} from {ds.debian_folder} to {data.data_root(dataset=ds)} …"
         else:
             label = f"Downloading {ds.title} ({ds.download_size}) to {data.data_root(dataset=ds)} …"
-        with st.status(label, expanded=True) as status:
+        with progress.status(label, expanded=True) as status:
             st.write("This happens once; later visits read the files from disk.")
             split(True), split(False)
             status.update(label=f"{ds.title} is ready", state="complete", expanded=False)
     except DataError as e:
-        st.error(str(e))
-        st.info(f"To use {ds.title} files you already have, start the app with the folder that holds "
-                f"`{ds.torchvision_name}/raw/` in `MNISTLAB_DATA`, e.g.\n\n"
-                "`MNISTLAB_DATA=/path/to/data streamlit run app.py`"
-                + (f"\n\nOn Debian or Ubuntu: `sudo apt-get install {ds.debian_package}`, then reload "
-                   f"this page." if ds.debian_package else "")
-                + "\n\nThe other data sets still work: choose one in the sidebar.")
+        progress.empty()  # one message: no "Downloading…" box left above what went wrong
+        others = [d.title for d in datasets.DATASETS.values() if d != ds]
+        st.error(f"{e}\n\nTo use files you already have, start the app again with "
+                 f"`MNISTLAB_DATA=/path/to/data streamlit run app.py`. Meanwhile {' and '.join(others)} "
+                 f"may be there: choose it in the sidebar.",
+                 icon=":material/cloud_off:")
         st.stop()
 
 

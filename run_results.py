@@ -17,7 +17,6 @@ from mnistlab import (
     notebook,
     plots,
     share,
-    train_config,
     training_plots,
 )
 from mnistlab.errors import LabError
@@ -253,7 +252,7 @@ def show_weights(run: Run) -> None:
 
 def show_code(run: Run) -> None:
     """The PyTorch code that trains these very weights, and the same as a notebook."""
-    st.code(train_config.training_code(run.config, run.arch), language="python")
+    st.code(notebook.training_source(run.config, run.arch), language="python")  # the app's data folder
     st.download_button("Download as Jupyter notebook", icon=":material/download:", key="tr_notebook",
                        data=lambda: notebook.to_bytes(notebook.trained(run.network, run.config,
                                                                        run.accuracy)),

@@ -7,6 +7,7 @@ once (`FastLoader`), giving the values the lesson's per-image PIL pipeline gives
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,19 @@ def _fix_hint(root: Path, dataset: Dataset) -> str:
     )
 
 
+def _not_downloaded(root: Path, dataset: Dataset, error: Exception) -> str:
+    """What happened when `dataset` could not be downloaded, and the two ways out (three on Debian)."""
+    # torchvision's message is "Error downloading <file>:" then each mirror's error: the last says why
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = lines[-1] if lines and not lines[-1].endswith(":") else "no download server could be reached"
+    debian = (f" On Debian or Ubuntu, `apt-get install {dataset.debian_package}` is a third way."
+              if dataset.debian_package else "")
+    return (f"{dataset.title} is not on this computer yet, and downloading it failed ({reason}). "
+            f"Either connect to the internet once and try again: {dataset.title} ({dataset.download_size}) "
+            f"is then kept in {root}. Or set MNISTLAB_DATA to a folder that already holds "
+            f"{dataset.torchvision_name}/raw/ with its four files ({', '.join(dataset.raw_files)}).{debian}")
+
+
 def _debian_instead(dataset: Dataset) -> str:
     if not dataset.debian_package:
         return ""
@@ -114,14 +128,20 @@ def load_dataset(train: bool = True, root=None, download: bool = True, dataset: 
     split = "training" if train else "test"
     if debian_available(root, dataset):
         unpack_debian(root, dataset)
+    raw = raw_folder(root, dataset)
+    made = [f for f in (raw, *raw.parents) if not f.exists()]  # deepest first
     try:
         ds = dataset.torchvision_class()(root, train=train, download=download, transform=transform)
     except Exception as e:  # torchvision raises RuntimeError, OSError, ValueError... for all of these
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if not files_present(root, dataset):
-            how = "could not be downloaded" if download else "downloading was not allowed"
-            raise DataError(f"The {dataset.title} {split} files are not in {root} and {how} "
-                            f"({reason}). {_fix_hint(root, dataset)}") from e
+            for folder in made:  # what the attempt made and left empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            if download:
+                raise DataError(_not_downloaded(root, dataset, e)) from e
+            raise DataError(f"The {dataset.title} {split} files are not in {root} and downloading was not "
+                            f"allowed ({reason}). {_fix_hint(root, dataset)}") from e
         raise DataError(f"The {dataset.title} {split} files in {raw_folder(root, dataset)} are damaged "
                         f"({type(e).__name__}: {reason}). Replace them with the original "
                         f"files ({', '.join(dataset.raw_files)}){_debian_instead(dataset)}.") from e

@@ -73,8 +73,9 @@ print(output[:2])"""
 
 
 def _shapes(v: LessonValues) -> str:
-    return """for name, tensor in [("images", images), ("inputs", inputs), ("W1", W1), ("W2", W2),
-                     ("B1", B1), ("B2", B2), ("hidden", hidden), ("output", output)]:
+    return """for name, tensor in [("images", images), ("inputs", inputs),
+                     ("W1", W1), ("W2", W2), ("B1", B1), ("B2", B2),
+                     ("hidden", hidden), ("output", output)]:
     print(f"{name:<7} {tensor.shape}")"""
 
 
@@ -149,7 +150,8 @@ def _activations(v: LessonValues) -> str:
     return """import plotly.graph_objects as go
 
 x = torch.linspace(-5, 5, 201)
-curves = {"sigmoid": torch.sigmoid(x), "tanh": torch.tanh(x), "ReLU": torch.relu(x)}
+curves = {"sigmoid": torch.sigmoid(x), "tanh": torch.tanh(x),
+          "ReLU": torch.relu(x)}
 fig = go.Figure()
 for name, y in curves.items():
     fig.add_trace(go.Scatter(x=x.numpy(), y=y.numpy(), name=name))
@@ -207,7 +209,8 @@ def _fc1_picture(namespace: dict, v: LessonValues, shown: int = 32):
 
 def _forward(v: LessonValues) -> str:
     return f"""img = images[{v.index}]            # the image of step 3: (1, 28, 28)
-model.eval()                  # predicting, not training: no dropout (this network has none yet)
+# predicting, not training: no dropout (this network has none yet)
+model.eval()
 ps = model(img.view(1, 784))  # a batch of one flattened image: (1, 10)
 print(ps)
 view_classify(img, ps)"""

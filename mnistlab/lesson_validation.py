@@ -123,8 +123,9 @@ def _loss_plot(traces: str, printed: str) -> str:
 epoch = list(range(1, epochs + 1))
 fig = go.Figure()
 {traces}
+# the legend at the top right, where the curves leave room
 fig.update_layout(xaxis_title="epoch", yaxis_title="loss",
-                  legend=dict(x=1, y=1, xanchor="right"))  # top right: empty
+                  legend=dict(x=1, y=1, xanchor="right"))
 {printed}
 fig"""
 
@@ -227,8 +228,9 @@ def _compare(v: LessonValues) -> str:
     return _loss_plot(
         _curves("no_dropout[0]", "no_dropout[1]", "", "royalblue") + "\n"
         + _curves("train_losses", "valid_losses", ", dropout", "crimson"),
-        """for name, (train, valid) in [("without dropout", no_dropout),
-                              ("with dropout", (train_losses, valid_losses))]:
+        """with_dropout = (train_losses, valid_losses)
+for name, (train, valid) in [("without dropout", no_dropout),
+                              ("with dropout", with_dropout)]:
     print(f"{name:<15}  at epoch {epochs}: training {train[-1]:.3f}, "
           f"validation {valid[-1]:.3f}")""")
 

@@ -15,13 +15,13 @@ import streamlit as st
 import lab_ui
 from mnistlab import lesson, lesson_step, notebook, plots, share
 from mnistlab.errors import ConfigError
-from mnistlab.network import MAX_SEED, MAX_WIDTH
 
 lab_ui.entry_guard()
 ss = st.session_state
 
 PRESENT_PX = 26  # presenter mode's text size: body text, code at most, and every text in a figure
-MIN_CODE_PX = 13  # presenter mode: code shrinks to fit its longest line down to this; a longer line scrolls
+MIN_CODE_PX = 16  # presenter mode: code shrinks to fit its longest line down to this, legible from the back
+NARROW_PX = 1190  # presenter mode's width for the step on the smallest projector (1280 px less the padding)
 FIGURE_TOP = "7rem"  # presenter mode: room above a step's figure (the page's padding and Previous/Next)
 PRESENTER_CSS = f"""<style>
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"],
@@ -211,6 +211,13 @@ def code(text: str, language: str, key: str) -> None:
         st.code(text, language=language, wrap_lines=False)
 
 
+def width_share(text: str) -> float:
+    """The share of presenter mode's width that `text`'s longest line takes at MIN_CODE_PX on a
+    1280 px screen (a monospace character is 0.6 em wide; the box's padding besides)."""
+    longest = max(map(len, text.splitlines()), default=1)
+    return (0.6 * MIN_CODE_PX * longest + 44) / NARROW_PX
+
+
 def figure(fig, drawn_by_the_lesson: bool) -> None:
     """A step's figure, its text as large as the text beside it. In presenter mode it sits at the top
     right, beside the code, as tall as the screen leaves."""
@@ -235,27 +242,26 @@ def edit_values() -> None:
     widgets = iter(cols)
     refused_key, refused = ss.pop("l_refused", (None, None))
 
-    def number(label: str, key: str, value: int, help: str, args: tuple) -> None:
+    def number(label: str, key: str, value: int, args: tuple) -> None:
         column = next(widgets)
         if key != refused_key:
             ss[key] = float(value)  # the field's type (lab_ui.whole_field)
-        lab_ui.whole_field(column, label, key, help=help, on_change=edit, args=args)
+        lab_ui.whole_field(column, label, key, on_change=edit, args=args)
         if key == refused_key:
             column.error(refused)
 
     for field in step.edits:
         if field == "seed":
-            number("Seed (torch.manual_seed)", "l_seed", values.seed, f"0 to {MAX_SEED}", ("seed", "l_seed"))
+            number("Seed (torch.manual_seed)", "l_seed", values.seed, ("seed", "l_seed"))
         elif field == "index":
             ss["l_index"] = values.index
             next(widgets).slider("Image in the batch", 0, lesson_step.BATCH - 1, key="l_index",
                                  on_change=edit, args=("index", "l_index"))
         elif field == "n_hidden":
-            number("Hidden units (n_hidden)", "l_units", values.n_hidden, f"1 to {MAX_WIDTH}",
-                   ("n_hidden", "l_units"))
+            number("Hidden units (n_hidden)", "l_units", values.n_hidden, ("n_hidden", "l_units"))
         elif field == "hidden":
             for i, (key, size) in enumerate(zip(("l_fc1", "l_fc2"), values.hidden), 1):
-                number(f"fc{i} units", key, size, f"1 to {MAX_WIDTH}", ("hidden", ("l_fc1", "l_fc2"), key))
+                number(f"fc{i} units", key, size, ("hidden", ("l_fc1", "l_fc2"), key))
         elif field == "std":
             ss["l_std"] = values.std
             next(widgets).select_slider("Weight std (normal_)", share.STD_SCALE, key="l_std",
@@ -273,20 +279,33 @@ if present:
 main = drawn[0][0] if drawn else None
 note = f"**Changed since the 2018 lesson.** {step.note}" if step.note else None
 
+source = step.source(values)
 if present and main is not None:  # a slide: the step at the left, its figure at the right, both on screen
-    left, right = st.columns([3, 2], gap="medium")
+    # the text's side as wide as its lines need, from 3/5 up to 7/10; a printout wider still (step 12's
+    # rows of 0.) goes under both, the whole width
+    printout_share = width_share(output.text or "")
+    text_share = min(max(width_share(source), printout_share if printout_share <= 0.7 else 0, 0.6), 0.7)
+    left, right = st.columns([text_share, 1 - text_share], gap="medium")
+    below = st.container() if printout_share > text_share else left
 else:
-    left = right = st.container()
+    left = right = below = st.container()
+# A slide without a figure: the printout beside the code where both fit, so it stays above the fold.
+beside = (present and main is None and bool(output.text)
+          and width_share(source) + width_share(output.text) <= 1)
 with left:
     st.header(f"{number}. {step.title}", divider="gray")
     st.markdown(step.text)
     if not present:
         edit_values()
-    code(step.source(values), "python", "code")
+    code_place, printout_place = (st.columns([width_share(source), width_share(output.text)], gap="medium")
+                                  if beside else (st.container(), below))
+    with code_place:
+        code(source, "python", "code")
     if note and not present:
         st.info(note, icon=":material/update:")
     if output.text:
-        code(output.text, "text", "printed")
+        with printout_place:
+            code(output.text, "text", "printed")
 if main is not None:
     with right:
         for fig, drawn_by_the_lesson in drawn:

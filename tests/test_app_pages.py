@@ -315,9 +315,12 @@ def test_without_files_or_network_the_app_says_how_to_supply_mnist(tmp_path, mon
     monkeypatch.setattr(datasets.MNIST, "mirrors", [])  # as if offline: no server to download from
     at = open_page()
     assert not at.exception
-    assert "could not be downloaded" in at.error[0].value
-    assert "MNISTLAB_DATA" in at.info[0].value
+    message = at.error[0].value
+    assert len(at.error) == 1 and "downloading it failed" in message  # one message: what happened,
+    assert "connect to the internet once" in message and "MNISTLAB_DATA" in message  # and the ways out
+    assert not at.get("expandable") and not at.info  # no "Downloading…" box left, no second notice
     assert not at.title  # the page itself did not run
+    assert list(tmp_path.iterdir()) == []  # no empty MNIST/raw/ left behind
 
 
 def test_build_comes_back_as_the_visitor_left_it_after_another_page():

@@ -149,8 +149,20 @@ def test_missing_files_and_no_network_names_the_root_and_the_fix(tmp_path, monke
     with pytest.raises(DataError) as err:
         data.load_dataset(train=True, root=tmp_path)
     message = str(err.value)
-    assert "not in" in message and str(tmp_path) in message
-    assert "could not be downloaded" in message and "MNISTLAB_DATA" in message
+    assert message.startswith("MNIST is not on this computer yet, and downloading it failed (<urlopen error")
+    assert f"connect to the internet once and try again: MNIST (about 12 MB) is then kept in {tmp_path}" \
+        in message and "Or set MNISTLAB_DATA to a folder that already holds MNIST/raw/" in message
+    assert list(tmp_path.iterdir()) == []  # nothing left behind: no empty MNIST/raw/
+
+
+def test_a_real_download_attempt_offline_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """A real attempt, against a host that cannot exist (.invalid), as offline: it fails by name."""
+    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://mnist.invalid/"])
+    root = tmp_path / "new" / "data"
+    with pytest.raises(DataError, match="downloading it failed") as err:
+        data.load_dataset(train=False, root=root)
+    assert "Error downloading" not in str(err.value)  # its reason, not torchvision's empty headline
+    assert list(tmp_path.iterdir()) == []  # not even new/
 
 
 def test_a_truncated_file_is_reported_as_damaged(broken_root):

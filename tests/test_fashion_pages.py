@@ -7,6 +7,7 @@ from PIL import Image
 
 from mnistlab import data, model_files, network, runs, sweep_db
 from mnistlab.dataset import FASHION, MNIST
+from mnistlab.lesson_step import data_folder_text
 from mnistlab.train_config import TrainConfig
 from tests.test_app_pages import APP, TIMEOUT, code_text, figure_with, figures, open_page  # noqa: F401
 
@@ -138,7 +139,7 @@ def test_train_on_fashion_names_classes_in_every_result(monkeypatch):
     gallery = figure_with(at, "Test image")
     assert bar_names(gallery) == list(FASHION.classes)
     code = code_text(at)
-    assert 'datasets.FashionMNIST("~/.pytorch/F_MNIST_data/"' in code
+    assert f'datasets.FashionMNIST("{data_folder_text(FASHION)}"' in code  # where the app reads it
 
 
 def test_train_page_scores_an_uploaded_model_on_the_data_set_it_learned(tmp_path):

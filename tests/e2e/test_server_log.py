@@ -73,3 +73,55 @@ def test_the_readme_command_logs_no_warning_while_every_page_is_visited(browser,
     assert watched in (0, None), f"the server watches {watched} folders for changes (.venv's among them)"
     problems = [line for line in server.log().splitlines() if PROBLEM.search(line)]
     assert not problems, f"{len(problems)} problem lines in the server's log:\n" + "\n".join(problems[:5])
+
+
+def test_a_short_training_on_a_server_bound_to_every_address_logs_no_notice(browser, tmp_path):
+    """Started as a teacher does (every address, so students can reach it), the server logged
+    "Did not auto detect external IP" offline, and after a short training "The fragment with id …
+    does not exist anymore" (the live view ticking once more after the page moved on)."""
+    import os
+    import socket
+    import subprocess
+
+    from playwright.sync_api import expect
+
+    from tests.e2e.conftest import rerun, wait_for_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path / "streamlit.log"
+    env = {**os.environ, "MNISTLAB_MODELS": str(tmp_path)}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
+                                 str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    errors: list[str] = []
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "Network URL" not in log_path.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            time.sleep(0.5)
+        page = new_page(browser, errors)
+        open_app(page, f"http://127.0.0.1:{port}", "train")
+        handle = page.locator('[data-testid="stSlider"]').filter(has_text="Epochs").get_by_role("slider")
+        for _ in range(4):  # 5 epochs to 1
+            with rerun(page):
+                handle.focus()
+                handle.press("ArrowLeft")
+        with rerun(page):
+            page.get_by_role("button", name="Train", exact=True).click()
+        accuracy = page.locator('[data-testid="stMetric"]').filter(has_text="Test accuracy")
+        expect(accuracy).to_be_visible(timeout=300_000)
+        wait_for_app(page)
+        assert_no_exception(page)
+        time.sleep(3)  # a live view's last tick would come within a second
+        page.context.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = log_path.read_text()
+    assert not errors, "\n".join(errors)
+    assert "Network URL" in text  # what students type is still there
+    assert "does not exist anymore" not in text and "Did not auto detect external IP" not in text, text
+    problems = [line for line in text.splitlines() if PROBLEM.search(line)]
+    assert not problems, "\n".join(problems[:5])
