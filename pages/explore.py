@@ -277,8 +277,10 @@ def table(rows: list[dict], settings: sweep.SweepSettings) -> None:
                    query_params=share.encode(state, settings.base.data))
     c[1].button("Train it fully", key="ex_train", icon=":material/model_training:", on_click=train_fully,
                 args=(row, settings.base.data.name))
-    c[2].caption("Build shows its layers and weights (seed 0) and a link to share; Train trains it with "
-                 "the settings you choose, then Draw can test it on your own digits.")
+    ds = settings.base.data
+    own = "your own digits" if ds.things == "digits" else f"drawings and uploaded pictures of {ds.things}"
+    c[2].caption(f"Build shows its layers and weights (seed 0) and a link to share; Train trains it with "
+                 f"the settings you choose, then Draw can test it on {own}.")
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -421,7 +423,10 @@ if shown is not None and running is None:
         records = sweeps().records(shown)
         st.header("Results")
         missing = shown_settings.n_trials - len({r["key"] for r in records})
-        st.markdown(f"**{shown_settings.base.data.title}**: **{shown_settings.label()}** · "
+        label = shown_settings.label()
+        title = shown_settings.base.data.title
+        named = "" if f" on {title}" in label else f"**{title}**: "  # the label names all but MNIST
+        st.markdown(f"{named}**{label}** · "
                     f"{len(records)} trained"
                     + (f", {missing} missing" if missing else ""))
         if missing:

@@ -174,8 +174,10 @@ def network_column(build: lab_ui.Build, busy: bool) -> None:
     st.markdown(f"**{net.arch.label()}**  \n{net.arch.n_parameters:,} parameters{macs} · init "
                 f"{net.init.label()} · seed {net.seed} · {lab_ui.device_label(build.device)}")
     if build.is_default:
-        st.info("This is the lesson's network, the default. Build another on the Build page, or change "
-                "it here.", icon=":material/info:")
+        ds = lab_ui.dataset()
+        what = ("This is the lesson's network, the default." if ds.things == "digits" else
+                f"This is the default network, here learning {ds.title}'s {ds.things}.")
+        st.info(f"{what} Build another on the Build page, or change it here.", icon=":material/info:")
     st.page_link("pages/build.py", label="Change it on Build", icon=":material/account_tree:")
     with st.expander("Change it here"):
         ss.setdefault("tr_conv", net.arch.features_text())
