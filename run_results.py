@@ -211,7 +211,12 @@ def show_mistakes(run: Run, test_split: data.Split) -> None:
                                      title=f"The first {len(grid)} of {e.n_misclassified:,} test "
                                            f"mistakes: true → predicted"))
         pages = math.ceil(e.n_misclassified / GALLERY)
-        page = st.number_input(f"Mistakes page (1 to {pages})", 1, pages, 1, key="tr_gallery")
+        st.session_state.setdefault("tr_gallery", 1.0)  # the field's type (lab_ui.whole_field)
+        column = st.columns(3)[0]
+        page = lab_ui.whole_field(column, f"Mistakes page (1 to {pages})", "tr_gallery")
+        if not (isinstance(page, int) and 1 <= page <= pages):
+            column.error(f"The mistakes page must be a whole number from 1 to {pages}; got {page:g}.")
+            return
         for k in range((page - 1) * GALLERY, min(page * GALLERY, e.n_misclassified)):
             i = int(e.misclassified[k])
             image, probs = test_split.normalized([i])[0], e.misclassified_probabilities[k]

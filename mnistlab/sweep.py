@@ -360,6 +360,33 @@ def from_params(params) -> SweepSettings | None:
     return SweepSettings.from_dict(given)
 
 
+def from_link(params) -> tuple[SweepSettings | None, list[str], list[str]]:
+    """What a page makes of a link: the settings from its good values, one notice per value that
+    could not be used (as share.decode gives Build's), and the keys of those values, for the page to
+    take out of its address. None for settings when the link has none, or when its values, each good
+    alone, are refused together (the notice then says why)."""
+    try:
+        return from_params(params), [], []
+    except ConfigError:
+        pass
+    good, notices, bad = dict(params), [], []
+    for k in PARAMS:
+        if k in params:
+            try:
+                from_params({k: params[k]})
+            except ConfigError as e:
+                notices.append(f"Link value {k}={parse.last(params[k], 40)!r} was not used: {e} "
+                               f"Using the default.")
+                bad.append(k)
+                del good[k]
+    try:
+        return from_params(good), notices, bad
+    except ConfigError as e:
+        together = [k for k in PARAMS if k in good]
+        return None, [*notices, f"The link's sweep settings were not used together: {e} Using the "
+                                f"page's defaults."], [*bad, *together]
+
+
 def to_params(settings: SweepSettings) -> dict[str, str]:
     """Query parameters for `settings` (the inverse of from_params for what a page can choose)."""
     params = {"depths": ",".join(map(str, settings.depths)), "widths": ",".join(map(str, settings.widths)),

@@ -102,6 +102,7 @@ def start(settings: sweep.SweepSettings) -> None:
                                          sweeps(), owner=lab_ui.owner()).start()  # ends if the visitor leaves
         show(ss["ex_sweep"].id)
         ss.pop("ex_error", None)
+        ss.pop("ex_notices", None)  # the link's notices were about the settings before this sweep
     except LabError as e:
         ss["ex_error"] = str(e)
 
@@ -276,8 +277,10 @@ def table(rows: list[dict], settings: sweep.SweepSettings) -> None:
                    query_params=share.encode(state, settings.base.data))
     c[1].button("Train it fully", key="ex_train", icon=":material/model_training:", on_click=train_fully,
                 args=(row, settings.base.data.name))
-    c[2].caption("Build shows its layers and weights (seed 0) and a link to share; Train trains it with "
-                 "the settings you choose, then Draw can test it on your own digits.")
+    ds = settings.base.data
+    own = "your own digits" if ds.things == "digits" else f"drawings and uploaded pictures of {ds.things}"
+    c[2].caption(f"Build shows its layers and weights (seed 0) and a link to share; Train trains it with "
+                 f"the settings you choose, then Draw can test it on {own}.")
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -300,11 +303,9 @@ if url_sweep and url_sweep != ss.get("ex_shown") and running is None:
                  f"Choose a saved sweep below or start a new one.")
 
 if "ex_depths" not in ss:  # first run: a link's settings (?depths=1,2&widths=16,64&act=relu...) if any
-    try:
-        linked = sweep.from_params(st.query_params.to_dict())
-    except LabError as e:
-        linked = None
-        st.error(f"The link's sweep settings were not used: {e}")
+    linked, ss["ex_notices"], refused = sweep.from_link(st.query_params.to_dict())
+    for k in refused:  # a clean address: what is left opens what the page shows
+        del st.query_params[k]
     if linked is not None:
         ss.update(ex_depths=list(linked.depths), ex_widths=list(linked.widths), ex_rule=linked.width_rule,
                   ex_activations=list(linked.activations),
@@ -314,6 +315,8 @@ if "ex_depths" not in ss:  # first run: a link's settings (?depths=1,2&widths=16
                   **linked_axes(linked))
 for key, value in DEFAULTS.items():
     ss.setdefault(key, value)
+for notice in ss.get("ex_notices", []):
+    st.warning(notice, icon=":material/link_off:")
 
 st.subheader("What to try")
 c = st.columns([1.1, 1.6, 1.3, 1.2])
@@ -420,7 +423,10 @@ if shown is not None and running is None:
         records = sweeps().records(shown)
         st.header("Results")
         missing = shown_settings.n_trials - len({r["key"] for r in records})
-        st.markdown(f"**{shown_settings.base.data.title}**: **{shown_settings.label()}** · "
+        label = shown_settings.label()
+        title = shown_settings.base.data.title
+        named = "" if f" on {title}" in label else f"**{title}**: "  # the label names all but MNIST
+        st.markdown(f"{named}**{label}** · "
                     f"{len(records)} trained"
                     + (f", {missing} missing" if missing else ""))
         if missing:

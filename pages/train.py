@@ -26,7 +26,6 @@ from mnistlab import (
 from mnistlab.errors import LabError
 from mnistlab.layers import Conv
 from mnistlab.runs import Run, keep_run
-from mnistlab.splits import DEFAULT_VALIDATION, MAX_VALIDATION, MIN_VALIDATION
 from mnistlab.train_config import TrainConfig
 
 lab_ui.entry_guard()
@@ -85,8 +84,29 @@ def setting_widget(place, name: str, busy: bool):
 def chosen_config() -> TrainConfig:
     """The settings as the widgets say (a setting with none: its default; the data set: the
     sidebar's); a ConfigError says what is wrong with them."""
+    unused = () if ss.get("tr_optimizer", "adam") == "sgd" else ("momentum",)  # SGD's alone
     return TrainConfig(dataset=lab_ui.dataset().name,
-                       **{name: ss[widget_key(name)] for name in SETTINGS if widget_key(name) in ss})
+                       **{name: lab_ui.typed(ss[widget_key(name)]) for name in SETTINGS
+                          if widget_key(name) in ss and name not in unused})
+
+
+def number_field(place, name: str, busy: bool, step: float = 1.0, off: bool = False, help: str = "") -> bool:
+    """A setting's number field with no bounds, so nothing typed is cut or dropped in silence; a value
+    the setting refuses stays in its field with why under it, and Train waits until it is fixed.
+    A field that is `off` (momentum without SGD) is not read, so it refuses nothing. Whether the value
+    is good."""
+    key = widget_key(name)
+    ss.setdefault(key, float(SETTINGS[name].default))  # the field's type: it reads any number
+    error = None
+    try:
+        if not off:
+            TrainConfig(dataset=lab_ui.dataset().name, **{name: lab_ui.typed(ss[key])})
+    except LabError as e:
+        error = f"{e} Train waits until it is fixed."
+    place.number_input(setting_label(name), key=key, step=step, format="%g", help=help, disabled=busy or off)
+    if error:
+        place.error(error, icon=":material/error:")
+    return error is None
 
 
 def start_training(build: lab_ui.Build) -> None:
@@ -154,8 +174,10 @@ def network_column(build: lab_ui.Build, busy: bool) -> None:
     st.markdown(f"**{net.arch.label()}**  \n{net.arch.n_parameters:,} parameters{macs} · init "
                 f"{net.init.label()} · seed {net.seed} · {lab_ui.device_label(build.device)}")
     if build.is_default:
-        st.info("This is the lesson's network, the default. Build another on the Build page, or change "
-                "it here.", icon=":material/info:")
+        ds = lab_ui.dataset()
+        what = ("This is the lesson's network, the default." if ds.things == "digits" else
+                f"This is the default network, here learning {ds.title}'s {ds.things}.")
+        st.info(f"{what} Build another on the Build page, or change it here.", icon=":material/info:")
     st.page_link("pages/build.py", label="Change it on Build", icon=":material/account_tree:")
     with st.expander("Change it here"):
         ss.setdefault("tr_conv", net.arch.features_text())
@@ -180,16 +202,16 @@ def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
                            format_func={"adam": "Adam", "adamw": "AdamW", "sgd": "SGD + momentum"}.get,
                            disabled=busy,
                            help=f"{setting_help('optimizer')} {train_config.WEIGHT_DECAY_TEXT}")
-    c[1].number_input("Momentum", 0.0, 0.99, 0.9, 0.05, key="tr_momentum",
-                      disabled=busy or optimizer != "sgd")
+    good = number_field(c[1], "momentum", busy, step=0.05, off=optimizer != "sgd",
+                        help=setting_help("momentum"))
     c = st.columns(2)
     c[0].select_slider("Learning rate", LR_SCALE, 1e-3, key="tr_lr", format_func=lambda v: f"{v:g}",
                        disabled=busy)
     c[1].select_slider("Batch size", BATCH_SIZES, 64, key="tr_batch", disabled=busy)
     c = st.columns(2)
     c[0].slider("Epochs", 1, train_config.MAX_EPOCHS, 5, key="tr_epochs", disabled=busy)
-    c[1].number_input("Batch order seed", 0, network.MAX_SEED, 0, key="tr_seed", disabled=busy,
-                      help="The same seed gives the same batches: compare two networks on equal terms.")
+    good &= number_field(c[1], "batch_seed", busy, help=f"0 to {network.MAX_SEED}. The same seed gives the "
+                                                        f"same batches: compare two networks on equal terms.")
     st.selectbox("Input normalization", list(data.NORMALIZATIONS), key="tr_normalization",
                  format_func=data.NORMALIZATION_TEXT.get, disabled=busy,
                  help="How pixels are scaled before the network reads them; the trained network keeps it, "
@@ -199,11 +221,9 @@ def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
                       "slowly. Train both with the same seeds and compare the curves.")
     with st.expander("Generalization settings", icon=":material/call_split:"):
         c = st.columns(2)
-        c[0].number_input(setting_label("validation"), MIN_VALIDATION, MAX_VALIDATION,
-                          DEFAULT_VALIDATION, 1000, key="tr_validation", disabled=busy,
-                          help=setting_help("validation"))
-        c[1].number_input(setting_label("split_seed"), 0, network.MAX_SEED, 0, key="tr_split_seed",
-                          disabled=busy, help=setting_help("split_seed"))
+        good &= number_field(c[0], "validation", busy, step=1000.0, help=setting_help("validation"))
+        good &= number_field(c[1], "split_seed", busy, help=f"0 to {network.MAX_SEED}: "
+                                                            f"{setting_help('split_seed')}")
         chosen = {}  # every other setting with choices, two to a row in the order of its fields
         for i, name in enumerate(n for n, f in SETTINGS.items() if f.metadata["choices"] and n not in PLACED):
             if i % 2 == 0:
@@ -216,7 +236,8 @@ def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
         config = chosen_config()
     except LabError as e:
         config = None
-        st.error(str(e), icon=":material/error:")
+        if good:  # a field's own error is told under it; this one is about settings together
+            st.error(str(e), icon=":material/error:")
     st.button("Train", key="tr_train", type="primary", icon=":material/play_arrow:",
               disabled=busy or config is None, on_click=start_training, args=(build,))
     return config

@@ -179,8 +179,11 @@ def test_explore_sweeps_fashion_when_the_sidebar_says_so(tmp_path, monkeypatch):
     assert at.session_state["ex_sweep"].wait(180)
     at.run()
     assert not at.exception and "ex_sweep" not in at.session_state
-    assert any(m.value.startswith("**Fashion-MNIST**: ") and "on Fashion-MNIST" in m.value
-               for m in at.markdown)
+    named = [m.value for m in at.markdown if "Fashion-MNIST" in m.value and "trials" in m.value]
+    assert len(named) == 1 and named[0].count("Fashion-MNIST") == 1  # the label names it, once
+    assert "on Fashion-MNIST: 2 trials" in named[0]
+    draw = [c.value for c in at.caption if "then Draw can test it on" in c.value]
+    assert draw and "drawings and uploaded pictures of clothes" in draw[0] and "digits" not in draw[0]
     records = sweep_db.SweepDatabase().records(at.session_state["ex_shown"])
     assert len(records) == 2 and all(0.7 < r["test_accuracy"] < 0.9 for r in records)  # clothes, not digits
     settings = sweep_db.SweepDatabase().settings(at.session_state["ex_shown"])
@@ -189,6 +192,14 @@ def test_explore_sweeps_fashion_when_the_sidebar_says_so(tmp_path, monkeypatch):
     assert "data=fashion" in link.query_string
     # the same sweep on MNIST is another sweep, with its own id
     assert settings.replace(base=settings.base.replace(dataset="mnist")).id != settings.id
+
+
+def test_train_calls_the_default_network_the_lessons_only_on_mnist():
+    at = open_page("pages/train.py", FASHION_LINK)
+    assert at.info[0].value.startswith("This is the default network, here learning Fashion-MNIST's clothes.")
+    assert "lesson's network" not in at.info[0].value
+    at.sidebar.radio(key="lab_dataset").set_value("mnist").run()
+    assert at.info[0].value.startswith("This is the lesson's network, the default.")
 
 
 # -- Draw ------------------------------------------------------------------------------------------

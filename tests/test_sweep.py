@@ -302,3 +302,23 @@ def test_the_time_chart_shows_what_was_measured_a_stacks_time(tmp_path):
     assert xs == [3.0, 6.0]  # each stack's wall time, not the 1.5 s share each network was given
     hover = " ".join(h for trace in fig.data if trace.hovertext for h in trace.hovertext)
     assert "a stack of 4 networks at once: the stack took 6.0 s" in hover
+
+
+def test_a_link_with_several_bad_values_gives_a_notice_for_each_and_keeps_the_good_ones():
+    link = {"depths": "9", "widths": "abc", "epochs": "99", "act": "tanh"}
+    settings, notices, refused = sweep.from_link(link)
+    assert settings == sweep.SweepSettings.of(activations="tanh")
+    assert refused == ["depths", "widths", "epochs"]
+    assert [n.split(" was not used: ")[0] for n in notices] == [
+        "Link value depths='9'", "Link value widths='abc'", "Link value epochs='99'"]
+    assert all(n.endswith(" Using the default.") for n in notices)
+    assert sweep.from_link({"unrelated": "1"}) == (None, [], [])
+
+
+def test_a_link_whose_values_are_good_alone_but_too_many_together_says_so():
+    params = {"depths": "1,2,3,4", "widths": "16,64,256,512", "lr": "0.1,0.01,0.001", "seeds": "5"}
+    settings, notices, refused = sweep.from_link(params)
+    assert settings is None and refused == ["depths", "widths", "lr", "seeds"]
+    assert notices == [f"The link's sweep settings were not used together: This sweep has 480 trials; a "
+                       f"sweep may have at most {sweep.MAX_TRIALS} on this server. Choose fewer values, "
+                       f"fewer seeds, or a random sample. Using the page's defaults."]

@@ -78,15 +78,36 @@ def test_bad_settings_on_the_page_say_what_is_allowed_and_cannot_start():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"widths": "16,abc"}, "The link's sweep settings were not used: A width must be a whole number"),
-    ({"seeds": "9"}, "Seeds per config must be a whole number from 1 to 5"),
-    ({"act": "softmax"}, "Activations must be among sigmoid, tanh, relu"),
-    ({"sweep": "not-a-sweep"}, "The link asks for sweep 'not-a-sweep', which this server has not saved"),
+    ({"widths": "16,abc"}, "Link value widths='16,abc' was not used: A width must be a whole number"),
+    ({"seeds": "9"}, "Link value seeds='9' was not used: Seeds per config must be a whole number from 1"),
+    ({"act": "softmax"}, "Link value act='softmax' was not used: Activations must be among sigmoid, tanh"),
 ])
 def test_a_link_with_bad_settings_says_what_was_wrong_and_keeps_the_defaults(params, message):
     at = open_explore(**params)
-    assert message in at.error[0].value and len(at.error) == 1
+    assert message in at.warning[0].value and len(at.warning) == 1 and not at.error
     assert at.multiselect(key="ex_widths").value == [16, 64, 256]
+    assert not any(k in at.query_params for k in params)  # a clean address
+
+
+def test_a_link_for_a_sweep_not_saved_here_says_so():
+    at = open_explore(sweep="not-a-sweep")
+    assert "The link asks for sweep 'not-a-sweep', which this server has not saved" in at.error[0].value
+
+
+def test_a_link_with_several_bad_values_names_each_keeps_the_good_ones_and_cleans_the_address():
+    at = open_explore(depths="9", widths="abc", epochs="99", act="tanh")
+    assert [w.value for w in at.warning] == [
+        "Link value depths='9' was not used: Hidden layers must be a whole number from 0 to 4; got '9'. "
+        "Using the default.",
+        "Link value widths='abc' was not used: A width must be a whole number from 1 to 2048; got 'abc'. "
+        "Using the default.",
+        f"Link value epochs='99' was not used: Epochs per trial must be a whole number from 1 to "
+        f"{sweep.MAX_TRIAL_EPOCHS}; got '99'. Using the default."]
+    assert at.multiselect(key="ex_activations").value == ["tanh"]  # the good value is kept
+    assert at.multiselect(key="ex_widths").value == [16, 64, 256]
+    assert {k: v for k, v in at.query_params.items() if k != "data"} in ({"act": "tanh"}, {"act": ["tanh"]})
+    ok(at.run())  # the notices stay with the page until a sweep starts
+    assert len(at.warning) == 3
 
 
 def test_a_saved_sweep_reopens_in_a_new_session_and_resumes_only_what_is_missing(models):

@@ -7,7 +7,7 @@ import pytest
 from test_app_pages import figure_with
 from test_train_page import metric, ok, open_train, use_network
 
-from mnistlab import runs, train_config
+from mnistlab import network, runs, train_config
 
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
 TEST_ACCURACY = "Test accuracy (held out, not used to choose)"
@@ -154,3 +154,56 @@ def test_early_stopping_says_when_it_stopped_and_which_epochs_weights_it_kept():
     row = at.dataframe[0].value.iloc[0]
     assert row["kept epoch"] == h.kept_epoch and f"stopped after epoch {len(h.epoch_ends)}" in row["training"]
     assert any(f"These are epoch {h.kept_epoch}'s weights" in m.value for m in at.markdown)  # Model file
+
+
+def errors_beside(at, label: str) -> list[str]:
+    """The errors in the innermost column holding the field labelled `label`."""
+    columns = [c for c in at.columns if any(getattr(w, "label", None) == label for w in c.children.values())]
+    assert columns, f"no column holds {label!r}"
+    return [e.value for e in columns[-1].error]
+
+
+WAITS = " Train waits until it is fixed."
+
+
+def test_a_refused_number_is_told_beside_its_field_and_train_waits_until_it_is_fixed():
+    at = open_train()
+    use_network(at, "16", "relu")
+    for typed in (500, 99999, 2.5):
+        at.number_input(key="tr_validation").set_value(typed)
+        ok(at.run())
+        assert errors_beside(at, "Validation images") == [
+            f"Validation images must be a whole number from 1000 to 20000; got {typed!r}.{WAITS}"]
+        assert at.number_input(key="tr_validation").value == typed  # kept as typed, not cut or replaced
+        assert at.button(key="tr_train").disabled
+    at.number_input(key="tr_seed").set_value(-1)
+    at.number_input(key="tr_split_seed").set_value(1e12)
+    ok(at.run())
+    assert errors_beside(at, "Batch-order seed") == [
+        f"Seed must be a whole number from 0 to {network.MAX_SEED}; got -1.{WAITS}"]
+    assert errors_beside(at, "Split seed") == [
+        f"Seed must be a whole number from 0 to {network.MAX_SEED}; got 1000000000000.{WAITS}"]
+    ok(at.radio(key="tr_optimizer").set_value("sgd").run())
+    at.number_input(key="tr_momentum").set_value(1.5)
+    ok(at.run())
+    assert errors_beside(at, "Momentum") == [
+        f"Momentum must be a number from 0 and at most 0.999; got 1.5.{WAITS}"]
+    assert len(at.error) == 4 and at.button(key="tr_train").disabled  # each told once, beside its field
+    ok(at.radio(key="tr_optimizer").set_value("adam").run())  # momentum is SGD's alone: not read now
+    assert at.number_input(key="tr_momentum").disabled and not errors_beside(at, "Momentum")
+    assert len(at.error) == 3
+    ok(at.radio(key="tr_optimizer").set_value("sgd").run())  # read again: refused again
+    assert errors_beside(at, "Momentum") == [
+        f"Momentum must be a number from 0 and at most 0.999; got 1.5.{WAITS}"]
+
+    at.number_input(key="tr_validation").set_value(2000)
+    at.number_input(key="tr_seed").set_value(3)
+    at.number_input(key="tr_split_seed").set_value(1e3)  # "1e3" is a thousand, not 1
+    at.number_input(key="tr_momentum").set_value(0.5)
+    ok(at.run())
+    assert not at.error and not at.button(key="tr_train").disabled
+    at.slider(key="tr_epochs").set_value(1)
+    at.select_slider(key="tr_batch").set_value(256)
+    run = train_and_wait(at)
+    c = run.config
+    assert (c.validation, c.batch_seed, c.split_seed, c.momentum) == (2000, 3, 1000, 0.5)
