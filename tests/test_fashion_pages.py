@@ -256,7 +256,7 @@ def test_draw_prepares_an_uploaded_garment_as_fashion_mnist_was_made(fashion_run
     right = 0
     for index in range(6):
         upload(at, f"garment{index}.png", product_photo(test.images[index].numpy()))
-        (fig,) = [f for f in figures(at) if f["layout"].get("meta") != {"figure": "network diagram"}]
+        (fig,) = probability_figures(at)
         assert bar_names(fig) == list(FASHION.classes)
         right += fig["data"][1]["x"].argmax() == int(test.labels[index])
         at.file_uploader(key="draw_upload").clear().run()
@@ -278,9 +278,15 @@ def test_draw_labels_each_network_with_its_own_data_set(fashion_run, mnist_run, 
                                                  "Saved: clothes"]).run()
     test = data.load_split(False, dataset=FASHION)
     upload(at, "bag.png", product_photo(test.images[int((test.labels == 8).nonzero()[0])].numpy()))
-    digits, clothes = [f for f in figures(at) if f["layout"].get("meta") != {"figure": "network diagram"}]
+    digits, clothes = probability_figures(at)
     assert bar_names(digits) == list(MNIST.classes) and bar_names(clothes) == list(FASHION.classes)
     shown = [m.value for m in at.markdown]
     assert any("trained on MNIST" in m for m in shown) and any("trained on Fashion-MNIST" in m for m in shown)
     assert any(m.startswith("**MNIST preprocessing") for m in shown)
     assert any(m.startswith("**Fashion-MNIST preprocessing") for m in shown)
+
+
+def probability_figures(at) -> list[dict]:
+    """Draw's class-probability figures (its network diagram, shift test and feature maps apart)."""
+    return [f for f in figures(at) if f["layout"].get("meta") != {"figure": "network diagram"}
+            and any(t["type"] == "bar" for t in f["data"])]
