@@ -113,14 +113,14 @@ model = nn.Sequential(OrderedDict([
 
 images, labels = next(iter(trainloader))
 x = images
-print(f"{{'layer':<12}}{{'output shape':<17}}parameters")
+print(f"{{'layer':<12}}{{'output shape':<16}}parameters")
 print(f"{{'input':<12}}{{tuple(x.shape)}}")
 for name, layer in model.named_children():
     x = layer(x)
     n = sum(p.numel() for p in layer.parameters())
     shape = str(tuple(x.shape))
-    print(f"{{name:<12}}{{shape:<17}}{{n:>10,}}" if n else f"{{name:<12}}{{shape}}")
-print(f"{{'in all':<29}}{{sum(p.numel() for p in model.parameters()):>10,}}")"""
+    print(f"{{name:<12}}{{shape:<16}}{{n:>10,}}" if n else f"{{name:<12}}{{shape}}")
+print(f"{{'in all':<28}}{{sum(p.numel() for p in model.parameters()):>10,}}")"""
 
 
 def _parameters(v: LessonValues) -> str:
