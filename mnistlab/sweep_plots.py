@@ -50,9 +50,9 @@ def _scatter(rows: list[dict], x: str, x_title: str, log_x: bool, title: str | N
              front: bool) -> go.Figure:
     fig = go.Figure()
     groups: dict[tuple, list[int]] = {}
-    families = len({rows[i]["family"] for i in _validated(rows)}) > 1  # both: colour by family
+    families = len({rows[i].get("family", "MLP") for i in _validated(rows)}) > 1  # both: colour by family
     for i in _validated(rows):
-        key = rows[i]["family"] if families else rows[i]["activation"]
+        key = rows[i].get("family", "MLP") if families else rows[i]["activation"]
         groups.setdefault((key, rows[i]["depth"]), []).append(i)
     for (key, depth), idx in sorted(groups.items()):
         pts = [rows[i] for i in idx]
@@ -107,8 +107,8 @@ def width_depth_heatmaps(rows: list[dict], title: str | None = None, height: int
     rows = [rows[i] for i in _validated(rows) if rows[i]["width"] is not None]  # a width: hidden layers
     if not rows:
         return _layout(go.Figure(), title, height)
-    families = len({r["family"] for r in rows}) > 1  # then a panel per family and activation
-    panels = list(dict.fromkeys((r["family"], r["activation"]) for r in rows))
+    families = len({r.get("family", "MLP") for r in rows}) > 1  # then a panel per family and activation
+    panels = list(dict.fromkeys((r.get("family", "MLP"), r["activation"]) for r in rows))
     widths = sorted({r["width"] for r in rows})
     depths = sorted({r["depth"] for r in rows})
     fig = make_subplots(rows=1, cols=len(panels), horizontal_spacing=0.06, shared_yaxes=True,
@@ -118,7 +118,7 @@ def width_depth_heatmaps(rows: list[dict], title: str | None = None, height: int
     for c, panel in enumerate(panels, 1):
         best = {}
         for r in rows:
-            if (r["family"], r["activation"]) == panel:
+            if (r.get("family", "MLP"), r["activation"]) == panel:
                 key = (r["depth"], r["width"])
                 best[key] = max(best.get(key, -math.inf), r["validation_accuracy"] * 100)
         z = [[best.get((d, w)) for w in widths] for d in depths]
@@ -206,7 +206,7 @@ def capacity(rows: list[dict], depth: int, activation: str, title: str | None = 
     fig = go.Figure()
     mine = [rows[i] for i in _validated(rows)
             if rows[i]["depth"] == depth and rows[i]["activation"] == activation
-            and family in (None, rows[i]["family"])
+            and family in (None, rows[i].get("family", "MLP"))
             and rows[i].get("train_accuracy") is not None]
     sizes = sorted({r.get("train_images") for r in mine}, key=lambda n: (n is None, n))
     for c, n in enumerate(sizes):
