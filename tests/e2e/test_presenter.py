@@ -195,6 +195,7 @@ def test_a_clickers_page_down_and_page_up_and_the_arrow_keys_are_next_and_previo
         trained_first(page, base_url, part)
     open_app(page, base_url, f"lesson?{there}step=1&present=1")
     assert shown_step(page).startswith(f"1. {steps[0].title}")
+    page.locator('[data-testid="stMain"] h2').first.click()  # the slide has the focus, as a remote's
     for key, number in [("PageDown", 2), ("ArrowRight", 3), ("ArrowDown", 4), ("PageUp", 3),
                         ("ArrowLeft", 2), ("ArrowUp", 1)]:
         with rerun(page):
