@@ -73,7 +73,7 @@ class Trial(network.HasNetwork):
     @property
     def activation(self) -> str:
         """The one activation a sweep's network uses (its convolutions' where it has no hidden layer)."""
-        convs = (f.activation for f in self.arch.features if hasattr(f, "activation"))
+        convs = (f.activation for f in self.arch.features if isinstance(f, layers.Conv))
         acts = [*self.arch.activations, *convs]
         return acts[0] if acts else "relu"
 
