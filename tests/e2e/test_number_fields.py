@@ -3,6 +3,7 @@ refused, never cut to 12), and a refused value is told beside its field with wha
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
@@ -47,11 +48,13 @@ def test_build_reads_fc1_as_typed_and_refuses_a_fraction_beside_it(page, base_ur
 
 def test_build_dropout_steps_by_a_tenth_without_float_noise(page, base_url):
     open_app(page, base_url, "build")
-    field = page.get_by_label("dropout", exact=True).first
+    field = page.locator(".st-key-b_drop_0 input")  # hidden layer 1's own field, by its widget key
+    expect(field).to_have_value("0")
     for tenths in (1, 2, 3):  # the arrow key: the field is too narrow for Streamlit's + and - at 1280 px
         with rerun(page):
             field.press("ArrowUp")  # a step is sent at once, as a click on + is
         expect(field).to_have_value(f"0.{tenths}")
+        assert parse_qs(urlparse(page.url).query)["dropout"] == [f"0.{tenths},0"]  # layer 1's, in the address
     assert "Dropout(p=0.3, inplace=False)" in model_printout(page)
 
 
