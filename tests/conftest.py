@@ -74,3 +74,29 @@ def navigation_mode(request, monkeypatch):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", navigation_decides)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (tests/pg.py); skipped where it is not installed."""
+    from tests import pg
+
+    if not pg.available():
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = pg.PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database: an SQLite file, then a database on the real PostgreSQL server."""
+    from mnistlab import db
+
+    if request.param == "sqlite":
+        yield db.url(str(tmp_path / "test.sqlite"))
+    else:
+        import uuid
+
+        yield request.getfixturevalue("postgres").create(f"t_{uuid.uuid4().hex[:12]}")
+    db.dispose_all()
