@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from torchvision import transforms
 
 from mnistlab.dataset import DATASETS, MNIST, Dataset
 from mnistlab.errors import ConfigError, DataError
@@ -54,14 +53,12 @@ def check_normalization(name) -> str:
     return key
 
 
-def make_transform(normalization: str = "lesson") -> transforms.Compose:
+def make_transform(normalization: str = "lesson"):
     """ToTensor then Normalize with the named mean and std, as torchvision's datasets take it."""
+    from torchvision import transforms  # here: the command line's help and parsing need no torchvision
+
     mean, std = NORMALIZATIONS[check_normalization(normalization)]
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
-
-
-# Exactly the lesson's transform: to [0, 1], then to [-1, 1].
-transform = make_transform("lesson")
 
 
 def data_root(root: str | os.PathLike | None = None, dataset: Dataset = MNIST) -> Path:
@@ -131,7 +128,8 @@ def load_dataset(train: bool = True, root=None, download: bool = True, dataset: 
     raw = raw_folder(root, dataset)
     made = [f for f in (raw, *raw.parents) if not f.exists()]  # deepest first
     try:
-        ds = dataset.torchvision_class()(root, train=train, download=download, transform=transform)
+        ds = dataset.torchvision_class()(root, train=train, download=download,
+                                         transform=make_transform("lesson"))  # [0, 1], then [-1, 1]
     except Exception as e:  # torchvision raises RuntimeError, OSError, ValueError... for all of these
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if not files_present(root, dataset):
