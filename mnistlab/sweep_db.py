@@ -257,14 +257,14 @@ class SweepDatabase:
         with self.engine.begin() as c:  # all of it or nothing: an import cut short runs again whole
             new_sweeps = new_trials = 0
             for sweep_id, settings, label, created in sweeps:
-                new_sweeps += c.execute(_insert(c, SWEEPS).values(
+                new_sweeps += len(c.execute(_insert(c, SWEEPS).values(
                     id=sweep_id, settings=settings, label=label, created=created)
-                    .on_conflict_do_nothing()).rowcount
+                    .on_conflict_do_nothing().returning(SWEEPS.c.id)).all())
                 self._own(c, sweep_id, BEFORE_OWNERS, None, now)
             for sweep_id, key, record, finished in trials:
-                new_trials += c.execute(_insert(c, TRIALS).values(
+                new_trials += len(c.execute(_insert(c, TRIALS).values(
                     sweep=sweep_id, key=key, record=record, finished=finished)
-                    .on_conflict_do_nothing()).rowcount
+                    .on_conflict_do_nothing().returning(TRIALS.c.key)).all())
             row = dict(source=str(path), size=size, modified=modified, sweeps=len(sweeps),
                        trials=len(trials), imported=now)
             stmt = _insert(c, IMPORTS).values(**row)
