@@ -175,7 +175,7 @@ def test_each_finished_trial_is_one_row_in_the_apps_database_under_the_models_fo
     store.add_sweep(s)
     for t in s.trials():
         store.add_trial(s.id, _record(t, 0.9))
-    with sqlite3.connect(tmp_path / "mnistlab.sqlite") as db:  # what another process (or a restarted server) reads
+    with sqlite3.connect(tmp_path / "mnistlab.sqlite") as db:  # what another process reads
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         rows = db.execute("SELECT record FROM sweep_trials WHERE sweep = ? ORDER BY finished",
                           (s.id,)).fetchall()
