@@ -3,6 +3,7 @@ accuracies; a sweep killed mid-way loses nothing; bad arguments told in one line
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mnistlab import sweep_db
 from mnistlab.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +122,7 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
     args = ["--depth", "1", "--hidden", "8,16,24,32,48,64", "--activation", "relu", "--epochs", "1",
             "--train-images", "12000", "--json", str(tmp_path / "out.json")]
     proc = _cli(*args, models=tmp_path)
-    db = tmp_path / "sweeps.sqlite"
+    db = tmp_path / "mnistlab.sqlite"  # the app's database, in the models folder
     finished = 0
     deadline = time.monotonic() + 240
     while finished == 0 and time.monotonic() < deadline and proc.poll() is None:
@@ -128,17 +130,20 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
         if db.exists():
             try:
                 with sqlite3.connect(db) as c:
-                    finished = c.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+                    finished = c.execute("SELECT COUNT(*) FROM sweep_trials").fetchone()[0]
             except sqlite3.OperationalError:  # the tables are being created
                 pass
     proc.send_signal(signal.SIGKILL)  # no clean-up of any kind
     proc.wait()
     with sqlite3.connect(db) as c:
-        before = dict(c.execute("SELECT key, record FROM trials").fetchall())
+        before = dict(c.execute("SELECT key, record FROM sweep_trials").fetchall())
     assert 1 <= len(before) < 6, "the sweep should have been killed mid-way"
 
     out, err = _finish(_cli(*args, models=tmp_path))
     assert f"{len(before)} of 6 trials were trained before; training the {6 - len(before)} missing" in err
+    sweep_id = re.search(r"^Sweep (\w+): ", err, re.M).group(1)
+    assert f"on the app: /explore?sweep={sweep_id}" in err  # the operator's link to it
+    assert sweep_db.SweepDatabase(tmp_path, old_files=()).owners(sweep_id) == {sweep_db.COMMAND_LINE: None}
     records = json.loads((tmp_path / "out.json").read_text())
     assert len(records) == 6 and len({tuple(r["hidden"]) for r in records}) == 6
     kept = [json.loads(r) for r in before.values()]
