@@ -114,7 +114,8 @@ def test_the_network_sees_the_training_normalization(test_split):
     digit = test_split.images[0]
     tensor = pp.preprocess(digit.numpy()).input()
     assert torch.equal(tensor, test_split.normalized([0]))
-    assert torch.equal(tensor, data.make_transform("lesson")(Image.fromarray(digit.numpy()))[None])  # the lesson's transform
+    lesson_transform = data.make_transform("lesson")
+    assert torch.equal(tensor, lesson_transform(Image.fromarray(digit.numpy()))[None])
     for normalization in data.NORMALIZATIONS:  # and each other choice a network may have been trained on
         assert torch.equal(pp.preprocess(digit.numpy()).input(normalization),
                            test_split.normalized([0], normalization=normalization))
