@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pandas  # noqa: F401  see below
 import streamlit as st
 import torch
+from sqlalchemy.exc import SQLAlchemyError
 
-from mnistlab import data, jobs, network, share
+from mnistlab import data, db, jobs, network, share
 from mnistlab import dataset as datasets
 from mnistlab.errors import ConfigError, DataError, LabError
 
@@ -127,6 +128,29 @@ def require_data() -> None:
                  f"may be there: choose it in the sidebar.",
                  icon=":material/cloud_off:")
         st.stop()
+
+
+def require_database() -> None:
+    """Stops this page, with what is wrong and what to do, when the app's database (`db`: an SQLite
+    file, or the server MNISTLAB_DB names) cannot be used. Only the pages that keep things in it
+    (Explore's saved sweeps, a class) call this; every other page works without it."""
+    problem = _database_problem(db.url_text())
+    if problem:
+        st.error(problem, icon=":material/database:")
+        st.stop()
+
+
+@st.cache_data(ttl=30, show_spinner=False)  # per setting; a server that comes back is used within 30 s
+def _database_problem(setting: str) -> str | None:
+    try:
+        with db.engine().connect():
+            return None
+    except ConfigError as e:
+        return f"{e} Start the app again with a valid MNISTLAB_DB, or without it to use an SQLite file."
+    except SQLAlchemyError as e:
+        reason = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
+        return (f"The app's database ({db.redacted(db.url())}) cannot be used: {reason}. Saved sweeps and "
+                f"classes are kept there; the other pages work without it.")
 
 
 @contextlib.contextmanager

@@ -51,6 +51,11 @@ def url(value: str | None = None) -> str:
     return text
 
 
+def url_text() -> str:
+    """What $MNISTLAB_DB says, as set (a cache key: the database it names may change in tests)."""
+    return os.environ.get(ENV, "") + "|" + str(model_files.models_dir())
+
+
 def redacted(text: str) -> str:
     """A URL as it may be shown or logged: its password replaced by ***."""
     try:

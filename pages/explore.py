@@ -292,6 +292,7 @@ if ss.pop("ex_goto_train", False):
     st.switch_page("pages/train.py")
 
 st.title("Explore")
+lab_ui.require_database()  # sweeps are saved there as each trial finishes
 st.caption(f"Train many networks on {lab_ui.dataset().title}, on equal terms (the same "
            f"{lab_ui.dataset().things} in the same order), and see which shapes win, by how much, and at "
            f"what cost.")

@@ -219,3 +219,18 @@ def test_a_new_visitor_gets_a_random_128_bit_id_of_their_own(models):
         secrets_.append(at.session_state[visitor.VISITOR.key])
     assert all(len(s) == 32 and int(s, 16) >= 0 for s in secrets_) and secrets_[0] != secrets_[1]
     assert visitor.id_of(secrets_[0]) != secrets_[0]  # the id saved with a sweep is not the secret
+
+
+@pytest.mark.parametrize("setting, told", [
+    ("mysql://teacher:secret@school/lab", "MNISTLAB_DB names a mysql database; MNIST Lab runs on SQLite"),
+    ("postgresql://teacher:secret@127.0.0.1:1/lab", "The app's database (postgresql+psycopg://teacher:***@"
+                                                   "127.0.0.1:1/lab) cannot be used: "),
+])
+def test_a_database_it_cannot_use_is_told_on_explore_and_the_other_pages_still_work(monkeypatch, setting,
+                                                                                    told):
+    monkeypatch.setenv("MNISTLAB_DB", setting)
+    at = open_explore()
+    assert len(at.error) == 1 and at.error[0].value.startswith(told), at.error[0].value
+    assert "secret" not in at.error[0].value  # the URL's password is never shown
+    ok(at.switch_page("pages/build.py").run())
+    assert not at.error and at.title[0].value == "Build a network"
