@@ -129,7 +129,7 @@ class Challenge:
     def label(self) -> str:
         """"MNIST, at most 50,000 parameters, MLP or CNN, 5 submissions an hour, Ladder 1 point"."""
         ends = f", ends {self.ends:%Y-%m-%d %H:%M} UTC" if self.ends else ""
-        ladder = f", Ladder step {self.ladder:g} points" if self.ladder else ""
+        ladder = (f", Ladder step {self.ladder:g} point{'s' * (self.ladder != 1)}" if self.ladder else "")
         families = " or ".join(self.families).upper()
         return (f"{self.data.title}, at most {self.budget:,} parameters, {families}, "
                 f"{self.limit} submission{'s' * (self.limit != 1)} an hour{ends}{ladder}")
