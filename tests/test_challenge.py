@@ -255,6 +255,7 @@ def _one_sentence(e: Exception) -> None:
     assert isinstance(e, LabError) and text and "\n" not in text and "Traceback" not in text
 
 
+@pytest.mark.fuzz
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(dataset=st.one_of(st.sampled_from(["mnist", "fashion", "MNIST"]), st.text(max_size=12)),
        budget=st.one_of(st.integers(-10, 10**8), st.text(max_size=8)),
@@ -281,6 +282,7 @@ def fuzz_class(tmp_path_factory):
     db.dispose_all()
 
 
+@pytest.mark.fuzz
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_bytes_submitted_are_scored_or_refused_in_one_sentence(data, fuzz_class, class_models,

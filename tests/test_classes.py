@@ -5,10 +5,12 @@ on a fresh SQLite file and on a database of a real PostgreSQL server (`db_url`).
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from mnistlab import classes, db
-from mnistlab.classes import ALPHABET, ClassStore, check_handle
+from mnistlab.classes import ALPHABET, ClassStore, check_code, check_handle
 from mnistlab.errors import ClassError
 from tests.classroom import Clock, new_class
 
@@ -195,3 +197,43 @@ def test_a_closed_class_takes_no_one_and_nothing_more(db_url, class_models):
         with pytest.raises(ClassError, match=closed):
             attempt()
     assert store.info(made.code).closed is not None
+
+
+# -- fuzzing -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fuzz_store(tmp_path_factory):
+    url = db.url(str(tmp_path_factory.mktemp("fuzz") / "fuzz.sqlite"))
+    store, made = new_class(url)
+    yield store, made
+    db.dispose_all()
+
+
+def _one_sentence(e: Exception) -> str:
+    text = str(e)
+    assert isinstance(e, ClassError) and text and "\n" not in text and "Traceback" not in text
+    return text
+
+
+@pytest.mark.fuzz
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(code=st.one_of(st.text(max_size=10), st.text(alphabet=ALPHABET + "01OIL- ", min_size=5, max_size=8)),
+       handle=st.text(max_size=30), key=st.one_of(st.none(), st.text(max_size=120)))
+def test_any_code_handle_or_key_is_taken_or_told_in_one_sentence(fuzz_store, code, handle, key):
+    store, made = fuzz_store
+    try:
+        assert check_code(code) == code.strip().upper().replace("-", "").replace(" ", "")
+    except ClassError as e:
+        _one_sentence(e)
+    try:
+        shown, folded = check_handle(handle)
+        assert 1 <= len(shown) <= 24 and shown == shown.strip() and folded == shown.casefold()
+    except ClassError as e:
+        assert classes.HANDLE_RULE in _one_sentence(e)
+    for attempt in (lambda: store.board(code), lambda: store.check_key(made.code, key),
+                    lambda: store.join(made.code, handle), lambda: store.submissions(made.code, handle=handle,
+                                                                                   secret=key)):
+        try:
+            attempt()
+        except ClassError as e:
+            _one_sentence(e)
