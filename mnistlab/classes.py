@@ -409,11 +409,8 @@ class ClassStore:
         """Takes a submission off the board (it still counts against its student's limit)."""
         with self._writing() as c:
             row = self._teacher(c, code, key)
-            try:
-                number = int(str(submission_id).strip())
-            except ValueError:
-                number = None
-            found = number is not None and 0 < number < 2**62 and c.execute(
+            number = _number(submission_id)
+            found = number is not None and c.execute(
                 update(class_submissions).where(class_submissions.c.id == number,
                                                 class_submissions.c.class_id == row.id,
                                                 class_submissions.c.removed.is_(None))
@@ -481,11 +478,11 @@ class ClassStore:
         """A submission's .safetensors file (the teacher's: to look at its architecture)."""
         with self.engine.connect() as c:
             row = self._teacher(c, code, key)
-            content = c.execute(select(class_submissions.c.model).where(
-                class_submissions.c.id == int(submission_id),
-                class_submissions.c.class_id == row.id)).scalar()
+            number = _number(submission_id)
+            content = None if number is None else c.execute(select(class_submissions.c.model).where(
+                class_submissions.c.id == number, class_submissions.c.class_id == row.id)).scalar()
         if content is None:
-            raise ClassError(f"Class {row.code} has no submission {submission_id}.")
+            raise ClassError(f"Class {row.code} has no submission {str(submission_id)!r:.30}.")
         return bytes(content)
 
     # -- students --
@@ -500,6 +497,12 @@ class ClassStore:
         if member.removed is not None:
             raise ClassError(f"{member.handle!r} was removed from class {row.code} by the teacher.")
         return member
+
+    def check_student(self, code, handle, secret) -> str:
+        """The handle as it joined if `secret` is its secret (and its student was not removed); a
+        ClassError otherwise. For a page to sign a student in before they submit."""
+        with self.engine.connect() as c:
+            return self._student(c, self._class(c, code), handle, secret).handle
 
     def join(self, code, handle) -> str:
         """Joins class `code` under a new `handle`; its secret (returned here only) is needed for every
@@ -528,12 +531,12 @@ class ClassStore:
 
         shown_handle, handle_key = check_handle(handle)
         if isinstance(model, model_files.SavedModel):
-            saved, content = model, model_files.to_bytes(model)
-        else:
-            if not isinstance(model, (bytes, bytearray, memoryview)):
-                raise TypeError(f"submit takes a SavedModel or a file's bytes, not {type(model).__name__}")
+            content = model_files.to_bytes(model)
+        elif isinstance(model, (bytes, bytearray, memoryview)):
             content = bytes(model)
-            saved = model_files.from_bytes(content, "The model file")
+        else:
+            raise TypeError(f"submit takes a SavedModel or a file's bytes, not {type(model).__name__}")
+        saved = model_files.from_bytes(content, "The model file")  # what is scored is what is stored
         # everything that can be refused before the network is scored, without holding any lock
         with self.engine.connect() as c:
             row = self._class(c, code)
@@ -650,6 +653,15 @@ class ClassStore:
             standings.append(Standing(rank, best.handle, best.shown, n, best.id, best.architecture,
                                       best.parameters, **extra))
         return Board(row.code, row.name, rules, closed, tuple(standings))
+
+
+def _number(text) -> int | None:
+    """A submission's number as typed, or None."""
+    try:
+        number = int(str(text).strip())
+    except ValueError:
+        return None
+    return number if 0 < number < 2**62 else None
 
 
 def _best(subs):

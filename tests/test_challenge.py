@@ -150,6 +150,16 @@ def test_a_network_the_challenge_does_not_allow_is_refused_with_what_it_allows(d
     assert store.members(made.code, made.key) == ()  # refused before the handle joined
 
 
+def test_a_network_in_memory_is_checked_as_its_file_would_be(db_url, class_models):
+    store, made = new_class(db_url)
+    good = class_models["mlp"]
+    nan_bias = {**good.state, "fc1.bias": good.state["fc1.bias"] * torch.nan}
+    broken = model_files.SavedModel(good.network, nan_bias, good.config)
+    with pytest.raises(LabError, match="holds weights that are not numbers"):
+        store.submit(made.code, "ada", broken)
+    assert store.members(made.code, made.key) == ()
+
+
 def test_the_limit_is_per_student_per_hour(db_url, class_models, test_split):
     clock = Clock()
     store, made = new_class(db_url, clock=clock, limit=2)

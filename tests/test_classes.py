@@ -111,6 +111,9 @@ def test_a_secret_guards_each_handle(db_url, class_models):
     with pytest.raises(ClassError, match="'bob' and that secret do not match"):
         store.submit(made.code, "bob", class_models["mlp"], secret=first.secret)  # not bob's
     assert [s.handle for s in store.submissions(made.code, made.key)] == ["ada", "ada"]
+    assert store.check_student(made.code, " ADA", first.secret) == "ada"  # signing in, as a page does
+    with pytest.raises(ClassError, match="do not match a student"):
+        store.check_student(made.code, "ada", first.secret.upper())
 
 
 def test_one_class_never_sees_another(db_url, class_models):
@@ -134,6 +137,8 @@ def test_one_class_never_sees_another(db_url, class_models):
         store.remove_student(a.code, a.key, "bob")
     with pytest.raises(ClassError, match=f"Class {a.code} has no submission"):
         store.model_file(a.code, a.key, bob.id)
+    with pytest.raises(ClassError, match=f"Class {a.code} has no submission 'x'"):
+        store.model_file(a.code, a.key, "x")
     with pytest.raises(ClassError, match="do not match a student"):
         store.submissions(a.code, handle="ada", secret=ada_in_b.secret)  # B's ada is not A's
     store.close(a.code, a.key)
