@@ -23,7 +23,8 @@ KEY_ENV = "MNISTLAB_CLASS_KEY"  # the teacher's key, instead of --key (which oth
 
 def add_commands(parser: argparse.ArgumentParser, parser_class) -> None:
     """The `class` command's own commands and flags."""
-    commands = parser.add_subparsers(dest="class_command", required=True, parser_class=parser_class)
+    commands = parser.add_subparsers(dest="class_command", metavar="COMMAND", required=True,
+                                     parser_class=parser_class)
     key_help = f"the teacher's key (or ${KEY_ENV})"
 
     def command(name, help, key=False):

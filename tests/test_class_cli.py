@@ -119,6 +119,16 @@ def test_each_mistake_is_one_line_and_a_non_zero_exit(db_url, capsys, files, mon
     assert "'bad\\nline'" in escaped  # a newline typed into a handle is shown escaped, on one line
 
 
+@pytest.mark.parametrize("argv", [[], ["fly"], ["submit", "K7MQ2P"], ["board"],
+                                  ["remove", "K7MQ2P", "--handle", "ada", "--submission", "1"]])
+def test_malformed_class_commands_exit_2_with_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["class", *argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("mnistlab class") and err.endswith("(see --help)\n")
+    assert err.count("\n") == 1 and "class_command" not in err
+
+
 def test_class_help_imports_neither_torch_nor_sqlalchemy():
     probe = ("import sys; from mnistlab.__main__ import _parser; _parser('class'); "
              "print('torch' in sys.modules, 'sqlalchemy' in sys.modules)")
