@@ -62,7 +62,8 @@ CODE_LENGTH = 6
 MAX_HANDLE = 24
 MAX_CLASS_NAME = 80
 MAX_SECRET = 100  # longer typed keys and secrets are refused without hashing them
-HASH_ITERATIONS = 100_000  # keys and secrets are random (72+ bits), so this guards a leaked table well
+KEY_GROUPS, SECRET_GROUPS = 5, 3  # of 4 characters: a teacher's key ~99 bits, a student's secret ~59
+HASH_ITERATIONS = 100_000  # keys and secrets are random, not chosen: this guards a leaked table well
 HANDLE_RULE = (f"A handle is 1 to {MAX_HANDLE} printable characters (spaces at either end are dropped), "
                f"and no two students of a class share one, whatever its letters' case")
 
@@ -244,18 +245,29 @@ def check_class_name(name) -> str:
     return text
 
 
+def new_secret(groups: int) -> str:
+    """A key or secret to read out or copy: groups of 4 characters of ALPHABET, e.g. "K7MQ-2PXA-BCDE"
+    (about 20 bits a group). It never starts with "-", which a command line would take for a flag."""
+    return "-".join("".join(secrets.choice(ALPHABET) for _ in range(4)) for _ in range(groups))
+
+
+def _typed(secret) -> str:
+    """A key or secret as compared: upper case, dashes and spaces dropped ("k7mq 2pxa" → "K7MQ2PXA")."""
+    return "" if secret is None else "".join(str(secret).split()).replace("-", "").upper()
+
+
 def _hash(secret: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, HASH_ITERATIONS)
+    digest = hashlib.pbkdf2_hmac("sha256", _typed(secret).encode(), salt, HASH_ITERATIONS)
     return f"pbkdf2_sha256${HASH_ITERATIONS}${salt.hex()}${digest.hex()}"
 
 
-_DUMMY_HASH = _hash(secrets.token_urlsafe(12))  # checked against when there is nothing to check
+_DUMMY_HASH = _hash(new_secret(KEY_GROUPS))  # checked against when there is nothing to check
 
 
 def _matches(given, stored: str) -> bool:
     """`given` hashes to `stored`, compared in constant time."""
-    text = str(given).strip() if given is not None else ""
+    text = _typed(given)
     _, iterations, salt, digest = stored.split("$")
     if not text or len(text) > MAX_SECRET:
         text = "\0"  # hashed all the same: a refusal takes as long as any
@@ -340,7 +352,7 @@ class ClassStore:
     def create(self, name) -> NewClass:
         """A new class with a fresh code and a teacher's key (returned here only)."""
         name = check_class_name(name)
-        key = secrets.token_urlsafe(12)
+        key = new_secret(KEY_GROUPS)
         key_hash = _hash(key)
         for _ in range(20):  # 31**6 ≈ 887 million codes: a clash is rare, and retried
             code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
@@ -508,7 +520,7 @@ class ClassStore:
         """Joins class `code` under a new `handle`; its secret (returned here only) is needed for every
         submission under it."""
         shown, handle_key = check_handle(handle)
-        secret = secrets.token_urlsafe(9)
+        secret = new_secret(SECRET_GROUPS)
         secret_hash = _hash(secret)
         try:
             with self._writing() as c:
@@ -555,17 +567,17 @@ class ClassStore:
                 self._within_limit(c, member, rules)
         rules.check_network(saved)
         scores = challenges_.score(saved, rules, test_split)
-        new_secret = secrets.token_urlsafe(9) if member is None else None
-        new_hash = _hash(new_secret) if new_secret else None
+        secret_made = new_secret(SECRET_GROUPS) if member is None else None
+        new_hash = _hash(secret_made) if secret_made else None
         try:
             with self._writing() as c:
                 return self._store(c, code, shown_handle, handle_key, member, rules, saved, content,
-                                   scores, new_secret, new_hash)
+                                   scores, secret_made, new_hash)
         except IntegrityError:  # the same new handle joined at the same moment
             raise ClassError(_taken(shown_handle, check_code(code))) from None
 
     def _store(self, c, code, shown_handle, handle_key, member, rules, saved, content, scores: Scores,
-               new_secret, new_hash) -> Receipt:
+               secret_made, new_hash) -> Receipt:
         row = self._class(c, code, lock="share")  # a close waits for this submission, or it sees the close
         self._open(row)
         now_rules = self._challenge(c, row.id)
@@ -597,7 +609,7 @@ class ClassStore:
             shown=shown, private=scores.private, model=content)).inserted_primary_key[0]
         best = shown if before is None else max(before, shown)
         return Receipt(number, member.handle, shown, best, before is None or shown > before, _when(now),
-                       left - 1, new_secret)
+                       left - 1, secret_made)
 
     def _in_time(self, rules: Challenge) -> None:
         if rules.ends is not None and self.clock() >= rules.ends.timestamp():

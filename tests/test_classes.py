@@ -26,6 +26,8 @@ def test_a_class_has_a_short_readable_code_and_a_key_shown_once(db_url):
     assert info.code == made.code and info.closed is None and info.challenge is None
     assert store.info(f"{made.code[:3]}-{made.code[3:]}").code == made.code
     store.check_key(made.code, made.key)  # the key works; it is returned nowhere else
+    assert re.fullmatch(r"([A-Z2-9]{4}-){4}[A-Z2-9]{4}", made.key)  # never starts with "-", like a flag
+    store.check_key(made.code, made.key.lower().replace("-", ""))  # typed as read out
     assert len({store.create("another").code for _ in range(5)} | {made.code}) == 6
 
 
@@ -112,8 +114,10 @@ def test_a_secret_guards_each_handle(db_url, class_models):
         store.submit(made.code, "bob", class_models["mlp"], secret=first.secret)  # not bob's
     assert [s.handle for s in store.submissions(made.code, made.key)] == ["ada", "ada"]
     assert store.check_student(made.code, " ADA", first.secret) == "ada"  # signing in, as a page does
+    assert store.check_student(made.code, "ada", first.secret.lower().replace("-", " "))  # as read out
+    wrong = first.secret[:-1] + ("A" if first.secret[-1] != "A" else "B")
     with pytest.raises(ClassError, match="do not match a student"):
-        store.check_student(made.code, "ada", first.secret.upper())
+        store.check_student(made.code, "ada", wrong)
 
 
 def test_one_class_never_sees_another(db_url, class_models):
