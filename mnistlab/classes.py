@@ -50,7 +50,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mnistlab import challenge as challenges_
 from mnistlab import db
@@ -303,15 +303,21 @@ class ClassStore:
         from its start (BEGIN IMMEDIATE), so what it read cannot change before it writes; on
         PostgreSQL the rows it reads with a `lock` are locked until it ends. Keys and secrets are
         checked before one starts: hashing them would hold the lock ~50 ms."""
-        with self.engine.connect() as c:
-            if self.sqlite:
-                c.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield c
-            except BaseException:
-                c.rollback()
-                raise
-            c.commit()
+        try:
+            with self.engine.connect() as c:
+                if self.sqlite:
+                    c.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield c
+                    c.commit()
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the error that ended it is the one to tell
+                        c.rollback()
+                    raise
+        except OperationalError as e:  # locked past the busy timeout, or the server gone
+            reason = (str(e.orig).strip().splitlines() or [""])[0] if e.orig else type(e).__name__
+            raise ClassError(f"The class database could not be written ({reason}); try again in a "
+                             f"moment.") from None
 
     def _class(self, c, code, lock: str | None = None):
         """The class row of `code` (`lock`: "share" or "update" on PostgreSQL), or a ClassError."""
@@ -551,8 +557,8 @@ class ClassStore:
             content = bytes(model)
         else:
             raise TypeError(f"submit takes a SavedModel or a file's bytes, not {type(model).__name__}")
-        saved = model_files.from_bytes(content, "The model file")  # what is scored is what is stored
-        # everything that can be refused before the network is scored, without holding any lock
+        # everything that can be refused before the network is scored, without holding any lock: who
+        # and where first, then the file
         with self.engine.connect() as c:
             row = self._class(c, code)
             self._open(row)
@@ -568,6 +574,7 @@ class ClassStore:
             self._in_time(rules)
             if member is not None:
                 self._within_limit(c, member, rules)
+        saved = model_files.from_bytes(content, "The model file")  # what is scored is what is stored
         rules.check_network(saved)
         scores = challenges_.score(saved, rules, test_split)
         secret_made = new_secret(SECRET_GROUPS) if member is None else None
@@ -627,9 +634,9 @@ class ClassStore:
             class_submissions.c.submitted > now - challenges_.LIMIT_WINDOW_S)).scalars().all()
         if len(times) >= rules.limit:
             wait = max(1, round((min(times) + challenges_.LIMIT_WINDOW_S - now) / 60))
-            raise ClassError(f"{member.handle!r} has made {len(times)} submissions in the last hour; this "
-                             f"challenge allows {rules.limit} an hour: the next one is possible in about "
-                             f"{wait} minute{'s' * (wait != 1)}.")
+            raise ClassError(f"{member.handle!r} has made {len(times)} submission{'s' * (len(times) != 1)} "
+                             f"in the last hour; this challenge allows {rules.limit} an hour: the next one "
+                             f"is possible in about {wait} minute{'s' * (wait != 1)}.")
         return rules.limit - len(times)
 
     # -- the board --
