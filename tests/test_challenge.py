@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from mnistlab import classes, db, model_files
+from mnistlab import challenge, classes, db, model_files, network
 from mnistlab.challenge import Challenge, hidden_indices, ladder, split_hidden
 from mnistlab.errors import ClassError, LabError
 from tests.classroom import Clock, new_class
@@ -310,3 +310,40 @@ def test_any_bytes_submitted_are_scored_or_refused_in_one_sentence(data, fuzz_cl
         _one_sentence(e)
         return
     assert 0 <= receipt.shown <= 1
+
+
+def test_a_network_is_scored_in_eval_mode_without_touching_torch_threads(db_url, class_models, test_split):
+    """Dropout 0.5 on: scored in training mode, two scorings of one network would differ."""
+    store, made = new_class(db_url, limit=10)
+    mlp = class_models["mlp"]
+    arch = network.Architecture.parse("16", "relu", dropout="0.5")
+    dropped = model_files.SavedModel(network.Network(arch, mlp.network.init, mlp.network.seed), mlp.state,
+                                     mlp.config)
+    threads = torch.get_num_threads()
+    first = store.submit(made.code, "ada", dropped, test_split=test_split)
+    again = store.submit(made.code, "ada", dropped, first.secret, test_split)
+    plain = store.submit(made.code, "bob", mlp, test_split=test_split)
+    assert first.shown == again.shown == plain.shown  # dropout does nothing in eval mode
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("meanwhile, told", [
+    (lambda store, made: store.set_challenge(made.code, made.key, Challenge(seed=7, budget=20_000)),
+     "The teacher changed the challenge while your model was scored; submit it again."),
+    (lambda store, made: store.close(made.code, made.key), "was closed on"),
+    (lambda store, made: store.remove_student(made.code, made.key, "ada"), "'ada' was removed from class"),
+])
+def test_what_the_teacher_does_while_a_network_is_scored_is_respected(db_url, class_models, test_split,
+                                                                       monkeypatch, meanwhile, told):
+    store, made = new_class(db_url, limit=10)
+    secret = store.join(made.code, "ada")
+    real = challenge.score
+
+    def slow_score(*args, **kwargs):
+        meanwhile(store, made)  # the teacher acts between the checks and the store
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(challenge, "score", slow_score)
+    with pytest.raises(ClassError, match=told):
+        store.submit(made.code, "ada", class_models["mlp"], secret, test_split)
+    assert store.submissions(made.code, made.key) == ()  # nothing stored
