@@ -69,6 +69,10 @@ def test_a_class_from_the_command_line(db_url, capsys, files, monkeypatch):
     assert status == 0 and "ada" in out and "private scores are shown when the class is closed" in out
     status, out, _ = cli(capsys, "members", code, "--key", key)
     assert status == 0 and re.match(r"ada +joined \d{4}-\d\d-\d\d \d\d:\d\d +2 submissions +best ", out)
+    status, out, _ = cli(capsys, "submissions", code, "--key", key)
+    number, shown = first.groups()  # the Ladder's score, and the exact one the teacher sees
+    assert status == 0 and re.search(rf"^ +{number}  \d{{4}}-.* ada +public \d+\.\d\d% \(shown {shown}%\)  "
+                                     r"784-16-10 relu \(12,730 parameters\)$", out, re.M)
     status, out, _ = cli(capsys, "remove", code, "--key", key, "--submission", first.group(1))
     assert status == 0 and out == f"removed submission {first.group(1)} from the board\n"
     monkeypatch.setenv(class_cli.KEY_ENV, key)  # the key from the environment, out of `ps`
