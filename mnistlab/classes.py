@@ -9,6 +9,20 @@ database (`db`: an SQLite file, or the PostgreSQL server MNISTLAB_DB names).
     store.board(made.code)                                # public ranks; private ones once closed
     store.close(made.code, made.key)
 
+What a page calls (a `ClassStore` is cheap: `db.engine` keeps one engine per URL per process):
+
+    teacher   create(name) → NewClass · set_challenge(code, key, Challenge) · members(code, key) →
+              (Member, ...) · submissions(code, key) → (Submission, ...) · model_file(code, key, id)
+              → bytes · remove_submission(code, key, id) · remove_student(code, key, handle) ·
+              close(code, key) · check_key(code, key)
+    student   join(code, handle) → secret · check_student(code, handle, secret) · submit(code,
+              handle, SavedModel or bytes, secret=None) → Receipt · submissions(code, handle=,
+              secret=) → their own
+    anyone    info(code) → ClassInfo · challenge(code) → Challenge | None · board(code) → Board
+    checks    check_code, check_handle, check_class_name (a ClassError each, for a form's field)
+
+Pages that show test images one by one can leave out `challenge.hidden_indices(dataset)`.
+
 Who may do what: whoever has the class code sees its challenge and board; a student submits under
 a handle with the secret given when the handle joined; the teacher's key lists members and
 submissions, removes them, and closes the class. Every query names its class: no class ever reads
