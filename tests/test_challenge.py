@@ -347,3 +347,17 @@ def test_what_the_teacher_does_while_a_network_is_scored_is_respected(db_url, cl
     with pytest.raises(ClassError, match=told):
         store.submit(made.code, "ada", class_models["mlp"], secret, test_split)
     assert store.submissions(made.code, made.key) == ()  # nothing stored
+
+
+def test_a_fashion_challenge_scores_on_fashion_mnists_hidden_images(db_url, class_models):
+    from mnistlab import data
+    from mnistlab.dataset import FASHION
+
+    fashion_test = data.load_split(False, dataset=FASHION)
+    store, made = new_class(db_url, dataset="fashion")
+    public, _ = split_hidden("fashion", seed=7)
+    receipt = store.submit(made.code, "ada", class_models["fashion"], test_split=fashion_test)
+    expected = oracle_accuracy(class_models["fashion"], fashion_test, public)
+    assert receipt.shown == pytest.approx(expected, abs=1e-7)
+    with pytest.raises(ClassError, match="This model learned MNIST; this challenge is on Fashion-MNIST"):
+        store.submit(made.code, "bob", class_models["mlp"], test_split=fashion_test)
