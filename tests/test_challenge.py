@@ -190,6 +190,9 @@ def test_no_submission_after_the_end_or_before_a_challenge(db_url, class_models,
     later = datetime.fromtimestamp(clock.now + 600, UTC)
     store.set_challenge(made.code, made.key, Challenge(seed=7, ends=later, limit=9))
     assert store.challenge(made.code).ends == later and store.challenge(made.code).limit == 9
+    now = datetime.fromtimestamp(clock.now, UTC)
+    with pytest.raises(ClassError, match=r"The challenge's end, 2027-01-15 08:10 UTC, has passed: give a"):
+        store.set_challenge(made.code, made.key, Challenge(seed=7, ends=now))
     with pytest.raises(ClassError, match="has 1 submission: its data set, budget, families and Ladder stay"):
         store.set_challenge(made.code, made.key, Challenge(seed=7, budget=1000))
     assert store.submit(made.code, "bob", class_models["mlp"], test_split=test_split)
