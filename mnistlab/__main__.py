@@ -3,6 +3,7 @@
     python -m mnistlab train --hidden 128,64 --activation relu --epochs 5 --out lesson
     python -m mnistlab eval lesson
     python -m mnistlab sweep --depth 1,2 --hidden 16,64,256 --activation relu,sigmoid --seeds 2 --epochs 1
+    python -m mnistlab school --replicas 2 --port 8501
 
 Only what a command needs is imported, once its arguments are read: `mnistlab --help` and a mistyped
 command answer at once instead of waiting seconds for torch.
@@ -52,6 +53,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     t = commands.add_parser("train", help="train a network and print its test accuracy")
     e = commands.add_parser("eval", help="print a saved model's test loss, accuracy and per-class accuracy")
     s = commands.add_parser("sweep", help="train a grid (or random sample) of networks and compare them")
+    commands.add_parser("school", help="run replicas of the app behind HAProxy, sharing PostgreSQL and the "
+                                       "models folder (school --help)")
     if command == "train":
         _train_flags(t)
     elif command == "eval":
@@ -429,6 +432,10 @@ def _sweep_table(rows: list[dict], seeds: int, settings=None) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if _command(argv) == "school":  # its own flags (mnistlab/school.py)
+        from mnistlab import school
+
+        return school.main(argv[argv.index("school") + 1:])
     args = _parser(_command(argv)).parse_args(argv)
     started = time.perf_counter()
     try:
