@@ -42,12 +42,13 @@ def one_classroom(url: str, students: int, seconds: float, read_rss=None, train:
                                          sample=read_rss, **school))
 
 
-def several_servers(replicas: int, students: int, seconds: float, train: bool,
-                    database: str | None) -> list[dict]:
+def several_servers(replicas: int, students: int, seconds: float, train: bool, database: str | None,
+                    joined=None, check=None) -> list[dict]:
     """The same classroom against `replicas` replicas behind HAProxy, then against one replica behind
     it: each a fresh school sharing a PostgreSQL database (a temporary cluster unless `database`)
     and one models folder. Every student reconnects once a round and must come back to its replica
-    and its session (`Student.stays`)."""
+    and its session (`Student.stays`), and pass `check` too after each step; `joined` runs for each
+    once its app is open (e.g. joining its class, so that `check` can ask that it sees that class)."""
     from mnistlab.school import School
 
     cluster = None
@@ -67,7 +68,8 @@ def several_servers(replicas: int, students: int, seconds: float, train: bool,
                       flush=True)
                 r = one_classroom(school.url, students, seconds, functools.partial(replicas_rss, school),
                                   train=train,
-                                  rounds=loadgen.SCHOOL_ROUND, check=loadgen.Student.stays)
+                                  rounds=loadgen.SCHOOL_ROUND, joined=joined,
+                                  check=functools.partial(both, loadgen.Student.stays, check))
                 for name, replica in school.replicas.items():
                     if "Traceback (most recent call last)" in replica.log():
                         r["errors"].append(f"replica {name} logged an exception (see {replica.log_path})")
@@ -80,6 +82,10 @@ def several_servers(replicas: int, students: int, seconds: float, train: bool,
         if cluster:
             cluster.stop()
     return runs
+
+
+def both(first, second, student) -> str | None:
+    return first(student) or (second(student) if second else None)
 
 
 def replicas_rss(school) -> float:
