@@ -192,7 +192,14 @@ class Student:
             self.reader.cancel()
         if self.ws is not None:
             await self.ws.close()
-        await self._connect()
+        try:
+            await self._connect()
+        except Exception as e:  # no page, or no websocket: what the student sees is an error
+            action = Action(self.number, "reconnect", time.monotonic(),
+                            error=f"could not reconnect: {type(e).__name__}: {e}")
+            self.log.append(action)
+            self.last = action
+            return action
         return await self.act("reconnect", self._client_state())
 
     async def _connect(self) -> None:
@@ -206,7 +213,8 @@ class Student:
         cookies = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         self.ws = await connect(ws_url, subprotocols=protocols, origin=self.url,
                                 additional_headers={"Cookie": cookies} if cookies else None,
-                                max_size=MAX_MESSAGE_BYTES, compression=None, ping_interval=None)
+                                max_size=MAX_MESSAGE_BYTES, compression=None, ping_interval=None,
+                                open_timeout=RUN_TIMEOUT_S)
         self._answered_by(self.ws.response.headers.get(REPLICA_HEADER))
         self.reader = asyncio.create_task(self._read())
 
