@@ -119,9 +119,34 @@ def _connected(sock) -> bool:
         return False
 
 
+def keep_file_watchers_off() -> None:
+    """Leave a reconnected session's file watchers off, as `server.fileWatcherType = "none"` asks.
+
+    Streamlit checks that setting when it makes a session, but not when a dropped connection resumes
+    one: it starts the session's watchers then, and after the next run they walk the path of every
+    module the server has imported (torch's, Plotly's: thousands) on the server's event loop. Every
+    reconnect (a reload, a school's flaky network) froze the whole server for 0.5-1 s here, its other
+    visitors waiting; under a class's load that reached tens of seconds.
+    """
+    from streamlit import config
+    from streamlit.runtime.app_session import AppSession
+
+    register = AppSession.register_file_watchers
+    if getattr(register, "mnistlab", False):
+        return
+
+    def register_file_watchers(self) -> None:
+        if config.get_option("server.fileWatcherType") != "none":
+            register(self)
+
+    register_file_watchers.mnistlab = True
+    AppSession.register_file_watchers = register_file_watchers
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app):
     send_without_delay()
+    keep_file_watchers_off()
     print_addresses()
     # A visit arriving meanwhile imports lab_ui first (app.py), so it waits on Python's import lock
     # for lab_ui until this thread is done with it, then carries on; an import that fails here is

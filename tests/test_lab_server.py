@@ -1,4 +1,5 @@
-"""The server's start (lab_server.py): its sockets send at once, without waiting for the browser's ACK."""
+"""The server's start (lab_server.py): its sockets send at once, without waiting for the browser's ACK; a
+reconnected session starts no file watchers when they are off."""
 
 import os
 import socket
@@ -33,3 +34,21 @@ def test_the_servers_listening_socket_and_what_it_accepts_send_without_delay():
     finally:
         outgoing.close()
         server.close()
+
+
+def test_a_resumed_session_starts_no_file_watchers_when_they_are_off(monkeypatch):
+    """Streamlit starts a session's watchers again when a dropped connection resumes it; with
+    fileWatcherType "none" the server leaves them off, as it does for a new session."""
+    from streamlit import config
+    from streamlit.runtime.app_session import AppSession
+
+    started = []
+    monkeypatch.setattr(AppSession, "register_file_watchers", lambda self: started.append(self))
+    lab_server.keep_file_watchers_off()
+    lab_server.keep_file_watchers_off()  # once is enough: a second call wraps nothing twice
+    monkeypatch.setattr(config, "get_option", lambda name: "none")
+    AppSession.register_file_watchers("resumed")
+    assert started == []
+    monkeypatch.setattr(config, "get_option", lambda name: "auto")  # a teacher editing the app
+    AppSession.register_file_watchers("resumed")
+    assert started == ["resumed"]
