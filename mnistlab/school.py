@@ -159,7 +159,7 @@ class Process:
 class School:
     """N replicas on loopback ports and HAProxy in front of them, on this machine.
 
-    `port` is HAProxy's (0: a free one); `url` is where students go. `replicas[name].url` reaches
+    `port` is HAProxy's (0: a free one); `url` is where students go; `replica_url(name)` reaches
     one replica directly."""
 
     replicas_n: int
