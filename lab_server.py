@@ -119,9 +119,58 @@ def _connected(sock) -> bool:
         return False
 
 
+def keep_file_watchers_off() -> None:
+    """Leave a reconnected session's file watchers off, as `server.fileWatcherType = "none"` asks.
+
+    Streamlit checks that setting when it makes a session, but not when a dropped connection resumes
+    one: it starts the session's watchers then, and after the next run they walk the path of every
+    module the server has imported (torch's, Plotly's: thousands) on the server's event loop. Every
+    reconnect (a reload, a school's flaky network) froze the whole server for 0.5-1 s here, its other
+    visitors waiting; under a class's load that reached tens of seconds.
+    """
+    from streamlit import config
+    from streamlit.runtime.app_session import AppSession
+
+    register = AppSession.register_file_watchers
+    if getattr(register, "mnistlab", False):
+        return
+
+    def register_file_watchers(self) -> None:
+        if config.get_option("server.fileWatcherType") != "none":
+            register(self)
+
+    register_file_watchers.mnistlab = True
+    AppSession.register_file_watchers = register_file_watchers
+
+
+def send_to_the_current_connection() -> None:
+    """Send a session's messages to the connection it has now, not the one it had.
+
+    Streamlit's sending loop walks the sessions as they were when the loop began, yielding after
+    every message. Under load one pass takes seconds, and a visitor who reconnects meanwhile (a
+    reload, a dropped network) has the run it asked for taken from its queue by that pass and sent
+    to its closed connection: lost, its page waiting forever. With 200 students on 2 cores about half
+    the reconnects were (61 of 142); none since. The session's entry is looked up again at each message.
+    """
+    from streamlit.runtime.runtime import Runtime
+
+    send = Runtime._send_message
+    if getattr(send, "mnistlab", False):
+        return
+
+    def _send_message(self, session_info, msg) -> None:
+        current = self._session_mgr.get_active_session_info(session_info.session.id)
+        send(self, current or session_info, msg)
+
+    _send_message.mnistlab = True
+    Runtime._send_message = _send_message
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app):
     send_without_delay()
+    keep_file_watchers_off()
+    send_to_the_current_connection()
     print_addresses()
     # A visit arriving meanwhile imports lab_ui first (app.py), so it waits on Python's import lock
     # for lab_ui until this thread is done with it, then carries on; an import that fails here is

@@ -10,6 +10,7 @@ run's `script_finished`, errors, and the server's memory.
     python -m bench.classroom --students 50             # one classroom, about a minute
     python -m bench.classroom --knee                    # more students until p95 passes 1 s
     python -m bench.classroom --browser --students 10   # the browser scenario (tests/e2e)
+    python -m bench.classroom --replicas 2 --students 200  # two replicas behind HAProxy, then one
 
 The server is started here (`streamlit run app.py`, MNISTLAB_DATA as set) unless --url names one.
 """
@@ -17,6 +18,7 @@ The server is started here (`streamlit run app.py`, MNISTLAB_DATA as set) unless
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -35,9 +37,69 @@ KNEE_STEPS = (10, 20, 30, 40, 50, 60, 80, 100, 120, 150, 200)
 
 
 def one_classroom(url: str, students: int, seconds: float, read_rss=None, train: bool = True,
-                  think_s=(2.0, 5.0)) -> dict:
+                  think_s=(2.0, 5.0), **school) -> dict:
     return loadgen.run(loadgen.classroom(url, students, seconds, think_s=think_s, train=train,
-                                         sample=read_rss))
+                                         sample=read_rss, **school))
+
+
+def several_servers(replicas: int, students: int, seconds: float, train: bool, database: str | None,
+                    joined=None, check=None) -> list[dict]:
+    """The same classroom against `replicas` replicas behind HAProxy, then against one replica behind
+    it: each a fresh school sharing a PostgreSQL database (a temporary cluster unless `database`)
+    and one models folder. Every student reconnects once a round and must come back to its replica
+    and its session (`Student.stays`), and pass `check` too after each step; `joined` runs for each
+    once its app is open (e.g. joining its class, so that `check` can ask that it sees that class)."""
+    from mnistlab.school import School
+
+    cluster = None
+    if database is None:
+        from tests import pg  # the tests' own throwaway PostgreSQL cluster
+
+        cluster = pg.PostgresServer()
+    models = Path(tempfile.mkdtemp(prefix="mnistlab-school-models-"))
+    loadgen.save_teacher_model(models)
+    runs = []
+    try:
+        for n in (replicas, 1):
+            url = database or cluster.create(f"classroom_{n}_{os.getpid()}")
+            school = School(n, url, models).start()
+            try:
+                print(f"{students} students for {seconds:.0f} s on {n} replica(s) behind HAProxy ...",
+                      flush=True)
+                r = one_classroom(school.url, students, seconds, functools.partial(replicas_rss, school),
+                                  train=train,
+                                  rounds=loadgen.SCHOOL_ROUND, joined=joined,
+                                  check=functools.partial(both, loadgen.Student.stays, check))
+                for name, replica in school.replicas.items():
+                    if "Traceback (most recent call last)" in replica.log():
+                        r["errors"].append(f"replica {name} logged an exception (see {replica.log_path})")
+            finally:
+                school.stop()
+            r["replicas"] = n
+            print(loadgen.report(r), flush=True)
+            runs.append(r)
+    finally:
+        if cluster:
+            cluster.stop()
+    return runs
+
+
+def both(first, second, student) -> str | None:
+    return first(student) or (second(student) if second else None)
+
+
+def replicas_rss(school) -> float:
+    """The replicas' resident memory together, MB."""
+    return sum(loadgen.rss_mb(r.proc.pid) for r in school.replicas.values())
+
+
+def school_line(r: dict) -> str:
+    w, where = r["without_reconnects"], r["placement"]
+    return (f"{r['replicas']} replica(s): {r['students']} students, {r['actions']} actions, "
+            f"{len(r['errors'])} errors, {where['moved']} moved; "
+            f"widget change p50 {w.get('p50_ms', 0):.0f} ms, p95 {w.get('p95_ms', 0):.0f} ms; "
+            f"with reconnects p50 {r.get('p50_ms', 0):.0f} ms, "
+            f"p95 {r.get('p95_ms', 0):.0f} ms; students on {where['students_on']}")
 
 
 def browser_mode(students: int) -> int:
@@ -59,6 +121,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-training", action="store_true", help="nobody trains meanwhile")
     parser.add_argument("--url", help="an app already running (default: start one here)")
     parser.add_argument("--browser", action="store_true", help="Chromium pages instead (tests/e2e)")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="a school: this many replicas behind HAProxy sharing PostgreSQL, then one "
+                             "replica with the same students (README: A school on several servers)")
+    parser.add_argument("--db", help="with --replicas, the PostgreSQL URL they share (default: a "
+                                     "temporary cluster started here)")
     parser.add_argument("--out", type=Path, default=RESULTS / "classroom.json",
                         help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -66,6 +133,19 @@ def main(argv=None) -> int:
         parser.error("--students must be from 1 to 500")
     if args.browser:
         return browser_mode(args.students)
+    if args.replicas:
+        if args.out == RESULTS / "classroom.json":
+            args.out = RESULTS / "school.json"
+        runs = several_servers(args.replicas, args.students, args.seconds, not args.no_training, args.db)
+        print()
+        for r in runs:
+            print(school_line(r))
+        result = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
+                  "load_average": load_average(), "runs": runs}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+        print(f"JSON: {args.out}")
+        return 0 if all(not r["errors"] and not r["placement"]["moved"] for r in runs) else 1
 
     runs = []
     for students in ([s for s in KNEE_STEPS if s >= args.start] if args.knee else [args.students]):

@@ -28,7 +28,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 from google.protobuf import json_format
@@ -39,6 +41,8 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import connect
 
 from bench.measure import percentile
+from mnistlab.school import COOKIE as REPLICA_COOKIE  # behind HAProxy: the replica a browser stays on
+from mnistlab.school import HEADER as REPLICA_HEADER  # and the one that answered
 
 ROOT = Path(__file__).resolve().parents[1]
 CANVAS_FIXTURE = Path(__file__).parent / "fixtures" / "canvas_stroke.json"
@@ -168,13 +172,76 @@ class Student:
         self.fragments: dict[str, asyncio.Task] = {}  # fragment_id -> its auto-rerun loop
         self.reader: asyncio.Task | None = None
         self.closed = False
+        self.cookies: dict[str, str] = {}  # what the browser holds for this address (HAProxy's replica)
+        self.replicas: list[str] = []  # the replicas that answered it, in order (behind HAProxy)
+        self.session_ids: list[str] = []  # the server's session ids for it, in order
+        self.last: Action | None = None  # its latest action
 
     async def open(self) -> None:
-        ws_url = self.url.replace("http", "ws", 1).rstrip("/") + "/_stcore/stream"
-        self.ws = await connect(ws_url, subprotocols=["streamlit"], origin=self.url,
-                                max_size=MAX_MESSAGE_BYTES, compression=None, ping_interval=None)
-        self.reader = asyncio.create_task(self._read())
+        await self._connect()
         await self.act("open app", self._client_state())
+
+    async def reconnect(self) -> Action:
+        """A dropped connection (or a reload), as Streamlit's own client recovers from it: the page's
+        HTML again with its cookies, then the websocket naming the session it had. The server that
+        holds that session resumes it (the same session id, the same state); any other starts a new one."""
+        for task in self.fragments.values():
+            task.cancel()
+        self.fragments = {}
+        if self.reader is not None:
+            self.reader.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+        try:
+            await self._connect()
+        except Exception as e:  # no page, or no websocket: what the student sees is an error
+            action = Action(self.number, "reconnect", time.monotonic(),
+                            error=f"could not reconnect: {type(e).__name__}: {e}")
+            self.log.append(action)
+            self.last = action
+            return action
+        return await self.act("reconnect", self._client_state())
+
+    async def _connect(self) -> None:
+        """What a browser does to open the app: GET the page (behind HAProxy this sets the replica's
+        cookie), then open the websocket with the cookies it got (HAProxy routes it by them)."""
+        await asyncio.to_thread(self._get_page)
+        ws_url = self.url.replace("http", "ws", 1).rstrip("/") + "/_stcore/stream"
+        protocols = ["streamlit"]
+        if self.session_ids:  # the second entry is an XSRF token (none here), the third the session
+            protocols += ["PLACEHOLDER_AUTH_TOKEN", self.session_ids[-1]]
+        cookies = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        self.ws = await connect(ws_url, subprotocols=protocols, origin=self.url,
+                                additional_headers={"Cookie": cookies} if cookies else None,
+                                max_size=MAX_MESSAGE_BYTES, compression=None, ping_interval=None,
+                                open_timeout=RUN_TIMEOUT_S)
+        self._answered_by(self.ws.response.headers.get(REPLICA_HEADER))
+        self.reader = asyncio.create_task(self._read())
+
+    def _get_page(self) -> None:
+        cookies = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        request = urllib.request.Request(self.url.rstrip("/") + "/",
+                                         headers={"Cookie": cookies} if cookies else {})
+        with urllib.request.urlopen(request, timeout=RUN_TIMEOUT_S) as r:
+            r.read()
+            for header in r.headers.get_all("Set-Cookie") or []:
+                jar = SimpleCookie()
+                jar.load(header)
+                self.cookies.update({k: m.value for k, m in jar.items()})
+            self._answered_by(r.headers.get(REPLICA_HEADER))
+
+    def _answered_by(self, replica: str | None) -> None:
+        if replica and (not self.replicas or self.replicas[-1] != replica):
+            self.replicas.append(replica)
+
+    def stays(self) -> str | None:
+        """What went wrong with where this student's session lives, if anything: answered by more than
+        one replica, or its session restarted (a new session id: its state gone)."""
+        if len(self.replicas) > 1:
+            return f"moved from replica {' to '.join(self.replicas)}"
+        if len(self.session_ids) > 1:
+            return f"its session restarted ({len(self.session_ids)} session ids)"
+        return None
 
     async def close(self) -> None:
         self.closed = True
@@ -203,6 +270,7 @@ class Student:
         """Send `msg` and wait for the end of the run it caused; the time goes into the log."""
         action = Action(self.number, what, time.monotonic())
         self.log.append(action)
+        self.last = action
         if self.closed:
             action.error = "session closed"
             return action
@@ -249,6 +317,9 @@ class Student:
                 self.fragments = {}
             if msg.new_session.page_script_hash:
                 self.page_hash = msg.new_session.page_script_hash
+            sid = msg.new_session.initialize.session_id
+            if sid and (not self.session_ids or self.session_ids[-1] != sid):
+                self.session_ids.append(sid)
         elif kind == "navigation":
             self.pages = {p.page_name: p.page_script_hash for p in msg.navigation.app_pages}
             self.page_hash = msg.navigation.page_script_hash or self.page_hash
@@ -369,12 +440,21 @@ def canvas_stroke() -> WidgetState:
 ROUND = ["next", "next", "build", "fc1", "fc1", "draw", "stroke", "train", "dataset", "next"]
 
 
+# Behind HAProxy, each round also drops the connection and reconnects, as a reload or a flaky school
+# network does: the student must come back to its own replica and find its session as it left it.
+SCHOOL_ROUND = [*ROUND, "reconnect"]
+
+Check = Callable[[Student], "str | None"]  # what is wrong with what a student sees now, if anything
+
+
 async def student_loop(student: Student, until: float, think_s: tuple[float, float], rng: random.Random,
-                       stroke: WidgetState) -> None:
+                       stroke: WidgetState, rounds: list[str] = ROUND, check: Check | None = None) -> None:
     """Browse batches, edit Build's layer sizes, draw, open Train, back to Dataset; one step every
     few seconds, until `until`. Each step also checks what the student would see: the next batch's
-    number, the new layer size in print(model), the drawing's preprocessing stages."""
-    steps = ROUND[rng.randrange(len(ROUND)):] + ROUND * 100  # students start at different places
+    number, the new layer size in print(model), the drawing's preprocessing stages, the batch it
+    had after a reconnect; and `check`, after every step (the first problem it finds is logged once)."""
+    steps = rounds[rng.randrange(len(rounds)):] + rounds * 100  # students start at different places
+    told: set[str] = set()
     page = "Start"  # where the app opens
 
     async def on(name: str) -> None:
@@ -413,8 +493,18 @@ async def student_loop(student: Student, until: float, think_s: tuple[float, flo
                 if student.shows("No trained network yet"):
                     continue  # a server with no saved model: nothing to predict with
                 expect(action, student.shows(f"{TEACHER_MODEL}: 784-128-64-10"), "a prediction")
+            elif step == "reconnect":
+                before = student.batch_number() if page == "Dataset" else None
+                action = await student.reconnect()
+                if before is not None:
+                    expect(action, student.batch_number() == before,
+                           f"batch {before} again (its session kept)")
         except LookupError as e:
             student.log.append(Action(student.number, step, time.monotonic(), error=str(e)))
+        problem = check(student) if check else None
+        if problem and problem not in told and student.last is not None:
+            told.add(problem)
+            student.last.error = "; ".join(filter(None, [student.last.error, problem]))
 
 
 async def teacher_loop(teacher: Student) -> dict:
@@ -439,9 +529,13 @@ async def keep_training(teacher: Student, until: float, every_s: float = 0.5) ->
 
 
 async def classroom(url: str, students: int, seconds: float, think_s=(2.0, 5.0), train: bool = True,
-                    seed: int = 0, ramp_s: float = 5.0, sample=None) -> dict:
+                    seed: int = 0, ramp_s: float = 5.0, sample=None, rounds: list[str] = ROUND,
+                    joined: Callable[[Student], Awaitable[object]] | None = None,
+                    check: Check | None = None) -> dict:
     """`students` sessions acting for `seconds` while one more trains throughout (a new run as soon
-    as one ends); their actions' times."""
+    as one ends); their actions' times. `joined` runs for each student once its app is open (e.g.
+    joining a class); `check` after each of its steps (e.g. `Student.stays`, or that it sees its class).
+    Behind HAProxy, where each student's session lived (`placement`)."""
     log: list[Action] = []
     teacher_log: list[Action] = []
     rng = random.Random(seed)
@@ -451,12 +545,13 @@ async def classroom(url: str, students: int, seconds: float, think_s=(2.0, 5.0),
     await teacher.open()
     if train:
         await teacher_loop(teacher)
-    opened = await asyncio.gather(*(_open_later(p, rng.uniform(0, ramp_s)) for p in people))
+    opened = await asyncio.gather(*(_open_later(p, rng.uniform(0, ramp_s), joined) for p in people))
     until = time.monotonic() + seconds
     stop_sampling = asyncio.Event()
     rss = asyncio.create_task(_sample(sample, stop_sampling)) if sample else None
     training = asyncio.create_task(keep_training(teacher, until)) if train else None
-    await asyncio.gather(*(student_loop(p, until, think_s, random.Random(seed * 1000 + p.number), stroke)
+    await asyncio.gather(*(student_loop(p, until, think_s, random.Random(seed * 1000 + p.number), stroke,
+                                        rounds, check)
                            for p, ok in zip(people, opened) if ok))
     training_share = await training if training else 0.0
     still_training = bool(teacher.fragments)
@@ -465,14 +560,17 @@ async def classroom(url: str, students: int, seconds: float, think_s=(2.0, 5.0),
     for p in [*people, teacher]:
         await p.close()
     return {**summary(log, teacher_log, students, seconds, samples, still_training), "training": train,
+            "placement": placement(people), "teacher_replicas": teacher.replicas,
             "training_share": training_share,
             "trainings_started": sum(1 for a in teacher_log if a.what == "click Train" and not a.error)}
 
 
-async def _open_later(student: Student, delay: float) -> bool:
+async def _open_later(student: Student, delay: float, joined=None) -> bool:
     await asyncio.sleep(delay)
     try:
         await student.open()
+        if joined is not None:
+            await joined(student)
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         student.log.append(Action(student.number, "open app", time.monotonic(), error=error))
@@ -491,6 +589,24 @@ async def _sample(read, stop: asyncio.Event, every_s: float = 1.0) -> list[float
     return values
 
 
+def placement(people: list[Student]) -> dict:
+    """Behind HAProxy: how many students each replica answered (by the replica each one's requests
+    reached: HAProxy's cookie routes them, its header names the replica), how many were answered by
+    more than one, and how many kept one session id throughout (a reconnect resumed it on the
+    replica that held it). Without HAProxy, every student is on replica "-"."""
+    on: dict[str, int] = {}
+    for p in people:
+        name = p.replicas[0] if p.replicas else "-"
+        on[name] = on.get(name, 0) + 1
+    cookies = {p.cookies.get(REPLICA_COOKIE) for p in people} - {None}
+    return {"students_on": dict(sorted(on.items())), "moved": sum(len(p.replicas) > 1 for p in people),
+            "one_session": sum(len(p.session_ids) == 1 for p in people),
+            "cookie_matches_replica": sum(bool(p.replicas) and p.cookies.get(REPLICA_COOKIE) == p.replicas[-1]
+                                          for p in people),
+            "cookies": sorted(cookies),
+            "reconnects": sum(a.what == "reconnect" for a in (people[0].log if people else []))}
+
+
 def summary(log: list[Action], teacher_log: list[Action], students: int, seconds: float, rss: list[float],
             still_training: bool) -> dict:
     """p50/p95/p99 of the students' waits (overall and per kind of action), errors, memory."""
@@ -505,7 +621,9 @@ def summary(log: list[Action], teacher_log: list[Action], students: int, seconds
                 "p99_ms": 1000 * percentile(xs, 99)} if xs else {"n": 0}
 
     errors = [f"student {a.student}, {a.what}: {a.error}" for a in [*log, *teacher_log] if a.error]
+    clicks = [a.seconds for a in log if a.seconds is not None and a.error is None and a.what != "reconnect"]
     return {"students": students, "seconds": seconds, "actions": len(log), **stats(timed),
+            "without_reconnects": stats(clicks),
             "by_action": {k: stats(v) for k, v in sorted(by_kind.items())},
             "errors": errors,
             "training_started": any(a.what == "click Train" and not a.error for a in teacher_log),
@@ -529,6 +647,10 @@ def report(r: dict) -> str:
         m = r["rss_mb"]
         lines.append(f"  server RSS: {m['start']:.0f} MB at the start, peak {m['peak']:.0f} MB, "
                      f"{m['end']:.0f} MB at the end")
+    if (where := r.get("placement")) and "-" not in where["students_on"]:
+        on = ", ".join(f"{n} on replica {name}" for name, n in where["students_on"].items())
+        lines.append(f"  students: {on}; {where['moved']} moved to another replica, "
+                     f"{where['one_session']} kept one session through {where['reconnects']} reconnects")
     lines += [f"  error: {e}" for e in r["errors"][:20]]
     return "\n".join(lines)
 

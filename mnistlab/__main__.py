@@ -4,6 +4,7 @@
     python -m mnistlab eval lesson
     python -m mnistlab sweep --depth 1,2 --hidden 16,64,256 --activation relu,sigmoid --seeds 2 --epochs 1
     python -m mnistlab class create "Year 10 B"     (and class challenge, submit, board, close: see class_cli)
+    python -m mnistlab school --replicas 2 --port 8501
 
 Only what a command needs is imported, once its arguments are read: `mnistlab --help` and a mistyped
 command answer at once instead of waiting seconds for torch.
@@ -55,6 +56,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     s = commands.add_parser("sweep", help="train a grid (or random sample) of networks and compare them")
     k = commands.add_parser("class", help="a class challenge: create, challenge, submit, board, members, "
                                           "submissions, remove, close")
+    commands.add_parser("school", help="run replicas of the app behind HAProxy, sharing PostgreSQL and the "
+                                       "models folder (school --help)")
     if command == "train":
         _train_flags(t)
     elif command == "eval":
@@ -442,6 +445,10 @@ def cmd_class(args) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if _command(argv) == "school":  # its own flags (mnistlab/school.py)
+        from mnistlab import school
+
+        return school.main(argv[argv.index("school") + 1:])
     args = _parser(_command(argv)).parse_args(argv)
     started = time.perf_counter()
     try:

@@ -1,0 +1,99 @@
+"""A school on several servers: two replicas of the app behind HAProxy (cookie affinity), sharing one
+PostgreSQL database and one models folder. Students speak Streamlit's own protocol (bench/loadgen.py)
+and, as a browser does, GET the page first (HAProxy sets its cookie there) and reconnect now and
+then: each must stay on the replica it was given and find its session as it left it."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+
+import pytest
+
+from bench import loadgen
+from mnistlab import school
+from mnistlab.errors import ConfigError
+
+DEPLOY = school.ROOT / "deploy"
+STUDENTS, SECONDS = 6, 15
+
+
+@pytest.fixture(scope="module")
+def two_replicas(postgres, tmp_path_factory):
+    """Two replicas and HAProxy on free ports; the teacher's network saved once in the shared folder."""
+    models = tmp_path_factory.mktemp("school-models")
+    loadgen.save_teacher_model(models)
+    running = school.School(2, postgres.create(f"school_{uuid.uuid4().hex[:8]}"), models,
+                            work=tmp_path_factory.mktemp("school")).start()
+    yield running
+    running.stop()
+
+
+def test_the_deployed_config_is_what_the_launcher_writes_and_haproxy_accepts_it():
+    written = school.haproxy_config({"a": "10.0.0.11:8501", "b": "10.0.0.12:8501"}, ":80")
+    assert (DEPLOY / "haproxy.cfg").read_text() == written
+    for line in ("balance roundrobin", f"cookie {school.COOKIE} insert indirect nocache httponly",
+                 "timeout tunnel", "option redispatch", f"option httpchk GET {school.HEALTH}"):
+        assert line in written
+    assert "balance source" not in written  # a school behind one NAT address would all land on one
+    check = subprocess.run([school.haproxy_binary(), "-c", "-f", str(DEPLOY / "haproxy.cfg")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_replicas_must_share_postgresql(tmp_path):
+    with pytest.raises(ConfigError, match="share a PostgreSQL database"):
+        school.shared_env(str(tmp_path / "lab.sqlite"), tmp_path, "secret")
+
+
+def test_each_student_stays_on_its_replica_and_keeps_its_session(two_replicas):
+    result = loadgen.run(loadgen.classroom(two_replicas.url, STUDENTS, SECONDS, think_s=(0.3, 1.0),
+                                           train=False, ramp_s=1, rounds=loadgen.SCHOOL_ROUND,
+                                           check=loadgen.Student.stays))
+    print()
+    print(loadgen.report(result))
+    where = result["placement"]
+    downs = [line for line in two_replicas.haproxy.log().splitlines() if " is DOWN" in line]
+    assert not result["errors"], "\n".join(result["errors"] + downs)
+    assert set(where["students_on"]) == {"a", "b"}, "both replicas get students"
+    assert sum(where["students_on"].values()) == STUDENTS
+    assert where["moved"] == 0 and where["cookie_matches_replica"] == STUDENTS, downs
+    assert where["one_session"] == STUDENTS and where["reconnects"] >= STUDENTS, \
+        "every student reconnected and its replica resumed its session"
+    # Both replicas predict with the network saved once in the shared folder.
+    assert {"draw a stroke", "click Next batch", "set fc1 units"} <= set(result["by_action"])
+    for name, replica in two_replicas.replicas.items():
+        assert "Traceback (most recent call last)" not in replica.log(), name
+
+
+def test_a_student_whose_replica_stops_starts_afresh_on_the_other(two_replicas):
+    """Runs last: it stops replica a. Its student's page reconnects through HAProxy, which sends it to
+    b (`option redispatch`); b knows nothing of its session, so the page starts afresh there, with no
+    error, while b's own student carries on in the session it had."""
+
+    async def scenario():
+        log: list[loadgen.Action] = []
+        students = {}
+        for i in range(4):  # round-robin: one of the first few lands on each replica
+            s = loadgen.Student(two_replicas.url, i, log)
+            await s.open()
+            await s.goto("Dataset")
+            await s.click("Next batch")
+            students.setdefault(s.replicas[0], s)
+        on_a, on_b = students["a"], students["b"]
+        batch_b = on_b.batch_number()
+        two_replicas.replicas["a"].stop()
+        moved = await on_a.reconnect()
+        stayed = await on_b.reconnect()
+        for s in students.values():
+            await s.close()
+        return on_a, moved, on_b, stayed, batch_b
+
+    on_a, moved, on_b, stayed, batch_b = asyncio.run(scenario())
+    assert moved.error is None, moved.error
+    assert on_a.replicas == ["a", "b"] and on_a.cookies[school.COOKIE] == "b"
+    assert len(on_a.session_ids) == 2, "a new session on b"
+    assert on_a.batch_number() is not None, "its page (Dataset) drawn again, without an error"
+    assert stayed.error is None and on_b.stays() is None and on_b.batch_number() == batch_b
+    assert "Traceback (most recent call last)" not in two_replicas.replicas["b"].log()
