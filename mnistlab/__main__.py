@@ -3,6 +3,7 @@
     python -m mnistlab train --hidden 128,64 --activation relu --epochs 5 --out lesson
     python -m mnistlab eval lesson
     python -m mnistlab sweep --depth 1,2 --hidden 16,64,256 --activation relu,sigmoid --seeds 2 --epochs 1
+    python -m mnistlab class create "Year 10 B"     (and class challenge, submit, board, close: see class_cli)
 
 Only what a command needs is imported, once its arguments are read: `mnistlab --help` and a mistyped
 command answer at once instead of waiting seconds for torch.
@@ -52,6 +53,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     t = commands.add_parser("train", help="train a network and print its test accuracy")
     e = commands.add_parser("eval", help="print a saved model's test loss, accuracy and per-class accuracy")
     s = commands.add_parser("sweep", help="train a grid (or random sample) of networks and compare them")
+    k = commands.add_parser("class", help="a class challenge: create, challenge, submit, board, members, "
+                                          "remove, close")
     if command == "train":
         _train_flags(t)
     elif command == "eval":
@@ -60,6 +63,10 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         e.add_argument("--threads", default="1", help=THREADS_HELP)
     elif command == "sweep":
         _sweep_flags(s)
+    elif command == "class":
+        from mnistlab import class_cli
+
+        class_cli.add_commands(k, _Parser)
     return parser
 
 
@@ -427,12 +434,18 @@ def _sweep_table(rows: list[dict], seeds: int, settings=None) -> str:
     return "\n".join(lines)
 
 
+def cmd_class(args) -> None:
+    from mnistlab import class_cli
+
+    class_cli.run(args)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_command(argv)).parse_args(argv)
     started = time.perf_counter()
     try:
-        {"train": cmd_train, "eval": cmd_eval, "sweep": cmd_sweep}[args.command](args)
+        {"train": cmd_train, "eval": cmd_eval, "sweep": cmd_sweep, "class": cmd_class}[args.command](args)
     except LabError as e:
         print(f"mnistlab: error: {_one_line(str(e))}", file=sys.stderr)
         return 1

@@ -19,3 +19,7 @@ class ModelFileError(LabError):
 
 class ImageError(LabError):
     """A drawing or uploaded image that cannot be turned into a digit."""
+
+
+class ClassError(ConfigError):
+    """A class code, handle, key or secret, a challenge setting or a submission that a class refuses."""

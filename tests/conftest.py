@@ -100,3 +100,31 @@ def db_url(request, tmp_path):
 
         yield request.getfixturevalue("postgres").create(f"t_{uuid.uuid4().hex[:12]}")
     db.dispose_all()
+
+
+def _tiny(arch, seed: int, split, config=None):
+    """A `model_files.SavedModel` of `arch` trained for one pass over `split` (a fraction of an epoch;
+    None: untrained)."""
+    from mnistlab import model_files
+
+    config = config or TrainConfig(epochs=1, batch_size=64, batch_seed=seed)
+    model = network.build(arch, network.Init(), seed)
+    if split is not None:
+        train.train(model, config, split)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return model_files.SavedModel(network.Network(arch, network.Init(), seed), state, config)
+
+
+@pytest.fixture(scope="session")
+def class_models(train_split):
+    """Small real networks to submit to a class challenge, trained once on a few thousand MNIST images
+    (under 2 s in all): two MLPs that score differently ("mlp", "mlp2"), a small CNN ("cnn"), an MLP
+    over a 50,000-parameter budget ("big", 784-128-64-10, untrained) and a Fashion-MNIST MLP
+    ("fashion", untrained). Each a `model_files.SavedModel`; `model_files.to_bytes` gives its file."""
+    return {
+        "mlp": _tiny(network.Architecture((16,), ("relu",)), 0, train_split.first(4000)),
+        "mlp2": _tiny(network.Architecture((32,), ("relu",)), 1, train_split.first(1500)),
+        "cnn": _tiny(network.Architecture.parse("16", "relu", conv="4:5"), 2, train_split.first(2000)),
+        "big": _tiny(network.Architecture((128, 64), ("relu", "relu")), 3, None),
+        "fashion": _tiny(network.Architecture((16,), ("relu",)), 4, None, TrainConfig(dataset="fashion")),
+    }
