@@ -29,10 +29,12 @@ DEFAULT_PAGE = "pages/start.py"
 def main() -> None:
     """One run of a visitor's page, with the navigation and sidebar around it."""
     import lab_ui  # torch: imported here, not when the server imports this file to start
+    import visitor
 
     st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
     page = st.navigation([st.Page(path, title=title, icon=icon, default=path == DEFAULT_PAGE)
                           for path, title, icon in PAGES if (HERE / path).exists()])
+    visitor.keep()  # the visitor's id, kept by their browser from the first page they open
     lab_ui.choose_dataset()  # before the data check: if one data set's files are missing, choose another
     sidebar = st.sidebar.empty()
     try:

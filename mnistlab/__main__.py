@@ -333,7 +333,7 @@ def cmd_sweep(args) -> None:
     import torch
 
     from mnistlab import data, jobs, sweep
-    from mnistlab.sweep_db import SweepDatabase
+    from mnistlab.sweep_db import COMMAND_LINE, SweepDatabase
     from mnistlab.sweep_run import Sweep
 
     settings = sweep.SweepSettings(
@@ -355,10 +355,10 @@ def cmd_sweep(args) -> None:
     sweep_db = SweepDatabase()
     try:
         bar = _SweepBar(settings.n_trials)
-        run = Sweep(settings, train_split, test_split, sweep_db, queue=jobs.Queue(engine.slots),
-                    engine=engine, on_trial=lambda record: bar(run))
+        run = Sweep(settings, train_split, test_split, sweep_db, saved_for=COMMAND_LINE,
+                    queue=jobs.Queue(engine.slots), engine=engine, on_trial=lambda record: bar(run))
         print(f"Sweep {run.id}: {settings.label()}, on the {engine.name} engine ({engine.slots} at once); "
-              f"stored in {sweep_db.path}", file=sys.stderr)
+              f"stored in {sweep_db.where}; on the app: /explore?sweep={run.id}", file=sys.stderr)
         if run.resumed:
             print(f"{run.resumed:,} of {settings.n_trials:,} trials were trained before; training the "
                   f"{len(run.missing):,} missing", file=sys.stderr)

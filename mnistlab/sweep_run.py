@@ -182,7 +182,8 @@ class Sweep(jobs.Background):
     the queue has slots, so other owners' jobs keep their turns), and each finished trial is written
     to `sweep_db` at once and appended to `records`.
 
-    Trials already in the store are not trained again. `stop()` keeps what has finished.
+    Trials already in the store are not trained again. `stop()` keeps what has finished. The sweep is
+    saved for `saved_for` (a visitor's id, `sweep_db.COMMAND_LINE`), in `class_code`'s class if given.
     """
 
     settings: SweepSettings
@@ -190,6 +191,8 @@ class Sweep(jobs.Background):
     test_split: Split
     sweep_db: SweepDatabase
     owner: jobs.Owner | None = None
+    saved_for: str | None = None
+    class_code: str | None = None
     queue: jobs.Queue | None = None
     engine: object = None
     on_trial: object = None  # called with each new record (the CLI's progress bar)
@@ -200,7 +203,7 @@ class Sweep(jobs.Background):
     def __post_init__(self):
         self.queue = self.queue or jobs.default_queue()
         self.engine = self.engine or jobs.default_engine()
-        self.id = self.sweep_db.add_sweep(self.settings)
+        self.id = self.sweep_db.add_sweep(self.settings, self.saved_for, self.class_code)
         self.trials = self.settings.trials()
         self.records = self.sweep_db.records(self.id)
         done = {r["key"] for r in self.records}

@@ -9,8 +9,10 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
+import visitor
 from mnistlab import (
     dataset,
+    db,
     jobs,
     layers,
     network,
@@ -52,13 +54,13 @@ ss = st.session_state
 
 
 @st.cache_resource(show_spinner=False)
-def sweeps_at(path: str) -> sweep_db.SweepDatabase:
-    """The server's sweeps file (one connection per server; SQLite in WAL mode)."""
-    return sweep_db.SweepDatabase(path)
+def sweeps_at(url: str, old_file: str) -> sweep_db.SweepDatabase:
+    """The server's sweeps, in the app's database (the sweeps file of earlier versions imported once)."""
+    return sweep_db.SweepDatabase(url, old_files=[old_file])
 
 
 def sweeps() -> sweep_db.SweepDatabase:
-    return sweeps_at(str(sweep_db.db_path()))
+    return sweeps_at(db.url(), str(sweep_db.old_file()))
 
 
 def settings_from_widgets() -> sweep.SweepSettings:
@@ -99,7 +101,8 @@ def start(settings: sweep.SweepSettings) -> None:
     try:
         data = settings.base.data  # a resumed sweep's own, whichever the sidebar shows
         ss["ex_sweep"] = sweep_run.Sweep(settings, lab_ui.split(True, data), lab_ui.split(False, data),
-                                         sweeps(), owner=lab_ui.owner()).start()  # ends if the visitor leaves
+                                         sweeps(), owner=lab_ui.owner(),
+                                         saved_for=visitor.visitor_id()).start()  # ends if the visitor leaves
         show(ss["ex_sweep"].id)
         ss.pop("ex_error", None)
         ss.pop("ex_notices", None)  # the link's notices were about the settings before this sweep
@@ -296,7 +299,7 @@ st.caption(f"Train many networks on {lab_ui.dataset().title}, on equal terms (th
 running = ss.get("ex_sweep")
 url_sweep = st.query_params.get("sweep")
 if url_sweep and url_sweep != ss.get("ex_shown") and running is None:
-    if any(s["id"] == url_sweep for s in sweeps().sweeps()):
+    if url_sweep in sweeps():  # a link opens a sweep for whoever has it, whoever saved it
         ss["ex_shown"] = url_sweep
     else:
         st.error(f"The link asks for sweep {url_sweep[:40]!r}, which this server has not saved. "
@@ -379,18 +382,24 @@ with start_col:
         st.error(ss["ex_error"])
 
 with saved_col:
-    saved = sweeps().sweeps()
-    if not saved:
+    own = sweeps().sweeps(owner=visitor.visitor_id())
+    everyone = [s for s in sweeps().sweeps(owner=sweep_db.SHARED) if s["id"] not in {o["id"] for o in own}]
+    by_id = {s["id"]: s for s in own + everyone}
+    if not by_id:
         st.caption("**Saved sweeps:** none yet. Every trial is saved as it finishes, so a sweep that was "
                    "interrupted can be resumed.")
     else:
-        by_id = {s["id"]: s for s in saved}
         if ss.get("ex_shown") in by_id:
             ss["ex_saved"] = ss["ex_shown"]
+        shared = {s["id"] for s in everyone}
         st.selectbox("Saved sweeps", list(by_id), key="ex_saved",
-                     format_func=lambda i: f"{by_id[i]['label']} ({by_id[i]['finished']} done)")
+                     format_func=lambda i: ("Everyone's: " if i in shared else "")
+                     + f"{by_id[i]['label']} ({by_id[i]['finished']} done)")
         st.button("Open", key="ex_open_saved", on_click=show, args=(ss["ex_saved"],),
                   disabled=running is not None)
+    st.caption("Listed: the sweeps you started in this browser, then everyone's: those saved before sweeps "
+               "had owners and those run on the server's command line. A sweep's link (its address) opens "
+               "it for anyone who has it.")
 
 
 # -- while it runs ---------------------------------------------------------------------------------

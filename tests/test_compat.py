@@ -51,12 +51,16 @@ def test_an_explore_link_made_before_opens_the_same_sweep(case):
 
 
 def test_a_sweep_saved_before_resumes_where_it_stopped(tmp_path, train_split, test_split):
+    """The old sweeps file, imported into the app's database beside it, and left as it was."""
     db = tmp_path / "sweeps.sqlite"
     shutil.copy(FIXTURES / "legacy-sweeps.sqlite", db)
     store_ = sweep_db.SweepDatabase(db)
     saved = LEGACY["sweep_db"]
     settings = store_.settings(saved["id"])
-    assert settings.id == saved["id"]
+    assert settings.id == saved["id"] and settings.to_dict() == saved["settings"]
     s = sweep_run.Sweep(settings, train_split, test_split, store_)
     assert s.resumed == 1 and len(s.missing) == saved["n_trials"] - 1
-    store_.close()
+    assert saved["finished_key"] not in {t.key for t in s.missing}
+    assert store_.owners(saved["id"]) == {sweep_db.BEFORE_OWNERS: None}  # everyone's, as it was then
+    assert db.read_bytes() == (FIXTURES / "legacy-sweeps.sqlite").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("sweeps")) == ["sweeps.sqlite"]

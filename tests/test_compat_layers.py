@@ -171,5 +171,6 @@ def test_a_sweep_saved_before_resumes_where_it_stopped_with_its_record_as_it_was
         s = sweep_run.Sweep(settings, fashion_test_split, fashion_test_split, db)
         assert s.resumed == 1 and len(s.missing) == saved["n_trials"] - 1
         assert saved["finished_key"] not in {t.key for t in s.missing}
+        assert path.read_bytes() == (FIXTURES / saved["file"]).read_bytes()  # the old file, as it was
     finally:
         db.close()

@@ -166,17 +166,19 @@ def test_bad_axes_over_training_settings_are_refused_with_what_is_allowed(kwargs
         sweep.SweepSettings.of(**kwargs)
 
 
-def test_each_finished_trial_is_one_row_in_sqlite_under_the_models_folder(tmp_path, monkeypatch):
+def test_each_finished_trial_is_one_row_in_the_apps_database_under_the_models_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
+    monkeypatch.delenv("MNISTLAB_DB", raising=False)
     s = sweep.SweepSettings.of(depths="1", widths="16", activations="relu,tanh")
     store = sweep_db.SweepDatabase()
-    assert store.path == tmp_path / "sweeps.sqlite"
+    assert store.url == f"sqlite:///{tmp_path / 'mnistlab.sqlite'}"
     store.add_sweep(s)
     for t in s.trials():
         store.add_trial(s.id, _record(t, 0.9))
-    with sqlite3.connect(store.path) as db:  # what another process (or a restarted server) reads
+    with sqlite3.connect(tmp_path / "mnistlab.sqlite") as db:  # what another process reads
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        rows = db.execute("SELECT record FROM trials WHERE sweep = ?", (s.id,)).fetchall()
+        rows = db.execute("SELECT record FROM sweep_trials WHERE sweep = ? ORDER BY finished",
+                          (s.id,)).fetchall()
     assert [json.loads(r[0])["activations"] for r in rows] == [["relu"], ["tanh"]]
     assert store.sweeps()[0] == {"id": s.id, "label": s.label(), "created": store.sweeps()[0]["created"],
                                  "finished": 2}

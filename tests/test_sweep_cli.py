@@ -120,7 +120,7 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
     args = ["--depth", "1", "--hidden", "8,16,24,32,48,64", "--activation", "relu", "--epochs", "1",
             "--train-images", "12000", "--json", str(tmp_path / "out.json")]
     proc = _cli(*args, models=tmp_path)
-    db = tmp_path / "sweeps.sqlite"
+    db = tmp_path / "mnistlab.sqlite"  # the app's database, in the models folder
     finished = 0
     deadline = time.monotonic() + 240
     while finished == 0 and time.monotonic() < deadline and proc.poll() is None:
@@ -128,13 +128,13 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
         if db.exists():
             try:
                 with sqlite3.connect(db) as c:
-                    finished = c.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+                    finished = c.execute("SELECT COUNT(*) FROM sweep_trials").fetchone()[0]
             except sqlite3.OperationalError:  # the tables are being created
                 pass
     proc.send_signal(signal.SIGKILL)  # no clean-up of any kind
     proc.wait()
     with sqlite3.connect(db) as c:
-        before = dict(c.execute("SELECT key, record FROM trials").fetchall())
+        before = dict(c.execute("SELECT key, record FROM sweep_trials").fetchall())
     assert 1 <= len(before) < 6, "the sweep should have been killed mid-way"
 
     out, err = _finish(_cli(*args, models=tmp_path))

@@ -4,11 +4,13 @@ on Build."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import visitor
 from mnistlab import network, share, sweep, sweep_db
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
 TIMEOUT = 60
+ANN, BEN = "a" * 32, "b" * 32  # two browsers' secrets (visitor.VISITOR), as their cookies would send them
 
 
 @pytest.fixture(autouse=True)
@@ -17,8 +19,10 @@ def models(tmp_path, monkeypatch):
     return tmp_path
 
 
-def open_explore(**params) -> AppTest:
+def open_explore(secret: str = ANN, **params) -> AppTest:
+    """Explore, for the visitor whose browser keeps `secret`."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[visitor.VISITOR.key] = secret
     at.run()
     for k, v in params.items():
         at.query_params[k] = v
@@ -51,6 +55,7 @@ def test_a_small_sweep_from_a_link_trains_shows_its_networks_and_opens_one_on_bu
     # one epoch on the 50,000 training images: 84-92% (a 16-unit ReLU layer is the slowest)
     assert len(records) == 4 and all(r["validation_accuracy"] > 0.8 for r in records)
     assert at.query_params["sweep"] == at.session_state["ex_shown"]  # a link to these results
+    assert sweep_db.SweepDatabase().owners(at.session_state["ex_shown"]) == {visitor.id_of(ANN): None}
     best = max(records, key=lambda r: r["validation_accuracy"])  # chosen on validation
     choice = at.selectbox(key="ex_open")
     assert len(choice.options) == 4 and choice.value.startswith(best["network"])  # best first
@@ -113,7 +118,7 @@ def test_a_link_with_several_bad_values_names_each_keeps_the_good_ones_and_clean
 def test_a_saved_sweep_reopens_in_a_new_session_and_resumes_only_what_is_missing(models):
     settings = sweep.SweepSettings.of(depths="1", widths="16,32", activations="relu")
     store = sweep_db.SweepDatabase()
-    store.add_sweep(settings)
+    store.add_sweep(settings, visitor.id_of(ANN))
     first = settings.trials()[0]
     trained = sweep.stacked.Trained(0.9, 0.3, [0.9] * 10, 0.4, 1.0, 1)
     store.add_trial(settings.id, first.record(trained, "local"))
@@ -183,3 +188,34 @@ def test_a_sweep_over_dropout_and_training_set_sizes_shows_its_columns_and_the_c
     assert "dropout=0.5" in at.get("page_link")[0].proto.query_string.split("&")  # and to Build's link
     at.button(key="ex_train").click().run()
     assert at.session_state["build"].network.arch.dropout == (0.5,)
+
+
+def test_each_visitor_lists_only_their_own_sweeps_and_everyones_older_ones_but_a_link_opens_any(models):
+    mine, theirs, cli = (sweep.SweepSettings.of(depths="1", widths=w, activations="relu")
+                         for w in ("16", "32", "64"))
+    store = sweep_db.SweepDatabase()
+    store.add_sweep(mine, visitor.id_of(ANN))
+    store.add_sweep(theirs, visitor.id_of(BEN))
+    store.add_sweep(cli, sweep_db.COMMAND_LINE)
+    ann, ben = open_explore(ANN), open_explore(BEN)
+    assert ann.selectbox(key="ex_saved").options[0] == f"{mine.label()} (0 done)"
+    assert ben.selectbox(key="ex_saved").options[0] == f"{theirs.label()} (0 done)"
+    for at in (ann, ben):  # the operator's command-line sweep: everyone's, after their own
+        assert at.selectbox(key="ex_saved").options[1:] == [f"Everyone's: {cli.label()} (0 done)"]
+    assert any("the sweeps you started in this browser" in c.value for c in ann.caption)
+
+    newcomer = open_explore("c" * 32)  # a browser never seen: only everyone's
+    assert newcomer.selectbox(key="ex_saved").options == [f"Everyone's: {cli.label()} (0 done)"]
+    linked = open_explore("c" * 32, sweep=theirs.id)  # Ben's link still opens his sweep, as before
+    assert linked.session_state["ex_shown"] == theirs.id and not linked.error
+    assert any(m.value.endswith(f"**{theirs.label()}** · 0 trained, 1 missing") for m in linked.markdown)
+
+
+def test_a_new_visitor_gets_a_random_128_bit_id_of_their_own(models):
+    first, second = (AppTest.from_file(APP, default_timeout=TIMEOUT) for _ in range(2))
+    secrets_ = []
+    for at in (first, second):
+        ok(at.run())
+        secrets_.append(at.session_state[visitor.VISITOR.key])
+    assert all(len(s) == 32 and int(s, 16) >= 0 for s in secrets_) and secrets_[0] != secrets_[1]
+    assert visitor.id_of(secrets_[0]) != secrets_[0]  # the id saved with a sweep is not the secret
