@@ -8,6 +8,7 @@ import weakref
 import pandas as pd
 import streamlit as st
 
+import class_ui
 import lab_ui
 from mnistlab import (
     conv_plots,
@@ -284,3 +285,4 @@ def show_file(run: Run, shown: str) -> None:
                            icon=":material/download:", key="tr_download", on_click="ignore")
     except LabError as err:
         st.error(str(err))
+    class_ui.submit_here(run)  # in a class with an open challenge: "Submit to <class>"

@@ -1,0 +1,44 @@
+"""The teacher's chart of a class: every submitted network's public score against its parameters (log
+x), coloured by student, with the class's Pareto front (the best score each budget of parameters
+bought). House style from `plot_style`; the front from `sweep_results.mark_pareto`."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from mnistlab.classes import Submission
+from mnistlab.plot_style import FONT_SIZE, RUN_COLORS, TEXT, _layout
+from mnistlab.sweep_plots import FRONT
+from mnistlab.sweep_results import mark_pareto
+
+
+def submissions_chart(subs: tuple[Submission, ...], title: str | None = None, height: int = 480) -> go.Figure:
+    """One point per submission still on the board (the teacher's exact public score), a colour per
+    student, the Pareto front dotted."""
+    shown = [s for s in subs if not s.removed]
+    fig = go.Figure()
+    handles = list(dict.fromkeys(s.handle for s in sorted(shown, key=lambda s: s.submitted)))
+    for i, handle in enumerate(handles):
+        own = [s for s in shown if s.handle == handle]
+        fig.add_trace(go.Scatter(
+            x=[s.parameters for s in own], y=[_score(s) * 100 for s in own], mode="markers", name=handle,
+            marker=dict(color=RUN_COLORS[i % len(RUN_COLORS)], size=14, line=dict(width=1, color="white"),
+                        symbol="diamond" if i >= len(RUN_COLORS) else "circle"),
+            hovertext=[f"<b>{handle}</b> · submission {s.id}<br>{s.architecture}<br>{s.parameters:,} "
+                       f"parameters<br>public score {_score(s):.2%}" for s in own],
+            hoverinfo="text"))
+    rows = mark_pareto([{"parameters": s.parameters, "score": _score(s)} for s in shown], value="score")
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["parameters"])
+    if front:
+        fig.add_trace(go.Scatter(x=[r["parameters"] for r in front], y=[r["score"] * 100 for r in front],
+                                 mode="lines", line=dict(color=FRONT, width=2, dash="dot", shape="hv"),
+                                 name="Pareto front", hoverinfo="skip"))
+    _layout(fig, title, height)
+    fig.update_layout(showlegend=True, legend=dict(font=dict(size=FONT_SIZE - 2, color=TEXT)))
+    fig.update_xaxes(title="parameters (log scale)", type="log")
+    fig.update_yaxes(title="public score (%)")
+    return fig
+
+
+def _score(s: Submission) -> float:
+    return s.public if s.public is not None else s.shown
