@@ -95,6 +95,11 @@ def submit_button(place, key: str, label: str, what, **kwargs) -> None:
         place.error(ss[f"cl_refusal_{key}"], icon=":material/block:")
 
 
+def uploaded(f) -> bytes | None:
+    """An uploaded file's bytes (read as safetensors only, never unpickled), None for none."""
+    return None if f is None else f.getvalue()
+
+
 def receipt_text(r) -> str:
     best = "your new best" if r.improved else f"your best shown score stays {r.best:.2%}"
     return (f"Submission {r.id} scored **{r.shown:.2%}** on the public part: {best}. "

@@ -106,11 +106,6 @@ def runs_to_submit() -> dict:
     return {lab_ui.run_label(i, r): r for i, r in enumerate(ss.get("runs", []), 1)}
 
 
-def uploaded_bytes():
-    f = ss.get("cl_upload")
-    return None if f is None else f.getvalue()
-
-
 def student(mine: Seat) -> None:
     store = class_ui.store()
     try:
@@ -176,7 +171,8 @@ def submit_form() -> None:
     else:
         st.file_uploader("A .safetensors model file saved by MNIST Lab", type=["safetensors"],
                          key="cl_upload", max_upload_size=math.ceil(model_files.MAX_FILE_BYTES / 2**20))
-        class_ui.submit_button(st, "class_file", "Submit this file", uploaded_bytes, type="primary")
+        class_ui.submit_button(st, "class_file", "Submit this file",
+                               lambda: class_ui.uploaded(ss.get("cl_upload")), type="primary")
 
 
 # -- the teacher --------------------------------------------------------------------------------------

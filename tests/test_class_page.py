@@ -53,7 +53,8 @@ def press(at: AppTest, key: str) -> AppTest:
     return ok(at.button(key=key).click().run())
 
 
-def make_class(name="Year 10 B", budget=50_000, families=("mlp",), limit=5, ladder=0.0) -> tuple[AppTest, str, str]:
+def make_class(name="Year 10 B", budget=50_000, families=("mlp",), limit=5,
+               ladder=0.0) -> tuple[AppTest, str, str]:
     """A teacher's page with a class made and its challenge set; its code and key."""
     at = open_class("the teacher")
     at.text_input(key="cl_name").set_value(name)
@@ -124,36 +125,29 @@ def test_a_student_joins_sees_the_rules_and_their_secret_once_then_submits_a_run
     assert len(frame(at, "shown score")) == 1
 
 
-def test_refusals_are_told_beside_the_button_and_the_page_stays_usable(runs, class_models):
+def test_refusals_are_told_beside_the_button_and_the_page_stays_usable(runs, class_models, monkeypatch):
     _, code, _ = make_class(budget=50_000, families=("mlp",), limit=2)
     at = join(code, "ben", runs=[runs["big"], runs["cnn"], runs["mlp"]])
     submit_run(at, "784-128-64-10")
     assert "109,386 parameters; this challenge allows at most 50,000" in texts(at.error)
     submit_run(at, "conv")
     assert "This model is a CNN; this challenge allows MLP only" in texts(at.error)
+    # a model file: a Fashion-MNIST network, then a pickle (never unpickled: not a model file)
+    ok(at.radio(key="cl_source").set_value("A model file").run())
+    press(at, "cl_submit_class_file")
+    assert "Choose a run or a model file to submit" in texts(at.error)
+    for content, message in ((model_files.to_bytes(class_models["fashion"]), "this challenge is on MNIST"),
+                             (b"\x80\x04K\x01.", "The uploaded file")):
+        monkeypatch.setattr(class_ui, "uploaded", lambda _f, c=content: c)  # AppTest cannot upload
+        press(at, "cl_submit_class_file")
+        assert message in texts(at.error)
+    ok(at.radio(key="cl_source").set_value("A run from Train").run())
     submit_run(at, "784-16-10")
     assert not at.error and "1 submission left this hour" in texts(at.success)
     submit_run(at, "784-16-10")
     submit_run(at, "784-16-10")
     assert "this challenge allows 2 an hour" in texts(at.error)
-    # a model file: a Fashion-MNIST network, then something that is not a model file (never unpickled)
-    ok(at.radio(key="cl_source").set_value("A model file").run())
-    for content, message in ((model_files.to_bytes(class_models["fashion"]), "this challenge is on MNIST"),
-                             (b"\x80\x04K\x01.", "The uploaded file")):
-        at.session_state["cl_upload"] = _Upload(content)
-        press(at, "cl_submit_class_file")
-        assert message in texts(at.error)
     assert has_frame(at, "rank")  # still there
-
-
-class _Upload:
-    """What st.file_uploader's value offers (`getvalue`), for a test that cannot upload."""
-
-    def __init__(self, content: bytes):
-        self.content, self.name = content, "model.safetensors"
-
-    def getvalue(self) -> bytes:
-        return self.content
 
 
 def test_bad_codes_handles_and_links_are_told_where_they_were_typed():
@@ -226,12 +220,12 @@ def test_the_teachers_board_shows_students_training_submissions_and_closing_reve
                                                       if s.handle == "ben"))
     ok(teacher.run())
     assert teacher.button(key="cl_rm_sub_go").disabled
-    teacher.checkbox(key="cl_confirm_sub").check()
+    ok(teacher.checkbox(key="cl_confirm_sub").check().run())
     press(teacher, "cl_rm_sub_go")
     assert list(frame(teacher, "rank")["handle"]) == ["ada"]
     submit_run(ben)  # ben submits again; then the class closes
     ok(teacher.run())
-    teacher.checkbox(key="cl_confirm_close").check()
+    ok(teacher.checkbox(key="cl_confirm_close").check().run())
     press(teacher, "cl_close")
     final = frame(teacher, "final rank")
     assert list(final["final rank"]) == [1, 2]
