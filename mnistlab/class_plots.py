@@ -4,11 +4,13 @@ bought). House style from `plot_style`; the front from `sweep_results.mark_paret
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 
 from mnistlab.classes import Submission
 from mnistlab.plot_style import FONT_SIZE, RUN_COLORS, TEXT, _layout
-from mnistlab.sweep_plots import FRONT
+from mnistlab.sweep_plots import FRONT, _si
 from mnistlab.sweep_results import mark_pareto
 
 
@@ -31,11 +33,18 @@ def submissions_chart(subs: tuple[Submission, ...], title: str | None = None, he
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["parameters"])
     if front:
         fig.add_trace(go.Scatter(x=[r["parameters"] for r in front], y=[r["score"] * 100 for r in front],
-                                 mode="lines", line=dict(color=FRONT, width=2, dash="dot", shape="hv"),
+                                 mode="lines+markers",
+                                 line=dict(color=FRONT, width=2, dash="dot", shape="hv"),
+                                 marker=dict(size=22, color="rgba(0,0,0,0)", line=dict(width=2, color=FRONT)),
                                  name="Pareto front", hoverinfo="skip"))
     _layout(fig, title, height)
     fig.update_layout(showlegend=True, legend=dict(font=dict(size=FONT_SIZE - 2, color=TEXT)))
-    fig.update_xaxes(title="parameters (log scale)", type="log")
+    sizes = [s.parameters for s in shown] or [1]
+    lo, hi = min(sizes) / 1.6, max(sizes) * 1.6  # room around the first and last points
+    ticks = [m * 10**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+             for m in (1, 2, 5) if lo <= m * 10**e <= hi]
+    fig.update_xaxes(title="parameters (log scale)", type="log", range=[math.log10(lo), math.log10(hi)],
+                     tickvals=ticks, ticktext=[_si(t) for t in ticks])
     fig.update_yaxes(title="public score (%)")
     return fig
 

@@ -83,7 +83,7 @@ def board_rows(board: Board) -> list[dict]:
 def submission_rows(subs: tuple[Submission, ...], teacher: bool = False) -> list[dict]:
     rows = []
     for s in subs:
-        row = {"number": s.id, "submitted (UTC)": f"{s.submitted:%Y-%m-%d %H:%M}"}
+        row = {"number": s.id, "submitted (UTC)": f"{s.submitted:%d %b %H:%M}"}
         if teacher:
             row["handle"] = s.handle
         row |= {"architecture": s.architecture, "parameters": s.parameters, "shown score": s.shown * 100}
@@ -107,6 +107,5 @@ def member_rows(members: tuple[Member, ...], activity: dict) -> list[dict]:
                      "best validation": a.validation * 100 if a and a.validation is not None else None,
                      "its parameters": a.parameters if a else None,
                      "submissions": m.submissions,
-                     "best shown score": m.best * 100 if m.best is not None else None,
-                     "joined (UTC)": f"{m.joined:%H:%M}"})
+                     "best shown score": m.best * 100 if m.best is not None else None})
     return rows

@@ -26,8 +26,8 @@ lab_ui.entry_guard()
 
 ss = st.session_state
 CODE_PARAM = "class"
-BIG_CODE = ("<div style='font: 700 clamp(56px, 9vw, 120px)/1.1 ui-monospace, monospace; "
-            "letter-spacing: 0.12em; color: #111'>{code}</div>")
+BIG_CODE = ("<div class='lab-class-code' style='font: 700 clamp(44px, 5.5vw, 120px)/1.1 ui-monospace, "
+            "monospace; letter-spacing: 0.12em; color: #111'>{code}</div>")
 percent = st.column_config.NumberColumn(format="%.2f%%")
 whole = st.column_config.NumberColumn(format="localized")
 
@@ -127,27 +127,27 @@ def student(mine: Seat) -> None:
         st.info(f"The teacher closed this class on {info.closed:%Y-%m-%d %H:%M} UTC: the board below "
                 f"shows the final order.", icon=":material/lock:")
     rules = info.challenge
-    if rules is None:
-        st.info("The teacher has not set the challenge yet.", icon=":material/hourglass_empty:")
-    else:
-        st.subheader("The challenge")
-        st.markdown("\n".join(f"- {line}" for line in class_view.rules(rules)))
-    board_col, submit_col = st.columns([1.4, 1], gap="large")
+    rules_col, submit_col = st.columns([1.3, 1], gap="large")
+    with rules_col:
+        if rules is None:
+            st.info("The teacher has not set the challenge yet.", icon=":material/hourglass_empty:")
+        else:
+            st.subheader("The challenge")
+            st.markdown("\n".join(f"- {line}" for line in class_view.rules(rules)))
     with submit_col:
         if rules is not None and info.closed is None:
             submit_form()
-        st.subheader("Your submissions")
-        if own:
-            table(class_view.submission_rows(own), "cl_own")
-        else:
-            st.caption("None yet.")
-    with board_col:
-        board = store.board(mine.code)
-        st.subheader("Final board" if board.closed else "Board")
-        if board.standings:
-            table(class_view.board_rows(board), "cl_board")
-        else:
-            st.caption("No submissions yet.")
+    board = store.board(mine.code)
+    st.subheader("Final board" if board.closed else "Board")
+    if board.standings:
+        table(class_view.board_rows(board), "cl_board")
+    else:
+        st.caption("No submissions yet.")
+    st.subheader("Your submissions")
+    if own:
+        table(class_view.submission_rows(own), "cl_own")
+    else:
+        st.caption("None yet.")
     st.button("Leave the class", key="cl_leave", icon=":material/logout:", on_click=class_ui.leave,
               help="This browser forgets the class; your submissions stay. Your secret brings you back.")
 
@@ -298,7 +298,7 @@ def teacher(code: str, key: str) -> None:
         st.error(str(e), icon=":material/error:")
         st.button("Back", key="cl_forget", on_click=forget_teacher)
         return
-    head, code_col = st.columns([1.3, 1], vertical_alignment="center")
+    head, code_col = st.columns(2, vertical_alignment="center")
     with head:
         st.header(info.name)
         st.markdown(f"**Students join on the Class page with this code** · {info.members} student"
@@ -320,27 +320,27 @@ def teacher(code: str, key: str) -> None:
     elif info.challenge is not None:
         st.caption(info.challenge.label())
 
-    st.subheader("Teacher's board")
+    title, refresh = st.columns([4, 1], vertical_alignment="bottom")
+    title.subheader("Teacher's board")
+    refresh.button("Refresh", key="cl_refresh", icon=":material/refresh:", width="stretch",
+                   help="Read the class again: new students, trainings and submissions.")
     if members:
         table(class_view.member_rows(members, doing), "cl_members")
     else:
         st.caption("No students yet: they join on the Class page with the code above.")
-    chart_col, board_col = st.columns([1.2, 1], gap="large")
-    with chart_col:
-        if any(not s.removed for s in subs):
-            lab_ui.plot(class_plots.submissions_chart(subs, title="Every submission: public score against "
-                                                                  "size"), key="cl_chart")
-            st.caption("Each point is one submitted network, a colour per student; the dotted line is the "
-                       "class's Pareto front: no network scored higher with as few parameters.")
-        else:
-            st.caption("No submissions yet.")
-    with board_col:
-        st.markdown("**Final order, by the private score**" if board.closed else "**Board, by public score**")
-        if board.standings:
-            table(class_view.board_rows(board), "cl_t_board")
-            if board.closed:
-                st.caption("▲ moved up, ▼ moved down from the public rank: the private part is the images "
-                           "nobody could tune to.")
+    st.markdown("**Final order, by the private score**" if board.closed else "**Board, by public score**")
+    if board.standings:
+        table(class_view.board_rows(board), "cl_t_board")
+        if board.closed:
+            st.caption("▲ moved up, ▼ moved down from the public rank: the private part is the images nobody "
+                       "could tune to.")
+    if any(not s.removed for s in subs):
+        lab_ui.plot(class_plots.submissions_chart(subs, title="Every submission: public score against size",
+                                                  height=440), key="cl_chart")
+        st.caption("Each point is one submitted network, a colour per student; the dotted line is the "
+                   "class's Pareto front (ringed): no network scored higher with as few parameters.")
+    else:
+        st.caption("No submissions yet.")
     architecture_map(code)
     if "cl_action_error" in ss:
         st.error(ss["cl_action_error"], icon=":material/error:")
