@@ -105,7 +105,7 @@ def member_rows(members: tuple[Member, ...], activity: dict) -> list[dict]:
         rows.append({"handle": m.handle + (" (removed)" if m.removed else ""),
                      "training now": (a.training if a and a.training else "—"),
                      "best validation": a.validation * 100 if a and a.validation is not None else None,
-                     "its parameters": a.parameters if a else None,
-                     "submissions": m.submissions,
-                     "best shown score": m.best * 100 if m.best is not None else None})
+                     "its size": a.parameters if a else None,
+                     "submitted": m.submissions,
+                     "best score": m.best * 100 if m.best is not None else None})
     return rows

@@ -39,8 +39,8 @@ def big_code(code: str) -> None:
 
 def table(rows: list[dict], key: str) -> None:
     config = {name: percent for name in ("public score", "private score", "shown score", "best validation",
-                                         "best shown score")}
-    config |= {name: whole for name in ("parameters", "its parameters")}
+                                         "best score")}
+    config |= {name: whole for name in ("parameters", "its size")}
     st.dataframe(rows, hide_index=True, width="stretch", column_config=config, key=key)
 
 

@@ -210,7 +210,7 @@ def test_the_teachers_board_shows_students_training_submissions_and_closing_reve
     members = frame(teacher, "training now")
     assert list(members["handle"]) == ["ada", "ben"]
     assert list(members["training now"]) == ["—", "784-32-10 relu, adam lr 0.001"]
-    assert list(members["submissions"]) == [1, 1]
+    assert list(members["submitted"]) == [1, 1]
     chart = teacher.get("plotly_chart")[0].proto.spec
     assert '"ada"' in chart and '"ben"' in chart and "Pareto front" in chart
     board = frame(teacher, "rank")
@@ -290,3 +290,21 @@ def test_train_offers_submit_to_the_class_beside_the_model_file(runs):
     assert "your new best" in texts(at.success)
     doing = class_activity.activity(ClassStore(), code, key)["ada"]
     assert doing.training is None and doing.validation > 0.8 and doing.parameters == 12_730
+
+
+def test_a_students_sweep_on_explore_is_saved_in_their_class_and_drawn_on_the_class_map():
+    teacher, code, _ = make_class()
+    other_teacher, _, _ = make_class("Class B")
+    at = join(code, "ada")
+    for k, v in dict(depths="0", act="relu", seeds="1", epochs="1", images="1000").items():
+        at.query_params[k] = v
+    ok(at.switch_page("pages/explore.py").run())
+    press(at, "ex_start")
+    assert at.session_state["ex_sweep"].wait(180)
+    ok(at.run())
+    saved = at.session_state["ex_shown"]
+    assert set(class_ui.sweeps().owners(saved).values()) == {code}
+    ok(teacher.run())
+    assert any("architecture map" in c.proto.spec for c in teacher.get("plotly_chart"))
+    ok(other_teacher.run())
+    assert not any("architecture map" in c.proto.spec for c in other_teacher.get("plotly_chart"))

@@ -30,6 +30,7 @@ def press(page, name: str) -> None:
 def shots(page, name: str) -> None:
     """What the room sees first (the viewport) and the whole page, at each projector size."""
     page.mouse.move(1, 1)  # no tooltip in the picture
+    page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")  # as a room sees it
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
         page.wait_for_timeout(400)  # Plotly redraws at the new width
@@ -71,6 +72,12 @@ def test_a_teacher_makes_a_class_a_student_submits_a_train_run_and_the_board_sho
     type_in(student, "Your handle", "ada")
     press(student, "Join")
     expect(student.get_by_text(re.compile("Your secret is below, shown only now"))).to_be_visible()
+    for _ in range(50):  # the browser keeps the seat (code, handle, secret) in a cookie of its own
+        kept = [c["value"] for c in student.context.cookies() if c["name"] == "mnistlab_class"]
+        if kept:
+            break
+        student.wait_for_timeout(100)
+    assert kept and kept[0].startswith(code + ".")
     expect(student.get_by_text("at most 200,000 parameters.")).to_be_visible()
     assert_no_exception(student)
     shots(student, "class-student-joined")
