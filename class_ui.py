@@ -48,6 +48,7 @@ def take_seat(new: Seat) -> None:
 
 def leave() -> None:
     SEAT.clear()
+    ss.pop("cl_own_cache", None)
     for key in [k for k in ss if k.startswith("cl_receipt") or k.startswith("cl_refusal")]:
         del ss[key]
 
@@ -65,9 +66,34 @@ def open_class() -> tuple[Seat, ClassInfo] | None:
 
 # -- submitting ----------------------------------------------------------------------------------
 
+def own_submissions(mine: Seat) -> tuple:
+    """The student's own submissions, read once a session and again after each submission: each read
+    checks their secret, a deliberately slow hash that a rerun of every click would pay on a shared core."""
+    cached = ss.get("cl_own_cache")
+    if cached is None or cached[0] != mine.encode():
+        ss["cl_own_cache"] = (mine.encode(), store().submissions(mine.code, handle=mine.handle,
+                                                                 secret=mine.secret))
+    return ss["cl_own_cache"][1]
+
+
+def teacher_data(code: str, key: str) -> tuple:
+    """The teacher's members, submissions and Train activity, read (each checking the key, a slow hash)
+    when the view opens and on Refresh or an action (`forget_teacher_data`), not on every click."""
+    cached = ss.get("cl_t_cache")
+    if cached is None or cached[0] != code:
+        ss["cl_t_cache"] = (code, store().members(code, key), store().submissions(code, key=key),
+                            class_activity.activity(store(), code, key))
+    return ss["cl_t_cache"][1:]
+
+
+def forget_teacher_data() -> None:
+    ss.pop("cl_t_cache", None)
+
+
 def _submit(key: str, saved: model_files.SavedModel | bytes | None) -> None:
     ss.pop(f"cl_receipt_{key}", None)
     ss.pop(f"cl_refusal_{key}", None)
+    ss.pop("cl_own_cache", None)
     mine = seat()
     try:
         if mine is None:

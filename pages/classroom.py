@@ -15,7 +15,7 @@ import streamlit as st
 import class_ui
 import lab_ui
 from mnistlab import challenge as challenges
-from mnistlab import class_activity, class_plots, class_view, model_files, sweep_plots, sweep_results
+from mnistlab import class_plots, class_view, model_files, sweep_plots, sweep_results
 from mnistlab.challenge import Challenge
 from mnistlab.class_view import Seat
 from mnistlab.classes import check_code
@@ -110,7 +110,7 @@ def student(mine: Seat) -> None:
     store = class_ui.store()
     try:
         info = store.info(mine.code)
-        own = store.submissions(mine.code, handle=mine.handle, secret=mine.secret)
+        own = class_ui.own_submissions(mine)
     except LabError as e:
         st.error(f"{e} Leave this class to join another.", icon=":material/error:")
         st.button("Leave the class", key="cl_leave", on_click=class_ui.leave)
@@ -183,6 +183,7 @@ def create() -> None:
         made = class_ui.store().create(ss.get("cl_name", ""))
         ss["cl_teacher"] = (made.code, made.key)
         ss["cl_new_key"] = made.key
+        class_ui.forget_teacher_data()
     except LabError as e:
         ss["cl_create_error"] = str(e)
 
@@ -193,6 +194,7 @@ def open_teacher() -> None:
         code, key = check_code(ss.get("cl_t_code", "")), ss.get("cl_key", "").strip()
         class_ui.store().check_key(code, key)
         ss["cl_teacher"] = (code, key)
+        class_ui.forget_teacher_data()
     except LabError as e:
         ss["cl_open_error"] = str(e)
     ss["cl_key"] = ""  # the typed key leaves the field; it is kept only as this session's
@@ -270,6 +272,7 @@ def challenge_form(code: str, key: str, rules: Challenge | None) -> None:
 
 def teacher_action(what: str, code: str, key: str, *args) -> None:
     ss.pop("cl_action_error", None)
+    class_ui.forget_teacher_data()
     try:
         getattr(class_ui.store(), what)(code, key, *args)
         ss["cl_action_done"] = {"remove_submission": f"Submission {args[0] if args else ''} removed.",
@@ -282,7 +285,7 @@ def teacher_action(what: str, code: str, key: str, *args) -> None:
 
 
 def forget_teacher() -> None:
-    for k in ("cl_teacher", "cl_new_key"):
+    for k in ("cl_teacher", "cl_new_key", "cl_t_cache"):
         ss.pop(k, None)
 
 
@@ -290,10 +293,8 @@ def teacher(code: str, key: str) -> None:
     store = class_ui.store()
     try:
         info = store.info(code)
-        board = store.board(code, key=key)
-        members = store.members(code, key)
-        subs = store.submissions(code, key=key)
-        doing = class_activity.activity(store, code, key)
+        board = store.board(code)  # the same for everyone with the code: no key to check
+        members, subs, doing = class_ui.teacher_data(code, key)
     except LabError as e:
         st.error(str(e), icon=":material/error:")
         st.button("Back", key="cl_forget", on_click=forget_teacher)
@@ -323,6 +324,7 @@ def teacher(code: str, key: str) -> None:
     title, refresh = st.columns([4, 1], vertical_alignment="bottom")
     title.subheader("Teacher's board")
     refresh.button("Refresh", key="cl_refresh", icon=":material/refresh:", width="stretch",
+                   on_click=class_ui.forget_teacher_data,
                    help="Read the class again: new students, trainings and submissions.")
     if members:
         table(class_view.member_rows(members, doing), "cl_members")

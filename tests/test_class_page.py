@@ -206,7 +206,7 @@ def test_the_teachers_board_shows_students_training_submissions_and_closing_reve
     store = ClassStore()
     seat = Seat.decode(ben.session_state[class_ui.SEAT.key])
     class_activity.started(store, code, "ben", seat.secret, "784-32-10 relu, adam lr 0.001")
-    ok(teacher.run())
+    press(teacher, "cl_refresh")
     members = frame(teacher, "training now")
     assert list(members["handle"]) == ["ada", "ben"]
     assert list(members["training now"]) == ["—", "784-32-10 relu, adam lr 0.001"]
@@ -224,7 +224,7 @@ def test_the_teachers_board_shows_students_training_submissions_and_closing_reve
     press(teacher, "cl_rm_sub_go")
     assert list(frame(teacher, "rank")["handle"]) == ["ada"]
     submit_run(ben)  # ben submits again; then the class closes
-    ok(teacher.run())
+    press(teacher, "cl_refresh")
     ok(teacher.checkbox(key="cl_confirm_close").check().run())
     press(teacher, "cl_close")
     final = frame(teacher, "final rank")
@@ -254,7 +254,7 @@ def test_one_class_never_shows_another_classes_students_or_submissions(runs):
     teacher_b, code_b, key_b = make_class("Class B")
     ada = join(code_a, "ada", runs=[runs["mlp"]])
     submit_run(ada)
-    ok(teacher_b.run())
+    press(teacher_b, "cl_refresh")
     assert not has_frame(teacher_b, "rank")
     assert "No students yet" in texts(teacher_b.caption)
     ben = join(code_b, "ben")
@@ -304,7 +304,7 @@ def test_a_students_sweep_on_explore_is_saved_in_their_class_and_drawn_on_the_cl
     ok(at.run())
     saved = at.session_state["ex_shown"]
     assert set(class_ui.sweeps().owners(saved).values()) == {code}
-    ok(teacher.run())
+    press(teacher, "cl_refresh")
     assert any("architecture map" in c.proto.spec for c in teacher.get("plotly_chart"))
     ok(other_teacher.run())
     assert not any("architecture map" in c.proto.spec for c in other_teacher.get("plotly_chart"))
