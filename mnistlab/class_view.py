@@ -50,7 +50,7 @@ def rules(challenge: Challenge) -> list[str]:
     ladder = (f"**Ladder**: your shown score changes only when you beat your best shown score by at least "
               f"{challenge.ladder:g} percentage point{'s' * (challenge.ladder != 1)}, rounded to that step: "
               f"trying small changes against the board gains nothing."
-              if challenge.ladder else "Every public score is shown as it is (no Ladder).")
+              if challenge.ladder else "**Ladder**: none, every public score is shown as it is.")
     return [f"**Data set**: {challenge.data.title}: train on it (the sidebar's data set).",
             f"**Parameter budget**: at most {challenge.budget:,} parameters.",
             f"**Families**: {families}{' only' * (len(challenge.families) == 1)}.",

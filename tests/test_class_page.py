@@ -308,3 +308,26 @@ def test_a_students_sweep_on_explore_is_saved_in_their_class_and_drawn_on_the_cl
     assert any("architecture map" in c.proto.spec for c in teacher.get("plotly_chart"))
     ok(other_teacher.run())
     assert not any("architecture map" in c.proto.spec for c in other_teacher.get("plotly_chart"))
+
+
+def test_bad_challenge_settings_are_told_beside_set_and_a_broken_seat_leaves_the_page_usable(runs):
+    teacher, code, _ = make_class()
+    for field, value, message in (("cl_r_budget", 0.0, "The parameter budget must be a whole number"),
+                                  ("cl_r_limit", 2.5, "The submission limit must be a whole number"),
+                                  ("cl_r_ladder", 11.0, "The Ladder's step is in percentage points")):
+        teacher.number_input(key=field).set_value(value)
+        press(teacher, "cl_r_set")
+        assert message in texts(teacher.error)
+        good = {"cl_r_budget": 50_000.0, "cl_r_limit": 5.0}.get(field, 0.0)
+        teacher.number_input(key=field).set_value(good)
+    teacher.multiselect(key="cl_r_families").set_value([])
+    press(teacher, "cl_r_set")
+    assert "The families allowed are mlp, cnn or mlp,cnn" in texts(teacher.error)
+    # a seat the browser kept for a class that does not exist (a cookie edited by hand)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[class_ui.SEAT.key] = Seat("ABCDEF", "ada", "not-a-secret").encode()
+    at.run()
+    ok(at.switch_page("pages/classroom.py").run())
+    assert "No class has the code ABCDEF" in texts(at.error)
+    press(at, "cl_leave")
+    assert at.button(key="cl_join")  # back to joining
