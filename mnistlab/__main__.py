@@ -54,7 +54,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     e = commands.add_parser("eval", help="print a saved model's test loss, accuracy and per-class accuracy")
     s = commands.add_parser("sweep", help="train a grid (or random sample) of networks and compare them")
     k = commands.add_parser("class", help="a class challenge: create, challenge, submit, board, members, "
-                                          "remove, close")
+                                          "submissions, remove, close")
     if command == "train":
         _train_flags(t)
     elif command == "eval":

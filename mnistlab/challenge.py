@@ -126,11 +126,15 @@ class Challenge:
     def data(self) -> Dataset:
         return DATASETS[self.dataset]
 
+    def families_text(self) -> str:
+        """"MLP", "CNN" or "MLP or CNN"."""
+        return " or ".join(f.upper() for f in self.families)
+
     def label(self) -> str:
         """"MNIST, at most 50,000 parameters, MLP or CNN, 5 submissions an hour, Ladder 1 point"."""
         ends = f", ends {self.ends:%Y-%m-%d %H:%M} UTC" if self.ends else ""
         ladder = (f", Ladder step {self.ladder:g} point{'s' * (self.ladder != 1)}" if self.ladder else "")
-        families = " or ".join(self.families).upper()
+        families = self.families_text()
         return (f"{self.data.title}, at most {self.budget:,} parameters, {families}, "
                 f"{self.limit} submission{'s' * (self.limit != 1)} an hour{ends}{ladder}")
 
@@ -143,7 +147,7 @@ class Challenge:
         family = "cnn" if arch.is_cnn else "mlp"
         if family not in self.families:
             raise ClassError(f"This model is a{'n' * (family == 'mlp')} {family.upper()}; this challenge "
-                             f"allows {' or '.join(self.families).upper()} only.")
+                             f"allows {self.families_text()} only.")
         if arch.n_parameters > self.budget:
             raise ClassError(f"This model has {arch.n_parameters:,} parameters; this challenge allows at "
                              f"most {self.budget:,}: use fewer or narrower layers.")

@@ -78,7 +78,7 @@ def finished(store: ClassStore, code, handle, secret, label: str, validation: fl
 
 def _member(store: ClassStore, code, handle, secret) -> tuple[str, str]:
     """The class code and handle as stored, once the secret is checked (a ClassError if not)."""
-    store.submissions(code, handle=handle, secret=secret)
+    store.check_student(code, handle, secret)
     return check_code(code), check_handle(handle)[1]
 
 

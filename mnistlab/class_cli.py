@@ -4,6 +4,7 @@
     python -m mnistlab class challenge K7MQ2P --key KEY --budget 50000 --dataset mnist --ladder 1
     python -m mnistlab class submit K7MQ2P --handle ada lesson.safetensors   # a new handle: its secret
     python -m mnistlab class board K7MQ2P
+    python -m mnistlab class submissions K7MQ2P --key KEY   # each one's number, to remove one
     python -m mnistlab class close K7MQ2P --key KEY
 
 Only argparse is imported here; the store (SQLAlchemy, torch) once the arguments are read.
@@ -23,7 +24,8 @@ KEY_ENV = "MNISTLAB_CLASS_KEY"  # the teacher's key, instead of --key (which oth
 
 def add_commands(parser: argparse.ArgumentParser, parser_class) -> None:
     """The `class` command's own commands and flags."""
-    commands = parser.add_subparsers(dest="class_command", required=True, parser_class=parser_class)
+    commands = parser.add_subparsers(dest="class_command", metavar="COMMAND", required=True,
+                                     parser_class=parser_class)
     key_help = f"the teacher's key (or ${KEY_ENV})"
 
     def command(name, help, key=False):
@@ -57,6 +59,7 @@ def add_commands(parser: argparse.ArgumentParser, parser_class) -> None:
     s.add_argument("--secret", default=None, help="the secret you were given when your handle joined")
     command("board", "the class's board: public ranks; private ones once the class is closed", key=True)
     command("members", "the class's students and their submissions (the teacher's)", key=True)
+    command("submissions", "every submission, newest first, with its number (the teacher's)", key=True)
     command("close", "close the class: no more submissions; the board shows the private scores", key=True)
     r = command("remove", "remove a student (--handle) or a submission (--submission)", key=True)
     which = r.add_mutually_exclusive_group(required=True)
@@ -70,7 +73,7 @@ def run(args) -> None:
     store = ClassStore(args.db)
     command = args.class_command
     key = getattr(args, "key", None) or os.environ.get(KEY_ENV)
-    if command in ("challenge", "members", "close", "remove") and not key:
+    if command in ("challenge", "members", "submissions", "close", "remove") and not key:
         raise ClassError(f"`class {command}` needs the teacher's key: --key KEY or ${KEY_ENV}.")
     if command == "create":
         made = store.create(args.name)
@@ -101,6 +104,12 @@ def run(args) -> None:
             gone = "  removed" if m.removed else ""
             print(f"{m.handle:<24}  joined {m.joined:%Y-%m-%d %H:%M}  {m.submissions:>3} submissions  "
                   f"best {best}{gone}")
+    elif command == "submissions":
+        for x in store.submissions(args.code, key):
+            private = "" if x.private is None else f"  private {x.private:.2%}"
+            gone = "  removed" if x.removed else ""
+            print(f"{x.id:>6}  {x.submitted:%Y-%m-%d %H:%M:%S}  {x.handle:<24}  public {x.public:.2%} (shown "
+                  f"{x.shown:.2%}){private}  {x.architecture} ({x.parameters:,} parameters){gone}")
     elif command == "close":
         store.close(args.code, key)
         print(f"class {store.info(args.code).code} closed; its board now shows the private scores")

@@ -9,6 +9,20 @@ database (`db`: an SQLite file, or the PostgreSQL server MNISTLAB_DB names).
     store.board(made.code)                                # public ranks; private ones once closed
     store.close(made.code, made.key)
 
+What a page calls (a `ClassStore` is cheap: `db.engine` keeps one engine per URL per process):
+
+    teacher   create(name) → NewClass · set_challenge(code, key, Challenge) · members(code, key) →
+              (Member, ...) · submissions(code, key) → (Submission, ...) · model_file(code, key, id)
+              → bytes · remove_submission(code, key, id) · remove_student(code, key, handle) ·
+              close(code, key) · check_key(code, key)
+    student   join(code, handle) → secret · check_student(code, handle, secret) · submit(code,
+              handle, SavedModel or bytes, secret=None) → Receipt · submissions(code, handle=,
+              secret=) → their own
+    anyone    info(code) → ClassInfo · challenge(code) → Challenge | None · board(code) → Board
+    checks    check_code, check_handle, check_class_name (a ClassError each, for a form's field)
+
+Pages that show test images one by one can leave out `challenge.hidden_indices(dataset)`.
+
 Who may do what: whoever has the class code sees its challenge and board; a student submits under
 a handle with the secret given when the handle joined; the teacher's key lists members and
 submissions, removes them, and closes the class. Every query names its class: no class ever reads
@@ -50,7 +64,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mnistlab import challenge as challenges_
 from mnistlab import db
@@ -62,7 +76,8 @@ CODE_LENGTH = 6
 MAX_HANDLE = 24
 MAX_CLASS_NAME = 80
 MAX_SECRET = 100  # longer typed keys and secrets are refused without hashing them
-HASH_ITERATIONS = 100_000  # keys and secrets are random (72+ bits), so this guards a leaked table well
+KEY_GROUPS, SECRET_GROUPS = 5, 3  # of 4 characters: a teacher's key ~99 bits, a student's secret ~59
+HASH_ITERATIONS = 100_000  # keys and secrets are random, not chosen: this guards a leaked table well
 HANDLE_RULE = (f"A handle is 1 to {MAX_HANDLE} printable characters (spaces at either end are dropped), "
                f"and no two students of a class share one, whatever its letters' case")
 
@@ -244,18 +259,29 @@ def check_class_name(name) -> str:
     return text
 
 
+def new_secret(groups: int) -> str:
+    """A key or secret to read out or copy: groups of 4 characters of ALPHABET, e.g. "K7MQ-2PXA-BCDE"
+    (about 20 bits a group). It never starts with "-", which a command line would take for a flag."""
+    return "-".join("".join(secrets.choice(ALPHABET) for _ in range(4)) for _ in range(groups))
+
+
+def _typed(secret) -> str:
+    """A key or secret as compared: upper case, dashes and spaces dropped ("k7mq 2pxa" → "K7MQ2PXA")."""
+    return "" if secret is None else "".join(str(secret).split()).replace("-", "").upper()
+
+
 def _hash(secret: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, HASH_ITERATIONS)
+    digest = hashlib.pbkdf2_hmac("sha256", _typed(secret).encode(), salt, HASH_ITERATIONS)
     return f"pbkdf2_sha256${HASH_ITERATIONS}${salt.hex()}${digest.hex()}"
 
 
-_DUMMY_HASH = _hash(secrets.token_urlsafe(12))  # checked against when there is nothing to check
+_DUMMY_HASH = _hash(new_secret(KEY_GROUPS))  # checked against when there is nothing to check
 
 
 def _matches(given, stored: str) -> bool:
     """`given` hashes to `stored`, compared in constant time."""
-    text = str(given).strip() if given is not None else ""
+    text = _typed(given)
     _, iterations, salt, digest = stored.split("$")
     if not text or len(text) > MAX_SECRET:
         text = "\0"  # hashed all the same: a refusal takes as long as any
@@ -289,16 +315,23 @@ class ClassStore:
     def _writing(self):
         """A write transaction, committed on leaving: on SQLite it holds the database's write lock
         from its start (BEGIN IMMEDIATE), so what it read cannot change before it writes; on
-        PostgreSQL the rows it reads `_locked` are locked until it ends."""
-        with self.engine.connect() as c:
-            if self.sqlite:
-                c.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield c
-            except BaseException:
-                c.rollback()
-                raise
-            c.commit()
+        PostgreSQL the rows it reads with a `lock` are locked until it ends. Keys and secrets are
+        checked before one starts: hashing them would hold the lock ~50 ms."""
+        try:
+            with self.engine.connect() as c:
+                if self.sqlite:
+                    c.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield c
+                    c.commit()
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the error that ended it is the one to tell
+                        c.rollback()
+                    raise
+        except OperationalError as e:  # locked past the busy timeout, or the server gone
+            reason = (str(e.orig).strip().splitlines() or [""])[0] if e.orig else type(e).__name__
+            raise ClassError(f"The class database could not be written ({reason}); try again in a "
+                             f"moment.") from None
 
     def _class(self, c, code, lock: str | None = None):
         """The class row of `code` (`lock`: "share" or "update" on PostgreSQL), or a ClassError."""
@@ -340,7 +373,7 @@ class ClassStore:
     def create(self, name) -> NewClass:
         """A new class with a fresh code and a teacher's key (returned here only)."""
         name = check_class_name(name)
-        key = secrets.token_urlsafe(12)
+        key = new_secret(KEY_GROUPS)
         key_hash = _hash(key)
         for _ in range(20):  # 31**6 ≈ 887 million codes: a clash is rare, and retried
             code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
@@ -373,10 +406,10 @@ class ClassStore:
     def set_challenge(self, code, key, challenge: Challenge) -> Challenge:
         """Sets (or changes) the class's challenge; a seed is drawn unless `challenge` names one. Once
         it has submissions only its limit and end may change."""
+        self.check_key(code, key)
         with self._writing() as c:
-            row = self._teacher(c, code, key)
+            row = self._class(c, code, lock="update")
             self._open(row)
-            self._class(c, code, lock="update")
             old = self._challenge(c, row.id)
             if challenge.seed is None:
                 challenge = replace(challenge, seed=old.seed if old else secrets.randbelow(2**31))
@@ -400,20 +433,19 @@ class ClassStore:
 
     def close(self, code, key) -> None:
         """Closes the class: no more students or submissions, and the board shows the private scores."""
+        self.check_key(code, key)
         with self._writing() as c:
-            row = self._teacher(c, code, key)
+            row = self._class(c, code, lock="update")
             self._open(row)
             c.execute(update(classes).where(classes.c.id == row.id).values(closed=self.clock()))
 
     def remove_submission(self, code, key, submission_id) -> None:
         """Takes a submission off the board (it still counts against its student's limit)."""
+        self.check_key(code, key)
         with self._writing() as c:
-            row = self._teacher(c, code, key)
-            try:
-                number = int(str(submission_id).strip())
-            except ValueError:
-                number = None
-            found = number is not None and 0 < number < 2**62 and c.execute(
+            row = self._class(c, code)
+            number = _number(submission_id)
+            found = number is not None and c.execute(
                 update(class_submissions).where(class_submissions.c.id == number,
                                                 class_submissions.c.class_id == row.id,
                                                 class_submissions.c.removed.is_(None))
@@ -426,9 +458,9 @@ class ClassStore:
         """Removes a student: their submissions leave the board and they can submit no more (their
         handle stays taken)."""
         shown, handle_key = check_handle(handle)
+        self.check_key(code, key)
         with self._writing() as c:
-            row = self._teacher(c, code, key)
-            self._class(c, code, lock="share")
+            row = self._class(c, code, lock="share")
             done = c.execute(update(class_members).where(
                 class_members.c.class_id == row.id, class_members.c.handle_key == handle_key,
                 class_members.c.removed.is_(None)).values(removed=self.clock())).rowcount
@@ -481,11 +513,11 @@ class ClassStore:
         """A submission's .safetensors file (the teacher's: to look at its architecture)."""
         with self.engine.connect() as c:
             row = self._teacher(c, code, key)
-            content = c.execute(select(class_submissions.c.model).where(
-                class_submissions.c.id == int(submission_id),
-                class_submissions.c.class_id == row.id)).scalar()
+            number = _number(submission_id)
+            content = None if number is None else c.execute(select(class_submissions.c.model).where(
+                class_submissions.c.id == number, class_submissions.c.class_id == row.id)).scalar()
         if content is None:
-            raise ClassError(f"Class {row.code} has no submission {submission_id}.")
+            raise ClassError(f"Class {row.code} has no submission {str(submission_id)!r:.30}.")
         return bytes(content)
 
     # -- students --
@@ -501,11 +533,17 @@ class ClassStore:
             raise ClassError(f"{member.handle!r} was removed from class {row.code} by the teacher.")
         return member
 
+    def check_student(self, code, handle, secret) -> str:
+        """The handle as it joined if `secret` is its secret (and its student was not removed); a
+        ClassError otherwise. For a page to sign a student in before they submit."""
+        with self.engine.connect() as c:
+            return self._student(c, self._class(c, code), handle, secret).handle
+
     def join(self, code, handle) -> str:
         """Joins class `code` under a new `handle`; its secret (returned here only) is needed for every
         submission under it."""
         shown, handle_key = check_handle(handle)
-        secret = secrets.token_urlsafe(9)
+        secret = new_secret(SECRET_GROUPS)
         secret_hash = _hash(secret)
         try:
             with self._writing() as c:
@@ -528,13 +566,13 @@ class ClassStore:
 
         shown_handle, handle_key = check_handle(handle)
         if isinstance(model, model_files.SavedModel):
-            saved, content = model, model_files.to_bytes(model)
-        else:
-            if not isinstance(model, (bytes, bytearray, memoryview)):
-                raise TypeError(f"submit takes a SavedModel or a file's bytes, not {type(model).__name__}")
+            content = model_files.to_bytes(model)
+        elif isinstance(model, (bytes, bytearray, memoryview)):
             content = bytes(model)
-            saved = model_files.from_bytes(content, "The model file")
-        # everything that can be refused before the network is scored, without holding any lock
+        else:
+            raise TypeError(f"submit takes a SavedModel or a file's bytes, not {type(model).__name__}")
+        # everything that can be refused before the network is scored, without holding any lock: who
+        # and where first, then the file
         with self.engine.connect() as c:
             row = self._class(c, code)
             self._open(row)
@@ -550,19 +588,20 @@ class ClassStore:
             self._in_time(rules)
             if member is not None:
                 self._within_limit(c, member, rules)
+        saved = model_files.from_bytes(content, "The model file")  # what is scored is what is stored
         rules.check_network(saved)
         scores = challenges_.score(saved, rules, test_split)
-        new_secret = secrets.token_urlsafe(9) if member is None else None
-        new_hash = _hash(new_secret) if new_secret else None
+        secret_made = new_secret(SECRET_GROUPS) if member is None else None
+        new_hash = _hash(secret_made) if secret_made else None
         try:
             with self._writing() as c:
                 return self._store(c, code, shown_handle, handle_key, member, rules, saved, content,
-                                   scores, new_secret, new_hash)
+                                   scores, secret_made, new_hash)
         except IntegrityError:  # the same new handle joined at the same moment
             raise ClassError(_taken(shown_handle, check_code(code))) from None
 
     def _store(self, c, code, shown_handle, handle_key, member, rules, saved, content, scores: Scores,
-               new_secret, new_hash) -> Receipt:
+               secret_made, new_hash) -> Receipt:
         row = self._class(c, code, lock="share")  # a close waits for this submission, or it sees the close
         self._open(row)
         now_rules = self._challenge(c, row.id)
@@ -594,7 +633,7 @@ class ClassStore:
             shown=shown, private=scores.private, model=content)).inserted_primary_key[0]
         best = shown if before is None else max(before, shown)
         return Receipt(number, member.handle, shown, best, before is None or shown > before, _when(now),
-                       left - 1, new_secret)
+                       left - 1, secret_made)
 
     def _in_time(self, rules: Challenge) -> None:
         if rules.ends is not None and self.clock() >= rules.ends.timestamp():
@@ -609,9 +648,9 @@ class ClassStore:
             class_submissions.c.submitted > now - challenges_.LIMIT_WINDOW_S)).scalars().all()
         if len(times) >= rules.limit:
             wait = max(1, round((min(times) + challenges_.LIMIT_WINDOW_S - now) / 60))
-            raise ClassError(f"{member.handle!r} has made {len(times)} submissions in the last hour; this "
-                             f"challenge allows {rules.limit} an hour: the next one is possible in about "
-                             f"{wait} minute{'s' * (wait != 1)}.")
+            raise ClassError(f"{member.handle!r} has made {len(times)} submission{'s' * (len(times) != 1)} "
+                             f"in the last hour; this challenge allows {rules.limit} an hour: the next one "
+                             f"is possible in about {wait} minute{'s' * (wait != 1)}.")
         return rules.limit - len(times)
 
     # -- the board --
@@ -650,6 +689,15 @@ class ClassStore:
             standings.append(Standing(rank, best.handle, best.shown, n, best.id, best.architecture,
                                       best.parameters, **extra))
         return Board(row.code, row.name, rules, closed, tuple(standings))
+
+
+def _number(text) -> int | None:
+    """A submission's number as typed, or None."""
+    try:
+        number = int(str(text).strip())
+    except ValueError:
+        return None
+    return number if 0 < number < 2**62 else None
 
 
 def _best(subs):

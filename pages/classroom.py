@@ -61,9 +61,9 @@ def rejoin() -> None:
     """Back into a class from another browser, with the secret shown when the handle joined."""
     ss.pop("cl_rejoin_error", None)
     try:
-        code, handle = check_code(ss.get("cl_code", "")), ss.get("cl_handle", "")
-        class_ui.store().submissions(code, handle=handle, secret=ss.get("cl_secret", ""))  # checks it
-        class_ui.take_seat(Seat(code, _shown_handle(handle), ss["cl_secret"].strip()))
+        code, secret = check_code(ss.get("cl_code", "")), "".join(ss.get("cl_secret", "").split())
+        handle = class_ui.store().check_student(code, ss.get("cl_handle", ""), secret)  # as it joined
+        class_ui.take_seat(Seat(code, handle, secret))
     except LabError as e:
         ss["cl_rejoin_error"] = str(e)
 

@@ -122,8 +122,8 @@ def class_models(train_split):
     over a 50,000-parameter budget ("big", 784-128-64-10, untrained) and a Fashion-MNIST MLP
     ("fashion", untrained). Each a `model_files.SavedModel`; `model_files.to_bytes` gives its file."""
     return {
-        "mlp": _tiny(network.Architecture((16,), ("relu",)), 0, train_split.first(4000)),
-        "mlp2": _tiny(network.Architecture((32,), ("relu",)), 1, train_split.first(1500)),
+        "mlp": _tiny(network.Architecture((16,), ("relu",)), 0, train_split.first(8000)),
+        "mlp2": _tiny(network.Architecture((32,), ("relu",)), 1, train_split.first(640)),
         "cnn": _tiny(network.Architecture.parse("16", "relu", conv="4:5"), 2, train_split.first(2000)),
         "big": _tiny(network.Architecture((128, 64), ("relu", "relu")), 3, None),
         "fashion": _tiny(network.Architecture((16,), ("relu",)), 4, None, TrainConfig(dataset="fashion")),

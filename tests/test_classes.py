@@ -5,10 +5,12 @@ on a fresh SQLite file and on a database of a real PostgreSQL server (`db_url`).
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from mnistlab import classes, db
-from mnistlab.classes import ALPHABET, ClassStore, check_handle
+from mnistlab.classes import ALPHABET, ClassStore, check_code, check_handle
 from mnistlab.errors import ClassError
 from tests.classroom import Clock, new_class
 
@@ -24,6 +26,8 @@ def test_a_class_has_a_short_readable_code_and_a_key_shown_once(db_url):
     assert info.code == made.code and info.closed is None and info.challenge is None
     assert store.info(f"{made.code[:3]}-{made.code[3:]}").code == made.code
     store.check_key(made.code, made.key)  # the key works; it is returned nowhere else
+    assert re.fullmatch(r"([A-Z2-9]{4}-){4}[A-Z2-9]{4}", made.key)  # never starts with "-", like a flag
+    store.check_key(made.code, made.key.lower().replace("-", ""))  # typed as read out
     assert len({store.create("another").code for _ in range(5)} | {made.code}) == 6
 
 
@@ -109,6 +113,11 @@ def test_a_secret_guards_each_handle(db_url, class_models):
     with pytest.raises(ClassError, match="'bob' and that secret do not match"):
         store.submit(made.code, "bob", class_models["mlp"], secret=first.secret)  # not bob's
     assert [s.handle for s in store.submissions(made.code, made.key)] == ["ada", "ada"]
+    assert store.check_student(made.code, " ADA", first.secret) == "ada"  # signing in, as a page does
+    assert store.check_student(made.code, "ada", first.secret.lower().replace("-", " "))  # as read out
+    wrong = first.secret[:-1] + ("A" if first.secret[-1] != "A" else "B")
+    with pytest.raises(ClassError, match="do not match a student"):
+        store.check_student(made.code, "ada", wrong)
 
 
 def test_one_class_never_sees_another(db_url, class_models):
@@ -132,6 +141,8 @@ def test_one_class_never_sees_another(db_url, class_models):
         store.remove_student(a.code, a.key, "bob")
     with pytest.raises(ClassError, match=f"Class {a.code} has no submission"):
         store.model_file(a.code, a.key, bob.id)
+    with pytest.raises(ClassError, match=f"Class {a.code} has no submission 'x'"):
+        store.model_file(a.code, a.key, "x")
     with pytest.raises(ClassError, match="do not match a student"):
         store.submissions(a.code, handle="ada", secret=ada_in_b.secret)  # B's ada is not A's
     store.close(a.code, a.key)
@@ -195,3 +206,43 @@ def test_a_closed_class_takes_no_one_and_nothing_more(db_url, class_models):
         with pytest.raises(ClassError, match=closed):
             attempt()
     assert store.info(made.code).closed is not None
+
+
+# -- fuzzing -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fuzz_store(tmp_path_factory):
+    url = db.url(str(tmp_path_factory.mktemp("fuzz") / "fuzz.sqlite"))
+    store, made = new_class(url)
+    yield store, made
+    db.dispose_all()
+
+
+def _one_sentence(e: Exception) -> str:
+    text = str(e)
+    assert isinstance(e, ClassError) and text and "\n" not in text and "Traceback" not in text
+    return text
+
+
+@pytest.mark.fuzz
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(code=st.one_of(st.text(max_size=10), st.text(alphabet=ALPHABET + "01OIL- ", min_size=5, max_size=8)),
+       handle=st.text(max_size=30), key=st.one_of(st.none(), st.text(max_size=120)))
+def test_any_code_handle_or_key_is_taken_or_told_in_one_sentence(fuzz_store, code, handle, key):
+    store, made = fuzz_store
+    try:
+        assert check_code(code) == code.strip().upper().replace("-", "").replace(" ", "")
+    except ClassError as e:
+        _one_sentence(e)
+    try:
+        shown, folded = check_handle(handle)
+        assert 1 <= len(shown) <= 24 and shown == shown.strip() and folded == shown.casefold()
+    except ClassError as e:
+        assert classes.HANDLE_RULE in _one_sentence(e)
+    for attempt in (lambda: store.board(code), lambda: store.check_key(made.code, key),
+                    lambda: store.join(made.code, handle), lambda: store.submissions(made.code, handle=handle,
+                                                                                   secret=key)):
+        try:
+            attempt()
+        except ClassError as e:
+            _one_sentence(e)
