@@ -3,6 +3,7 @@ accuracies; a sweep killed mid-way loses nothing; bad arguments told in one line
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mnistlab import sweep_db
 from mnistlab.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +141,9 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
 
     out, err = _finish(_cli(*args, models=tmp_path))
     assert f"{len(before)} of 6 trials were trained before; training the {6 - len(before)} missing" in err
+    sweep_id = re.search(r"^Sweep (\w+): ", err, re.M).group(1)
+    assert f"on the app: /explore?sweep={sweep_id}" in err  # the operator's link to it
+    assert sweep_db.SweepDatabase(tmp_path, old_files=()).owners(sweep_id) == {sweep_db.COMMAND_LINE: None}
     records = json.loads((tmp_path / "out.json").read_text())
     assert len(records) == 6 and len({tuple(r["hidden"]) for r in records}) == 6
     kept = [json.loads(r) for r in before.values()]

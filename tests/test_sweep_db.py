@@ -164,3 +164,35 @@ def test_many_threads_write_trials_and_import_the_old_file_at_once_and_nothing_i
     assert len(store.records(s.id)) == len(trials) == 24
     assert len(store.owners(s.id)) == 4
     assert len(store.records(LEGACY["id"])) == 1 and len(store.sweeps()) == 2
+
+
+WRITER = """
+import sys
+from mnistlab import sweep, sweep_db
+from tests.test_sweep_db import record
+url, old, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = sweep.SweepSettings.of(depths="1", widths="8,16,24,32", activations="relu,tanh,sigmoid", seeds=2)
+store = sweep_db.SweepDatabase(url, old_files=[old])
+store.add_sweep(s, f"{n:032x}")
+for t in s.trials()[n::2]:
+    store.add_trial(s.id, record(t, finished=float(n)))
+"""
+
+
+def test_two_processes_write_one_sweep_at_once_and_each_trial_is_kept_once(db_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "sweeps.sqlite"
+    shutil.copy(FIXTURES / "legacy-sweeps.sqlite", path)
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, db_url, str(path), str(n)], cwd=root, env=env,
+                              stderr=subprocess.PIPE, text=True) for n in range(2)]
+    for p in procs:
+        assert p.wait(300) == 0, p.stderr.read()
+    store = sweep_db.SweepDatabase(db_url, old_files=())
+    s = sweep.SweepSettings.of(depths="1", widths="8,16,24,32", activations="relu,tanh,sigmoid", seeds=2)
+    assert len(store.records(s.id)) == 24 and set(store.owners(s.id)) == {f"{n:032x}" for n in range(2)}
+    assert len(store.records(LEGACY["id"])) == 1
