@@ -26,6 +26,7 @@ lab_ui.entry_guard()
 
 ss = st.session_state
 CODE_PARAM = "class"
+LIVE_S = 15  # the teacher's board, read again this often when asked to
 BIG_CODE = ("<div class='lab-class-code' style='font: 700 clamp(44px, 5.5vw, 120px)/1.1 ui-monospace, "
             "monospace; letter-spacing: 0.12em; color: #111'>{code}</div>")
 percent = st.column_config.NumberColumn(format="%.2f%%")
@@ -293,8 +294,7 @@ def teacher(code: str, key: str) -> None:
     store = class_ui.store()
     try:
         info = store.info(code)
-        board = store.board(code)  # the same for everyone with the code: no key to check
-        members, subs, doing = class_ui.teacher_data(code, key)
+        members, subs, _ = class_ui.teacher_data(code, key)
     except LabError as e:
         st.error(str(e), icon=":material/error:")
         st.button("Back", key="cl_forget", on_click=forget_teacher)
@@ -321,29 +321,14 @@ def teacher(code: str, key: str) -> None:
     elif info.challenge is not None:
         st.caption(info.challenge.label())
 
-    title, refresh = st.columns([4, 1], vertical_alignment="bottom")
+    title, refresh, every = st.columns([3, 1, 1], vertical_alignment="bottom")
     title.subheader("Teacher's board")
     refresh.button("Refresh", key="cl_refresh", icon=":material/refresh:", width="stretch",
                    on_click=class_ui.forget_teacher_data,
                    help="Read the class again: new students, trainings and submissions.")
-    if members:
-        table(class_view.member_rows(members, doing), "cl_members")
-    else:
-        st.caption("No students yet: they join on the Class page with the code above.")
-    st.markdown("**Final order, by the private score**" if board.closed else "**Board, by public score**")
-    if board.standings:
-        table(class_view.board_rows(board), "cl_t_board")
-        if board.closed:
-            st.caption("▲ moved up, ▼ moved down from the public rank: the private part is the images nobody "
-                       "could tune to.")
-    if any(not s.removed for s in subs):
-        lab_ui.plot(class_plots.submissions_chart(subs, title="Every submission: public score against size",
-                                                  height=440), key="cl_chart")
-        st.caption("Each point is one submitted network, a colour per student; the dotted line is the "
-                   "class's Pareto front (ringed): no network scored higher with as few parameters.")
-    else:
-        st.caption("No submissions yet.")
-    architecture_map(code)
+    live = every.toggle(f"Every {LIVE_S} s", key="cl_live",
+                        help=f"For the projector: the board reads the class again every {LIVE_S} seconds.")
+    st.fragment(run_every=LIVE_S if live else None)(board_view)(code, key, live)
     if "cl_action_error" in ss:
         st.error(ss["cl_action_error"], icon=":material/error:")
     elif "cl_action_done" in ss:
@@ -377,6 +362,37 @@ def teacher(code: str, key: str) -> None:
                       on_click=teacher_action, args=("close", code, key))
     st.button("Leave the teacher's view", key="cl_forget", icon=":material/logout:", on_click=forget_teacher,
               help="This tab forgets the key; the class stays.")
+
+
+def board_view(code: str, key: str, live: bool) -> None:
+    """Who is in the class and what each trains, the board, every submission's chart, the class's map:
+    redrawn alone every LIVE_S seconds when `live`."""
+    if live:
+        class_ui.forget_teacher_data()
+    try:
+        board = class_ui.store().board(code)  # the same for everyone with the code: no key to check
+        members, subs, doing = class_ui.teacher_data(code, key)
+    except LabError as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    if members:
+        table(class_view.member_rows(members, doing), "cl_members")
+    else:
+        st.caption("No students yet: they join on the Class page with the code above.")
+    st.markdown("**Final order, by the private score**" if board.closed else "**Board, by public score**")
+    if board.standings:
+        table(class_view.board_rows(board), "cl_t_board")
+        if board.closed:
+            st.caption("▲ moved up, ▼ moved down from the public rank: the private part is the images nobody "
+                       "could tune to.")
+    if any(not s.removed for s in subs):
+        lab_ui.plot(class_plots.submissions_chart(subs, title="Every submission: public score against size",
+                                                  height=440), key="cl_chart")
+        st.caption("Each point is one submitted network, a colour per student; the dotted line is the "
+                   "class's Pareto front (ringed): no network scored higher with as few parameters.")
+    else:
+        st.caption("No submissions yet.")
+    architecture_map(code)
 
 
 def architecture_map(code: str) -> None:

@@ -304,7 +304,7 @@ def test_a_students_sweep_on_explore_is_saved_in_their_class_and_drawn_on_the_cl
     ok(at.run())
     saved = at.session_state["ex_shown"]
     assert set(class_ui.sweeps().owners(saved).values()) == {code}
-    press(teacher, "cl_refresh")
+    ok(teacher.toggle(key="cl_live").set_value(True).run())  # the projector's board reads the class itself
     assert any("architecture map" in c.proto.spec for c in teacher.get("plotly_chart"))
     ok(other_teacher.run())
     assert not any("architecture map" in c.proto.spec for c in other_teacher.get("plotly_chart"))
