@@ -331,3 +331,18 @@ def test_bad_challenge_settings_are_told_beside_set_and_a_broken_seat_leaves_the
     assert "No class has the code ABCDEF" in texts(at.error)
     press(at, "cl_leave")
     assert at.button(key="cl_join")  # back to joining
+
+
+def test_a_browser_that_sends_its_seat_cookie_is_back_in_its_class_and_a_forged_one_is_ignored(monkeypatch):
+    from types import SimpleNamespace
+
+    import streamlit
+
+    _, code, _ = make_class()
+    first = join(code, "Zoë")  # any printable handle fits the cookie (base64url)
+    kept = first.session_state[class_ui.SEAT.key]
+    assert any(f"mnistlab_class={kept};" in e.proto.body for e in first.get("html"))  # written by keep()
+    for sent, back in ((kept, True), ("x'; alert(1); '", False), (f"{code}.!!.secret", False)):
+        monkeypatch.setattr(streamlit, "context", SimpleNamespace(cookies={"mnistlab_class": sent}))
+        keys = [b.key for b in open_class().button]
+        assert ("cl_leave" in keys) == back and ("cl_join" in keys) != back
