@@ -103,7 +103,8 @@ def member_rows(members: tuple[Member, ...], activity: dict) -> list[dict]:
     for m in members:
         a = activity.get(check_handle(m.handle)[1])
         rows.append({"handle": m.handle + (" (removed)" if m.removed else ""),
-                     "training now": (a.training if a and a.training else "—"),
+                     "training now": (f"{a.training} (since {a.updated:%H:%M} UTC)" if a and a.training
+                                      else "—"),
                      "best validation": a.validation * 100 if a and a.validation is not None else None,
                      "its size": a.parameters if a else None,
                      "submitted": m.submissions,

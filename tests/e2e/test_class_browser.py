@@ -51,6 +51,7 @@ def test_a_teacher_makes_a_class_a_student_submits_a_train_run_and_the_board_sho
     code = teacher.locator(".lab-class-code").inner_text().strip()
     assert re.fullmatch(r"[A-Z2-9]{6}", code)
     expect(teacher.get_by_text("The teacher's key, shown only now.")).to_be_visible()
+    shots(teacher, "class-teacher-new")
     type_in(teacher, "Parameter budget", "200000")  # the lesson's network (109,386) fits
     press(teacher, "Set the challenge")
     expect(teacher.get_by_text("The challenge is set.")).to_be_visible()
