@@ -4,14 +4,20 @@ bought). House style from `plot_style`; the front from `sweep_results.mark_paret
 
 from __future__ import annotations
 
+import html
 import math
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from mnistlab.classes import Submission
 from mnistlab.plot_style import FONT_SIZE, RUN_COLORS, TEXT, _layout
 from mnistlab.sweep_plots import FRONT, _si
 from mnistlab.sweep_results import mark_pareto
+
+# A colour per student, the runs' colours first; a class larger than the palette goes on in other shapes
+PALETTE = RUN_COLORS + [c for c in qualitative.Dark24 if c.lower() not in {r.lower() for r in RUN_COLORS}]
+SYMBOLS = ("circle", "diamond", "square", "triangle-up")
 
 
 def submissions_chart(subs: tuple[Submission, ...], title: str | None = None, height: int = 480) -> go.Figure:
@@ -22,12 +28,13 @@ def submissions_chart(subs: tuple[Submission, ...], title: str | None = None, he
     handles = list(dict.fromkeys(s.handle for s in sorted(shown, key=lambda s: s.submitted)))
     for i, handle in enumerate(handles):
         own = [s for s in shown if s.handle == handle]
+        name = html.escape(handle)  # Plotly reads tags in text: a handle is shown as typed, never as markup
         fig.add_trace(go.Scatter(
-            x=[s.parameters for s in own], y=[_score(s) * 100 for s in own], mode="markers", name=handle,
-            marker=dict(color=RUN_COLORS[i % len(RUN_COLORS)], size=14, line=dict(width=1, color="white"),
-                        symbol="diamond" if i >= len(RUN_COLORS) else "circle"),
-            hovertext=[f"<b>{handle}</b> · submission {s.id}<br>{s.architecture}<br>{s.parameters:,} "
-                       f"parameters<br>public score {_score(s):.2%}" for s in own],
+            x=[s.parameters for s in own], y=[_score(s) * 100 for s in own], mode="markers", name=name,
+            marker=dict(color=PALETTE[i % len(PALETTE)], size=14, line=dict(width=1, color="white"),
+                        symbol=SYMBOLS[i // len(PALETTE) % len(SYMBOLS)]),
+            hovertext=[f"<b>{name}</b> · submission {s.id}<br>{html.escape(s.architecture)}<br>"
+                       f"{s.parameters:,} parameters<br>public score {_score(s):.2%}" for s in own],
             hoverinfo="text"))
     rows = mark_pareto([{"parameters": s.parameters, "score": _score(s)} for s in shown], value="score")
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["parameters"])
