@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 import lab_ui
-from mnistlab import class_activity, db, model_files, sweep_db
+from mnistlab import class_activity, class_view, db, model_files, sweep_db
 from mnistlab.class_view import SEAT_PATTERN, Seat
 from mnistlab.classes import ClassInfo, ClassStore
 from mnistlab.errors import LabError
@@ -161,7 +161,7 @@ def submit_here(run, key: str = "train") -> None:
     mine, info = joined
     if info.challenge is None or info.closed is not None:
         return
-    submit_button(st, key, f"Submit to {info.name}", lambda: saved_run(run),
+    submit_button(st, key, f"Submit to {class_view.plain(info.name)}", lambda: saved_run(run),
                   help=f"Scored on the class's hidden test images: {info.challenge.label()}.")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
 from mnistlab.challenge import Challenge
@@ -59,6 +60,12 @@ def rules(challenge: Challenge) -> list[str]:
             ladder,
             "Scored on a hidden part of the test set that no page shows: a third of it (public) gives the "
             "board's score now, the rest (private) the final order once the class is closed."]
+
+
+def plain(text: str) -> str:
+    """Typed text (a handle, a class name) to put in Markdown as written: its Markdown characters
+    escaped, so a handle cannot become a link or an image on someone's page."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+!|~$-])", r"\\\1", str(text))
 
 
 def moved(n: int | None) -> str:

@@ -116,13 +116,13 @@ def student(mine: Seat) -> None:
         st.error(f"{e} Leave this class to join another.", icon=":material/error:")
         st.button("Leave the class", key="cl_leave", on_click=class_ui.leave)
         return
-    st.header(f"{info.name}")
-    st.caption(f"Class {info.code} · you are **{mine.handle}** · {info.members} student"
-               f"{'s' * (info.members != 1)}")
+    st.header(class_view.plain(info.name))
+    st.caption(f"Class {info.code} · you are **{class_view.plain(mine.handle)}** · {info.members} "
+               f"student{'s' * (info.members != 1)}")
     if "cl_new_secret" in ss:
-        st.success(f"You joined as **{mine.handle}**. Your secret is below, shown only now: this browser "
-                   f"keeps it, and with it (and the class code and your handle) you can submit from another "
-                   f"browser. Write it down.", icon=":material/key:")
+        st.success(f"You joined as **{class_view.plain(mine.handle)}**. Your secret is below, shown only "
+                   f"now: this browser keeps it, and with it (and the class code and your handle) you can "
+                   f"submit from another browser. Write it down.", icon=":material/key:")
         st.code(ss.pop("cl_new_secret"), language=None)
     if info.closed:
         st.info(f"The teacher closed this class on {info.closed:%Y-%m-%d %H:%M} UTC: the board below "
@@ -277,7 +277,8 @@ def teacher_action(what: str, code: str, key: str, *args) -> None:
     try:
         getattr(class_ui.store(), what)(code, key, *args)
         ss["cl_action_done"] = {"remove_submission": f"Submission {args[0] if args else ''} removed.",
-                                "remove_student": f"{args[0] if args else ''} removed from the class.",
+                                "remove_student": f"{class_view.plain(args[0]) if args else ''} removed from "
+                                                  f"the class.",
                                 "close": "The class is closed: the board shows the final order."}[what]
         for box in ("cl_confirm_sub", "cl_confirm_student", "cl_confirm_close"):
             ss[box] = False
@@ -301,7 +302,7 @@ def teacher(code: str, key: str) -> None:
         return
     head, code_col = st.columns(2, vertical_alignment="center")
     with head:
-        st.header(info.name)
+        st.header(class_view.plain(info.name))
         st.markdown(f"**Students join on the Class page with this code** · {info.members} student"
                     f"{'s' * (info.members != 1)} · "
                     + ("closed" if info.closed else "open"))

@@ -46,3 +46,10 @@ def test_the_chart_has_a_colour_per_student_and_the_front_of_what_each_size_boug
     assert 5_000 not in [x for t in fig.data for x in t.x]  # removed: off the chart
     many = class_plots.submissions_chart(tuple(_sub(i, f"s{i}", 1000 + i, 0.5) for i in range(40)))
     assert len({(t.marker.color, t.marker.symbol) for t in many.data if t.name != "Pareto front"}) == 40
+
+
+def test_typed_text_stays_text_in_markdown():
+    from mnistlab.class_view import plain
+
+    assert plain("![x](http://e/x.png)") == r"\!\[x\]\(http://e/x.png\)"  # no image fetched on a page
+    assert plain("ada_b *c*") == r"ada\_b \*c\*" and plain("Year 10 B") == "Year 10 B"
