@@ -407,6 +407,9 @@ class ClassStore:
         """Sets (or changes) the class's challenge; a seed is drawn unless `challenge` names one. Once
         it has submissions only its limit and end may change."""
         self.check_key(code, key)
+        if challenge.ends is not None and challenge.ends.timestamp() <= self.clock():
+            raise ClassError(f"The challenge's end, {challenge.ends:%Y-%m-%d %H:%M} UTC, has passed: give "
+                             f"a time to come (or close the class to end it now).")
         with self._writing() as c:
             row = self._class(c, code, lock="update")
             self._open(row)

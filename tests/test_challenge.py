@@ -190,6 +190,9 @@ def test_no_submission_after_the_end_or_before_a_challenge(db_url, class_models,
     later = datetime.fromtimestamp(clock.now + 600, UTC)
     store.set_challenge(made.code, made.key, Challenge(seed=7, ends=later, limit=9))
     assert store.challenge(made.code).ends == later and store.challenge(made.code).limit == 9
+    now = datetime.fromtimestamp(clock.now, UTC)
+    with pytest.raises(ClassError, match=r"The challenge's end, 2027-01-15 08:10 UTC, has passed: give a"):
+        store.set_challenge(made.code, made.key, Challenge(seed=7, ends=now))
     with pytest.raises(ClassError, match="has 1 submission: its data set, budget, families and Ladder stay"):
         store.set_challenge(made.code, made.key, Challenge(seed=7, budget=1000))
     assert store.submit(made.code, "bob", class_models["mlp"], test_split=test_split)
@@ -347,3 +350,17 @@ def test_what_the_teacher_does_while_a_network_is_scored_is_respected(db_url, cl
     with pytest.raises(ClassError, match=told):
         store.submit(made.code, "ada", class_models["mlp"], secret, test_split)
     assert store.submissions(made.code, made.key) == ()  # nothing stored
+
+
+def test_a_fashion_challenge_scores_on_fashion_mnists_hidden_images(db_url, class_models):
+    from mnistlab import data
+    from mnistlab.dataset import FASHION
+
+    fashion_test = data.load_split(False, dataset=FASHION)
+    store, made = new_class(db_url, dataset="fashion")
+    public, _ = split_hidden("fashion", seed=7)
+    receipt = store.submit(made.code, "ada", class_models["fashion"], test_split=fashion_test)
+    expected = oracle_accuracy(class_models["fashion"], fashion_test, public)
+    assert receipt.shown == pytest.approx(expected, abs=1e-7)
+    with pytest.raises(ClassError, match="This model learned MNIST; this challenge is on Fashion-MNIST"):
+        store.submit(made.code, "bob", class_models["mlp"], test_split=fashion_test)
