@@ -19,6 +19,7 @@ PAGES = [  # (file, title, icon); a page whose file is not written yet is left o
     ("pages/train.py", "Train", ":material/model_training:"),
     ("pages/explore.py", "Explore", ":material/travel_explore:"),
     ("pages/draw.py", "Draw", ":material/draw:"),
+    ("pages/classroom.py", "Class", ":material/groups:"),
 ]
 # Streamlit serves the default page at the root only (its own path, e.g. /start, is "not found"), so
 # the default is the start page, which needs no address of its own: every other page keeps its path
@@ -28,6 +29,7 @@ DEFAULT_PAGE = "pages/start.py"
 
 def main() -> None:
     """One run of a visitor's page, with the navigation and sidebar around it."""
+    import class_ui  # noqa: F401  its browser-kept seat is one of the values `keep` writes
     import lab_ui  # torch: imported here, not when the server imports this file to start
     import visitor
 

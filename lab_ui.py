@@ -99,6 +99,34 @@ def split(train: bool = True, of: datasets.Dataset | str | None = None) -> data.
     return _split(bool(train), datasets.get(of if of is not None else dataset()).name)
 
 
+def shown_test_images(of: datasets.Dataset | str | None = None) -> int:
+    """How many test images pages may show one by one: the first ones, before the hidden part a class
+    challenge scores on (`challenge.hidden_indices`: the last 5,000). Accuracies still count them all."""
+    from mnistlab import challenge
+
+    return int(challenge.hidden_indices(datasets.get(of if of is not None else dataset()))[0])
+
+
+def hidden_note(of: datasets.Dataset | str | None = None) -> str:
+    """The caption where a page leaves the hidden test images out."""
+    d = datasets.get(of if of is not None else dataset())
+    first = shown_test_images(d)
+    return (f"Test images {first:,} to {d.test_size - 1:,} are kept hidden for class challenges: no page "
+            f"shows them one by one (test accuracy still counts every test image).")
+
+
+@st.cache_resource(show_spinner=False)
+def _shown_test(name: str) -> data.Split:
+    from mnistlab import challenge
+
+    return challenge.part(_split(False, name), torch.arange(shown_test_images(name)))
+
+
+def shown_test(of: datasets.Dataset | str | None = None) -> data.Split:
+    """The test images pages may show one by one (`shown_test_images`), as a split, once per server."""
+    return _shown_test(datasets.get(of if of is not None else dataset()).name)
+
+
 def require_data() -> None:
     """Make sure both splits of the chosen data set are loaded: unpacked from Debian's package or
     downloaded on a first visit, with visible progress.

@@ -8,6 +8,7 @@ import weakref
 import pandas as pd
 import streamlit as st
 
+import class_ui
 import lab_ui
 from mnistlab import (
     conv_plots,
@@ -199,29 +200,37 @@ def show_confusion(run: Run, test_split: data.Split) -> None:
 
 
 def show_mistakes(run: Run, test_split: data.Split) -> None:
-    """The test images it got wrong: a grid, then a page of them with their probability bars."""
+    """The test images it got wrong, but for the hidden ones a class challenge scores on: a grid, then a
+    page of them with their probability bars."""
     e, classes = run.evaluation, run.dataset.classes
     if e.n_misclassified == 0:
         st.success("No mistakes on the test set.")
-    else:
-        grid = e.misclassified[:MISTAKES_GRID]
-        lab_ui.plot(plots.digit_grid(test_split.normalized(grid), test_split.labels[grid],
-                                     predictions=e.misclassified_probabilities[:MISTAKES_GRID].argmax(1),
-                                     classes=classes,
-                                     title=f"The first {len(grid)} of {e.n_misclassified:,} test "
-                                           f"mistakes: true → predicted"))
-        pages = math.ceil(e.n_misclassified / GALLERY)
-        st.session_state.setdefault("tr_gallery", 1.0)  # the field's type (lab_ui.whole_field)
-        column = st.columns(3)[0]
-        page = lab_ui.whole_field(column, f"Mistakes page (1 to {pages})", "tr_gallery")
-        if not (isinstance(page, int) and 1 <= page <= pages):
-            column.error(f"The mistakes page must be a whole number from 1 to {pages}; got {page:g}.")
-            return
-        for k in range((page - 1) * GALLERY, min(page * GALLERY, e.n_misclassified)):
-            i = int(e.misclassified[k])
-            image, probs = test_split.normalized([i])[0], e.misclassified_probabilities[k]
-            lab_ui.plot(plots.view_classify(image, probs, label=int(test_split.labels[i]),
-                                            classes=classes, title=f"Test image {i}", height=320))
+        return
+    shown = (e.misclassified < lab_ui.shown_test_images(run.dataset)).nonzero().flatten()  # positions
+    mistakes, probabilities = e.misclassified[shown], e.misclassified_probabilities[shown]
+    hidden = e.n_misclassified - len(mistakes)
+    st.caption(f"{len(mistakes):,} of its {e.n_misclassified:,} test mistakes are shown; the other "
+               f"{hidden:,} are on hidden test images. {lab_ui.hidden_note(run.dataset)}")
+    if len(mistakes) == 0:
+        return
+    grid = mistakes[:MISTAKES_GRID]
+    lab_ui.plot(plots.digit_grid(test_split.normalized(grid), test_split.labels[grid],
+                                 predictions=probabilities[:MISTAKES_GRID].argmax(1),
+                                 classes=classes,
+                                 title=f"The first {len(grid)} of {len(mistakes):,} shown test "
+                                       f"mistakes: true → predicted"))
+    pages = math.ceil(len(mistakes) / GALLERY)
+    st.session_state.setdefault("tr_gallery", 1.0)  # the field's type (lab_ui.whole_field)
+    column = st.columns(3)[0]
+    page = lab_ui.whole_field(column, f"Mistakes page (1 to {pages})", "tr_gallery")
+    if not (isinstance(page, int) and 1 <= page <= pages):
+        column.error(f"The mistakes page must be a whole number from 1 to {pages}; got {page:g}.")
+        return
+    for k in range((page - 1) * GALLERY, min(page * GALLERY, len(mistakes))):
+        i = int(mistakes[k])
+        image, probs = test_split.normalized([i])[0], probabilities[k]
+        lab_ui.plot(plots.view_classify(image, probs, label=int(test_split.labels[i]),
+                                        classes=classes, title=f"Test image {i}", height=320))
 
 
 def show_weights(run: Run) -> None:
@@ -284,3 +293,4 @@ def show_file(run: Run, shown: str) -> None:
                            icon=":material/download:", key="tr_download", on_click="ignore")
     except LabError as err:
         st.error(str(err))
+    class_ui.submit_here(run)  # in a class with an open challenge: "Submit to <class>"

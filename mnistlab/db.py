@@ -108,7 +108,7 @@ def _import_tables() -> None:
 
 
 # Modules that declare tables on METADATA (each adds itself here when it is written).
-TABLE_MODULES: list[str] = ["mnistlab.classes", "mnistlab.sweep_db"]
+TABLE_MODULES: list[str] = ["mnistlab.classes", "mnistlab.sweep_db", "mnistlab.class_activity"]
 
 
 def dispose_all() -> None:

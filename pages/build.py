@@ -151,12 +151,13 @@ def remove_layer(i: int) -> None:
 def chosen_image() -> int | None:
     """The test image the Network and Forward pass tabs run through the network (one choice for both);
     None, with a message under the field, when it is not one of the test images."""
-    last = len(lab_ui.split(False)) - 1
+    last = lab_ui.shown_test_images() - 1  # the hidden test images are never shown one by one
     column = st.columns(3)[0]
-    index = lab_ui.whole_field(column, f"Test image (0 to {last})", "b_image")
+    index = lab_ui.whole_field(column, f"Test image (0 to {last})", "b_image", help=lab_ui.hidden_note())
     if isinstance(index, int) and 0 <= index <= last:
         return index
-    column.error(f"The test image must be a whole number from 0 to {last}; got {index:g}.")
+    column.error(f"The test image must be a whole number from 0 to {last}; got {index:g}. "
+                 f"{lab_ui.hidden_note()}")
     return None
 
 

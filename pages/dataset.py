@@ -75,7 +75,8 @@ advance = c[4].button("Next batch", type="primary", icon=":material/skip_next:")
 settings = (ds.name, split_name, int(batch_size), bool(shuffle), int(seed))
 with lab_ui.show_errors():
     if st.session_state.get("ds_settings") != settings:
-        loader = FastLoader(lab_ui.split(split_name == "train"), int(batch_size), shuffle, int(seed))
+        shown = lab_ui.split(True) if split_name == "train" else lab_ui.shown_test()  # never the hidden ones
+        loader = FastLoader(shown, int(batch_size), shuffle, int(seed))
         st.session_state.update(ds_settings=settings, ds_loader=loader, ds_iter=iter(loader), ds_pass=1,
                                 ds_number=0)
         advance = True
@@ -88,6 +89,8 @@ with lab_ui.show_errors():
             st.session_state["ds_batch"] = next(st.session_state["ds_iter"])
             st.session_state.update(ds_number=1, ds_pass=st.session_state["ds_pass"] + 1)
 
+if split_name == "test":
+    st.caption(lab_ui.hidden_note())
 if "ds_batch" not in st.session_state:
     st.stop()
 images, labels = st.session_state["ds_batch"]

@@ -8,6 +8,7 @@ a saved sweep.
 import pandas as pd
 import streamlit as st
 
+import class_ui
 import lab_ui
 import visitor
 from mnistlab import (
@@ -102,7 +103,8 @@ def start(settings: sweep.SweepSettings) -> None:
         data = settings.base.data  # a resumed sweep's own, whichever the sidebar shows
         ss["ex_sweep"] = sweep_run.Sweep(settings, lab_ui.split(True, data), lab_ui.split(False, data),
                                          sweeps(), owner=lab_ui.owner(),
-                                         saved_for=visitor.visitor_id()).start()  # ends if the visitor leaves
+                                         saved_for=visitor.visitor_id(),  # ends if the visitor leaves
+                                         class_code=seat.code if (seat := class_ui.seat()) else None).start()
         show(ss["ex_sweep"].id)
         ss.pop("ex_error", None)
         ss.pop("ex_notices", None)  # the link's notices were about the settings before this sweep

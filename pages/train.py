@@ -10,6 +10,7 @@ import math
 
 import streamlit as st
 
+import class_ui
 import lab_ui
 import run_results
 from mnistlab import (
@@ -114,6 +115,7 @@ def start_training(build: lab_ui.Build) -> None:
         config = chosen_config()
         ss["train_job"] = jobs.TrainingJob(build.network, config, lab_ui.split(True), lab_ui.split(False),
                                            build.device, owner=lab_ui.owner(), record_dynamics=True).start()
+        class_ui.training_started(f"{build.network.arch.label()}, {config.label()}")  # the teacher's board
         ss.pop("tr_error", None)
         ss.pop("tr_notice", None)
     except LabError as e:
@@ -126,8 +128,11 @@ def finish(job: jobs.TrainingJob) -> None:
         ss["tr_error"] = str(job.error)
     elif job.error is not None:
         ss["tr_error"] = f"Training failed ({type(job.error).__name__}: {job.error})."
+    if job.error is not None:
+        class_ui.training_finished(None)
     else:
         add_run(job.result)
+        class_ui.training_finished(job.result)
         if job.stop_reason == "time limit":
             ss["tr_notice"] = (f"Training stopped at this server's limit of {job.time_limit / 60:g} minutes "
                                f"per run; what the network learned until then is kept below. Use fewer "

@@ -118,6 +118,16 @@ def test_dataset_next_batch_and_batch_size():
 
 
 
+def test_dataset_browses_the_test_split_without_its_hidden_images():
+    at = open_page("pages/dataset.py")
+    at.session_state["ds_split"] = "test"
+    at.run()
+    assert at.subheader[0].value.startswith("Batch 1 of 79")  # 5,000 of the 10,000 test images
+    assert len(at.session_state["ds_loader"].split) == 5_000
+    assert "Test images 5,000 to 9,999 are kept hidden for class challenges" in "\n".join(
+        c.value for c in at.caption)
+
+
 def test_dataset_shows_one_image_pixel_by_pixel_before_and_after_normalize():
     at = open_page("pages/dataset.py")
     images, labels = at.session_state["ds_batch"]

@@ -1,6 +1,7 @@
 """The Train page through Streamlit's AppTest, on real MNIST: train, stop, compare, download, upload."""
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -89,6 +90,10 @@ def test_a_short_run_shows_accuracy_confusion_mistakes_and_weights():
     assert len(labels) == 40 and all(t.split("→")[0] != t.split("→")[1] for t in labels)
     gallery = [c for c in at.get("plotly_chart") if "Test image" in c.proto.spec]
     assert len(gallery) == 4  # one page of mistakes, each with its probability bars
+    shown = [int(re.search(r"Test image (\d+)", c.proto.spec).group(1)) for c in gallery]
+    assert all(i < 5_000 for i in shown)  # never one of the hidden test images a class challenge scores on
+    hidden = int((run.evaluation.misclassified >= 5_000).sum())
+    assert f"the other {hidden:,} are on hidden test images" in "\n".join(c.value for c in at.caption)
 
     weights = figure_with(at, "before (grey) and after (blue) training")
     assert {t["name"] for t in weights["data"]} == {"before", "after"}
