@@ -29,8 +29,9 @@ CODE_PARAM = "class"
 LIVE_S = 15  # the teacher's board, read again this often when asked to
 BIG_CODE = ("<div class='lab-class-code' style='font: 700 clamp(44px, 5.5vw, 120px)/1.1 ui-monospace, "
             "monospace; letter-spacing: 0.12em; color: #111'>{code}</div>")
-percent = st.column_config.NumberColumn(format="%.2f%%")
-whole = st.column_config.NumberColumn(format="localized")
+PERCENT = ("public score", "private score", "shown score", "best validation", "best score")
+WHOLE = ("parameters", "its size")
+NOT_YET = "—"  # a student with no training or no submission yet
 
 
 def big_code(code: str) -> None:
@@ -38,11 +39,21 @@ def big_code(code: str) -> None:
     st.html(BIG_CODE.format(code=check_code(code)))
 
 
+def _cell(name: str, value):
+    if name in PERCENT:
+        return NOT_YET if value is None else f"{value:.2f}%"
+    if name in WHOLE:
+        return NOT_YET if value is None else f"{value:,}"
+    return value
+
+
 def table(rows: list[dict], key: str) -> None:
-    config = {name: percent for name in ("public score", "private score", "shown score", "best validation",
-                                         "best score")}
-    config |= {name: whole for name in ("parameters", "its size")}
-    st.dataframe(rows, hide_index=True, width="stretch", column_config=config, key=key)
+    """Scores as percentages and sizes with thousands separators, a dash where there is none yet (not
+    "None"); the long "training now" column wraps at a medium width so the table fits at 1280 px."""
+    shown = [{name: _cell(name, value) for name, value in row.items()} for row in rows]
+    config = {name: st.column_config.TextColumn(name, width="small") for name in (*PERCENT, *WHOLE)}
+    config["training now"] = st.column_config.TextColumn("training now", width="medium")
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config, key=key)
 
 
 # -- a student ------------------------------------------------------------------------------------

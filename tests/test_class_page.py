@@ -123,7 +123,7 @@ def test_a_student_joins_sees_the_rules_and_their_secret_once_then_submits_a_run
     ok(at.run())
     assert seat.secret not in [c.value for c in at.code]  # only once
     board = frame(at, "rank")
-    assert list(board["handle"]) == ["ada"] and board["parameters"][0] == 12_730
+    assert list(board["handle"]) == ["ada"] and board["parameters"][0] == "12,730"  # as a room reads it
     assert len(frame(at, "shown score")) == 1
 
 
@@ -214,6 +214,7 @@ def test_the_teachers_board_shows_students_training_submissions_and_closing_reve
     assert members["training now"][0] == "—"
     assert re.fullmatch(r"784-32-10 relu, adam lr 0\.001 \(since \d\d:\d\d UTC\)", members["training now"][1])
     assert list(members["submitted"]) == [1, 1]
+    assert members["best validation"][1] == "—"  # nothing finished on Train yet: a dash, not "None"
     chart = teacher.get("plotly_chart")[0].proto.spec
     assert '"ada"' in chart and '"ben"' in chart and "Pareto front" in chart
     board = frame(teacher, "rank")
