@@ -51,7 +51,7 @@ def table(rows: list[dict], key: str) -> None:
     """Scores as percentages and sizes with thousands separators, a dash where there is none yet (not
     "None"); the long "training now" column wraps at a medium width so the table fits at 1280 px."""
     shown = [{name: _cell(name, value) for name, value in row.items()} for row in rows]
-    config = {name: st.column_config.TextColumn(name, width="small") for name in (*PERCENT, *WHOLE)}
+    config = {name: st.column_config.TextColumn(name) for name in (*PERCENT, *WHOLE)}
     config["training now"] = st.column_config.TextColumn("training now", width="medium")
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config, key=key)
 
