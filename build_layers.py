@@ -171,12 +171,14 @@ def shapes_table(arch: Architecture) -> None:
         rows.append({"layer": f"{name}{counts[row['layer']]}" if name else row["layer"],
                      "output shape": batch_shape(row["shape"]), "parameters": row["parameters"],
                      "multiply-adds": row["macs"]})
-    number = st.column_config.NumberColumn(format="localized")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+    number = st.column_config.NumberColumn
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",  # fits its column at 1280 px
                  column_config={"layer": st.column_config.TextColumn(width=58),
                                 "output shape": st.column_config.TextColumn(width=108),
-                                "parameters": st.column_config.NumberColumn(format="localized", width=80),
-                                "multiply-adds": number})
+                                "parameters": number("params", format="localized", width=72,
+                                                     help="Its weights and biases"),
+                                "multiply-adds": number(format="localized", width=110,
+                                                        help="Multiply-adds per image")})
     c = st.columns(2)
     c[0].metric("Total parameters", f"{arch.n_parameters:,}")
     c[1].metric("Multiply-adds per image", f"{arch.macs:,}")

@@ -26,6 +26,7 @@ from mnistlab.runs import Run
 MISTAKES_GRID = 40  # misclassified digits in the overview grid
 GALLERY = 4  # misclassified digits shown with their probability bars, per page
 SHOWN_UNITS = 64
+RUN_ROW_PX = 76  # three lines of a cell's text: glide wraps text only in rows over 4rem (72 px at our 18 px)
 
 ss = st.session_state
 
@@ -77,26 +78,29 @@ def run_row(label: str, run: Run, early: bool) -> dict:
 
 def runs_table(runs: dict[str, Run]) -> None:
     """Every run of this session, a row each."""
-    # The numbers first, each named by its split, so a projector's 1280 px shows them all; the
-    # settings' long text comes last. Choose on validation: test only reports.
+    # The numbers first, each named by its split, then the settings' long text, wrapped over three
+    # lines in columns narrow enough that the whole table fits beside the sidebar at 1280 px (short
+    # headers; what each means is its help). Choose on validation: test only reports.
     early = any(r.config.early_stop and (r.history.steps or r.history.kept_epoch) for r in runs.values())
+    number, text = st.column_config.NumberColumn, st.column_config.TextColumn
     st.dataframe(pd.DataFrame([run_row(label, r, early) for label, r in runs.items()]),
-        hide_index=True, width="stretch",
-        column_config={"run": st.column_config.TextColumn(width=60),
-                       "train accuracy": st.column_config.NumberColumn(format="percent", width=105,
-                                                                       help="On the images it learned from, "
-                                                                            "with their labels (noisy too)"),
-                       "validation accuracy": st.column_config.NumberColumn(
-                           format="percent", width=135, help="On the images set aside to choose with"),
-                       "test accuracy": st.column_config.NumberColumn(
-                           format="percent", width=100, help="Held out, not used to choose"),
-                       "best epoch": st.column_config.NumberColumn(
-                           width=85, help="The epoch with the lowest validation loss"),
-                       "kept epoch": st.column_config.NumberColumn(
-                           width=85, help="With early stopping: the epoch whose weights the network kept"),
-                       "network": st.column_config.TextColumn(width=210),
-                       "training": st.column_config.TextColumn(width=300),
-                       "seconds": st.column_config.NumberColumn(width=65)})
+        hide_index=True, width="stretch", row_height=RUN_ROW_PX,
+        column_config={"run": text(width=60),
+                       "train accuracy": number("train", format="percent", width=66,
+                                                help="Accuracy on the images it learned from, with their "
+                                                     "labels (noisy too)"),
+                       "validation accuracy": number("validation", format="percent", width=82,
+                                                     help="Accuracy on the images set aside to choose with"),
+                       "test accuracy": number("test", format="percent", width=64,
+                                               help="Accuracy on the test images: held out, not used to "
+                                                    "choose"),
+                       "best epoch": number("epoch", width=52, help="The epoch with the lowest validation "
+                                                                    "loss"),
+                       "kept epoch": number("kept", width=48, help="With early stopping: the epoch whose "
+                                                                   "weights the network kept"),
+                       "network": text(width=150),
+                       "training": text(width=170 if early else 210),
+                       "seconds": number(width=66)})
 
 
 def compare_runs(runs: dict[str, Run]) -> None:

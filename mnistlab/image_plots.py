@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from mnistlab.dataset import MNIST, Dataset
 from mnistlab.plot_style import (
+    DIGIT_LABEL_SIZE,
     DIVERGING,
     FONT_SIZE,
     GRAY,
@@ -64,7 +65,8 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
         fig.add_trace(go.Scatter(x=[c * (w + gap) + (w - 1) / 2 for _, c in rc],
                                  y=[r * (h + gap) - 1 for r, _ in rc], text=text, mode="text",
                                  textposition="top center", hoverinfo="skip",
-                                 textfont=dict(size=LABEL_SIZE if words else FONT_SIZE, color=colors)))
+                                 textfont=dict(size=LABEL_SIZE if words else DIGIT_LABEL_SIZE,
+                                               color=colors)))
     _image_axes(fig)
     rows = math.ceil(n / columns)
     fig.update_yaxes(range=[rows * (h + gap) - gap - 0.5, -gap])

@@ -26,6 +26,7 @@ TRUE = "#2ca02c"
 GRAY = [[0.0, "black"], [1.0, "white"]]  # digits as MNIST stores them: white ink on black
 DIGITS = MNIST.classes  # MNIST's class names, the default wherever classes are named
 LABEL_SIZE = 11  # class names longer than a digit, above a tile of an image's size
+DIGIT_LABEL_SIZE = 20  # a digit (or "true→predicted") above its tile: the tiles are small, so larger
 DIVERGING = "RdBu"
 RUN_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#9d755d", "#bab0ac"]
 

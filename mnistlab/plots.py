@@ -101,8 +101,11 @@ def _view_classify_figure(img: np.ndarray, ps: np.ndarray, colors: list[str], im
                         subplot_titles=(image_title, bars_title))
     fig.add_trace(go.Heatmap(z=img, colorscale=GRAY, showscale=False,
                              hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"), row=1, col=1)
+    # The probabilities at the body text's size however thin the bars: Plotly would shrink them to a
+    # bar's thickness, 11 px in a Draw or Mistakes figure, too small for a projector.
     fig.add_trace(go.Bar(x=ps, y=list(classes), orientation="h", marker_color=colors,
                          text=[f"{p:.2f}" for p in ps], textposition="outside", cliponaxis=False,
+                         textfont_size=FONT_SIZE, constraintext="none",
                          hovertemplate="class %{y}: %{x:.4f}<extra></extra>"), row=1, col=2)
     _image_axes(fig, row=1, col=1)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
@@ -110,8 +113,7 @@ def _view_classify_figure(img: np.ndarray, ps: np.ndarray, colors: list[str], im
     # No axis title: in a narrow figure it would be drawn over the image; the digits say "class".
     fig.update_yaxes(type="category", row=1, col=2)
     _layout(fig, title, height)
-    if words:
-        fig.update_yaxes(tickfont_size=13, row=1, col=2)
+    fig.update_yaxes(tickfont_size=13 if words else FONT_SIZE, row=1, col=2)  # a digit names its bar
     return fig
 
 

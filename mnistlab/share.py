@@ -9,7 +9,9 @@ one per convolution; the default is the first hidden layer's, relu without one) 
 (`conv_dropout=0.2`, or one per convolution).
 The seed fixes the weights, so the link carries a few characters instead of the weights themselves.
 Decoding never fails: each value that is malformed or out of range falls back to its default, with
-a notice saying so.
+a notice saying so, and so does one that goes with a value that could not be used (`act` with
+`hidden`, `conv_act` with `conv`): every value not used is named, so what the notices leave of a link
+opens without one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Mapping
 from mnistlab import dataset as datasets
 from mnistlab import parse
 from mnistlab.errors import ConfigError
-from mnistlab.layers import Conv, parse_features
+from mnistlab.layers import Conv, as_activation, parse_features
 from mnistlab.network import MAX_SEED, Architecture, Init, Network, check_seed
 
 # Normal-init std values offered on the Build page: a log scale from 0.001 to 10.
@@ -121,19 +123,7 @@ def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
                 p[k] = value
 
     features, own_activations = _features(p, notices)
-    arch = DEFAULT.arch
-    if "hidden" in p or "act" in p:
-        hidden = p.get("hidden", ",".join(map(str, DEFAULT.arch.hidden)))
-        try:
-            arch = Architecture.parse(_one_or_more(hidden, features), p.get("act") or "relu")
-        except ConfigError as e:
-            try:  # keep the sizes if only the activations were wrong
-                arch = Architecture.parse(_one_or_more(hidden, features), "relu")
-                notices.append(f"Link value act={p.get('act')!r} was not used: {e} Using relu.")
-            except ConfigError:
-                notices.append(f"Link value hidden={hidden!r} was not used: {e} "
-                               f"Using the default {DEFAULT.arch.label()}.")
-
+    arch = _hidden_layers(p, features, notices)
     arch = _with_convolutions(arch, features, own_activations, p, notices)
     arch = _with_layers(arch, p, notices)
 
@@ -168,6 +158,54 @@ def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
     return Network(arch, Init(zero_bias, std), seed), notices
 
 
+def _hidden_layers(p: dict[str, str], features: tuple, notices: list[str]) -> Architecture:
+    """The link's hidden sizes (`hidden`) with their activations (`act`), each judged on its own: a bad
+    `hidden` is named, and so is an `act` that is bad itself or, since it goes with those sizes, one
+    that was good but could not be used; the default network where `hidden` cannot be used."""
+    if "hidden" not in p and "act" not in p:
+        return DEFAULT.arch
+    hidden = p.get("hidden", ",".join(map(str, DEFAULT.arch.hidden)))
+    act = p.get("act", "")
+    try:
+        arch = Architecture.parse(_one_or_more(hidden, features), "relu")
+    except ConfigError as e:
+        notices.append(f"Link value hidden={hidden!r} was not used: {e} "
+                       f"Using the default {DEFAULT.arch.label()}.")
+        if act and not _as_default(act):
+            why = _activation_problem(act) or f"it goes with hidden={hidden!r}, which was not used."
+            notices.append(f"Link value act={act!r} was not used: {why} Using relu.")
+        return DEFAULT.arch
+    if not act:
+        return arch
+    if not arch.hidden:
+        notices.append(f"Link value act={act!r} was not used: the network has no hidden layers "
+                       f"(hidden=''); its convolutions' activations are conv_act.")
+        return arch
+    try:
+        return Architecture.parse(hidden, act)
+    except ConfigError as e:  # keep the sizes
+        notices.append(f"Link value act={act!r} was not used: {e} Using relu.")
+        return arch
+
+
+def _as_default(act: str) -> bool:
+    """Whether `act` asks for what the default network has anyway (relu): used, so not named."""
+    try:
+        return Architecture.parse(",".join(map(str, DEFAULT.arch.hidden)), act) == DEFAULT.arch
+    except ConfigError:
+        return False
+
+
+def _activation_problem(act: str) -> str | None:
+    """What is wrong with `act` whatever sizes it goes with (a name that is no activation), or None."""
+    try:
+        for i, name in enumerate(act.split(",")):
+            as_activation(name, f"Hidden layer {i + 1}")
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
 def _with_layers(arch: Architecture, p: dict[str, str], notices: list[str]) -> Architecture:
     """`arch` with the link's dropout and batch norm; a value that cannot be used is left out, with a
     notice saying why."""
@@ -181,6 +219,10 @@ def _with_layers(arch: Architecture, p: dict[str, str], notices: list[str]) -> A
         notices.append(f"Link value bn={p['bn']!r} was not used: {e}")
     raw = p.get("dropout", "")
     if raw in ("", "0"):
+        return arch
+    if not arch.hidden:
+        notices.append(f"Link value dropout={raw!r} was not used: the network has no hidden layers "
+                       f"(hidden=''); its convolutions' dropout is conv_dropout.")
         return arch
     try:
         drops = tuple(v.strip() for v in raw.split(","))
@@ -201,8 +243,11 @@ def _features(p: dict[str, str], notices: list[str]) -> tuple[tuple, bool]:
         Architecture((), features=features)  # the shape check: which layer no longer fits
     except ConfigError as e:
         notices.append(f"Link value conv={raw!r} was not used: {e} Using no convolutions.")
+        _unused_with_conv(p, notices)
         return (), False
     n, own_activations = sum(isinstance(f, Conv) for f in features), False
+    if not n:
+        _unused_with_conv(p, notices)
     for key, field, default in (("conv_act", "activation", None), ("conv_dropout", "dropout", "0")):
         if p.get(key, "") == "" or not n:
             continue
@@ -236,4 +281,15 @@ def _with_convolutions(arch: Architecture, features: tuple, own_activations: boo
         return dataclasses.replace(arch, features=features)
     except ConfigError as e:
         notices.append(f"Link value conv={p['conv']!r} was not used: {e} Using no convolutions.")
+        _unused_with_conv(p, notices)
         return arch
+
+
+def _unused_with_conv(p: dict[str, str], notices: list[str]) -> None:
+    """A notice for each of the convolutions' own values (`conv_act`, `conv_dropout`) in a link whose
+    network has no convolutions: they go with them."""
+    why = (f"it goes with conv={p['conv']!r}, which was not used." if p.get("conv") else
+           "the link has no convolutions (conv=).")
+    for key in ("conv_act", "conv_dropout"):
+        if p.get(key):
+            notices.append(f"Link value {key}={p[key]!r} was not used: {why}")

@@ -182,8 +182,9 @@ else:
     st.caption(f"784 inputs (a {ds.title} image's 28×28 pixels) → your hidden layers → {outputs} → softmax, "
                f"as the lesson's `nn.Sequential`.")
 
-# A CNN's layers have more fields than a hidden layer: its controls take a wider share.
-controls, model_view = st.columns([1, 1.12] if st.session_state["b_features"] else [1, 1.35], gap="large")
+# The controls take nearly half: at 1280 px beside the sidebar a narrower share wraps a hidden layer's
+# labels ("drop / out") and a CNN's layers have more fields still.
+controls, model_view = st.columns([1, 1.12], gap="large")
 with controls:
     st.subheader("Convolutions")
     n_layers, n_features = st.session_state["b_layers"], st.session_state["b_features"]
@@ -197,7 +198,8 @@ with controls:
     st.subheader("Hidden layers")
     sizes, drops = [], []
     for i in range(n_layers):
-        c = st.columns([1.5, 1.9, 1.2, 0.6], vertical_alignment="bottom")
+        # "sigmoid" and every label whole at 1280 px: the fields close together, the bin narrow
+        c = st.columns([1.6, 2.1, 1.45, 0.5], gap="xsmall", vertical_alignment="bottom")
         sizes.append(lab_ui.whole_field(c[0], f"fc{i + 1} units", f"b_size_{i}", help=f"1 to {MAX_WIDTH}"))
         c[1].selectbox(f"activation {i + 1}", list(ACTIVATIONS), key=f"b_act_{i}")
         drops.append(c[2].number_input("dropout", step=0.1, format="%g", key=f"b_drop_{i}",

@@ -33,7 +33,17 @@ from mnistlab.train_config import TrainConfig
 
 lab_ui.entry_guard()
 
-CANVAS = 280
+CANVAS = 280  # the drawing's pixels; on a large screen it is shown larger (CANVAS_CSS)
+# The canvas scales with the screen: 280 px up to 1280×720 (the whole of it above the fold), 1.5× on a
+# projector's 1920×1080. CSS zoom, so the page's layout and the mouse follow it and the drawing keeps
+# its CANVAS pixels; the column holding it (a flex item of CANVAS + 24 px) widens with it.
+CANVAS_ZOOM = 1.5
+CANVAS_CSS = f"""<style>
+@media (min-width: 1600px) and (min-height: 900px) {{
+  .st-key-draw_canvas {{ zoom: {CANVAS_ZOOM}; }}
+  div:has(> .st-key-draw_left) {{ flex: 0 0 {round(CANVAS * CANVAS_ZOOM) + 24}px !important; }}
+}}
+</style>"""
 QUICK = TrainConfig(epochs=1)  # the one-click default network: one epoch, a few seconds
 QUICK_NETWORK = network.Network()  # the lesson's, e.g. 784-128-64-10 relu
 FIGURE_PX = 440  # one network's prediction; as many side by side as the page has room for
@@ -136,15 +146,14 @@ def quick_train() -> None:
 
 chosen_data = lab_ui.dataset()
 st.title("Draw a digit" if chosen_data.things == "digits" else f"Draw or upload: {chosen_data.title}")
-st.caption(f"Your drawing is prepared the way each network's data set was made, then each network you "
-           f"choose gives its {chosen_data.n_classes} class probabilities. A digit network: cropped to the "
-           f"ink, scaled to {preprocess.BOX} px, padded to {MNIST.shape_text()}, centered by mass, as "
-           f"MNIST's digits were. A Fashion-MNIST network: trimmed, subsampled to {FASHION.width} px, "
-           f"sharpened, centred and negated, as its product photos were (Xiao et al. 2017).")
+# One line above the canvas, so that at 1280×720 all of it is above the fold; how a drawing is
+# prepared is told where its stages are shown (What the network sees).
+st.caption(f"Each network you choose gives its {chosen_data.n_classes} class probabilities for your drawing, "
+           f"prepared the way its data set's images were made.")
 
 # Canvas and predictions side by side; on a narrow screen the predictions wrap below the canvas.
 top = st.container(horizontal=True, gap="large")
-left, right = top.container(width=CANVAS + 24), top.container(width="stretch")
+left, right = top.container(width=CANVAS + 24, key="draw_left"), top.container(width="stretch")
 
 # -- input ---------------------------------------------------------------------------------------
 
@@ -153,6 +162,7 @@ with left:
     source = st.segmented_control("Input", ["Draw", "Upload"], default="Draw", required=True,
                                   key="draw_source", label_visibility="collapsed")
     if source == "Draw":
+        st.html(CANVAS_CSS)
         st.space(40)  # the canvas's toolbar (undo, redo, clear) appears in this gap above it
         canvas = st_canvas(stroke_width=st.session_state.get("draw_stroke", 20), stroke_color="#FFFFFF",
                            background_color="#000000", width=CANVAS, height=CANVAS, drawing_mode="freedraw",
@@ -258,7 +268,7 @@ with right:
                         continue
                     with torch.no_grad():
                         ps = network.probabilities(model, ready.input(normalization))[0]
-                    lab_ui.plot(plots.view_classify(ready.image, ps, title=how, height=280, dataset=ds),
+                    lab_ui.plot(plots.view_classify(ready.image, ps, title=how, height=340, dataset=ds),
                                 key=f"draw_fig_{i}_{how}")
     st.checkbox(f"Also show an untrained network ({build.network.arch.label()}, random weights)",
                 key="draw_untrained")
@@ -323,6 +333,10 @@ if readable:
 
 if prepared:
     st.subheader("What the network sees")
+    st.caption(f"A digit network: cropped to the ink, scaled to {preprocess.BOX} px, padded to "
+               f"{MNIST.shape_text()}, centered by mass, as MNIST's digits were. A Fashion-MNIST network: "
+               f"trimmed, subsampled to {FASHION.width} px, sharpened, centred and negated, as its product "
+               f"photos were (Xiao et al. 2017).")
     rows = [(f"{ds.title} preprocessing" + (" (Xiao et al. 2017)" if ds.prepare == "garment" else ""), ready)
             for ds, ready in prepared.items() if not ready.blank or ds.prepare != "garment"]
     rows += [("Naive resize", naive)] if naive is not None else []

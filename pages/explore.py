@@ -250,18 +250,41 @@ def table(rows: list[dict], settings: sweep.SweepSettings) -> None:
         **{label: show(sweep_results.setting_value(r, name)) for label, name, show in varied if
            (label, name, show) not in trained},
         "stack's seconds": round(r["stack_seconds"], 1), "trained together": r["stacked"]} for r in rows])
-    percent = st.column_config.NumberColumn(format="%.2f%%")
+    # Short headers (what each means is its help) and widths that fit beside the sidebar at 1280 px;
+    # a setting every network shares (e.g. one learning rate) is in the sweep's label, not a column.
+    number = st.column_config.NumberColumn
     st.dataframe(table, hide_index=True, key="ex_table", on_select=picked_from_table,
                  selection_mode="single-row",
-                 column_config={"train": st.column_config.NumberColumn(
-                                    "train", format="%.2f%%", help="On the images it learned from."),
-                                "validation (chooses)": percent,
-                                "test (held out, not used to choose)": percent,
-                                "± (seeds)": st.column_config.NumberColumn(format="%.2f"),
-                                "best epoch": st.column_config.NumberColumn(
+                 column_order=[c for c in table.columns if c not in ("init", "lr") or table[c].nunique() > 1],
+                 column_config={"network": st.column_config.TextColumn(width=180),
+                                "validation (chooses)": number(
+                                    "validation", format="%.2f%%", width=82,
+                                    help="Accuracy on the validation images: it chooses (the ranking, the "
+                                         "best network, the Pareto front)."),
+                                "± (seeds)": number(format="%.2f", width=60,
+                                                    help="Validation's spread over the seeds (std)."),
+                                "test (held out, not used to choose)": number(
+                                    "test", format="%.2f%%", width=68,
+                                    help="Accuracy on the test images: held out, only reported, never used "
+                                         "to choose."),
+                                "train": number("train", format="%.2f%%", width=68,
+                                                help="On the images it learned from."),
+                                "best epoch": number(
+                                    "epoch", width=52,
                                     help="The epoch with the lowest validation loss (median over seeds)."),
-                                "parameters": st.column_config.NumberColumn(format="localized"),
-                                "lr": st.column_config.NumberColumn(format="%g")})
+                                "Pareto": st.column_config.TextColumn(
+                                    "★", width=36, help="On the Pareto front: no network is as accurate on "
+                                                        "validation with fewer parameters."),
+                                "parameters": number(format="localized", width=88),
+                                "init": st.column_config.TextColumn(width=70),
+                                "lr": number(format="%g", width=58),
+                                "stack's seconds": number(
+                                    "seconds", width=66,
+                                    help="The training time of its stack: networks of one shape train "
+                                         "together."),
+                                "trained together": number(
+                                    "stack", width=52,
+                                    help="How many networks trained together in its stack.")})
     st.caption("Ranked by validation accuracy: validation chooses the best network; the test set is held out "
                "and only reported. ★ the Pareto front.")
 
@@ -325,13 +348,16 @@ for notice in ss.get("ex_notices", []):
     st.warning(notice, icon=":material/link_off:")
 
 st.subheader("What to try")
-c = st.columns([1.1, 1.6, 1.3, 1.2])
+# Two menus to a row: at 1280 px, with the sidebar open, a menu a quarter of the page wide shows two
+# or three of its values and cuts the rest ("sigm…"); half the page shows every depth and activation.
+c = st.columns(2)
 c[0].multiselect("Hidden layers", list(range(0, sweep.MAX_DEPTH + 1)), key="ex_depths",
                  help="0: no hidden layer (softmax regression, or a CNN straight from its last pool to the "
                       "output).")
 c[1].multiselect("Widths", sorted({*WIDTHS, *ss["ex_widths"]}), key="ex_widths")
-c[2].multiselect("Activations", list(ACTIVATIONS), key="ex_activations")
-c[3].radio("A deeper network uses its width", list(sweep.WIDTH_RULES), key="ex_rule",
+c = st.columns(2)
+c[0].multiselect("Activations", list(ACTIVATIONS), key="ex_activations")
+c[1].radio("A deeper network uses its width", list(sweep.WIDTH_RULES), key="ex_rule",
            format_func=sweep.WIDTH_RULES.get)
 st.multiselect("Convolutions before the hidden layers",
                [*CONVS, *(v for v in ss["ex_convs"] if v not in CONVS)],
@@ -339,15 +365,17 @@ st.multiselect("Convolutions before the hidden layers",
                help="Each stack's convolutions, channels:kernel[:padding], each followed by a 2×2 max pool; "
                     "none: an MLP. Choose several to compare both families on one map (a CNN's epoch takes "
                     "about 10-35 times an MLP's).")
-c = st.columns([1.3, 1.3, 1, 1.2])
+c = st.columns(2)
 c[0].multiselect("Weight init", INITS, key="ex_inits",
-                 format_func=lambda v: "PyTorch's default" if v == "default" else f"normal, std {v:g}",
-                 help="PyTorch's default (Kaiming uniform), or normal(0, std) with a std from Build's scale.")
+                 format_func=lambda v: "PyTorch's default" if v == "default" else f"std {v:g}",
+                 help="PyTorch's default (Kaiming uniform), or std s: weights drawn from normal(0, s), s "
+                      "from Build's scale.")
 c[1].multiselect("Learning rates (Adam)", sorted({*LR_SCALE, *ss["ex_lrs"]}), key="ex_lrs",
                  format_func=lambda v: f"{v:g}")
-c[2].slider("Seeds per config", 1, sweep.MAX_SEEDS, key="ex_seeds",
+c = st.columns(2)
+c[0].slider("Seeds per config", 1, sweep.MAX_SEEDS, key="ex_seeds",
             help="Each config trained with this many weight seeds: the spread shows how much is luck.")
-c[3].slider("Epochs per trial", 1, sweep.MAX_TRIAL_EPOCHS, key="ex_epochs")
+c[1].slider("Epochs per trial", 1, sweep.MAX_TRIAL_EPOCHS, key="ex_epochs")
 c = st.columns([1.3, 1.3, 2.2])
 search = c[0].radio("Search", ["grid", "random"], key="ex_search", horizontal=True,
                     format_func={"grid": "Full grid", "random": "Random sample"}.get,
@@ -355,7 +383,7 @@ search = c[0].radio("Search", ["grid", "random"], key="ex_search", horizontal=Tr
 c[1].number_input("Configs in the sample", 1, sweep.MAX_TRIALS, key="ex_sample", disabled=search != "random")
 st.caption("Regularization and the data: choose several values of one to compare them (every value "
            "multiplies the trials).")
-menus = st.columns(3)  # three to a row: at 1280 px five would cut their values short
+menus = st.columns(2)  # two to a row, as above: three show only two values each at 1280 px
 menus[0].multiselect("Dropout", sorted({*DROPOUTS, *ss["ex_dropouts"]}), key="ex_dropouts",
                      format_func=lambda v: "none" if v == 0 else f"{v:g}",
                      help="The probability of zeroing each hidden unit's output while training, in every "
@@ -363,9 +391,9 @@ menus[0].multiselect("Dropout", sorted({*DROPOUTS, *ss["ex_dropouts"]}), key="ex
 menus[1].multiselect("Batch norm", [False, True], key="ex_bns", format_func={False: "off", True: "on"}.get,
                      help="Batch norm in every hidden layer, between its Linear and its activation.")
 for i, key in enumerate(SWEPT, start=2):
-    if i % 3 == 0:
-        menus = st.columns(3)
-    setting_menu(menus[i % 3], key)
+    if i % 2 == 0:
+        menus = st.columns(2)
+    setting_menu(menus[i % 2], key)
 
 start_col, saved_col = st.columns([1.6, 1], gap="large")
 with start_col:

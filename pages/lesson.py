@@ -158,21 +158,25 @@ def tools() -> None:
     st.radio("Part", [p.number for p in lesson.PARTS], key="l_part_choice", horizontal=True,
              format_func=lambda n: lesson.PARTS[n - 1].label, label_visibility="collapsed",
              on_change=lambda: go_to_part(ss["l_part_choice"]))
-    cols = st.columns([1.5, 1.2, 1.9], vertical_alignment="bottom")
+    # The step menu as wide as its longest title at 1280 px ("10. CNN against MLP: choose on validation,
+    # report test"): its list is the box's width, and a narrower one cut the titles short. Presenter mode
+    # and the notebook share the column beside it.
+    menu, side = st.columns([2.4, 1], vertical_alignment="bottom")
     ss["l_jump"] = number
-    cols[0].selectbox("Go to step", range(1, n_steps + 1), key="l_jump",
-                      format_func=lambda n: f"{n}. {part.steps[n - 1].title}",
-                      on_change=lambda: go_to(ss["l_jump"]))
-    cols[1].toggle("Presenter mode", key="l_present_toggle",
-                   on_change=lambda: set_present(ss["l_present_toggle"]),
-                   help="For a projector: no sidebar or editing, larger code and figures. "
-                        "Bookmark the address to come back to it.")
-    cols[2].download_button("Download as Jupyter notebook", icon=":material/download:",
-                            data=lambda: notebook.to_bytes(notebook.lesson(values, part.number)),
-                            file_name="mnist-lab-lesson.ipynb" if part.number == 1 else
-                            f"mnist-lab-lesson-part-{part.number}.ipynb", mime="application/x-ipynb+json",
-                            key="l_notebook", on_click="ignore", width="stretch",
-                            help=f"Part {part.number}'s {n_steps} steps with your values, to run in Jupyter.")
+    menu.selectbox("Go to step", range(1, n_steps + 1), key="l_jump",
+                   format_func=lambda n: f"{n}. {part.steps[n - 1].title}",
+                   on_change=lambda: go_to(ss["l_jump"]))
+    side.toggle("Presenter mode", key="l_present_toggle",
+                on_change=lambda: set_present(ss["l_present_toggle"]),
+                help="For a projector: no sidebar or editing, larger code and figures. "
+                     "Bookmark the address to come back to it.")
+    side.download_button("Jupyter notebook", icon=":material/download:",
+                         data=lambda: notebook.to_bytes(notebook.lesson(values, part.number)),
+                         file_name="mnist-lab-lesson.ipynb" if part.number == 1 else
+                         f"mnist-lab-lesson-part-{part.number}.ipynb", mime="application/x-ipynb+json",
+                         key="l_notebook", on_click="ignore", width="stretch",
+                         help=f"Download part {part.number}'s {n_steps} steps with your values, to run in "
+                              f"Jupyter.")
 
 
 if not present:

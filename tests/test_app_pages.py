@@ -283,6 +283,15 @@ def test_build_bad_link_values_fall_back_with_a_visible_notice():
     assert not at.warning
 
 
+def test_build_names_every_bad_link_value_and_cleans_the_address():
+    at = open_page("pages/build.py", {"hidden": "abc", "act": "tanh,foo", "seed": "-1"})
+    notices = [w.value for w in at.warning]
+    assert [n.split("=")[0] for n in notices] == ["Link value hidden", "Link value act", "Link value seed"]
+    assert all(w.proto.icon == ":material/link_off:" for w in at.warning)  # as Explore's
+    assert dict(at.query_params) == {"hidden": "128,64", "act": "relu,relu", "std": "default",
+                                     "bias": "default", "seed": "0"}  # no bad value left in it
+
+
 def test_build_too_many_parameters_is_an_error_not_a_traceback():
     at = open_page("pages/build.py")
     at.number_input(key="b_size_0").set_value(2048).run()

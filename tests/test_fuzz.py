@@ -369,6 +369,15 @@ def test_any_share_link_gives_a_network_that_builds_with_notices(params):
     network.build(state.arch, state.init, state.seed)
 
 
+@given(st.dictionaries(st.sampled_from(share.KEYS), link_values, max_size=6))
+def test_a_share_link_without_the_values_its_notices_name_opens_without_a_notice(params):
+    """Every value that could not be used is named: what the notices leave of a link is clean."""
+    _, notices = share.decode(params)
+    named = {n.removeprefix("Link value ").split("=", 1)[0] for n in notices}
+    assert all(n.startswith("Link value ") for n in notices) and named <= set(params)
+    assert share.decode({k: v for k, v in params.items() if k not in named})[1] == []
+
+
 # -- architecture, init and training settings: as typed, and from a file's JSON ------------------
 
 @given(st.text(max_size=40) | st.sampled_from(["128,64", " 1 , 2 ", "+5", "²", "١٢", "1" * 5000, "0x10"]),

@@ -48,7 +48,7 @@ def test_a_missing_step_is_step_1_without_a_notice_and_a_bad_one_is_step_1_with_
     at = open_lesson()
     assert shown_step(at) == 1 and not at.warning
     assert all(i.value.startswith("**Changed since the 2018 lesson.**") for i in at.info)  # no notice
-    assert [b.proto.label for b in at.get("download_button")] == ["Download as Jupyter notebook"]
+    assert [b.proto.label for b in at.get("download_button")] == ["Jupyter notebook"]
     at = open_lesson({"step": "42"})
     assert shown_step(at) == 1 and "steps are 1 to 14" in at.warning[0].value
     assert dict(at.query_params)["step"] in ("1", ["1"])

@@ -145,3 +145,34 @@ def test_bad_conv_activations_or_dropout_keep_the_convolutions_with_the_defaults
 def test_convolutions_that_pass_a_cap_with_the_hidden_layers_are_left_out_with_a_notice():
     state, notices = decode({"hidden": "2048", "conv": "256:3:1"})
     assert state.arch == Architecture((2048,)) and len(notices) == 1 and "parameters" in notices[0]
+
+
+# -- every bad value named -------------------------------------------------------------------------
+
+def named(notices: list[str]) -> list[str]:
+    """The link keys the notices name, in order."""
+    return [n.removeprefix("Link value ").split("=", 1)[0] for n in notices]
+
+
+def test_a_bad_hidden_does_not_hide_a_bad_act_or_anything_else():
+    state, notices = decode({"hidden": "abc", "act": "tanh,foo", "seed": "-1"})
+    assert state == DEFAULT and named(notices) == ["hidden", "act", "seed"]
+    assert "got 'abc'" in notices[0] and "got 'foo'" in notices[1] and "seed='-1'" in notices[2]
+
+
+def test_an_act_that_goes_with_an_unused_hidden_is_named_unless_it_is_the_defaults_own():
+    state, notices = decode({"hidden": "", "act": "tanh"})
+    assert state.arch == DEFAULT.arch and named(notices) == ["hidden", "act"]
+    assert "goes with hidden=''" in notices[1]
+    assert named(decode({"hidden": "", "act": "relu"})[1]) == ["hidden"]  # relu is what the default has
+
+
+@pytest.mark.parametrize("params, key", [
+    ({"conv_act": "tanh"}, "conv_act"),
+    ({"hidden": "32", "conv_dropout": "0.2"}, "conv_dropout"),
+    ({"conv": "8:99", "conv_act": "tanh"}, "conv_act"),
+    ({"hidden": "2048", "conv": "256:3:1", "conv_dropout": "0.1"}, "conv_dropout"),
+    ({"hidden": "", "conv": "8:5", "act": "tanh"}, "act"),
+    ({"hidden": "", "conv": "8:5", "dropout": "0.2"}, "dropout")])
+def test_a_value_for_layers_the_network_does_not_have_is_named(params, key):
+    assert key in named(decode(params)[1])
