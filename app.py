@@ -27,6 +27,16 @@ PAGES = [  # (file, title, icon); a page whose file is not written yet is left o
 DEFAULT_PAGE = "pages/start.py"
 
 
+def pages() -> list:
+    """The navigation's pages, made once a session: making them resolves and checks each page's file,
+    a cost every rerun of every visitor paid. Per session, not per server: `st.navigation` marks the
+    page it returns as this run's to call, so two visitors' runs must not share one page object."""
+    if "lab_pages" not in st.session_state:
+        st.session_state["lab_pages"] = [st.Page(path, title=title, icon=icon, default=path == DEFAULT_PAGE)
+                                         for path, title, icon in PAGES if (HERE / path).exists()]
+    return st.session_state["lab_pages"]
+
+
 def main() -> None:
     """One run of a visitor's page, with the navigation and sidebar around it."""
     import class_ui  # noqa: F401  its browser-kept seat is one of the values `keep` writes
@@ -34,8 +44,7 @@ def main() -> None:
     import visitor
 
     st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
-    page = st.navigation([st.Page(path, title=title, icon=icon, default=path == DEFAULT_PAGE)
-                          for path, title, icon in PAGES if (HERE / path).exists()])
+    page = st.navigation(pages())
     visitor.keep()  # the visitor's id, kept by their browser from the first page they open
     lab_ui.choose_dataset()  # before the data check: if one data set's files are missing, choose another
     sidebar = st.sidebar.empty()

@@ -135,10 +135,13 @@ def require_data() -> None:
     works (the sidebar's menu stays).
     """
     ds = dataset()
+    if st.session_state.get("lab_data_ready") == ds.name:  # checked on this session's first run of it
+        return
     progress = st.empty()
     try:
         if data.files_present(dataset=ds):
             split(True), split(False)
+            st.session_state["lab_data_ready"] = ds.name
             return
         if data.debian_available(dataset=ds):
             label = f"Unpacking {ds.title} from {ds.debian_folder} to {data.data_root(dataset=ds)} …"
@@ -148,6 +151,7 @@ def require_data() -> None:
             st.write("This happens once; later visits read the files from disk.")
             split(True), split(False)
             status.update(label=f"{ds.title} is ready", state="complete", expanded=False)
+        st.session_state["lab_data_ready"] = ds.name
     except DataError as e:
         progress.empty()  # one message: no "Downloading…" box left above what went wrong
         others = [d.title for d in datasets.DATASETS.values() if d != ds]

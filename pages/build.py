@@ -42,6 +42,23 @@ lab_ui.entry_guard()
 # device draws the very same numbers.
 
 @st.cache_resource(max_entries=64, show_spinner=False)
+def built(arch: Architecture, init: Init, seed: int, device: str) -> torch.nn.Sequential:
+    """The visitor's network on their device, built once per (network, device) for the server: a rerun
+    that changes nothing about it (another tab, the code style) builds nothing. Read only: its table."""
+    return build(arch, init, seed, device)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def printed(arch: Architecture, style: str) -> str:
+    return codegen.printed(arch, style)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def generated(state: network.Network, style: str, device: str) -> str:
+    return codegen.generate(state, style, device)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
 def untrained(arch: Architecture, init: Init, seed: int) -> torch.nn.Sequential:
     return build(arch, init, seed).requires_grad_(False).eval()  # predicting: dropout off, batch norm's stats
 
@@ -263,7 +280,7 @@ if notices and link_state == params:
 
 model = None
 with model_view, lab_ui.show_errors():
-    model = build(arch, init, int(seed), device)  # the visitor's device: an unavailable one is an error
+    model = built(arch, init, int(seed), device)  # the visitor's device: an unavailable one is an error
     if arch.is_cnn:
         build_layers.shapes_table(arch)
     else:
@@ -285,7 +302,7 @@ style = st.radio("Code style", list(codegen.STYLES), format_func=codegen.STYLES.
                  key="b_style", index=list(codegen.STYLES).index("sequential"),
                  help="How the code below writes this network; the indexed nn.Sequential numbers its "
                       "layers (0) to (n), the others name them.")
-st.code(codegen.printed(arch, style), language="text")
+st.code(printed(arch, style), language="text")
 
 # Only the open tab's content runs (on_change="rerun"): an edit on the Code tab builds no figures.
 # A CNN's filters and feature maps have tabs of their own; its activations are those feature maps.
@@ -298,7 +315,7 @@ for key in ("b_shared_scale", "b_image"):  # a closed tab's widgets keep their v
         st.session_state[key] = st.session_state[key]
 
 if tabs["Code"].open:
-    tabs["Code"].code(codegen.generate(state, style, device), language="python")
+    tabs["Code"].code(generated(state, style, device), language="python")
     tabs["Code"].download_button(
         "Download as Jupyter notebook", icon=":material/download:", key="b_notebook",
         data=lambda: notebook.to_bytes(notebook.build(state, style)),
