@@ -212,6 +212,11 @@ class Pause:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def held(self) -> bool:
+        """Paused, and the loop rests here with no step left to take: its latest report is where it is."""
+        return self._paused and self.resting and not self._steps
+
     def pause(self) -> None:
         with self._cond:
             self._paused = True
@@ -263,8 +268,7 @@ class Pause:
         """Wait (at most `timeout` s) until the loop rests here with no step left to take, it runs on
         unpaused, or it ended: then its latest report is where it is."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._paused or self._ended
-                                       or (self.resting and not self._steps), timeout)
+            return self._cond.wait_for(lambda: not self._paused or self._ended or self.held, timeout)
 
 
 class Background:
@@ -400,6 +404,13 @@ class TrainingJob(Job):
     @property
     def paused(self) -> bool:
         return self._gate.paused
+
+    @property
+    def held(self) -> bool:
+        """Paused and resting between batches, so its latest report is where it is and a step moves it
+        one batch from there. Just after Pause (on a busy machine, for longer than Pause waits) it may
+        still be training or reporting the batch it rests after: paused, not yet held."""
+        return self._gate.held
 
     def pause(self) -> None:
         """Hold the loop after its current batch, and wait (briefly) until it rests there, reported.

@@ -277,10 +277,15 @@ def draw_running(job) -> None:
         st.progress(0.0, text="Starting…")
     else:
         steps, epochs = f"step {p.step:,} of {p.total_steps:,}", f"epoch {p.epoch} of {p.epochs}"
-        where = f"Paused at {steps} · {epochs}" if job.paused else f"{epochs.capitalize()} · {steps}"
+        if job.held:  # resting after the batch it reported: a step moves it one batch from here
+            where = f"Paused at {steps} · {epochs}"
+        elif job.paused and not job.stopping:  # still training the batch it will rest after
+            where = f"Pausing after this batch · {epochs} · {steps}"
+        else:
+            where = f"{epochs.capitalize()} · {steps}"
         st.progress(p.fraction, text=f"{where} · loss {p.loss:.3f} · training accuracy this epoch "
                                      f"{p.accuracy:.1%}")
-    held = job.paused and not job.stopping
+    held = job.held and not job.stopping
     why = None if job.pausable else ("Pause and Step work where this server trains itself; trainings "
                                      "sent to a Ray cluster can only be stopped.")
     with st.container(horizontal=True, gap="small"):
@@ -293,7 +298,8 @@ def draw_running(job) -> None:
                   disabled=not held, help=why or "Train one more batch and show it on every chart, "
                                                  "then pause again.")
         st.button("Resume", key="tr_resume", icon=":material/play_arrow:", on_click=job.resume,
-                  disabled=not held, help=why or "Train on: to the same weights as a run never paused.")
+                  disabled=not job.paused or job.stopping,
+                  help=why or "Train on: to the same weights as a run never paused.")
     curves = {f"Training: {job.arch.label()}, {job.config.label()}": train.progress_curve(job.reports)}
     x, _, accuracy = checked = train.validation_progress_curve(job.reports)
     checks = {next(iter(curves)): checked}

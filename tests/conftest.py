@@ -1,16 +1,25 @@
 """Fixtures shared by the test files."""
 
+import hashlib
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from mnistlab import data, network, train
+import mnistlab
+from mnistlab import data, network, runs, train
+from mnistlab.dataset import FASHION
 from mnistlab.train_config import TrainConfig
 
 # The lesson's network on the lesson's inputs, trained with Adam 1e-3, batch 64, 5 epochs (about 3 s,
 # once): 97.0% on the test set (96.1-97.0% over seeds 0-9).
 TRAINED_RELU = dict(arch=network.Architecture((128, 64), ("relu", "relu")), seed=0,
                     config=TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5, batch_seed=0))
+# ConvNetJS's MNIST layout (8:5, pool, 16:5, pool) with a hidden layer, batch norm and dropout, one epoch
+# on 10,000 images with validation and early stopping, its dynamics recorded: 95.8% on the test set.
+TRAINED_CNN = dict(arch=network.Architecture.parse("32", "relu", "0.2", True, conv="8:5,16:5"), seed=0,
+                   config=TrainConfig(epochs=1, train_images=10_000, validation=2_000, early_stop=1))
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +35,25 @@ def test_split():
 
 
 @pytest.fixture(scope="session")
+def fashion_train():
+    """Fashion-MNIST's 60,000 training images, held once in memory."""
+    return data.load_split(train=True, dataset=FASHION)
+
+
+@pytest.fixture(scope="session")
+def fashion_test():
+    """Fashion-MNIST's 10,000 test images, held once in memory."""
+    return data.load_split(train=False, dataset=FASHION)
+
+
+@pytest.fixture(scope="session")
+def splits_of(request):
+    """The session's (training, test) splits of a data set, by its name ("mnist", "fashion")."""
+    names = {"mnist": ("train_split", "test_split"), "fashion": ("fashion_train", "fashion_test")}
+    return lambda dataset: tuple(request.getfixturevalue(n) for n in names[dataset])
+
+
+@pytest.fixture(scope="session")
 def trained_relu(request):
     """A trained 784-128-64-10 ReLU network (eval mode, CPU), trained once and cached in .pytest_cache."""
     arch, seed, config = TRAINED_RELU["arch"], TRAINED_RELU["seed"], TRAINED_RELU["config"]
@@ -37,9 +65,50 @@ def trained_relu(request):
         return model.eval()
     except Exception:  # not cached yet, or the cached file is damaged: train again
         pass
-    train.train(model, config, data.load_split(train=True))
+    train.train(model, config, request.getfixturevalue("train_split"))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(request, train_split, test_split) -> runs.Run:
+    """The one trained CNN of the tests (TRAINED_CNN), a whole `runs.Run` with its history and dynamics,
+    trained once and cached in .pytest_cache. The cache is keyed by the core's source too: a change to
+    how it trains, scores or records trains it again, so no test reads what older code made."""
+    arch, seed, config = TRAINED_CNN["arch"], TRAINED_CNN["seed"], TRAINED_CNN["config"]
+    core = b"".join(f.read_bytes() for f in sorted(Path(mnistlab.__file__).parent.glob("*.py")))
+    digest = hashlib.sha256(core + repr(TRAINED_CNN).encode()).hexdigest()[:16]
+    path = request.config.cache.mkdir("mnistlab-trained") / f"cnn-torch{torch.__version__}-{digest}.pt"
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception:  # not cached yet, or the cached file is damaged: train again
+        pass
+    run = runs.run(network.Network(arch, network.Init(), seed), config, train_split, test_split,
+                   record_dynamics=True)
+    torch.save(run, path)
+    return run
+
+
+@pytest.fixture(scope="session")
+def lesson_part():
+    """A lesson part's outputs with the default values (`lesson.run(part=n)`), each part run once for
+    the session, on one thread as the app's server runs it: parts 2 and 3 train two networks each.
+    Tests read them (the page's, the notebook's and the presenter's tests compare against them)."""
+    from mnistlab import lesson
+
+    done = {}
+
+    def outputs(part: int) -> list:
+        if part not in done:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                done[part] = lesson.run(part=part)
+            finally:
+                torch.set_num_threads(threads)
+        return done[part]
+
+    return outputs
 
 
 @pytest.fixture

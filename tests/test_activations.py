@@ -4,14 +4,13 @@ import pytest
 import torch
 
 from mnistlab.activations import dead_units, hidden_activations, layer_activations, saturated
-from mnistlab.data import load_split
 from mnistlab.network import Architecture, Init, build
 from mnistlab.tensors import TensorNetwork
 
 
 @pytest.fixture(scope="module")
-def batch():
-    return load_split(train=False).normalized(slice(0, 256))
+def batch(test_split):
+    return test_split.normalized(slice(0, 256))
 
 
 def test_every_hidden_layer_is_kept_with_the_lesson_names(batch):

@@ -8,7 +8,6 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnistlab.data import load_split
 from mnistlab.network import Architecture
 
 APP = "../app.py"
@@ -216,10 +215,9 @@ def test_build_draws_only_the_open_tabs_figures():
         "Untrained 784-128-64-10 relu, init default"]
 
 
-def test_build_network_tab_draws_the_network_for_the_chosen_image():
+def test_build_network_tab_draws_the_network_for_the_chosen_image(test_split):
     at = open_tab(open_page("pages/build.py"), "Network")
     assert not at.exception and not at.error
-    test_split = load_split(train=False)
     fig = figure_with(at, "Untrained 784-128-64-10 relu: test image 0, label 7")
     image = next(t for t in fig["data"] if t["type"] == "heatmap")
     assert np.allclose(image["z"], test_split.normalized([0])[0, 0].numpy())  # the input layer

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mnistlab import codegen, data, network
+from mnistlab import codegen, network
 from mnistlab.layers import Conv, Pool
 from mnistlab.network import Architecture, Init
 
@@ -27,8 +27,8 @@ LAYERED = [case for case in CASES if case[0].has_dropout or case[0].batch_norm]
 
 
 @pytest.fixture(scope="module")
-def images():
-    return data.load_split(train=False).normalized(slice(0, 64))
+def images(test_split):
+    return test_split.normalized(slice(0, 64))
 
 
 def run(source: str):

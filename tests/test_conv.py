@@ -109,15 +109,9 @@ def test_old_mlp_values_read_and_write_as_before():
     assert Architecture.from_dict(CONVNETJS.to_dict()) == CONVNETJS
 
 
-@pytest.fixture(scope="module")
-def trained_cnn(train_split, test_split):
-    """ConvNetJS's layout with a hidden layer, batch norm and dropout, one epoch on 10,000 images."""
-    arch = Architecture.parse("32", "relu", "0.2", True, conv="8:5,16:5")
-    config = TrainConfig(epochs=1, train_images=10_000, validation=2_000, early_stop=1)
-    return runs.run(Network(arch, Init(), 0), config, train_split, test_split, record_dynamics=True)
-
-
 def test_a_cnn_trains_with_validation_batch_norm_dropout_and_its_dynamics(trained_cnn):
+    """tests/conftest.py's CNN: ConvNetJS's layout with a hidden layer, batch norm and dropout, one
+    epoch on 10,000 images with validation and early stopping."""
     run = trained_cnn
     assert run.validation.accuracy > 0.93 and run.evaluation.accuracy > 0.93  # in one epoch of 10,000
     assert run.history.kept_epoch == 1 and len(run.history.epoch_ends) == 1

@@ -22,13 +22,14 @@ def ok(at: AppTest) -> AppTest:
 
 
 @pytest.fixture(scope="module")
-def files(train_split, test_split) -> dict[str, tuple[runs.Run, bytes]]:
+def files(train_split, test_split, trained_cnn) -> dict[str, tuple[runs.Run, bytes]]:
+    """The CNN is tests/conftest.py's; softmax regression trains here, one epoch on 3,000 images."""
     config = TrainConfig(epochs=1, train_images=3_000, validation=1_000)
-    out = {}
-    for name, arch in NETWORKS.items():
-        run = runs.run(Network(arch, Init(), 0), config, train_split, test_split)
-        out[name] = run, model_files.to_bytes(model_files.SavedModel.from_run(run, name.replace(" ", "-")))
-    return out
+    trained = {"cnn": trained_cnn,
+               "softmax regression": runs.run(Network(NETWORKS["softmax regression"], Init(), 0), config,
+                                              train_split, test_split)}
+    return {name: (run, model_files.to_bytes(model_files.SavedModel.from_run(run, name.replace(" ", "-"))))
+            for name, run in trained.items()}
 
 
 @pytest.mark.parametrize("name", NETWORKS)

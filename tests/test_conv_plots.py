@@ -12,9 +12,8 @@ from PIL import Image
 from plotly.colors import diverging, unlabel_rgb
 from torch import nn
 
-from mnistlab import conv_plots, data, network, network_diagram, runs, training_plots
-from mnistlab.network import Architecture, Init, Network
-from mnistlab.train_config import TrainConfig
+from mnistlab import conv_plots, data, network, network_diagram, training_plots
+from mnistlab.network import Architecture, Init
 
 CONVNETJS = Architecture.parse("", "relu", conv="8:5,16:5")  # ConvNetJS's MNIST demo, 5,994 parameters
 WIDE = Architecture.parse("", "relu", conv="32:3:1,64:3:1")
@@ -23,11 +22,10 @@ FULL_BLUE, FULL_RED = (unlabel_rgb(c) for c in (diverging.RdBu[-1], diverging.Rd
 
 
 @pytest.fixture(scope="module")
-def short_run(train_split, test_split):
-    """ConvNetJS's layout with a hidden layer, batch norm and dropout: one epoch on 2,000 images."""
-    arch = Architecture.parse("32", "relu", "0.2", True, conv="8:5,16:5")
-    config = TrainConfig(epochs=1, train_images=2_000, validation=1_000)
-    return runs.run(Network(arch, Init(), 0), config, train_split, test_split, record_dynamics=True)
+def short_run(trained_cnn):
+    """tests/conftest.py's CNN: ConvNetJS's layout with a hidden layer, batch norm and dropout, one epoch
+    on 10,000 images, its dynamics recorded."""
+    return trained_cnn
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,6 @@ def trainloader():
     return data.trainloader()
 
 
-@pytest.fixture(scope="module")
-def test_split():
-    return data.load_split(train=False)
-
-
 def test_a_batch_is_64_images_of_1x28x28_and_64_labels(trainloader):
     images, labels = next(iter(trainloader))
     assert images.shape == (64, 1, 28, 28) == (64, *MNIST.image_shape)
@@ -35,8 +30,8 @@ def test_normalized_pixels_lie_in_minus_one_to_one_and_use_both_ends(trainloader
     assert images.min() == -1.0 and images.max() == 1.0
 
 
-def test_the_splits_hold_60000_and_10000_digits_of_every_class():
-    train, test = data.load_split(True), data.load_split(False)
+def test_the_splits_hold_60000_and_10000_digits_of_every_class(train_split, test_split):
+    train, test = train_split, test_split  # data.load_split's, held once for the session
     assert (len(train), len(test)) == (60000, 10000) == (MNIST.train_size, MNIST.test_size)
     assert len(train.class_counts()) == len(test.class_counts()) == MNIST.n_classes
     assert all(count > 800 for count in train.class_counts() + test.class_counts())

@@ -5,15 +5,15 @@ import pytest
 import torch
 from test_train_page import open_train, train_once, use_network
 
-from mnistlab import data, dynamics, network, train
+from mnistlab import dynamics, network, train
 from mnistlab.train_config import TrainConfig
 
 STEPS = 30
 
 
 @pytest.fixture(scope="module")
-def splits():
-    return data.load_split(True), data.load_split(False)
+def splits(train_split, test_split):
+    return train_split, test_split
 
 
 def relu1_dead(splits, seed=0, lr=1e-3, normalization="lesson") -> tuple[float, float]:

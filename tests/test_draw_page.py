@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from test_shift_test import mlp_and_cnn_runs
 
 import lab_ui
-from mnistlab import data, model_files, network, preprocess, runs, train
+from mnistlab import model_files, network, preprocess, runs, train
 from mnistlab.train_config import TrainConfig
 
 APP = "../app.py"
@@ -29,11 +29,6 @@ def no_saved_models(tmp_path, monkeypatch, fresh_caches):
 
 
 @pytest.fixture(scope="module")
-def test_split():
-    return data.load_split(train=False)
-
-
-@pytest.fixture(scope="module")
 def lesson_run(trained_relu, test_split):
     """The trained 784-128-64-10 network as a session's training run."""
     return runs.Run(network=network.Network(), config=TrainConfig(),
@@ -43,9 +38,9 @@ def lesson_run(trained_relu, test_split):
 
 
 @pytest.fixture(scope="module")
-def mlp_and_cnn(request, train_split, test_split):
-    """The shift test's MLP and CNN, trained briefly (their weights kept in .pytest_cache)."""
-    return mlp_and_cnn_runs(request.config.cache, train_split, test_split)
+def mlp_and_cnn(request, train_split, test_split, trained_cnn):
+    """The shift test's MLP and CNN, trained briefly (kept in .pytest_cache)."""
+    return mlp_and_cnn_runs(request.config.cache, train_split, test_split, trained_cnn)
 
 
 def open_draw(runs=()) -> AppTest:
@@ -180,8 +175,8 @@ def test_saved_models_are_offered_and_compared_side_by_side(tmp_path, test_split
     assert bars(first) == pytest.approx(bars(second))  # the same weights, read from the file
 
 
-def test_each_network_reads_the_digit_as_it_was_trained_to(test_split, lesson_run):
-    splits = data.load_split(True), test_split
+def test_each_network_reads_the_digit_as_it_was_trained_to(train_split, test_split, lesson_run):
+    splits = train_split, test_split
     zero_one = runs.run(network.Network(network.Architecture((32,)), network.Init(), 0),
                         TrainConfig(epochs=1, batch_size=128, normalization="none"), *splits)
     at = open_draw([lesson_run, zero_one])
@@ -204,12 +199,12 @@ def test_an_untrained_network_is_labelled_as_such(test_split):
     assert any("UNTRAINED" in m.value and "means nothing" in m.value for m in at.markdown)
 
 
-def test_the_same_digit_read_twice_by_a_dropout_network_gets_the_same_probabilities(test_split):
+def test_the_same_digit_read_twice_by_a_dropout_network_gets_the_same_probabilities(train_split, test_split):
     """Predicting is in eval mode: dropout drops nothing and batch norm uses its running statistics,
     so a network with both gives one answer per digit (and a single image needs no batch)."""
     arch = network.Architecture.parse("64,32", "relu", "0.5", batch_norm=True)
     run = runs.run(network.Network(arch), TrainConfig(epochs=1, batch_size=100, train_images=10_000),
-                   data.load_split(train=True), test_split)
+                   train_split, test_split)
     at = open_draw([run])
     at.session_state["build"] = lab_ui.Build(network.Network(arch, seed=1))  # Build's network, untrained
     at.checkbox(key="draw_untrained").check().run()

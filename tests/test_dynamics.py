@@ -18,8 +18,8 @@ from mnistlab.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")
-def splits():
-    return data.load_split(True), data.load_split(False)
+def splits(train_split, test_split):
+    return train_split, test_split
 
 
 def first_images(split: data.Split, n: int) -> data.Split:

@@ -5,29 +5,17 @@ a network of one data set used with the other."""
 import shutil
 from pathlib import Path
 
-import nbclient
-import nbformat
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from mnistlab import codegen, data, dataset, model_files, network, notebook, runs, share, train_config
+from mnistlab import data, dataset, model_files, network, runs, share
 from mnistlab.__main__ import main
 from mnistlab.dataset import FASHION, MNIST
 from mnistlab.errors import ConfigError, DataError
 from mnistlab.train_config import TrainConfig
 
 SMALL = network.Architecture((32,), ("relu",))
-
-
-@pytest.fixture(scope="module")
-def fashion_train():
-    return data.load_split(True, dataset=FASHION)
-
-
-@pytest.fixture(scope="module")
-def fashion_test():
-    return data.load_split(False, dataset=FASHION)
 
 
 @pytest.fixture
@@ -82,10 +70,10 @@ def test_a_truncated_fashion_file_is_named_with_both_fixes(tmp_path, no_debian):
 
 
 @pytest.mark.skipif(not FASHION.debian_folder.is_dir(), reason="apt-get install dataset-fashion-mnist")
-def test_missing_fashion_files_are_unpacked_from_debians_package(tmp_path):
+def test_missing_fashion_files_are_unpacked_from_debians_package(tmp_path, fashion_test):
     split = data.load_split(False, tmp_path, download=False, dataset=FASHION)
     assert len(split) == 10000 and split.class_counts() == [1000] * 10
-    shared = data.load_split(False, dataset=FASHION)
+    shared = fashion_test  # as data.load_split reads it from the shared folder
     assert torch.equal(split.images, shared.images) and torch.equal(split.labels, shared.labels)
     assert data.files_present(tmp_path, FASHION)
 
@@ -120,13 +108,14 @@ def test_settings_for_one_data_set_refuse_the_others_images(fashion_train):
                  fashion_train.first(100))
 
 
-def test_a_fashion_model_file_keeps_its_data_set_and_is_refused_on_digits(fashion_train, fashion_test):
+def test_a_fashion_model_file_keeps_its_data_set_and_is_refused_on_digits(fashion_train, fashion_test,
+                                                                         test_split):
     config = TrainConfig(epochs=1, dataset="fashion", train_images=5000)
     run = runs.run(network.Network(SMALL), config, fashion_train, fashion_test)
     saved = model_files.from_bytes(model_files.to_bytes(model_files.SavedModel.from_run(run, "clothes")))
     assert saved.dataset is FASHION and saved.config.to_dict()["dataset"] == "fashion"
     with pytest.raises(ConfigError, match="Fashion-MNIST"):
-        model_files.as_run(saved, data.load_split(False))
+        model_files.as_run(saved, test_split)
     again = model_files.as_run(saved, fashion_test)
     assert again.accuracy == pytest.approx(run.accuracy) and again.dataset is FASHION
 
@@ -180,38 +169,3 @@ def test_cli_sweeps_fashion_and_keys_it_apart_from_mnist(tmp_path, monkeypatch, 
 
     saved = {SweepDatabase().settings(s["id"]).base.dataset for s in SweepDatabase().sweeps()}
     assert saved == {"mnist", "fashion"}  # two sweeps, each knowing its data set
-
-
-# -- the code and the notebook reproduce a Fashion-MNIST run ------------------------------------------
-
-def test_the_training_code_shown_trains_the_very_same_weights_on_fashion(fashion_train, fashion_test):
-    config = TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="fashion",
-                         dataset="fashion", train_images=6000)
-    code = train_config.training_code(config)
-    assert 'datasets.FashionMNIST("~/.pytorch/F_MNIST_data/"' in code
-    assert "transforms.Normalize((0.286,), (0.353,))" in code
-    code = code.replace('"~/.pytorch/F_MNIST_data/"', repr(str(data.data_root())))
-    learner = {}
-    exec(codegen.generate(network.Network(SMALL, network.Init(), 5), "sequential"), learner)
-    exec(code, learner)
-    ours = runs.run(network.Network(SMALL, network.Init(), 5), config, fashion_train, fashion_test)
-    assert all(torch.equal(a, b) for a, b in zip(learner["model"].state_dict().values(), ours.state.values()))
-
-
-@pytest.mark.slow
-def test_the_train_notebook_reproduces_a_fashion_run(tmp_path, fashion_train, fashion_test):
-    net = network.Network(network.Architecture.parse("64", "relu"), network.Init(), 4)
-    config = TrainConfig(batch_size=128, epochs=1, batch_seed=2, normalization="none",
-                         dataset="fashion")
-    torch.set_num_threads(1)  # as the app's server
-    run = runs.run(net, config, fashion_train, fashion_test)
-    nb = nbformat.reads(notebook.to_bytes(notebook.trained(net, config, run.accuracy)).decode(), as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell("torch.save(model.state_dict(), 'trained.pt')"))
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert any("datasets.FashionMNIST(" in c.source for c in code)
-    printed = "".join(o.text for o in code[-2].outputs if o.output_type == "stream")
-    assert printed.strip() == f"Test accuracy (held out, not used to choose): {run.accuracy:.2%}"
-    trained = torch.load(tmp_path / "trained.pt")
-    assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"

@@ -79,25 +79,25 @@ def test_dataset_page_pixel_view_offers_fashions_own_mean_and_std():
 
 # -- From tensors, Build ---------------------------------------------------------------------------
 
-def test_tensors_runs_a_batch_of_clothes_and_names_the_bars():
+def test_tensors_runs_a_batch_of_clothes_and_names_the_bars(fashion_train):
     at = open_page("pages/tensors.py", FASHION_LINK)
     fig = figure_with(at, "through the untrained network")
     assert bar_names(fig) == list(FASHION.classes)
-    first = next(iter(data.FastLoader(data.load_split(True, dataset=FASHION), 64, seed=7)))[0][0]
+    first = next(iter(data.FastLoader(fashion_train, 64, seed=7)))[0][0]
     assert np.allclose(np.asarray(fig["data"][0]["z"], dtype=float), first[0].numpy())
     assert any("Ankle boot" in c.value for c in at.main.caption)
 
 
-def test_build_forward_pass_and_network_use_fashion_test_images_and_class_names():
+def test_build_forward_pass_and_network_use_fashion_test_images_and_class_names(fashion_test):
     at = open_page("pages/build.py", FASHION_LINK)
     assert "Fashion-MNIST" in at.caption[0].value
     at.session_state["b_tab"] = "Forward pass"
     at.run()
     fig = figure_with(at, "Untrained 784-128-64-10")
     assert bar_names(fig) == list(FASHION.classes)
-    test = data.load_split(False, dataset=FASHION)
-    assert f"label {FASHION.classes[int(test.labels[0])]}" in fig["layout"]["annotations"][0]["text"]
-    assert np.allclose(np.asarray(fig["data"][0]["z"], dtype=float), test.normalized([0])[0, 0].numpy())
+    assert f"label {FASHION.classes[int(fashion_test.labels[0])]}" in fig["layout"]["annotations"][0]["text"]
+    first = fashion_test.normalized([0])[0, 0].numpy()
+    assert np.allclose(np.asarray(fig["data"][0]["z"], dtype=float), first)
 
 
 def test_builds_link_carries_the_data_set_and_opens_it():
@@ -142,19 +142,19 @@ def test_train_on_fashion_names_classes_in_every_result(monkeypatch):
     assert f'datasets.FashionMNIST("{data_folder_text(FASHION)}"' in code  # where the app reads it
 
 
-def test_train_page_scores_an_uploaded_model_on_the_data_set_it_learned(tmp_path):
+def test_train_page_scores_an_uploaded_model_on_the_data_set_it_learned(tmp_path, fashion_train, fashion_test,
+                                                                       test_split):
     """A Fashion-MNIST model uploaded while the sidebar says MNIST is tested on clothes, named as such."""
-    split = data.load_split(True, dataset=FASHION)
     config = TrainConfig(epochs=1, dataset="fashion", train_images=2000)
     net = network.Network(network.Architecture((32,), ("relu",)))
-    run = runs.run(net, config, split, data.load_split(False, dataset=FASHION))
+    run = runs.run(net, config, fashion_train, fashion_test)
     content = model_files.to_bytes(model_files.SavedModel.from_run(run, "fashion32"))
     at = open_page("pages/train.py")
     assert at.sidebar.radio(key="lab_dataset").value == "mnist"
     at.session_state["runs"] = []
     from mnistlab.model_files import as_run, from_bytes
 
-    loaded = as_run(from_bytes(content), data.load_split(False, dataset=FASHION))
+    loaded = as_run(from_bytes(content), fashion_test)
     assert loaded.accuracy == pytest.approx(run.accuracy)
     at.session_state["runs"] = [loaded]
     at.run()
@@ -162,7 +162,7 @@ def test_train_page_scores_an_uploaded_model_on_the_data_set_it_learned(tmp_path
     assert any("learned Fashion-MNIST" in i.value for i in at.info)
     assert list(figure_with(at, "True class (rows)")["data"][0]["x"]) == list(FASHION.classes)
     with pytest.raises(Exception, match="Fashion-MNIST"):
-        as_run(from_bytes(content), data.load_split(False, dataset=MNIST))
+        as_run(from_bytes(content), test_split)
 
 
 # -- Explore ---------------------------------------------------------------------------------------
@@ -205,18 +205,17 @@ def test_train_calls_the_default_network_the_lessons_only_on_mnist():
 # -- Draw ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def fashion_run():
+def fashion_run(fashion_train, fashion_test):
     """784-128-64-10 relu, one epoch on Fashion-MNIST (about 84% on its test set)."""
     torch.manual_seed(0)
     config = TrainConfig(epochs=1, dataset="fashion")
-    return runs.run(network.Network(), config, data.load_split(True, dataset=FASHION),
-                    data.load_split(False, dataset=FASHION))
+    return runs.run(network.Network(), config, fashion_train, fashion_test)
 
 
 @pytest.fixture(scope="module")
-def mnist_run():
+def mnist_run(train_split, test_split):
     config = TrainConfig(epochs=1, train_images=10000)
-    return runs.run(network.Network(), config, data.load_split(True), data.load_split(False))
+    return runs.run(network.Network(), config, train_split, test_split)
 
 
 def product_photo(garment: np.ndarray) -> bytes:
@@ -248,9 +247,10 @@ def upload(at, name: str, content: bytes):
     return at
 
 
-def test_draw_prepares_an_uploaded_garment_as_fashion_mnist_was_made(fashion_run, tmp_path, monkeypatch):
+def test_draw_prepares_an_uploaded_garment_as_fashion_mnist_was_made(fashion_run, tmp_path, monkeypatch,
+                                                                   fashion_test):
     monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
-    test = data.load_split(False, dataset=FASHION)
+    test = fashion_test
     at = open_draw([fashion_run], FASHION_LINK)
     assert at.title[0].value == "Draw or upload: Fashion-MNIST"
     right = 0
@@ -268,7 +268,8 @@ def test_draw_prepares_an_uploaded_garment_as_fashion_mnist_was_made(fashion_run
     assert any("trained on Fashion-MNIST" in m.value for m in at.markdown)
 
 
-def test_draw_labels_each_network_with_its_own_data_set(fashion_run, mnist_run, tmp_path, monkeypatch):
+def test_draw_labels_each_network_with_its_own_data_set(fashion_run, mnist_run, tmp_path, monkeypatch,
+                                                         fashion_test):
     """A digit network and a clothes network on the same upload: each reads it as its data set's
     images were made, and names its own classes."""
     monkeypatch.setenv("MNISTLAB_MODELS", str(tmp_path))
@@ -276,7 +277,7 @@ def test_draw_labels_each_network_with_its_own_data_set(fashion_run, mnist_run, 
     at = open_draw([mnist_run])
     at.multiselect(key="draw_models").set_value([at.multiselect(key="draw_models").options[0],
                                                  "Saved: clothes"]).run()
-    test = data.load_split(False, dataset=FASHION)
+    test = fashion_test
     upload(at, "bag.png", product_photo(test.images[int((test.labels == 8).nonzero()[0])].numpy()))
     digits, clothes = probability_figures(at)
     assert bar_names(digits) == list(MNIST.classes) and bar_names(clothes) == list(FASHION.classes)

@@ -6,15 +6,15 @@ import time
 import pytest
 import torch
 
-from mnistlab import data, jobs, network, runs, sweep, sweep_db, sweep_run
+from mnistlab import jobs, network, runs, sweep, sweep_db, sweep_run
 from mnistlab.train_config import TrainConfig
 
 SMALL = network.Architecture((16,), ("relu",))
 
 
 @pytest.fixture(scope="module")
-def splits():
-    return data.load_split(True), data.load_split(False)
+def splits(train_split, test_split):
+    return train_split, test_split
 
 
 def _served(queue: jobs.Queue, waiting: list[str], running: str = "x") -> list[str]:

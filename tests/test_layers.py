@@ -1,6 +1,7 @@
 """Dropout and batch norm: in the network, its printout and parameter count, its saved file and link,
 trained reproducibly (masks from a private generator, as the shown code draws them) and predicting
-deterministically in eval mode; stacked trials agree with their one-by-one runs. Real MNIST."""
+deterministically in eval mode, and a stack's members built as the networks are (tests/test_stacked.py
+trains stacks against runs alone). Real MNIST."""
 
 import dataclasses
 import json
@@ -10,8 +11,6 @@ import pytest
 import torch
 
 from mnistlab import (
-    codegen,
-    data,
     dynamics,
     model_files,
     network,
@@ -21,10 +20,8 @@ from mnistlab import (
     stacked,
     sweep,
     train,
-    train_config,
 )
 from mnistlab.errors import ConfigError, ModelFileError
-from mnistlab.layers import Conv, Pool
 from mnistlab.network import Architecture, Init, Network
 from mnistlab.train_config import TrainConfig
 
@@ -41,8 +38,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def splits():
-    return data.load_split(True), data.load_split(False)
+def splits(train_split, test_split):
+    return train_split, test_split
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +104,7 @@ def test_the_same_seed_draws_the_same_weights_with_or_without_dropout_and_batch_
     assert torch.equal(layered.bn1.weight, torch.ones(64)) and torch.equal(layered.bn1.bias, torch.zeros(64))
 
 
-# -- training: reproducible, private, as the shown code ---------------------------------------------
+# -- training: reproducible and private (tests/test_train.py trains the code shown for it) ----------
 
 def test_training_with_dropout_is_reproducible_and_leaves_torchs_global_rng_alone(splits):
     config = TrainConfig(epochs=1, batch_size=100, batch_seed=1)
@@ -121,50 +118,6 @@ def test_training_with_dropout_is_reproducible_and_leaves_torchs_global_rng_alon
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     assert not torch.equal(first.fc1.weight, other.fc1.weight)
     assert first.bn1.num_batches_tracked.item() == 30 and not first.training  # left in eval mode
-
-
-@pytest.mark.parametrize("style", ["sequential", "indexed"])
-def test_the_shown_code_trains_the_apps_very_weights_with_dropout_and_batch_norm(splits, style, capsys):
-    """Build's code, then the Train page's code, as a learner pastes them: every weight and batch norm
-    statistic equal to the app's after training with dropout (masks seeded as the code shows)."""
-    config = TrainConfig(epochs=1, batch_size=128, batch_seed=3, train_images=5_000)
-    code = train_config.training_code(config, LAYERED)
-    assert "torch.manual_seed(3)  # the dropout masks" in code and "model.train()" in code
-    code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())))
-    learner = {}
-    exec(codegen.generate(Network(LAYERED, Init(), 5), style), learner)  # noqa: S102 - our own code
-    exec(code, learner)  # noqa: S102
-    ours = runs.run(Network(LAYERED, Init(), 5), config, *splits)
-    shown = learner["model"].state_dict()
-    expected = codegen.state_dict_for(ours.state, LAYERED, style)
-    assert shown.keys() == expected.keys() and any(k.endswith("running_var") for k in shown)
-    assert all(torch.equal(shown[k], v) for k, v in expected.items())
-    # as before
-    assert train_config.training_code(config, Architecture((64, 32))) == train_config.training_code(config)
-
-
-# A CNN with both: batch norm after each convolution and the hidden layer, dropout after a convolution
-# and after the hidden layer, a padded 3×3 convolution with tanh.
-LAYERED_CNN = Architecture((32,), "relu", dropout=0.3, batch_norm=True,
-                           features=(Conv(6, 5, 0, "relu", 0.2), Pool(2), Conv(8, 3, 1, "tanh"), Pool(2)))
-
-
-@pytest.mark.parametrize("style", ["sequential", "indexed"])
-def test_the_shown_code_trains_the_apps_very_weights_for_a_cnn(splits, style, capsys):
-    """A CNN with dropout and batch norm, trained by the code Build and Train show: the app's very
-    weights and statistics, and the code reads its batches unflattened."""
-    config = TrainConfig(epochs=1, batch_size=128, batch_seed=4, train_images=3_000)
-    code = train_config.training_code(config, LAYERED_CNN)
-    assert "images.view" not in code and "torch.manual_seed(4)  # the dropout masks" in code
-    code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())))
-    learner = {}
-    exec(codegen.generate(Network(LAYERED_CNN, Init(), 2), style), learner)  # noqa: S102 - our own code
-    exec(code, learner)  # noqa: S102
-    ours = runs.run(Network(LAYERED_CNN, Init(), 2), config, *splits)
-    shown = learner["model"].state_dict()
-    expected = codegen.state_dict_for(ours.state, LAYERED_CNN, style)
-    assert shown.keys() == expected.keys()
-    assert all(torch.equal(shown[k], v) for k, v in expected.items())
 
 
 def test_batch_norm_refuses_a_last_batch_of_one_image(splits):
@@ -261,22 +214,6 @@ def test_dropout_and_batch_norm_settings_train_in_separate_stacks():
     trials = [sweep.Trial(Network(a, Init(), s), config) for a in archs for s in (0, 1)]
     groups = stacked.stacks(trials)
     assert len(groups) == 4 and all(len({t.arch for t in g}) == 1 for g in groups)
-
-
-@pytest.mark.parametrize("dropout, batch_norm", [("0.3", False), ("0.5,0.2", True)])
-def test_a_stacked_trial_with_dropout_is_within_half_a_point_of_its_one_by_one_run(splits, dropout,
-                                                                                   batch_norm):
-    config = TrainConfig(epochs=1, batch_seed=4)
-    archs = [Architecture.parse("32,32", act, dropout, batch_norm) for act in ("relu", "tanh")]
-    trials = [sweep.Trial(Network(a, Init(), s), config) for a in archs for s in (0, 1)]
-    together = stacked.train_group(trials, *splits)
-    assert [r.stacked for r in together] == [4] * 4
-    for t, r in zip(trials, together):
-        alone = runs.run(t.network, t.config, *splits)
-        assert abs(r.test_accuracy - alone.accuracy) <= 0.005, t.arch.label()
-        if not batch_norm:  # each member's masks are its own run's: nothing but rounding differs
-            assert r.test_loss == pytest.approx(alone.evaluation.loss, rel=1e-3)
-    assert len({round(r.test_loss, 6) for r in together}) == 4  # the members did not train into one another
 
 
 def test_a_stacks_members_are_networks_as_built_in_training_and_eval_mode(splits):

@@ -37,9 +37,9 @@ def test_step_2_a_batch_is_64_images_of_1_by_28_by_28(lesson_outputs):
 
 
 @pytest.mark.parametrize("values", [DEFAULT, OTHER])
-def test_the_batch_is_the_seeded_one_the_app_and_the_train_page_use(values):
+def test_the_batch_is_the_seeded_one_the_app_and_the_train_page_use(values, train_split):
     ns = namespace(values, 2)
-    images, labels = next(iter(data.FastLoader(data.load_split(True), 64, seed=values.seed)))
+    images, labels = next(iter(data.FastLoader(train_split, 64, seed=values.seed)))
     assert torch.equal(ns["images"], images) and torch.equal(ns["labels"], labels)
 
 

@@ -21,15 +21,10 @@ STEPS = lesson_convolutions.STEPS
 
 
 @pytest.fixture(scope="module")
-def run():
+def run(lesson_part):
     """Part 3's outputs and its namespace after the last step, on one thread as the app's server
-    (about 15 s: it trains both networks)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        outputs = lesson.run(part=PART)
-    finally:
-        torch.set_num_threads(threads)
+    (about 15 s: it trains both networks; once for the session, tests/conftest.py)."""
+    outputs = lesson_part(PART)
     return outputs, outputs[-1].namespace
 
 

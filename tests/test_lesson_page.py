@@ -149,11 +149,8 @@ def test_open_this_network_on_build_carries_the_network_and_seed(number, network
 # -- part 2: validation and overfitting ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def part_2_outputs():
-    import torch
-
-    torch.set_num_threads(1)  # as the app's server (lab_ui), so the same losses are printed
-    return lesson.run(part=2)
+def part_2_outputs(lesson_part):
+    return lesson_part(2)  # on one thread, as the app's server (lab_ui), so the same losses are printed
 
 
 @pytest.mark.parametrize("number", range(1, len(lesson_validation.STEPS) + 1))

@@ -14,14 +14,10 @@ STEPS = lesson_validation.STEPS
 
 
 @pytest.fixture(scope="module")
-def run():
-    """Part 2's outputs and its namespace after the last step, on one thread as the app's server."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        outputs = lesson.run(part=PART)
-    finally:
-        torch.set_num_threads(threads)
+def run(lesson_part):
+    """Part 2's outputs and its namespace after the last step, on one thread as the app's server (run
+    once for the session: tests/conftest.py)."""
+    outputs = lesson_part(PART)
     return outputs, outputs[-1].namespace
 
 

@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save as st_save
 
-from mnistlab import data, model_files, network, runs
+from mnistlab import model_files, network, runs
 from mnistlab.errors import ConfigError, ModelFileError
 from mnistlab.train_config import TrainConfig
 
@@ -30,13 +30,13 @@ def good_bytes(saved):
     return model_files.to_bytes(saved)
 
 
-def test_save_then_load_gives_the_same_outputs(saved, tmp_path, trained_relu):
+def test_save_then_load_gives_the_same_outputs(saved, tmp_path, trained_relu, test_split):
     path = model_files.save(saved, "lesson-net.v1", folder=tmp_path)
     assert path == tmp_path / "lesson-net.v1.safetensors"
     loaded = model_files.load("lesson-net.v1", folder=tmp_path)
     assert (loaded.arch, loaded.init, loaded.seed, loaded.config) == (ARCH, network.Init(), 0, saved.config)
     assert loaded.metrics == {"test_accuracy": 0.975} and loaded.name == "lesson-net.v1"
-    images = data.load_split(train=False).normalized(slice(0, 500))
+    images = test_split.normalized(slice(0, 500))
     with torch.no_grad():
         assert torch.equal(loaded.model()(images.flatten(1)), trained_relu(images.flatten(1)))
     assert model_files.list_models(tmp_path) == ["lesson-net.v1"]
@@ -59,8 +59,8 @@ def test_the_file_is_plain_safetensors_with_a_json_description(good_bytes):
                               "output.bias", "output.weight"]
 
 
-def test_a_run_becomes_a_model_and_back(tmp_path):
-    splits = data.load_split(True), data.load_split(False)
+def test_a_run_becomes_a_model_and_back(tmp_path, train_split, test_split):
+    splits = train_split, test_split
     run = runs.run(network.Network(network.Architecture((16,), ("tanh",)), network.Init(), 5),
                    TrainConfig(epochs=1, batch_size=1000, normalization="mnist"), *splits)
     saved = model_files.SavedModel.from_run(run, "tiny")
@@ -70,8 +70,9 @@ def test_a_run_becomes_a_model_and_back(tmp_path):
     assert back.label().startswith("tiny (784-16-10 tanh, loaded): ")
 
 
-def test_a_loaded_model_carries_the_training_and_validation_results_its_file_recorded(tmp_path, saved):
-    splits = data.load_split(True), data.load_split(False)
+def test_a_loaded_model_carries_the_training_and_validation_results_its_file_recorded(tmp_path, saved,
+                                                                                    train_split, test_split):
+    splits = train_split, test_split
     config = TrainConfig(epochs=4, batch_size=100, train_images=1000, validation=1000, early_stop=1)
     run = runs.run(network.Network(network.Architecture((64,), ("relu",)), network.Init(), 0), config,
                     *splits)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnistlab import data, network
+from mnistlab import network
 from mnistlab.errors import ConfigError
 from mnistlab.network import Architecture, Init
 
@@ -19,9 +19,8 @@ LESSON_REPR = """Sequential(
 
 
 @pytest.fixture(scope="module")
-def images():
-    split = data.load_split(train=False)
-    return split.normalized(slice(0, 64))
+def images(test_split):
+    return test_split.normalized(slice(0, 64))
 
 
 def test_784_128_64_10_relu_prints_exactly_as_in_the_lesson():

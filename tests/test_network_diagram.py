@@ -10,14 +10,13 @@ import torch
 from torch import nn
 
 from mnistlab import network_diagram as nd
-from mnistlab.data import load_split
 from mnistlab.dataset import MNIST
 from mnistlab.network import Architecture, Init, build, probabilities
 
 
 @pytest.fixture(scope="module")
-def images():
-    return load_split(train=False).normalized(slice(0, 8))
+def images(test_split):
+    return test_split.normalized(slice(0, 8))
 
 
 def image(images, i=0):
@@ -105,8 +104,9 @@ def test_units_are_shaded_by_the_forward_pass_after_the_activation(trained_relu,
     assert np.allclose(np.asarray(heatmap.z), x.reshape(MNIST.height, MNIST.width).numpy())
 
 
-def test_the_output_column_is_the_softmax_probabilities_with_the_class_names(trained_relu, images):
-    labels = load_split(train=False).labels[:8]
+def test_the_output_column_is_the_softmax_probabilities_with_the_class_names(trained_relu, images,
+                                                                           test_split):
+    labels = test_split.labels[:8]
     for i in range(8):
         diagram = nd.diagram_data(trained_relu, image(images, i))
         ps = diagram.probabilities

@@ -12,7 +12,6 @@ import torch
 
 from mnistlab import (
     codegen,
-    data,
     lesson,
     lesson_networks,
     lesson_validation,
@@ -110,22 +109,45 @@ def test_the_build_notebook_prints_the_model_and_draws_builds_weights(style, tmp
     assert all(torch.equal(saved[k], expected[k]) for k in expected)
 
 
+# The train notebook's oracle, one case per data set, each on 6,000 training images (the code for all
+# of them differs by one slice, and tests/test_train.py trains that code on all of them): a CNN with
+# dropout and batch norm after its convolution and both hidden layers, masks seeded as the app draws
+# them (torch.manual_seed(batch seed) before the loop), on MNIST; an MLP on Fashion-MNIST.
+TRAINED = {
+    "mnist, cnn, dropout, batch norm": (
+        Architecture((64, 32), "relu", dropout=(0.5, 0.2), batch_norm=True,
+                     features=(Conv(4, 5, 0, "relu", 0.2), Pool(2))),
+        TrainConfig(batch_size=128, epochs=1, batch_seed=2, train_images=6_000)),
+    "fashion": (Architecture.parse("64", "relu"),
+                TrainConfig(batch_size=128, epochs=1, batch_seed=2, normalization="none", dataset="fashion",
+                            train_images=6_000)),
+}
+
+
 @pytest.mark.slow
-def test_the_train_notebook_trains_the_apps_weights_to_the_apps_test_accuracy(tmp_path):
-    arch, init, seed = Architecture.parse("64", "relu"), Init(), 4
-    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=1, batch_seed=2,
-                         normalization="none")
+@pytest.mark.parametrize("case", TRAINED)
+def test_the_train_notebook_trains_the_apps_very_weights_to_the_apps_test_accuracy(case, tmp_path, splits_of):
+    """The downloaded notebook, run top to bottom in a kernel: the Train page's code, the model the app
+    trained, tensor for tensor (batch norm's running statistics too), scored in eval mode as the app."""
+    arch, config = TRAINED[case]
+    splits = splits_of(config.dataset)
     torch.set_num_threads(1)  # as the app's server
-    run = runs.run(network.Network(arch, init, seed), config, data.load_split(True), data.load_split(False))
-    nb = execute(notebook.trained(network.Network(arch, init, seed), config, run.accuracy), tmp_path,
+    run = runs.run(network.Network(arch, Init(), 4), config, *splits)
+    nb = execute(notebook.trained(network.Network(arch, Init(), 4), config, run.accuracy), tmp_path,
                  "torch.save(model.state_dict(), 'trained.pt')")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    shown = train_config.training_code(config)  # as the Train page shows it
+    shown = train_config.training_code(config, arch)  # as the Train page shows it
     assert shown.split("trainset =")[0] in code[3].source
+    assert f"datasets.{splits[0].dataset.torchvision_name}(" in code[3].source
+    if arch.has_dropout:
+        assert "torch.manual_seed(2)  # the dropout masks" in code[3].source
     assert text_of(code[-2]) == f"Test accuracy (held out, not used to choose): {run.accuracy:.2%}"
-    trained = torch.load(tmp_path / "trained.pt")
-    assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"
     assert f"**{run.accuracy:.2%}**" in nb.cells[0].source
+    trained = torch.load(tmp_path / "trained.pt")
+    assert trained.keys() == run.state.keys()
+    assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"
+    if arch.batch_norm:
+        assert {"bn2.running_var", "bn_conv1.running_var"} <= set(trained)
 
 
 def test_notebooks_are_valid_and_read_mnist_where_the_app_does(monkeypatch):
@@ -138,27 +160,6 @@ def test_notebooks_are_valid_and_read_mnist_where_the_app_does(monkeypatch):
     monkeypatch.delenv("MNISTLAB_DATA")
     assert "datasets.MNIST('~/.pytorch/MNIST_data/'" in notebook.lesson().cells[3].source
     assert json.loads(notebook.to_bytes(lesson))["metadata"]["kernelspec"]["name"] == "python3"
-
-
-@pytest.mark.slow
-def test_the_train_notebook_trains_the_apps_weights_with_dropout_and_batch_norm(tmp_path):
-    """Dropout's masks seeded as the app draws them (torch.manual_seed(batch seed) before the loop),
-    batch norm's running statistics kept: the notebook's model is the app's, tensor for tensor; here a
-    CNN, whose convolution has dropout and batch norm too, before two hidden layers that have them."""
-    arch = Architecture((64, 32), "relu", dropout=(0.5, 0.2), batch_norm=True,
-                        features=(Conv(4, 5, 0, "relu", 0.2), Pool(2)))
-    config = TrainConfig(batch_size=128, epochs=1, batch_seed=2, train_images=6_000)
-    torch.set_num_threads(1)  # as the app's server
-    run = runs.run(network.Network(arch, Init(), 4), config, data.load_split(True), data.load_split(False))
-    nb = execute(notebook.trained(network.Network(arch, Init(), 4), config, run.accuracy), tmp_path,
-                 "torch.save(model.state_dict(), 'trained.pt')")
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "torch.manual_seed(2)  # the dropout masks" in code[3].source
-    # evaluated in eval mode, as the app
-    assert text_of(code[-2]) == f"Test accuracy (held out, not used to choose): {run.accuracy:.2%}"
-    trained = torch.load(tmp_path / "trained.pt")
-    assert trained.keys() == run.state.keys() and {"bn2.running_var", "bn_conv1.running_var"} <= set(trained)
-    assert all(torch.equal(trained[k], run.state[k]) for k in run.state), "the very weights the app trained"
 
 
 def test_the_part_2_notebook_has_its_steps_after_one_thread_and_view_classify():

@@ -175,7 +175,7 @@ def test_the_train_page_pauses_steps_and_resumes_a_run():
 
     ok(at.button(key="tr_pause").click().run())
     step = job.latest.step
-    assert job.paused and progress_text(at).startswith(f"Paused at step {step:,} of 125,000 · epoch 1 of 20")
+    assert job.held and progress_text(at).startswith(f"Paused at step {step:,} of 125,000 · epoch 1 of 20")
     assert at.button(key="tr_pause").disabled and not at.button(key="tr_resume").disabled
 
     ok(at.button(key="tr_step").click().run())
@@ -190,6 +190,39 @@ def test_the_train_page_pauses_steps_and_resumes_a_run():
         assert not job.wait(0.05), job.error
     ok(at.run())
     assert progress_text(at).startswith("Epoch 1 of 20 · step ")
+    ok(at.button(key="tr_stop").click().run())
+    assert job.wait(60) and job.stop_reason == "stopped"
+
+
+@pytest.mark.usefixtures("navigation_mode")
+def test_until_the_run_rests_the_page_says_pausing_so_a_step_moves_it_one_batch_from_the_step_shown(
+        monkeypatch):
+    """On a busy machine the loop may still be training or reporting the batch it rests after when
+    Pause stops waiting for it. Shown then as "Paused at" its last report, a step went on from the
+    batch after that (N+2 where N+1 was expected): until it rests it is "Pausing", without Step."""
+    reported, report = threading.Event(), jobs.TrainingJob._report
+
+    def slow_report(job, progress):  # the batch it rests after is reported only when the test says
+        if job.paused:
+            assert reported.wait(60)
+        return report(job, progress)
+
+    monkeypatch.setattr(jobs.TrainingJob, "_report", slow_report)
+    at = open_train()
+    job = start_long_run(at)
+    ok(at.button(key="tr_pause").click().run())  # Pause waits its SETTLE_S for the rest, in vain
+    assert job.paused and not job.held
+    shown = job.latest.step  # its last report before the one it will rest after
+    assert progress_text(at).startswith(f"Pausing after this batch · epoch 1 of 20 · step {shown:,} ")
+    assert at.button(key="tr_step").disabled and not at.button(key="tr_resume").disabled
+
+    reported.set()
+    assert job._gate.settle(60) and job.held
+    ok(at.run())  # the live view's next redraw
+    step = job.latest.step
+    assert progress_text(at).startswith(f"Paused at step {step:,} of 125,000")
+    ok(at.button(key="tr_step").click().run())
+    assert job.latest.step == step + 1 and progress_text(at).startswith(f"Paused at step {step + 1:,} of")
     ok(at.button(key="tr_stop").click().run())
     assert job.wait(60) and job.stop_reason == "stopped"
 

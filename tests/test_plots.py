@@ -10,15 +10,9 @@ import torch
 from PIL import Image
 
 from mnistlab import image_plots, plot_style, plots, training_plots
-from mnistlab.data import load_split
 from mnistlab.dataset import MNIST
 
 H, W = MNIST.height, MNIST.width  # 28×28: the figures take them from the data set
-
-
-@pytest.fixture(scope="module")
-def test_split():
-    return load_split(train=False)
 
 
 def test_view_classify_is_one_figure_with_the_image_beside_ten_bars(test_split):

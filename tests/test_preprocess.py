@@ -17,11 +17,6 @@ from mnistlab.errors import ImageError
 CANVAS = 280  # the Draw page's canvas
 
 
-@pytest.fixture(scope="module")
-def test_split():
-    return data.load_split(train=False)
-
-
 def predict(model, tensors) -> torch.Tensor:
     with torch.no_grad():
         return network.probabilities(model, torch.cat(tensors)).argmax(1)

@@ -3,50 +3,70 @@
 import pytest
 import torch
 
-from mnistlab import data, network, runs, stacked, sweep, train
+from mnistlab import network, runs, stacked, sweep, train
 from mnistlab.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")
-def splits():
-    return data.load_split(True), data.load_split(False)
+def splits(train_split, test_split):
+    return train_split, test_split
 
 
-def test_each_stacked_network_is_the_network_trained_alone(splits):
-    # seeds and inits of one shape, one epoch on 12,000 training images: the same batches for each,
-    # and the same validation split, with weight decay
-    config = TrainConfig(epochs=1, batch_seed=4, train_images=12_000, weight_decay=1e-4)
-    arch = network.Architecture((32, 32), "sigmoid")
-    trials = [sweep.Trial(network.Network(arch, init, seed), config)
-              for seed in (0, 1, 2) for init in (network.Init(), network.Init(weight_std=0.1))]
-    together = stacked.train_group(trials, splits[0], splits[1])
-    alone = [runs.run(t.network, t.config, splits[0], splits[1]) for t in trials]
-    assert [r.stacked for r in together] == [6] * 6
-    for r, a in zip(together, alone):
-        assert abs(r.test_accuracy - a.accuracy) <= 0.003
-        assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-2)
-        assert abs(r.validation_accuracy - a.validation.accuracy) <= 0.003  # each member's own
-        assert abs(r.train_accuracy - a.train_evaluation.accuracy) <= 0.003
+# Each case: its architectures × inits × seeds, one stack, one epoch on the first 12,000 training
+# images (3,000 for SGD): far enough along that each member has learned, so the bar measures how
+# far the stack drifts from the runs alone, not how early in learning a network is compared.
+A_FEW = dict(epochs=1, train_images=12_000)
+CASES = {
+    "seeds and inits, L2": ([network.Architecture((32, 32), "sigmoid")],
+                            [network.Init(), network.Init(weight_std=0.1)], (0, 1, 2),
+                            TrainConfig(batch_seed=4, weight_decay=1e-4, **A_FEW)),
+    "activations": ([network.Architecture((32, 32), a) for a in ("tanh", "relu", ("relu", "sigmoid"),
+                                                                "sigmoid")],
+                    [network.Init()], (0, 1), TrainConfig(batch_seed=1, **A_FEW)),
+    "sgd, L2": ([network.Architecture((16,), "relu")], [network.Init()], (0, 1),
+                TrainConfig(optimizer="sgd", lr=0.05, weight_decay=1e-3, epochs=1, train_images=3_000)),
+    "dropout": ([network.Architecture.parse("32,32", a, "0.3") for a in ("relu", "tanh")],
+                [network.Init()], (0, 1), TrainConfig(batch_seed=4, **A_FEW)),
+    "dropout, batch norm": ([network.Architecture.parse("32,32", a, "0.5,0.2", True)
+                             for a in ("relu", "tanh")], [network.Init()], (0, 1),
+                            TrainConfig(batch_seed=4, **A_FEW)),
+}
+
+
+def case_trials(case: str) -> list[sweep.Trial]:
+    archs, inits, seeds, config = CASES[case]
+    return [sweep.Trial(network.Network(arch, init, seed), config)
+            for arch in archs for seed in seeds for init in inits]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_stacked_network_is_the_network_trained_alone(case, splits):
+    """The oracle for stacking: each member against `runs.run` training it alone on the same batches
+    (and validation split), within 0.3 points (0.5 with dropout, whose masks are each member's own
+    run's); with dropout but no batch norm nothing but rounding differs, so the losses agree closely."""
+    trials = case_trials(case)
+    together = stacked.train_group(trials, *splits)  # in the given order
+    assert [r.stacked for r in together] == [len(trials)] * len(trials)
+    dropout = any(t.arch.has_dropout for t in trials)
+    bar = 0.005 if dropout else 0.003
+    for t, r in zip(trials, together):
+        a = runs.run(t.network, t.config, *splits)
+        assert abs(r.test_accuracy - a.accuracy) <= bar, t.arch.label()
+        assert abs(r.validation_accuracy - a.validation.accuracy) <= bar  # each member's own
+        assert abs(r.train_accuracy - a.train_evaluation.accuracy) <= bar
         assert r.best_epoch == a.best_epoch == 1
-    # the members did not train into one another: the inits and seeds still tell apart
-    assert len({round(r.test_loss, 6) for r in together}) == 6
-    assert len({round(r.validation_loss, 6) for r in together}) == 6
+        if not any(t.arch.batch_norm for t in trials):
+            assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-3 if dropout else 1e-2)
+    # the members did not train into one another: the inits, seeds and activations still tell apart
+    assert len({round(r.test_loss, 6) for r in together}) == len(trials)
+    assert len({round(r.validation_loss, 6) for r in together}) == len(trials)
 
 
-def test_networks_of_one_shape_with_different_activations_train_together_each_as_alone(splits):
-    # sigmoid, tanh and ReLU networks, and one mixing two per layer, in one stack
-    config = TrainConfig(epochs=1, batch_seed=1, train_images=12_000)
-    archs = [network.Architecture((32, 32), a) for a in ("tanh", "relu", ("relu", "sigmoid"), "sigmoid")]
-    trials = [sweep.Trial(network.Network(arch, network.Init(), seed),
-                          config) for arch in archs for seed in (0, 1)]
+def test_networks_of_one_shape_with_different_activations_stack_side_by_side():
+    trials = case_trials("activations")  # sigmoid, tanh and ReLU networks, and one mixing two per layer
     (group,) = stacked.stacks(trials)
     assert len(group) == 8  # one activation's members side by side: one operation each
     assert [t.arch.activations for t in group] == sorted(t.arch.activations for t in trials)
-    together = stacked.train_group(trials, splits[0], splits[1])  # in the given order, too
-    for t, r in zip(trials, together):
-        a = runs.run(t.network, t.config, splits[0], splits[1])
-        assert abs(r.test_accuracy - a.accuracy) <= 0.003, t.arch.label()
-        assert r.test_loss == pytest.approx(a.evaluation.loss, rel=1e-2)
 
 
 def test_trials_stack_by_layer_sizes_and_settings_not_by_activation_seed_or_init():
@@ -112,13 +132,3 @@ def test_the_fast_step_with_weight_decay_is_torchs_adam_or_adamw_step_exactly(op
             opt.step()
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
     assert all(torch.equal(a, b) for a, b in zip(ours, plain)) == (decay == 0)  # the decay acts
-
-
-def test_a_stack_with_sgd_and_weight_decay_is_each_network_trained_alone(splits):
-    config = TrainConfig(optimizer="sgd", lr=0.05, weight_decay=1e-3, epochs=1, train_images=3_000)
-    trials = [sweep.Trial(network.Network(network.Architecture((16,), "relu"), network.Init(), s), config)
-              for s in (0, 1)]
-    together = stacked.train_group(trials, *splits)
-    for t, r in zip(trials, together):
-        a = runs.run(t.network, t.config, *splits)
-        assert abs(r.validation_accuracy - a.validation.accuracy) <= 0.003

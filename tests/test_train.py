@@ -9,19 +9,15 @@ import torch
 
 from mnistlab import codegen, data, jobs, network, runs, train, train_config
 from mnistlab.errors import ConfigError
+from mnistlab.layers import Conv, Pool
 from mnistlab.train_config import TrainConfig
 
 SMALL = network.Architecture((32,), ("relu",))
-
-
-@pytest.fixture(scope="module")
-def train_split():
-    return data.load_split(train=True)
-
-
-@pytest.fixture(scope="module")
-def test_split():
-    return data.load_split(train=False)
+# Dropout and batch norm: an MLP, and a CNN with them after a convolution and after the hidden layer,
+# a padded 3×3 convolution with tanh
+LAYERED = network.Architecture.parse("64,32", "relu,tanh", "0.5,0.2", batch_norm=True)
+LAYERED_CNN = network.Architecture((32,), "relu", dropout=0.3, batch_norm=True, features=(
+    Conv(6, 5, 0, "relu", 0.2), Pool(2), Conv(8, 3, 1, "tanh"), Pool(2)))
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -285,34 +281,71 @@ def test_the_training_code_shown_is_python_with_the_chosen_settings():
     assert "transforms.Normalize((0.1307,), (0.3081,))" in mnist
 
 
-@pytest.mark.parametrize("config", [
-    TrainConfig(epochs=1, batch_size=256, batch_seed=3, normalization="mnist"),  # 50,000 images
-    TrainConfig(epochs=2, batch_size=32, batch_seed=1, train_images=3_000, label_noise=0.25,
-                weight_decay=1e-3),  # L2 in Adam, a small noisy training set
-    TrainConfig(epochs=4, batch_size=64, optimizer="adamw", weight_decay=0.05, validation=5_000,
-                split_seed=7, train_images=300, label_noise=0.3, early_stop=1, lr=0.01),  # stops at 2
-    TrainConfig(epochs=1, optimizer="sgd", lr=0.05, momentum=0.5, weight_decay=1e-4,
-                train_images=1_000),
-], ids=["all images", "noisy 3,000, L2", "adamw, early stopping", "sgd, L2"])
-def test_the_training_code_shown_trains_the_very_same_weights(train_split, test_split, config, capsys):
-    """The Build page's nn.Sequential code, then the Train page's code, run as a learner pastes them,
-    against what the app trains (split, smaller set, label noise, weight decay, early stopping and
-    all): identical weights."""
-    code = train_config.training_code(config)
-    # The code reads MNIST from the lesson's folder; here it comes from the tests' data folder.
-    code = code.replace('"~/.pytorch/MNIST_data/"', repr(str(data.data_root())))
+# The shown code's oracle, one case per thing the code must get right: each is Build's code in `style`
+# for (arch, seed), then the Train page's code for `config`. Both styles build the same modules from
+# the same draws (tests/test_codegen.py), so each network is trained in one of them.
+SHOWN = {
+    "all images": (SMALL, 5, "sequential", TrainConfig(epochs=1, batch_size=256, batch_seed=3,
+                                                       normalization="mnist")),  # 50,000 images
+    "noisy 3,000, L2": (SMALL, 5, "sequential", TrainConfig(  # L2 in Adam, a small noisy training set
+        epochs=2, batch_size=32, batch_seed=1, train_images=3_000, label_noise=0.25, weight_decay=1e-3)),
+    "adamw, early stopping": (SMALL, 5, "sequential", TrainConfig(  # stops at 2
+        epochs=4, batch_size=64, optimizer="adamw", weight_decay=0.05, validation=5_000, split_seed=7,
+        train_images=300, label_noise=0.3, early_stop=1, lr=0.01)),
+    "sgd, L2": (SMALL, 5, "sequential", TrainConfig(epochs=1, optimizer="sgd", lr=0.05, momentum=0.5,
+                                                    weight_decay=1e-4, train_images=1_000)),
+    "dropout, batch norm": (LAYERED, 5, "indexed", TrainConfig(epochs=1, batch_size=128, batch_seed=3,
+                                                               train_images=5_000)),
+    "cnn, dropout, batch norm": (LAYERED_CNN, 2, "sequential", TrainConfig(epochs=1, batch_size=128,
+                                                                           batch_seed=4, train_images=3_000)),
+    "fashion": (SMALL, 5, "sequential", TrainConfig(epochs=1, batch_size=256, batch_seed=3,
+                                                    normalization="fashion", dataset="fashion",
+                                                    train_images=6_000)),
+}
+
+
+@pytest.mark.parametrize("case", SHOWN)
+def test_the_training_code_shown_trains_the_very_same_weights(case, splits_of, capsys):
+    """The Build page's code, then the Train page's code, run as a learner pastes them, against what
+    the app trains (split, smaller set, label noise, weight decay, early stopping, dropout's masks,
+    batch norm's statistics, a CNN's unflattened batches, the other data set and all): identical
+    weights, and the validation it prints is the app's."""
+    arch, seed, style, config = SHOWN[case]
+    ds = config.data
+    code = train_config.training_code(config, arch)
+    # The code reads the data set from the lesson's folder; here it comes from the tests' data folder.
+    code = code.replace(f'"{ds.lesson_folder}"', repr(str(data.data_root())))
     learner = {}
-    exec(codegen.generate(network.Network(SMALL, network.Init(), 5), "sequential"), learner)
+    exec(codegen.generate(network.Network(arch, network.Init(), seed), style), learner)
     exec(code, learner)
-    shown = learner["model"]
-    ours = runs.run(network.Network(SMALL, network.Init(), 5), config, train_split, test_split)
-    assert all(torch.equal(a, b) for a, b in zip(shown.state_dict().values(), ours.state.values()))
+    ours = runs.run(network.Network(arch, network.Init(), seed), config, *splits_of(ds.name))
+    shown, expected = learner["model"].state_dict(), codegen.state_dict_for(ours.state, arch, style)
+    assert shown.keys() == expected.keys()
+    assert all(torch.equal(shown[k], v) for k, v in expected.items())
+    if arch.batch_norm:
+        assert any(k.endswith("running_var") for k in shown)  # its statistics, compared too
     printed = capsys.readouterr().out.splitlines()[-len(ours.history.epoch_ends):]  # its epochs, as ours
     assert [line.split(":")[0] for line in printed] == [f"epoch {e + 1}" for e in range(len(printed))]
     assert [float(line.split("loss ")[1].split(",")[0]) for line in printed] == pytest.approx(
         [e[0] for e in ours.history.epoch_validation_loss], abs=6e-4)
     if config.early_stop:
         assert ours.history.patience_ran_out and learner["best_epoch"] == ours.history.kept_epoch
+
+
+def test_the_training_code_says_what_it_does_for_each_kind_of_network():
+    """What the code above runs, in words a learner reads: dropout's masks seeded, training mode,
+    a CNN's batches unflattened, the other data set's folder and normalization."""
+    layered = train_config.training_code(SHOWN["dropout, batch norm"][3], LAYERED)
+    assert "torch.manual_seed(3)  # the dropout masks" in layered and "model.train()" in layered
+    cnn = train_config.training_code(SHOWN["cnn, dropout, batch norm"][3], LAYERED_CNN)
+    assert "images.view" not in cnn and "torch.manual_seed(4)  # the dropout masks" in cnn
+    fashion = train_config.training_code(SHOWN["fashion"][3])
+    assert 'datasets.FashionMNIST("~/.pytorch/F_MNIST_data/"' in fashion
+    assert "transforms.Normalize((0.286,), (0.353,))" in fashion
+    # a network without dropout gets the code it always had
+    config = SHOWN["dropout, batch norm"][3]
+    assert train_config.training_code(config, network.Architecture((64, 32))) == \
+        train_config.training_code(config)
 
 
 def test_weight_decay_and_adamw_are_settings_the_code_shows():

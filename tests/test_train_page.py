@@ -10,7 +10,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 from test_app_pages import figure_with
 
-from mnistlab import data, jobs, model_files, network, runs, train
+from mnistlab import jobs, model_files, network, runs, train
 from mnistlab.train_config import TrainConfig
 
 APP = "../app.py"
@@ -105,7 +105,7 @@ def test_a_short_run_shows_accuracy_confusion_mistakes_and_weights():
     assert "Download model" in buttons and "Download as Jupyter notebook" in buttons  # the code's notebook
 
 
-def test_stop_ends_the_run_early_and_keeps_what_it_learned():
+def test_stop_ends_the_run_early_and_keeps_what_it_learned(test_split):
     at = open_train()
     use_network(at, "16", "relu")
     at.slider(key="tr_epochs").set_value(20)
@@ -122,7 +122,7 @@ def test_stop_ends_the_run_early_and_keeps_what_it_learned():
     assert "stopped at" in at.selectbox(key="tr_show").value
     # what it learned before the stop is kept, and is what the page reports
     assert not torch.equal(run.state["fc1.weight"], run.initial_state["fc1.weight"])
-    assert train.evaluate(run.model(), data.load_split(False)).accuracy == run.accuracy
+    assert train.evaluate(run.model(), test_split).accuracy == run.accuracy
 
 
 def test_a_run_at_the_servers_time_limit_stops_with_a_notice(monkeypatch):

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -26,6 +27,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 VIEWPORT = {"width": 1280, "height": 800}
 START_TIMEOUT_S = 120  # a cold start imports torch and may load MNIST on a busy 2-core machine
 TIMEOUT_MS = 60_000    # the longest any one wait in a test may take
+
+# Playwright's `expect` waits 5 s unless told: on a busy 2-core machine a page can take longer to
+# redraw after a live refresh or a rerun, so every assertion waits as long as any other wait may.
+expect.set_options(timeout=TIMEOUT_MS)
 
 APP = '[data-testid="stApp"]'
 IDLE = f'{APP}[data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'

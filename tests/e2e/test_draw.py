@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from conftest import SCREENSHOTS, assert_no_exception, open_app, rerun, screenshot, wait_for_app
+from playwright.sync_api import expect
 from test_shift_test import mlp_and_cnn_runs
 
 from mnistlab import model_files
@@ -64,8 +65,7 @@ def test_draw_a_digit_and_see_ten_class_probabilities(page, base_url):
     ps = probabilities(page)
     assert len(ps) == 10 and abs(sum(ps) - 1) < 0.06  # written with two decimals
     assert predicted(page) == 7 == max(range(10), key=ps.__getitem__)
-    stages = page.get_by_test_id("stImage")
-    assert stages.count() == 5  # every preprocessing stage, grayscale to centered
+    expect(page.get_by_test_id("stImage")).to_have_count(5)  # each preprocessing stage, grayscale to centred
     assert_no_exception(page)
     screenshot(page, "draw-7-1280x800")
     page.set_viewport_size({"width": 1920, "height": 1080})
@@ -83,19 +83,19 @@ SEVEN = [[(95, 60), (205, 60), (190, 110), (150, 190), (125, 245)]]
 
 
 def test_an_mlp_and_a_cnn_take_the_shift_test_on_a_drawing(page, base_url, server, request, train_split,
-                                                            test_split):
+                                                            test_split, trained_cnn):
     """Two saved networks, one of each family, chosen side by side: the drawing's shift test draws a
     heatmap for each and a CNN's feature maps below."""
     folder = Path(server.env["MNISTLAB_MODELS"])
     names = []
     for name, run in zip(("shift-mlp", "shift-cnn"), mlp_and_cnn_runs(request.config.cache, train_split,
-                                                                        test_split)):
+                                                                        test_split, trained_cnn)):
         model_files.save(model_files.SavedModel(run.network, run.state, run.config, run.evaluation.metrics()),
                          name, folder)
         names.append(name)
     try:
         open_app(page, base_url, "draw")
-        networks = page.locator('[data-testid="stMultiSelect"]')
+        networks = page.locator('.st-key-draw_models [data-testid="stMultiSelect"]')  # by its widget key
         networks.click()
         with rerun(page):
             page.get_by_role("option", name=re.compile(r"^Saved: shift-mlp")).click()
@@ -104,11 +104,11 @@ def test_an_mlp_and_a_cnn_take_the_shift_test_on_a_drawing(page, base_url, serve
             draw(page, SEVEN)
         section = page.get_by_role("heading", name="Shift test: your drawing moved and turned")
         section.wait_for()
-        shift_chart = page.locator(CHART).filter(has=page.locator(".heatmaplayer"))
-        shift_chart.first.wait_for()
-        assert page.locator(f"{CHART} .heatmaplayer .hm").count() >= 2  # one heatmap per network
-        assert page.get_by_role("heading", name="Feature maps of your drawing").is_visible()
-        assert page.get_by_text(re.compile(r"shift-mlp.*still says \d at \d+ of 81 shifts")).count() >= 1
+        # Plotly draws each heatmap after the run has ended: wait for the second, not count at once
+        expect(page.locator(f"{CHART} .heatmaplayer .hm").nth(1)).to_be_attached()  # one per network
+        expect(page.get_by_role("heading", name="Feature maps of your drawing")).to_be_visible()
+        still = page.get_by_text(re.compile(r"shift-mlp.*still says \d at \d+ of 81 shifts"))
+        expect(still.first).to_be_visible()
         assert_no_exception(page)
         for width, height in ((1280, 720), (1920, 1080)):
             page.set_viewport_size({"width": width, "height": height})

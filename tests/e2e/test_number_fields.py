@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import assert_no_exception, open_app, rerun
+from tests.e2e.test_pages import printed_model
 
 SHOTS = Path(os.environ.get("MNISTLAB_SHOTS", "/tmp/shots/fields"))
 SIZES = [(1280, 720), (1920, 1080)]
@@ -21,7 +22,8 @@ def type_into(page, label: str, text: str) -> None:
         box.press("Enter")
 
 
-def model_printout(page) -> str:
+def step_code(page) -> str:
+    """The Lesson step's code block (the first on its page; its printout comes after it)."""
     return page.locator('[data-testid="stCode"]').first.inner_text()
 
 
@@ -30,7 +32,7 @@ def test_build_reads_fc1_as_typed_and_refuses_a_fraction_beside_it(page, base_ur
     page.set_viewport_size({"width": width, "height": height})
     open_app(page, base_url, "build")
     type_into(page, "fc1 units", "1e3")
-    assert "out_features=1000" in model_printout(page)
+    expect(printed_model(page)).to_contain_text("out_features=1000")
     type_into(page, "fc1 units", "12.5")
     error = page.locator('[data-testid="stAlertContentError"]')
     expect(error).to_have_text("Hidden layer 1 size must be a whole number from 1 to 2048; got '12.5'.")
@@ -55,7 +57,7 @@ def test_build_dropout_steps_by_a_tenth_without_float_noise(page, base_url):
             field.press("ArrowUp")  # a step is sent at once, as a click on + is
         expect(field).to_have_value(f"0.{tenths}")
         assert parse_qs(urlparse(page.url).query)["dropout"] == [f"0.{tenths},0"]  # layer 1's, in the address
-    assert "Dropout(p=0.3, inplace=False)" in model_printout(page)
+    expect(printed_model(page)).to_contain_text("Dropout(p=0.3, inplace=False)")
 
 
 @pytest.mark.parametrize("width, height", SIZES)
@@ -66,13 +68,13 @@ def test_lesson_tells_a_refused_hidden_size_beside_its_field(page, base_url, wid
     error = page.locator('[data-testid="stAlertContentError"]')
     expect(error).to_have_text("Hidden units must be a whole number from 1 to 2048; got -3. "
                                "The steps still use 256.")
-    assert "n_hidden = 256" in model_printout(page)
+    assert "n_hidden = 256" in step_code(page)
     field = page.get_by_label("Hidden units (n_hidden)", exact=True).bounding_box()
     told = error.bounding_box()
     assert abs(told["x"] - field["x"]) < 40 and 0 < told["y"] - field["y"] < 150
     type_into(page, "Hidden units (n_hidden)", "1e2")
     expect(error).to_have_count(0)
-    assert "n_hidden = 100" in model_printout(page)
+    assert "n_hidden = 100" in step_code(page)
     type_into(page, "Hidden units (n_hidden)", "-3")
     SHOTS.mkdir(parents=True, exist_ok=True)
     error.scroll_into_view_if_needed()

@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 from tests.e2e import conftest
 from tests.e2e.conftest import assert_no_exception, goto_page, open_app, rerun, screenshot, wait_for_app
 
-PAGES = ["Lesson", "Dataset", "From tensors", "Build", "Train"]
+# Every page's smoke test in the browser (its title, no exception, no console error, a screenshot) is
+# test_server_log.py's visit of each page.
 
 # What a rendered Plotly chart shows: its title, the texts drawn on it (e.g. a grid's labels), and a
 # checksum of each trace's pixel values (z), bar lengths (x) and picture (an image trace's PNG), as
@@ -40,26 +41,9 @@ def set_number(page, label: str, value) -> None:
         box.press("Enter")
 
 
-def choose(page, label: str, option: str) -> None:
-    """Picks an option of a selectbox; waits for the rerun."""
-    page.locator('[data-testid="stSelectbox"]').filter(
-        has=page.get_by_text(label, exact=True)).locator('[role="combobox"]').click()
-    with rerun(page):
-        page.get_by_role("option", name=option, exact=True).click()
-
-
 def printed_model(page):
     """The Build page's `print(model)` block."""
     return page.locator('[data-testid="stCode"]').filter(has_text="(fc1): Linear(")
-
-
-@pytest.mark.parametrize("name", PAGES)
-def test_page_loads_without_errors(page, base_url, name):
-    open_app(page, base_url)
-    goto_page(page, name)
-    expect(page.locator("h1").first).to_be_visible()
-    assert_no_exception(page)
-    screenshot(page, f"page-{name.lower().replace(' ', '-')}")
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
@@ -180,17 +164,6 @@ def test_train_short_run_shows_accuracy(page, base_url):
     assert_no_exception(page)
     screenshot(page, "train-after-one-epoch")
 
-    # The same network on [0, 1] inputs: a second run, compared with the first on one chart.
-    choose(page, "Input normalization", "ToTensor alone: pixels in [0, 1]")
-    with rerun(page):
-        page.get_by_role("button", name="Train", exact=True).click()
-    second = re.compile(r"Run 2: 784-128-64-10 relu, adam lr 0.001, batch 64, 1 epoch, inputs \[0, 1\]")
-    expect(page.get_by_text(second).first).to_be_visible(timeout=300_000)
-    wait_for_app(page)
-    assert len(figure(page, "Training curves")["traces"]) >= 2
-    assert_no_exception(page)
-    screenshot(page, "train-two-runs")
-
 
 def choose_opened(page, label: str, option: str, tries: int = 3) -> None:
     """`choose`, in an expander just opened: a click on the box while the expander still grows can
@@ -209,9 +182,23 @@ def choose_opened(page, label: str, option: str, tries: int = 3) -> None:
         wanted.click()
 
 
-@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
-def test_train_on_a_small_training_set_shows_overfitting_by_split(page, base_url, size):
-    page.set_viewport_size({"width": size[0], "height": size[1]})
+SIZES = [(1280, 720), (1920, 1080)]
+
+
+def at_each_size(page, shoot) -> None:
+    """`shoot(width)` with the page at each of SIZES (a projector's, a monitor's), then back."""
+    before = page.viewport_size
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(300)  # Plotly and the columns settle at the new width
+        shoot(width)
+    page.set_viewport_size(before)
+
+
+def test_train_on_a_small_training_set_shows_overfitting_by_split(page, base_url):
+    """Set at a projector's size and trained once; the settings and the results are then shown and shot
+    at both sizes (the layout is the browser's, the training the same at any width)."""
+    page.set_viewport_size(dict(zip(("width", "height"), SIZES[0])))
     open_app(page, base_url)
     goto_page(page, "Train")
     page.get_by_text("Generalization settings").click()  # the expander opens in the browser
@@ -224,7 +211,8 @@ def test_train_on_a_small_training_set_shows_overfitting_by_split(page, base_url
     expect(page.get_by_text(re.compile(r"1,000 training images"))).to_be_visible()
     assert_no_exception(page)
     conftest.SCREENSHOTS.mkdir(exist_ok=True)  # the top of the page alone: what a room sees first
-    page.screenshot(path=str(conftest.SCREENSHOTS / f"train-generalization-settings-{size[0]}.png"))
+    at_each_size(page, lambda width: page.screenshot(
+        path=str(conftest.SCREENSHOTS / f"train-generalization-settings-{width}.png")))
 
     with rerun(page):
         page.get_by_role("button", name="Train", exact=True).click()
@@ -232,12 +220,17 @@ def test_train_on_a_small_training_set_shows_overfitting_by_split(page, base_url
     expect(gap.locator('[data-testid="stMetricValue"]')).to_have_text(re.compile(r"^\+\d+\.\d points$"),
                                                                      timeout=300_000)
     wait_for_app(page)
-    for name in ["Training accuracy", "Validation accuracy", "Test accuracy (held out, not used to choose)"]:
-        expect(page.locator('[data-testid="stMetric"]').filter(has_text=name)).to_be_visible()
     stopped = r"stopped after epoch \d+ \(2 epochs without a lower validation loss\), kept epoch \d+'s"
     expect(page.get_by_text(re.compile(stopped))).to_be_visible()
     curves = figure(page, "Training curves")
     assert {"loss", "accuracy"} <= set(curves["texts"])
     assert any(t.startswith("best: epoch ") for t in curves["texts"])
-    assert_no_exception(page)
-    screenshot(page, f"train-generalization-{size[0]}")
+
+    def results(width: int) -> None:
+        for name in ("Training accuracy", "Validation accuracy",
+                     "Test accuracy (held out, not used to choose)"):
+            expect(page.locator('[data-testid="stMetric"]').filter(has_text=name)).to_be_visible()
+        assert_no_exception(page)
+        screenshot(page, f"train-generalization-{width}")
+
+    at_each_size(page, results)

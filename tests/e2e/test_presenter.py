@@ -39,20 +39,19 @@ BODY_PX = """() => parseFloat(getComputedStyle(
   document.querySelector('[data-testid="stMain"] [data-testid="stMarkdownContainer"] p')).fontSize)"""
 
 
-def figure_steps(part: int) -> set[int]:
+def figure_steps(outputs) -> set[int]:
     """A part's steps that draw a figure (their code's, or a picture of their results)."""
-    return {n for n, out in enumerate(lesson.run(part=part), 1)
-            if out.figure is not None or out.picture is not None}
+    return {n for n, out in enumerate(outputs, 1) if out.figure is not None or out.picture is not None}
 
 
 @pytest.fixture(scope="module")
-def with_figure() -> set[int]:
-    return figure_steps(1)
+def with_figure(lesson_part) -> set[int]:
+    return figure_steps(lesson_part(1))
 
 
 @pytest.fixture(scope="module")
-def part_2_with_figure() -> set[int]:
-    return figure_steps(2)
+def part_2_with_figure(lesson_part) -> set[int]:
+    return figure_steps(lesson_part(2))  # the session's run of part 2 (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

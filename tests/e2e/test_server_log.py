@@ -9,7 +9,8 @@ the server's inotify watches, which says directly whether .venv is watched.
 
 It runs the README's command line, with the streamlit of the venv running the tests (CI makes that
 venv in the repository's .venv), from the repository's root, visits every page in Chromium, and
-reads the log.
+reads the log. That visit is also every page's smoke test in a browser: each shows its title, no
+exception box and no console error, and is shot for people to look at (screenshots/page-*.png).
 """
 
 import re
@@ -19,9 +20,18 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from bench import loadgen
-from tests.e2e.conftest import ROOT, START_TIMEOUT_S, assert_no_exception, goto_page, new_page, open_app
+from tests.e2e.conftest import (
+    ROOT,
+    START_TIMEOUT_S,
+    assert_no_exception,
+    goto_page,
+    new_page,
+    open_app,
+    screenshot,
+)
 
 PROBLEM = re.compile(r"warn|error|exception|traceback|overflow", re.IGNORECASE)
 
@@ -63,7 +73,9 @@ def test_the_readme_command_logs_no_warning_while_every_page_is_visited(browser,
         assert len(names) >= 7, f"the navigation shows {names}"
         for name in names:
             goto_page(page, name.strip())
+            expect(page.locator("h1").first).to_be_visible()
             assert_no_exception(page)
+            screenshot(page, f"page-{name.strip().lower().replace(' ', '-')}")
         page.context.close()
         time.sleep(2)  # the watcher wrote its warnings within a second of each visit
         watched = inotify_watches(server.proc.pid)
