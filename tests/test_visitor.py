@@ -1,5 +1,5 @@
 """The values a visitor's browser keeps (visitor.py) through Streamlit's AppTest: what the page writes
-into a cookie, and what it reads back from one (tests/e2e/test_visitor.py does both in Chromium)."""
+into a cookie, and what it reads back from one (tests/e2e/test_visitor_browser.py does both in Chromium)."""
 
 import re
 from types import SimpleNamespace
