@@ -195,7 +195,8 @@ def school_line(r: dict) -> str:
             f"{len(r['errors'])} errors, {where['moved']} moved; "
             f"widget change p50 {w.get('p50_ms', 0):.0f} ms, p95 {w.get('p95_ms', 0):.0f} ms; "
             f"with reconnects p50 {r.get('p50_ms', 0):.0f} ms, "
-            f"p95 {r.get('p95_ms', 0):.0f} ms; students on {where['students_on']}")
+            f"p95 {r.get('p95_ms', 0):.0f} ms; students on {where['students_on']}"
+            + (f"; class members {sorted(r['classes']['members'].values())}" if r.get("classes") else ""))
 
 
 def browser_mode(students: int) -> int:
