@@ -75,6 +75,7 @@ def test_students_of_a_class_on_either_replica_see_it_and_no_other(two_replicas)
     nothing of the other classes."""
     made = classroom.make_classes(two_replicas.database, 3)
     joined, sees = classroom.joining(made), classroom.sees_own_class(made)
+    wrong = classroom.sees_own_class(made[1:] + made[:1])  # as if each had been shown the next class
 
     async def scenario():
         log: list[loadgen.Action] = []
@@ -88,6 +89,7 @@ def test_students_of_a_class_on_either_replica_see_it_and_no_other(two_replicas)
             await s.goto("Class")
             seen[s.number] = (s.replicas, s.cookies.get(visitor.COOKIE_PREFIX + "class"),
                               sees(s) or s.stays(), s.shows("2 students"))
+            assert wrong(s), "the check tells a student shown another class's page"
             await s.close()
         return log, seen
 
