@@ -21,6 +21,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from bench.measure import load_average, machine
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 GOAL_P95_MS = 1000
+CLASSES = 4  # with --replicas: classes made first, the students spread over them
 KNEE_STEPS = (10, 20, 30, 40, 50, 60, 80, 100, 120, 150, 200)
 
 
@@ -43,12 +45,14 @@ def one_classroom(url: str, students: int, seconds: float, read_rss=None, train:
 
 
 def several_servers(replicas: int, students: int, seconds: float, train: bool, database: str | None,
-                    joined=None, check=None) -> list[dict]:
+                    classes: int = CLASSES) -> list[dict]:
     """The same classroom against `replicas` replicas behind HAProxy, then against one replica behind
     it: each a fresh school sharing a PostgreSQL database (a temporary cluster unless `database`)
-    and one models folder. Every student reconnects once a round and must come back to its replica
-    and its session (`Student.stays`), and pass `check` too after each step; `joined` runs for each
-    once its app is open (e.g. joining its class, so that `check` can ask that it sees that class)."""
+    and one models folder. `classes` classes are made in that database first; each student opens the
+    Class page and joins one (student i the class i mod `classes`, so each class has members on every
+    replica), and opens it again each round, where it must see its own class and no other's. Every
+    student reconnects once a round and must come back to its replica and its session
+    (`Student.stays`). Afterwards every class must hold exactly the students who joined it."""
     from mnistlab.school import School
 
     cluster = None
@@ -64,12 +68,18 @@ def several_servers(replicas: int, students: int, seconds: float, train: bool, d
             url = database or cluster.create(f"classroom_{n}_{os.getpid()}")
             school = School(n, url, models).start()
             try:
-                print(f"{students} students for {seconds:.0f} s on {n} replica(s) behind HAProxy ...",
-                      flush=True)
+                made = make_classes(url, classes) if classes else []
+                print(f"{students} students in {len(made)} classes for {seconds:.0f} s on {n} replica(s) "
+                      f"behind HAProxy ...", flush=True)
                 r = one_classroom(school.url, students, seconds, functools.partial(replicas_rss, school),
                                   train=train,
-                                  rounds=loadgen.SCHOOL_ROUND, joined=joined,
-                                  check=functools.partial(both, loadgen.Student.stays, check))
+                                  rounds=loadgen.CLASS_ROUND if made else loadgen.SCHOOL_ROUND,
+                                  joined=joining(made) if made else None,
+                                  check=functools.partial(both, loadgen.Student.stays,
+                                                          sees_own_class(made) if made else None))
+                if made:
+                    r["classes"] = class_members(url, made, students)
+                    r["errors"] += r["classes"].pop("errors")
                 for name, replica in school.replicas.items():
                     if "Traceback (most recent call last)" in replica.log():
                         r["errors"].append(f"replica {name} logged an exception (see {replica.log_path})")
@@ -82,6 +92,92 @@ def several_servers(replicas: int, students: int, seconds: float, train: bool, d
         if cluster:
             cluster.stop()
     return runs
+
+
+# -- the students' classes (the Class page, through the protocol as a browser drives it) ------------
+
+def make_classes(url: str, n: int) -> list:
+    """`n` classes made in the database at `url`, as their teachers would (each NewClass: code, name, key)."""
+    from mnistlab.classes import ClassStore
+
+    store = ClassStore(url)
+    try:
+        return [store.create(f"Class {i + 1} of {n}, room {100 + i}") for i in range(n)]
+    finally:
+        store.engine.dispose()
+
+
+def class_of(classes: list, student: loadgen.Student):
+    return classes[student.number % len(classes)]
+
+
+def handle_of(student: loadgen.Student) -> str:
+    return f"pupil{student.number:03d}"
+
+
+HANDLE = re.compile(r"pupil(\d{3})")
+
+
+def joining(classes: list):
+    """The `joined` hook: the student opens the Class page, types its class's code and a handle, and
+    clicks Join, as a student in a browser does, so the replica it is on checks the code, writes the
+    member to the shared database and keeps the seat (its session, and the cookie its page writes)."""
+
+    async def joined(student: loadgen.Student) -> None:
+        mine = class_of(classes, student)
+        await student.goto("Class")
+        await student.set_text("Class code", mine.code)
+        await student.set_text("Your handle", handle_of(student))
+        action = await student.click("Join")
+        if action.error is None and not student.shows(f"Class {mine.code}"):
+            action.error = f"did not join class {mine.code} (the Class page shows no class)"
+        if action.error:
+            raise RuntimeError(action.error)
+
+    return joined
+
+
+def sees_own_class(classes: list):
+    """The `check` hook: on the Class page, the student sees its own class (name, code, its handle) and
+    nothing of another class (its name, code, or any of its students' handles)."""
+
+    def check(student: loadgen.Student) -> str | None:
+        if not student.pages or student.page_hash != student.pages.get("Class"):
+            return None
+        mine = class_of(classes, student)
+        for what in (mine.name, f"Class {mine.code}", handle_of(student)):
+            if not student.shows(what):
+                return f"the Class page does not show {what!r} (its class {mine.code})"
+        for other in classes:
+            if other is not mine and (student.shows(other.code) or student.shows(other.name)):
+                return f"the Class page of a student of {mine.code} shows class {other.code}"
+        strangers = {int(n) for t in student.texts for n in HANDLE.findall(t)}
+        strangers = {n for n in strangers if classes[n % len(classes)] is not mine}
+        if strangers:
+            return f"the Class page of a student of {mine.code} shows others' students {sorted(strangers)}"
+        return None
+
+    return check
+
+
+def class_members(url: str, classes: list, students: int) -> dict:
+    """Each class's members as its teacher's board has them; an error for any student missing from its
+    class or found in another (nothing lost)."""
+    from mnistlab.classes import ClassStore
+
+    store = ClassStore(url)
+    errors, members = [], {}
+    try:
+        for i, made in enumerate(classes):
+            handles = {m.handle for m in store.members(made.code, made.key)}
+            expected = {f"pupil{n:03d}" for n in range(i, students, len(classes))}
+            members[made.code] = len(handles)
+            if handles != expected:
+                errors.append(f"class {made.code}: missing {sorted(expected - handles)[:10]}, "
+                              f"strangers {sorted(handles - expected)[:10]}")
+    finally:
+        store.engine.dispose()
+    return {"members": members, "errors": errors}
 
 
 def both(first, second, student) -> str | None:
@@ -99,7 +195,8 @@ def school_line(r: dict) -> str:
             f"{len(r['errors'])} errors, {where['moved']} moved; "
             f"widget change p50 {w.get('p50_ms', 0):.0f} ms, p95 {w.get('p95_ms', 0):.0f} ms; "
             f"with reconnects p50 {r.get('p50_ms', 0):.0f} ms, "
-            f"p95 {r.get('p95_ms', 0):.0f} ms; students on {where['students_on']}")
+            f"p95 {r.get('p95_ms', 0):.0f} ms; students on {where['students_on']}"
+            + (f"; class members {sorted(r['classes']['members'].values())}" if r.get("classes") else ""))
 
 
 def browser_mode(students: int) -> int:
@@ -126,6 +223,9 @@ def main(argv=None) -> int:
                              "replica with the same students (README: A school on several servers)")
     parser.add_argument("--db", help="with --replicas, the PostgreSQL URL they share (default: a "
                                      "temporary cluster started here)")
+    parser.add_argument("--classes", type=int, default=CLASSES,
+                        help=f"with --replicas, classes made first, each student joining one on the "
+                             f"Class page (default {CLASSES}; 0: none)")
     parser.add_argument("--out", type=Path, default=RESULTS / "classroom.json",
                         help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -136,7 +236,8 @@ def main(argv=None) -> int:
     if args.replicas:
         if args.out == RESULTS / "classroom.json":
             args.out = RESULTS / "school.json"
-        runs = several_servers(args.replicas, args.students, args.seconds, not args.no_training, args.db)
+        runs = several_servers(args.replicas, args.students, args.seconds, not args.no_training, args.db,
+                               args.classes)
         print()
         for r in runs:
             print(school_line(r))

@@ -23,6 +23,7 @@ import concurrent.futures
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -49,6 +50,7 @@ CANVAS_FIXTURE = Path(__file__).parent / "fixtures" / "canvas_stroke.json"
 RUN_TIMEOUT_S = 60.0
 FINISHED = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
 MAX_MESSAGE_BYTES = 64 * 2**20
+KEPT_COOKIE = re.compile(r'document\.cookie = "([A-Za-z0-9_]+)=([^;"]*)((?:;[^"]*)?)"')
 
 
 # -- the server ----------------------------------------------------------------------------------
@@ -350,6 +352,8 @@ class Student:
             self.errors.append(f"exception on the page: {e.type}: {e.message}")
         elif kind == "alert" and element.alert.format == Alert.ERROR:
             self.errors.append(f"st.error: {element.alert.body[:200]}")
+        elif kind == "html":
+            self._keep_cookies(element.html.body)
         if kind in ("heading", "markdown", "alert"):
             self.texts.append(getattr(element, kind).body)
         elif kind == "code":
@@ -360,6 +364,15 @@ class Student:
             self.seen_ids.add(wid)
             label = getattr(inner, "label", "") or getattr(inner, "component_name", "")
             self.widgets[label] = Widget(kind, wid, inner)
+
+    def _keep_cookies(self, html: str) -> None:
+        """The cookies a page's script writes (visitor.keep: the visitor's id, a class's seat), kept as
+        the browser would keep them and sent from the next page load on."""
+        for name, value, rest in KEPT_COOKIE.findall(html):
+            if "max-age=0" in rest:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
 
     async def _auto_rerun(self, fragment_id: str, interval: float) -> None:
         """A fragment's `run_every`: the browser asks for the fragment again every `interval` seconds."""
@@ -405,6 +418,13 @@ class Student:
         self.states[state.id] = state
         return await self.act(f"set {label}", self._client_state())
 
+    async def set_text(self, label: str, value: str) -> Action:
+        """Types `value` into a text input, sent (as a browser does on Enter or leaving the field) with
+        every other value the page holds."""
+        state = WidgetState(id=self.widget(label).id, string_value=value)
+        self.states[state.id] = state
+        return await self.act(f"type {label}", self._client_state())
+
     async def draw(self, stroke: WidgetState) -> Action:
         canvas = next(w for w in self.widgets.values() if w.kind == "bidi_component")
         state = WidgetState()
@@ -443,6 +463,8 @@ ROUND = ["next", "next", "build", "fc1", "fc1", "draw", "stroke", "train", "data
 # Behind HAProxy, each round also drops the connection and reconnects, as a reload or a flaky school
 # network does: the student must come back to its own replica and find its session as it left it.
 SCHOOL_ROUND = [*ROUND, "reconnect"]
+# A student in a class also opens the Class page each round (where a check can read its class).
+CLASS_ROUND = [*SCHOOL_ROUND, "class"]
 
 Check = Callable[[Student], "str | None"]  # what is wrong with what a student sees now, if anything
 
@@ -478,8 +500,9 @@ async def student_loop(student: Student, until: float, think_s: tuple[float, flo
                 action = await student.click("Next batch")
                 after = student.batch_number()
                 expect(action, after is not None and after != before, f"a new batch (was batch {before})")
-            elif step in ("build", "draw", "train", "dataset"):
-                await on({"build": "Build", "draw": "Draw", "train": "Train", "dataset": "Dataset"}[step])
+            elif step in ("build", "draw", "train", "dataset", "class"):
+                await on({"build": "Build", "draw": "Draw", "train": "Train", "dataset": "Dataset",
+                          "class": "Class"}[step])
             elif step == "fc1":
                 await on("Build")
                 units = rng.randrange(16, 513)

@@ -11,7 +11,8 @@ import uuid
 
 import pytest
 
-from bench import loadgen
+import visitor
+from bench import classroom, loadgen
 from mnistlab import school
 from mnistlab.errors import ConfigError
 
@@ -65,6 +66,44 @@ def test_each_student_stays_on_its_replica_and_keeps_its_session(two_replicas):
     assert {"draw a stroke", "click Next batch", "set fc1 units"} <= set(result["by_action"])
     for name, replica in two_replicas.replicas.items():
         assert "Traceback (most recent call last)" not in replica.log(), name
+
+
+def test_students_of_a_class_on_either_replica_see_it_and_no_other(two_replicas):
+    """Three classes made in the shared database, six students opening the app in turn (round-robin:
+    each class gets one on a and one on b): each joins its class on the Class page of its replica, and
+    after a reconnect sees its class with both its members (one joined on the other replica), and
+    nothing of the other classes."""
+    made = classroom.make_classes(two_replicas.database, 3)
+    joined, sees = classroom.joining(made), classroom.sees_own_class(made)
+    wrong = classroom.sees_own_class(made[1:] + made[:1])  # as if each had been shown the next class
+
+    async def scenario():
+        log: list[loadgen.Action] = []
+        students = [loadgen.Student(two_replicas.url, i, log) for i in range(6)]
+        for s in students:
+            await s.open()
+            await joined(s)
+        seen = {}
+        for s in students:
+            await s.reconnect()
+            await s.goto("Class")
+            seen[s.number] = (s.replicas, s.cookies.get(visitor.COOKIE_PREFIX + "class"),
+                              sees(s) or s.stays(), s.shows("2 students"))
+            assert wrong(s), "the check tells a student shown another class's page"
+            await s.close()
+        return log, seen
+
+    log, seen = asyncio.run(scenario())
+    assert not [a.error for a in log if a.error]
+    on = {}
+    for number, (replicas, cookie, problem, both_members) in seen.items():
+        assert problem is None, f"student {number}: {problem}"
+        assert both_members, f"student {number} sees its class's two members"
+        code = made[number % len(made)].code
+        assert cookie and cookie.startswith(code + "."), "its page wrote the seat's cookie"
+        on.setdefault(code, set()).add(replicas[0])
+    assert any(len(replicas) == 2 for replicas in on.values()), f"a class on both replicas: {on}"
+    assert classroom.class_members(two_replicas.database, made, 6)["errors"] == []
 
 
 def test_a_student_whose_replica_stops_starts_afresh_on_the_other(two_replicas):
