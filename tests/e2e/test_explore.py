@@ -63,7 +63,9 @@ def test_a_sweep_over_dropout_and_training_sizes_shows_the_capacity_picture_at_b
     capacity = charts.filter(has_text="Training and validation accuracy")
     expect(capacity).to_be_visible()
     expect(capacity.locator(".scatterlayer .trace")).to_have_count(4)  # training and validation × 2 sizes
-    expect(page.get_by_text("validation (chooses)").first).to_be_attached()
+    table = page.locator('[data-testid="stDataFrame"]').filter(has_text="parameters")  # All networks
+    for header in ("validation", "test", "train", "epoch"):  # accuracies first: validation chooses
+        expect(table.get_by_text(header, exact=True).first).to_be_attached()
     assert_no_exception(page)
     screenshot(page, "explore-regularization-1280x720")
     page.set_viewport_size({"width": 1920, "height": 1080})
