@@ -5,7 +5,6 @@ then: each must stay on the replica it was given and find its session as it left
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import uuid
 
@@ -93,7 +92,7 @@ def test_students_of_a_class_on_either_replica_see_it_and_no_other(two_replicas)
             await s.close()
         return log, seen
 
-    log, seen = asyncio.run(scenario())
+    log, seen = loadgen.run(scenario())  # also after the browser tests, whose Playwright loop runs
     assert not [a.error for a in log if a.error]
     on = {}
     for number, (replicas, cookie, problem, both_members) in seen.items():
@@ -129,7 +128,7 @@ def test_a_student_whose_replica_stops_starts_afresh_on_the_other(two_replicas):
             await s.close()
         return on_a, moved, on_b, stayed, batch_b
 
-    on_a, moved, on_b, stayed, batch_b = asyncio.run(scenario())
+    on_a, moved, on_b, stayed, batch_b = loadgen.run(scenario())
     assert moved.error is None, moved.error
     assert on_a.replicas == ["a", "b"] and on_a.cookies[school.COOKIE] == "b"
     assert len(on_a.session_ids) == 2, "a new session on b"
