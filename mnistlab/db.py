@@ -8,11 +8,12 @@ Tables are declared on `METADATA` by the modules that own them (classes, sweeps)
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -92,10 +93,26 @@ def _make(key: str) -> Engine:
     return create_engine(key, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+SCHEMA_LOCK = 0x6D6E6973  # PostgreSQL advisory lock held while the tables are made ("mnis")
+
+
 def ready(made: Engine) -> Engine:
-    """Makes every table declared on METADATA that the database lacks."""
+    """Makes every table declared on METADATA that the database lacks. Replicas (or processes) that
+    start at once on a new database take turns, so none finds a table made after it looked: on
+    PostgreSQL behind an advisory lock, on an SQLite file behind a lock on a file beside it."""
     _import_tables()
-    METADATA.create_all(made)
+    if made.dialect.name == "postgresql":
+        with made.begin() as c:
+            c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            METADATA.create_all(c)
+        return made
+    database = made.url.database
+    if not database or database == ":memory:":
+        METADATA.create_all(made)
+        return made
+    with open(f"{database}.schema-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        METADATA.create_all(made)
     return made
 
 

@@ -37,3 +37,24 @@ def test_one_engine_serves_sqlite_and_postgresql_alike(db_url):
         c.execute(text("INSERT INTO probe VALUES (7)"))
     with made.connect() as c:
         assert c.execute(text("SELECT n FROM probe")).scalar() == 7
+
+
+def test_servers_starting_at_once_on_a_new_database_all_make_it_ready(db_url, tmp_path):
+    """Replicas starting together on an empty database each make the tables: none may fail on a
+    table another made meanwhile (it did on PostgreSQL: two CREATE TABLE sweeps at once)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    go = time.time() + 8  # every process imported and waiting, then all at once
+    code = ("import sys, time; from mnistlab import db, classes, sweep_db, class_activity; "
+            "time.sleep(max(0, float(sys.argv[2]) - time.time())); db.engine(sys.argv[1])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, db_url, str(go)], cwd=root, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(root)}) for _ in range(4)]
+    errors = [p.stderr.read() for p in procs if p.wait(120) != 0]
+    assert not errors, errors[0]
+    with db.engine(db_url).connect() as c:
+        assert c.execute(text("SELECT count(*) FROM sweeps")).scalar() == 0
