@@ -8,6 +8,8 @@ Every figure module (`plots`, `image_plots`, `training_plots`, `sweep_plots`, `c
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import io
 import math
 
@@ -62,6 +64,55 @@ def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
         a["font"] = {"color": TEXT, **a.get("font", {}), "size": FONT_SIZE}
     fig.layout.annotations = notes
     return fig
+
+
+# -- figures as plain dicts -------------------------------------------------------------------------
+# Plotly's object API validates at every step: make_subplots, add_trace(row=, col=), update_xaxes and
+# _layout above take 50-100 ms for a figure of two or three panels. A figure redrawn twice a second
+# while a network trains (the Train page's live view) is built as Plotly's own dicts instead and made
+# a Figure once, unchecked: ~2 ms. tests/test_plots.py checks each such figure against Plotly's
+# validation, so a misspelt property still fails there.
+
+def subplot_layout(titles: tuple[str, ...], spacing: float) -> dict:
+    """The layout of `make_subplots` with one row of len(titles) panels, each titled: their axes
+    ("xaxis", "xaxis2", ...) and titles, as dicts to fill in. Panel c's traces use `panel_axes(c)`."""
+    return copy.deepcopy(_subplot_layout(tuple(titles), spacing))
+
+
+@functools.lru_cache(maxsize=32)
+def _subplot_layout(titles: tuple[str, ...], spacing: float) -> dict:
+    from plotly.subplots import make_subplots
+
+    return make_subplots(rows=1, cols=len(titles), subplot_titles=titles,
+                         horizontal_spacing=spacing).layout.to_plotly_json()
+
+
+def panel_axes(col: int) -> dict:
+    """A trace's axes in panel `col` (from 1) of a `subplot_layout`."""
+    return {"xaxis": "x" if col == 1 else f"x{col}", "yaxis": "y" if col == 1 else f"y{col}"}
+
+
+def axes_of(layout: dict, which: str) -> list[dict]:
+    """Every x (`which` "x") or y axis of a layout dict, as update_xaxes/update_yaxes would select."""
+    return [v for k, v in layout.items() if k.startswith(f"{which}axis")]
+
+
+def styled(layout: dict, title: str | None, height: int) -> dict:
+    """`_layout`'s shared look, on a layout dict."""
+    layout.update(title={"text": title, "font": {"size": FONT_SIZE + 2, "color": TEXT}} if title else {},
+                  height=height, font={"size": FONT_SIZE, "color": TEXT},
+                  margin={"l": 10, "r": 10, "t": 70 if title else 40, "b": 10}, showlegend=False)
+    for axis in axes_of(layout, "x") + axes_of(layout, "y"):
+        axis["tickfont"] = {"size": FONT_SIZE - 2, "color": TEXT}
+        axis["title"] = {**axis.get("title", {}), "font": {"size": FONT_SIZE, "color": TEXT}}
+    for a in layout.get("annotations", []):
+        a["font"] = {"color": TEXT, **a.get("font", {}), "size": FONT_SIZE}
+    return layout
+
+
+def from_dicts(data: list[dict], layout: dict) -> go.Figure:
+    """A Figure of Plotly's own dicts, not checked again (see above)."""
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 
 def _image_axes(fig: go.Figure, row=None, col=None) -> None:

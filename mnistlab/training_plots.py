@@ -26,7 +26,12 @@ from mnistlab.plot_style import (
     _np,
     _per_unit,
     _tile,
+    axes_of,
+    from_dicts,
+    panel_axes,
     png_data_url,
+    styled,
+    subplot_layout,
 )
 from mnistlab.plot_style import diverging_png as _diverging_png
 
@@ -42,36 +47,37 @@ def training_curves(curves: Mapping[str, tuple], title: str | None = None, heigh
     Each run's best validation epoch, the whole-epoch check with the lowest loss (what chooses the
     epoch and early stopping), is marked on both panels. Epochs on the x axis let runs with different
     batch sizes share it (an A/B comparison). With `epochs`, the x axis spans the whole run from the
-    start, so a live curve grows into it.
+    start, so a live curve grows into it. Built as dicts (`plot_style.from_dicts`): it is redrawn twice
+    a second while a network trains.
     """
     validation = validation or {}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.1)
+    layout = subplot_layout(("loss", "accuracy"), 0.1)
+    data = []
     key = [("training (solid)", "solid")] + ([("validation (dashed)", "dash")] if validation else [])
     for name, dash in key:  # which line is which split: one legend entry each, for every run
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, legendgroup="key",
-                                 line=dict(color=KEY_COLOR, width=2, dash=dash), hoverinfo="skip"),
-                      row=1, col=1)
+        data.append({"type": "scatter", "x": [None], "y": [None], "mode": "lines", "name": name,
+                     "legendgroup": "key", "line": {"color": KEY_COLOR, "width": 2, "dash": dash},
+                     "hoverinfo": "skip", **panel_axes(1)})
     for i, (label, (x, loss, acc)) in enumerate(curves.items()):
         color = RUN_COLORS[i % len(RUN_COLORS)]
-        fig.add_trace(go.Scatter(x=list(x), y=list(loss), mode="lines", name=label, legendgroup=label,
-                                 line=dict(color=color, width=2),
-                                 hovertemplate="training, epoch %{x:.2f}: loss %{y:.3f}<extra></extra>"),
-                      row=1, col=1)
-        fig.add_trace(go.Scatter(x=list(x), y=list(acc), mode="lines", name=label, legendgroup=label,
-                                 showlegend=False, line=dict(color=color, width=2),
-                                 hovertemplate="training, epoch %{x:.2f}: accuracy %{y:.1%}<extra></extra>"),
-                      row=1, col=2)
+        for col, y, what, fmt in ((1, loss, "loss", ".3f"), (2, acc, "accuracy", ".1%")):
+            data.append({"type": "scatter", "x": list(x), "y": list(y), "mode": "lines", "name": label,
+                         "legendgroup": label, **({"showlegend": False} if col == 2 else {}),
+                         "line": {"color": color, "width": 2},
+                         "hovertemplate": f"training, epoch %{{x:.2f}}: {what} %{{y:{fmt}}}<extra></extra>",
+                         **panel_axes(col)})
         if label in validation:
-            _validation_lines(fig, label, validation[label], color, i)
-    fig.update_xaxes(title_text="epoch", rangemode="tozero", range=[0, epochs] if epochs else None)
-    fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)  # accuracy: a share, whatever the run
+            _validation_lines(data, layout, label, validation[label], color, i)
+    for axis in axes_of(layout, "x"):
+        axis.update(title={"text": "epoch"}, rangemode="tozero", **({"range": [0, epochs]} if epochs else {}))
+    layout["yaxis"]["rangemode"] = "tozero"
+    layout["yaxis2"].update(tickformat=".0%", range=[0, 1.02])  # accuracy: a share, whatever the run
     if not any(len(c[0]) for c in curves.values()):  # nothing yet: sensible empty axes
-        fig.update_yaxes(range=[0, 2.5], row=1, col=1)
-        fig.update_yaxes(range=[0, 1], row=1, col=2)
-    _layout(fig, title, height)
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
-    return fig
+        layout["yaxis"]["range"] = [0, 2.5]
+        layout["yaxis2"]["range"] = [0, 1]
+    styled(layout, title, height)
+    layout.update(showlegend=True, legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
+    return from_dicts(data, layout)
 
 
 def best_epoch_point(x, loss) -> int | None:
@@ -81,32 +87,33 @@ def best_epoch_point(x, loss) -> int | None:
     return min(ends, key=lambda i: (loss[i], i)) if ends else None
 
 
-def _validation_lines(fig: go.Figure, label: str, curve: tuple, color: str, i: int) -> None:
+def _validation_lines(data: list, layout: dict, label: str, curve: tuple, color: str, i: int) -> None:
     """A run's validation checks, dashed, and its best epoch marked, on the loss and accuracy panels."""
     x, loss, acc = (list(v) for v in curve)
     best = best_epoch_point(x, loss)
     # a dot where all of validation was checked, and at the latest check (a live curve's first shows)
     dots = [8 if e > 0 and float(e).is_integer() else 6 if j == len(x) - 1 else 0 for j, e in enumerate(x)]
     for col, y, what, fmt in ((1, loss, "loss", ".3f"), (2, acc, "accuracy", ".1%")):
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label} (validation)",
-                                 legendgroup=label, showlegend=False,
-                                 marker=dict(size=dots, color="white",  # open: seen on the solid line too
-                                             line=dict(color=color, width=[2 if d else 0 for d in dots])),
-                                 line=dict(color=color, width=2, dash="dash"),
-                                 hovertemplate=f"validation, epoch %{{x:.2f}}: {what} %{{y:{fmt}}}"
-                                               f"<extra></extra>"), row=1, col=col)
+        data.append({"type": "scatter", "x": x, "y": y, "mode": "lines+markers",
+                     "name": f"{label} (validation)", "legendgroup": label, "showlegend": False,
+                     "marker": {"size": dots, "color": "white",  # open: seen on the solid line too
+                                "line": {"color": color, "width": [2 if d else 0 for d in dots]}},
+                     "line": {"color": color, "width": 2, "dash": "dash"},
+                     "hovertemplate": f"validation, epoch %{{x:.2f}}: {what} %{{y:{fmt}}}<extra></extra>",
+                     **panel_axes(col)})
         if best is None:
             continue
-        fig.add_trace(go.Scatter(x=[x[best]], y=[y[best]], mode="markers", name=f"{label} (best epoch)",
-                                 legendgroup=label, showlegend=False,
-                                 marker=dict(symbol="star", size=16, color=color,
-                                             line=dict(color="white", width=1)),
-                                 hovertemplate=f"best validation epoch %{{x:.0f}}: {what} %{{y:{fmt}}}"
-                                               f"<extra></extra>"), row=1, col=col)
+        data.append({"type": "scatter", "x": [x[best]], "y": [y[best]], "mode": "markers",
+                     "name": f"{label} (best epoch)", "legendgroup": label, "showlegend": False,
+                     "marker": {"symbol": "star", "size": 16, "color": color,
+                                "line": {"color": "white", "width": 1}},
+                     "hovertemplate": f"best validation epoch %{{x:.0f}}: {what} %{{y:{fmt}}}<extra></extra>",
+                     **panel_axes(col)})
         if col == 1:  # named once, above the loss panel's star, each run's a little higher
-            fig.add_annotation(x=x[best], y=y[best], xref="x", yref="y", text=f"best: epoch {x[best]:.0f}",
-                               showarrow=True, arrowhead=0, arrowcolor=color, ax=0, ay=-28 - 22 * (i % 4),
-                               font=dict(color=color, size=FONT_SIZE - 2), bgcolor="rgba(255,255,255,0.8)")
+            layout["annotations"].append(
+                {"x": x[best], "y": y[best], "xref": "x", "yref": "y", "text": f"best: epoch {x[best]:.0f}",
+                 "showarrow": True, "arrowhead": 0, "arrowcolor": color, "ax": 0, "ay": -28 - 22 * (i % 4),
+                 "font": {"color": color, "size": FONT_SIZE - 2}, "bgcolor": "rgba(255,255,255,0.8)"})
 
 
 # -- learning dynamics (Train page) -----------------------------------------------------------------
@@ -126,10 +133,11 @@ def layer_dynamics(runs: Mapping[str, Mapping[tuple[str, str], tuple]], title: s
 
     Three panels: the update-to-data ratio per Linear layer (with the healthy 1e-3 line), the
     gradient's size against the weight's, and each hidden activation's saturated or dead share.
-    A colour per layer; with several runs, a dash style per run (an A/B comparison).
+    A colour per layer; with several runs, a dash style per run (an A/B comparison). Built as dicts,
+    as `training_curves`.
     """
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in DYNAMICS_PANELS],
-                        horizontal_spacing=0.07)
+    layout = subplot_layout(tuple(t for _, t in DYNAMICS_PANELS), 0.07)
+    data = []
     layers = list(dict.fromkeys(layer for series in runs.values() for layer, _ in series if layer != "probe"))
     several = len(runs) > 1
     for r, (label, series) in enumerate(runs.items()):
@@ -141,23 +149,29 @@ def layer_dynamics(runs: Mapping[str, Mapping[tuple[str, str], tuple]], title: s
             color = LAYER_COLORS[layers.index(layer) % len(LAYER_COLORS)]
             name = f"{layer}{f' ({key})' if col == 3 else ''}"
             shown = f"%{{y:.0%}} {key}" if col == 3 else "%{y:.2f}"
-            fig.add_trace(go.Scatter(
-                x=list(x), y=[v if v is not None and math.isfinite(v) else None for v in y], mode="lines",
-                name=f"{label.split(':')[0]} · {name}" if several else name,
-                legendgroup=f"{label}{layer}", showlegend=col != 2,
-                line=dict(color=color, width=2, dash=dash),
-                hovertemplate=f"{name}, epoch %{{x:.2f}}: {shown}<extra>{label.split(':')[0]}</extra>"),
-                row=1, col=col)
-    fig.add_hline(y=-3, line=dict(color="#555555", dash="dot", width=1.5), row=1, col=1,
-                  annotation_text="1e-3", annotation_position="bottom right")
-    fig.update_xaxes(title_text="epoch", rangemode="tozero", range=[0, epochs] if epochs else None)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=3)
+            run = label.split(":")[0]
+            data.append({"type": "scatter", "x": list(x),
+                         "y": [v if v is not None and math.isfinite(v) else None for v in y], "mode": "lines",
+                         "name": f"{run} · {name}" if several else name,
+                         "legendgroup": f"{label}{layer}", "showlegend": col != 2,
+                         "line": {"color": color, "width": 2, "dash": dash},
+                         "hovertemplate": f"{name}, epoch %{{x:.2f}}: {shown}<extra>{run}</extra>",
+                         **panel_axes(col)})
+    # the healthy update ratio, 1e-3, across the first panel
+    layout.setdefault("shapes", []).append(
+        {"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": -3, "y1": -3,
+         "line": {"color": "#555555", "dash": "dot", "width": 1.5}})
+    layout["annotations"].append({"text": "1e-3", "showarrow": False, "xref": "x domain", "x": 1,
+                                  "xanchor": "right", "yref": "y", "y": -3, "yanchor": "top"})
+    for axis in axes_of(layout, "x"):
+        axis.update(title={"text": "epoch"}, rangemode="tozero", **({"range": [0, epochs]} if epochs else {}))
+    layout["yaxis3"].update(tickformat=".0%", range=[0, 1.02])
     if not any(series for series in runs.values()):
-        fig.update_yaxes(range=[-5, 0], row=1, col=1)
-        fig.update_yaxes(range=[-4, 1], row=1, col=2)
-    _layout(fig, title, height)
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
-    return fig
+        layout["yaxis"]["range"] = [-5, 0]
+        layout["yaxis2"]["range"] = [-4, 1]
+    styled(layout, title, height)
+    layout.update(showlegend=True, legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
+    return from_dicts(data, layout)
 
 
 def _digit_column(images, shape: tuple[int, int]) -> str:

@@ -211,6 +211,27 @@ def test_training_curves_draw_validation_dashed_in_the_runs_colour_and_mark_its_
                for t in training_plots.training_curves({"run": training}).data)  # no validation: no key
 
 
+LIVE = ([0.5, 1.0, 1.5, 2.0], [1.0, 0.6, 0.4, 0.45], [0.7, 0.8, 0.9, 0.88])
+
+
+@pytest.mark.parametrize("figure", [
+    lambda: training_plots.training_curves({"Run 1: a": LIVE, "Run 2: b": LIVE}, title="Runs", epochs=3,
+                                           validation={"Run 1: a": LIVE}),
+    lambda: training_plots.training_curves({"run": ([], [], [])}, epochs=2),
+    lambda: training_plots.layer_dynamics({"Run 1: a": {("fc1", "update_ratio_log10"): LIVE[:2],
+                                                        ("relu1", "share"): LIVE[::2]},
+                                           "Run 2: b": {("fc1", "grad_ratio_log10"): LIVE[:2]}}, title="x"),
+    lambda: training_plots.layer_dynamics({"Training": {}}, epochs=1),
+], ids=["curves", "curves-empty", "dynamics", "dynamics-empty"])
+def test_a_figure_built_as_dicts_passes_plotlys_checks(figure):
+    """The live view's figures skip Plotly's checks as they are built (plot_style.from_dicts): here
+    Plotly checks every property, and a misspelt or misplaced one raises."""
+    fig = figure()
+    checked = go.Figure(fig.to_dict())
+    assert len(checked.data) == len(fig.data) and checked.layout.height == fig.layout.height
+    assert all(axis.tickfont.size == plot_style.FONT_SIZE - 2 for axis in checked.select_xaxes())
+
+
 def test_a_page_finds_every_figure_as_plots_name():
     """plots.py is split by concern (the look in plot_style, images in image_plots); pages and the
     lesson still call plots.<name>, the same functions."""
