@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from mnistlab.dataset import MNIST, Dataset
 from mnistlab.plot_style import (
@@ -26,7 +25,12 @@ from mnistlab.plot_style import (
     _np,
     _per_unit,
     _tile,
+    from_dicts,
+    image_axes,
+    panel_axes,
     png_data_url,
+    styled,
+    subplot_layout,
 )
 
 
@@ -52,7 +56,7 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
     lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
     gray = np.round((np.nan_to_num(z, nan=lo) - lo) / max(hi - lo, 1e-9) * 255).astype(np.uint8)
     alpha = np.where(np.isnan(z), 0, 255).astype(np.uint8)  # the gaps show the background
-    fig = go.Figure(go.Image(source=png_data_url(np.dstack([gray, alpha])), hoverinfo="skip"))
+    data = [{"type": "image", "source": png_data_url(np.dstack([gray, alpha])), "hoverinfo": "skip"}]
     if labels is not None:
         labels = _np(labels).astype(int).reshape(-1)
         preds = None if predictions is None else _np(predictions).astype(int).reshape(-1)
@@ -62,16 +66,16 @@ def digit_grid(images, labels=None, columns: int | None = None, title: str | Non
         text = [names[y] if preds is None else f"{names[y]}{arrow}{names[preds[i]]}"
                 for i, y in enumerate(labels)]
         colors = TEXT if preds is None else [TRUE if p == y else PREDICTED for p, y in zip(preds, labels)]
-        fig.add_trace(go.Scatter(x=[c * (w + gap) + (w - 1) / 2 for _, c in rc],
-                                 y=[r * (h + gap) - 1 for r, _ in rc], text=text, mode="text",
-                                 textposition="top center", hoverinfo="skip",
-                                 textfont=dict(size=LABEL_SIZE if words else DIGIT_LABEL_SIZE,
-                                               color=colors)))
-    _image_axes(fig)
+        data.append({"type": "scatter", "x": [c * (w + gap) + (w - 1) / 2 for _, c in rc],
+                     "y": [r * (h + gap) - 1 for r, _ in rc], "text": text, "mode": "text",
+                     "textposition": "top center", "hoverinfo": "skip",
+                     "textfont": {"size": LABEL_SIZE if words else DIGIT_LABEL_SIZE, "color": colors}})
+    layout = {"xaxis": {}, "yaxis": {}}
+    image_axes(layout["xaxis"], layout["yaxis"])
     rows = math.ceil(n / columns)
-    fig.update_yaxes(range=[rows * (h + gap) - gap - 0.5, -gap])
-    return _layout(fig, title, height=height or min(540 if not words else 720,
-                                                    max(220, (78 if not words else 100) * rows + 70)))
+    layout["yaxis"]["range"] = [rows * (h + gap) - gap - 0.5, -gap]
+    height = height or min(540 if not words else 720, max(220, (78 if not words else 100) * rows + 70))
+    return from_dicts(data, styled(layout, title, height))
 
 
 def pixel_window(image, size: int = 14, dataset: Dataset = MNIST) -> tuple[int, int]:
@@ -100,31 +104,27 @@ def pixel_values(image, decimals: int = 0, title: str | None = None, height: int
     r0, c0 = pixel_window(img, window, dataset)
     rows, cols = list(range(r0, r0 + window)), list(range(c0, c0 + window))
     lo, hi = float(np.min(img)), float(np.max(img))
-    scale = dict(colorscale=GRAY, zmin=min(lo, 0.0), zmax=max(hi, lo + 1e-9), showscale=False,
-                 hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:.{max(decimals, 2)}f}}<extra></extra>")
+    scale = {"colorscale": GRAY, "zmin": min(lo, 0.0), "zmax": max(hi, lo + 1e-9), "showscale": False,
+             "hovertemplate": f"row %{{y}}, col %{{x}}: %{{z:.{max(decimals, 2)}f}}<extra></extra>"}
     titles = (f"{name} {dataset.height} × {dataset.width}", f"rows {r0}–{rows[-1]}, cols {c0}–{cols[-1]}")
     if beside:
-        fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.08,
-                            subplot_titles=titles)
-        where = [dict(row=1, col=1), dict(row=1, col=2)]
+        layout = subplot_layout(titles, 0.08, column_widths=(0.3, 0.7))
     else:
-        fig = make_subplots(rows=2, cols=1, row_heights=[0.22, 0.78], vertical_spacing=0.08,
-                            subplot_titles=titles)
-        where = [dict(row=1, col=1), dict(row=2, col=1)]
-    fig.add_trace(go.Heatmap(z=img, **scale), **where[0])
-    fig.add_shape(type="rect", x0=c0 - 0.5, x1=cols[-1] + 0.5, y0=r0 - 0.5, y1=rows[-1] + 0.5,
-                  line=dict(color=PREDICTED, width=3), **where[0])
-    fig.add_trace(go.Heatmap(z=img[r0:r0 + window, c0:c0 + window], x=cols, y=rows,
-                             # "-1", not "-1.0": the background's many numbers crowd a cell less
-                             texttemplate=f"%{{z:.{decimals}~f}}", textfont=dict(size=FONT_SIZE), **scale),
-                  **where[1])
-    for at, x in zip(where, ("x", "x2")):
-        _image_axes(fig, **at)
-        fig.update_yaxes(scaleanchor=x, **at)
+        layout = subplot_layout(titles, 0.08, rows=2, row_heights=(0.22, 0.78))
+    data = [{"type": "heatmap", "z": img, **scale, **panel_axes(1)},
+            {"type": "heatmap", "z": img[r0:r0 + window, c0:c0 + window], "x": cols, "y": rows,
+             # "-1", not "-1.0": the background's many numbers crowd a cell less
+             "texttemplate": f"%{{z:.{decimals}~f}}", "textfont": {"size": FONT_SIZE}, **scale,
+             **panel_axes(2)}]
+    layout["shapes"] = [{"type": "rect", "x0": c0 - 0.5, "x1": cols[-1] + 0.5, "y0": r0 - 0.5,
+                         "y1": rows[-1] + 0.5, "xref": "x", "yref": "y",
+                         "line": {"color": PREDICTED, "width": 3}}]
+    for x, y in (("xaxis", "yaxis"), ("xaxis2", "yaxis2")):
+        image_axes(layout[x], layout[y], anchor=layout[y]["anchor"])
     step = 1 if window <= 10 else 2
-    fig.update_xaxes(showticklabels=True, dtick=step, **where[1])
-    fig.update_yaxes(showticklabels=True, dtick=step, **where[1])
-    return _layout(fig, title, height)
+    layout["xaxis2"].update(showticklabels=True, dtick=step)
+    layout["yaxis2"].update(showticklabels=True, dtick=step)
+    return from_dicts(data, styled(layout, title, height))
 
 
 def weight_images(weight, max_units: int = 64, columns: int | None = None, title: str | None = None,

@@ -73,18 +73,25 @@ def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
 # a Figure once, unchecked: ~2 ms. tests/test_plots.py checks each such figure against Plotly's
 # validation, so a misspelt property still fails there.
 
-def subplot_layout(titles: tuple[str, ...], spacing: float) -> dict:
-    """The layout of `make_subplots` with one row of len(titles) panels, each titled: their axes
-    ("xaxis", "xaxis2", ...) and titles, as dicts to fill in. Panel c's traces use `panel_axes(c)`."""
-    return copy.deepcopy(_subplot_layout(tuple(titles), spacing))
+def subplot_layout(titles: tuple[str, ...], spacing: float = 0.2, rows: int = 1, **grid) -> dict:
+    """The layout of `make_subplots` with `rows` rows (by default one) of panels titled `titles` in
+    order, their axes ("xaxis", "xaxis2", ...) as dicts to fill in; `grid` is more of make_subplots'
+    arguments (column_widths, ...). The layout of a grid is made once: Plotly takes 10-30 ms for it.
+    Panel n's traces (from 1, row by row) use `panel_axes(n)`."""
+    layout = copy.deepcopy(_subplot_layout(len(titles), spacing, rows, tuple(sorted(grid.items()))))
+    for note, text in zip(layout["annotations"], titles):
+        note["text"] = text
+    return layout
 
 
 @functools.lru_cache(maxsize=32)
-def _subplot_layout(titles: tuple[str, ...], spacing: float) -> dict:
+def _subplot_layout(panels: int, spacing: float, rows: int, grid: tuple) -> dict:
     from plotly.subplots import make_subplots
 
-    return make_subplots(rows=1, cols=len(titles), subplot_titles=titles,
-                         horizontal_spacing=spacing).layout.to_plotly_json()
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in grid}
+    spacing_kw = "horizontal_spacing" if rows == 1 else "vertical_spacing"
+    return make_subplots(rows=rows, cols=panels // rows, subplot_titles=[f"{n}" for n in range(panels)],
+                         **{spacing_kw: spacing}, **kwargs).layout.to_plotly_json()
 
 
 def panel_axes(col: int) -> dict:
@@ -113,6 +120,13 @@ def styled(layout: dict, title: str | None, height: int) -> dict:
 def from_dicts(data: list[dict], layout: dict) -> go.Figure:
     """A Figure of Plotly's own dicts, not checked again (see above)."""
     return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def image_axes(x: dict, y: dict, anchor: str | None = "x") -> None:
+    """`_image_axes` on a layout's axis dicts: square pixels (y scaled to `anchor`), row 0 at the top."""
+    x.update(showticklabels=False, ticks="", showgrid=False, zeroline=False, constrain="domain")
+    y.update(showticklabels=False, ticks="", showgrid=False, zeroline=False, autorange="reversed",
+             constrain="domain", constraintoward="top", **({"scaleanchor": anchor} if anchor else {}))
 
 
 def _image_axes(fig: go.Figure, row=None, col=None) -> None:

@@ -211,6 +211,7 @@ def test_training_curves_draw_validation_dashed_in_the_runs_colour_and_mark_its_
                for t in training_plots.training_curves({"run": training}).data)  # no validation: no key
 
 
+IMAGES = [None, None]  # the test split's first images and labels, set by the test below
 LIVE = ([0.5, 1.0, 1.5, 2.0], [1.0, 0.6, 0.4, 0.45], [0.7, 0.8, 0.9, 0.88])
 
 
@@ -222,10 +223,14 @@ LIVE = ([0.5, 1.0, 1.5, 2.0], [1.0, 0.6, 0.4, 0.45], [0.7, 0.8, 0.9, 0.88])
                                                         ("relu1", "share"): LIVE[::2]},
                                            "Run 2: b": {("fc1", "grad_ratio_log10"): LIVE[:2]}}, title="x"),
     lambda: training_plots.layer_dynamics({"Training": {}}, epochs=1),
-], ids=["curves", "curves-empty", "dynamics", "dynamics-empty"])
-def test_a_figure_built_as_dicts_passes_plotlys_checks(figure):
-    """The live view's figures skip Plotly's checks as they are built (plot_style.from_dicts): here
-    Plotly checks every property, and a misspelt or misplaced one raises."""
+    lambda: plots.digit_grid(IMAGES[0][:6], IMAGES[1][:6], predictions=IMAGES[1][:6].flip(0)),
+    lambda: plots.pixel_values(IMAGES[0][0], decimals=1, title="x"),
+    lambda: plots.pixel_values(IMAGES[0][1], beside=False, window=8),
+], ids=["curves", "curves-empty", "dynamics", "dynamics-empty", "digit-grid", "pixels", "pixels-below"])
+def test_a_figure_built_as_dicts_passes_plotlys_checks(figure, test_split):
+    """Figures redrawn often (the live view's, a batch's) skip Plotly's checks as they are built
+    (plot_style.from_dicts): here Plotly checks every property, and a misspelt or misplaced one raises."""
+    IMAGES[:] = test_split.normalized(slice(0, 6)), test_split.labels[:6]
     fig = figure()
     checked = go.Figure(fig.to_dict())
     assert len(checked.data) == len(fig.data) and checked.layout.height == fig.layout.height
