@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.measure import median
+from mnistlab.school import stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("MNISTLAB_CHROMIUM", "/usr/bin/chromium")
@@ -102,12 +103,7 @@ def app_start(browser, models_dir: str, visit_pages: bool) -> dict:
         return {"seconds": seconds, "phases": phases, "memory": memory}
     finally:
         context.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 def run(reps: int, quick: bool, log=print) -> dict:

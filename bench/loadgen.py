@@ -44,6 +44,7 @@ from websockets.asyncio.client import connect
 from bench.measure import percentile
 from mnistlab.school import COOKIE as REPLICA_COOKIE  # behind HAProxy: the replica a browser stays on
 from mnistlab.school import HEADER as REPLICA_HEADER  # and the one that answered
+from mnistlab.school import stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CANVAS_FIXTURE = Path(__file__).parent / "fixtures" / "canvas_stroke.json"
@@ -118,15 +119,7 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
+        stop_server(self.proc, getattr(self, "_log", None))
 
 
 def rss_mb(pid: int) -> float:

@@ -74,7 +74,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _train_flags(t: argparse.ArgumentParser) -> None:
-    from mnistlab import network
+    from mnistlab import layers
     from mnistlab.train_config import TrainConfig
 
     t.add_argument("--hidden", default="128,64",
@@ -92,7 +92,7 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
                         "(convolutions take the first)")
     t.add_argument("--dropout", default="0", metavar="P",
                    help=f"dropout after each hidden layer's activation: a probability from 0 (none, the "
-                        f"default) to {network.MAX_DROPOUT:g}, or one per hidden layer, e.g. 0.5,0.2")
+                        f"default) to {layers.MAX_DROPOUT:g}, or one per hidden layer, e.g. 0.5,0.2")
     t.add_argument("--batch-norm", action="store_true",
                    help="batch norm in each hidden layer, between its Linear and its activation")
     t.add_argument("--seed", default="0", help="seed for the initial weights, and for the batch order unless "
@@ -115,7 +115,7 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
 
 
 def _sweep_flags(s: argparse.ArgumentParser) -> None:
-    from mnistlab import network, sweep
+    from mnistlab import layers, sweep
     from mnistlab.train_config import TrainConfig
 
     s.add_argument("--depth", default="1,2",
@@ -131,7 +131,7 @@ def _sweep_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--activation", default="relu,sigmoid", help="sigmoid, tanh, relu (default relu,sigmoid)")
     s.add_argument("--dropout", default="0", metavar="P,...",
                    help=f"dropout probabilities, each in every hidden layer, 0 (none) to "
-                        f"{network.MAX_DROPOUT:g}; several to compare, e.g. 0,0.2,0.5 (default 0)")
+                        f"{layers.MAX_DROPOUT:g}; several to compare, e.g. 0,0.2,0.5 (default 0)")
     s.add_argument("--batch-norm", default="off", nargs="?", const="on", metavar="off|on|off,on",
                    help="batch norm in every hidden layer: off (default), on (also --batch-norm alone), "
                         "or off,on to compare networks without and with it")
@@ -194,10 +194,10 @@ def _threads(value: str) -> int:
     return parse.whole("Threads", value, 1, cores)  # this machine's cores
 
 
-def _use_threads(value: str) -> None:
+def _use_threads(threads: int) -> None:
     import torch
 
-    torch.set_num_threads(_threads(value))
+    torch.set_num_threads(threads)
 
 
 def _duration(seconds: float) -> str:
@@ -228,21 +228,24 @@ class _ProgressBar:
 
 
 def cmd_train(args) -> None:
-    from mnistlab import data, dynamics, model_files, network, runs, splits
+    from mnistlab.architecture import Architecture, Init, Network
     from mnistlab.train_config import TrainConfig
 
-    net = network.Network(network.Architecture.parse(args.hidden, args.activation, args.dropout,
-                                                     args.batch_norm, args.conv, args.pool != "none"),
-                          network.Init(args.zero_bias, args.weight_std), args.seed)
+    net = Network(Architecture.parse(args.hidden, args.activation, args.dropout, args.batch_norm, args.conv,
+                                     args.pool != "none"), Init(args.zero_bias, args.weight_std), args.seed)
     defaults = TrainConfig(batch_seed=net.seed)  # the batches follow --seed unless given
     quick = {"epochs": 1, "train_images": DRY_RUN_IMAGES, "validation": DRY_RUN_IMAGES}
     config = _config(args, defaults, **(quick if args.dry_run else {}))
+    threads = _threads(args.threads)
+    history_path = _history_path(args.history)
+    # the arguments hold (checked without torch, which takes seconds to import): now train
+    from mnistlab import data, dynamics, model_files, network, runs, splits
+
     dataset = config.data
     device = network.resolve_device(args.device)
-    _use_threads(args.threads)
+    _use_threads(threads)
     if args.out is not None:
         model_files.check_name(args.out)  # before training, not after
-    history_path = _history_path(args.history)
     train_split, test_split = (data.load_split(train, dataset=dataset) for train in (True, False))
     if args.dry_run:
         test_split = test_split.first(DRY_RUN_IMAGES)
@@ -311,7 +314,7 @@ def cmd_eval(args) -> None:
     from mnistlab import data, model_files, network, train
 
     device = network.resolve_device(args.device)
-    _use_threads(args.threads)
+    _use_threads(_threads(args.threads))
     path = Path(args.name)
     named = path.suffix == model_files.SUFFIX and path.exists()
     saved = model_files.load_file(path) if named else model_files.load(args.name)
@@ -333,11 +336,7 @@ def cmd_eval(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    import torch
-
-    from mnistlab import data, jobs, sweep
-    from mnistlab.sweep_db import COMMAND_LINE, SweepDatabase
-    from mnistlab.sweep_run import Sweep
+    from mnistlab import sweep
 
     settings = sweep.SweepSettings(
         depths=args.depth, widths=args.hidden, width_rule=args.width_rule, activations=args.activation,
@@ -346,12 +345,19 @@ def cmd_sweep(args) -> None:
         sample_seed=args.sample_seed, base=_config(args, sweep.SweepSettings().base),
         **{axis: getattr(args, f"axis_{axis}") for axis in sweep.SETTING_AXES
            if getattr(args, f"axis_{axis}") is not None})
-    # a stack per core, each at one torch thread: a training thread at more runs slower here
     cores = _threads(args.threads if args.threads is not None else os.cpu_count() or 1)
-    torch.set_num_threads(1)
     out = Path(args.json) if args.json else None
     if out is not None and not out.parent.is_dir():
         raise ConfigError(f"--json: the folder {out.parent} does not exist.")
+    # the arguments hold (checked without torch, which takes seconds to import): now train
+    import torch
+
+    from mnistlab import data, jobs
+    from mnistlab.sweep_db import COMMAND_LINE, SweepDatabase
+    from mnistlab.sweep_run import Sweep
+
+    # a stack per core, each at one torch thread: a training thread at more runs slower here
+    torch.set_num_threads(1)
     dataset = settings.base.data
     train_split, test_split = (data.load_split(train, dataset=dataset) for train in (True, False))
     engine = jobs.make_engine(args.engine, jobs.ray_address(), local_slots=cores)

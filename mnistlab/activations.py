@@ -4,16 +4,20 @@
 function a stack applies, how generated code writes each, its colour in figures, and what goes wrong
 with it (a sigmoid or tanh unit saturates where its local gradient has fallen below 5% of its peak,
 so it barely learns from that input; a ReLU unit is dead when it outputs 0 for every image of a batch).
-Adding an activation is one entry here.
+Adding an activation is one entry here. The table names torch's module and function; torch itself
+is imported only where they are used (a layer's shape, counts and code, and the command line's
+checks, need none of it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 SATURATION = 0.05  # gradient below this fraction of its peak counts as saturated
 
@@ -22,9 +26,8 @@ SATURATION = 0.05  # gradient below this fraction of its peak counts as saturate
 class Activation:
     """One activation function, as every part of the app names and draws it."""
 
-    name: str  # as the lesson names its layers: relu1, sigmoid2, ...
-    module: type[nn.Module]  # in the nn.Sequential
-    function: Callable[[torch.Tensor], torch.Tensor]  # the same, on a tensor (a stack's slice)
+    name: str  # as the lesson names its layers: relu1, sigmoid2, ...; and torch's function (torch.relu)
+    module_name: str  # its module in torch.nn (ReLU)
     code_module: str  # how generated code writes the module
     code_function: str  # and the function, in a forward()
     color: str  # in the sweep's figures
@@ -33,11 +36,25 @@ class Activation:
     def __repr__(self) -> str:
         return f"Activation({self.name})"
 
+    @property
+    def module(self) -> type[nn.Module]:
+        """Its module, as the nn.Sequential holds it."""
+        from torch import nn
+
+        return getattr(nn, self.module_name)
+
+    @property
+    def function(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The same, on a tensor (a stack's slice)."""
+        import torch
+
+        return getattr(torch, self.name)
+
 
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
-    Activation("sigmoid", nn.Sigmoid, torch.sigmoid, "nn.Sigmoid()", "torch.sigmoid", "#e45756", "saturated"),
-    Activation("tanh", nn.Tanh, torch.tanh, "nn.Tanh()", "torch.tanh", "#54a24b", "saturated"),
-    Activation("relu", nn.ReLU, torch.relu, "nn.ReLU()", "F.relu", "#4c78a8", "dead"),
+    Activation("sigmoid", "Sigmoid", "nn.Sigmoid()", "torch.sigmoid", "#e45756", "saturated"),
+    Activation("tanh", "Tanh", "nn.Tanh()", "torch.tanh", "#54a24b", "saturated"),
+    Activation("relu", "ReLU", "nn.ReLU()", "F.relu", "#4c78a8", "dead"),
 )}
 
 
@@ -89,6 +106,8 @@ class LayerActivations:
 
 
 def layer_activations(values: torch.Tensor, activation: str, name: str) -> LayerActivations:
+    import torch
+
     values = values.detach().to("cpu", torch.float32)
     if ACTIVATIONS[activation].problem == "dead":
         share = dead_units(values).float().mean().item()
@@ -97,15 +116,17 @@ def layer_activations(values: torch.Tensor, activation: str, name: str) -> Layer
     return LayerActivations(name, activation, values, share)
 
 
-@torch.no_grad()
 def hidden_activations(model: nn.Sequential, images: torch.Tensor) -> list[LayerActivations]:
     """Run a batch through `model` (built by `network.build`) and keep every hidden layer's output."""
+    import torch
+
     device = next(model.parameters()).device
     x = images.reshape(images.shape[0], -1).to(device)
     layers = []
-    for name, module in model.named_children():
-        x = module(x)
-        act = of_module(module)
-        if act is not None:
-            layers.append(layer_activations(x, act, name))
+    with torch.no_grad():
+        for name, module in model.named_children():
+            x = module(x)
+            act = of_module(module)
+            if act is not None:
+                layers.append(layer_activations(x, act, name))
     return layers

@@ -1,13 +1,16 @@
 """A network's architecture as a value: its list of layers (convolutions and pools, then hidden
 linear layers and the output), checked when it is made (sizes, shapes, the caps), counted (parameters
-and multiply-adds, per layer and in all), written as files, keys and labels hold it. The layer types
-themselves are rows of `layers`; `network` builds the modules."""
+and multiply-adds, per layer and in all), written as files, keys and labels hold it; and a `Network`:
+an architecture, its `Init` and the weights' seed. The layer types themselves are rows of `layers`;
+`network` builds the modules. No torch here: the command line checks its arguments and answers
+--help without loading it."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mnistlab.dataset import MNIST
 from mnistlab.errors import ConfigError
@@ -16,7 +19,6 @@ from mnistlab.layers import (
     MAX_DROPOUT,
     MAX_WIDTH,
     Conv,
-    DropoutMasks,
     Flatten,
     Layer,
     Linear,
@@ -30,7 +32,12 @@ from mnistlab.layers import (
     feature_from_dict,
     parse_features,
 )
-from mnistlab.parse import whole
+from mnistlab.parse import check_seed, whole
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from mnistlab.dropout import DropoutMasks
 
 IMAGE, OUTPUTS = MNIST.image_shape, MNIST.n_classes  # every data set so far: 1×28×28 images, 10 classes
 INPUTS = MNIST.inputs
@@ -304,3 +311,89 @@ class Architecture:
         return cls(tuple(hidden), tuple(acts) if isinstance(acts, list) else acts, **sizes,
                    dropout=tuple(dropout) if isinstance(dropout, list) else dropout,
                    batch_norm=d.get("batch_norm", False), features=tuple(map(feature_from_dict, layers)))
+
+
+@dataclass(frozen=True)
+class Init:
+    """How weights start: PyTorch's default, optionally zero biases and/or normal(0, std) weights."""
+
+    zero_bias: bool = False
+    weight_std: float | None = None  # None keeps PyTorch's default (Kaiming-uniform) weights
+
+    def __post_init__(self):
+        if self.weight_std is not None:
+            try:
+                std = float(self.weight_std)
+            except (TypeError, ValueError):
+                raise ConfigError(f"Weight std must be a number; got {self.weight_std!r}.") from None
+            if not math.isfinite(std) or std <= 0 or std > 10:
+                raise ConfigError(f"Weight std must be a finite number above 0 and at most 10; got {std}.")
+            object.__setattr__(self, "weight_std", std)
+
+    def label(self) -> str:
+        parts = ["default" if self.weight_std is None else f"normal(std={self.weight_std:g})"]
+        if self.zero_bias:
+            parts.append("zero bias")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"zero_bias": self.zero_bias, "weight_std": self.weight_std}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Init:
+        if not isinstance(d, dict):
+            raise ConfigError("An init must be a mapping with 'zero_bias' and 'weight_std'.")
+        return cls(bool(d.get("zero_bias", False)), d.get("weight_std"))
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network before training: its architecture, its init and the seed of its initial weights.
+    The same value builds the same weights, so a link, a sweep trial or a saved model holds this and
+    not the weights themselves."""
+
+    arch: Architecture = Architecture()
+    init: Init = Init()
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "seed", check_seed(self.seed))
+
+    def build(self, device="cpu") -> nn.Sequential:
+        from mnistlab import network  # torch: only a network built needs it
+
+        return network.build(self.arch, self.init, self.seed, device)
+
+    def label(self) -> str:
+        """E.g. "784-128-64-10 relu, init default, seed 0"."""
+        return f"{self.arch.label()}, init {self.init.label()}, seed {self.seed}"
+
+    def to_dict(self) -> dict:
+        return {"arch": self.arch.to_dict(), "init": self.init.to_dict(), "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Network:
+        if not isinstance(d, dict):
+            raise ConfigError("A network must be a mapping with 'arch', 'init' and 'seed'.")
+        arch, init = Architecture.from_dict(d.get("arch")), Init.from_dict(d.get("init") or {})
+        return cls(arch, init, d.get("seed", 0))
+
+
+class HasNetwork:
+    """For what holds a `network` (a Run, a sweep's Trial, a SavedModel): its architecture, init and
+    weights' seed read as its own, written once here."""
+
+    network: Network
+
+    @property
+    def arch(self) -> Architecture:
+        return self.network.arch
+
+    @property
+    def init(self) -> Init:
+        return self.network.init
+
+    @property
+    def seed(self) -> int:
+        """The initial weights' seed (a training's batches have their own: config.batch_seed)."""
+        return self.network.seed

@@ -17,7 +17,6 @@ from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from mnistlab import model_files
 from mnistlab.errors import ConfigError
 
 ENV = "MNISTLAB_DB"
@@ -34,7 +33,7 @@ def url(value: str | None = None) -> str:
     bare path (or a folder) means an SQLite file there."""
     text = (value if value is not None else os.environ.get(ENV, "")).strip()
     if not text:
-        return f"sqlite:///{model_files.models_dir() / FILE_NAME}"
+        return f"sqlite:///{_models_dir() / FILE_NAME}"
     if "://" not in text:
         path = Path(text).expanduser()
         return f"sqlite:///{path / FILE_NAME if path.is_dir() else path}"
@@ -54,7 +53,15 @@ def url(value: str | None = None) -> str:
 
 def url_text() -> str:
     """What $MNISTLAB_DB says, as set (a cache key: the database it names may change in tests)."""
-    return os.environ.get(ENV, "") + "|" + str(model_files.models_dir())
+    return os.environ.get(ENV, "") + "|" + str(_models_dir())
+
+
+def _models_dir() -> Path:
+    """The models folder (`model_files.models_dir`), imported here: model_files imports torch, which
+    a school's --help and the bench's students should not wait for."""
+    from mnistlab import model_files
+
+    return model_files.models_dir()
 
 
 def redacted(text: str) -> str:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar
 
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.parse import whole_number
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from mnistlab.dropout import DropoutMasks
 
 # Caps (also in the README's Limits), so one visitor cannot take a shared server.
 MAX_CONV_LAYERS = 6  # convolutions in one network
@@ -68,48 +70,15 @@ def as_dropout(value, what: str) -> float:
     return p
 
 
-class DropoutMasks:
-    """Where a network's dropout layers draw their masks: one private generator, seeded, shared by
-    its layers in the order they run; never torch's global generator, which every visitor's thread
-    shares. Seeded with s, the masks are those of `nn.Dropout` after `torch.manual_seed(s)` on a CPU
-    (what the generated training code does); `network.seed_dropout` reseeds it (the loop does, each run)."""
+def _torch_nn(masks: DropoutMasks | None):
+    """torch.nn where `masks` asks for modules to be made, None where only their code is: a layer's
+    check, shapes, counts and code need no torch, so the command line's help and checks answer
+    without loading it."""
+    if masks is None:
+        return None
+    from torch import nn
 
-    def __init__(self, seed: int = 0):
-        self.seed, self._generator = seed, None
-
-    def generator(self, device: torch.device) -> torch.Generator:
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device).manual_seed(self.seed)
-        return self._generator
-
-    def bernoulli(self, like: torch.Tensor, p: float) -> torch.Tensor:
-        """A mask scaled as `nn.Dropout`'s: 0 with probability p, else 1 / (1 - p); ATen's CPU dropout
-        draws it exactly so: `empty_like(x).bernoulli_(1 - p).div_(1 - p)`, then `x * mask`."""
-        return torch.empty_like(like).bernoulli_(1 - p, generator=self.generator(like.device)).div_(1 - p)
-
-    def __deepcopy__(self, memo):
-        copy = DropoutMasks(self.seed)
-        if self._generator is not None:
-            copy._generator = torch.Generator(self._generator.device)
-            copy._generator.set_state(self._generator.get_state())
-        return copy
-
-
-class Dropout(nn.Dropout):
-    """`nn.Dropout` drawing its masks from its network's `DropoutMasks`: the same outputs, the same
-    printout ("Dropout(p=0.5, inplace=False)"), no state of its own."""
-
-    def __init__(self, p: float, masks: DropoutMasks):
-        super().__init__(p)
-        self.masks = masks
-
-    def _get_name(self) -> str:
-        return "Dropout"  # prints as the nn.Dropout of the generated code
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return x * self.masks.bernoulli(x, self.p)
+    return nn
 
 
 @dataclass(frozen=True)
@@ -154,13 +123,14 @@ class Layer:
 def _activated(made: list[Made], suffix: str, size: int, norm: str, batch_norm: bool, activation: str,
                dropout: float, masks: DropoutMasks | None) -> list[Made]:
     """A weighted layer's batch norm (when its network has it), activation and dropout (where p > 0)."""
+    nn = _torch_nn(masks)
     if batch_norm:
         made.append(Made(f"bn{suffix}", f"nn.{norm}({size})", masks and getattr(nn, norm)(size)))
     made.append(Made(f"{activation}{suffix}", ACTIVATIONS[activation].code_module,
                      masks and ACTIVATIONS[activation].module(),
                      function=f"{ACTIVATIONS[activation].code_function}({{x}})"))
     if dropout > 0:
-        made.append(Made(f"dropout{suffix}", f"nn.Dropout(p={dropout!r})", masks and Dropout(dropout, masks),
+        made.append(Made(f"dropout{suffix}", f"nn.Dropout(p={dropout!r})", masks and masks.dropout(dropout),
                          function=f"F.dropout({{x}}, p={dropout!r}, training=self.training)"))
     return made
 
@@ -208,6 +178,7 @@ class Conv(Layer):
 
     def made(self, number, shape, batch_norm, masks):
         c_in, k, p = shape[0], self.kernel, self.padding
+        nn = _torch_nn(masks)
         code = f"nn.Conv2d({c_in}, {self.channels}, kernel_size={k}" + (f", padding={p})" if p else ")")
         module = masks and nn.utils.skip_init(nn.Conv2d, c_in, self.channels, k, padding=p)
         made = [Made(f"conv{number}", code, module, weighted=True)]
@@ -247,6 +218,7 @@ class Pool(Layer):
         return (shape[0], shape[1] // self.size, shape[2] // self.size)
 
     def made(self, number, shape, batch_norm, masks):
+        nn = _torch_nn(masks)
         return [Made(f"pool{number}", f"nn.MaxPool2d({self.size})", masks and nn.MaxPool2d(self.size),
                      function=f"F.max_pool2d({{x}}, {self.size})")]
 
@@ -267,6 +239,7 @@ class Flatten(Layer):
         return (math.prod(shape),)
 
     def made(self, number, shape, batch_norm, masks):
+        nn = _torch_nn(masks)
         return [Made("flatten", "nn.Flatten()", masks and nn.Flatten(),
                      function="{x}.view({x}.shape[0], -1)")]
 
@@ -294,6 +267,7 @@ class Linear(Layer):
         return shape[0] * self.size
 
     def made(self, number, shape, batch_norm, masks):
+        nn = _torch_nn(masks)
         made = [Made(f"fc{number}", f"nn.Linear({shape[0]}, {self.size})",
                      masks and nn.utils.skip_init(nn.Linear, shape[0], self.size), weighted=True)]
         return _activated(made, str(number), self.size, "BatchNorm1d", batch_norm, self.activation,
@@ -320,6 +294,7 @@ class Output(Layer):
         return shape[0] * self.classes
 
     def made(self, number, shape, batch_norm, masks):
+        nn = _torch_nn(masks)
         return [Made("output", f"nn.Linear({shape[0]}, {self.classes})",
                      masks and nn.utils.skip_init(nn.Linear, shape[0], self.classes), weighted=True),
                 Made("softmax", "nn.Softmax(dim=1)", masks and nn.Softmax(dim=1),

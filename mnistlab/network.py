@@ -1,18 +1,18 @@
-"""Networks as values: an `Architecture` (architecture.py: its list of layers), its `Init`, and a
-`Network` (both and the weights' seed), which builds the lesson's named `nn.Sequential`."""
+"""Networks made: a `Network` (architecture.py: its list of layers, its `Init` and the weights' seed)
+built into the lesson's named `nn.Sequential`, and what the app asks of one. The values themselves
+need no torch and live in architecture.py; their names are here too, where callers find them."""
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.architecture import (  # noqa: F401 - the caps: where callers find them
+from mnistlab.architecture import (  # noqa: F401 - the values and caps: where callers find them
     INPUTS,
     MAX_HIDDEN_LAYERS,
     MAX_INPUTS,
@@ -20,104 +20,14 @@ from mnistlab.architecture import (  # noqa: F401 - the caps: where callers find
     MAX_PARAMETERS,
     OUTPUTS,
     Architecture,
+    HasNetwork,
+    Init,
+    Network,
 )
 from mnistlab.devices import available_devices, resolve_device  # noqa: F401 - where callers find them
-from mnistlab.errors import ConfigError
-from mnistlab.layers import MAX_CONV_LAYERS, MAX_DROPOUT, MAX_WIDTH, Dropout, DropoutMasks  # noqa: F401
-from mnistlab.parse import whole_number
-
-
-@dataclass(frozen=True)
-class Init:
-    """How weights start: PyTorch's default, optionally zero biases and/or normal(0, std) weights."""
-
-    zero_bias: bool = False
-    weight_std: float | None = None  # None keeps PyTorch's default (Kaiming-uniform) weights
-
-    def __post_init__(self):
-        if self.weight_std is not None:
-            try:
-                std = float(self.weight_std)
-            except (TypeError, ValueError):
-                raise ConfigError(f"Weight std must be a number; got {self.weight_std!r}.") from None
-            if not math.isfinite(std) or std <= 0 or std > 10:
-                raise ConfigError(f"Weight std must be a finite number above 0 and at most 10; got {std}.")
-            object.__setattr__(self, "weight_std", std)
-
-    def label(self) -> str:
-        parts = ["default" if self.weight_std is None else f"normal(std={self.weight_std:g})"]
-        if self.zero_bias:
-            parts.append("zero bias")
-        return ", ".join(parts)
-
-    def to_dict(self) -> dict:
-        return {"zero_bias": self.zero_bias, "weight_std": self.weight_std}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Init:
-        if not isinstance(d, dict):
-            raise ConfigError("An init must be a mapping with 'zero_bias' and 'weight_std'.")
-        return cls(bool(d.get("zero_bias", False)), d.get("weight_std"))
-
-
-MAX_SEED = 2**31 - 1
-
-
-def check_seed(seed) -> int:
-    if isinstance(seed, bool) or not whole_number(str(seed).strip()) or int(seed) > MAX_SEED:
-        raise ConfigError(f"Seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}.")
-    return int(seed)
-
-
-@dataclass(frozen=True)
-class Network:
-    """One network before training: its architecture, its init and the seed of its initial weights.
-    The same value builds the same weights, so a link, a sweep trial or a saved model holds this and
-    not the weights themselves."""
-
-    arch: Architecture = Architecture()
-    init: Init = Init()
-    seed: int = 0
-
-    def __post_init__(self):
-        object.__setattr__(self, "seed", check_seed(self.seed))
-
-    def build(self, device="cpu") -> nn.Sequential:
-        return build(self.arch, self.init, self.seed, device)
-
-    def label(self) -> str:
-        """E.g. "784-128-64-10 relu, init default, seed 0"."""
-        return f"{self.arch.label()}, init {self.init.label()}, seed {self.seed}"
-
-    def to_dict(self) -> dict:
-        return {"arch": self.arch.to_dict(), "init": self.init.to_dict(), "seed": self.seed}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Network:
-        if not isinstance(d, dict):
-            raise ConfigError("A network must be a mapping with 'arch', 'init' and 'seed'.")
-        arch, init = Architecture.from_dict(d.get("arch")), Init.from_dict(d.get("init") or {})
-        return cls(arch, init, d.get("seed", 0))
-
-
-class HasNetwork:
-    """For what holds a `network` (a Run, a sweep's Trial, a SavedModel): its architecture, init and
-    weights' seed read as its own, written once here."""
-
-    network: Network
-
-    @property
-    def arch(self) -> Architecture:
-        return self.network.arch
-
-    @property
-    def init(self) -> Init:
-        return self.network.init
-
-    @property
-    def seed(self) -> int:
-        """The initial weights' seed (a training's batches have their own: config.batch_seed)."""
-        return self.network.seed
+from mnistlab.dropout import Dropout, DropoutMasks  # noqa: F401 - where callers find them
+from mnistlab.layers import MAX_CONV_LAYERS, MAX_DROPOUT, MAX_WIDTH  # noqa: F401
+from mnistlab.parse import MAX_SEED, check_seed  # noqa: F401 - where callers find them
 
 
 class HasWeights(HasNetwork):
@@ -140,7 +50,8 @@ def state_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def build(arch: Architecture, init: Init = Init(), seed: int = 0, device="cpu") -> nn.Sequential:
+def build(arch: Architecture, init: Init = Init(), seed: int = 0,  # noqa: B008 - a frozen value
+          device="cpu") -> nn.Sequential:
     """The lesson's named `nn.Sequential`, weights drawn as the generated code draws them.
 
     The same numbers as `torch.manual_seed(seed)` followed by constructing the layers in order and

@@ -43,3 +43,12 @@ def last(value, limit: int | None = None) -> str:
         value = value[-1] if value else ""
     text = "" if value is None else str(value)
     return text if limit is None else text[:limit]
+
+
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not whole_number(str(seed).strip()) or int(seed) > MAX_SEED:
+        raise ConfigError(f"Seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}.")
+    return int(seed)

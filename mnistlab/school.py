@@ -123,6 +123,20 @@ def shared_env(database: str, models: Path, cookie_secret: str) -> dict[str, str
     return {db.ENV: url, "MNISTLAB_MODELS": str(models), "STREAMLIT_SERVER_COOKIE_SECRET": cookie_secret}
 
 
+def stop_server(proc: subprocess.Popen | None, log=None, timeout_s: float = 15) -> None:
+    """Stop a server started with Popen: asked to (SIGTERM), then killed if it has not exited within
+    `timeout_s`; then its log file closed. A replica, HAProxy and the bench's server stop so."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if log is not None:
+        log.close()
+
+
 @dataclass
 class Process:
     name: str
@@ -144,15 +158,7 @@ class Process:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.running():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
+        stop_server(self.proc, getattr(self, "_log", None))
 
 
 @dataclass

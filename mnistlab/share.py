@@ -22,9 +22,10 @@ from collections.abc import Mapping
 
 from mnistlab import dataset as datasets
 from mnistlab import parse
+from mnistlab.architecture import Architecture, Init, Network
 from mnistlab.errors import ConfigError
 from mnistlab.layers import Conv, as_activation, parse_features
-from mnistlab.network import MAX_SEED, Architecture, Init, Network, check_seed
+from mnistlab.parse import MAX_SEED, check_seed
 
 # Normal-init std values offered on the Build page: a log scale from 0.001 to 10.
 STD_SCALE = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)

@@ -19,9 +19,8 @@ import torch
 
 from mnistlab.data import Split
 from mnistlab.errors import ConfigError
+from mnistlab.train_config import MAX_VALIDATION, MIN_VALIDATION  # the caps: TrainConfig's
 
-DEFAULT_VALIDATION, MIN_VALIDATION, MAX_VALIDATION = 10_000, 1_000, 20_000
-TRAIN_SIZES = (100, 300, 1_000, 3_000, 10_000, None)  # a page's menu; None: all that remain
 CACHED_PER_SPLIT = 4  # settings' splits kept per loaded split: a copy of the images each (~40 MB)
 
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -17,11 +17,12 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mnistlab import layers, network, parse, stacked
+from mnistlab import layers, parse
 from mnistlab.activations import ACTIVATIONS
+from mnistlab.architecture import Architecture, HasNetwork, Init, Network
 from mnistlab.errors import ConfigError
-from mnistlab.network import Network
 from mnistlab.sweep_values import (  # noqa: F401 - parse_list, widths_for, ...: where callers find them
     MAX_CONV_STACKS,
     WIDTH_RULES,
@@ -34,6 +35,9 @@ from mnistlab.sweep_values import (  # noqa: F401 - parse_list, widths_for, ...:
     widths_for,
 )
 from mnistlab.train_config import TrainConfig, link_text
+
+if TYPE_CHECKING:  # no torch at import: the command line makes its flags and checks from these values
+    from mnistlab import stacked
 
 # Caps for a shared classroom server (also in the README's Limits table).
 MAX_DEPTH = 4
@@ -58,7 +62,7 @@ def key_form(config: TrainConfig) -> dict:
 
 
 @dataclass(frozen=True)
-class Trial(network.HasNetwork):
+class Trial(HasNetwork):
     """One network trained once: which network (architecture, init, weight seed), and how."""
 
     network: Network
@@ -153,7 +157,7 @@ class SweepSettings:
         set_("depths", parse_list("Hidden layers", self.depths,
                                   lambda p: parse.whole("Hidden layers", p, 0, MAX_DEPTH)))
         set_("widths", parse_list("Widths", self.widths,
-                                  lambda p: parse.whole("A width", p, 1, network.MAX_WIDTH)))
+                                  lambda p: parse.whole("A width", p, 1, layers.MAX_WIDTH)))
         rule = str(self.width_rule).strip().lower()
         if rule not in WIDTH_RULES:
             raise ConfigError(f"Width rule must be one of {', '.join(WIDTH_RULES)}; got {self.width_rule!r}.")
@@ -194,7 +198,7 @@ class SweepSettings:
             set_("sample", parse.whole("Random sample", self.sample, 1, MAX_TRIALS))
         else:
             set_("sample", None)
-        set_("sample_seed", network.check_seed(self.sample_seed))
+        set_("sample_seed", parse.check_seed(self.sample_seed))
         n = self.n_trials
         if n > MAX_TRIALS:
             raise ConfigError(f"This sweep has {n:,} trials; a sweep may have at most {MAX_TRIALS} on this "
@@ -242,10 +246,10 @@ class SweepSettings:
                 grid = [{**g, name: v} for g in grid for v in getattr(self, axis)]
         return grid
 
-    def architectures(self) -> list[network.Architecture]:
+    def architectures(self) -> list[Architecture]:
         """Each network of the grid, once (a network without hidden layers has no width)."""
         data = self.base.data
-        archs = [network.Architecture(widths_for(w, d, self.width_rule), a, data.image_shape, data.n_classes,
+        archs = [Architecture(widths_for(w, d, self.width_rule), a, data.image_shape, data.n_classes,
                                       dropout=p, batch_norm=bn,
                                       features=layers.parse_features(c.replace("none", ""), a, False))
                  for c in self.convs for d in self.depths for w in self.widths for p in self.dropouts
@@ -265,9 +269,9 @@ class SweepSettings:
     def n_trials(self) -> int:
         return self.n_configs * self.seeds
 
-    def configs(self) -> list[tuple[network.Architecture, network.Init, TrainConfig]]:
+    def configs(self) -> list[tuple[Architecture, Init, TrainConfig]]:
         """Every config of the grid, or the random sample of them (the same sample for the same settings)."""
-        grid = [(arch, network.Init(weight_std=std), self.config(i, **settings))
+        grid = [(arch, Init(weight_std=std), self.config(i, **settings))
                 for arch in self.architectures() for std in self.inits for i in range(len(self.lrs))
                 for settings in self.setting_grid()]
         if self.sample and self.sample < len(grid):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from mnistlab import layers, network
+from mnistlab import layers
 from mnistlab.errors import ConfigError
 from mnistlab.share import STD_SCALE
 
@@ -63,8 +63,8 @@ def dropout_value(value) -> float:
         p = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
         p = math.nan
-    if not 0 <= p <= network.MAX_DROPOUT:  # NaN fails too
-        raise ConfigError(f"Dropouts must be numbers from 0 (none) to {network.MAX_DROPOUT:g}, e.g. "
+    if not 0 <= p <= layers.MAX_DROPOUT:  # NaN fails too
+        raise ConfigError(f"Dropouts must be numbers from 0 (none) to {layers.MAX_DROPOUT:g}, e.g. "
                           f"0,0.2,0.5; got {str(value).strip()!r}.")
     return p
 

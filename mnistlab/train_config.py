@@ -9,16 +9,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from mnistlab import network, parse, splits
-from mnistlab.data import NORMALIZATION_RANGE, check_normalization, normalize_code
+from mnistlab import parse
 from mnistlab.dataset import DATASETS, Dataset
 from mnistlab.dataset import DEFAULT as DEFAULT_DATASET
 from mnistlab.dataset import get as dataset_named
 from mnistlab.errors import ConfigError
+from mnistlab.normalization import NORMALIZATION_RANGE, check_normalization, normalize_code
+
+if TYPE_CHECKING:  # no torch at import: the command line makes its flags from these fields
+    import torch
+
+    from mnistlab.architecture import Architecture
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 # Caps per run, so one visitor cannot hold a shared server's CPUs for long (also in the README).
@@ -27,8 +30,11 @@ MAX_BATCH_SIZE = 4096
 MAX_LR = 10.0
 MAX_WEIGHT_DECAY = 1.0
 MAX_EVALUATIONS = 10  # validation evaluations per epoch
+# Training images set aside to validate (splits.training_splits sets them aside)
+DEFAULT_VALIDATION, MIN_VALIDATION, MAX_VALIDATION = 10_000, 1_000, 20_000
 # What a page offers for the settings with a widget of their own
 WEIGHT_DECAYS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
+TRAIN_SIZES = (100, 300, 1_000, 3_000, 10_000, None)  # None: all that do not validate
 LABEL_NOISES = tuple(i / 20 for i in range(21))
 EARLY_STOPS = (None, *range(1, 11))
 WEIGHT_DECAY_TEXT = (
@@ -119,12 +125,12 @@ class TrainConfig:
         None, "Training images",
         "train on the first N images of a seeded stratified order of the training split, each class in "
         "proportion, e.g. 100, 1000 (default: all that do not validate)", "--train-images",
-        choices=splits.TRAIN_SIZES, text=_images_text, menu=True,
+        choices=TRAIN_SIZES, text=_images_text, menu=True,
         sweep=SweepAxis("train_sizes", "Training-set sizes", "images"))
     validation: int = setting(
-        splits.DEFAULT_VALIDATION, "Validation images",
-        f"training images set aside to choose with (never trained on), {splits.MIN_VALIDATION:,} to "
-        f"{splits.MAX_VALIDATION:,}; the test images only report", "--validation")
+        DEFAULT_VALIDATION, "Validation images",
+        f"training images set aside to choose with (never trained on), {MIN_VALIDATION:,} to "
+        f"{MAX_VALIDATION:,}; the test images only report", "--validation")
     split_seed: int = setting(0, "Split seed", "which training images validate, their order, and which "
                                                "labels the label noise changes", "--split-seed")
     label_noise: float = setting(
@@ -151,11 +157,11 @@ class TrainConfig:
         set_("momentum", parse.number("Momentum", self.momentum, 0, 0.999, lo_open=False))
         set_("batch_size", parse.whole("Batch size", self.batch_size, 1, MAX_BATCH_SIZE))
         set_("epochs", parse.whole("Epochs", self.epochs, 1, MAX_EPOCHS))
-        set_("batch_seed", network.check_seed(self.batch_seed))
+        set_("batch_seed", parse.check_seed(self.batch_seed))
         set_("normalization", check_normalization(self.normalization))
-        set_("validation", parse.whole("Validation images", self.validation, splits.MIN_VALIDATION,
-                                       splits.MAX_VALIDATION))
-        set_("split_seed", network.check_seed(self.split_seed))
+        set_("validation", parse.whole("Validation images", self.validation, MIN_VALIDATION,
+                                       MAX_VALIDATION))
+        set_("split_seed", parse.check_seed(self.split_seed))
         if self.train_images in (None, "", 0, "0"):
             set_("train_images", None)
         else:
@@ -202,7 +208,7 @@ class TrainConfig:
         epochs = f"{self.epochs} epoch{'s' * (self.epochs != 1)}"
         data = "" if self.dataset == DEFAULT_DATASET.name else f", {self.data.title}"
         first = f", first {self.train_images:,} images" if self.train_images else ""
-        if self.validation != splits.DEFAULT_VALIDATION:
+        if self.validation != DEFAULT_VALIDATION:
             first += f", {self.validation:,} validate"
         noise = f", {self.label_noise:.0%} label noise" if self.label_noise else ""
         stop = f", early stop {self.early_stop}" if self.early_stop else ""
@@ -211,6 +217,8 @@ class TrainConfig:
 
     def splits_text(self) -> str:
         """What these settings train on, validate with and test on, in a sentence (Markdown)."""
+        from mnistlab import splits
+
         ds = self.data
         total = ds.train_size
         n = self.train_images or total - self.validation
@@ -227,6 +235,8 @@ class TrainConfig:
                 f"images** it has never seen, which only report.")
 
     def make_optimizer(self, parameters) -> torch.optim.Optimizer:
+        import torch
+
         # fused: one kernel updates every tensor. Fewer ops than per-tensor updates: ~20% faster per
         # epoch alone, and far fewer GIL waits in a busy server.
         decay = self.weight_decay
@@ -270,11 +280,13 @@ def optimizer_code(config: TrainConfig) -> str:
     return f"optim.{name}(model.parameters(), lr={config.lr:g}{momentum}{decay}, fused=True)"
 
 
-def training_code(config: TrainConfig, arch: network.Architecture | None = None) -> str:
+def training_code(config: TrainConfig, arch: Architecture | None = None) -> str:
     """The lesson's training loop with these settings, the validation split and its check at each
     epoch's end: what `runs.run` does, step for step (it also checks validation within epochs; for a
     network with dropout, from the masks' seed on: `arch` says whether it has, and whether it is a CNN,
     which reads images unflattened)."""
+    from mnistlab import splits
+
     ds = config.data
     cnn = arch is not None and arch.is_cnn  # a CNN reads the (64, 1, 28, 28) batch as it comes
     flatten = "" if cnn else "        images = images.view(images.shape[0], -1)\n"
@@ -328,9 +340,9 @@ def _early_stop_start(config: TrainConfig) -> str:
     return "best_loss, best_epoch = float('inf'), 0\n" if config.early_stop else ""
 
 
-def _dropout_code(config: TrainConfig, arch: network.Architecture | None) -> str:
+def _dropout_code(config: TrainConfig, arch: Architecture | None) -> str:
     """The line that seeds dropout's masks: the app draws them from a private generator seeded so, in
-    the same order (network.DropoutMasks)."""
+    the same order (dropout.DropoutMasks)."""
     if arch is None or not arch.has_dropout:
         return ""
     return f"torch.manual_seed({config.batch_seed})  # the dropout masks: the batch-order seed\n"

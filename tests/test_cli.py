@@ -182,6 +182,23 @@ def test_help_answers_without_importing_torch():
     assert imported == "False" and float(seconds) < 1
 
 
+@pytest.mark.parametrize("argv", [["train", "--help"], ["sweep", "--help"], ["eval", "--help"],
+                                  ["school", "--help"], ["train", "--nope"], ["sweep", "--pool", "2"],
+                                  ["train", "--epochs", "x"], ["train", "--hidden", "64,x"],
+                                  ["train", "--conv", "8:30"], ["sweep", "--depth", "9"],
+                                  ["sweep", "--weight-decay", "0,2"]])
+def test_a_command_s_help_and_argument_errors_answer_without_importing_torch(argv):
+    """`train --help` and `sweep --help` took 2.2 s, torch imported to make their flags; an argument
+    that does not hold is told before torch is imported too (it needs no data)."""
+    probe = ("import runpy, sys\ntry: runpy.run_module('mnistlab', run_name='__main__')\n"
+             "except SystemExit: pass\nprint('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    said = done.stdout + done.stderr
+    assert ("usage: " in said) if "--help" in argv else ("error: " in said), said
+    assert done.stdout.split()[-1] == "False", said
+
+
 @pytest.mark.parametrize("command", ["train", "sweep"])
 def test_help_names_what_each_flag_takes_and_each_default_once(command, capsys):
     with pytest.raises(SystemExit) as e:

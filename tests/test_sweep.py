@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from mnistlab import data, jobs, network, sweep, sweep_db, sweep_plots, sweep_results, sweep_run
+from mnistlab import data, jobs, network, stacked, sweep, sweep_db, sweep_plots, sweep_results, sweep_run
 from mnistlab.errors import ConfigError
 from mnistlab.train_config import TrainConfig
 
@@ -80,7 +80,7 @@ def test_the_pareto_front_holds_the_best_validation_accuracy_for_each_budget():
 
 def _record(trial, accuracy, validation=None):
     validation = accuracy if validation is None else validation
-    return trial.record(sweep.stacked.Trained(accuracy, 0.3, [accuracy] * 10, 0.4, 2.0, 2,
+    return trial.record(stacked.Trained(accuracy, 0.3, [accuracy] * 10, 0.4, 2.0, 2,
                                               train_accuracy=0.99, validation_accuracy=validation,
                                               validation_loss=0.2, best_epoch=1,
                                               best_validation_accuracy=validation), "local")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab import sweep, sweep_db, sweep_run
+from mnistlab import stacked, sweep, sweep_db, sweep_run
 from mnistlab.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -24,7 +24,7 @@ def small(widths="16", activations="relu,tanh") -> sweep.SweepSettings:
 
 
 def record(trial, accuracy=0.9, finished=1.0) -> dict:
-    trained = sweep.stacked.Trained(accuracy, 0.3, [accuracy] * 10, 0.4, 2.0, 2)
+    trained = stacked.Trained(accuracy, 0.3, [accuracy] * 10, 0.4, 2.0, 2)
     return {**trial.record(trained, "local"), "finished": finished}
 
 

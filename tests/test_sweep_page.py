@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import visitor
-from mnistlab import network, share, sweep, sweep_db
+from mnistlab import network, share, stacked, sweep, sweep_db
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
@@ -120,7 +120,7 @@ def test_a_saved_sweep_reopens_in_a_new_session_and_resumes_only_what_is_missing
     store = sweep_db.SweepDatabase()
     store.add_sweep(settings, visitor.id_of(ANN))
     first = settings.trials()[0]
-    trained = sweep.stacked.Trained(0.9, 0.3, [0.9] * 10, 0.4, 1.0, 1)
+    trained = stacked.Trained(0.9, 0.3, [0.9] * 10, 0.4, 1.0, 1)
     store.add_trial(settings.id, first.record(trained, "local"))
     at = open_explore()
     assert at.selectbox(key="ex_saved").value == settings.id

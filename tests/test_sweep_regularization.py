@@ -12,7 +12,7 @@ SMALL = dict(depths="1", widths="16", activations="relu,tanh")
 
 
 def _trained(test, validation, train=0.99):
-    return sweep.stacked.Trained(test, 0.3, [test] * 10, 0.4, 2.0, 2, train_accuracy=train,
+    return stacked.Trained(test, 0.3, [test] * 10, 0.4, 2.0, 2, train_accuracy=train,
                                  validation_accuracy=validation, validation_loss=0.2, best_epoch=1,
                                  best_validation_accuracy=validation)
 
