@@ -38,21 +38,22 @@ def replays() -> weakref.WeakKeyDictionary:
 
 
 @st.cache_resource
-def filter_figures() -> dict:
-    """CNN runs' trained filters, drawn once: by the id of a run's conv1 weights (a run's weights never
-    change), with a weak reference to them, so a figure goes with its run."""
+def run_figures() -> dict:
+    """Figures of runs, each drawn once (Plotly takes 50-250 ms for one; a page shows its open tab's on
+    every rerun): by the id of a tensor of the run's weights, which never change, and what is drawn,
+    with a weak reference to the tensor, so a run's figures go with it."""
     return {}
 
 
-def trained_filters(run: Run):
-    weight, cache = run.state["conv1.weight"], filter_figures()
-    held = cache.get(id(weight))
-    if held is None or held[0]() is not weight:
+def drawn(run: Run, what: tuple, make):
+    """`make()`, the figure `what` of `run`, drawn once for the server (see `run_figures`)."""
+    anchor, cache = next(iter(run.state.values())), run_figures()
+    held = cache.get((id(anchor), what))
+    if held is None or held[0]() is not anchor:
         for k in [k for k, (ref, _) in list(cache.items()) if ref() is None]:
             cache.pop(k, None)
-        cache[id(weight)] = (weakref.ref(weight), conv_plots.filters_figure(run.model(),
-                                                                           title="Filters after training"))
-    return cache[id(weight)][1]
+        cache[id(anchor), what] = held = (weakref.ref(anchor), make())
+    return held[1]
 
 
 def split_curves(runs: dict[str, Run]) -> tuple[dict, dict]:
@@ -195,9 +196,9 @@ def show_confusion(run: Run, test_split: data.Split) -> None:
     """Which classes it takes for which, on the test images, and its accuracy per class."""
     e, classes = run.evaluation, run.dataset.classes
     kind = "digit" if run.dataset.things == "digits" else "class"
-    lab_ui.plot(plots.confusion_matrix(e.confusion, classes=classes,
-                                       title=f"True {kind} (rows) and prediction (columns), on the "
-                                             f"{len(test_split):,} test images"))
+    lab_ui.plot(drawn(run, ("confusion",), lambda: plots.confusion_matrix(
+        e.confusion, classes=classes,
+        title=f"True {kind} (rows) and prediction (columns), on the {len(test_split):,} test images")))
     st.dataframe(pd.DataFrame([[f"{a:.1%}" for a in e.per_class_accuracy]], index=["test accuracy"],
                               columns=[f"digit {c}" if kind == "digit" else c for c in classes]),
                  width="stretch")
@@ -218,11 +219,10 @@ def show_mistakes(run: Run, test_split: data.Split) -> None:
     if len(mistakes) == 0:
         return
     grid = mistakes[:MISTAKES_GRID]
-    lab_ui.plot(plots.digit_grid(test_split.normalized(grid), test_split.labels[grid],
-                                 predictions=probabilities[:MISTAKES_GRID].argmax(1),
-                                 classes=classes,
-                                 title=f"The first {len(grid)} of {len(mistakes):,} shown test "
-                                       f"mistakes: true → predicted"))
+    title = f"The first {len(grid)} of {len(mistakes):,} shown test mistakes: true → predicted"
+    lab_ui.plot(drawn(run, ("mistakes",), lambda: plots.digit_grid(
+        test_split.normalized(grid), test_split.labels[grid], classes=classes, title=title,
+        predictions=probabilities[:MISTAKES_GRID].argmax(1))))
     pages = math.ceil(len(mistakes) / GALLERY)
     st.session_state.setdefault("tr_gallery", 1.0)  # the field's type (lab_ui.whole_field)
     column = st.columns(3)[0]
@@ -243,16 +243,18 @@ def show_weights(run: Run) -> None:
     after = {f"{n} {tuple(run.state[n].shape)}": run.state[n] for n in names}
     if run.initial_state is not None:
         before = {f"{n} {tuple(run.state[n].shape)}": run.initial_state[n] for n in names}
-        lab_ui.plot(plots.histograms_before_after(before, after, title="Weights and biases before (grey) "
-                                                                       "and after (blue) training"))
+        lab_ui.plot(drawn(run, ("histograms",), lambda: plots.histograms_before_after(
+            before, after, title="Weights and biases before (grey) and after (blue) training")))
     else:
-        lab_ui.plot(plots.histograms(after, title="Weights and biases (loaded: no 'before')"))
+        lab_ui.plot(drawn(run, ("histograms",), lambda: plots.histograms(
+            after, title="Weights and biases (loaded: no 'before')")))
     if run.arch.is_cnn:
         if not run.arch.conv_names():
             return  # pools only: no filters
         st.caption(f"{conv_plots.FILTERS_LEGEND} The replay on the Learning dynamics tab shows conv1's "
                    f"filters as they learned, epoch by epoch." if run.dynamics else conv_plots.FILTERS_LEGEND)
-        lab_ui.plot(trained_filters(run), key="tr_filters")
+        lab_ui.plot(drawn(run, ("filters",), lambda: conv_plots.filters_figure(
+            run.model(), title="Filters after training")), key="tr_filters")
         return
     first = run.arch.weighted_names()[0]  # fc1, or without hidden layers the output: one per class
     weight = run.state[f"{first}.weight"]
@@ -263,9 +265,9 @@ def show_weights(run: Run) -> None:
                        help="Off: each on its own scale, so weak ones still show their pattern. "
                             "On: one scale, to compare their sizes.")
     ds = run.config.data
-    lab_ui.plot(plots.weight_images(weight, max_units=SHOWN_UNITS, shared_scale=shared, dataset=ds,
-                                    title=f"{first} weights after training, one {ds.shape_text()} image per "
-                                          f"{one}{more}"))
+    lab_ui.plot(drawn(run, ("weight images", shared), lambda: plots.weight_images(
+        weight, max_units=SHOWN_UNITS, shared_scale=shared, dataset=ds,
+        title=f"{first} weights after training, one {ds.shape_text()} image per {one}{more}")))
 
 
 def show_code(run: Run) -> None:
