@@ -1,0 +1,113 @@
+"""What pages compute once per server and share among visitors, keyed by their inputs.
+
+Here and not in the pages: a page file is a script Streamlit runs afresh on every rerun, and
+`st.cache_resource` / `st.cache_data` read and hash the function's source each time they decorate it
+(about 5% of a busy classroom server's time). Decorated in a module, they are decorated once per process
+(tests/test_page_cache.py keeps them out of the pages). Every value a cache depends on is an argument
+(the visitor's data set by its name) or a constant here, never a page's variable.
+"""
+
+import pandas as pd
+import streamlit as st
+import torch
+
+import lab_ui
+from mnistlab import (
+    activations,
+    codegen,
+    conv_plots,
+    network,
+    network_diagram,
+    plots,
+)
+from mnistlab.network import Architecture, Init, build, probabilities
+
+# -- Build: what the page shows of a network, the same for every visitor with the same (arch, init, seed)
+# A rerun that changes nothing else (another tab, a code style, a classmate with the default network)
+# only sends them again. CPU weights: the page's device draws the very same numbers.
+
+SHOWN_UNITS = 64  # first-layer weight images: a readable number
+ACTIVATION_BATCH = 256
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def built(arch: Architecture, init: Init, seed: int, device: str) -> torch.nn.Sequential:
+    """The visitor's network on their device, built once per (network, device) for the server: a rerun
+    that changes nothing about it (another tab, the code style) builds nothing. Read only: its table."""
+    return build(arch, init, seed, device)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def printed(arch: Architecture, style: str) -> str:
+    return codegen.printed(arch, style)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def generated(state: network.Network, style: str, device: str) -> str:
+    return codegen.generate(state, style, device)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def untrained(arch: Architecture, init: Init, seed: int) -> torch.nn.Sequential:
+    return build(arch, init, seed).requires_grad_(False).eval()  # predicting: dropout off, batch norm's stats
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def weight_figures(arch: Architecture, init: Init, seed: int, shared_scale: bool) -> tuple:
+    model = untrained(arch, init, seed)
+    panels = {}
+    for name, layer in model.named_children():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            panels[f"{name}.weight {tuple(layer.weight.shape)}"] = layer.weight
+            panels[f"{name}.bias {tuple(layer.bias.shape)}"] = layer.bias
+    if arch.is_cnn:  # fc1 reads maps, not pixels: its rows are no images (the Filters tab has conv1's)
+        return plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"), None
+    shown = min(SHOWN_UNITS, arch.hidden[0])
+    first = f" (first {shown} of {arch.hidden[0]})" if shown < arch.hidden[0] else ""
+    images = plots.weight_images(model.fc1.weight, max_units=SHOWN_UNITS, shared_scale=shared_scale,
+                                 title=f"fc1 weights as 28×28 images, one per hidden unit{first}")
+    return plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"), images
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def forward_figure(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
+    test_split = lab_ui.split(False, data_name)
+    image = test_split.normalized([index])
+    ps = probabilities(untrained(arch, init, seed), image)[0]
+    return plots.view_classify(image[0], ps, label=int(test_split.labels[index]),
+                               title=f"Untrained {arch.label()}, init {init.label()}",
+                               classes=test_split.dataset.classes)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def network_view(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
+    test_split = lab_ui.split(False, data_name)
+    classes = test_split.dataset.classes
+    return network_diagram.network_figure(
+        untrained(arch, init, seed), test_split.normalized([index]), class_names=classes,
+        title=f"Untrained {arch.label()}: test image {index}, label {classes[int(test_split.labels[index])]}")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def filters_view(arch: Architecture, init: Init, seed: int):
+    return conv_plots.filters_figure(untrained(arch, init, seed),
+                                     title=f"Untrained filters: init {init.label()}, seed {seed}")
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def feature_maps_view(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
+    test_split = lab_ui.split(False, data_name)
+    classes = test_split.dataset.classes
+    maps = conv_plots.feature_maps(untrained(arch, init, seed), test_split.normalized([index]))
+    return conv_plots.feature_maps_figure(
+        maps, title=f"Untrained: test image {index}, label {classes[int(test_split.labels[index])]}")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def activation_view(arch: Architecture, init: Init, seed: int, data_name: str) -> tuple:
+    hidden = activations.hidden_activations(untrained(arch, init, seed),
+                                        lab_ui.split(False, data_name).normalized(slice(0, ACTIVATION_BATCH)))
+    rows = pd.DataFrame([{"layer": a.name, "units": a.values.shape[1],
+                          "cannot learn much": f"{a.share:.0%} {a.problem}"} for a in hidden])
+    return rows, plots.histograms({a.label(): a.values for a in hidden}, columns=2, x_title="activation",
+                                  log_y=True, title="How often each activation value occurs (log scale)")
