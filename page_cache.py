@@ -20,6 +20,8 @@ from mnistlab import (
     network_diagram,
     plots,
 )
+from mnistlab.data import MEAN, STD, normalize, normalize_code
+from mnistlab.dataset import Dataset
 from mnistlab.network import Architecture, Init, build, probabilities
 
 # -- Build: what the page shows of a network, the same for every visitor with the same (arch, init, seed)
@@ -111,3 +113,42 @@ def activation_view(arch: Architecture, init: Init, seed: int, data_name: str) -
                           "cannot learn much": f"{a.share:.0%} {a.problem}"} for a in hidden])
     return rows, plots.histograms({a.label(): a.values for a in hidden}, columns=2, x_title="activation",
                                   log_y=True, title="How often each activation value occurs (log scale)")
+
+
+# -- Dataset: classmates with the same loader settings see the same batches in the same order ---------
+# `batch` is the batch's fingerprint (the page's); a rerun that changes nothing (or only the page's
+# fragment) rebuilds none.
+
+BEFORE = "0 to 255 (stored)"
+
+
+def pixel_views(dataset: Dataset) -> dict[str, str]:
+    """The pixel-value views after ToTensor, each with its normalization's name: the lesson's Normalize
+    first; the others are what the Train page also offers (see its help)."""
+    return {"−1 to 1 (the lesson's Normalize)": "lesson", f"{dataset.title}'s mean and std": dataset.name,
+            "0 to 1 (ToTensor alone)": "none"}
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def grid_figure(batch: str, title: str, data_name: str, _images: torch.Tensor, _labels: torch.Tensor):
+    return plots.digit_grid(_images, _labels, title=title, dataset=lab_ui.split(True, data_name).dataset)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def pixel_figure(batch: str, index: int, view: str, label: str, data_name: str, _image: torch.Tensor):
+    dataset = lab_ui.split(True, data_name).dataset
+    stored = ((_image * STD + MEAN) * 255).round()  # undo the lesson's Normalize: the stored 8-bit values
+    if view == BEFORE:
+        return plots.pixel_values(stored, decimals=0, dataset=dataset,
+                                  title=f"images[{index}], label {label}: stored 8-bit values")
+    name = pixel_views(dataset)[view]
+    how = "ToTensor (÷255)" + (f" and {normalize_code(name)}" if name != "none" else "")
+    return plots.pixel_values(normalize(stored.to(torch.uint8)[0], name), decimals=1, dataset=dataset,
+                              title=f"images[{index}] after {how}")
+
+
+@st.cache_resource(show_spinner=False)
+def counts_figure(train: bool, data_name: str):
+    split = lab_ui.split(train, data_name)
+    return plots.class_counts(split.class_counts(), title=f"{len(split):,} images",
+                              classes=split.dataset.classes)
