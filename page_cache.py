@@ -16,13 +16,21 @@ from mnistlab import (
     activations,
     codegen,
     conv_plots,
+    lesson,
+    lesson_step,
+    model_files,
     network,
     network_diagram,
     plots,
+    shift_plots,
+    shift_test,
+    sweep_db,
 )
-from mnistlab.data import MEAN, STD, normalize, normalize_code
-from mnistlab.dataset import Dataset
+from mnistlab.activations import layer_activations
+from mnistlab.data import MEAN, STD, FastLoader, normalize, normalize_code
+from mnistlab.dataset import DATASETS, Dataset
 from mnistlab.network import Architecture, Init, build, probabilities
+from mnistlab.tensors import TensorNetwork
 
 # -- Build: what the page shows of a network, the same for every visitor with the same (arch, init, seed)
 # A rerun that changes nothing else (another tab, a code style, a classmate with the default network)
@@ -152,3 +160,69 @@ def counts_figure(train: bool, data_name: str):
     split = lab_ui.split(train, data_name)
     return plots.class_counts(split.class_counts(), title=f"{len(split):,} images",
                               classes=split.dataset.classes)
+
+
+# -- Draw: saved models while their files are unchanged; a drawing's shift test and feature maps ------
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def saved_model(name: str, stamp: tuple) -> model_files.SavedModel:
+    """A saved model, read once per server while its file is unchanged (`stamp`: mtime and size)."""
+    return model_files.load(name)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def shift_result(key: str, label: str, normalization: str, target: int | None, data_name: str, _model,
+                 _image) -> shift_test.ShiftTest:
+    """One network's shift test on one drawing, keyed by its weights' and the drawing's `key`."""
+    return shift_test.shift_test(_model, _image, normalization, label, target, DATASETS[data_name])
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def shift_figure(keys: tuple, _tests: list) -> object:
+    return shift_plots.shift_figure(_tests)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def feature_maps_figure(key: str, _model, _image) -> object:
+    return conv_plots.feature_maps_figure(conv_plots.feature_maps(_model, _image))
+
+
+# -- From tensors: the lesson's network for one (n_hidden, seed) and its figures -----------------------
+# Moving the image slider or coming back to the page rebuilds nothing but the chosen image's figure.
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def lesson_network(n_hidden: int, seed: int, data_name: str) -> tuple:
+    split = lab_ui.split(True, data_name)
+    images, labels = next(iter(FastLoader(split, lesson_step.BATCH, shuffle=True, seed=seed)))
+    t = TensorNetwork.random(n_hidden, seed, split.dataset).forward(images)
+    hidden = layer_activations(t["hidden"], "sigmoid", "hidden")
+    figure = plots.histograms({f"hidden: {hidden.share:.0%} of activations saturated": t["hidden"]},
+                              columns=1, x_title="sigmoid output", panel_height=300)
+    return images, labels, t, figure
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def image_figure(n_hidden: int, seed: int, index: int, data_name: str):
+    images, labels, t, _ = lesson_network(n_hidden, seed, data_name)
+    return plots.view_classify(images[index], t["probabilities"][index], label=int(labels[index]),
+                               title=f"images[{index}] through the untrained network",
+                               dataset=lab_ui.split(True, data_name).dataset)
+
+
+# -- Lesson --------------------------------------------------------------------------------------------
+
+@st.cache_resource(max_entries=16, show_spinner="Running the lesson's code…")
+def lesson_outputs(values: lesson_step.LessonValues, part: int = 1) -> list[lesson.Output]:
+    """Every step's output of a part for these values, shared by all visitors (only ever read).
+    Part 2 trains three networks (about 15 s): run once per seed, then read from here."""
+    outputs = lesson.run(values, part=part)
+    outputs[-1].namespace = {}  # the data set and models: not kept in the cache
+    return outputs
+
+
+# -- Explore -------------------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False)
+def sweeps_at(url: str, old_file: str) -> sweep_db.SweepDatabase:
+    """The server's sweeps, in the app's database (the sweeps file of earlier versions imported once)."""
+    return sweep_db.SweepDatabase(url, old_files=[old_file])
