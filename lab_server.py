@@ -19,7 +19,7 @@ import threading
 OTHER_PAGES = ("pyarrow", "streamlit_drawable_canvas", "mnistlab.codegen", "mnistlab.activations",
                "mnistlab.tensors", "mnistlab.notebook", "mnistlab.share", "mnistlab.model_files",
                "mnistlab.preprocess", "mnistlab.jobs", "mnistlab.dynamics", "mnistlab.lesson",
-               "mnistlab.sweep", "mnistlab.sweep_plots")
+               "mnistlab.sweep", "mnistlab.sweep_plots", "page_cache")
 
 
 def print_addresses() -> None:

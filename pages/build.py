@@ -6,11 +6,11 @@ same network, weight for weight, in another browser.
 
 import pandas as pd
 import streamlit as st
-import torch
 
 import build_layers
 import lab_ui
-from mnistlab import activations, codegen, conv_plots, network, network_diagram, notebook, plots, share
+import page_cache
+from mnistlab import activations, codegen, conv_plots, network, network_diagram, notebook, share
 from mnistlab.activations import ACTIVATIONS
 from mnistlab.errors import ConfigError
 from mnistlab.layers import shape_text
@@ -22,107 +22,15 @@ from mnistlab.network import (
     Architecture,
     Init,
     available_devices,
-    build,
     check_seed,
     parameter_table,
-    probabilities,
 )
 
 DEFAULT_INIT, NORMAL_INIT = "PyTorch default", "Normal(0, std)"
-SHOWN_UNITS = 64  # first-layer weight images: a readable number
-ACTIVATION_BATCH = 256
-
 
 lab_ui.entry_guard()
 
-
-# -- what the page shows of a network: the same for every visitor with the same (arch, init, seed) ----
-# Built once per server and shared (read-only), so a rerun that changes nothing else (another tab, a
-# code style, a classmate with the default network) only sends them again. CPU weights: the page's
-# device draws the very same numbers.
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def built(arch: Architecture, init: Init, seed: int, device: str) -> torch.nn.Sequential:
-    """The visitor's network on their device, built once per (network, device) for the server: a rerun
-    that changes nothing about it (another tab, the code style) builds nothing. Read only: its table."""
-    return build(arch, init, seed, device)
-
-
-@st.cache_data(max_entries=512, show_spinner=False)
-def printed(arch: Architecture, style: str) -> str:
-    return codegen.printed(arch, style)
-
-
-@st.cache_data(max_entries=512, show_spinner=False)
-def generated(state: network.Network, style: str, device: str) -> str:
-    return codegen.generate(state, style, device)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def untrained(arch: Architecture, init: Init, seed: int) -> torch.nn.Sequential:
-    return build(arch, init, seed).requires_grad_(False).eval()  # predicting: dropout off, batch norm's stats
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def weight_figures(arch: Architecture, init: Init, seed: int, shared_scale: bool) -> tuple:
-    model = untrained(arch, init, seed)
-    panels = {}
-    for name, layer in model.named_children():
-        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
-            panels[f"{name}.weight {tuple(layer.weight.shape)}"] = layer.weight
-            panels[f"{name}.bias {tuple(layer.bias.shape)}"] = layer.bias
-    if arch.is_cnn:  # fc1 reads maps, not pixels: its rows are no images (the Filters tab has conv1's)
-        return plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"), None
-    shown = min(SHOWN_UNITS, arch.hidden[0])
-    first = f" (first {shown} of {arch.hidden[0]})" if shown < arch.hidden[0] else ""
-    images = plots.weight_images(model.fc1.weight, max_units=SHOWN_UNITS, shared_scale=shared_scale,
-                                 title=f"fc1 weights as 28×28 images, one per hidden unit{first}")
-    return plots.histograms(panels, columns=2, title=f"Initial values: {init.label()}"), images
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def forward_figure(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
-    test_split = lab_ui.split(False, data_name)
-    image = test_split.normalized([index])
-    ps = probabilities(untrained(arch, init, seed), image)[0]
-    return plots.view_classify(image[0], ps, label=int(test_split.labels[index]),
-                               title=f"Untrained {arch.label()}, init {init.label()}",
-                               classes=test_split.dataset.classes)
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def network_view(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
-    test_split = lab_ui.split(False, data_name)
-    classes = test_split.dataset.classes
-    return network_diagram.network_figure(
-        untrained(arch, init, seed), test_split.normalized([index]), class_names=classes,
-        title=f"Untrained {arch.label()}: test image {index}, label {classes[int(test_split.labels[index])]}")
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def filters_view(arch: Architecture, init: Init, seed: int):
-    return conv_plots.filters_figure(untrained(arch, init, seed),
-                                     title=f"Untrained filters: init {init.label()}, seed {seed}")
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def feature_maps_view(arch: Architecture, init: Init, seed: int, index: int, data_name: str):
-    test_split = lab_ui.split(False, data_name)
-    classes = test_split.dataset.classes
-    maps = conv_plots.feature_maps(untrained(arch, init, seed), test_split.normalized([index]))
-    return conv_plots.feature_maps_figure(
-        maps, title=f"Untrained: test image {index}, label {classes[int(test_split.labels[index])]}")
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def activation_view(arch: Architecture, init: Init, seed: int, data_name: str) -> tuple:
-    hidden = activations.hidden_activations(untrained(arch, init, seed),
-                                        lab_ui.split(False, data_name).normalized(slice(0, ACTIVATION_BATCH)))
-    rows = pd.DataFrame([{"layer": a.name, "units": a.values.shape[1],
-                          "cannot learn much": f"{a.share:.0%} {a.problem}"} for a in hidden])
-    return rows, plots.histograms({a.label(): a.values for a in hidden}, columns=2, x_title="activation",
-                                  log_y=True, title="How often each activation value occurs (log scale)")
-
+# What the page shows of a network (its figures, its code) is built once per server and shared: page_cache.
 
 # -- widget state: the layer list lives in keyed widgets b_size_<i>, b_act_<i>, b_drop_<i> -----------
 # (the convolutions and pools before them: build_layers). Sizes and the seed are held as floats, the
@@ -280,7 +188,8 @@ if notices and link_state == params:
 
 model = None
 with model_view, lab_ui.show_errors():
-    model = built(arch, init, int(seed), device)  # the visitor's device: an unavailable one is an error
+    # the visitor's device, built once per server (page_cache): an unavailable one is an error
+    model = page_cache.built(arch, init, int(seed), device)
     if arch.is_cnn:
         build_layers.shapes_table(arch)
     else:
@@ -302,7 +211,7 @@ style = st.radio("Code style", list(codegen.STYLES), format_func=codegen.STYLES.
                  key="b_style", index=list(codegen.STYLES).index("sequential"),
                  help="How the code below writes this network; the indexed nn.Sequential numbers its "
                       "layers (0) to (n), the others name them.")
-st.code(printed(arch, style), language="text")
+st.code(page_cache.printed(arch, style), language="text")
 
 # Only the open tab's content runs (on_change="rerun"): an edit on the Code tab builds no figures.
 # A CNN's filters and feature maps have tabs of their own; its activations are those feature maps.
@@ -315,7 +224,7 @@ for key in ("b_shared_scale", "b_image"):  # a closed tab's widgets keep their v
         st.session_state[key] = st.session_state[key]
 
 if tabs["Code"].open:
-    tabs["Code"].code(generated(state, style, device), language="python")
+    tabs["Code"].code(page_cache.generated(state, style, device), language="python")
     tabs["Code"].download_button(
         "Download as Jupyter notebook", icon=":material/download:", key="b_notebook",
         data=lambda: notebook.to_bytes(notebook.build(state, style)),
@@ -327,21 +236,21 @@ if tabs["Network"].open:
     with tabs["Network"]:
         index = chosen_image()
         if index is not None:
-            lab_ui.plot(network_view(arch, init, int(seed), index, ds.name))
+            lab_ui.plot(page_cache.network_view(arch, init, int(seed), index, ds.name))
             st.caption(network_diagram.LEGEND)
 
 if "Filters" in tabs and tabs["Filters"].open:
     with tabs["Filters"]:
         st.caption(f"{conv_plots.FILTERS_LEGEND} Untrained, they are the init's random numbers: train this "
                    f"network on Train to watch them become edge and stroke detectors.")
-        lab_ui.plot(filters_view(arch, init, int(seed)))
+        lab_ui.plot(page_cache.filters_view(arch, init, int(seed)))
 
 if "Feature maps" in tabs and tabs["Feature maps"].open:
     with tabs["Feature maps"]:
         index = chosen_image()
         if index is not None:
             st.caption(conv_plots.MAPS_LEGEND)
-            lab_ui.plot(feature_maps_view(arch, init, int(seed), index, ds.name))
+            lab_ui.plot(page_cache.feature_maps_view(arch, init, int(seed), index, ds.name))
 
 if tabs["Weights and biases"].open:
     with tabs["Weights and biases"]:
@@ -350,7 +259,7 @@ if tabs["Weights and biases"].open:
             "One colour scale for all units", key="b_shared_scale",
             help="Off: each unit on its own scale, so every unit's pattern shows. On: one scale, to compare "
                  "the units' sizes.")
-        histogram_figure, images_figure = weight_figures(arch, init, int(seed), shared)
+        histogram_figure, images_figure = page_cache.weight_figures(arch, init, int(seed), shared)
         with histograms:
             lab_ui.plot(histogram_figure)
         if images_figure is not None:
@@ -360,13 +269,13 @@ if tabs["Forward pass"].open:
     with tabs["Forward pass"]:
         index = chosen_image()
         if index is not None:
-            lab_ui.plot(forward_figure(arch, init, int(seed), index, ds.name))
+            lab_ui.plot(page_cache.forward_figure(arch, init, int(seed), index, ds.name))
 
 if "Activations" in tabs and tabs["Activations"].open:
     with tabs["Activations"]:
-        rows, figure = activation_view(arch, init, int(seed), ds.name)
-        st.caption(f"Each hidden layer's outputs for the first {ACTIVATION_BATCH} {ds.title} test images. "
-                   f"Saturated: a sigmoid or tanh output where its slope is under "
+        rows, figure = page_cache.activation_view(arch, init, int(seed), ds.name)
+        st.caption(f"Each hidden layer's outputs for the first {page_cache.ACTIVATION_BATCH} {ds.title} test "
+                   f"images. Saturated: a sigmoid or tanh output where its slope is under "
                    f"{activations.SATURATION:.0%} of its peak. Dead: a ReLU unit that outputs 0 for every "
                    f"image.")
         st.dataframe(rows, hide_index=True, width="stretch")

@@ -7,50 +7,25 @@ import streamlit as st
 import torch
 
 import lab_ui
+import page_cache
 from mnistlab import lesson_step, plots
-from mnistlab.data import MEAN, STD, FastLoader, normalize, normalize_code
+from mnistlab.data import FastLoader
 from mnistlab.network import MAX_SEED
 
 MAX_BATCH, MAX_SHOWN = 512, 64
-BEFORE = "0 to 255 (stored)"
-# The lesson's Normalize first; the others are what the Train page also offers (see its help).
 ds = lab_ui.dataset()
-VIEWS = {"−1 to 1 (the lesson's Normalize)": "lesson", f"{ds.title}'s mean and std": ds.name,
-         "0 to 1 (ToTensor alone)": "none"}
+VIEWS = page_cache.pixel_views(ds)  # after ToTensor: the lesson's Normalize first
 
 lab_ui.entry_guard()
 
-
-# Figures built once per server and shared: classmates with the same loader settings see the same
-# batches in the same order, and a rerun that changes nothing (or only the fragment below) rebuilds none.
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def grid_figure(batch: str, title: str, data_name: str, _images: torch.Tensor, _labels: torch.Tensor):
-    return plots.digit_grid(_images, _labels, title=title, dataset=lab_ui.split(True, data_name).dataset)
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def pixel_figure(batch: str, index: int, view: str, label: str, data_name: str, _image: torch.Tensor):
-    dataset = lab_ui.split(True, data_name).dataset
-    stored = ((_image * STD + MEAN) * 255).round()  # undo the lesson's Normalize: the stored 8-bit values
-    if view == BEFORE:
-        return plots.pixel_values(stored, decimals=0, dataset=dataset,
-                                  title=f"images[{index}], label {label}: stored 8-bit values")
-    name = VIEWS[view]
-    how = "ToTensor (÷255)" + (f" and {normalize_code(name)}" if name != "none" else "")
-    return plots.pixel_values(normalize(stored.to(torch.uint8)[0], name), decimals=1, dataset=dataset,
-                              title=f"images[{index}] after {how}")
-
-
-@st.cache_resource(show_spinner=False)
-def counts_figure(train: bool, data_name: str):
-    split = lab_ui.split(train, data_name)
-    return plots.class_counts(split.class_counts(), title=f"{len(split):,} images",
-                              classes=split.dataset.classes)
+# The batch's figures are built once per server and shared (page_cache): classmates with the same loader
+# settings see the same batches in the same order, and a rerun that changes nothing (or only the fragment
+# below) rebuilds none.
 
 
 def fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
-    """A batch's identity for the caches above: a hash of its numbers (~0.1 ms for 64 images)."""
+    """A batch's identity for its figures' caches (page_cache): a hash of its numbers (~0.1 ms for 64
+    images)."""
     h = hashlib.blake2b(images.contiguous().numpy().tobytes(), digest_size=16)
     h.update(labels.numpy().tobytes())
     return h.hexdigest()
@@ -105,8 +80,8 @@ st.code(f">>> images.shape\n{images.shape}\n>>> labels.shape\n{labels.shape}\n"
         f"{images.view(n, -1).shape}", language="python")
 shown = min(n, MAX_SHOWN)
 first = f" (first {shown} of {n})" if shown < n else ""
-lab_ui.plot(grid_figure(batch, f"The batch's {ds.things} with their labels{first}", ds.name,
-                        images[:shown], labels[:shown]))
+lab_ui.plot(page_cache.grid_figure(batch, f"The batch's {ds.things} with their labels{first}", ds.name,
+                                   images[:shown], labels[:shown]))
 
 
 @st.fragment
@@ -117,17 +92,17 @@ def one_image() -> None:
     st.subheader("One image, pixel by pixel")
     index = st.slider("Image in the batch", 0, n - 1, 0, key="ds_index") if n > 1 else 0
     view = st.segmented_control(
-        "Pixel values", [BEFORE, *VIEWS], default=BEFORE, required=True, key="ds_view",
+        "Pixel values", [page_cache.BEFORE, *VIEWS], default=page_cache.BEFORE, required=True, key="ds_view",
         help="What the network reads. With the lesson's Normalize the black background is −1; ToTensor "
              "alone leaves it at 0.")
     index = min(index, n - 1)
     label = int(labels[index])
     name = ds.classes[label]
-    lab_ui.plot(pixel_figure(batch, index, view, str(label) if name == str(label) else f"{label} ({name})",
-                             ds.name, images[index]))
+    label_text = str(label) if name == str(label) else f"{label} ({name})"
+    lab_ui.plot(page_cache.pixel_figure(batch, index, view, label_text, ds.name, images[index]))
 
 
 one_image()
 
 st.subheader(f"Class counts in the {split_name} split")
-lab_ui.plot(counts_figure(split_name == "train", ds.name))
+lab_ui.plot(page_cache.counts_figure(split_name == "train", ds.name))

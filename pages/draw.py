@@ -14,6 +14,7 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 import lab_ui
+import page_cache
 from mnistlab import (
     conv_plots,
     jobs,
@@ -22,11 +23,10 @@ from mnistlab import (
     network_diagram,
     plots,
     preprocess,
-    shift_plots,
     shift_test,
     train,
 )
-from mnistlab.dataset import DATASETS, FASHION, MNIST, Dataset
+from mnistlab.dataset import FASHION, MNIST, Dataset
 from mnistlab.errors import ImageError
 from mnistlab.runs import keep_run
 from mnistlab.train_config import TrainConfig
@@ -53,27 +53,7 @@ SHIFT_NETWORKS = 4  # networks in one shift test: more and each heatmap is too s
 OWN_ANSWER = "each network's own answer"
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def saved_model(name: str, stamp: tuple) -> model_files.SavedModel:
-    """A saved model, read once per server while its file is unchanged (`stamp`: mtime and size)."""
-    return model_files.load(name)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def shift_result(key: str, label: str, normalization: str, target: int | None, data_name: str, _model,
-                 _image) -> shift_test.ShiftTest:
-    """One network's shift test on one drawing, keyed by its weights' and the drawing's `key`."""
-    return shift_test.shift_test(_model, _image, normalization, label, target, DATASETS[data_name])
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def shift_figure(keys: tuple, _tests: list) -> object:
-    return shift_plots.shift_figure(_tests)
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def feature_maps_figure(key: str, _model, _image) -> object:
-    return conv_plots.feature_maps_figure(conv_plots.feature_maps(_model, _image))
+# Saved models, and a drawing's shift test and feature maps, are computed once per server: page_cache.
 
 
 def file_stamp(name: str) -> tuple:
@@ -222,7 +202,7 @@ with right:
     for label in chosen:
         if label in saved:
             with lab_ui.show_errors():  # e.g. a damaged file in the models folder
-                model = saved_model(saved[label], file_stamp(saved[label]))
+                model = page_cache.saved_model(saved[label], file_stamp(saved[label]))
                 models.append((model.label(), model.model(), model.normalization, model.dataset))
     if st.session_state.get("draw_untrained"):
         models.append((f"UNTRAINED {build.network.arch.label()}: random weights, so its guess means nothing",
@@ -309,10 +289,10 @@ if readable:
         target = None if follow == OWN_ANSWER or ds != first else first.classes.index(follow)
         image = prepared[ds].image
         keys.append(shift_test.fingerprint(model, image, normalization, target, ds.name))
-        tests.append(shift_result(keys[-1], label, normalization, target, ds.name, model, image))
+        tests.append(page_cache.shift_result(keys[-1], label, normalization, target, ds.name, model, image))
     if len(readable) > SHIFT_NETWORKS:
         st.caption(f"The first {SHIFT_NETWORKS} of the {len(readable)} networks chosen.")
-    lab_ui.plot(shift_figure(tuple(keys), tests), key="draw_shift")
+    lab_ui.plot(page_cache.shift_figure(tuple(keys), tests), key="draw_shift")
     st.markdown("  \n".join(f"**{t.label}**: {t.summary()}." for t in tests))
 
     cnns = [m for m in readable if getattr(m[1], "image_shape", None) is not None]
@@ -324,7 +304,8 @@ if readable:
         label, model, normalization, ds = cnns[names.index(which)]
         st.caption(f"{label}: your drawing through every convolution and pool. {conv_plots.MAPS_LEGEND}")
         image = prepared[ds].input(normalization)
-        lab_ui.plot(feature_maps_figure(shift_test.fingerprint(model, image), model, image), key="draw_maps")
+        lab_ui.plot(page_cache.feature_maps_figure(shift_test.fingerprint(model, image), model, image),
+                    key="draw_maps")
     else:
         st.caption("Feature maps of your drawing appear here when one of the chosen networks is a "
                    "convolutional network (Build: add convolution layers, then train it).")

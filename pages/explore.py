@@ -10,6 +10,7 @@ import streamlit as st
 
 import class_ui
 import lab_ui
+import page_cache
 import visitor
 from mnistlab import (
     dataset,
@@ -54,14 +55,8 @@ MORE_AXES = {"ex_convs": ("convs", "Convolutions"), "ex_dropouts": ("dropouts", 
 ss = st.session_state
 
 
-@st.cache_resource(show_spinner=False)
-def sweeps_at(url: str, old_file: str) -> sweep_db.SweepDatabase:
-    """The server's sweeps, in the app's database (the sweeps file of earlier versions imported once)."""
-    return sweep_db.SweepDatabase(url, old_files=[old_file])
-
-
 def sweeps() -> sweep_db.SweepDatabase:
-    return sweeps_at(db.url(), str(sweep_db.old_file()))
+    return page_cache.sweeps_at(db.url(), str(sweep_db.old_file()))
 
 
 def settings_from_widgets() -> sweep.SweepSettings:

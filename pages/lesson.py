@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import lab_ui
+import page_cache
 from mnistlab import lesson, lesson_step, notebook, plots, share
 from mnistlab.errors import ConfigError
 
@@ -53,15 +54,6 @@ if (!window.mnistlabClicker) {
   });
 }
 </script>"""
-
-
-@st.cache_resource(max_entries=16, show_spinner="Running the lesson's code…")
-def lesson_outputs(values: lesson_step.LessonValues, part: int = 1) -> list[lesson.Output]:
-    """Every step's output of a part for these values, shared by all visitors (only ever read).
-    Part 2 trains three networks (about 15 s): run once per seed, then read from here."""
-    outputs = lesson.run(values, part=part)
-    outputs[-1].namespace = {}  # the data set and models: not kept in the cache
-    return outputs
 
 
 # -- where we are: the address bar, else this visitor's last place ---------------------------------
@@ -274,7 +266,7 @@ def edit_values() -> None:
 
 output = lesson.Output()
 with lab_ui.show_errors():
-    output = lesson_outputs(part.values(values), part.number)[number - 1]
+    output = page_cache.lesson_outputs(part.values(values), part.number)[number - 1]
 # A slide has room for one figure: the picture of the step's results where there is one (step 3's shows
 # the image too, small, beside its numbers), the page for both.
 drawn = [(f, f is output.figure) for f in (output.figure, output.picture) if f is not None]

@@ -5,36 +5,16 @@ import pandas as pd
 import streamlit as st
 
 import lab_ui
-from mnistlab import lesson_step, plots
-from mnistlab.activations import layer_activations
-from mnistlab.data import FastLoader
+import page_cache
+from mnistlab import lesson_step
 from mnistlab.network import MAX_SEED, MAX_WIDTH
-from mnistlab.tensors import TensorNetwork
 
 lab_ui.entry_guard()
 
 
-# The lesson's network for one (n_hidden, seed) and its figures: built once per server and shared, so
-# moving the image slider or coming back to the page rebuilds nothing but the chosen image's figure.
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def lesson_network(n_hidden: int, seed: int, data_name: str) -> tuple:
-    split = lab_ui.split(True, data_name)
-    images, labels = next(iter(FastLoader(split, lesson_step.BATCH, shuffle=True, seed=seed)))
-    t = TensorNetwork.random(n_hidden, seed, split.dataset).forward(images)
-    hidden = layer_activations(t["hidden"], "sigmoid", "hidden")
-    figure = plots.histograms({f"hidden: {hidden.share:.0%} of activations saturated": t["hidden"]},
-                              columns=1, x_title="sigmoid output", panel_height=300)
-    return images, labels, t, figure
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def image_figure(n_hidden: int, seed: int, index: int, data_name: str):
-    images, labels, t, _ = lesson_network(n_hidden, seed, data_name)
-    return plots.view_classify(images[index], t["probabilities"][index], label=int(labels[index]),
-                               title=f"images[{index}] through the untrained network",
-                               dataset=lab_ui.split(True, data_name).dataset)
-
+# The lesson's network for one (n_hidden, seed) and its figures are built once per server and shared
+# (page_cache): moving the image slider or coming back to the page rebuilds nothing but the chosen
+# image's figure.
 
 st.title("A network from tensors")
 st.caption("Before `nn`: weights are plain tensors, a layer is a matrix multiplication plus a bias, "
@@ -46,7 +26,7 @@ seed = int(c[1].number_input("Seed (torch.manual_seed)", 0, MAX_SEED, lesson_ste
 index = int(c[2].slider("Image in the batch", 0, lesson_step.BATCH - 1, 0, key="t_index"))
 
 ds = lab_ui.dataset()
-images, labels, t, hidden_figure = lesson_network(n_hidden, seed, ds.name)
+images, labels, t, hidden_figure = page_cache.lesson_network(n_hidden, seed, ds.name)
 
 
 def step(title: str, code: str):
@@ -87,7 +67,7 @@ with step("4. Output scores and softmax",
           "scores = torch.mm(hidden, W2) + B2\nprobabilities = softmax(scores)\n\n"
           "probabilities.shape\nprobabilities.sum(dim=1)"):
     ps = t["probabilities"]
-    lab_ui.plot(image_figure(n_hidden, seed, index, ds.name))
+    lab_ui.plot(page_cache.image_figure(n_hidden, seed, index, ds.name))
     sums = ", ".join(f"{v:.4f}" for v in ps.sum(dim=1).tolist())
     st.code(f">>> probabilities.shape\n{ps.shape}\n>>> probabilities.sum(dim=1)\ntensor([{sums}])",
             language="python", wrap_lines=True)
