@@ -155,12 +155,15 @@ def upload_model() -> None:
 
 
 def use_network_here() -> None:
-    """The network as the fields say; Build's own convolutions (with their activations and dropout)
-    while their field is left as it was."""
+    """The network as the fields say, with Build's batch norm and each hidden layer's dropout (a layer
+    added here has none); Build's own convolutions (with their activations and dropout) while their
+    field is left as it was."""
     built = lab_ui.current_build().network.arch
     try:
         arch = network.Architecture.parse(ss["tr_hidden"], ss["tr_activation"], conv=ss["tr_conv"],
                                           pool=False)
+        kept = tuple(built.dropout[i] if i < len(built.dropout) else 0.0 for i in range(len(arch.hidden)))
+        arch = dataclasses.replace(arch, dropout=kept, batch_norm=built.batch_norm)
         if ss["tr_conv"].strip().lower() == built.features_text():
             arch = dataclasses.replace(arch, features=built.features)
         lab_ui.set_build(dataclasses.replace(lab_ui.current_build().network, arch=arch))
@@ -194,7 +197,9 @@ def network_column(build: lab_ui.Build, busy: bool) -> None:
                            "(2×2) or pool3 (3×3), in order; empty for none (an MLP)")
         st.text_input("Hidden sizes", key="tr_hidden", help="e.g. 128,64; empty for none after convolutions")
         st.text_input("Activations", key="tr_activation", help="sigmoid, tanh or relu; one, or one per layer")
-        st.button("Use this network", key="tr_use", on_click=use_network_here, disabled=busy)
+        st.button("Use this network", key="tr_use", on_click=use_network_here, disabled=busy,
+                  help="Keeps Build's batch norm and each hidden layer's dropout; a layer added here has "
+                       "none (Build sets them).")
         if "tr_build_error" in ss:
             st.error(ss["tr_build_error"])
 

@@ -241,7 +241,7 @@ def test_train_changes_the_convolutions_as_typed_with_the_cores_messages():
 
 
 def test_train_keeps_builds_convolution_activations_and_dropout_when_only_the_hidden_sizes_change():
-    arch = Architecture.parse("32", "relu", conv="4:3,pool", pool=False)
+    arch = Architecture.parse("32", "relu", dropout="0.3", batch_norm=True, conv="4:3,pool", pool=False)
     arch = dataclasses.replace(arch, features=(Conv(4, 3, activation="tanh", dropout=0.2), arch.features[1]))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params.update(share.encode(Network(arch)))
@@ -252,6 +252,11 @@ def test_train_keeps_builds_convolution_activations_and_dropout_when_only_the_hi
     at.text_input(key="tr_hidden").set_value("48").run()
     at.button(key="tr_use").click().run()
     assert at.session_state["build"].network.arch == dataclasses.replace(arch, hidden=(48,))
+    # batch norm and each hidden layer's dropout stay too; a layer added here has none
+    at.text_input(key="tr_hidden").set_value("48,16").run()
+    at.button(key="tr_use").click().run()
+    assert at.session_state["build"].network.arch == dataclasses.replace(
+        arch, hidden=(48, 16), dropout=(0.3, 0.0), activations=("relu", "relu"))
     st.cache_resource.clear()
 
 
