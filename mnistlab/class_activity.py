@@ -18,6 +18,10 @@ from mnistlab import db
 from mnistlab.classes import CODE_LENGTH, MAX_HANDLE, ClassStore, check_code, check_handle
 
 MAX_LABEL = 200
+# A training still "now" this long after it started was left: its browser closed, the job stopped with
+# its owner, and no finish was written. Twice a run's time limit (jobs.MAX_RUN_SECONDS, 5 minutes),
+# for the time a run may wait in the queue first.
+STALE_AFTER_S = 600
 
 class_activity = Table(
     "class_activity", db.METADATA,
@@ -87,5 +91,7 @@ def activity(store: ClassStore, code, key) -> dict[str, Activity]:
     store.check_key(code, key)
     with store.engine.connect() as c:
         rows = c.execute(select(class_activity).where(class_activity.c.class_code == check_code(code))).all()
-    return {r.handle_key: Activity(r.handle_key, r.training, r.last, r.validation, r.parameters,
-                                   datetime.fromtimestamp(r.updated, UTC)) for r in rows}
+    stale = store.clock() - STALE_AFTER_S
+    return {r.handle_key: Activity(r.handle_key, r.training if r.updated > stale else None, r.last,
+                                   r.validation, r.parameters, datetime.fromtimestamp(r.updated, UTC))
+            for r in rows}

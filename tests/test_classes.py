@@ -246,3 +246,21 @@ def test_any_code_handle_or_key_is_taken_or_told_in_one_sentence(fuzz_store, cod
             attempt()
         except ClassError as e:
             _one_sentence(e)
+
+
+def test_a_training_left_when_its_browser_closed_is_no_longer_shown_as_training_now(db_url):
+    """A student who closes the browser mid-training writes no finish (their job stops with them): the
+    teacher's board stops calling it "training now" once it is older than any run can be."""
+    from mnistlab import class_activity, jobs
+
+    clock = Clock()
+    store, made = new_class(db_url, clock=clock)
+    ada, ben = store.join(made.code, "ada"), store.join(made.code, "ben")
+    class_activity.started(store, made.code, "ada", ada, "784-32-10 relu")
+    clock.advance(class_activity.STALE_AFTER_S - 60)
+    class_activity.started(store, made.code, "ben", ben, "784-64-10 relu")
+    assert class_activity.activity(store, made.code, made.key)["ada"].training == "784-32-10 relu"
+    clock.advance(120)  # ada's now older than a run waits and trains; ben's is not
+    doing = class_activity.activity(store, made.code, made.key)
+    assert doing["ada"].training is None and doing["ben"].training == "784-64-10 relu"
+    assert class_activity.STALE_AFTER_S >= 2 * jobs.MAX_RUN_SECONDS
