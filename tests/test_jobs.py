@@ -1,5 +1,6 @@
 """The one job queue: slots shared fairly, so a student's single run never waits behind a whole sweep."""
 
+import os
 import threading
 import time
 
@@ -49,6 +50,23 @@ def test_the_owner_with_fewest_running_jobs_goes_first():
     queue = jobs.Queue(2)
     queue.acquire("sweep")  # one of the sweep's trials holds a slot beside "x"
     assert _served(queue, ["sweep", "student"])[0] == "student"
+
+
+class Niceness(jobs.Job):
+    """A job that notes the niceness of the thread it works in."""
+
+    def _run(self, engine):
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="niceness per thread is Linux's")
+def test_a_job_trains_at_a_lower_priority_than_the_pages_and_leaves_theirs_alone():
+    """A class's clicks come before a training: its thread is niced, the server's own threads not."""
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    job = Niceness(queue=jobs.Queue(1)).start()
+    assert job.wait(10) and job.error is None
+    assert job.result == max(here, jobs.TRAINING_NICE)  # the server runs at 0: the job at 10
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here
 
 
 def test_a_single_run_submitted_while_a_sweep_is_queued_starts_within_one_trial(splits, tmp_path):
