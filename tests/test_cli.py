@@ -48,13 +48,38 @@ def test_train_saves_a_model_that_eval_reports_on(tmp_path):
         lines[14].endswith(", lowest validation loss at epoch 1")  # what the file says of its training
 
 
+# `python -m mnistlab ARGS` run as the interpreter runs it (runpy, `__main__`), in one process for all
+# the cases: what reaches stderr, and the exit code (SystemExit's, or 1 with the traceback an uncaught
+# exception prints). The interpreter starts and imports once, not once per case.
+AS_MAIN = """import contextlib, io, json, runpy, sys, traceback
+results = []
+for args in json.loads(sys.argv[1]):
+    sys.argv, err, code = ["mnistlab", *args], io.StringIO(), 0
+    with contextlib.redirect_stderr(err):
+        try:
+            runpy.run_module("mnistlab", run_name="__main__", alter_sys=True)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    results.append((code, err.getvalue()))
+print(json.dumps(results))
+"""
+
+
 def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
-    for args, code, says in [(["train", "--epochs", "1000000"], 1, "Epochs must be a whole number"),
-                             (["train", "--batch-size"], 2, "expected one argument"),
-                             (["eval", "missing"], 1, "No model named 'missing'")]:
-        result = _cli(*args, models=tmp_path)
-        assert result.returncode == code
-        assert result.stderr.count("\n") == 1 and says in result.stderr and "Traceback" not in result.stderr
+    cases = [(["train", "--epochs", "1000000"], 1, "Epochs must be a whole number"),
+             (["train", "--batch-size"], 2, "expected one argument"),
+             (["eval", "missing"], 1, "No model named 'missing'")]
+    ran = subprocess.run([sys.executable, "-c", AS_MAIN, json.dumps([args for args, _, _ in cases])],
+                         cwd=ROOT, env={**os.environ, "MNISTLAB_MODELS": str(tmp_path)}, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    results = json.loads(ran.stdout.splitlines()[-1])
+    for (args, code, says), (exit_code, stderr) in zip(cases, results, strict=True):
+        assert exit_code == code, (args, stderr)
+        assert stderr.count("\n") == 1 and says in stderr and "Traceback" not in stderr, (args, stderr)
 
 
 @pytest.mark.parametrize("args, says", [

@@ -49,11 +49,20 @@ def test_servers_starting_at_once_on_a_new_database_all_make_it_ready(db_url, tm
     from pathlib import Path
 
     root = Path(__file__).parents[1]
-    go = time.time() + 8  # every process imported and waiting, then all at once
+    # Each process imports, says so, and waits for the instant to start; once all four have imported,
+    # they are given one instant shortly ahead, and all make the tables at once.
     code = ("import sys, time; from mnistlab import db, classes, sweep_db, class_activity; "
-            "time.sleep(max(0, float(sys.argv[2]) - time.time())); db.engine(sys.argv[1])")
-    procs = [subprocess.Popen([sys.executable, "-c", code, db_url, str(go)], cwd=root, stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(root)}) for _ in range(4)]
+            "print('ready', flush=True); go = float(sys.stdin.readline()); "
+            "time.sleep(max(0, go - time.time())); db.engine(sys.argv[1])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], cwd=root, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root)}) for _ in range(4)]
+    for p in procs:
+        assert p.stdout.readline() == "ready\n", p.stderr.read()
+    go = time.time() + 0.5
+    for p in procs:
+        p.stdin.write(f"{go}\n")
+        p.stdin.close()
     errors = [p.stderr.read() for p in procs if p.wait(120) != 0]
     assert not errors, errors[0]
     with db.engine(db_url).connect() as c:

@@ -1,13 +1,14 @@
 """The Lesson page through Streamlit's AppTest, on real MNIST: every step, Previous/Next, values,
 presenter mode and the link to Build."""
 
+import copy
 from urllib.parse import parse_qsl
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from mnistlab import lesson, lesson_validation, share
-from mnistlab.lesson_step import LessonValues
+from mnistlab.lesson_step import DEFAULT, LessonValues
 
 APP = "../app.py"
 pytestmark = pytest.mark.usefixtures("navigation_mode")  # see tests/conftest.py
@@ -153,6 +154,22 @@ def part_2_outputs(lesson_part):
     return lesson_part(2)  # on one thread, as the app's server (lab_ui), so the same losses are printed
 
 
+@pytest.fixture
+def page_reads_part_2(part_2_outputs, monkeypatch):
+    """The page's part 2 is the session's run (the same values, one thread), so that it does not train
+    its networks again (about 20 s): these tests are about what the page shows of it. Any other part
+    or values reach the real `lesson.run`."""
+    real = lesson.run
+
+    def shared(values=DEFAULT, upto=None, part=1):
+        if part == 2 and values == DEFAULT and upto is None:
+            return [copy.copy(o) for o in part_2_outputs]  # the page empties the last one's namespace
+        return real(values, upto, part)
+
+    monkeypatch.setattr(lesson, "run", shared)
+
+
+@pytest.mark.usefixtures("page_reads_part_2")
 @pytest.mark.parametrize("number", range(1, len(lesson_validation.STEPS) + 1))
 def test_every_part_2_step_renders_its_code_then_what_it_printed(number, part_2_outputs):
     at = open_lesson({"part": "2", "step": str(number)})
@@ -166,6 +183,7 @@ def test_every_part_2_step_renders_its_code_then_what_it_printed(number, part_2_
     assert at.radio(key="l_part_choice").value == 2
 
 
+@pytest.mark.usefixtures("page_reads_part_2")
 def test_the_part_choice_opens_part_2_at_its_first_step_and_old_links_stay_in_part_1():
     at = open_lesson({"step": "5"})  # a link from before part 2
     assert at.header[0].value == f"5. {lesson.step(5).title}" and "part" not in at.query_params
@@ -188,6 +206,7 @@ def test_a_bad_part_in_a_link_is_part_1_with_a_notice():
     assert "parts are 1 to 3" in at.warning[0].value
 
 
+@pytest.mark.usefixtures("page_reads_part_2")
 def test_part_2_in_presenter_mode_keeps_the_part_in_the_address():
     at = open_lesson({"part": "2", "step": "6", "present": "1"})
     assert not at.main.radio and not at.get("download_button")

@@ -76,17 +76,20 @@ def test_the_lesson_notebook_prints_what_the_lesson_page_shows(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_part_2_notebook_prints_what_the_lesson_page_shows(tmp_path):
-    chosen = LessonValues(seed=3)
-    nb = execute(notebook.lesson(chosen, part=2), tmp_path)
+def test_the_part_2_notebook_prints_what_the_lesson_page_shows(tmp_path, lesson_part):
+    """The notebook with the page's values, run in a kernel, against the session's run of part 2 (on one
+    thread, as the app's server and the notebook's first cell), as part 3's notebook test does."""
+    chosen = LessonValues(seed=3)  # a visitor's value reaches every step of the notebook they download
+    assert [c.source for c in notebook.lesson(chosen, part=2).cells if c.cell_type == "code"][1:] == [
+        s.source(chosen) for s in lesson_validation.STEPS]
+    nb = execute(notebook.lesson(part=2), tmp_path)
     assert nb.cells[0].source.startswith("# Validation and overfitting")
     cells = [c for c in nb.cells if c.cell_type == "code"][1:]  # after view_classify and one thread
-    torch.set_num_threads(1)  # as the app's server and the notebook's first cell
-    app = lesson.run(chosen, part=2)
+    app = lesson_part(2)
     assert len(cells) == len(app) == len(lesson_validation.STEPS)
     for step, cell, output in zip(lesson_validation.STEPS, cells, app):
         assert not [o for o in cell.outputs if o.output_type == "error"], step.title
-        assert cell.source == step.source(chosen)
+        assert cell.source == step.source()
         assert text_of(cell) == output.text, f"step {step.number}"
     curves = figure_of(cells[10])["data"]  # step 11: the same four loss curves
     for shown, drawn in zip(curves, app[10].figure.data):
