@@ -97,14 +97,17 @@ def number_field(place, name: str, busy: bool, step: float = 1.0, off: bool = Fa
     A field that is `off` (momentum without SGD) is not read, so it refuses nothing. Whether the value
     is good."""
     key = widget_key(name)
-    ss.setdefault(key, float(SETTINGS[name].default))  # the field's type: it reads any number
+    default = float(SETTINGS[name].default)  # a float: the field then reads any number
     error = None
     try:
         if not off:
-            TrainConfig(dataset=lab_ui.dataset().name, **{name: lab_ui.typed(ss[key])})
+            TrainConfig(dataset=lab_ui.dataset().name, **{name: lab_ui.typed(ss.get(key, default))})
     except LabError as e:
         error = f"{e} Train waits until it is fixed."
-    place.number_input(setting_label(name), key=key, step=step, format="%g", help=help, disabled=busy or off)
+    # The default as the field's own, not set into the session first: a field given none has 0 as its
+    # default, and a browser that redrew it from its default (seen under load) read momentum 0.
+    place.number_input(setting_label(name), value=default, key=key, step=step, format="%g", help=help,
+                       disabled=busy or off)
     if error:
         place.error(error, icon=":material/error:")
     return error is None
@@ -231,9 +234,9 @@ def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
                       "slowly. Train both with the same seeds and compare the curves.")
     with st.expander("Generalization settings", icon=":material/call_split:"):
         c = st.columns(2)
-        good &= number_field(c[0], "validation", busy, step=1000.0, help=setting_help("validation"))
-        good &= number_field(c[1], "split_seed", busy, help=f"0 to {network.MAX_SEED}: "
-                                                            f"{setting_help('split_seed')}")
+        inside = number_field(c[0], "validation", busy, step=1000.0, help=setting_help("validation"))
+        inside &= number_field(c[1], "split_seed", busy, help=f"0 to {network.MAX_SEED}: "
+                                                              f"{setting_help('split_seed')}")
         chosen = {}  # every other setting with choices, two to a row in the order of its fields
         for i, name in enumerate(n for n, f in SETTINGS.items() if f.metadata["choices"] and n not in PLACED):
             if i % 2 == 0:
@@ -242,6 +245,10 @@ def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
         for name, value in chosen.items():  # what a setting does, once it is on
             if SETTINGS[name].metadata["explain"] and value != SETTINGS[name].default:
                 st.caption(SETTINGS[name].metadata["explain"])
+    if not inside:  # told under its field, in a section that may be closed: say where
+        st.error("A generalization setting is refused: open Generalization settings to see which. Train "
+                 "waits until it is fixed.", icon=":material/error:")
+    good &= inside
     try:
         config = chosen_config()
     except LabError as e:

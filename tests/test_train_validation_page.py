@@ -164,6 +164,7 @@ def errors_beside(at, label: str) -> list[str]:
 
 
 WAITS = " Train waits until it is fixed."
+HIDDEN = "A generalization setting is refused: open Generalization settings to see which." + WAITS
 
 
 def test_a_refused_number_is_told_beside_its_field_and_train_waits_until_it_is_fixed():
@@ -176,6 +177,8 @@ def test_a_refused_number_is_told_beside_its_field_and_train_waits_until_it_is_f
             f"Validation images must be a whole number from 1000 to 20000; got {typed!r}.{WAITS}"]
         assert at.number_input(key="tr_validation").value == typed  # kept as typed, not cut or replaced
         assert at.button(key="tr_train").disabled
+        # its section may be closed: where to look is said outside it too
+        assert HIDDEN in [e.value for e in at.error]
     at.number_input(key="tr_seed").set_value(-1)
     at.number_input(key="tr_split_seed").set_value(1e12)
     ok(at.run())
@@ -188,10 +191,10 @@ def test_a_refused_number_is_told_beside_its_field_and_train_waits_until_it_is_f
     ok(at.run())
     assert errors_beside(at, "Momentum") == [
         f"Momentum must be a number from 0 and at most 0.999; got 1.5.{WAITS}"]
-    assert len(at.error) == 4 and at.button(key="tr_train").disabled  # each told once, beside its field
+    assert len(at.error) == 5 and at.button(key="tr_train").disabled  # each told once, beside its field
     ok(at.radio(key="tr_optimizer").set_value("adam").run())  # momentum is SGD's alone: not read now
     assert at.number_input(key="tr_momentum").disabled and not errors_beside(at, "Momentum")
-    assert len(at.error) == 3
+    assert len(at.error) == 4
     ok(at.radio(key="tr_optimizer").set_value("sgd").run())  # read again: refused again
     assert errors_beside(at, "Momentum") == [
         f"Momentum must be a number from 0 and at most 0.999; got 1.5.{WAITS}"]
@@ -202,6 +205,7 @@ def test_a_refused_number_is_told_beside_its_field_and_train_waits_until_it_is_f
     at.number_input(key="tr_momentum").set_value(0.5)
     ok(at.run())
     assert not at.error and not at.button(key="tr_train").disabled
+    assert at.number_input(key="tr_momentum").proto.default == 0.9  # a field redrawn from its default
     at.slider(key="tr_epochs").set_value(1)
     at.select_slider(key="tr_batch").set_value(256)
     run = train_and_wait(at)
