@@ -130,12 +130,12 @@ def image_axes(x: dict, y: dict, anchor: str | None = "x") -> None:
 
 
 def _image_axes(fig: go.Figure, row=None, col=None) -> None:
-    """Square pixels, row 0 at the top, no tick clutter."""
+    """Square pixels, row 0 at the top, no tick clutter (`image_axes`, on a figure's axes)."""
     kw = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, constrain="domain", **kw)
-    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, autorange="reversed",
-                     scaleanchor="x" if row is None else None, constrain="domain", constraintoward="top",
-                     **kw)
+    x, y = {}, {}
+    image_axes(x, y, anchor="x" if row is None else None)
+    fig.update_xaxes(**x, **kw)
+    fig.update_yaxes(**y, **kw)
 
 
 def _colored(text: str, color: str) -> str:
