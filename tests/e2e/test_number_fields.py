@@ -22,6 +22,10 @@ def type_into(page, label: str, text: str) -> None:
         box.press("Enter")
 
 
+def address_dropout(page) -> list[str] | None:
+    return parse_qs(urlparse(page.url).query).get("dropout")
+
+
 def step_code(page) -> str:
     """The Lesson step's code block (the first on its page; its printout comes after it)."""
     return page.locator('[data-testid="stCode"]').first.inner_text()
@@ -56,7 +60,12 @@ def test_build_dropout_steps_by_a_tenth_without_float_noise(page, base_url):
         with rerun(page):
             field.press("ArrowUp")  # a step is sent at once, as a click on + is
         expect(field).to_have_value(f"0.{tenths}")
-        assert parse_qs(urlparse(page.url).query)["dropout"] == [f"0.{tenths},0"]  # layer 1's, in the address
+        # layer 1's, in the address: written by the same rerun, which the field may show a moment before
+        for _ in range(100):
+            if address_dropout(page) == [f"0.{tenths},0"]:
+                break
+            page.wait_for_timeout(100)
+        assert address_dropout(page) == [f"0.{tenths},0"]
     expect(printed_model(page)).to_contain_text("Dropout(p=0.3, inplace=False)")
 
 
