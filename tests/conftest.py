@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
 import mnistlab
@@ -60,13 +61,14 @@ def trained_relu(request):
     key = f"{arch.label()}-{config.label()}-seed{seed}-torch{torch.__version__}".replace(" ", "_")
     path = request.config.cache.mkdir("mnistlab-trained") / f"{key.replace('/', '_')}.safetensors"
     model = network.build(arch, network.Init(), seed)
-    try:
-        model.load_state_dict(load_file(path))
-        return model.eval()
-    except Exception:  # not cached yet, or the cached file is damaged: train again
-        pass
-    train.train(model, config, request.getfixturevalue("train_split"))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+    with FileLock(f"{path}.lock"):  # the suite's workers (pytest -n): one trains, the others wait and read
+        try:
+            model.load_state_dict(load_file(path))
+            return model.eval()
+        except Exception:  # not cached yet, or the cached file is damaged: train again
+            pass
+        train.train(model, config, request.getfixturevalue("train_split"))
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
     return model.eval()
 
 
@@ -79,13 +81,14 @@ def trained_cnn(request, train_split, test_split) -> runs.Run:
     core = b"".join(f.read_bytes() for f in sorted(Path(mnistlab.__file__).parent.glob("*.py")))
     digest = hashlib.sha256(core + repr(TRAINED_CNN).encode()).hexdigest()[:16]
     path = request.config.cache.mkdir("mnistlab-trained") / f"cnn-torch{torch.__version__}-{digest}.pt"
-    try:
-        return torch.load(path, weights_only=False)
-    except Exception:  # not cached yet, or the cached file is damaged: train again
-        pass
-    run = runs.run(network.Network(arch, network.Init(), seed), config, train_split, test_split,
-                   record_dynamics=True)
-    torch.save(run, path)
+    with FileLock(f"{path}.lock"):  # the suite's workers (pytest -n): one trains, the others wait and read
+        try:
+            return torch.load(path, weights_only=False)
+        except Exception:  # not cached yet, or the cached file is damaged: train again
+            pass
+        run = runs.run(network.Network(arch, network.Init(), seed), config, train_split, test_split,
+                       record_dynamics=True)
+        torch.save(run, path)
     return run
 
 

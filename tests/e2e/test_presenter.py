@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from mnistlab import lesson, lesson_convolutions, lesson_networks
-from tests.e2e.conftest import assert_no_exception, open_app, rerun, screenshot
+from tests.e2e.conftest import TIMEOUT_MS, assert_no_exception, open_app, rerun, screenshot
 
 SHOTS = Path(os.environ.get("MNISTLAB_SHOTS", "/tmp/shots/presenter"))
 SIZES = [(1280, 720), (1920, 1080)]
@@ -28,6 +28,11 @@ CODE_BLOCKS = """() => [...document.querySelectorAll('[data-testid="stMain"] [da
           overflowX: getComputedStyle(pre).overflowX, text: code.innerText.slice(0, 60),
           bottom: pre.getBoundingClientRect().bottom};
 })"""
+# Streamlit draws a code block's highlighter once its script has loaded, a grey box until then: on a
+# busy machine the run can finish first.
+CODE_DRAWN = """() => {
+  const blocks = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stCode"]')];
+  return blocks.length > 0 && blocks.every(b => b.querySelector('pre code')); }"""
 FIGURES = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stPlotlyChart"]')]
 .map(c => {
   const box = c.getBoundingClientRect();
@@ -97,6 +102,7 @@ def fits_a_projector(page, base_url, part: int, with_figure: set[int], width: in
         open_app(page, base_url, f"lesson?{f'part={part}&' if part != 1 else ''}step={number}&present=1")
         if number in with_figure:
             expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
+        page.wait_for_function(CODE_DRAWN, timeout=TIMEOUT_MS)
         page.evaluate("document.fonts.ready.then(() => true)")  # measured in the fonts the room sees
         assert_no_exception(page)
         prefix = "step" if part == 1 else f"part-{part}-step"
