@@ -1,7 +1,9 @@
-"""A school on several servers: replicas of the app behind HAProxy, sharing PostgreSQL and the models folder.
+"""A school on several servers: replicas of the app behind HAProxy, sharing a database and the models folder.
 
-Every replica gets the same MNISTLAB_DB (PostgreSQL), MNISTLAB_MODELS and Streamlit cookie secret, and
-trains on Ray where MNISTLAB_RAY_ADDRESS names a cluster (each replica joins it as it starts).
+Every replica gets the same MNISTLAB_DB, MNISTLAB_MODELS and Streamlit cookie secret, and trains on Ray
+where MNISTLAB_RAY_ADDRESS names a cluster (each replica joins it as it starts). Replicas on several
+servers share PostgreSQL; the replicas `School` starts on this one machine (the most a 2-core server
+holds: one interpreter lock per replica) may share the app's SQLite file too.
 
 A visitor's Streamlit session lives in the memory of the replica that made it: its widgets, its
 Build, its runs, the images and downloads it fetches over HTTP (`/media/...`), and the session a
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +109,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_free(host: str, port: int) -> bool:
+    """Whether nothing listens on `port` at `host` (HAProxy shares a port with another HAProxy
+    that holds it, so it would not say so itself)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as HAProxy binds: TIME_WAIT is free
+        try:
+            s.bind((host or "0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
 def haproxy_binary() -> str:
     found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
     if not found:
@@ -115,11 +130,13 @@ def haproxy_binary() -> str:
 
 def shared_env(database: str, models: Path, cookie_secret: str) -> dict[str, str]:
     """What every replica must share: the database, the models folder, and Streamlit's cookie secret
-    (a page's XSRF cookie then holds on whichever replica it reaches after a failover)."""
-    url = db.url(database)
-    if not url.startswith("postgresql"):
-        raise ConfigError("Replicas must share a PostgreSQL database: set MNISTLAB_DB (or --db) to "
-                          "postgresql+psycopg://user:password@host/database.")
+    (a page's XSRF cookie then holds on whichever replica it reaches after a failover).
+
+    The replicas `School` starts all run on this machine, so they may share an SQLite file (the app's
+    own, in the models folder, unless `database` names another): SQLite's write-ahead log lets several
+    processes of one machine read and write it (tests/test_db.py). Servers on several machines
+    (deploy/) need PostgreSQL, which every one of them reaches over the network."""
+    url = db.url(database or os.environ.get(db.ENV, "") or str(models))
     return {db.ENV: url, "MNISTLAB_MODELS": str(models), "STREAMLIT_SERVER_COOKIE_SECRET": cookie_secret}
 
 
@@ -177,10 +194,14 @@ class School:
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.port and not port_free(self.host, self.port):
+            raise ConfigError(f"Port {self.port} is taken on this machine (another MNIST Lab or another "
+                              f"server): choose a free one with --port.")
         self.port = self.port or free_port()
         self.url = f"http://{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{self.port}"
         secret = os.environ.get("STREAMLIT_SERVER_COOKIE_SECRET") or secrets.token_hex(32)
         shared = shared_env(self.database, self.models, secret)
+        self.database = shared[db.ENV]  # the URL every replica reads, also where none was named
         self.replicas: dict[str, Process] = {}
         self.addresses: dict[str, str] = {}
         for name in replica_names(self.replicas_n):
@@ -213,7 +234,7 @@ class School:
                 wait_healthy(self.replica_url(name), replica, timeout_s)
             for name in self.replicas:  # and HAProxy has seen each one up
                 wait_healthy(self.url, self.haproxy, 30, replica=name)
-        except Exception:
+        except BaseException:  # also Ctrl-C while they start: nothing is left running
             self.stop()
             raise
         return self
@@ -250,7 +271,8 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=8501, help="where browsers connect (default 8501)")
     parser.add_argument("--host", default="0.0.0.0", help="HAProxy's address (default: every interface)")
     parser.add_argument("--db", default=os.environ.get(db.ENV, ""),
-                        help=f"the shared PostgreSQL database's URL (default ${db.ENV})")
+                        help=f"the database the replicas share (default ${db.ENV}, else the SQLite file in "
+                             f"the models folder: replicas on this one machine may share it)")
     parser.add_argument("--models", type=Path, default=None,
                         help="the shared models folder (default $MNISTLAB_MODELS or ~/.mnistlab/models)")
     parser.add_argument("--print-config", metavar="NAME=HOST:PORT", nargs="+",
@@ -262,21 +284,36 @@ def main(argv=None) -> int:
         return 0
     from mnistlab import model_files
 
+    def stop_on(signum, frame):  # `kill`, systemd, a closed terminal: stop as Ctrl-C does, replicas too
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_on)
     try:
         school = School(args.replicas, args.db, args.models or model_files.models_dir(), args.port,
                         args.host)
-        school.start()
     except ConfigError as e:
         print(f"mnistlab school: {e}", file=sys.stderr)
         return 1
-    print(f"MNIST Lab: {args.replicas} replicas behind HAProxy at http://{args.host}:{args.port} "
-          f"(logs in {school.work}); Ctrl-C stops them.", flush=True)
+    print(f"Starting {args.replicas} replicas and HAProxy (logs in {school.work}) ...", flush=True)
+    try:
+        school.start()
+    except RuntimeError as e:  # a replica or HAProxy exited or did not answer: its log says why
+        print(f"mnistlab school: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # stopped while starting: start() has stopped what it started
+        return 130
+    where = (f"; students open http://<this machine's address>:{school.port}" if args.host in ("0.0.0.0", "")
+             else "")
+    print(f"MNIST Lab: {args.replicas} replicas behind HAProxy at {school.url}{where}. Ctrl-C stops them.",
+          flush=True)
     try:
         while school.haproxy.running() and any(r.running() for r in school.replicas.values()):
             time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while they stop changes nothing
         school.stop()
     return 0
 

@@ -5,6 +5,7 @@ then: each must stay on the replica it was given and find its session as it left
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import uuid
 
@@ -30,6 +31,23 @@ def two_replicas(postgres, tmp_path_factory):
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def two_replicas_on_sqlite(tmp_path_factory, monkeypatch_module):
+    """Two replicas on this machine sharing the app's own SQLite file, as `python -m mnistlab school`
+    starts them where no database is named."""
+    monkeypatch_module.delenv("MNISTLAB_DB", raising=False)
+    models = tmp_path_factory.mktemp("school-sqlite-models")
+    running = school.School(2, "", models, work=tmp_path_factory.mktemp("school-sqlite")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as m:
+        yield m
+
+
 def test_the_deployed_config_is_what_the_launcher_writes_and_haproxy_accepts_it():
     written = school.haproxy_config({"a": "10.0.0.11:8501", "b": "10.0.0.12:8501"}, ":80")
     assert (DEPLOY / "haproxy.cfg").read_text() == written
@@ -42,9 +60,27 @@ def test_the_deployed_config_is_what_the_launcher_writes_and_haproxy_accepts_it(
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_replicas_must_share_postgresql(tmp_path):
-    with pytest.raises(ConfigError, match="share a PostgreSQL database"):
-        school.shared_env(str(tmp_path / "lab.sqlite"), tmp_path, "secret")
+def test_replicas_on_this_machine_share_the_apps_sqlite_file_unless_told_another(tmp_path, monkeypatch):
+    monkeypatch.delenv("MNISTLAB_DB", raising=False)
+    env = school.shared_env("", tmp_path, "secret")
+    assert env["MNISTLAB_DB"] == f"sqlite:///{tmp_path / 'mnistlab.sqlite'}"  # the app's own, in the models
+    assert env["MNISTLAB_MODELS"] == str(tmp_path) and env["STREAMLIT_SERVER_COOKIE_SECRET"] == "secret"
+    named = school.shared_env(str(tmp_path / "lab.sqlite"), tmp_path, "s")["MNISTLAB_DB"]
+    assert named == f"sqlite:///{tmp_path / 'lab.sqlite'}"
+    url = "postgresql+psycopg://lab:pw@db.school/lab"
+    assert school.shared_env(url, tmp_path, "s")["MNISTLAB_DB"] == url
+    with pytest.raises(ConfigError, match="runs on SQLite .the default. or PostgreSQL"):
+        school.shared_env("mysql://x/y", tmp_path, "s")
+
+
+def test_a_port_already_taken_is_refused_before_anything_starts(tmp_path):
+    """HAProxy would share a port with another HAProxy holding it (SO_REUSEPORT) and seem to start."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"Port {port} is taken on this machine .* with --port"):
+            school.School(2, "", tmp_path, port=port)
 
 
 def test_each_student_stays_on_its_replica_and_keeps_its_session(two_replicas):
@@ -67,11 +103,13 @@ def test_each_student_stays_on_its_replica_and_keeps_its_session(two_replicas):
         assert "Traceback (most recent call last)" not in replica.log(), name
 
 
-def test_students_of_a_class_on_either_replica_see_it_and_no_other(two_replicas):
-    """Three classes made in the shared database, six students opening the app in turn (round-robin:
-    each class gets one on a and one on b): each joins its class on the Class page of its replica, and
-    after a reconnect sees its class with both its members (one joined on the other replica), and
-    nothing of the other classes."""
+@pytest.mark.parametrize("database", ["two_replicas", "two_replicas_on_sqlite"])
+def test_students_of_a_class_on_either_replica_see_it_and_no_other(database, request):
+    """Three classes made in the shared database (PostgreSQL, then the app's SQLite file), six students
+    opening the app in turn (round-robin: each class gets one on a and one on b): each joins its class
+    on the Class page of its replica, and after a reconnect sees its class with both its members (one
+    joined on the other replica), and nothing of the other classes."""
+    two_replicas = request.getfixturevalue(database)
     made = classroom.make_classes(two_replicas.database, 3)
     joined, sees = classroom.joining(made), classroom.sees_own_class(made)
     wrong = classroom.sees_own_class(made[1:] + made[:1])  # as if each had been shown the next class
