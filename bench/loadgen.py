@@ -137,6 +137,7 @@ class Widget:
     kind: str  # the Element field: "button", "number_input", "bidi_component", ...
     id: str
     proto: object
+    fragment_id: str = ""  # the fragment it belongs to: a change reruns only that fragment
 
 
 @dataclass
@@ -160,7 +161,8 @@ class Student:
         self.states: dict[str, WidgetState] = {}  # what this browser would send: id -> value
         self.run_ids: set[str] = set()  # script_run_ids of the runs the pending action caused
         self.seen_ids: set[str] = set()
-        self.texts: list[str] = []  # headings, markdown and code of the latest full run, in order
+        self._texts: dict[str, list[str]] = {}  # fragment id ("": none) -> headings, markdown, code
+        self._fresh: dict[str, list[str]] | None = None  # what the fragment run under way has written
         self.errors: list[str] = []
         self.pending: asyncio.Future | None = None
         self.running = False  # a run is under way (ours, or one the server started: st.rerun)
@@ -303,10 +305,13 @@ class Student:
         kind = msg.WhichOneof("type")
         if kind == "new_session":
             self.running = True
-            if not msg.metadata.run.fragment_ids:  # a full run: the page's widgets start afresh
+            if msg.metadata.run.fragment_ids:  # a fragment's run: it redraws its own part only
+                self._fresh = {}
+            else:  # a full run: the page's widgets start afresh
+                self._fresh = None
                 self.seen_ids = set()
                 self.widgets = {}
-                self.texts = []
+                self._texts = {}
                 for task in self.fragments.values():
                     task.cancel()
                 self.fragments = {}
@@ -319,7 +324,7 @@ class Student:
             self.pages = {p.page_name: p.page_script_hash for p in msg.navigation.app_pages}
             self.page_hash = msg.navigation.page_script_hash or self.page_hash
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-            self._element(msg.delta.new_element)
+            self._element(msg.delta.new_element, msg.delta.fragment_id)
         elif kind == "auto_rerun":
             fid = msg.auto_rerun.fragment_id
             if fid not in self.fragments:
@@ -330,6 +335,9 @@ class Student:
             status = msg.script_finished
             if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
                 self.errors.append("the page's script did not compile")
+            if self._fresh is not None and status != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                self._texts.update(self._fresh)  # each fragment that ran: what it wrote now, not before
+                self._fresh = None
             if status != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                 self.running = False
                 if not msg.metadata.run.fragment_ids and status == ForwardMsg.FINISHED_SUCCESSFULLY:
@@ -338,7 +346,7 @@ class Student:
                 if self.pending is not None and not self.pending.done():
                     self.pending.set_result(status)
 
-    def _element(self, element) -> None:
+    def _element(self, element, fragment_id: str = "") -> None:
         kind = element.WhichOneof("type")
         if kind == "exception":
             e = element.exception
@@ -347,16 +355,17 @@ class Student:
             self.errors.append(f"st.error: {element.alert.body[:200]}")
         elif kind == "html":
             self._keep_cookies(element.html.body)
+        texts = (self._texts if self._fresh is None else self._fresh).setdefault(fragment_id, [])
         if kind in ("heading", "markdown", "alert"):
-            self.texts.append(getattr(element, kind).body)
+            texts.append(getattr(element, kind).body)
         elif kind == "code":
-            self.texts.append(element.code.code_text)
+            texts.append(element.code.code_text)
         inner = getattr(element, kind, None) if kind else None
         wid = getattr(inner, "id", "") if inner is not None and hasattr(inner, "id") else ""
         if wid and isinstance(wid, str):
             self.seen_ids.add(wid)
             label = getattr(inner, "label", "") or getattr(inner, "component_name", "")
-            self.widgets[label] = Widget(kind, wid, inner)
+            self.widgets[label] = Widget(kind, wid, inner, fragment_id)
 
     def _keep_cookies(self, html: str) -> None:
         """The cookies a page's script writes (visitor.keep: the visitor's id, a class's seat), kept as
@@ -385,6 +394,12 @@ class Student:
             raise LookupError(f"no widget {label!r} on this page; it has {sorted(self.widgets)}")
         return self.widgets[label]
 
+    @property
+    def texts(self) -> list[str]:
+        """The headings, markdown and code the page shows now: the latest full run's, each fragment's
+        from its latest run."""
+        return [t for texts in self._texts.values() for t in texts]
+
     def shows(self, text: str) -> bool:
         """Whether the latest run's headings, markdown or code contain `text`."""
         return any(text in t for t in self.texts)
@@ -397,9 +412,10 @@ class Student:
         return None
 
     async def click(self, label: str) -> Action:
-        state = WidgetState(id=self.widget(label).id, trigger_value=True)
+        w = self.widget(label)
+        state = WidgetState(id=w.id, trigger_value=True)
         self.states[state.id] = state
-        return await self.act(f"click {label}", self._client_state())
+        return await self.act(f"click {label}", self._client_state(w.fragment_id))
 
     async def set_number(self, label: str, value: int) -> Action:
         w = self.widget(label)
@@ -409,14 +425,15 @@ class Student:
         else:
             state.double_value = float(value)
         self.states[state.id] = state
-        return await self.act(f"set {label}", self._client_state())
+        return await self.act(f"set {label}", self._client_state(w.fragment_id))
 
     async def set_text(self, label: str, value: str) -> Action:
         """Types `value` into a text input, sent (as a browser does on Enter or leaving the field) with
         every other value the page holds."""
-        state = WidgetState(id=self.widget(label).id, string_value=value)
+        w = self.widget(label)
+        state = WidgetState(id=w.id, string_value=value)
         self.states[state.id] = state
-        return await self.act(f"type {label}", self._client_state())
+        return await self.act(f"type {label}", self._client_state(w.fragment_id))
 
     async def draw(self, stroke: WidgetState) -> Action:
         canvas = next(w for w in self.widgets.values() if w.kind == "bidi_component")
@@ -424,7 +441,7 @@ class Student:
         state.CopyFrom(stroke)
         state.id = canvas.id
         self.states[state.id] = state
-        return await self.act("draw a stroke", self._client_state())
+        return await self.act("draw a stroke", self._client_state(canvas.fragment_id))
 
 
 TEACHER_MODEL = "teacher"
