@@ -221,8 +221,9 @@ def main(argv=None) -> int:
     parser.add_argument("--replicas", type=int, default=0,
                         help="a school: this many replicas behind HAProxy sharing PostgreSQL, then one "
                              "replica with the same students (README: A school on several servers)")
-    parser.add_argument("--db", help="with --replicas, the PostgreSQL URL they share (default: a "
-                                     "temporary cluster started here)")
+    parser.add_argument("--db", help="with --replicas, the database they share: a PostgreSQL URL, or an "
+                                     "SQLite file as `python -m mnistlab school` shares on one machine "
+                                     "(default: a temporary PostgreSQL cluster started here)")
     parser.add_argument("--classes", type=int, default=CLASSES,
                         help=f"with --replicas, classes made first, each student joining one on the "
                              f"Class page (default {CLASSES}; 0: none)")
