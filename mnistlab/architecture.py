@@ -35,7 +35,6 @@ from mnistlab.layers import (
 from mnistlab.parse import check_seed, whole
 
 if TYPE_CHECKING:
-    from torch import nn
 
     from mnistlab.dropout import DropoutMasks
 
@@ -358,11 +357,6 @@ class Network:
 
     def __post_init__(self):
         object.__setattr__(self, "seed", check_seed(self.seed))
-
-    def build(self, device="cpu") -> nn.Sequential:
-        from mnistlab import network  # torch: only a network built needs it
-
-        return network.build(self.arch, self.init, self.seed, device)
 
     def label(self) -> str:
         """E.g. "784-128-64-10 relu, init default, seed 0"."""

@@ -37,7 +37,7 @@ class HasWeights(HasNetwork):
 
     def model(self, device="cpu") -> nn.Sequential:
         """The network, rebuilt from its architecture and loaded with its weights, in eval mode."""
-        model = self.network.build(device)
+        model = build_network(self.network, device)
         model.load_state_dict(self.state)
         return model.eval()
 
@@ -80,6 +80,11 @@ def build(arch: Architecture, init: Init = Init(), seed: int = 0,  # noqa: B008 
             if init.weight_std is not None:
                 layer.weight.normal_(std=init.weight_std, generator=g)
     return model.to(resolve_device(device))
+
+
+def build_network(net: Network, device="cpu") -> nn.Sequential:
+    """`build` of a `Network`'s architecture, init and seed."""
+    return build(net.arch, net.init, net.seed, device)
 
 
 def seed_dropout(model: nn.Module, seed: int) -> None:

@@ -1,7 +1,7 @@
 """Jupyter notebooks to take home: the lesson with the visitor's values, a Build network, a Train run.
 
 Written with nbformat, without outputs: run top to bottom, each prints what the app showed (the
-lesson's steps are `mnistlab.lesson.PARTS`, the code is `codegen` and `train_config.training_code`, all
+lesson's steps are `mnistlab.lesson.PARTS`, the code is `codegen` and `training_code.source`, all
 shared with the pages). MNIST is read where the app found it ($MNISTLAB_DATA or the lesson's folder), and
 downloaded when it is not there.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import nbformat
 from nbformat import v4
 
-from mnistlab import codegen, lesson_step, train_config
+from mnistlab import codegen, lesson_step, training_code
 from mnistlab.dataset import MNIST, Dataset
 from mnistlab.lesson import PARTS
 from mnistlab.network import Network
@@ -110,11 +110,11 @@ def build(net: Network, style: str = "sequential") -> nbformat.NotebookNode:
 
 def training_source(config: TrainConfig, arch=None) -> str:
     """The Train page's training code (for a network of `arch`), reading the data set where this app does."""
-    code = train_config.training_code(config, arch)
+    code = training_code.source(config, arch)
     folder = repr(lesson_step.data_folder_text(config.data))
-    lesson_folder = f'"{config.data.lesson_folder}"'  # how train_config.training_code names the data folder
+    lesson_folder = f'"{config.data.lesson_folder}"'  # how training_code.source names the data folder
     if lesson_folder not in code:
-        raise RuntimeError("train_config.training_code no longer names the lesson's data folder as expected")
+        raise RuntimeError("training_code.source no longer names the lesson's data folder as expected")
     return code.replace(lesson_folder, folder.replace("'", '"')).rstrip("\n")  # training and validation's
 
 

@@ -83,7 +83,7 @@ class Run(network.HasWeights):
         return self.config.data
 
     def initial_model(self) -> nn.Sequential:
-        return self.network.build()
+        return network.build_network(self.network)
 
     @property
     def normalization(self) -> str:
@@ -119,7 +119,7 @@ def run(net: Network, config: TrainConfig, train_split: Split, test_split: Split
     check_split(config, test_split)
     learn, validation = splits.training_splits(train_split, config)
     device = network.resolve_device(device)
-    model = net.build(device)
+    model = network.build_network(net, device)
     initial = _cpu_state(model)
     if on_model is not None:
         on_model(model)

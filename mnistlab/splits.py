@@ -19,7 +19,7 @@ import torch
 
 from mnistlab.data import Split
 from mnistlab.errors import ConfigError
-from mnistlab.train_config import MAX_VALIDATION, MIN_VALIDATION  # the caps: TrainConfig's
+from mnistlab.train_config import MAX_VALIDATION, MIN_VALIDATION, noise_count  # TrainConfig's
 
 CACHED_PER_SPLIT = 4  # settings' splits kept per loaded split: a copy of the images each (~40 MB)
 
@@ -34,11 +34,6 @@ def stratified_order(labels: torch.Tensor, n_classes: int, generator: torch.Gene
     counts = torch.bincount(labels, minlength=n_classes)
     rank = torch.arange(len(labels)) - (counts.cumsum(0) - counts)[labels[grouped]]  # place in its class
     return grouped[((rank + 0.5).double() / counts[labels[grouped]]).argsort(stable=True)]
-
-
-def noise_count(fraction: float, n: int) -> int:
-    """How many of `n` training labels a label-noise `fraction` changes."""
-    return round(fraction * n)
 
 
 def noisy(labels: torch.Tensor, fraction: float, n_classes: int, generator: torch.Generator) -> torch.Tensor:

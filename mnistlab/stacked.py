@@ -246,7 +246,7 @@ def train_group(trials: list, train_split: Split, test_split: Split, device="cpu
         return _train_one(trials[0], train_split, test_split, device, callback, stop)
     train.check_split(config, test_split)
     learn, validation = splits.training_splits(train_split, config)
-    stack = Stack([t.network.build() for t in trials], [t.arch for t in trials], device)
+    stack = Stack([network.build_network(t.network) for t in trials], [t.arch for t in trials], device)
     start = time.perf_counter()
     history = train.train(stack, config, learn, device, callback, stop, validation=validation)
     if history.stopped_early:

@@ -87,7 +87,7 @@ def pace() -> float:
         import torch
 
         from mnistlab import train
-        from mnistlab.network import Architecture, Network
+        from mnistlab.network import Architecture, Network, build_network
         from mnistlab.sweep import Trial
         from mnistlab.train_config import TrainConfig
 
@@ -98,7 +98,7 @@ def pace() -> float:
         images = torch.randint(0, 256, (config.train_images, *shape), dtype=torch.uint8, generator=g)
         split = Split(images, torch.randint(0, classes, (len(images),), generator=g), dataset=config.data)
         trials = [Trial(Network(Architecture((16,), act)), config) for act in ("relu", "sigmoid")]
-        stack = stacked.Stack([t.network.build() for t in trials], [t.arch for t in trials], "cpu")
+        stack = stacked.Stack([build_network(t.network) for t in trials], [t.arch for t in trials], "cpu")
         train.train(stack, config, split)  # once to warm up: the first steps allocate what later ones reuse
         start = time.perf_counter()
         train.train(stack, config, split)

@@ -206,7 +206,7 @@ with right:
                 models.append((model.label(), model.model(), model.normalization, model.dataset))
     if st.session_state.get("draw_untrained"):
         models.append((f"UNTRAINED {build.network.arch.label()}: random weights, so its guess means nothing",
-                       build.network.build().eval(), "lesson", chosen_data))
+                       network.build_network(build.network).eval(), "lesson", chosen_data))
 
     # One preparation per data set the chosen networks learned (the sidebar's when none is chosen).
     wanted = list(dict.fromkeys([m[3] for m in models] or [chosen_data]))

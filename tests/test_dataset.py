@@ -15,7 +15,7 @@ import torch
 
 from mnistlab import data, data_sources, dynamics, network_diagram, plots, preprocess
 from mnistlab.dataset import DATASETS, FASHION, MNIST
-from mnistlab.network import Network
+from mnistlab.network import Network, build_network
 from mnistlab.tensors import TensorNetwork
 
 EACH = pytest.mark.parametrize("ds", list(DATASETS.values()), ids=list(DATASETS))
@@ -130,7 +130,7 @@ def test_a_drawing_is_prepared_into_the_data_sets_field(test_splits):
 def test_the_dynamics_keep_the_probe_data_set_and_one_image_of_each_of_its_classes(ds, test_splits):
     split = test_splits[ds.name]
     recorder = dynamics.Recorder(split)
-    recorder.start(Network().build(), "lesson", steps_per_epoch=10, epochs=1)
+    recorder.start(build_network(Network()), "lesson", steps_per_epoch=10, epochs=1)
     d = recorder.result
     assert d.dataset is ds
     assert split.labels[d.replay_digits].tolist() == list(range(ds.n_classes))

@@ -218,7 +218,7 @@ def test_dropout_and_batch_norm_settings_train_in_separate_stacks():
 
 def test_a_stacks_members_are_networks_as_built_in_training_and_eval_mode(splits):
     nets = [Network(LAYERED, Init(), s) for s in (0, 1)]
-    models = [n.build() for n in nets]
+    models = [network.build_network(n) for n in nets]
     stack = stacked.Stack(models, [LAYERED] * 2, "cpu")
     images = splits[1].normalized(slice(0, 64)).flatten(1)
     for model in models:

@@ -18,7 +18,7 @@ from mnistlab import (
     network,
     notebook,
     runs,
-    train_config,
+    training_code,
 )
 from mnistlab.layers import Conv, Pool
 from mnistlab.lesson_step import LessonValues
@@ -139,7 +139,7 @@ def test_the_train_notebook_trains_the_apps_very_weights_to_the_apps_test_accura
     nb = execute(notebook.trained(network.Network(arch, Init(), 4), config, run.accuracy), tmp_path,
                  "torch.save(model.state_dict(), 'trained.pt')")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    shown = train_config.training_code(config, arch)  # as the Train page shows it
+    shown = training_code.source(config, arch)  # as the Train page shows it
     assert shown.split("trainset =")[0] in code[3].source
     assert f"datasets.{splits[0].dataset.torchvision_name}(" in code[3].source
     if arch.has_dropout:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mnistlab.layers import Conv
-from mnistlab.network import Architecture, Init, Network, build
+from mnistlab.network import Architecture, Init, Network, build, build_network
 from mnistlab.share import DEFAULT, MAX_VALUE_LENGTH, STD_SCALE, decode, encode
 
 
@@ -95,7 +95,7 @@ def test_a_cnn_link_carries_its_layers_as_typed_and_restores_the_same_weights():
                       "conv": "8:5,pool,16:5,pool"}  # defaults left out: a short link
     restored, notices = decode(params)
     assert notices == [] and restored == state
-    a, b = state.build(), restored.build()
+    a, b = build_network(state), build_network(restored)
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         assert torch.equal(p, q), name
 

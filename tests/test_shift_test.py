@@ -23,7 +23,7 @@ def brief_run(arch: Architecture, train_split, test_split, cache) -> runs.Run:
     """`arch` trained one epoch on 10,000 training images (once: the weights are kept in .pytest_cache),
     as a session's run scored on the first 2,000 test images (the other scores are not looked at here)."""
     net = network.Network(arch)
-    model = net.build()
+    model = network.build_network(net)
     key = f"{arch.label()}-{BRIEF.label()}-10000-torch{torch.__version__}"
     path = cache.mkdir("mnistlab-shift") / f"{re.sub(r'[^A-Za-z0-9.+-]', '_', key)}.safetensors"
     history = train.History(steps_per_epoch=len(range(0, 10_000, BRIEF.batch_size)))

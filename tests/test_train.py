@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from mnistlab import codegen, data, jobs, network, runs, train, train_config
+from mnistlab import codegen, data, jobs, network, runs, train, train_config, training_code
 from mnistlab.errors import ConfigError
 from mnistlab.layers import Conv, Pool
 from mnistlab.train_config import TrainConfig
@@ -270,14 +270,14 @@ def test_a_job_stopped_while_waiting_never_trains(train_split, test_split, monke
 
 
 def test_the_training_code_shown_is_python_with_the_chosen_settings():
-    code = train_config.training_code(TrainConfig(optimizer="sgd", lr=0.01, momentum=0.5, batch_size=32,
+    code = training_code.source(TrainConfig(optimizer="sgd", lr=0.01, momentum=0.5, batch_size=32,
                                                   epochs=3))
     compile(code, "training_code", "exec")
     assert "optim.SGD(model.parameters(), lr=0.01, momentum=0.5, fused=True)" in code
     assert "batch_size=32" in code and "for e in range(3):" in code
     assert "model[:-1](images)" in code  # cross-entropy on the scores, not on the softmax
     assert "transforms.Normalize((0.5,), (0.5,))" in code  # the lesson's, unless chosen otherwise
-    mnist = train_config.training_code(TrainConfig(normalization="mnist"))
+    mnist = training_code.source(TrainConfig(normalization="mnist"))
     assert "transforms.Normalize((0.1307,), (0.3081,))" in mnist
 
 
@@ -312,7 +312,7 @@ def test_the_training_code_shown_trains_the_very_same_weights(case, splits_of, c
     weights, and the validation it prints is the app's."""
     arch, seed, style, config = SHOWN[case]
     ds = config.data
-    code = train_config.training_code(config, arch)
+    code = training_code.source(config, arch)
     # The code reads the data set from the lesson's folder; here it comes from the tests' data folder.
     code = code.replace(f'"{ds.lesson_folder}"', repr(str(data.data_root())))
     learner = {}
@@ -335,23 +335,23 @@ def test_the_training_code_shown_trains_the_very_same_weights(case, splits_of, c
 def test_the_training_code_says_what_it_does_for_each_kind_of_network():
     """What the code above runs, in words a learner reads: dropout's masks seeded, training mode,
     a CNN's batches unflattened, the other data set's folder and normalization."""
-    layered = train_config.training_code(SHOWN["dropout, batch norm"][3], LAYERED)
+    layered = training_code.source(SHOWN["dropout, batch norm"][3], LAYERED)
     assert "torch.manual_seed(3)  # the dropout masks" in layered and "model.train()" in layered
-    cnn = train_config.training_code(SHOWN["cnn, dropout, batch norm"][3], LAYERED_CNN)
+    cnn = training_code.source(SHOWN["cnn, dropout, batch norm"][3], LAYERED_CNN)
     assert "images.view" not in cnn and "torch.manual_seed(4)  # the dropout masks" in cnn
-    fashion = train_config.training_code(SHOWN["fashion"][3])
+    fashion = training_code.source(SHOWN["fashion"][3])
     assert 'datasets.FashionMNIST("~/.pytorch/F_MNIST_data/"' in fashion
     assert "transforms.Normalize((0.286,), (0.353,))" in fashion
     # a network without dropout gets the code it always had
     config = SHOWN["dropout, batch norm"][3]
-    assert train_config.training_code(config, network.Architecture((64, 32))) == \
-        train_config.training_code(config)
+    assert training_code.source(config, network.Architecture((64, 32))) == \
+        training_code.source(config)
 
 
 def test_weight_decay_and_adamw_are_settings_the_code_shows():
-    assert train_config.optimizer_code(TrainConfig(weight_decay=1e-4)) == \
+    assert training_code.optimizer_code(TrainConfig(weight_decay=1e-4)) == \
         "optim.Adam(model.parameters(), lr=0.001, weight_decay=0.0001, fused=True)"
-    assert train_config.optimizer_code(TrainConfig(optimizer="adamw")) == \
+    assert training_code.optimizer_code(TrainConfig(optimizer="adamw")) == \
         "optim.AdamW(model.parameters(), lr=0.001, weight_decay=0, fused=True)"  # not AdamW's own 0.01
     assert "Adam divides it by the same running scale" in train_config.WEIGHT_DECAY_TEXT
     config = TrainConfig(optimizer="AdamW", weight_decay="0.01", early_stop="3", label_noise="0.2")
