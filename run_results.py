@@ -228,7 +228,7 @@ def show_mistakes(run: Run, test_split: data.Split) -> None:
     column = st.columns(3)[0]
     page = lab_ui.whole_field(column, f"Mistakes page (1 to {pages})", "tr_gallery")
     if not (isinstance(page, int) and 1 <= page <= pages):
-        column.error(f"The mistakes page must be a whole number from 1 to {pages}; got {page:g}.")
+        column.error(f"The mistakes page must be a whole number from 1 to {pages:,}; got {page:g}.")
         return
     for k in range((page - 1) * GALLERY, min(page * GALLERY, len(mistakes))):
         i = int(mistakes[k])

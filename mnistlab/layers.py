@@ -46,9 +46,9 @@ def as_size(value, what: str, lo: int, hi: int) -> int:
     """A whole number from `lo` to `hi`, typed or given; a message naming `what` otherwise."""
     text = str(value).strip()
     if isinstance(value, bool) or not whole_number(text.removeprefix("+")):
-        raise ConfigError(f"{what} must be a whole number from {lo} to {hi}; got {text!r}.")
+        raise ConfigError(f"{what} must be a whole number from {lo:,} to {hi:,}; got {text!r}.")
     if not lo <= int(text) <= hi:
-        raise ConfigError(f"{what} must be from {lo} to {hi}; got {int(text)}.")
+        raise ConfigError(f"{what} must be from {lo:,} to {hi:,}; got {int(text)}.")
     return int(text)
 
 

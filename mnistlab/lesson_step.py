@@ -33,7 +33,7 @@ class LessonValues:
         for name, size in [("Hidden units", self.n_hidden), *(
                 (f"fc{i} units", s) for i, s in enumerate(self.hidden, 1))]:
             if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_WIDTH:
-                raise ConfigError(f"{name} must be a whole number from 1 to {MAX_WIDTH}; got {size!r}.")
+                raise ConfigError(f"{name} must be a whole number from 1 to {MAX_WIDTH:,}; got {size!r}.")
         if len(self.hidden) != 2:
             raise ConfigError(f"The lesson's ReLU network has two hidden layers; got {len(self.hidden)}.")
         object.__setattr__(self, "hidden", tuple(self.hidden))

@@ -19,7 +19,7 @@ def whole(name: str, value, lo: int, hi: int) -> int:
     text = str(value).strip()
     if (isinstance(value, bool) or not whole_number(text.removeprefix("+"))
             or not lo <= int(text) <= hi):
-        raise ConfigError(f"{name} must be a whole number from {lo} to {hi}; got {value!r}.")
+        raise ConfigError(f"{name} must be a whole number from {lo:,} to {hi:,}; got {value!r}.")
     return int(text)
 
 
@@ -50,5 +50,5 @@ MAX_SEED = 2**31 - 1
 
 def check_seed(seed) -> int:
     if isinstance(seed, bool) or not whole_number(str(seed).strip()) or int(seed) > MAX_SEED:
-        raise ConfigError(f"Seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}.")
+        raise ConfigError(f"Seed must be a whole number from 0 to {MAX_SEED:,}; got {seed!r}.")
     return int(seed)

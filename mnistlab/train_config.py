@@ -172,7 +172,7 @@ class TrainConfig:
             try:
                 set_("train_images", parse.whole("Training images", self.train_images, 1, hi))
             except ConfigError:
-                raise ConfigError(f"Training images must be a whole number from 1 to {hi} (the "
+                raise ConfigError(f"Training images must be a whole number from 1 to {hi:,} (the "
                                   f"{self.data.train_size:,} training images less the {self.validation:,} "
                                   f"that validate), or empty for all of them; got {self.train_images!r}."
                                   ) from None

@@ -81,7 +81,7 @@ def chosen_image() -> int | None:
     index = lab_ui.whole_field(column, f"Test image (0 to {last})", "b_image", help=lab_ui.hidden_note())
     if isinstance(index, int) and 0 <= index <= last:
         return index
-    column.error(f"The test image must be a whole number from 0 to {last}; got {index:g}. "
+    column.error(f"The test image must be a whole number from 0 to {last:,}; got {index:g}. "
                  f"{lab_ui.hidden_note()}")
     return None
 

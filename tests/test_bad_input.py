@@ -56,9 +56,9 @@ def _model_file(shapes: bool = False) -> bytes:
 # (input, bad value, how the app reads it, error type, what the message must say)
 TABLE = [
     # Build page / CLI: hidden sizes and activations
-    ("hidden sizes", "0", lambda: Architecture.parse("0"), ConfigError, "from 1 to 2048"),
+    ("hidden sizes", "0", lambda: Architecture.parse("0"), ConfigError, "from 1 to 2,048"),
     ("hidden sizes", "-3", lambda: Architecture.parse("-3"), ConfigError, "whole number"),
-    ("hidden sizes", "10**9", lambda: Architecture.parse(str(10**9)), ConfigError, "from 1 to 2048"),
+    ("hidden sizes", "10**9", lambda: Architecture.parse(str(10**9)), ConfigError, "from 1 to 2,048"),
     ("hidden sizes", "text", lambda: Architecture.parse("wide"), ConfigError, "whole number"),
     ("hidden sizes", "a comma alone", lambda: Architecture.parse(","), ConfigError, "single commas"),
     ("hidden sizes", "doubled commas", lambda: Architecture.parse("128,,64"), ConfigError, "single commas"),
@@ -73,13 +73,13 @@ TABLE = [
     ("std", "NaN", lambda: Init(weight_std=math.nan), ConfigError, "finite"),
     ("std", "infinity", lambda: Init(weight_std=math.inf), ConfigError, "finite"),
     ("std", "huge", lambda: Init(weight_std=1e30), ConfigError, "at most 10"),
-    ("seed", "negative", lambda: network.check_seed(-1), ConfigError, "from 0 to 2147483647"),
+    ("seed", "negative", lambda: network.check_seed(-1), ConfigError, "from 0 to 2,147,483,647"),
     # Train page / CLI
     ("learning rate", "0", lambda: TrainConfig(lr=0), ConfigError, "above 0"),
     ("learning rate", "negative", lambda: TrainConfig(lr=-0.01), ConfigError, "above 0"),
     ("learning rate", "NaN", lambda: TrainConfig(lr=math.nan), ConfigError, "Learning rate"),
     ("batch size", "0", lambda: TrainConfig(batch_size=0), ConfigError, "Batch size"),
-    ("batch size", "10**7", lambda: TrainConfig(batch_size=10**7), ConfigError, "from 1 to 4096"),
+    ("batch size", "10**7", lambda: TrainConfig(batch_size=10**7), ConfigError, "from 1 to 4,096"),
     ("epochs", "0", lambda: TrainConfig(epochs=0), ConfigError, "Epochs"),
     ("epochs", "10**6", lambda: TrainConfig(epochs=10**6), ConfigError, "from 1 to 20"),
     # uploaded model files

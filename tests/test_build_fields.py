@@ -35,12 +35,12 @@ def test_a_layer_of_0_units_is_told_under_the_layers_with_the_allowed_sizes():
     at.number_input(key="b_size_0").set_value(0).run()
     assert not at.exception
     assert [e.value for e in controls(at).error] == [
-        f"Hidden layer 1 size must be from 1 to {MAX_WIDTH}; got 0."]
+        f"Hidden layer 1 size must be from 1 to {MAX_WIDTH:,}; got 0."]
     assert not any("Linear(" in c.value for c in at.code), "the old network is still shown as if built"
 
     at.number_input(key="b_size_0").set_value(MAX_WIDTH + 1).run()
     assert [e.value for e in controls(at).error] == [
-        f"Hidden layer 1 size must be from 1 to {MAX_WIDTH}; got {MAX_WIDTH + 1}."]
+        f"Hidden layer 1 size must be from 1 to {MAX_WIDTH:,}; got {MAX_WIDTH + 1}."]
 
     at.number_input(key="b_size_0").set_value(300).run()
     assert not at.error
@@ -50,7 +50,8 @@ def test_a_layer_of_0_units_is_told_under_the_layers_with_the_allowed_sizes():
 def test_a_negative_seed_is_told_under_the_seed():
     at = open_build()
     at.number_input(key="b_seed").set_value(-1).run()
-    assert errors_in_column_with(at, "Seed") == [f"Seed must be a whole number from 0 to {MAX_SEED}; got -1."]
+    assert errors_in_column_with(at, "Seed") == [
+        f"Seed must be a whole number from 0 to {MAX_SEED:,}; got -1."]
     assert not any("Linear(" in c.value for c in at.code)
 
 
@@ -60,7 +61,7 @@ def test_a_test_image_past_the_last_is_told_under_its_field():
     at.run()
     at.number_input(key="b_image").set_value(5_000).run()  # the first hidden one: never shown
     label = "Test image (0 to 4999)"
-    allowed = "The test image must be a whole number from 0 to 4999"
+    allowed = "The test image must be a whole number from 0 to 4,999"
     hidden = "Test images 5,000 to 9,999 are kept hidden for class challenges"
     assert [e.split(". ")[0] for e in errors_in_column_with(at, label)] == [f"{allowed}; got 5000"]
     assert hidden in errors_in_column_with(at, label)[0]
@@ -75,12 +76,12 @@ def test_a_fraction_is_refused_never_cut_to_a_whole_number():
     at = open_build()
     at.number_input(key="b_size_0").set_value(12.5).run()
     assert [e.value for e in controls(at).error] == [
-        f"Hidden layer 1 size must be a whole number from 1 to {MAX_WIDTH}; got '12.5'."]
+        f"Hidden layer 1 size must be a whole number from 1 to {MAX_WIDTH:,}; got '12.5'."]
     at.number_input(key="b_size_0").set_value(1e3).run()  # what the field reads "1e3" as
     assert not at.error and "Linear(in_features=784, out_features=1000, bias=True)" in at.code[0].value
     at.number_input(key="b_seed").set_value(2.5).run()
     assert errors_in_column_with(at, "Seed") == [
-        f"Seed must be a whole number from 0 to {MAX_SEED}; got 2.5."]
+        f"Seed must be a whole number from 0 to {MAX_SEED:,}; got 2.5."]
 
 
 def test_a_dropout_is_kept_as_typed():

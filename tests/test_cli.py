@@ -83,8 +83,8 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["train", "--hidden", "0"], "Hidden layer 1 size must be from 1 to 2048"),
-    (["train", "--hidden", "1000000000"], "Hidden layer 1 size must be from 1 to 2048"),
+    (["train", "--hidden", "0"], "Hidden layer 1 size must be from 1 to 2,048"),
+    (["train", "--hidden", "1000000000"], "Hidden layer 1 size must be from 1 to 2,048"),
     (["train", "--hidden", "abc"], "whole number"),
     (["train", "--hidden", ","], "single commas"),
     (["train", "--conv", "8:5,pool,16:5,pool,16:5"],
@@ -102,10 +102,10 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
     (["train", "--weight-std", "0"], "Weight std"), (["train", "--weight-std", "inf"], "Weight std"),
     (["train", "--device", "tpu"], "Device must be"), (["train", "--out", "../../etc/x"], "A model name is"),
     (["train", "--normalize", "max"], "Input normalization must be one of lesson, mnist, fashion, none"),
-    (["train", "--validation", "500"], "Validation images must be a whole number from 1000 to 20000"),
-    (["train", "--validation", "70000"], "Validation images must be a whole number from 1000 to 20000"),
-    (["train", "--train-images", "55000"], "Training images must be a whole number from 1 to 50000"),
-    (["train", "--train-images", "-3"], "Training images must be a whole number from 1 to 50000"),
+    (["train", "--validation", "500"], "Validation images must be a whole number from 1,000 to 20,000"),
+    (["train", "--validation", "70000"], "Validation images must be a whole number from 1,000 to 20,000"),
+    (["train", "--train-images", "55000"], "Training images must be a whole number from 1 to 50,000"),
+    (["train", "--train-images", "-3"], "Training images must be a whole number from 1 to 50,000"),
     (["train", "--label-noise", "1.5"], "Label noise must be a number from 0 and at most 1"),
     (["train", "--label-noise", "lots"], "Label noise must be a number from 0 and at most 1"),
     (["train", "--weight-decay", "-0.1"], "Weight decay must be a number from 0 and at most 1"),
@@ -116,9 +116,9 @@ def test_bad_arguments_exit_with_one_line_and_no_traceback(tmp_path):
     (["train", "--evaluations", "0"], "Validation checks per epoch must be a whole number from 1 to 10"),
     (["train", "--split-seed", "x"], "Seed"),
     (["sweep", "--weight-decay", "0,2"], "Weight decay must be a number from 0 and at most 1"),
-    (["sweep", "--train-images", "50,100"], "Training images must be a whole number from 100 to 50000"),
+    (["sweep", "--train-images", "50,100"], "Training images must be a whole number from 100 to 50,000"),
     (["sweep", "--label-noise", "0,,0.1"], "Label noises: values are separated by single commas"),
-    (["sweep", "--validation", "999"], "Validation images must be a whole number from 1000 to 20000"),
+    (["sweep", "--validation", "999"], "Validation images must be a whole number from 1,000 to 20,000"),
     (["train", "--dropout", "1.5"], "Dropout for hidden layer 1 must be a number from 0 (none) to 0.9; "
      "got '1.5'"),
     (["train", "--dropout", "x"], "Dropout for hidden layer 1 must be a number from 0 (none) to 0.9; "

@@ -68,13 +68,14 @@ def test_previous_and_next_walk_the_steps_and_keep_the_address_in_step():
 
 
 @pytest.mark.parametrize("step, key, typed, says", [
-    ("5", "l_units", -3, "Hidden units must be a whole number from 1 to 2048; got -3. The steps still "
+    ("5", "l_units", -3, "Hidden units must be a whole number from 1 to 2,048; got -3. The steps still "
                          "use 256."),
-    ("5", "l_units", 12.5, "Hidden units must be a whole number from 1 to 2048; got 12.5. The steps still "
+    ("5", "l_units", 12.5, "Hidden units must be a whole number from 1 to 2,048; got 12.5. The steps still "
                            "use 256."),
-    ("11", "l_fc2", 5000, "fc2 units must be a whole number from 1 to 2048; got 5000. The steps still "
+    ("11", "l_fc2", 5000, "fc2 units must be a whole number from 1 to 2,048; got 5000. The steps still "
                           "use 64."),
-    ("1", "l_seed", -1, "Seed must be a whole number from 0 to 2147483647; got -1. The steps still use 7."),
+    ("1", "l_seed", -1, "Seed must be a whole number from 0 to 2,147,483,647; got -1. The steps still "
+                        "use 7."),
 ])
 def test_a_refused_value_is_told_under_its_field_and_the_steps_keep_theirs(step, key, typed, says):
     at = open_lesson({"step": step})

@@ -69,11 +69,12 @@ def test_label_noise_changes_exactly_that_fraction_of_training_labels_and_nothin
 
 
 @pytest.mark.parametrize("settings, says", [
-    ({"validation": 999}, "Validation images must be a whole number from 1000 to 20000"),
+    ({"validation": 999}, "Validation images must be a whole number from 1,000 to 20,000"),
     ({"validation": 20_001}, "Validation images"), ({"validation": "many"}, "Validation images"),
-    ({"train_images": 50_001}, "Training images must be a whole number from 1 to 50000"),
-    ({"train_images": 55_001, "validation": 5_000}, "Training images must be a whole number from 1 to 55000"),
-    ({"train_images": 60_000}, "from 1 to 50000"),
+    ({"train_images": 50_001}, "Training images must be a whole number from 1 to 50,000"),
+    ({"train_images": 55_001, "validation": 5_000},
+     "Training images must be a whole number from 1 to 55,000"),
+    ({"train_images": 60_000}, "from 1 to 50,000"),
     ({"train_images": 32}, "Batch size must be at most the 32 training images"),
     ({"label_noise": 1.5}, "Label noise must be a number from 0 and at most 1"),
     ({"label_noise": -0.1}, "Label noise"), ({"label_noise": "half"}, "Label noise"),

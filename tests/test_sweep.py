@@ -44,7 +44,7 @@ def test_a_random_sample_is_the_same_sample_for_the_same_settings():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(widths=""), "Widths: give at least one value."),
     (dict(widths="16,,32"), "Widths: values are separated by single commas"),
-    (dict(widths="16,4096"), "A width must be a whole number from 1 to 2048; got '4096'."),
+    (dict(widths="16,4096"), "A width must be a whole number from 1 to 2,048; got '4096'."),
     (dict(depths="-1"), "Hidden layers must be a whole number from 0 to 4"),
     (dict(depths="5"), "Hidden layers must be a whole number from 0 to 4"),
     (dict(convs="8:5,16:5;;none"), "separated by single ';'"),
@@ -155,9 +155,9 @@ def test_the_grid_nests_the_setting_axes_as_sweeps_saved_before_did():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(weight_decays="0,-1"), "Weight decay must be a number from 0 and at most 1"),
-    (dict(train_sizes="100,50001"), "Training images must be a whole number from 100 to 50000"),
-    (dict(train_sizes="10"), "Training images must be a whole number from 100 to 50000"),
-    (dict(train_images=99), "Training images must be a whole number from 100 to 50000"),
+    (dict(train_sizes="100,50001"), "Training images must be a whole number from 100 to 50,000"),
+    (dict(train_sizes="10"), "Training images must be a whole number from 100 to 50,000"),
+    (dict(train_images=99), "Training images must be a whole number from 100 to 50,000"),
     (dict(label_noises="0,2"), "Label noise must be a number from 0 and at most 1"),
     (dict(early_stop=2), "early stopping is for a single run"),
 ])

@@ -152,7 +152,7 @@ def test_a_sweep_killed_mid_way_then_started_again_trains_only_what_was_missing(
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--hidden", "16,abc"], "mnistlab: error: A width must be a whole number from 1 to 2048; got 'abc'."),
+    (["--hidden", "16,abc"], "mnistlab: error: A width must be a whole number from 1 to 2,048; got 'abc'."),
     (["--seeds", "9"], "mnistlab: error: Seeds per config must be a whole number from 1 to 5; got '9'."),
     (["--depth", "5"], "mnistlab: error: Hidden layers must be a whole number from 0 to 4; got '5'."),
     (["--engine", "spark"], "mnistlab: error: Engine must be local or ray; got 'spark'."),

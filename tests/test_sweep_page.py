@@ -104,7 +104,7 @@ def test_a_link_with_several_bad_values_names_each_keeps_the_good_ones_and_clean
     assert [w.value for w in at.warning] == [
         "Link value depths='9' was not used: Hidden layers must be a whole number from 0 to 4; got '9'. "
         "Using the default.",
-        "Link value widths='abc' was not used: A width must be a whole number from 1 to 2048; got 'abc'. "
+        "Link value widths='abc' was not used: A width must be a whole number from 1 to 2,048; got 'abc'. "
         "Using the default.",
         f"Link value epochs='99' was not used: Epochs per trial must be a whole number from 1 to "
         f"{sweep.MAX_TRIAL_EPOCHS}; got '99'. Using the default."]

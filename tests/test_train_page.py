@@ -64,7 +64,7 @@ def test_the_page_offers_the_lessons_network_by_default():
 def test_a_network_changed_here_is_the_one_trained_and_a_bad_one_is_an_error():
     at = open_train()
     use_network(at, "0", "relu")
-    assert "Hidden layer 1 size must be from 1 to 2048" in at.error[0].value
+    assert "Hidden layer 1 size must be from 1 to 2,048" in at.error[0].value
     use_network(at, "30,20", "tanh")
     assert not at.error and "784-30-20-10 tanh" in at.markdown[0].value and not at.info
     assert at.session_state["build"].network.arch == network.Architecture((30, 20), ("tanh", "tanh"))

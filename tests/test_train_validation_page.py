@@ -174,7 +174,7 @@ def test_a_refused_number_is_told_beside_its_field_and_train_waits_until_it_is_f
         at.number_input(key="tr_validation").set_value(typed)
         ok(at.run())
         assert errors_beside(at, "Validation images") == [
-            f"Validation images must be a whole number from 1000 to 20000; got {typed!r}.{WAITS}"]
+            f"Validation images must be a whole number from 1,000 to 20,000; got {typed!r}.{WAITS}"]
         assert at.number_input(key="tr_validation").value == typed  # kept as typed, not cut or replaced
         assert at.button(key="tr_train").disabled
         # its section may be closed: where to look is said outside it too

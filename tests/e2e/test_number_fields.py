@@ -39,11 +39,11 @@ def test_build_reads_fc1_as_typed_and_refuses_a_fraction_beside_it(page, base_ur
     expect(printed_model(page)).to_contain_text("out_features=1000")
     type_into(page, "fc1 units", "12.5")
     error = page.locator('[data-testid="stAlertContentError"]')
-    expect(error).to_have_text("Hidden layer 1 size must be a whole number from 1 to 2048; got '12.5'.")
+    expect(error).to_have_text("Hidden layer 1 size must be a whole number from 1 to 2,048; got '12.5'.")
     assert page.get_by_label("fc1 units", exact=True).input_value() == "12.5"  # as typed
     assert "out_features=12," not in page.content()
     type_into(page, "Seed", "3.7")
-    expect(error.nth(1)).to_contain_text("Seed must be a whole number from 0 to 2147483647; got 3.7.")
+    expect(error.nth(1)).to_contain_text("Seed must be a whole number from 0 to 2,147,483,647; got 3.7.")
     field, told = (page.get_by_label("Seed", exact=True).bounding_box(), error.nth(1).bounding_box())
     assert abs(told["x"] - field["x"]) < 40 and 0 < told["y"] - field["y"] < 150  # right under it
     assert_no_exception(page)
@@ -75,7 +75,7 @@ def test_lesson_tells_a_refused_hidden_size_beside_its_field(page, base_url, wid
     open_app(page, base_url, "lesson?step=5")
     type_into(page, "Hidden units (n_hidden)", "-3")
     error = page.locator('[data-testid="stAlertContentError"]')
-    expect(error).to_have_text("Hidden units must be a whole number from 1 to 2048; got -3. "
+    expect(error).to_have_text("Hidden units must be a whole number from 1 to 2,048; got -3. "
                                "The steps still use 256.")
     assert "n_hidden = 256" in step_code(page)
     field = page.get_by_label("Hidden units (n_hidden)", exact=True).bounding_box()
