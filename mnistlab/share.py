@@ -154,7 +154,7 @@ def decode(params: Mapping[str, object]) -> tuple[Network, list[str]]:
             seed = check_seed(p["seed"])
         except ConfigError:
             notices.append(f"Link value seed={p['seed']!r} was not used: the seed must be a whole number "
-                           f"from 0 to {MAX_SEED}. Using {DEFAULT.seed}.")
+                           f"from 0 to {MAX_SEED:,}. Using {DEFAULT.seed}.")
 
     return Network(arch, Init(zero_bias, std), seed), notices
 

@@ -9,6 +9,7 @@ and messages word for word, the same sweep ids and trial keys, the same architec
 """
 
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -110,9 +111,17 @@ ACT_NAMED_TOO = {
 }
 
 
+def written_now(message: str | None) -> str | None:
+    """A message as written since 2026-12-07, the other deliberate change: a range's bounds with
+    thousands separators ("from 1 to 2,048"), the values the link gave still as they were."""
+    if message is None:
+        return None
+    return re.sub(r"(from|to) (\d{4,})", lambda m: f"{m[1]} {int(m[2]):,}", message)
+
+
 def notices_now(case: dict) -> list[str]:
-    """The notices a link gave before, with the deliberate change above."""
-    then = list(case["notices"])
+    """The notices a link gave before, with the deliberate changes above."""
+    then = [written_now(n) for n in case["notices"]]
     if then and then[0].startswith("Link value hidden=") and case["params"].get("act") in ACT_NAMED_TOO:
         then.insert(1, ACT_NAMED_TOO[case["params"]["act"]])
     return then
@@ -137,8 +146,9 @@ def test_a_build_link_made_before_opens_the_same_network_with_the_same_notices(c
                          ids=lambda c: "&".join(f"{k}={v[:8]}" for k, v in c["params"].items()))
 def test_an_explore_link_made_before_opens_the_same_sweep_or_the_same_message(case):
     settings, error = outcome(sweep.from_params, case["params"])
-    # the one message that changed: a sweep may now try 0 hidden layers (a CNN straight to its output)
-    assert error == (case["error"] and case["error"].replace("from 1 to 4", "from 0 to 4"))
+    # what changed: a sweep may now try 0 hidden layers (a CNN straight to its output), and bounds have
+    # thousands separators (written_now)
+    assert error == (case["error"] and written_now(case["error"].replace("from 1 to 4", "from 0 to 4")))
     dataset, data_error = outcome(share.linked_dataset, case["params"])
     assert data_error == case["data_error"]
     if settings is None:

@@ -204,7 +204,7 @@ def _bad_files(good, tmp_path):
                                                                  "activations": ["relu", "swish"]})),
                                "architecture MNIST Lab cannot build.*swish"),
         "huge architecture": (_with_meta(_tensors(), _meta(arch={"hidden": [10**9], "activations": "relu"})),
-                              "architecture MNIST Lab cannot build.*2048"),
+                              "architecture MNIST Lab cannot build.*2,048"),
         "no architecture": (_with_meta(_tensors(), _meta(arch=None)), "architecture MNIST Lab cannot build"),
         "bad settings": (_with_meta(_tensors(), _meta(training={"lr": -1})), "settings.*Learning rate"),
         "unknown normalization": (_with_meta(_tensors(), _meta(training={"normalization": "zscore"})),

@@ -183,9 +183,9 @@ def test_a_refused_number_is_told_beside_its_field_and_train_waits_until_it_is_f
     at.number_input(key="tr_split_seed").set_value(1e12)
     ok(at.run())
     assert errors_beside(at, "Batch-order seed") == [
-        f"Seed must be a whole number from 0 to {network.MAX_SEED}; got -1.{WAITS}"]
+        f"Seed must be a whole number from 0 to {network.MAX_SEED:,}; got -1.{WAITS}"]
     assert errors_beside(at, "Split seed") == [
-        f"Seed must be a whole number from 0 to {network.MAX_SEED}; got 1000000000000.{WAITS}"]
+        f"Seed must be a whole number from 0 to {network.MAX_SEED:,}; got 1000000000000.{WAITS}"]
     ok(at.radio(key="tr_optimizer").set_value("sgd").run())
     at.number_input(key="tr_momentum").set_value(1.5)
     ok(at.run())
