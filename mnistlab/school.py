@@ -136,7 +136,7 @@ def shared_env(database: str, models: Path, cookie_secret: str) -> dict[str, str
     own, in the models folder, unless `database` names another): SQLite's write-ahead log lets several
     processes of one machine read and write it (tests/test_db.py). Servers on several machines
     (deploy/) need PostgreSQL, which every one of them reaches over the network."""
-    url = db.url(database or os.environ.get(db.ENV, "") or str(models))
+    url = db.url(database or os.environ.get(db.ENV, "") or str(Path(models) / db.FILE_NAME))
     return {db.ENV: url, "MNISTLAB_MODELS": str(models), "STREAMLIT_SERVER_COOKIE_SECRET": cookie_secret}
 
 

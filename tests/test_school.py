@@ -65,6 +65,8 @@ def test_replicas_on_this_machine_share_the_apps_sqlite_file_unless_told_another
     env = school.shared_env("", tmp_path, "secret")
     assert env["MNISTLAB_DB"] == f"sqlite:///{tmp_path / 'mnistlab.sqlite'}"  # the app's own, in the models
     assert env["MNISTLAB_MODELS"] == str(tmp_path) and env["STREAMLIT_SERVER_COOKIE_SECRET"] == "secret"
+    fresh = tmp_path / "not made yet"  # the replicas make the folder: the file is still inside it
+    assert school.shared_env("", fresh, "s")["MNISTLAB_DB"] == f"sqlite:///{fresh / 'mnistlab.sqlite'}"
     named = school.shared_env(str(tmp_path / "lab.sqlite"), tmp_path, "s")["MNISTLAB_DB"]
     assert named == f"sqlite:///{tmp_path / 'lab.sqlite'}"
     url = "postgresql+psycopg://lab:pw@db.school/lab"
