@@ -276,6 +276,11 @@ def challenge_form(code: str, key: str, rules: Challenge | None) -> None:
         c[2].time_input("End time (UTC)", key="cl_r_end_time")
     st.button("Set the challenge" if rules is None else "Change the challenge", key="cl_r_set",
               type="primary", on_click=set_challenge, args=(code, key))
+
+
+def challenge_outcome() -> None:
+    """What "Set the challenge" did, under the expander: it closes once a challenge is set, and the
+    browser may redraw it closed, which would hide a message inside it."""
     if "cl_rules_error" in ss:
         st.error(ss["cl_rules_error"], icon=":material/error:")
     elif ss.pop("cl_rules_saved", False):
@@ -330,6 +335,7 @@ def teacher(code: str, key: str) -> None:
             if info.challenge is not None:
                 st.markdown("\n".join(f"- {line}" for line in class_view.rules(info.challenge)))
             challenge_form(code, key, info.challenge)
+        challenge_outcome()
     elif info.challenge is not None:
         st.caption(info.challenge.label())
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from conftest import TIMEOUT_MS, assert_no_exception, new_page, open_app, wait_for_app
+from playwright.sync_api import expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from test_draw import draw
 
@@ -148,6 +149,9 @@ def test_one_students_page_while_another_session_trains(browser, server):
     during = []
     while teacher.locator('[data-testid="stProgress"]').count() and len(during) < 30:
         during += all_at_once([student], lambda p: next_batch.click())
+    if teacher.locator('[data-testid="stProgress"]').count():  # the server's one slot, free for the next test
+        teacher.get_by_role("button", name="Stop").click()
+        expect(teacher.locator('[data-testid="stProgress"]')).to_have_count(0)
     for page in (student, teacher):
         page.context.close()
 

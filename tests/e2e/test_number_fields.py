@@ -61,10 +61,8 @@ def test_build_dropout_steps_by_a_tenth_without_float_noise(page, base_url):
             field.press("ArrowUp")  # a step is sent at once, as a click on + is
         expect(field).to_have_value(f"0.{tenths}")
         # layer 1's, in the address: written by the same rerun, which the field may show a moment before
-        for _ in range(100):
-            if address_dropout(page) == [f"0.{tenths},0"]:
-                break
-            page.wait_for_timeout(100)
+        page.wait_for_function("want => new URLSearchParams(location.search).get('dropout') === want",
+                               arg=f"0.{tenths},0")
         assert address_dropout(page) == [f"0.{tenths},0"]
     expect(printed_model(page)).to_contain_text("Dropout(p=0.3, inplace=False)")
 
