@@ -78,7 +78,7 @@ def chosen_image() -> int | None:
     None, with a message under the field, when it is not one of the test images."""
     last = lab_ui.shown_test_images() - 1  # the hidden test images are never shown one by one
     column = st.columns(3)[0]
-    index = lab_ui.whole_field(column, f"Test image (0 to {last})", "b_image", help=lab_ui.hidden_note())
+    index = lab_ui.whole_field(column, f"Test image (0 to {last:,})", "b_image", help=lab_ui.hidden_note())
     if isinstance(index, int) and 0 <= index <= last:
         return index
     column.error(f"The test image must be a whole number from 0 to {last:,}; got {index:g}. "
@@ -125,7 +125,7 @@ with controls:
     for i in range(n_layers):
         # "sigmoid" and every label whole at 1280 px: the fields close together, the bin narrow
         c = st.columns([1.6, 2.1, 1.45, 0.5], gap="xsmall", vertical_alignment="bottom")
-        sizes.append(lab_ui.whole_field(c[0], f"fc{i + 1} units", f"b_size_{i}", help=f"1 to {MAX_WIDTH}"))
+        sizes.append(lab_ui.whole_field(c[0], f"fc{i + 1} units", f"b_size_{i}", help=f"1 to {MAX_WIDTH:,}"))
         c[1].selectbox(f"activation {i + 1}", list(ACTIVATIONS), key=f"b_act_{i}")
         drops.append(c[2].number_input("dropout", step=0.1, format="%g", key=f"b_drop_{i}",
                                        help=f"0 to {MAX_DROPOUT:g}"))
@@ -158,7 +158,7 @@ with controls:
                            disabled=init_kind == DEFAULT_INIT)
     zero_bias = st.checkbox("Zero biases", key="b_zero_bias")
     c = st.columns(2)
-    seed = lab_ui.whole_field(c[0], "Seed", "b_seed", help=f"0 to {MAX_SEED}")
+    seed = lab_ui.whole_field(c[0], "Seed", "b_seed", help=f"0 to {MAX_SEED:,}")
     try:
         seed = check_seed(seed)
     except ConfigError as e:

@@ -223,7 +223,7 @@ def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
     c[1].select_slider("Batch size", BATCH_SIZES, 64, key="tr_batch", disabled=busy)
     c = st.columns(2)
     c[0].slider("Epochs", 1, train_config.MAX_EPOCHS, 5, key="tr_epochs", disabled=busy)
-    good &= number_field(c[1], "batch_seed", busy, help=f"0 to {network.MAX_SEED}. The same seed gives the "
+    good &= number_field(c[1], "batch_seed", busy, help=f"0 to {network.MAX_SEED:,}. The same seed gives the "
                                                         f"same batches: compare two networks on equal terms.")
     st.selectbox("Input normalization", list(data.NORMALIZATIONS), key="tr_normalization",
                  format_func=data.NORMALIZATION_TEXT.get, disabled=busy,
@@ -235,7 +235,7 @@ def training_settings(build: lab_ui.Build, busy: bool) -> TrainConfig | None:
     with st.expander("Generalization settings", icon=":material/call_split:"):
         c = st.columns(2)
         inside = number_field(c[0], "validation", busy, step=1000.0, help=setting_help("validation"))
-        inside &= number_field(c[1], "split_seed", busy, help=f"0 to {network.MAX_SEED}: "
+        inside &= number_field(c[1], "split_seed", busy, help=f"0 to {network.MAX_SEED:,}: "
                                                               f"{setting_help('split_seed')}")
         chosen = {}  # every other setting with choices, two to a row in the order of its fields
         for i, name in enumerate(n for n, f in SETTINGS.items() if f.metadata["choices"] and n not in PLACED):

@@ -60,7 +60,7 @@ def test_a_test_image_past_the_last_is_told_under_its_field():
     at.session_state["b_tab"] = "Forward pass"
     at.run()
     at.number_input(key="b_image").set_value(5_000).run()  # the first hidden one: never shown
-    label = "Test image (0 to 4999)"
+    label = "Test image (0 to 4,999)"
     allowed = "The test image must be a whole number from 0 to 4,999"
     hidden = "Test images 5,000 to 9,999 are kept hidden for class challenges"
     assert [e.split(". ")[0] for e in errors_in_column_with(at, label)] == [f"{allowed}; got 5000"]
