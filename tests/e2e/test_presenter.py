@@ -85,6 +85,13 @@ def test_every_part_3_step_fits_a_projector(page, base_url, part_3_with_figure, 
     fits_a_projector(page, base_url, 3, part_3_with_figure, width, height)
 
 
+def slide_focused(page) -> None:
+    """The slide has the focus, as a remote's keys find it, and the page listens for them: its script
+    is drawn after the run (seen under load: a key pressed before it did nothing)."""
+    page.wait_for_function("() => window.mnistlabClicker === true")
+    page.locator('[data-testid="stMain"] h2').first.click()
+
+
 def trained_first(page, base_url, part: int) -> None:
     """The server's first run of a part that trains (part 3: two networks, about 15 s on an idle
     machine) may take longer than one page's wait: let it finish once."""
@@ -104,7 +111,7 @@ def fits_a_projector(page, base_url, part: int, with_figure: set[int], width: in
     for number in range(1, len(steps) + 1):
         if number == 1 or number in with_figure:  # a figure is measured once its page is whole
             open_app(page, base_url, f"lesson?{f'part={part}&' if part != 1 else ''}step={number}&present=1")
-            page.locator('[data-testid="stMain"] h2').first.click()  # the slide has the focus, as a remote's
+            slide_focused(page)
         else:  # the next slide as the room sees it come, by a clicker's Page Down
             with rerun(page):
                 page.keyboard.press("PageDown")
@@ -210,7 +217,7 @@ def test_a_clickers_page_down_and_page_up_and_the_arrow_keys_are_next_and_previo
         trained_first(page, base_url, part)
     open_app(page, base_url, f"lesson?{there}step=1&present=1")
     assert shown_step(page).startswith(f"1. {steps[0].title}")
-    page.locator('[data-testid="stMain"] h2').first.click()  # the slide has the focus, as a remote's
+    slide_focused(page)
     for key, number in [("PageDown", 2), ("ArrowRight", 3), ("ArrowDown", 4), ("PageUp", 3),
                         ("ArrowLeft", 2), ("ArrowUp", 1)]:
         with rerun(page):
@@ -220,6 +227,7 @@ def test_a_clickers_page_down_and_page_up_and_the_arrow_keys_are_next_and_previo
         assert f"step={number}" in page.url and (f"part={part}" in page.url) == (part != 1)
     page.keyboard.press("PageUp")  # at step 1: nothing to go back to, and no error
     open_app(page, base_url, f"lesson?{there}step={len(steps)}&present=1")
+    slide_focused(page)
     page.keyboard.press("PageDown")
     page.wait_for_timeout(500)
     assert shown_step(page).startswith(f"{len(steps)}. ") and f"step={len(steps)}" in page.url
