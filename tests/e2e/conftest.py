@@ -122,15 +122,6 @@ class RunLog:
     def mark(self) -> int:
         return len(self.events)
 
-    def requested_since(self, mark: int, timeout: float) -> bool:
-        """Whether the browser asked for a run after `mark`, waiting up to `timeout` ms for it."""
-        deadline = time.monotonic() + timeout / 1000
-        while not any(kind == "request" for kind, _, _ in self.events[mark:]):
-            if time.monotonic() > deadline:
-                return False
-            self.page.wait_for_timeout(50)
-        return True
-
     def finished_since(self, mark: int) -> bool:
         """A run asked for after `mark` has ended, and did not hand over to another run (st.rerun)."""
         requested, started = False, set()
