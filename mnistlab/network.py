@@ -41,6 +41,15 @@ class HasWeights(HasNetwork):
         model.load_state_dict(self.state)
         return model.eval()
 
+    def predictor(self) -> nn.Sequential:
+        """`model()` on the CPU, built once for this object and kept: for predictions only (it stays in
+        eval mode and is never trained), so every rerun and visitor reading these weights shares it
+        rather than building the network and loading its weights again (Draw, on every stroke)."""
+        kept = self.__dict__.get("_predictor")
+        if kept is None:
+            kept = self.__dict__["_predictor"] = self.model()
+        return kept
+
 
 def state_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
     """Every tensor a network of `arch` holds (weights, biases, batch norm's statistics), by its

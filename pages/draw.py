@@ -197,13 +197,13 @@ with right:
 
     # (label, network, how it reads images, its data set): each network gets the drawing prepared as
     # its data set's images were and normalized as it was trained, and names its classes
-    models = [(label, runs[label].model(), runs[label].normalization, runs[label].dataset)
+    models = [(label, runs[label].predictor(), runs[label].normalization, runs[label].dataset)
               for label in chosen if label in runs]
     for label in chosen:
         if label in saved:
             with lab_ui.show_errors():  # e.g. a damaged file in the models folder
                 model = page_cache.saved_model(saved[label], file_stamp(saved[label]))
-                models.append((model.label(), model.model(), model.normalization, model.dataset))
+                models.append((model.label(), model.predictor(), model.normalization, model.dataset))
     if st.session_state.get("draw_untrained"):
         models.append((f"UNTRAINED {build.network.arch.label()}: random weights, so its guess means nothing",
                        network.build_network(build.network).eval(), "lesson", chosen_data))

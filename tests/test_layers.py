@@ -149,6 +149,17 @@ def test_the_same_image_predicted_twice_gets_the_same_probabilities(trained_run,
     assert trained_run.accuracy > 0.85
 
 
+def test_a_runs_predictor_is_built_once_and_predicts_as_its_model(trained_run, splits):
+    """Draw predicts each stroke with `predictor()`: the run's network built once, in eval mode, giving
+    the probabilities a freshly built `model()` gives."""
+    images = splits[1].normalized(list(range(32)))
+    predictor = trained_run.predictor()
+    assert trained_run.predictor() is predictor and not predictor.training
+    fresh = trained_run.model()
+    assert torch.equal(network.probabilities(predictor, images), network.probabilities(fresh, images))
+    assert dataclasses.replace(trained_run).predictor() is not predictor  # another run: its own
+
+
 def test_the_network_diagram_reads_a_training_network_as_in_eval_mode(trained_run, splits):
     model = trained_run.model().train()  # as if a training thread had it
     image = splits[1].normalized([3])[0]

@@ -9,7 +9,8 @@ from tests.e2e.conftest import SCREENSHOTS, assert_no_exception, goto_page, open
 from tests.e2e.test_dynamics_live import chart, slider
 
 PAUSED = re.compile(r"Paused at step ([\d,]+) of")
-RUNNING = re.compile(r"Epoch \d of 5 · step")  # in whichever epoch it was paused: a quick machine may be past the first
+# Running again, in whichever epoch it was paused: a quick machine may be past the first
+RUNNING = re.compile(r"Epoch \d of 5 · step")
 
 
 def test_a_run_paused_and_stepped_one_batch(page, base_url):
