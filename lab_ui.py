@@ -11,6 +11,7 @@ import contextlib
 from dataclasses import dataclass
 
 import pandas  # noqa: F401  see below
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 from sqlalchemy.exc import SQLAlchemyError
@@ -270,8 +271,31 @@ def run_label(number: int, run) -> str:
 
 
 def plot(fig, **kwargs) -> None:
-    """A Plotly figure at full width, without Plotly's logo in the toolbar."""
-    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, **kwargs)
+    """A Plotly figure at full width, without Plotly's logo in the toolbar. A figure is not changed
+    once plotted (a cached one is shared by every visitor): what is sent of it is made once (`Sent`)."""
+    st.plotly_chart(Sent.of(fig), width="stretch", config={"displaylogo": False}, **kwargs)
+
+
+class Sent(go.Figure):
+    """What `st.plotly_chart` sends of a figure, its dict (`to_dict`, the one thing it asks of a figure),
+    made once per figure rather than on every rerun: Plotly's `to_dict` deep-copies the whole figure,
+    template and all, each time it is asked (about a tenth of a busy classroom server's time went there,
+    for figures most of which come from a cache and never change)."""
+
+    def __init__(self, spec: dict):  # no Plotly object tree: only the dict it was made from
+        self._spec = spec
+
+    def to_dict(self) -> dict:
+        return self._spec
+
+    @classmethod
+    def of(cls, fig):
+        if not isinstance(fig, go.Figure) or isinstance(fig, cls):
+            return fig  # a dict, a list: Streamlit checks it through Plotly as before
+        spec = fig.__dict__.get("_lab_sent")
+        if spec is None:
+            spec = fig._lab_sent = fig.to_dict()
+        return cls(spec)
 
 
 def while_running(key: str, finish, draw) -> None:

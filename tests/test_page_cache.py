@@ -36,3 +36,24 @@ def test_the_scan_sees_the_pages_fragments():
     """The same scan finds what pages may decorate (Dataset's one image is a fragment): it reads them."""
     assert ("one_image", "fragment") in {(function, name) for function, _, name in
                                           decorators(PAGES[0].parent / "dataset.py")}
+
+
+def test_a_plotted_figure_sends_what_plotly_makes_of_it_made_once(test_split):
+    """`lab_ui.plot` hands Streamlit a figure's dict made once (`lab_ui.Sent`): the chart a browser gets
+    is the JSON Streamlit makes of the figure itself (a digit grid: a PNG and numpy label positions)."""
+    import plotly.io
+    import plotly.tools
+
+    import lab_ui
+    from mnistlab import plots
+
+    fig = plots.digit_grid(test_split.normalized(list(range(16))), test_split.labels[:16], title="A batch")
+
+    def streamlit_json(figure) -> str:  # as st.plotly_chart makes a chart's spec
+        return plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(figure, validate_figure=True),
+                                 validate=False)
+
+    sent = lab_ui.Sent.of(fig)
+    assert streamlit_json(sent) == streamlit_json(fig)
+    assert lab_ui.Sent.of(fig).to_dict() is sent.to_dict()  # made once, however often it is plotted
+    assert lab_ui.Sent.of(sent) is sent and lab_ui.Sent.of({"data": []}) == {"data": []}
